@@ -1,0 +1,212 @@
+"""Configuration: a TOML file decoded by msgspec into typed, frozen Structs.
+
+Layout of ``guanxi.toml`` (every key optional)::
+
+    tenant = "demo"                      # the tenant used until authentication lands
+
+    [database]
+    url = "sqlite+aiosqlite:///guanxi.db"
+
+    [plugins]
+    enabled = ["example"]
+    trace = false
+
+    [plugins.example]                    # one section per enabled plugin, typed by that plugin
+    greeting = "hi"
+
+Environment variables override the file: ``GUANXI_CONFIG`` (the file's path),
+``GUANXI_DATABASE_URL``, ``GUANXI_PLUGINS`` (comma-separated enabled list), and any key through
+``GUANXI__SECTION__KEY`` (double underscores separate the path, e.g.
+``GUANXI__PLUGINS__WECOM__SECRET``). A bad value fails at start with its key path and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from guanxi.core.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "guanxi.toml"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///guanxi.db"
+_PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    url: str = DEFAULT_DATABASE_URL
+    echo: bool = False
+    pool_size: int = 10
+    busy_timeout_ms: int = 5000
+
+    def __post_init__(self) -> None:
+        if "://" not in self.url:
+            raise ValueError("must be a SQLAlchemy URL such as sqlite+aiosqlite:///guanxi.db")
+        if self.pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
+
+
+class PluginSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    enabled: list[str] = msgspec.field(default_factory=list)
+    trace: bool = False
+
+    def __post_init__(self) -> None:
+        for name in self.enabled:
+            if not _PLUGIN_NAME.match(name):
+                raise ValueError(f"plugin name {name!r} must match {_PLUGIN_NAME.pattern}")
+        if len(set(self.enabled)) != len(self.enabled):
+            raise ValueError("a plugin is listed twice in enabled")
+
+
+class GraphQLSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    path: str = "/graphql"
+    graphiql: bool = True
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    default_page_size: int = 20
+    max_page_size: int = 100
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.default_page_size <= self.max_page_size:
+            raise ValueError("default_page_size must be between 1 and max_page_size")
+
+
+class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError("port must be between 1 and 65535")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+
+
+class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    tenant: str = "demo"
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    plugins: PluginSettings = msgspec.field(default_factory=PluginSettings)
+    graphql: GraphQLSettings = msgspec.field(default_factory=GraphQLSettings)
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """The whole configuration: the core part plus one decoded section per enabled plugin."""
+
+    core: CoreSettings
+    plugin_sections: Mapping[str, Mapping[str, Any]] = msgspec.field(default_factory=dict)
+    source: str = "<defaults>"
+
+    @property
+    def database(self) -> DatabaseSettings:
+        return self.core.database
+
+    @property
+    def enabled_plugins(self) -> list[str]:
+        return list(self.core.plugins.enabled)
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for key in path[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"environment override of `$.{'.'.join(path)}`: `{key}` is not a table")
+        node = child
+    node[path[-1]] = value
+
+
+def _env_value(raw: str) -> Any:
+    """Read an environment value as a TOML value when it parses as one, else as a string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(tree: dict[str, Any], environ: Mapping[str, str]) -> None:
+    if url := environ.get("GUANXI_DATABASE_URL"):
+        _set_path(tree, ["database", "url"], url)
+    if (enabled := environ.get("GUANXI_PLUGINS")) is not None:
+        names = [n.strip() for n in enabled.split(",") if n.strip()]
+        _set_path(tree, ["plugins", "enabled"], names)
+    for key, raw in environ.items():
+        if key.startswith("GUANXI__"):
+            path = [p.lower() for p in key[len("GUANXI__") :].split("__") if p]
+            if path:
+                _set_path(tree, path, _env_value(raw))
+
+
+def _decode(kind: type[Any], data: Any, prefix: str, source: str) -> Any:
+    try:
+        return msgspec.convert(data, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        # msgspec ends its messages with "- at `$.a.b`"; re-root the path under the section.
+        match = re.search(r" - at `\$(.*)`$", message)
+        if match:
+            path = prefix + match.group(1)
+            reason = message[: match.start()]
+        else:
+            path, reason = prefix, message
+        raise ConfigError(f"{source}: invalid config at `{path}`: {reason}") from None
+
+
+def read_raw(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], str]:
+    """Read the TOML file (if any) and apply environment overrides; return the tree and its source."""
+    env = os.environ if environ is None else environ
+    explicit = path is not None or "GUANXI_CONFIG" in env
+    file = Path(path if path is not None else env.get("GUANXI_CONFIG", DEFAULT_CONFIG_FILE))
+    tree: dict[str, Any] = {}
+    source = "<defaults>"
+    if file.exists():
+        try:
+            tree = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        source = str(file)
+    elif explicit:
+        raise ConfigError(f"config file {file} does not exist")
+    _apply_env(tree, env)
+    return tree, source
+
+
+def load_core(tree: Mapping[str, Any], source: str) -> tuple[CoreSettings, dict[str, Any]]:
+    """Decode the core part; return it and the raw plugin sections (still undecoded)."""
+    data = {k: v for k, v in tree.items()}
+    plugins = dict(data.get("plugins", {})) if isinstance(data.get("plugins"), dict) else data.get("plugins")
+    sections: dict[str, Any] = {}
+    if isinstance(plugins, dict):
+        for key in list(plugins):
+            if isinstance(plugins[key], dict):
+                sections[key] = plugins.pop(key)
+        data["plugins"] = plugins
+    core = _decode(CoreSettings, data, "$", source)
+    for name in sections:
+        if name not in core.plugins.enabled:
+            raise ConfigError(
+                f"{source}: invalid config at `$.plugins.{name}`: section for plugin {name!r}, "
+                f"which is not enabled (enabled: {', '.join(core.plugins.enabled) or 'none'})"
+            )
+    return core, sections
+
+
+def decode_plugin_section(name: str, schema: type[Any], raw: Any, source: str) -> Any:
+    """Decode one plugin's section with the Struct type the plugin declared."""
+    return _decode(schema, raw if raw is not None else {}, f"$.plugins.{name}", source)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> tuple[CoreSettings, dict[str, Any], str]:
+    """Read file and environment; decode the core part. Plugin sections are decoded by the plugin
+    manager once it knows each enabled plugin's schema (see :func:`guanxi.core.plugins.load`)."""
+    tree, source = read_raw(path, environ)
+    core, sections = load_core(tree, source)
+    return core, sections, source

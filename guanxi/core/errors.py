@@ -1,0 +1,52 @@
+"""The exceptions core raises, in one hierarchy.
+
+Every message says what was wrong in words a caller can act on, and never contains a secret.
+"""
+
+from __future__ import annotations
+
+
+class GuanxiError(Exception):
+    """Base of every error Guanxi raises on purpose."""
+
+    code = "ERROR"
+
+
+class ConfigError(GuanxiError):
+    """The configuration is invalid; the message names the key path (``$.database.url``)."""
+
+    code = "BAD_CONFIG"
+
+
+class PluginError(GuanxiError):
+    """A plugin could not be loaded or broke the plugin contract."""
+
+    code = "PLUGIN_ERROR"
+
+
+class ValidationError(GuanxiError):
+    """Input to a service is invalid. ``field`` names the offending input field."""
+
+    code = "VALIDATION"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class NotFoundError(GuanxiError):
+    """The object does not exist in the caller's tenant (or was merged away)."""
+
+    code = "NOT_FOUND"
+
+
+class ConflictError(GuanxiError):
+    """The change clashes with the current state (e.g. a duplicate unique value)."""
+
+    code = "CONFLICT"

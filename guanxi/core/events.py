@@ -1,0 +1,89 @@
+"""Event payloads handed to the event hooks after a transaction commits.
+
+They are immutable msgspec Structs (snapshots), never live ORM objects, so a plugin cannot change
+a committed row by accident and can serialise an event as it is (``msgspec.json.encode``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import msgspec
+
+from guanxi.core.context import Actor
+
+
+class CustomerData(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    display_name: str
+    company: str | None
+    phones: list[str]
+    emails: list[str]
+    attributes: dict[str, Any]
+    owner_id: uuid.UUID | None
+    stage_id: uuid.UUID | None
+    source: str | None
+    created_at: dt.datetime
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    tenant_id: uuid.UUID
+    actor: Actor
+
+
+class CustomerCreated(Event, frozen=True, kw_only=True):
+    customer: CustomerData
+
+
+class CustomerUpdated(Event, frozen=True, kw_only=True):
+    customer: CustomerData
+    changed: dict[str, list[Any]]  # field -> [old, new]
+
+
+class CustomersMerged(Event, frozen=True, kw_only=True):
+    survivor_id: uuid.UUID
+    merged_id: uuid.UUID
+    moved: dict[str, int]  # what moved: identities, interactions, tags, tasks ...
+
+
+class InteractionRecorded(Event, frozen=True, kw_only=True):
+    interaction_id: uuid.UUID
+    customer_id: uuid.UUID
+    channel: str
+    kind: str
+    direction: str
+    occurred_at: dt.datetime
+    text: str | None
+    payload: dict[str, Any]
+
+
+class StageChanged(Event, frozen=True, kw_only=True):
+    customer_id: uuid.UUID
+    from_stage: str | None  # stage keys
+    to_stage: str
+    rule: str | None
+    reason: str | None
+
+
+class TagsChanged(Event, frozen=True, kw_only=True):
+    customer_id: uuid.UUID
+    added: list[str]
+    removed: list[str]
+
+
+class IdentityAttached(Event, frozen=True, kw_only=True):
+    customer_id: uuid.UUID
+    identity_id: uuid.UUID
+    channel: str
+    external_id: str
+
+
+class TaskChanged(Event, frozen=True, kw_only=True):
+    task_id: uuid.UUID
+    customer_id: uuid.UUID
+    assignee_id: uuid.UUID | None
+    title: str
+    due_at: dt.datetime | None
+    done: bool

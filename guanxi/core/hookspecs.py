@@ -1,0 +1,193 @@
+"""Every hook a Guanxi plugin can implement.
+
+Plugins implement hooks with ``from guanxi import hookimpl``. Hooks are grouped by phase:
+
+* **Contributions** are called once at start-up and return things to add to the application.
+* **Events** are called after the transaction that caused them has committed. An
+  implementation may be ``async def``; core awaits it. A failing event implementation is logged
+  and does not undo the committed change or stop the other plugins' async implementations.
+* **Decisions** ask "who handles this?": they are ``firstresult`` (the first non-None result
+  wins, later implementations are not called). An implementation may be ``async def``: core
+  calls the implementations one at a time in pluggy's order (``tryfirst`` first, ``trylast``
+  last), awaits each answer, and stops at the first that is not None.
+
+Every hook receives only the arguments it names (pluggy passes by keyword), so an implementation
+may leave out arguments it does not need.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import uuid
+    from pathlib import Path
+
+    import click
+    import msgspec
+
+    from guanxi.core.events import (
+        CustomerCreated,
+        CustomerData,
+        CustomersMerged,
+        CustomerUpdated,
+        IdentityAttached,
+        InteractionRecorded,
+        StageChanged,
+        TagsChanged,
+        TaskChanged,
+    )
+    from guanxi.core.runtime import Runtime
+    from guanxi.core.services.identities import IdentityInput
+    from guanxi.core.tenancy import TenantSession
+
+hookspec = pluggy.HookspecMarker("guanxi")
+
+
+# --------------------------------------------------------------------------------------------
+# Contributions (start-up)
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def guanxi_config_schema() -> type[msgspec.Struct] | None:
+    """Return the msgspec Struct type of this plugin's config section ``[plugins.<name>]``.
+
+    Called once while the configuration is loaded, before any other hook. The section is decoded
+    into this type (declare it ``frozen=True, forbid_unknown_fields=True``); an invalid value fails
+    start-up with its key path, e.g. ``$.plugins.wecom.corp_id``. The decoded value is available
+    as ``runtime.plugin_settings("<name>")``. Return None (or do not implement the hook) when the
+    plugin takes no settings; a section for such a plugin is then rejected.
+    """
+
+
+@hookspec
+def guanxi_startup(runtime: Runtime) -> Any:
+    """Called once when the application (server, worker or CLI command) starts, after the
+    configuration is loaded and the database engine exists. May be ``async def``. Use it to
+    open clients or start background tasks; keep them on your plugin object.
+
+    :param runtime: the running application's :class:`guanxi.core.runtime.Runtime`.
+    """
+
+
+@hookspec
+def guanxi_shutdown(runtime: Runtime) -> Any:
+    """Called once when the application stops, in reverse registration order. May be ``async def``.
+    Close what :func:`guanxi_startup` opened."""
+
+
+@hookspec
+def guanxi_routes(runtime: Runtime) -> list[Any] | None:
+    """Return Litestar route handlers, controllers or routers to mount (webhooks, redirects,
+    tracking pixels). Paths should start with the plugin's name, e.g. ``/webhooks/wecom``.
+    Called once while the HTTP app is built. Synchronous."""
+
+
+@hookspec
+def guanxi_graphql(runtime: Runtime) -> Any:
+    """Return this plugin's part of the GraphQL schema, a
+    :class:`guanxi.graphql.contrib.GraphQLContribution` (Query, Mutation and Subscription
+    field classes, extra types, and fields added to core types such as ``Customer``), or None.
+
+    Called once while the schema is built. A field name that clashes with core's or another
+    plugin's fails start-up with both owners named. Synchronous.
+    """
+
+
+@hookspec
+def guanxi_migrations() -> Path | str | None:
+    """Return the folder of this plugin's Alembic revisions, or None if it owns no tables.
+
+    The folder's first revision must set ``branch_labels = ("<plugin name>",)`` and
+    ``depends_on = "core"`` (or a revision of core it needs). ``guanxi db upgrade`` applies core
+    and the folders of enabled plugins only. Tables must be named ``<plugin>_<table>`` and carry
+    ``tenant_id`` first in every key.
+    """
+
+
+@hookspec
+def guanxi_cli(group: click.Group) -> None:
+    """Add commands to the ``guanxi`` command line, e.g. ``group.add_command(my_group)``.
+
+    Called once when the CLI starts, only for enabled plugins. Name a command group after the
+    plugin (``guanxi wecom sync``)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Events (after commit)
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def guanxi_customer_created(runtime: Runtime, event: CustomerCreated) -> Any:
+    """A customer was created (by the API, an import, or an inbound event on a channel)."""
+
+
+@hookspec
+def guanxi_customer_updated(runtime: Runtime, event: CustomerUpdated) -> Any:
+    """A customer's fields changed; ``event.changed`` maps each field to ``[old, new]``."""
+
+
+@hookspec
+def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> Any:
+    """Two customers were merged: everything of ``event.merged_id`` now belongs to
+    ``event.survivor_id``, and the merged customer is a tombstone. Plugins that key their own rows
+    by customer move them here."""
+
+
+@hookspec
+def guanxi_identity_attached(runtime: Runtime, event: IdentityAttached) -> Any:
+    """A channel identity was attached to a customer (new, or moved by a merge)."""
+
+
+@hookspec
+def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> Any:
+    """An interaction was appended to a customer's timeline. Not called for a replayed event
+    whose dedupe key was already recorded."""
+
+
+@hookspec
+def guanxi_stage_changed(runtime: Runtime, event: StageChanged) -> Any:
+    """A customer moved from one lifecycle stage to another (``from_stage`` is None for the first
+    stage). ``rule`` names the automation rule that moved it, if any."""
+
+
+@hookspec
+def guanxi_tags_changed(runtime: Runtime, event: TagsChanged) -> Any:
+    """Tags were added to or removed from a customer (names as ``group/name`` or ``name``)."""
+
+
+@hookspec
+def guanxi_task_changed(runtime: Runtime, event: TaskChanged) -> Any:
+    """A follow-up task was created or completed (``event.done``)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Decisions (firstresult, synchronous)
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def guanxi_resolve_customer(session: TenantSession, identity: IdentityInput) -> uuid.UUID | None:
+    """Find the existing customer a new channel identity belongs to.
+
+    Called when an identity that Guanxi has not seen arrives, before a new customer would be
+    created for it. Core has already tried its own matching (same union id on any channel, then
+    the same phone or email); this hook adds matching core cannot do (a CRM lookup, a fuzzy rule).
+    The session is scoped to the tenant and inside the ingesting transaction. May be
+    ``async def``. Stops at the first non-None result; return None to let the next plugin (and
+    finally core, which creates a customer) decide.
+    """
+
+
+@hookspec(firstresult=True)
+def guanxi_assign_owner(session: TenantSession, customer: CustomerData) -> uuid.UUID | None:
+    """Pick the staff user who owns a new customer that arrived without an owner.
+
+    Called inside the creating transaction, for customers created without an owner. May be
+    ``async def``. Stops at the first non-None result; return None to leave the decision to the
+    next plugin (or leave the customer unassigned). An id that is not an active user of the
+    tenant is ignored with a warning."""

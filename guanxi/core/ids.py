@@ -1,0 +1,41 @@
+"""Application-generated, time-ordered identifiers.
+
+Rows get their id in Python (not from a database sequence), so they can be created on any worker
+and merged across databases. The layout is UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then
+random bits, which keeps B-tree inserts local and makes ids sort by creation time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+_lock = threading.Lock()
+_last_ms = 0
+_seq = 0
+
+
+def new_id() -> uuid.UUID:
+    """Return a new UUIDv7; ids made in one process are strictly increasing."""
+    global _last_ms, _seq
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last_ms:
+            ms = _last_ms
+            _seq += 1
+            if _seq > 0xFFF:  # 12-bit counter exhausted within one millisecond: borrow the next one
+                ms += 1
+                _seq = 0
+        else:
+            _seq = int.from_bytes(os.urandom(2), "big") & 0x3FF  # leave head-room for the counter
+        _last_ms = ms
+        seq = _seq
+    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76  # version 7
+    value |= seq << 64
+    value |= 0b10 << 62  # RFC 4122 variant
+    value |= rand
+    return uuid.UUID(int=value)

@@ -1,0 +1,333 @@
+"""Core tables (SQLAlchemy 2.0 declarative).
+
+Every row carries ``tenant_id``; every primary key, unique key and index starts with it, so one
+database can serve many companies and can later be sharded by tenant (e.g. Citus) without a
+redesign. Ids are UUIDv7 made by the application (:mod:`guanxi.core.ids`).
+
+Plugins declare their own tables on :class:`Base` (names prefixed with the plugin's name) and
+ship an Alembic version folder for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from guanxi.core.ids import new_id
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(DateTime):
+    """A timezone-aware timestamp that always reads back as UTC (SQLite stores naive text)."""
+
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        parent = super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> Any:
+            if parent is not None:
+                value = parent(value)
+            if isinstance(value, dt.datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=dt.UTC)
+            return value
+
+        return process
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        dt.datetime: UTCDateTime(),
+        uuid.UUID: Uuid(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
+
+
+class TenantScoped:
+    """Mixin of every tenant-owned table. The tenant filter is added in one place:
+    :mod:`guanxi.core.tenancy` (never by hand in a query)."""
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, sort_order=-100)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+def _fk(cols: list[str], table: str, ondelete: str | None = None) -> ForeignKeyConstraint:
+    refs = [f"{table}.tenant_id"] + [f"{table}.id"] * (len(cols) - 1)
+    return ForeignKeyConstraint(["tenant_id", *cols[1:]], refs, ondelete=ondelete)
+
+
+class User(TenantScoped, Base):
+    """A staff member: sales, marketing, service, manager or admin. Owner of customers."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "email"),
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32), default="sales")
+    team: Mapped[str | None] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Pipeline(TenantScoped, Base):
+    __tablename__ = "pipelines"
+    __table_args__ = (UniqueConstraint("tenant_id", "key"), ForeignKeyConstraint(["tenant_id"], ["tenants.id"]))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Stage(TenantScoped, Base):
+    """One lifecycle stage. ``category`` is open, won, lost, retained or churned."""
+
+    __tablename__ = "stages"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "pipeline_id", "key"),
+        _fk(["tenant_id", "pipeline_id"], "pipelines"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    pipeline_id: Mapped[uuid.UUID]
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(16), default="open")
+
+
+class Customer(TenantScoped, Base):
+    """One person or company. ``merged_into_id`` set means a tombstone left by a merge."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        _fk(["tenant_id", "owner_id"], "users"),
+        _fk(["tenant_id", "stage_id"], "stages"),
+        Index(None, "tenant_id", "created_at", "id"),
+        Index(None, "tenant_id", "owner_id"),
+        Index(None, "tenant_id", "stage_id"),
+        Index(None, "tenant_id", "display_name"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    display_name: Mapped[str] = mapped_column(String(200))
+    company: Mapped[str | None] = mapped_column(String(200))
+    phones: Mapped[list[str]] = mapped_column(default=list)
+    emails: Mapped[list[str]] = mapped_column(default=list)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    owner_id: Mapped[uuid.UUID | None]
+    stage_id: Mapped[uuid.UUID | None]
+    source: Mapped[str | None] = mapped_column(String(64))
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    merged_into_id: Mapped[uuid.UUID | None]
+    merged_at: Mapped[dt.datetime | None]
+    last_interaction_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ContactPoint(TenantScoped, Base):
+    """A normalised phone or email of a customer, indexed for identity resolution."""
+
+    __tablename__ = "contact_points"
+    __table_args__ = (
+        _fk(["tenant_id", "customer_id"], "customers"),
+        Index(None, "tenant_id", "kind", "value"),
+    )
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    value: Mapped[str] = mapped_column(String(320), primary_key=True)
+
+
+class Identity(TenantScoped, Base):
+    """A customer's account on one channel; (channel, external id) is unique per tenant."""
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "channel", "external_id"),
+        _fk(["tenant_id", "customer_id"], "customers"),
+        Index(None, "tenant_id", "customer_id"),
+        Index(None, "tenant_id", "union_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID]
+    channel: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    union_id: Mapped[str | None] = mapped_column(String(128))
+    nickname: Mapped[str | None] = mapped_column(String(200))
+    avatar_url: Mapped[str | None] = mapped_column(String(1000))
+    follower_count: Mapped[int | None]
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Interaction(TenantScoped, Base):
+    """One touchpoint on the append-only timeline. ``dedupe_key`` makes replays harmless."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "dedupe_key"),
+        _fk(["tenant_id", "customer_id"], "customers"),
+        Index(None, "tenant_id", "customer_id", "occurred_at", "id"),
+        Index(None, "tenant_id", "occurred_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID]
+    identity_id: Mapped[uuid.UUID | None]
+    channel: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(8))
+    occurred_at: Mapped[dt.datetime]
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    text: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    actor_id: Mapped[uuid.UUID | None]
+
+
+class StageChange(TenantScoped, Base):
+    """History of stage moves: from, to, when, by whom or by which rule, and why."""
+
+    __tablename__ = "stage_changes"
+    __table_args__ = (
+        _fk(["tenant_id", "customer_id"], "customers"),
+        Index(None, "tenant_id", "customer_id", "changed_at"),
+        Index(None, "tenant_id", "to_stage_id", "changed_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID]
+    from_stage_id: Mapped[uuid.UUID | None]
+    to_stage_id: Mapped[uuid.UUID]
+    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[uuid.UUID | None]
+    rule: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Tag(TenantScoped, Base):
+    """A label. ``group_name`` groups tags (e.g. WeCom corp tag groups); names are unique per group."""
+
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("tenant_id", "group_name", "name"), ForeignKeyConstraint(["tenant_id"], ["tenants.id"]))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    group_name: Mapped[str] = mapped_column(String(100), default="")
+    name: Mapped[str] = mapped_column(String(100))
+    color: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CustomerTag(TenantScoped, Base):
+    __tablename__ = "customer_tags"
+    __table_args__ = (
+        _fk(["tenant_id", "customer_id"], "customers"),
+        _fk(["tenant_id", "tag_id"], "tags"),
+        Index(None, "tenant_id", "tag_id"),
+    )
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tag_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tagged_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[uuid.UUID | None]
+
+
+class Task(TenantScoped, Base):
+    """A follow-up for a staff member about a customer."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        _fk(["tenant_id", "customer_id"], "customers"),
+        Index(None, "tenant_id", "customer_id"),
+        Index(None, "tenant_id", "assignee_id", "done_at", "due_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID]
+    assignee_id: Mapped[uuid.UUID | None]
+    title: Mapped[str] = mapped_column(String(300))
+    notes: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[dt.datetime | None]
+    done_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[uuid.UUID | None]
+
+
+class Consent(TenantScoped, Base):
+    """Whether a customer agreed to be contacted on a channel (PIPL / GDPR, unsubscribe)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (_fk(["tenant_id", "customer_id"], "customers"),)
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(200))
+    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(TenantScoped, Base):
+    """Who changed what, when; written in the same transaction as the change."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index(None, "tenant_id", "occurred_at"),
+        Index(None, "tenant_id", "object_type", "object_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[uuid.UUID | None]
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[uuid.UUID | None]
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)

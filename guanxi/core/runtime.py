@@ -1,0 +1,145 @@
+"""The running application's state: settings, plugins, database. One per process (or per test)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pluggy
+from sqlalchemy import select
+
+from guanxi.core import plugins as plugin_mod
+from guanxi.core.config import CoreSettings, decode_plugin_section, load_settings
+from guanxi.core.context import RequestContext
+from guanxi.core.db import create_engine, create_sessionmaker
+from guanxi.core.errors import ConfigError, NotFoundError
+from guanxi.core.events import Event
+from guanxi.core.models import Tenant
+from guanxi.core.tenancy import TenantSession, unscoped
+
+log = logging.getLogger("guanxi")
+
+
+class Tx:
+    """One unit of work: a tenant-scoped session plus the events to fire after it commits."""
+
+    def __init__(self, runtime: Runtime, session: TenantSession, ctx: RequestContext) -> None:
+        self.runtime = runtime
+        self.session = session
+        self.ctx = ctx
+        self._events: list[tuple[str, Event]] = []
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.ctx.tenant_id
+
+    def emit(self, hook_name: str, event: Event) -> None:
+        """Queue an event hook call; it runs only if the transaction commits."""
+        self._events.append((hook_name, event))
+
+    async def flush_events(self) -> None:
+        events, self._events = self._events, []
+        for name, event in events:
+            await plugin_mod.fire(getattr(self.runtime.pm.hook, name), runtime=self.runtime, event=event)
+
+
+class Runtime:
+    """Settings, plugin manager and database of a running Guanxi."""
+
+    def __init__(
+        self,
+        settings: CoreSettings,
+        pm: pluggy.PluginManager,
+        plugin_settings: Mapping[str, Any],
+        source: str = "<defaults>",
+    ) -> None:
+        self.settings = settings
+        self.pm = pm
+        self.source = source
+        self._plugin_settings = dict(plugin_settings)
+        self.engine = create_engine(settings.database)
+        self.sessionmaker = create_sessionmaker(self.engine)
+        self._tenant_ids: dict[str, uuid.UUID] = {}
+        self.state: dict[str, Any] = {}  # a place for plugins to keep per-runtime objects
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        extra_plugins: Mapping[str, object] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Runtime:
+        """Load the config (file + environment), build the plugin manager, decode plugin
+        sections. Every configuration error surfaces here, at start, with its key path."""
+        core, sections, source = load_settings(path, environ)
+        if overrides:
+            import msgspec
+
+            core = msgspec.structs.replace(core, **overrides)
+        pm = plugin_mod.make_plugin_manager(core.plugins, extra=extra_plugins)
+        decoded: dict[str, Any] = {}
+        schemas = dict(plugin_mod.per_plugin(pm.hook.guanxi_config_schema))
+        for name in core.plugins.enabled:
+            schema = schemas.get(name)
+            if schema is None:
+                if sections.get(name):
+                    raise ConfigError(f"{source}: invalid config at `$.plugins.{name}`: plugin {name!r} takes no settings")
+                continue
+            decoded[name] = decode_plugin_section(name, schema, sections.get(name), source)
+        return cls(core, pm, decoded, source)
+
+    def plugin_settings(self, name: str) -> Any:
+        """The decoded config section of an enabled plugin (its ``guanxi_config_schema`` type)."""
+        try:
+            return self._plugin_settings[name]
+        except KeyError:
+            raise ConfigError(f"plugin {name!r} has no settings (not enabled, or it declares no schema)") from None
+
+    @property
+    def enabled_plugins(self) -> list[str]:
+        return list(self.settings.plugins.enabled)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await plugin_mod.call_all(self.pm.hook.guanxi_startup, runtime=self)
+
+    async def stop(self) -> None:
+        try:
+            await plugin_mod.call_all(self.pm.hook.guanxi_shutdown, runtime=self)
+        finally:
+            await self.engine.dispose()
+
+    # -- database -------------------------------------------------------------------------------
+
+    def session(self, tenant_id: uuid.UUID | None) -> TenantSession:
+        """A new session scoped to one tenant (use ``async with``)."""
+        return self.sessionmaker().for_tenant(tenant_id)
+
+    @asynccontextmanager
+    async def transaction(self, ctx: RequestContext) -> AsyncIterator[Tx]:
+        """Run a unit of work: commit on success, roll back on error, then fire queued events."""
+        async with self.session(ctx.tenant_id) as session:
+            tx = Tx(self, session, ctx)
+            async with session.begin():
+                yield tx
+        await tx.flush_events()
+
+    async def tenant_id(self, slug: str | None = None) -> uuid.UUID:
+        """The id of the tenant with this slug (default: the configured ``tenant``)."""
+        slug = slug or self.settings.tenant
+        cached = self._tenant_ids.get(slug)
+        if cached is not None:
+            return cached
+        async with self.session(None) as session, unscoped(session):
+            tid = (await session.execute(select(Tenant.id).where(Tenant.slug == slug))).scalar_one_or_none()
+        if tid is None:
+            raise NotFoundError(f"tenant {slug!r} does not exist (run `guanxi demo` or `guanxi tenant create`)")
+        self._tenant_ids[slug] = tid
+        return tid

@@ -1,0 +1,1 @@
+"""Core services: the only code that changes core tables. Each takes a :class:`~guanxi.core.runtime.Tx`."""

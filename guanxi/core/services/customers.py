@@ -1,0 +1,209 @@
+"""Create, read and update customers."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete, select
+
+from guanxi.core import plugins
+from guanxi.core.errors import NotFoundError, ValidationError
+from guanxi.core.events import CustomerCreated, CustomerData, CustomerUpdated
+from guanxi.core.ids import new_id
+from guanxi.core.models import ContactPoint, Customer, Identity, User, utcnow
+from guanxi.core.runtime import Tx
+from guanxi.core.services.audit import audit
+from guanxi.core.services.pipelines import move_stage, stage_by_key
+from guanxi.core.tenancy import TenantSession
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE_CHARS = re.compile(r"[\s\-().]")
+UNSET: Any = msgspec.UNSET
+
+
+class CustomerInput(msgspec.Struct, kw_only=True):
+    display_name: str
+    company: str | None = None
+    phones: list[str] = msgspec.field(default_factory=list)
+    emails: list[str] = msgspec.field(default_factory=list)
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    owner_id: uuid.UUID | None = None
+    stage: str | None = None  # stage key; default: the pipeline's first stage
+    source: str | None = None
+
+
+class CustomerPatch(msgspec.Struct, kw_only=True):
+    """Fields left UNSET are not changed; ``None`` clears an optional field."""
+
+    display_name: str | msgspec.UnsetType = UNSET
+    company: str | None | msgspec.UnsetType = UNSET
+    phones: list[str] | msgspec.UnsetType = UNSET
+    emails: list[str] | msgspec.UnsetType = UNSET
+    attributes: dict[str, Any] | msgspec.UnsetType = UNSET
+    owner_id: uuid.UUID | None | msgspec.UnsetType = UNSET
+    source: str | None | msgspec.UnsetType = UNSET
+
+
+def normalize_phone(raw: str) -> str:
+    """Strip spaces and punctuation; keep a leading +. Raises ValidationError when not a phone."""
+    phone = _PHONE_CHARS.sub("", raw.strip())
+    digits = phone[1:] if phone.startswith("+") else phone
+    if not digits.isdigit() or not 5 <= len(digits) <= 20:
+        raise ValidationError(f"{raw!r} is not a phone number (5 to 20 digits, optional leading +)", field="phones")
+    return phone
+
+
+def normalize_email(raw: str) -> str:
+    email = raw.strip().lower()
+    if not _EMAIL.match(email) or len(email) > 320:
+        raise ValidationError(f"{raw!r} is not an email address", field="emails")
+    return email
+
+
+def _clean_name(raw: str) -> str:
+    name = " ".join(raw.split())
+    if not name:
+        raise ValidationError("display name must not be empty", field="displayName")
+    if len(name) > 200:
+        raise ValidationError("display name is longer than 200 characters", field="displayName")
+    return name
+
+
+def _dedupe(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def search_text(customer: Customer, nicknames: list[str] | None = None) -> str:
+    parts = [customer.display_name, customer.company or "", *customer.phones, *customer.emails, *(nicknames or [])]
+    return " ".join(p.lower() for p in parts if p)
+
+
+def snapshot(customer: Customer) -> CustomerData:
+    return CustomerData(
+        id=customer.id,
+        display_name=customer.display_name,
+        company=customer.company,
+        phones=list(customer.phones),
+        emails=list(customer.emails),
+        attributes=dict(customer.attributes),
+        owner_id=customer.owner_id,
+        stage_id=customer.stage_id,
+        source=customer.source,
+        created_at=customer.created_at,
+    )
+
+
+async def _check_owner(session: TenantSession, owner_id: uuid.UUID) -> None:
+    user = await session.get(User, (session.tenant_id, owner_id))
+    if user is None or not user.active:
+        raise ValidationError(f"owner {owner_id} is not an active user of this tenant", field="ownerId")
+
+
+async def _sync_contact_points(session: TenantSession, customer: Customer) -> None:
+    await session.execute(delete(ContactPoint).where(ContactPoint.customer_id == customer.id))
+    for kind, values in (("phone", customer.phones), ("email", customer.emails)):
+        for value in values:
+            session.add(ContactPoint(customer_id=customer.id, kind=kind, value=value))
+    await session.flush()
+
+
+async def get_customer(session: TenantSession, customer_id: uuid.UUID, *, follow_merges: bool = True) -> Customer:
+    """Load a customer of the session's tenant; a merged id leads to the surviving customer."""
+    for _ in range(16):
+        customer = await session.get(Customer, (session.tenant_id, customer_id))
+        if customer is None:
+            raise NotFoundError(f"customer {customer_id} not found")
+        if customer.merged_into_id is None or not follow_merges:
+            return customer
+        customer_id = customer.merged_into_id
+    raise NotFoundError(f"customer {customer_id} merge chain is too long")
+
+
+async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
+    session = tx.session
+    customer = Customer(
+        id=new_id(),
+        display_name=_clean_name(data.display_name),
+        company=(data.company or "").strip() or None,
+        phones=_dedupe([normalize_phone(p) for p in data.phones]),
+        emails=_dedupe([normalize_email(e) for e in data.emails]),
+        attributes=dict(data.attributes),
+        owner_id=data.owner_id,
+        source=data.source,
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
+    stage = await stage_by_key(session, data.stage) if data.stage else None
+    if data.owner_id is not None:
+        await _check_owner(session, data.owner_id)
+    else:
+        owner = await plugins.call_first(tx.runtime.pm.hook.guanxi_assign_owner, session=session, customer=snapshot(customer))
+        if owner is not None:
+            try:
+                await _check_owner(session, owner)
+                customer.owner_id = owner
+            except ValidationError:
+                plugins.log.warning("guanxi_assign_owner answered %s, which is not an active user; ignored", owner)
+    customer.search_text = search_text(customer)
+    session.add(customer)
+    await session.flush()
+    await _sync_contact_points(session, customer)
+    if stage is None:
+        from guanxi.core.services.pipelines import default_pipeline, stages_of
+
+        stage = (await stages_of(session, (await default_pipeline(session)).id))[0]
+    await move_stage(tx, customer, stage, reason="created")
+    audit(tx, "customer.create", "customer", customer.id, {"display_name": customer.display_name, "phones": customer.phones, "emails": customer.emails, "source": customer.source})
+    tx.emit("guanxi_customer_created", CustomerCreated(tenant_id=tx.tenant_id, actor=tx.ctx.actor, customer=snapshot(customer)))
+    return customer
+
+
+async def update_customer(tx: Tx, customer_id: uuid.UUID, patch: CustomerPatch) -> Customer:
+    session = tx.session
+    customer = await get_customer(session, customer_id)
+    changed: dict[str, list[Any]] = {}
+
+    def setf(name: str, value: Any) -> None:
+        old = getattr(customer, name)
+        if old != value:
+            changed[name] = [old, value]
+            setattr(customer, name, value)
+
+    if patch.display_name is not UNSET:
+        setf("display_name", _clean_name(patch.display_name))
+    if patch.company is not UNSET:
+        setf("company", (patch.company or "").strip() or None)
+    if patch.phones is not UNSET:
+        setf("phones", _dedupe([normalize_phone(p) for p in patch.phones]))
+    if patch.emails is not UNSET:
+        setf("emails", _dedupe([normalize_email(e) for e in patch.emails]))
+    if patch.attributes is not UNSET:
+        setf("attributes", dict(patch.attributes))
+    if patch.owner_id is not UNSET:
+        if patch.owner_id is not None:
+            await _check_owner(session, patch.owner_id)
+        setf("owner_id", patch.owner_id)
+    if patch.source is not UNSET:
+        setf("source", patch.source)
+    if not changed:
+        return customer
+    customer.updated_at = utcnow()
+    if {"display_name", "company", "phones", "emails"} & changed.keys():
+        nick_rows = await session.execute(select(Identity.nickname).where(Identity.customer_id == customer.id))
+        customer.search_text = search_text(customer, [n for n in nick_rows.scalars() if n])
+        if {"phones", "emails"} & changed.keys():
+            await _sync_contact_points(session, customer)
+    audit(tx, "customer.update", "customer", customer.id, changed)
+    tx.emit("guanxi_customer_updated", CustomerUpdated(tenant_id=tx.tenant_id, actor=tx.ctx.actor, customer=snapshot(customer), changed=changed))
+    return customer
+
+
+async def set_stage(tx: Tx, customer_id: uuid.UUID, stage_key: str, *, reason: str | None = None, rule: str | None = None) -> Customer:
+    """Move a customer to the stage with this key (of its pipeline)."""
+    customer = await get_customer(tx.session, customer_id)
+    stage = await stage_by_key(tx.session, stage_key)
+    await move_stage(tx, customer, stage, reason=reason, rule=rule)
+    return customer

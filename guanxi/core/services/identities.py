@@ -1,0 +1,138 @@
+"""Channel identities and identity resolution (which customer is this account?)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+
+from guanxi.core import plugins
+from guanxi.core.errors import ConflictError, ValidationError
+from guanxi.core.events import IdentityAttached
+from guanxi.core.ids import new_id
+from guanxi.core.models import ContactPoint, Customer, Identity, utcnow
+from guanxi.core.runtime import Tx
+from guanxi.core.services.audit import audit
+from guanxi.core.services.customers import CustomerInput, create_customer, get_customer, normalize_email, normalize_phone, search_text
+
+
+class IdentityInput(msgspec.Struct, kw_only=True):
+    """A customer's account on a channel, as a channel plugin reports it."""
+
+    channel: str
+    external_id: str
+    union_id: str | None = None
+    nickname: str | None = None
+    avatar_url: str | None = None
+    follower_count: int | None = None
+    profile: dict[str, Any] = msgspec.field(default_factory=dict)
+    phone: str | None = None
+    email: str | None = None
+
+
+def _validate(data: IdentityInput) -> None:
+    if not data.channel or len(data.channel) > 32:
+        raise ValidationError("channel must be 1 to 32 characters", field="channel")
+    if not data.external_id or len(data.external_id) > 128:
+        raise ValidationError("external id must be 1 to 128 characters", field="externalId")
+    if data.follower_count is not None and data.follower_count < 0:
+        raise ValidationError("follower count must not be negative", field="followerCount")
+
+
+def _apply_profile(identity: Identity, data: IdentityInput) -> bool:
+    changed = False
+    for name in ("union_id", "nickname", "avatar_url", "follower_count"):
+        value = getattr(data, name)
+        if value is not None and getattr(identity, name) != value:
+            setattr(identity, name, value)
+            changed = True
+    if data.profile and {**identity.profile, **data.profile} != identity.profile:
+        identity.profile = {**identity.profile, **data.profile}
+        changed = True
+    if changed:
+        identity.updated_at = utcnow()
+    return changed
+
+
+async def find_identity(tx: Tx, channel: str, external_id: str) -> Identity | None:
+    return (
+        await tx.session.execute(select(Identity).where(Identity.channel == channel, Identity.external_id == external_id))
+    ).scalar_one_or_none()
+
+
+async def attach_identity(tx: Tx, customer_id: uuid.UUID, data: IdentityInput) -> Identity:
+    """Attach a channel account to a customer, or refresh its profile if already attached.
+    An account attached to another customer is a conflict (merge the customers instead)."""
+    _validate(data)
+    customer = await get_customer(tx.session, customer_id)
+    identity = await find_identity(tx, data.channel, data.external_id)
+    if identity is not None:
+        if identity.customer_id != customer.id:
+            raise ConflictError(f"{data.channel} account {data.external_id!r} belongs to another customer; merge the two customers instead")
+        _apply_profile(identity, data)
+        return identity
+    identity = Identity(id=new_id(), customer_id=customer.id, channel=data.channel, external_id=data.external_id, profile={}, created_at=utcnow(), updated_at=utcnow())
+    _apply_profile(identity, data)
+    tx.session.add(identity)
+    await tx.session.flush()
+    if identity.nickname:
+        nicks = (await tx.session.execute(select(Identity.nickname).where(Identity.customer_id == customer.id))).scalars()
+        customer.search_text = search_text(customer, [n for n in nicks if n])
+    audit(tx, "identity.attach", "customer", customer.id, {"channel": data.channel, "external_id": data.external_id})
+    tx.emit("guanxi_identity_attached", IdentityAttached(tenant_id=tx.tenant_id, actor=tx.ctx.actor, customer_id=customer.id, identity_id=identity.id, channel=data.channel, external_id=data.external_id))
+    return identity
+
+
+async def _match_core(tx: Tx, data: IdentityInput) -> uuid.UUID | None:
+    session = tx.session
+    if data.union_id:
+        row = (await session.execute(select(Identity.customer_id).where(Identity.union_id == data.union_id).limit(1))).scalar_one_or_none()
+        if row is not None:
+            return row
+    for kind, raw, norm in (("phone", data.phone, normalize_phone), ("email", data.email, normalize_email)):
+        if not raw:
+            continue
+        try:
+            value = norm(raw)
+        except ValidationError:
+            continue
+        rows = (await session.execute(
+            select(ContactPoint.customer_id).join(Customer, (Customer.tenant_id == ContactPoint.tenant_id) & (Customer.id == ContactPoint.customer_id))
+            .where(ContactPoint.kind == kind, ContactPoint.value == value, Customer.merged_into_id.is_(None)).limit(2)
+        )).scalars().all()
+        if len(rows) == 1:  # an ambiguous match is no match
+            return rows[0]
+    return None
+
+
+async def resolve_identity(tx: Tx, data: IdentityInput, *, display_name: str | None = None, source: str | None = None) -> tuple[Customer, Identity, bool]:
+    """Find or create the customer behind a channel account.
+
+    Order: the account itself; core matching (union id on any channel, then a unique phone or
+    email); the ``guanxi_resolve_customer`` hook; else a new customer. Returns
+    ``(customer, identity, customer_created)``."""
+    _validate(data)
+    identity = await find_identity(tx, data.channel, data.external_id)
+    if identity is not None:
+        _apply_profile(identity, data)
+        return await get_customer(tx.session, identity.customer_id), identity, False
+    customer_id = await _match_core(tx, data)
+    if customer_id is None:
+        customer_id = await plugins.call_first(tx.runtime.pm.hook.guanxi_resolve_customer, session=tx.session, identity=data)
+    created = False
+    if customer_id is None:
+        name = display_name or data.nickname or f"{data.channel}:{data.external_id}"
+        customer = await create_customer(
+            tx,
+            CustomerInput(
+                display_name=name,
+                phones=[data.phone] if data.phone else [],
+                emails=[data.email] if data.email else [],
+                source=source or data.channel,
+            ),
+        )
+        customer_id, created = customer.id, True
+    identity = await attach_identity(tx, customer_id, data)
+    return await get_customer(tx.session, customer_id), identity, created

@@ -1,0 +1,106 @@
+"""The append-only interaction timeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from guanxi.core.errors import ValidationError
+from guanxi.core.events import InteractionRecorded
+from guanxi.core.ids import new_id
+from guanxi.core.models import Interaction, utcnow
+from guanxi.core.runtime import Tx
+from guanxi.core.services.customers import get_customer
+
+DIRECTIONS = frozenset({"in", "out", "internal"})
+#: Kinds core knows; plugins may record others (lower_snake_case).
+KNOWN_KINDS = frozenset(
+    {
+        "message_in", "message_out", "comment", "follow", "unfollow", "scan", "email_open", "click",
+        "purchase", "note", "call", "visit", "meeting", "contract", "payment", "form",
+    }
+)
+
+
+class InteractionInput(msgspec.Struct, kw_only=True):
+    customer_id: uuid.UUID
+    channel: str
+    kind: str
+    direction: str = "in"
+    occurred_at: dt.datetime | None = None
+    text: str | None = None
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    dedupe_key: str | None = None
+    identity_id: uuid.UUID | None = None
+
+
+def _validate(data: InteractionInput) -> None:
+    if data.direction not in DIRECTIONS:
+        raise ValidationError(f"direction must be one of {sorted(DIRECTIONS)}, not {data.direction!r}", field="direction")
+    for name in ("channel", "kind"):
+        value = getattr(data, name)
+        if not value or not value.replace("_", "").isalnum() or not value.islower() or len(value) > 32:
+            raise ValidationError(f"{name} must be lower_snake_case, 1 to 32 characters, not {value!r}", field=name)
+    if data.dedupe_key is not None and not 0 < len(data.dedupe_key) <= 200:
+        raise ValidationError("dedupe key must be 1 to 200 characters", field="dedupeKey")
+    if data.occurred_at is not None and data.occurred_at.tzinfo is None:
+        raise ValidationError("occurredAt must carry a time zone", field="occurredAt")
+
+
+async def record_interaction(tx: Tx, data: InteractionInput) -> tuple[Interaction, bool]:
+    """Append an interaction. Returns ``(interaction, created)``: with a ``dedupe_key`` already
+    recorded, the existing row comes back with ``created=False`` and no event fires."""
+    _validate(data)
+    session = tx.session
+    if data.dedupe_key is not None:
+        existing = (await session.execute(select(Interaction).where(Interaction.dedupe_key == data.dedupe_key))).scalar_one_or_none()
+        if existing is not None:
+            return existing, False
+    customer = await get_customer(session, data.customer_id)
+    occurred = data.occurred_at or utcnow()
+    row = Interaction(
+        id=new_id(),
+        customer_id=customer.id,
+        identity_id=data.identity_id,
+        channel=data.channel,
+        kind=data.kind,
+        direction=data.direction,
+        occurred_at=occurred,
+        recorded_at=utcnow(),
+        text=data.text,
+        payload=dict(data.payload),
+        dedupe_key=data.dedupe_key,
+        actor_id=tx.ctx.actor.user_id,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        # A concurrent writer recorded the same dedupe key first.
+        existing = (await session.execute(select(Interaction).where(Interaction.dedupe_key == data.dedupe_key))).scalar_one_or_none()
+        if existing is None:
+            raise
+        return existing, False
+    if customer.last_interaction_at is None or occurred > customer.last_interaction_at:
+        customer.last_interaction_at = occurred
+    tx.emit(
+        "guanxi_interaction_recorded",
+        InteractionRecorded(
+            tenant_id=tx.tenant_id,
+            actor=tx.ctx.actor,
+            interaction_id=row.id,
+            customer_id=customer.id,
+            channel=row.channel,
+            kind=row.kind,
+            direction=row.direction,
+            occurred_at=occurred,
+            text=row.text,
+            payload=row.payload,
+        ),
+    )
+    return row, True

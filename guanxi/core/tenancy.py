@@ -1,0 +1,115 @@
+"""Tenant scoping in one place.
+
+A :class:`TenantSession` knows its tenant. Every ORM statement it runs gets
+``WHERE <table>.tenant_id = :tenant`` added for every tenant-owned entity in it (through
+``with_loader_criteria``), and every new row it flushes gets the tenant stamped on it. Code
+elsewhere never writes a tenant filter by hand, so none can be forgotten.
+
+A session without a tenant (``tenant_id=None``) refuses to touch tenant-owned tables; only
+start-up and migration code, which work across tenants, use :func:`unscoped`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from guanxi.core.models import TenantScoped
+
+TENANT_KEY = "guanxi.tenant_id"
+UNSCOPED_KEY = "guanxi.unscoped"
+
+
+class TenantScopeError(RuntimeError):
+    """A tenant-owned table was queried without a tenant: a programming error, never user input."""
+
+
+class TenantSession(AsyncSession):
+    """An AsyncSession bound to one tenant (set with :meth:`for_tenant`)."""
+
+    def for_tenant(self, tenant_id: uuid.UUID | None) -> TenantSession:
+        self.sync_session.info[TENANT_KEY] = tenant_id
+        return self
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        tenant = self.sync_session.info.get(TENANT_KEY)
+        if tenant is None:
+            raise TenantScopeError("this session has no tenant")
+        return tenant
+
+
+@contextmanager
+def unscoped(session: AsyncSession) -> Iterator[None]:
+    """Let cross-tenant maintenance code (demo loader, migrations) run without a tenant filter."""
+    info = session.sync_session.info
+    info[UNSCOPED_KEY] = True
+    try:
+        yield
+    finally:
+        info.pop(UNSCOPED_KEY, None)
+
+
+def _criteria(tenant_id: uuid.UUID) -> Any:
+    return with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_statement(state: ORMExecuteState) -> None:
+    if state.is_column_load or state.is_relationship_load:
+        return  # already covered by the statement that loaded the parent
+    info = state.session.info
+    if info.get(UNSCOPED_KEY):
+        return
+    tenant_id = info.get(TENANT_KEY)
+    if state.is_insert:
+        _stamp_bulk_insert(state, tenant_id)
+        return
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if tenant_id is None:
+        mappers = state.all_mappers
+        if any(issubclass(m.class_, TenantScoped) for m in mappers):
+            raise TenantScopeError("a tenant-owned table was queried by a session without a tenant")
+        return
+    state.statement = state.statement.options(_criteria(tenant_id))
+
+
+def _stamp_bulk_insert(state: ORMExecuteState, tenant_id: uuid.UUID | None) -> None:
+    """ORM bulk ``insert(Model)`` with parameter lists: stamp or check ``tenant_id`` per row."""
+    mapper = state.bind_arguments.get("mapper")
+    if mapper is None or not issubclass(mapper.class_, TenantScoped):
+        return
+    params = state.parameters
+    rows = params if isinstance(params, list) else [params] if isinstance(params, dict) else []
+    for row in rows:
+        current = row.get("tenant_id")
+        if current is None:
+            if tenant_id is None:
+                if not state.session.info.get(UNSCOPED_KEY):
+                    raise TenantScopeError(f"bulk insert into {mapper.class_.__name__} without a tenant")
+            else:
+                row["tenant_id"] = tenant_id
+        elif tenant_id is not None and current != tenant_id:
+            raise TenantScopeError(f"bulk insert into {mapper.class_.__name__} for another tenant")
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_tenant(session: Session, _ctx: Any, _instances: Any) -> None:
+    tenant_id = session.info.get(TENANT_KEY)
+    for obj in session.new:
+        if isinstance(obj, TenantScoped):
+            current = getattr(obj, "tenant_id", None)
+            if tenant_id is None:
+                if current is None and not session.info.get(UNSCOPED_KEY):
+                    raise TenantScopeError(f"new {type(obj).__name__} has no tenant")
+            elif current is None:
+                obj.tenant_id = tenant_id
+            elif current != tenant_id:
+                raise TenantScopeError(f"new {type(obj).__name__} belongs to another tenant")
