@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     Uuid,
 )
@@ -44,25 +45,26 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class UTCDateTime(DateTime):
-    """A timezone-aware timestamp that always reads back as UTC (SQLite stores naive text)."""
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware timestamp that always reads back as UTC (SQLite stores naive text).
+    Naive values are refused on the way in: every time in Guanxi carries its zone."""
 
+    impl = DateTime(timezone=True)
     cache_ok = True
 
-    def __init__(self) -> None:
-        super().__init__(timezone=True)
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: give a time zone")
+        return value.astimezone(dt.UTC) if dialect.name == "sqlite" else value
 
-    def result_processor(self, dialect: Any, coltype: Any) -> Any:
-        parent = super().result_processor(dialect, coltype)
-
-        def process(value: Any) -> Any:
-            if parent is not None:
-                value = parent(value)
-            if isinstance(value, dt.datetime) and value.tzinfo is None:
-                value = value.replace(tzinfo=dt.UTC)
-            return value
-
-        return process
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -331,3 +333,10 @@ class AuditEvent(TenantScoped, Base):
     object_type: Mapped[str] = mapped_column(String(64))
     object_id: Mapped[uuid.UUID | None]
     changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+def aliased_interaction(selectable: Any) -> Any:
+    """An Interaction entity over a subquery (used by window-function queries)."""
+    from sqlalchemy.orm import aliased
+
+    return aliased(Interaction, selectable)

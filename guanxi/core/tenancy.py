@@ -12,8 +12,6 @@ start-up and migration code, which work across tenants, use :func:`unscoped`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -45,15 +43,24 @@ class TenantSession(AsyncSession):
         return tenant
 
 
-@contextmanager
-def unscoped(session: AsyncSession) -> Iterator[None]:
-    """Let cross-tenant maintenance code (demo loader, migrations) run without a tenant filter."""
-    info = session.sync_session.info
-    info[UNSCOPED_KEY] = True
-    try:
-        yield
-    finally:
-        info.pop(UNSCOPED_KEY, None)
+class unscoped:  # noqa: N801 - used like a function: ``with unscoped(session):``
+    """Let cross-tenant maintenance code (tenant creation, demo loader) run without a tenant
+    filter. Works as ``with`` and ``async with``."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._info = session.sync_session.info
+
+    def __enter__(self) -> None:
+        self._info[UNSCOPED_KEY] = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._info.pop(UNSCOPED_KEY, None)
+
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__()
 
 
 def _criteria(tenant_id: uuid.UUID) -> Any:

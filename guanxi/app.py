@@ -1,0 +1,90 @@
+"""The Litestar application factory: GraphQL at /graphql, plugin routes, health check."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+from litestar import Litestar, Request, Response, get
+from litestar.background_tasks import BackgroundTasks
+from litestar.di import Provide
+from sqlalchemy import text
+from strawberry.litestar import make_graphql_controller
+
+from guanxi.core.context import Actor, RequestContext
+from guanxi.core.runtime import Runtime
+from guanxi.graphql.context import GraphQLContext
+from guanxi.graphql.schema import build_schema
+
+log = logging.getLogger("guanxi.app")
+
+
+def _response_getter() -> Response[Any]:
+    return Response({}, background=BackgroundTasks([]))
+
+
+def _plugin_routes(runtime: Runtime) -> list[Any]:
+    routes: list[Any] = []
+    for contributed in runtime.pm.hook.guanxi_routes(runtime=runtime):
+        if contributed:
+            routes.extend(contributed)
+    return routes
+
+
+def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = None, debug: bool = False) -> Litestar:
+    """Build the HTTP application.
+
+    :param runtime: an existing runtime (tests, embedding); by default one is loaded from the
+        configuration file and environment.
+    :param manage_runtime: start and stop the runtime with the app (default: only when this
+        function created it).
+    """
+    if manage_runtime is None:
+        manage_runtime = runtime is None
+    rt = runtime or Runtime.from_config()
+    schema = build_schema(rt)
+    settings = rt.settings.graphql
+
+    async def context_getter(request: Request[Any, Any, Any]) -> GraphQLContext:
+        # Until authentication lands, every caller acts in the configured tenant.
+        tenant_id = await rt.tenant_id()
+        return GraphQLContext(runtime=rt, request_context=RequestContext(tenant_id=tenant_id, actor=Actor(kind="system", name="anonymous")))
+
+    base = make_graphql_controller(
+        schema,
+        path=settings.path,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        context_getter=context_getter,
+    )
+
+    class GraphQLController(base):  # type: ignore[valid-type,misc]
+        # Strawberry provides the response object with sync_to_thread=True, a thread hop on
+        # every request; building an empty Response needs no thread.
+        dependencies: ClassVar[dict[str, Provide]] = {**base.dependencies, "response": Provide(_response_getter, sync_to_thread=False)}
+
+    @get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, Any]:
+        async with rt.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"status": "ok", "plugins": rt.enabled_plugins}
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        if manage_runtime:
+            await rt.start()
+        try:
+            yield
+        finally:
+            if manage_runtime:
+                await rt.stop()
+
+    app = Litestar(
+        route_handlers=[GraphQLController, healthz, *_plugin_routes(rt)],
+        lifespan=[lifespan],
+        debug=debug,
+    )
+    app.state.runtime = rt
+    app.state.schema = schema
+    return app

@@ -1,0 +1,207 @@
+"""Read queries used by the API: customer lists with filters, keyset pagination and counts,
+and the funnel report. Tenant scoping is applied by the session (:mod:`guanxi.core.tenancy`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import Any
+
+import msgspec
+from sqlalchemy import Select, and_, distinct, func, literal, or_, select
+
+from guanxi.core.models import Customer, CustomerTag, Identity, Pipeline, Stage, StageChange, Tag
+from guanxi.core.services.tags import split_tag
+from guanxi.core.tenancy import TenantSession
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class CustomerOrder(enum.Enum):
+    CREATED_AT_DESC = "created_at_desc"
+    CREATED_AT_ASC = "created_at_asc"
+    UPDATED_AT_DESC = "updated_at_desc"
+    NAME_ASC = "name_asc"
+    LAST_INTERACTION_DESC = "last_interaction_desc"
+
+
+class CustomerFilter(msgspec.Struct, kw_only=True):
+    stages: list[str] | None = None  # stage keys
+    tags_any: list[str] | None = None  # tag labels, "name" or "group/name"
+    tags_all: list[str] | None = None
+    owner_ids: list[uuid.UUID] | None = None
+    unassigned: bool | None = None
+    channels: list[str] | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    search: str | None = None
+
+
+#: The columns a customer list returns (enough to build the API's Customer object).
+CUSTOMER_COLUMNS = (
+    Customer.id, Customer.display_name, Customer.company, Customer.phones, Customer.emails,
+    Customer.attributes, Customer.owner_id, Customer.stage_id, Customer.source,
+    Customer.merged_into_id, Customer.last_interaction_at, Customer.created_at, Customer.updated_at,
+)
+
+
+def _order_columns(order: CustomerOrder) -> tuple[Any, bool]:
+    """(sort expression, descending)."""
+    match order:
+        case CustomerOrder.CREATED_AT_DESC:
+            return Customer.created_at, True
+        case CustomerOrder.CREATED_AT_ASC:
+            return Customer.created_at, False
+        case CustomerOrder.UPDATED_AT_DESC:
+            return Customer.updated_at, True
+        case CustomerOrder.NAME_ASC:
+            return Customer.display_name, False
+        case CustomerOrder.LAST_INTERACTION_DESC:
+            return func.coalesce(Customer.last_interaction_at, literal(EPOCH, Customer.last_interaction_at.type)), True
+
+
+def sort_key(order: CustomerOrder, row: Any) -> Any:
+    """The value of the sort expression for a loaded row (for cursors)."""
+    match order:
+        case CustomerOrder.CREATED_AT_DESC | CustomerOrder.CREATED_AT_ASC:
+            return row.created_at
+        case CustomerOrder.UPDATED_AT_DESC:
+            return row.updated_at
+        case CustomerOrder.NAME_ASC:
+            return row.display_name
+        case CustomerOrder.LAST_INTERACTION_DESC:
+            return row.last_interaction_at or EPOCH
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def _tag_ids(session: TenantSession, labels: list[str]) -> list[uuid.UUID | None]:
+    """Tag ids for labels, in order; None for a label that names no tag."""
+    out: list[uuid.UUID | None] = []
+    for label in labels:
+        group, name = split_tag(label)
+        out.append((await session.execute(select(Tag.id).where(Tag.group_name == group, Tag.name == name))).scalar_one_or_none())
+    return out
+
+
+async def apply_filter(session: TenantSession, stmt: Select[Any], flt: CustomerFilter | None) -> Select[Any] | None:
+    """Add the filter's conditions; None means the filter can match nothing (unknown tag)."""
+    stmt = stmt.where(Customer.merged_into_id.is_(None))
+    if flt is None:
+        return stmt
+    if flt.stages:
+        stage_ids = select(Stage.id).where(Stage.key.in_(flt.stages))
+        stmt = stmt.where(Customer.stage_id.in_(stage_ids))
+    if flt.tags_any:
+        ids = [i for i in await _tag_ids(session, flt.tags_any) if i is not None]
+        if not ids:
+            return None
+        stmt = stmt.where(Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag_id.in_(ids))))
+    if flt.tags_all:
+        all_ids = await _tag_ids(session, flt.tags_all)
+        if any(i is None for i in all_ids):
+            return None
+        wanted = set(all_ids)
+        sub = (
+            select(CustomerTag.customer_id)
+            .where(CustomerTag.tag_id.in_(wanted))
+            .group_by(CustomerTag.customer_id)
+            .having(func.count(distinct(CustomerTag.tag_id)) == len(wanted))
+        )
+        stmt = stmt.where(Customer.id.in_(sub))
+    if flt.owner_ids is not None and flt.unassigned:
+        stmt = stmt.where(or_(Customer.owner_id.in_(flt.owner_ids), Customer.owner_id.is_(None)))
+    elif flt.owner_ids is not None:
+        stmt = stmt.where(Customer.owner_id.in_(flt.owner_ids))
+    elif flt.unassigned is not None:
+        stmt = stmt.where(Customer.owner_id.is_(None) if flt.unassigned else Customer.owner_id.is_not(None))
+    if flt.channels:
+        stmt = stmt.where(Customer.id.in_(select(Identity.customer_id).where(Identity.channel.in_(flt.channels))))
+    if flt.created_after is not None:
+        stmt = stmt.where(Customer.created_at >= flt.created_after)
+    if flt.created_before is not None:
+        stmt = stmt.where(Customer.created_at < flt.created_before)
+    if flt.search and flt.search.strip():
+        for word in flt.search.lower().split():
+            stmt = stmt.where(Customer.search_text.like(f"%{_escape_like(word)}%", escape="\\"))
+    return stmt
+
+
+async def list_customers(
+    session: TenantSession,
+    *,
+    flt: CustomerFilter | None = None,
+    order: CustomerOrder = CustomerOrder.CREATED_AT_DESC,
+    first: int = 20,
+    after: tuple[Any, uuid.UUID] | None = None,
+) -> tuple[list[Any], bool]:
+    """One page of customers (rows of :data:`CUSTOMER_COLUMNS`) and whether more follow.
+    ``after`` is the (sort value, id) of the last row of the previous page."""
+    stmt = await apply_filter(session, select(*CUSTOMER_COLUMNS), flt)
+    if stmt is None:
+        return [], False
+    col, desc = _order_columns(order)
+    if after is not None:
+        value, last_id = after
+        if desc:
+            stmt = stmt.where(or_(col < value, and_(col == value, Customer.id < last_id)))
+        else:
+            stmt = stmt.where(or_(col > value, and_(col == value, Customer.id > last_id)))
+    stmt = stmt.order_by(col.desc() if desc else col.asc(), Customer.id.desc() if desc else Customer.id.asc()).limit(first + 1)
+    rows = list((await session.execute(stmt)).all())
+    return rows[:first], len(rows) > first
+
+
+async def count_customers(session: TenantSession, flt: CustomerFilter | None = None) -> int:
+    stmt = await apply_filter(session, select(func.count()).select_from(Customer), flt)
+    if stmt is None:
+        return 0
+    return int((await session.execute(stmt)).scalar_one())
+
+
+class FunnelStep(msgspec.Struct, frozen=True, kw_only=True):
+    stage_id: uuid.UUID
+    key: str
+    name: str
+    category: str
+    current: int  # customers in this stage now
+    reached: int  # customers who ever entered this stage
+    conversion_from_previous: float | None  # reached / previous step's reached (open stages and won)
+
+
+async def funnel(session: TenantSession, pipeline_id: uuid.UUID | None = None) -> list[FunnelStep]:
+    """Counts per stage of a pipeline and conversion between consecutive stages.
+
+    ``reached`` counts customers whose stage history ever entered the stage; conversion is
+    computed along the main path (open stages in order, then ``won``) and is None for other
+    stages (lost, retained, churned) and the first step."""
+    if pipeline_id is None:
+        pipeline_id = (await session.execute(select(Pipeline.id).order_by(Pipeline.is_default.desc(), Pipeline.key).limit(1))).scalar_one()
+    stages = list((await session.execute(select(Stage).where(Stage.pipeline_id == pipeline_id).order_by(Stage.position))).scalars())
+    live = Customer.merged_into_id.is_(None)
+    current = dict(
+        (await session.execute(select(Customer.stage_id, func.count()).where(live).group_by(Customer.stage_id))).tuples().all()
+    )
+    reached = dict(
+        (await session.execute(
+            select(StageChange.to_stage_id, func.count(distinct(StageChange.customer_id)))
+            .join(Customer, and_(Customer.tenant_id == StageChange.tenant_id, Customer.id == StageChange.customer_id))
+            .where(live)
+            .group_by(StageChange.to_stage_id)
+        )).tuples().all()
+    )
+    steps: list[FunnelStep] = []
+    previous_reached: int | None = None
+    for stage in stages:
+        on_path = stage.category in ("open", "won")
+        r = int(reached.get(stage.id, 0))
+        conv = None
+        if on_path and previous_reached is not None:
+            conv = round(r / previous_reached, 4) if previous_reached else 0.0
+        steps.append(FunnelStep(stage_id=stage.id, key=stage.key, name=stage.name, category=stage.category, current=int(current.get(stage.id, 0)), reached=r, conversion_from_previous=conv))
+        if on_path:
+            previous_reached = r
+    return steps

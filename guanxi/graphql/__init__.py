@@ -1,0 +1,1 @@
+"""The GraphQL API: schema assembly from core and plugin contributions, DataLoaders, context."""

@@ -1,0 +1,58 @@
+"""The per-request GraphQL context: runtime, caller, one lazily opened session, DataLoaders."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from strawberry.litestar import BaseContext
+
+from guanxi.core.context import RequestContext
+from guanxi.core.runtime import Runtime
+from guanxi.core.tenancy import TenantSession
+
+
+class GraphQLContext(BaseContext, kw_only=True):
+    """Available to resolvers as ``info.context``."""
+
+    runtime: Any
+    request_context: Any
+    _session: Any = None
+    _loaders: Any = None
+    state: dict[str, Any] = {}  # noqa: RUF012 - msgspec copies mutable defaults per instance
+
+    @property
+    def rt(self) -> Runtime:
+        return self.runtime  # type: ignore[no-any-return]
+
+    @property
+    def ctx(self) -> RequestContext:
+        return self.request_context  # type: ignore[no-any-return]
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.ctx.tenant_id  # type: ignore[no-any-return]
+
+    @property
+    def session(self) -> TenantSession:
+        """The request's read session (opened on first use, closed after the operation)."""
+        if self._session is None:
+            self._session = self.rt.session(self.tenant_id)
+        return self._session  # type: ignore[no-any-return]
+
+    @property
+    def loaders(self) -> Any:
+        if self._loaders is None:
+            from guanxi.graphql.loaders import Loaders
+
+            self._loaders = Loaders(self)
+        return self._loaders
+
+    def reset_reads(self) -> None:
+        """Forget cached reads (after a mutation changed data)."""
+        self._loaders = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()

@@ -1,0 +1,42 @@
+"""How errors reach API callers: typed `errors` on mutation payloads for bad input, GraphQL
+errors with ``extensions.code`` for everything else, never a stack trace."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+
+from guanxi.core.errors import ConflictError, GuanxiError, NotFoundError, ValidationError
+
+
+@strawberry.type(description="Why a mutation did not do what was asked.")
+class UserError:
+    field: str | None = strawberry.field(description="the input field at fault (camelCase), if any")
+    code: str = strawberry.field(description="VALIDATION, NOT_FOUND, CONFLICT, BAD_ID …")
+    message: str
+
+
+def user_error(exc: GuanxiError) -> UserError:
+    return UserError(field=getattr(exc, "field", None), code=exc.code, message=str(exc.args[0]) if exc.args else exc.code)
+
+
+def api_error(exc: GuanxiError) -> GraphQLError:
+    """A GraphQL error carrying the Guanxi error code (``extensions.code``)."""
+    ext: dict[str, Any] = {"code": exc.code}
+    if getattr(exc, "field", None):
+        ext["field"] = exc.field  # type: ignore[attr-defined]
+    return GraphQLError(str(exc.args[0]) if exc.args else exc.code, extensions=ext)
+
+
+T = TypeVar("T")
+
+
+async def as_payload(run: Callable[[], Awaitable[T]], payload: Callable[..., T]) -> T:
+    """Run a mutation body; expected failures become ``payload(errors=[...])``."""
+    try:
+        return await run()
+    except (ValidationError, ConflictError, NotFoundError) as exc:
+        return payload(errors=[user_error(exc)])

@@ -1,0 +1,49 @@
+"""Schema extensions: request lifecycle (close the session) and error shaping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from guanxi.core.errors import GuanxiError
+
+log = logging.getLogger("guanxi.graphql")
+
+
+def shape_error(error: GraphQLError) -> GraphQLError:
+    """Expected errors keep their message and gain ``extensions.code``; anything else becomes
+    "internal error" (logged here with its traceback), so no stack trace or SQL reaches a caller."""
+    original = error.original_error
+    if original is None:
+        if error.extensions and "code" in error.extensions:
+            return error
+        return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path, None, {"code": "GRAPHQL_VALIDATION"})
+    if isinstance(original, GuanxiError):
+        ext: dict[str, Any] = {"code": original.code}
+        if getattr(original, "field", None):
+            ext["field"] = original.field  # type: ignore[attr-defined]
+        message = str(original.args[0]) if original.args else original.code
+        return GraphQLError(message, error.nodes, error.source, error.positions, error.path, None, ext)
+    if isinstance(original, GraphQLError):
+        return shape_error(original)
+    log.error("unexpected error in %s", ".".join(str(p) for p in error.path or []) or "operation", exc_info=original)
+    return GraphQLError("internal error", error.nodes, error.source, error.positions, error.path, None, {"code": "INTERNAL"})
+
+
+class RequestLifecycle(SchemaExtension):
+    """Closes the request's database session after the operation and shapes its errors."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            close = getattr(self.execution_context.context, "close", None)
+            if close is not None:
+                await close()
+            result = self.execution_context.result
+            if result is not None and result.errors:
+                result.errors = [shape_error(e) for e in result.errors]

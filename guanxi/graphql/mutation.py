@@ -1,0 +1,221 @@
+"""Core mutations. Each runs one transaction through the core services; bad input comes back
+as typed ``errors`` on the payload, with the field named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import strawberry
+from strawberry.types import Info
+
+from guanxi.core.services import consent, customers, identities, interactions, merge, tags, tasks, users
+from guanxi.graphql import inputs
+from guanxi.graphql.errors import UserError, as_payload
+from guanxi.graphql.ids import from_global_id
+from guanxi.graphql.types import Customer, Identity, Interaction, Task, User
+
+
+@strawberry.type
+class CustomerPayload:
+    customer: Customer | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class IdentityPayload:
+    identity: Identity | None = None
+    customer: Customer | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class InteractionPayload:
+    interaction: Interaction | None = None
+    created: bool = strawberry.field(default=False, description="false when the dedupe key was already recorded")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class TaskPayload:
+    task: Task | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class UserPayload:
+    user: User | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(description="What a merge moves (or would move, in a dry run).")
+class MergePlan:
+    identities: int
+    interactions: int
+    tags: int
+    tasks: int
+    stage_changes: int
+    consents: int
+    filled_fields: list[str]
+    dry_run: bool
+
+
+@strawberry.type
+class MergePayload:
+    plan: MergePlan | None = None
+    customer: Customer | None = strawberry.field(default=None, description="the survivor")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+def _unset_to_msgspec(value: Any) -> Any:
+    return msgspec.UNSET if value is strawberry.UNSET else value
+
+
+def _tx(info: Info) -> Any:
+    info.context.reset_reads()
+    return info.context.rt.transaction(info.context.ctx)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Create a customer (and tag it).")
+    async def create_customer(self, info: Info, input: inputs.CreateCustomerInput) -> CustomerPayload:  # noqa: A002
+        async def run() -> CustomerPayload:
+            data = customers.CustomerInput(
+                display_name=input.display_name, company=input.company, phones=list(input.phones), emails=list(input.emails),
+                attributes=dict(input.attributes or {}), stage=input.stage, source=input.source,
+                owner_id=from_global_id(input.owner_id, "User", field="ownerId") if input.owner_id else None,
+            )
+            async with _tx(info) as tx:
+                c = await customers.create_customer(tx, data)
+                if input.tags:
+                    await tags.change_tags(tx, c.id, add=list(input.tags))
+            return CustomerPayload(customer=Customer.from_row(c))
+
+        return await as_payload(run, CustomerPayload)
+
+    @strawberry.mutation(description="Change some fields of a customer.")
+    async def update_customer(self, info: Info, id: strawberry.ID, input: inputs.UpdateCustomerInput) -> CustomerPayload:  # noqa: A002
+        async def run() -> CustomerPayload:
+            owner = _unset_to_msgspec(input.owner_id)
+            if isinstance(owner, str):
+                owner = from_global_id(owner, "User", field="ownerId")
+            patch = customers.CustomerPatch(
+                display_name=msgspec.UNSET if input.display_name in (strawberry.UNSET, None) else input.display_name,
+                company=_unset_to_msgspec(input.company),
+                phones=msgspec.UNSET if input.phones is strawberry.UNSET else list(input.phones or []),
+                emails=msgspec.UNSET if input.emails is strawberry.UNSET else list(input.emails or []),
+                attributes=msgspec.UNSET if input.attributes is strawberry.UNSET else dict(input.attributes or {}),
+                owner_id=owner,
+                source=_unset_to_msgspec(input.source),
+            )
+            async with _tx(info) as tx:
+                c = await customers.update_customer(tx, from_global_id(id, "Customer"), patch)
+            return CustomerPayload(customer=Customer.from_row(c))
+
+        return await as_payload(run, CustomerPayload)
+
+    @strawberry.mutation(description="Move a customer to another lifecycle stage, saying why.")
+    async def move_customer_stage(self, info: Info, id: strawberry.ID, stage: str, reason: str | None = None) -> CustomerPayload:  # noqa: A002
+        async def run() -> CustomerPayload:
+            async with _tx(info) as tx:
+                c = await customers.set_stage(tx, from_global_id(id, "Customer"), stage, reason=reason)
+            return CustomerPayload(customer=Customer.from_row(c))
+
+        return await as_payload(run, CustomerPayload)
+
+    @strawberry.mutation(description="Add and remove tags (labels `name` or `group/name`; new tags are created).")
+    async def tag_customer(self, info: Info, id: strawberry.ID, add: list[str] | None = None, remove: list[str] | None = None) -> CustomerPayload:  # noqa: A002
+        async def run() -> CustomerPayload:
+            async with _tx(info) as tx:
+                cid = from_global_id(id, "Customer")
+                await tags.change_tags(tx, cid, add=list(add or []), remove=list(remove or []))
+                c = await customers.get_customer(tx.session, cid)
+            return CustomerPayload(customer=Customer.from_row(c))
+
+        return await as_payload(run, CustomerPayload)
+
+    @strawberry.mutation(description="Attach a channel account to a customer (or refresh its profile).")
+    async def attach_identity(self, info: Info, customer_id: strawberry.ID, input: inputs.IdentityInput) -> IdentityPayload:  # noqa: A002
+        async def run() -> IdentityPayload:
+            data = identities.IdentityInput(
+                channel=input.channel, external_id=input.external_id, union_id=input.union_id, nickname=input.nickname,
+                avatar_url=input.avatar_url, follower_count=input.follower_count, profile=dict(input.profile or {}),
+            )
+            async with _tx(info) as tx:
+                cid = from_global_id(customer_id, "Customer", field="customerId")
+                ident = await identities.attach_identity(tx, cid, data)
+                c = await customers.get_customer(tx.session, cid)
+            return IdentityPayload(identity=Identity.from_model(ident), customer=Customer.from_row(c))
+
+        return await as_payload(run, IdentityPayload)
+
+    @strawberry.mutation(description="Append an interaction to a customer's timeline (a note, a call, a visit …).")
+    async def record_interaction(self, info: Info, input: inputs.RecordInteractionInput) -> InteractionPayload:  # noqa: A002
+        async def run() -> InteractionPayload:
+            data = interactions.InteractionInput(
+                customer_id=from_global_id(input.customer_id, "Customer", field="customerId"), channel=input.channel,
+                kind=input.kind, direction=input.direction, occurred_at=input.occurred_at, text=input.text,
+                payload=dict(input.payload or {}), dedupe_key=input.dedupe_key,
+            )
+            async with _tx(info) as tx:
+                row, created = await interactions.record_interaction(tx, data)
+            return InteractionPayload(interaction=Interaction.from_model(row), created=created)
+
+        return await as_payload(run, InteractionPayload)
+
+    @strawberry.mutation(description="Merge `mergedId` into `survivorId`; `dryRun` reports what would move.")
+    async def merge_customers(self, info: Info, survivor_id: strawberry.ID, merged_id: strawberry.ID, dry_run: bool = False) -> MergePayload:
+        async def run() -> MergePayload:
+            async with _tx(info) as tx:
+                plan = await merge.merge_customers(
+                    tx, from_global_id(survivor_id, "Customer", field="survivorId"), from_global_id(merged_id, "Customer", field="mergedId"), dry_run=dry_run
+                )
+                c = await customers.get_customer(tx.session, plan.survivor_id)
+            fields = {f: getattr(plan, f) for f in ("identities", "interactions", "tags", "tasks", "stage_changes", "consents", "filled_fields", "dry_run")}
+            return MergePayload(plan=MergePlan(**fields), customer=Customer.from_row(c))
+
+        return await as_payload(run, MergePayload)
+
+    @strawberry.mutation(description="Create a follow-up task (assigned to the customer's owner unless given).")
+    async def create_task(self, info: Info, input: inputs.CreateTaskInput) -> TaskPayload:  # noqa: A002
+        async def run() -> TaskPayload:
+            data = tasks.TaskInput(
+                customer_id=from_global_id(input.customer_id, "Customer", field="customerId"), title=input.title,
+                assignee_id=from_global_id(input.assignee_id, "User", field="assigneeId") if input.assignee_id else None,
+                due_at=input.due_at, notes=input.notes,
+            )
+            async with _tx(info) as tx:
+                t = await tasks.create_task(tx, data)
+            return TaskPayload(task=Task.from_model(t))
+
+        return await as_payload(run, TaskPayload)
+
+    @strawberry.mutation(description="Mark a task done.")
+    async def complete_task(self, info: Info, id: strawberry.ID) -> TaskPayload:  # noqa: A002
+        async def run() -> TaskPayload:
+            async with _tx(info) as tx:
+                t = await tasks.complete_task(tx, from_global_id(id, "Task"))
+            return TaskPayload(task=Task.from_model(t))
+
+        return await as_payload(run, TaskPayload)
+
+    @strawberry.mutation(description="Record a customer's consent to be contacted on a channel.")
+    async def set_consent(self, info: Info, customer_id: strawberry.ID, channel: str, status: inputs.ConsentStatus, source: str | None = None) -> CustomerPayload:
+        async def run() -> CustomerPayload:
+            async with _tx(info) as tx:
+                cid = from_global_id(customer_id, "Customer", field="customerId")
+                await consent.set_consent(tx, cid, channel, status.value, source)
+                c = await customers.get_customer(tx.session, cid)
+            return CustomerPayload(customer=Customer.from_row(c))
+
+        return await as_payload(run, CustomerPayload)
+
+    @strawberry.mutation(description="Add a staff user.")
+    async def create_user(self, info: Info, input: inputs.CreateUserInput) -> UserPayload:  # noqa: A002
+        async def run() -> UserPayload:
+            async with _tx(info) as tx:
+                u = await users.create_user(tx, email=input.email, name=input.name, role=input.role, team=input.team)
+            return UserPayload(user=User.from_model(u))
+
+        return await as_payload(run, UserPayload)

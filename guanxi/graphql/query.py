@@ -1,0 +1,117 @@
+"""Core Query fields."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlalchemy import select
+from strawberry.types import Info
+
+from guanxi.core import models as m
+from guanxi.core import queries
+from guanxi.graphql import inputs
+from guanxi.graphql.ids import from_global_id
+from guanxi.graphql.pagination import PageInfo, check_page_size, decode_cursor, encode_cursor
+from guanxi.graphql.types import Customer, CustomerConnection, CustomerEdge, Funnel, FunnelStep, Pipeline, Stage, Tag, User
+
+
+def core_filter(flt: inputs.CustomerFilter | None) -> queries.CustomerFilter | None:
+    if flt is None:
+        return None
+    return queries.CustomerFilter(
+        stages=flt.stages,
+        tags_any=flt.tags_any,
+        tags_all=flt.tags_all,
+        owner_ids=[from_global_id(i, "User", field="filter.ownerIds") for i in flt.owner_ids] if flt.owner_ids is not None else None,
+        unassigned=flt.unassigned,
+        channels=flt.channels,
+        created_after=flt.created_after,
+        created_before=flt.created_before,
+        search=flt.search,
+    )
+
+
+async def _pipelines(info: Info) -> list[Pipeline]:
+    loaders = info.context.loaders
+    stages = await loaders.stages()
+    rows = (await loaders.execute(select(m.Pipeline).order_by(m.Pipeline.is_default.desc(), m.Pipeline.key))).scalars().all()
+    return [
+        Pipeline(uuid=p.id, key=p.key, name=p.name, is_default=p.is_default,
+                 stages=[Stage.from_model(s) for s in stages.values() if s.pipeline_id == p.id])
+        for p in rows
+    ]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Customers matching a filter, one page at a time (merged tombstones excluded).")
+    async def customers(
+        self,
+        info: Info,
+        filter: inputs.CustomerFilter | None = None,  # noqa: A002 - the GraphQL argument name
+        order_by: inputs.CustomerOrder = queries.CustomerOrder.CREATED_AT_DESC,  # type: ignore[valid-type]
+        first: int | None = None,
+        after: str | None = None,
+    ) -> CustomerConnection:
+        context = info.context
+        settings = context.rt.settings.graphql
+        size = check_page_size(first, settings.default_page_size, settings.max_page_size)
+        order = queries.CustomerOrder(order_by.value if hasattr(order_by, "value") else order_by)
+        flt = core_filter(filter)
+        cursor = decode_cursor(after, order.value) if after else None
+        async with context.loaders.lock:
+            rows, more = await queries.list_customers(context.session, flt=flt, order=order, first=size, after=cursor)
+
+        async def count() -> int:
+            async with context.loaders.lock:
+                return await queries.count_customers(context.session, flt)
+
+        edges = [CustomerEdge(cursor=encode_cursor(order.value, queries.sort_key(order, r), r.id), node=Customer.from_row(r)) for r in rows]
+        return CustomerConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, has_previous_page=after is not None,
+                               start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None),
+            count=count,
+        )
+
+    @strawberry.field(description="One customer by id; a merged customer's id gives the survivor. Null if none.")
+    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:  # noqa: A002
+        from guanxi.core.errors import NotFoundError
+        from guanxi.core.services.customers import get_customer
+
+        uuid_ = from_global_id(id, "Customer")
+        try:
+            async with info.context.loaders.lock:
+                model = await get_customer(info.context.session, uuid_)
+        except NotFoundError:
+            return None
+        return Customer.from_row(model)
+
+    @strawberry.field(description="Pipelines with their stages in order.")
+    async def pipelines(self, info: Info) -> list[Pipeline]:
+        return await _pipelines(info)
+
+    @strawberry.field(description="Counts per stage and conversion between stages of a pipeline (default pipeline if no key).")
+    async def funnel(self, info: Info, pipeline: str | None = None) -> Funnel:
+        from guanxi.core.errors import ValidationError
+
+        pipes = await _pipelines(info)
+        chosen = next((p for p in pipes if p.key == pipeline), None) if pipeline else (pipes[0] if pipes else None)
+        if chosen is None:
+            raise ValidationError(f"unknown pipeline {pipeline!r}", field="pipeline")
+        async with info.context.loaders.lock:
+            steps = await queries.funnel(info.context.session, chosen.uuid)
+        by_id = {s.uuid: s for s in chosen.stages}
+        return Funnel(
+            pipeline=chosen,
+            steps=[FunnelStep(stage=by_id[s.stage_id], current=s.current, reached=s.reached, conversion_from_previous=s.conversion_from_previous) for s in steps],
+        )
+
+    @strawberry.field(description="Staff users of the tenant.")
+    async def users(self, info: Info) -> list[User]:
+        rows = (await info.context.loaders.execute(select(m.User).order_by(m.User.name))).scalars().all()
+        return [User.from_model(u) for u in rows]
+
+    @strawberry.field(description="Every tag of the tenant.")
+    async def tags(self, info: Info) -> list[Tag]:
+        rows = (await info.context.loaders.execute(select(m.Tag).order_by(m.Tag.group_name, m.Tag.name))).scalars().all()
+        return [Tag.from_model(t) for t in rows]

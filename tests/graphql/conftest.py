@@ -1,0 +1,49 @@
+"""GraphQL test helpers: an HTTP client on the app for the test's tenant, and a `gql` call."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from guanxi.app import create_app
+from guanxi.core.runtime import Runtime
+
+GQL = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+async def client(runtime: Runtime, tenant_id: uuid.UUID) -> AsyncIterator[AsyncTestClient[Any]]:
+    """An HTTP client on the app, acting in this test's tenant."""
+    slug = f"t-{tenant_id}"
+    from sqlalchemy import update
+
+    from guanxi.core.models import Tenant
+    from guanxi.core.tenancy import unscoped
+
+    async with runtime.session(None) as s, s.begin(), unscoped(s):
+        await s.execute(update(Tenant).where(Tenant.id == tenant_id).values(slug=slug))
+    import msgspec
+
+    runtime.settings = msgspec.structs.replace(runtime.settings, tenant=slug)
+    app = create_app(runtime)
+    async with AsyncTestClient(app=app) as c:
+        yield c
+
+
+@pytest.fixture
+def gql(client: AsyncTestClient[Any]) -> GQL:
+    """POST a GraphQL operation; returns the decoded JSON body (``data`` and ``errors``)."""
+
+    async def call(query: str, variables: dict[str, Any] | None = None, *, ok: bool = True) -> dict[str, Any]:
+        response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        if ok:
+            assert not body.get("errors"), body["errors"]
+        return body
+
+    return call
