@@ -101,9 +101,10 @@ def guanxi_graphql(runtime: Runtime) -> Any:
 def guanxi_migrations() -> Path | str | None:
     """Return the folder of this plugin's Alembic revisions, or None if it owns no tables.
 
-    The folder's first revision must set ``branch_labels = ("<plugin name>",)`` and
-    ``depends_on = "core"`` (or a revision of core it needs). ``guanxi db upgrade`` applies core
-    and the folders of enabled plugins only. Tables must be named ``<plugin>_<table>`` and carry
+    The folder is the plugin's own Alembic history, recorded in its own version table
+    ``alembic_version_<plugin>``; ``guanxi db upgrade`` applies core first, then each enabled
+    plugin's folder in the order of ``plugins.enabled``, so a revision may rely on core's tables.
+    A disabled plugin's tables are left alone. Tables must be named ``<plugin>_<table>`` and carry
     ``tenant_id`` first in every key.
     """
 

@@ -1,8 +1,14 @@
-"""Alembic migrations for core and the enabled plugins (``guanxi db upgrade``)."""
+"""Alembic migrations for core and the enabled plugins (``guanxi db upgrade``).
+
+Core and each plugin are separate Alembic histories, each with its own version table
+(``alembic_version`` for core, ``alembic_version_<plugin>`` for a plugin). Core is upgraded
+first, then each enabled plugin in the order of ``plugins.enabled``. A plugin that is later
+disabled leaves its tables and its version table alone, and does not stop core or the other
+plugins from upgrading.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,30 +19,31 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from guanxi.core.errors import PluginError
+from guanxi.core.plugins import per_plugin
 from guanxi.core.runtime import Runtime
 
 CORE_MIGRATIONS = Path(__file__).parent / "migrations"
+CORE_VERSION_TABLE = "alembic_version"
 
 
-def version_locations(runtime: Runtime) -> list[Path]:
-    """Core's version folder plus each enabled plugin's (from ``guanxi_migrations``)."""
-    locations = [CORE_MIGRATIONS / "versions"]
-    for found in runtime.pm.hook.guanxi_migrations():
-        if found is None:
-            continue
+def histories(runtime: Runtime) -> list[tuple[str, Path, str]]:
+    """(owner, version folder, version table) for core and each enabled plugin with migrations."""
+    out = [("core", CORE_MIGRATIONS / "versions", CORE_VERSION_TABLE)]
+    for name, found in per_plugin(runtime.pm.hook.guanxi_migrations):
         path = Path(found)
         if not path.is_dir():
-            raise PluginError(f"a plugin's guanxi_migrations() names {path}, which is not a folder")
-        locations.append(path)
-    return locations
+            raise PluginError(f"plugin {name!r}: guanxi_migrations() names {path}, which is not a folder")
+        out.append((name, path, f"alembic_version_{name}"))
+    return out
 
 
-def alembic_config(runtime: Runtime) -> Config:
+def alembic_config(runtime: Runtime, versions: Path, version_table: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(CORE_MIGRATIONS))
     cfg.set_main_option("path_separator", "os")
-    cfg.set_main_option("version_locations", os.pathsep.join(str(p) for p in version_locations(runtime)))
+    cfg.set_main_option("version_locations", str(versions))
     cfg.attributes["database_settings"] = runtime.settings.database
+    cfg.attributes["version_table"] = version_table
     return cfg
 
 
@@ -51,29 +58,37 @@ def _with_connection(cfg: Config, fn: Any) -> Any:
     return run
 
 
-async def upgrade(runtime: Runtime, target: str = "heads") -> list[str]:
-    """Apply every pending revision of core and the enabled plugins; return the new heads."""
-    cfg = alembic_config(runtime)
-    async with runtime.engine.begin() as conn:
-        await conn.run_sync(_with_connection(cfg, lambda _c: command.upgrade(cfg, target)))
+async def upgrade(runtime: Runtime) -> dict[str, list[str]]:
+    """Apply every pending revision of core, then of each enabled plugin; return the heads."""
+    for _owner, versions, table in histories(runtime):
+        cfg = alembic_config(runtime, versions, table)
+        async with runtime.engine.begin() as conn:
+            await conn.run_sync(_with_connection(cfg, lambda _c, cfg=cfg: command.upgrade(cfg, "heads")))
     return await current(runtime)
 
 
-async def current(runtime: Runtime) -> list[str]:
+async def current(runtime: Runtime) -> dict[str, list[str]]:
+    """Applied revisions per history (core and enabled plugins)."""
+    out: dict[str, list[str]] = {}
     async with runtime.engine.connect() as conn:
-        heads = await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_heads())
-    return sorted(heads)
+        for owner, _versions, table in histories(runtime):
+            heads = await conn.run_sync(lambda c, table=table: MigrationContext.configure(c, opts={"version_table": table}).get_current_heads())
+            out[owner] = sorted(heads)
+    return out
 
 
-async def pending(runtime: Runtime) -> list[str]:
-    """Revisions known to the enabled set that the database has not applied."""
-    cfg = alembic_config(runtime)
-    script = ScriptDirectory.from_config(cfg)
-    applied = set(await current(runtime))
-    todo = []
-    for head in script.get_heads():
-        for rev in script.iterate_revisions(head, "base"):
-            if rev.revision in applied:
-                break
-            todo.append(rev.revision)
-    return todo
+async def pending(runtime: Runtime) -> dict[str, list[str]]:
+    """Revisions not yet applied, per history."""
+    applied = await current(runtime)
+    out: dict[str, list[str]] = {}
+    for owner, versions, table in histories(runtime):
+        script = ScriptDirectory.from_config(alembic_config(runtime, versions, table))
+        done = set(applied.get(owner, []))
+        todo: list[str] = []
+        for head in script.get_heads():
+            for rev in script.iterate_revisions(head, "base"):
+                if rev.revision in done:
+                    break
+                todo.append(rev.revision)
+        out[owner] = todo
+    return out

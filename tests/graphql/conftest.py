@@ -15,22 +15,24 @@ from guanxi.core.runtime import Runtime
 GQL = Callable[..., Awaitable[dict[str, Any]]]
 
 
-@pytest.fixture
-async def client(runtime: Runtime, tenant_id: uuid.UUID) -> AsyncIterator[AsyncTestClient[Any]]:
-    """An HTTP client on the app, acting in this test's tenant."""
-    slug = f"t-{tenant_id}"
-    from sqlalchemy import update
+async def use_tenant(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    """Make the app act in this tenant (until authentication, the app uses the configured one)."""
+    import msgspec
+    from sqlalchemy import select
 
     from guanxi.core.models import Tenant
     from guanxi.core.tenancy import unscoped
 
-    async with runtime.session(None) as s, s.begin(), unscoped(s):
-        await s.execute(update(Tenant).where(Tenant.id == tenant_id).values(slug=slug))
-    import msgspec
-
+    async with runtime.session(None) as s, unscoped(s):
+        slug = (await s.execute(select(Tenant.slug).where(Tenant.id == tenant_id))).scalar_one()
     runtime.settings = msgspec.structs.replace(runtime.settings, tenant=slug)
-    app = create_app(runtime)
-    async with AsyncTestClient(app=app) as c:
+
+
+@pytest.fixture
+async def client(runtime: Runtime, tenant_id: uuid.UUID) -> AsyncIterator[AsyncTestClient[Any]]:
+    """An HTTP client on the app, acting in this test's tenant."""
+    await use_tenant(runtime, tenant_id)
+    async with AsyncTestClient(app=create_app(runtime)) as c:
         yield c
 
 

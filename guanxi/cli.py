@@ -1,0 +1,210 @@
+"""The ``guanxi`` command line. Enabled plugins add their own commands (``guanxi_cli`` hook)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TypeVar
+
+import click
+
+from guanxi.core.errors import GuanxiError
+from guanxi.core.plugins import installed_plugins
+from guanxi.core.runtime import Runtime
+
+T = TypeVar("T")
+
+
+def run_async(runtime: Runtime, fn: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run one async job with the runtime started, and stop it afterwards."""
+
+    async def job() -> T:
+        await runtime.start()
+        try:
+            return await fn(runtime)
+        finally:
+            await runtime.stop()
+
+    try:
+        return asyncio.run(job())
+    except GuanxiError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _rt(ctx: click.Context) -> Runtime:
+    runtime = ctx.find_object(Runtime)
+    if runtime is None:  # pragma: no cover - main() always provides one
+        raise click.UsageError("no runtime")
+    return runtime
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="guanxi")
+def cli() -> None:
+    """Guanxi (关系): a plugin-based, headless social CRM.
+
+    Configuration comes from guanxi.toml in the working directory (or GUANXI_CONFIG) and
+    GUANXI_* environment variables; see docs/operations.md."""
+
+
+@cli.command()
+@click.option("--host", default=None, help="Interface to bind (default: server.host, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: server.port, 8000).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: server.workers).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the HTTP API (GraphQL at /graphql, GraphiQL in a browser)."""
+    import uvicorn
+
+    settings = _rt(ctx).settings.server
+    host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
+    click.echo(f"Guanxi on http://{host}:{port}{_rt(ctx).settings.graphql.path} ({workers} worker{'s' if workers > 1 else ''})")
+    uvicorn.run("guanxi.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=settings.log_level)
+
+
+@cli.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply core's and the enabled plugins' pending migrations."""
+    from guanxi.core import migrate
+
+    heads = run_async(_rt(ctx), migrate.upgrade)
+    for owner, revs in heads.items():
+        click.echo(f"{owner}: {', '.join(revs) or 'no revisions'}")
+
+
+@db.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Show the applied revisions and what is pending."""
+    from guanxi.core import migrate
+
+    async def show(rt: Runtime) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        return await migrate.current(rt), await migrate.pending(rt)
+
+    heads, todo = run_async(_rt(ctx), show)
+    for owner in heads:
+        click.echo(f"{owner}: applied {', '.join(heads[owner]) or 'nothing'}; pending {', '.join(todo.get(owner, [])) or 'nothing'}")
+
+
+def plugin_report(runtime: Runtime) -> dict[str, Any]:
+    """Enabled and installed plugins with versions and the hooks each enabled one implements."""
+    installed = installed_plugins()
+    enabled = []
+    for name, plugin in runtime.pm.list_name_plugin():
+        if plugin is None:
+            continue
+        ep = installed.get(name)
+        dist = ep.dist if ep is not None else None
+        hooks = sorted(caller.name for caller in runtime.pm.get_hookcallers(plugin) or [])
+        enabled.append({
+            "name": name,
+            "module": getattr(plugin, "__name__", type(plugin).__name__),
+            "distribution": dist.name if dist else None,
+            "version": dist.version if dist else None,
+            "hooks": hooks,
+        })
+    return {
+        "enabled": sorted(enabled, key=lambda p: p["name"]),
+        "installed": sorted(
+            ({"name": n, "value": ep.value, "distribution": ep.dist.name if ep.dist else None,
+              "version": ep.dist.version if ep.dist else None, "enabled": n in runtime.enabled_plugins}
+             for n, ep in installed.items()),
+            key=lambda p: str(p["name"]),
+        ),
+    }
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """List installed and enabled plugins, their versions and the hooks they implement."""
+    report = plugin_report(_rt(ctx))
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    click.echo("enabled:")
+    for p in report["enabled"] or []:
+        click.echo(f"  {p['name']} {p['version'] or ''}  hooks: {', '.join(p['hooks'])}")
+    if not report["enabled"]:
+        click.echo("  (none)")
+    click.echo("installed:")
+    for p in report["installed"] or []:
+        click.echo(f"  {p['name']} {p['version'] or ''} ({p['value']}){'' if p['enabled'] else '  [disabled]'}")
+    if not report["installed"]:
+        click.echo("  (none)")
+
+
+@cli.command()
+@click.pass_context
+def schema(ctx: click.Context) -> None:
+    """Print the GraphQL schema (SDL) for the current configuration."""
+    from guanxi.graphql.schema import build_schema
+
+    click.echo(build_schema(_rt(ctx)).as_str())
+
+
+@cli.group()
+def tenant() -> None:
+    """Tenants (companies) in this database."""
+
+
+@tenant.command("create")
+@click.argument("slug")
+@click.argument("name")
+@click.pass_context
+def tenant_create(ctx: click.Context, slug: str, name: str) -> None:
+    """Create a tenant with the default pipeline."""
+    from guanxi.core.services.pipelines import create_tenant
+
+    async def make(rt: Runtime) -> Any:
+        async with rt.session(None) as session, session.begin():
+            return await create_tenant(session, slug, name)
+
+    click.echo(f"tenant {slug} created: {run_async(_rt(ctx), make)}")
+
+
+def _version() -> str:
+    try:
+        return version("guanxi")
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"
+
+
+def build_cli(runtime: Runtime) -> click.Group:
+    """A fresh command group: core's commands plus the enabled plugins' (so two runtimes with
+    different plugins never share commands)."""
+    from guanxi import cli_data
+
+    group = click.Group(name="guanxi", commands=dict(cli.commands), help=cli.help, params=list(cli.params),
+                        context_settings=cli.context_settings, callback=cli.callback)
+    cli_data.register(group)
+    runtime.pm.hook.guanxi_cli(group=group)
+    return group
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``guanxi`` command."""
+    try:
+        runtime = Runtime.from_config()
+    except GuanxiError as exc:
+        click.echo(f"guanxi: {exc}", err=True)
+        sys.exit(2)
+    group = build_cli(runtime)
+    try:
+        group.main(args=argv, obj=runtime, standalone_mode=True)
+    except GuanxiError as exc:  # pragma: no cover - standalone_mode exits first
+        click.echo(f"guanxi: {exc}", err=True)
+        sys.exit(1)
+
+
+__all__ = ["build_cli", "cli", "main", "run_async"]

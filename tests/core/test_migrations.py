@@ -1,0 +1,51 @@
+"""Migrations: core and plugin histories, and models that match them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from guanxi.core.migrate import upgrade
+from guanxi.core.models import Base
+from guanxi.core.runtime import Runtime
+
+
+async def test_migrated_database_matches_the_models(runtime: Runtime) -> None:
+    """A model change without a migration fails here."""
+    import guanxi_loyalty.models  # noqa: F401 - its table is on Base.metadata once imported
+
+    core_tables = {t for t in Base.metadata.tables if not t.startswith("loyalty_")}
+
+    def diff(conn):  # type: ignore[no-untyped-def]
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": lambda _o, name, type_, _r, _c: type_ != "table" or name in core_tables})
+        return compare_metadata(ctx, Base.metadata)
+
+    async with runtime.engine.connect() as conn:
+        changes = await conn.run_sync(diff)
+    assert changes == []
+
+
+async def test_plugin_tables_exist_only_once_enabled_and_survive_disabling(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+
+    async def tables(rt: Runtime) -> set[str]:
+        async with rt.engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+
+    core_only = Runtime.from_config(environ={"GUANXI_DATABASE_URL": url, "GUANXI_PLUGINS": ""})
+    assert (await upgrade(core_only)) == {"core": ["0001_core"]}
+    assert "loyalty_accounts" not in await tables(core_only)
+    await core_only.stop()
+
+    with_plugin = Runtime.from_config(environ={"GUANXI_DATABASE_URL": url, "GUANXI_PLUGINS": "loyalty"})
+    assert (await upgrade(with_plugin)) == {"core": ["0001_core"], "loyalty": ["loyalty_0001"]}
+    assert {"loyalty_accounts", "alembic_version_loyalty"} <= await tables(with_plugin)
+    await with_plugin.stop()
+
+    disabled_again = Runtime.from_config(environ={"GUANXI_DATABASE_URL": url, "GUANXI_PLUGINS": ""})
+    assert (await upgrade(disabled_again)) == {"core": ["0001_core"]}  # no error about loyalty's revision
+    assert "loyalty_accounts" in await tables(disabled_again)
+    await disabled_again.stop()
