@@ -27,7 +27,7 @@ class Loaders:
     def __init__(self, context: GraphQLContext) -> None:
         self._context = context
         self.lock = asyncio.Lock()
-        self._stages: dict[uuid.UUID, m.Stage] | None = None
+        self._stages: asyncio.Future[dict[uuid.UUID, m.Stage]] | None = None
         self.users = DataLoader(self._load_users)
         self.customers = DataLoader(self._load_customers)
         self.tags = DataLoader(self._load_tags)
@@ -45,9 +45,12 @@ class Loaders:
     async def stages(self) -> dict[uuid.UUID, m.Stage]:
         """Every stage of the tenant (a handful), loaded once per request."""
         if self._stages is None:
-            rows = (await self.execute(select(m.Stage).order_by(m.Stage.pipeline_id, m.Stage.position))).scalars().all()
-            self._stages = {s.id: s for s in rows}
-        return self._stages
+            self._stages = asyncio.ensure_future(self._load_stages())
+        return await self._stages
+
+    async def _load_stages(self) -> dict[uuid.UUID, m.Stage]:
+        rows = (await self.execute(select(m.Stage).order_by(m.Stage.pipeline_id, m.Stage.position))).scalars().all()
+        return {s.id: s for s in rows}
 
     async def _load_users(self, ids: Sequence[uuid.UUID]) -> list[m.User | None]:
         rows = (await self.execute(select(m.User).where(m.User.id.in_(set(ids))))).scalars().all()

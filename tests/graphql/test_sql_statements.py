@@ -1,0 +1,63 @@
+"""N+1 guard: a page of customers with nested lists costs a constant number of SQL statements."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from guanxi.core.context import RequestContext
+from guanxi.core.runtime import Runtime
+from guanxi.core.services import customers, identities, interactions, tags
+from tests.graphql.conftest import GQL
+
+PAGE = """query($n: Int!) { customers(first: $n) {
+  totalCount
+  edges { node {
+    id displayName stage { name } owner { name } tags { name }
+    identities { channel nickname }
+    interactions(first: 5) { edges { node { kind text occurredAt } } }
+  } }
+} }"""
+
+
+@contextmanager
+def count_statements(runtime: Runtime) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", before)
+
+
+async def _seed(runtime: Runtime, tenant_id: uuid.UUID, n: int) -> None:
+    ctx = RequestContext(tenant_id=tenant_id)
+    async with runtime.transaction(ctx) as tx:
+        for i in range(n):
+            c = await customers.create_customer(tx, customers.CustomerInput(display_name=f"C{i}"))
+            await tags.change_tags(tx, c.id, add=["vip", f"group/{i % 3}"])
+            await identities.attach_identity(tx, c.id, identities.IdentityInput(channel="wecom", external_id=f"wm{i}", nickname=f"n{i}"))
+            for k in range(7):
+                await interactions.record_interaction(tx, interactions.InteractionInput(customer_id=c.id, channel="wecom", kind="message_in", text=f"{i}-{k}"))
+
+
+async def test_statement_count_is_the_same_for_pages_of_5_and_50(runtime: Runtime, tenant_id: uuid.UUID, gql: GQL) -> None:
+    await _seed(runtime, tenant_id, 50)
+    await gql("{ pipelines { key } }")  # warm up: the tenant id is cached after the first request
+    counts = {}
+    for n in (5, 50):
+        with count_statements(runtime) as seen:
+            body = await gql(PAGE, {"n": n})
+        assert len(body["data"]["customers"]["edges"]) == n
+        assert all(len(e["node"]["interactions"]["edges"]) == 5 for e in body["data"]["customers"]["edges"])
+        counts[n] = len([s for s in seen if not s.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"))])
+    # customers page, count, stages, tags, identities, interactions (no owners in this data)
+    assert counts[5] == counts[50] <= 6, counts
