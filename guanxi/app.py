@@ -11,11 +11,14 @@ from litestar import Litestar, Request, Response, get
 from litestar.background_tasks import BackgroundTasks
 from litestar.di import Provide
 from sqlalchemy import text
+from graphql import ExecutionResult
+from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.litestar import make_graphql_controller
 
 from guanxi.core.context import Actor, RequestContext
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.context import GraphQLContext
+from guanxi.graphql.extensions import shape_error
 from guanxi.graphql.schema import build_schema
 
 log = logging.getLogger("guanxi.app")
@@ -63,6 +66,12 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         # Strawberry provides the response object with sync_to_thread=True, a thread hop on
         # every request; building an empty Response needs no thread.
         dependencies: ClassVar[dict[str, Provide]] = {**base.dependencies, "response": Provide(_response_getter, sync_to_thread=False)}
+
+        async def process_result(self, request: Request[Any, Any, Any], result: ExecutionResult) -> GraphQLHTTPResponse:
+            # Every error leaves with a code; unexpected ones as "internal error" (see shape_error).
+            if result.errors:
+                result.errors = [shape_error(e) for e in result.errors]
+            return process_result(result)
 
     @get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:

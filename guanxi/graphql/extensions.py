@@ -35,7 +35,8 @@ def shape_error(error: GraphQLError) -> GraphQLError:
 
 
 class RequestLifecycle(SchemaExtension):
-    """Closes the request's database session after the operation and shapes its errors."""
+    """Closes the request's database session after the operation and shapes its errors
+    (the HTTP view shapes parse and validation errors, which never reach an operation)."""
 
     async def on_operation(self) -> AsyncIterator[None]:
         try:

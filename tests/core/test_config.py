@@ -1,0 +1,55 @@
+"""Configuration: TOML + environment, decoded into typed Structs; errors name the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from guanxi.core.config import load_settings
+from guanxi.core.errors import ConfigError
+
+
+def test_defaults_without_a_file_use_sqlite_in_the_working_directory() -> None:
+    core, sections, source = load_settings(environ={})
+    assert core.database.url == "sqlite+aiosqlite:///guanxi.db"
+    assert (sections, source) == ({}, "<defaults>")
+
+
+def test_file_values_and_environment_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "g.toml"
+    f.write_text('tenant = "acme"\n[graphql]\nmax_depth = 8\n[plugins]\nenabled = ["loyalty"]\n[plugins.loyalty]\npoints_per_purchase = 3\n')
+    core, sections, _ = load_settings(f, environ={"GUANXI_DATABASE_URL": "postgresql+asyncpg://u@h/db", "GUANXI__GRAPHQL__MAX_PAGE_SIZE": "50"})
+    assert (core.tenant, core.graphql.max_depth, core.graphql.max_page_size) == ("acme", 8, 50)
+    assert core.database.url == "postgresql+asyncpg://u@h/db"
+    assert sections == {"loyalty": {"points_per_purchase": 3}}
+
+
+@pytest.mark.parametrize(
+    ("toml", "path", "reason"),
+    [
+        ("[graphql]\nmax_depth = \"deep\"\n", "$.graphql.max_depth", "Expected `int`, got `str`"),
+        ("[server]\nport = 70000\n", "$.server", "port must be between 1 and 65535"),
+        ("[database]\nurl = \"guanxi.db\"\n", "$.database", "must be a SQLAlchemy URL"),
+        ("[databse]\nurl = \"x\"\n", "$", "Object contains unknown field `databse`"),
+    ],
+)
+def test_a_bad_value_fails_with_its_key_path_and_reason(tmp_path: Path, toml: str, path: str, reason: str) -> None:
+    f = tmp_path / "g.toml"
+    f.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_settings(f, environ={})
+    assert f"`{path}`" in str(err.value) and reason in str(err.value)
+    assert str(f) in str(err.value)
+
+
+def test_an_explicit_config_file_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(environ={"GUANXI_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_invalid_toml_is_reported_with_the_file_name(tmp_path: Path) -> None:
+    f = tmp_path / "g.toml"
+    f.write_text("[graphql\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(f, environ={})

@@ -1,0 +1,66 @@
+"""GraphQL hardening: depth and alias limits, and errors that never leak internals."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.graphql.conftest import GQL
+
+
+async def test_a_query_deeper_than_the_limit_is_refused(gql: GQL) -> None:
+    deep = "{ customers { edges { node { interactions { edges { node { customer { interactions { edges { node { customer { tasks { customer { displayName } } } } } } } } } } } } } }"
+    body = await gql(deep, ok=False)
+    assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION"
+    assert body.get("data") is None
+
+
+async def test_too_many_aliases_are_refused(gql: GQL) -> None:
+    many = "{ " + " ".join(f"a{i}: pipelines {{ key }}" for i in range(40)) + " }"
+    body = await gql(many, ok=False)
+    assert "aliases" in body["errors"][0]["message"].lower()
+
+
+async def test_unexpected_errors_say_internal_error_without_details(gql: GQL, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from guanxi.core import queries
+
+    async def broken(*_a: object, **_k: object) -> int:
+        raise RuntimeError("SELECT secret FROM customers -- password=hunter2")
+
+    monkeypatch.setattr(queries, "count_customers", broken)
+    with caplog.at_level(logging.ERROR, logger="guanxi.graphql"):
+        body = await gql("{ customers { totalCount } }", ok=False)
+    (error,) = body["errors"]
+    assert error["message"] == "internal error"
+    assert error["extensions"] == {"code": "INTERNAL"}
+    assert "hunter2" not in str(body)
+    assert "hunter2" in caplog.text  # kept for operators in the server log
+
+
+async def test_syntax_errors_are_graphql_validation_errors(gql: GQL) -> None:
+    body = await gql("{ customers { ", ok=False)
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION"
+
+
+async def test_cursor_from_another_ordering_is_refused(gql: GQL) -> None:
+    await gql('mutation { createCustomer(input: {displayName: "A"}) { errors { code } } }')
+    await gql('mutation { createCustomer(input: {displayName: "B"}) { errors { code } } }')
+    page = (await gql("{ customers(first: 1, orderBy: NAME_ASC) { pageInfo { endCursor } } }"))["data"]["customers"]
+    body = await gql("query($a: String) { customers(first: 1, after: $a) { totalCount } }", {"a": page["pageInfo"]["endCursor"]}, ok=False)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_CURSOR"
+
+
+async def test_merge_through_the_api_keeps_the_merged_id_resolving(gql: GQL) -> None:
+    create = 'mutation($n: String!) { createCustomer(input: {displayName: $n}) { customer { id } } }'
+    a = (await gql(create, {"n": "Survivor"}))["data"]["createCustomer"]["customer"]["id"]
+    b = (await gql(create, {"n": "Duplicate"}))["data"]["createCustomer"]["customer"]["id"]
+    merge = "mutation($a: ID!, $b: ID!, $d: Boolean!) { mergeCustomers(survivorId: $a, mergedId: $b, dryRun: $d) { plan { stageChanges dryRun } customer { displayName } errors { code } } }"
+    dry = (await gql(merge, {"a": a, "b": b, "d": True}))["data"]["mergeCustomers"]
+    assert dry["plan"] == {"stageChanges": 1, "dryRun": True}
+    done = (await gql(merge, {"a": a, "b": b, "d": False}))["data"]["mergeCustomers"]
+    assert done["customer"] == {"displayName": "Survivor"}
+    assert (await gql("query($id: ID!) { customer(id: $id) { id displayName } }", {"id": b}))["data"]["customer"] == {"id": a, "displayName": "Survivor"}
+    total = (await gql("{ customers { totalCount } }"))["data"]["customers"]["totalCount"]
+    assert total == 1
