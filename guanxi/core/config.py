@@ -204,7 +204,9 @@ def decode_plugin_section(name: str, schema: type[Any], raw: Any, source: str) -
     return _decode(schema, raw if raw is not None else {}, f"$.plugins.{name}", source)
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> tuple[CoreSettings, dict[str, Any], str]:
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[CoreSettings, dict[str, Any], str]:
     """Read file and environment; decode the core part. Plugin sections are decoded by the plugin
     manager once it knows each enabled plugin's schema (see :func:`guanxi.core.plugins.load`)."""
     tree, source = read_raw(path, environ)

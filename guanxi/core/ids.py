@@ -19,7 +19,7 @@ _seq = 0
 
 def new_id() -> uuid.UUID:
     """Return a new UUIDv7; ids made in one process are strictly increasing."""
-    global _last_ms, _seq
+    global _last_ms, _seq  # noqa: PLW0603 - the clock state is process-wide on purpose
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms <= _last_ms:

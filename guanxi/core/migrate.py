@@ -67,12 +67,16 @@ async def upgrade(runtime: Runtime) -> dict[str, list[str]]:
     return await current(runtime)
 
 
+def _current_heads(conn: Connection, version_table: str) -> tuple[str, ...]:
+    return MigrationContext.configure(conn, opts={"version_table": version_table}).get_current_heads()
+
+
 async def current(runtime: Runtime) -> dict[str, list[str]]:
     """Applied revisions per history (core and enabled plugins)."""
     out: dict[str, list[str]] = {}
     async with runtime.engine.connect() as conn:
         for owner, _versions, table in histories(runtime):
-            heads = await conn.run_sync(lambda c, table=table: MigrationContext.configure(c, opts={"version_table": table}).get_current_heads())
+            heads = await conn.run_sync(_current_heads, table)
             out[owner] = sorted(heads)
     return out
 

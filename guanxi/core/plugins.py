@@ -60,9 +60,7 @@ def make_plugin_manager(
                 raise PluginError(f"plugin {name!r} failed to load: {type(exc).__name__}: {exc}") from exc
         else:
             known = ", ".join(sorted(set(installed) | set(extra))) or "none"
-            raise PluginError(
-                f"plugin {name!r} is enabled in `$.plugins.enabled` but not installed (installed plugins: {known})"
-            )
+            raise PluginError(f"plugin {name!r} is enabled in `$.plugins.enabled` but not installed (installed plugins: {known})")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

@@ -40,9 +40,19 @@ class CustomerFilter(msgspec.Struct, kw_only=True):
 
 #: The columns a customer list returns (enough to build the API's Customer object).
 CUSTOMER_COLUMNS = (
-    Customer.id, Customer.display_name, Customer.company, Customer.phones, Customer.emails,
-    Customer.attributes, Customer.owner_id, Customer.stage_id, Customer.source,
-    Customer.merged_into_id, Customer.last_interaction_at, Customer.created_at, Customer.updated_at,
+    Customer.id,
+    Customer.display_name,
+    Customer.company,
+    Customer.phones,
+    Customer.emails,
+    Customer.attributes,
+    Customer.owner_id,
+    Customer.stage_id,
+    Customer.source,
+    Customer.merged_into_id,
+    Customer.last_interaction_at,
+    Customer.created_at,
+    Customer.updated_at,
 )
 
 
@@ -182,16 +192,18 @@ async def funnel(session: TenantSession, pipeline_id: uuid.UUID | None = None) -
         pipeline_id = (await session.execute(select(Pipeline.id).order_by(Pipeline.is_default.desc(), Pipeline.key).limit(1))).scalar_one()
     stages = list((await session.execute(select(Stage).where(Stage.pipeline_id == pipeline_id).order_by(Stage.position))).scalars())
     live = Customer.merged_into_id.is_(None)
-    current = dict(
-        (await session.execute(select(Customer.stage_id, func.count()).where(live).group_by(Customer.stage_id))).tuples().all()
-    )
+    current = dict((await session.execute(select(Customer.stage_id, func.count()).where(live).group_by(Customer.stage_id))).tuples().all())
     reached = dict(
-        (await session.execute(
-            select(StageChange.to_stage_id, func.count(distinct(StageChange.customer_id)))
-            .join(Customer, and_(Customer.tenant_id == StageChange.tenant_id, Customer.id == StageChange.customer_id))
-            .where(live)
-            .group_by(StageChange.to_stage_id)
-        )).tuples().all()
+        (
+            await session.execute(
+                select(StageChange.to_stage_id, func.count(distinct(StageChange.customer_id)))
+                .join(Customer, and_(Customer.tenant_id == StageChange.tenant_id, Customer.id == StageChange.customer_id))
+                .where(live)
+                .group_by(StageChange.to_stage_id)
+            )
+        )
+        .tuples()
+        .all()
     )
     steps: list[FunnelStep] = []
     previous_reached: int | None = None
@@ -201,7 +213,17 @@ async def funnel(session: TenantSession, pipeline_id: uuid.UUID | None = None) -
         conv = None
         if on_path and previous_reached is not None:
             conv = round(r / previous_reached, 4) if previous_reached else 0.0
-        steps.append(FunnelStep(stage_id=stage.id, key=stage.key, name=stage.name, category=stage.category, current=int(current.get(stage.id, 0)), reached=r, conversion_from_previous=conv))
+        steps.append(
+            FunnelStep(
+                stage_id=stage.id,
+                key=stage.key,
+                name=stage.name,
+                category=stage.category,
+                current=int(current.get(stage.id, 0)),
+                reached=r,
+                conversion_from_previous=conv,
+            )
+        )
         if on_path:
             previous_reached = r
     return steps

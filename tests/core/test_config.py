@@ -18,8 +18,12 @@ def test_defaults_without_a_file_use_sqlite_in_the_working_directory() -> None:
 
 def test_file_values_and_environment_overrides(tmp_path: Path) -> None:
     f = tmp_path / "g.toml"
-    f.write_text('tenant = "acme"\n[graphql]\nmax_depth = 8\n[plugins]\nenabled = ["loyalty"]\n[plugins.loyalty]\npoints_per_purchase = 3\n')
-    core, sections, _ = load_settings(f, environ={"GUANXI_DATABASE_URL": "postgresql+asyncpg://u@h/db", "GUANXI__GRAPHQL__MAX_PAGE_SIZE": "50"})
+    f.write_text(
+        'tenant = "acme"\n[graphql]\nmax_depth = 8\n[plugins]\nenabled = ["loyalty"]\n[plugins.loyalty]\npoints_per_purchase = 3\n'
+    )
+    core, sections, _ = load_settings(
+        f, environ={"GUANXI_DATABASE_URL": "postgresql+asyncpg://u@h/db", "GUANXI__GRAPHQL__MAX_PAGE_SIZE": "50"}
+    )
     assert (core.tenant, core.graphql.max_depth, core.graphql.max_page_size) == ("acme", 8, 50)
     assert core.database.url == "postgresql+asyncpg://u@h/db"
     assert sections == {"loyalty": {"points_per_purchase": 3}}
@@ -28,10 +32,10 @@ def test_file_values_and_environment_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "path", "reason"),
     [
-        ("[graphql]\nmax_depth = \"deep\"\n", "$.graphql.max_depth", "Expected `int`, got `str`"),
+        ('[graphql]\nmax_depth = "deep"\n', "$.graphql.max_depth", "Expected `int`, got `str`"),
         ("[server]\nport = 70000\n", "$.server", "port must be between 1 and 65535"),
-        ("[database]\nurl = \"guanxi.db\"\n", "$.database", "must be a SQLAlchemy URL"),
-        ("[databse]\nurl = \"x\"\n", "$", "Object contains unknown field `databse`"),
+        ('[database]\nurl = "guanxi.db"\n', "$.database", "must be a SQLAlchemy URL"),
+        ('[databse]\nurl = "x"\n', "$", "Object contains unknown field `databse`"),
     ],
 )
 def test_a_bad_value_fails_with_its_key_path_and_reason(tmp_path: Path, toml: str, path: str, reason: str) -> None:

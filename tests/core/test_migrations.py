@@ -20,7 +20,9 @@ async def test_migrated_database_matches_the_models(runtime: Runtime) -> None:
     core_tables = {t for t in Base.metadata.tables if not t.startswith("loyalty_")}
 
     def diff(conn):  # type: ignore[no-untyped-def]
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": lambda _o, name, type_, _r, _c: type_ != "table" or name in core_tables})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": lambda _o, name, type_, _r, _c: type_ != "table" or name in core_tables}
+        )
         return compare_metadata(ctx, Base.metadata)
 
     async with runtime.engine.connect() as conn:

@@ -16,7 +16,9 @@ from guanxi.core.services import customers, identities, interactions, merge, tag
 
 async def test_create_customer_normalises_contacts_and_starts_in_first_stage(runtime: Runtime, ctx: RequestContext) -> None:
     async with runtime.transaction(ctx) as tx:
-        c = await customers.create_customer(tx, customers.CustomerInput(display_name="  张  三 ", phones=["138-0013 8000", "13800138000"], emails=["Zhang@Example.COM"]))
+        c = await customers.create_customer(
+            tx, customers.CustomerInput(display_name="  张  三 ", phones=["138-0013 8000", "13800138000"], emails=["Zhang@Example.COM"])
+        )
     assert c.display_name == "张 三"
     assert c.phones == ["13800138000"]
     assert c.emails == ["zhang@example.com"]
@@ -29,9 +31,15 @@ async def test_create_customer_normalises_contacts_and_starts_in_first_stage(run
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("phones", ["12ab"], "is not a phone number"), ("emails", ["nope"], "is not an email address"), ("display_name", "   ", "must not be empty")],
+    [
+        ("phones", ["12ab"], "is not a phone number"),
+        ("emails", ["nope"], "is not an email address"),
+        ("display_name", "   ", "must not be empty"),
+    ],
 )
-async def test_create_customer_rejects_bad_input_with_the_field_named(runtime: Runtime, ctx: RequestContext, field: str, value: object, message: str) -> None:
+async def test_create_customer_rejects_bad_input_with_the_field_named(
+    runtime: Runtime, ctx: RequestContext, field: str, value: object, message: str
+) -> None:
     data = {"display_name": "Ann", field: value}
     with pytest.raises(ValidationError, match=message) as err:
         async with runtime.transaction(ctx) as tx:
@@ -44,7 +52,9 @@ async def test_interaction_with_same_dedupe_key_is_recorded_once(runtime: Runtim
         c = await customers.create_customer(tx, customers.CustomerInput(display_name="Ann"))
     for _ in range(3):
         async with runtime.transaction(ctx) as tx:
-            await interactions.record_interaction(tx, interactions.InteractionInput(customer_id=c.id, channel="wecom", kind="message_in", text="hi", dedupe_key="evt-1"))
+            await interactions.record_interaction(
+                tx, interactions.InteractionInput(customer_id=c.id, channel="wecom", kind="message_in", text="hi", dedupe_key="evt-1")
+            )
     async with runtime.session(ctx.tenant_id) as s:
         from guanxi.core.models import Interaction
 
@@ -55,11 +65,17 @@ async def test_interaction_with_same_dedupe_key_is_recorded_once(runtime: Runtim
 async def test_identity_resolution_matches_email_then_union_id_then_creates(runtime: Runtime, ctx: RequestContext) -> None:
     async with runtime.transaction(ctx) as tx:
         ann = await customers.create_customer(tx, customers.CustomerInput(display_name="Ann", emails=["ann@example.com"]))
-        by_email, _, created = await identities.resolve_identity(tx, identities.IdentityInput(channel="email", external_id="ann@example.com", email="ANN@example.com", union_id="u-1"))
+        by_email, _, created = await identities.resolve_identity(
+            tx, identities.IdentityInput(channel="email", external_id="ann@example.com", email="ANN@example.com", union_id="u-1")
+        )
         assert (by_email.id, created) == (ann.id, False)
-        by_union, _, created = await identities.resolve_identity(tx, identities.IdentityInput(channel="wecom", external_id="wm-1", union_id="u-1"))
+        by_union, _, created = await identities.resolve_identity(
+            tx, identities.IdentityInput(channel="wecom", external_id="wm-1", union_id="u-1")
+        )
         assert (by_union.id, created) == (ann.id, False)
-        new, _, created = await identities.resolve_identity(tx, identities.IdentityInput(channel="douyin", external_id="dy-1", nickname="小红"))
+        new, _, created = await identities.resolve_identity(
+            tx, identities.IdentityInput(channel="douyin", external_id="dy-1", nickname="小红")
+        )
         assert created and new.display_name == "小红" and new.source == "douyin"
 
 
@@ -120,7 +136,9 @@ async def test_event_hooks_fire_after_commit_only(database_url: str) -> None:
         async def guanxi_customer_created(self, event):  # type: ignore[no-untyped-def]
             seen.append(event.customer.display_name)
 
-    rt = Runtime.from_config(environ={"GUANXI_DATABASE_URL": database_url, "GUANXI_PLUGINS": "recorder"}, extra_plugins={"recorder": Recorder()})
+    rt = Runtime.from_config(
+        environ={"GUANXI_DATABASE_URL": database_url, "GUANXI_PLUGINS": "recorder"}, extra_plugins={"recorder": Recorder()}
+    )
     await upgrade(rt)
     try:
         async with rt.session(None) as s, s.begin():

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
+import httpx
 
 from guanxi.app import create_app
 from guanxi.core.runtime import Runtime
@@ -29,15 +29,16 @@ async def use_tenant(runtime: Runtime, tenant_id: uuid.UUID) -> None:
 
 
 @pytest.fixture
-async def client(runtime: Runtime, tenant_id: uuid.UUID) -> AsyncIterator[AsyncTestClient[Any]]:
+async def client(runtime: Runtime, tenant_id: uuid.UUID) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the app, acting in this test's tenant."""
     await use_tenant(runtime, tenant_id)
-    async with AsyncTestClient(app=create_app(runtime)) as c:
+    transport = httpx.ASGITransport(app=create_app(runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as c:
         yield c
 
 
 @pytest.fixture
-def gql(client: AsyncTestClient[Any]) -> GQL:
+def gql(client: httpx.AsyncClient) -> GQL:
     """POST a GraphQL operation; returns the decoded JSON body (``data`` and ``errors``)."""
 
     async def call(query: str, variables: dict[str, Any] | None = None, *, ok: bool = True) -> dict[str, Any]:

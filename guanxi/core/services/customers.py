@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from sqlalchemy import delete, select
@@ -21,7 +21,7 @@ from guanxi.core.tenancy import TenantSession
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE_CHARS = re.compile(r"[\s\-().]")
-UNSET: Any = msgspec.UNSET
+UNSET: Final = msgspec.UNSET
 
 
 class CustomerInput(msgspec.Struct, kw_only=True):
@@ -39,12 +39,12 @@ class CustomerPatch(msgspec.Struct, kw_only=True):
     """Fields left UNSET are not changed; ``None`` clears an optional field."""
 
     display_name: str | msgspec.UnsetType = UNSET
-    company: str | None | msgspec.UnsetType = UNSET
+    company: str | msgspec.UnsetType | None = UNSET
     phones: list[str] | msgspec.UnsetType = UNSET
     emails: list[str] | msgspec.UnsetType = UNSET
     attributes: dict[str, Any] | msgspec.UnsetType = UNSET
-    owner_id: uuid.UUID | None | msgspec.UnsetType = UNSET
-    source: str | None | msgspec.UnsetType = UNSET
+    owner_id: uuid.UUID | msgspec.UnsetType | None = UNSET
+    source: str | msgspec.UnsetType | None = UNSET
 
 
 def normalize_phone(raw: str) -> str:
@@ -156,7 +156,13 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
 
         stage = (await stages_of(session, (await default_pipeline(session)).id))[0]
     await move_stage(tx, customer, stage, reason="created")
-    audit(tx, "customer.create", "customer", customer.id, {"display_name": customer.display_name, "phones": customer.phones, "emails": customer.emails, "source": customer.source})
+    audit(
+        tx,
+        "customer.create",
+        "customer",
+        customer.id,
+        {"display_name": customer.display_name, "phones": customer.phones, "emails": customer.emails, "source": customer.source},
+    )
     tx.emit("guanxi_customer_created", CustomerCreated(tenant_id=tx.tenant_id, actor=tx.ctx.actor, customer=snapshot(customer)))
     return customer
 
@@ -197,7 +203,9 @@ async def update_customer(tx: Tx, customer_id: uuid.UUID, patch: CustomerPatch) 
         if {"phones", "emails"} & changed.keys():
             await _sync_contact_points(session, customer)
     audit(tx, "customer.update", "customer", customer.id, changed)
-    tx.emit("guanxi_customer_updated", CustomerUpdated(tenant_id=tx.tenant_id, actor=tx.ctx.actor, customer=snapshot(customer), changed=changed))
+    tx.emit(
+        "guanxi_customer_updated", CustomerUpdated(tenant_id=tx.tenant_id, actor=tx.ctx.actor, customer=snapshot(customer), changed=changed)
+    )
     return customer
 
 

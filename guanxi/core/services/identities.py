@@ -73,7 +73,15 @@ async def attach_identity(tx: Tx, customer_id: uuid.UUID, data: IdentityInput) -
             raise ConflictError(f"{data.channel} account {data.external_id!r} belongs to another customer; merge the two customers instead")
         _apply_profile(identity, data)
         return identity
-    identity = Identity(id=new_id(), customer_id=customer.id, channel=data.channel, external_id=data.external_id, profile={}, created_at=utcnow(), updated_at=utcnow())
+    identity = Identity(
+        id=new_id(),
+        customer_id=customer.id,
+        channel=data.channel,
+        external_id=data.external_id,
+        profile={},
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
     _apply_profile(identity, data)
     tx.session.add(identity)
     await tx.session.flush()
@@ -81,7 +89,17 @@ async def attach_identity(tx: Tx, customer_id: uuid.UUID, data: IdentityInput) -
         nicks = (await tx.session.execute(select(Identity.nickname).where(Identity.customer_id == customer.id))).scalars()
         customer.search_text = search_text(customer, [n for n in nicks if n])
     audit(tx, "identity.attach", "customer", customer.id, {"channel": data.channel, "external_id": data.external_id})
-    tx.emit("guanxi_identity_attached", IdentityAttached(tenant_id=tx.tenant_id, actor=tx.ctx.actor, customer_id=customer.id, identity_id=identity.id, channel=data.channel, external_id=data.external_id))
+    tx.emit(
+        "guanxi_identity_attached",
+        IdentityAttached(
+            tenant_id=tx.tenant_id,
+            actor=tx.ctx.actor,
+            customer_id=customer.id,
+            identity_id=identity.id,
+            channel=data.channel,
+            external_id=data.external_id,
+        ),
+    )
     return identity
 
 
@@ -98,16 +116,26 @@ async def _match_core(tx: Tx, data: IdentityInput) -> uuid.UUID | None:
             value = norm(raw)
         except ValidationError:
             continue
-        rows = (await session.execute(
-            select(ContactPoint.customer_id).join(Customer, (Customer.tenant_id == ContactPoint.tenant_id) & (Customer.id == ContactPoint.customer_id))
-            .where(ContactPoint.kind == kind, ContactPoint.value == value, Customer.merged_into_id.is_(None)).limit(2)
-        )).scalars().all()
+        rows = (
+            (
+                await session.execute(
+                    select(ContactPoint.customer_id)
+                    .join(Customer, (Customer.tenant_id == ContactPoint.tenant_id) & (Customer.id == ContactPoint.customer_id))
+                    .where(ContactPoint.kind == kind, ContactPoint.value == value, Customer.merged_into_id.is_(None))
+                    .limit(2)
+                )
+            )
+            .scalars()
+            .all()
+        )
         if len(rows) == 1:  # an ambiguous match is no match
             return rows[0]
     return None
 
 
-async def resolve_identity(tx: Tx, data: IdentityInput, *, display_name: str | None = None, source: str | None = None) -> tuple[Customer, Identity, bool]:
+async def resolve_identity(
+    tx: Tx, data: IdentityInput, *, display_name: str | None = None, source: str | None = None
+) -> tuple[Customer, Identity, bool]:
     """Find or create the customer behind a channel account.
 
     Order: the account itself; core matching (union id on any channel, then a unique phone or

@@ -21,8 +21,22 @@ DIRECTIONS = frozenset({"in", "out", "internal"})
 #: Kinds core knows; plugins may record others (lower_snake_case).
 KNOWN_KINDS = frozenset(
     {
-        "message_in", "message_out", "comment", "follow", "unfollow", "scan", "email_open", "click",
-        "purchase", "note", "call", "visit", "meeting", "contract", "payment", "form",
+        "message_in",
+        "message_out",
+        "comment",
+        "follow",
+        "unfollow",
+        "scan",
+        "email_open",
+        "click",
+        "purchase",
+        "note",
+        "call",
+        "visit",
+        "meeting",
+        "contract",
+        "payment",
+        "form",
     }
 )
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from guanxi.core.errors import ValidationError
 from guanxi.core.events import CustomersMerged
-from guanxi.core.models import Consent, ContactPoint, Customer, CustomerTag, Identity, Interaction, StageChange, Task, utcnow
+from guanxi.core.models import Consent, ContactPoint, CustomerTag, Identity, Interaction, StageChange, Task, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import _sync_contact_points, get_customer, search_text
@@ -64,11 +64,15 @@ async def merge_customers(tx: Tx, survivor_id: uuid.UUID, merged_id: uuid.UUID, 
     if dry_run:
         return plan
     for model in (Identity, Interaction, Task, StageChange):
-        await session.execute(update(model).where(model.customer_id == merged.id).values(customer_id=survivor.id))  # type: ignore[attr-defined]
+        await session.execute(update(model).where(model.customer_id == merged.id).values(customer_id=survivor.id))
     for tag_id in merged_tags - survivor_tags:
-        await session.execute(update(CustomerTag).where(CustomerTag.customer_id == merged.id, CustomerTag.tag_id == tag_id).values(customer_id=survivor.id))
+        await session.execute(
+            update(CustomerTag).where(CustomerTag.customer_id == merged.id, CustomerTag.tag_id == tag_id).values(customer_id=survivor.id)
+        )
     for channel in merged_consents - survivor_consents:
-        await session.execute(update(Consent).where(Consent.customer_id == merged.id, Consent.channel == channel).values(customer_id=survivor.id))
+        await session.execute(
+            update(Consent).where(Consent.customer_id == merged.id, Consent.channel == channel).values(customer_id=survivor.id)
+        )
     from sqlalchemy import delete
 
     await session.execute(delete(CustomerTag).where(CustomerTag.customer_id == merged.id))
@@ -91,5 +95,8 @@ async def merge_customers(tx: Tx, survivor_id: uuid.UUID, merged_id: uuid.UUID, 
     await _sync_contact_points(session, survivor)
     moved = {k: getattr(plan, k) for k in ("identities", "interactions", "tags", "tasks", "stage_changes", "consents")}
     audit(tx, "customer.merge", "customer", survivor.id, {"merged_id": merged.id, **moved})
-    tx.emit("guanxi_customers_merged", CustomersMerged(tenant_id=tx.tenant_id, actor=tx.ctx.actor, survivor_id=survivor.id, merged_id=merged.id, moved=moved))
+    tx.emit(
+        "guanxi_customers_merged",
+        CustomersMerged(tenant_id=tx.tenant_id, actor=tx.ctx.actor, survivor_id=survivor.id, merged_id=merged.id, moved=moved),
+    )
     return plan

@@ -47,7 +47,15 @@ async def create_tenant(session: TenantSession, slug: str, name: str) -> uuid.UU
         await session.flush()
         for pos, spec in enumerate(DEFAULT_STAGES):
             session.add(
-                Stage(tenant_id=tenant_id, id=new_id(), pipeline_id=pipeline_id, key=spec.key, name=spec.name, position=pos, category=spec.category)
+                Stage(
+                    tenant_id=tenant_id,
+                    id=new_id(),
+                    pipeline_id=pipeline_id,
+                    key=spec.key,
+                    name=spec.name,
+                    position=pos,
+                    category=spec.category,
+                )
             )
         await session.flush()
     return tenant_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import delete, select
 
@@ -42,13 +43,13 @@ async def ensure_tags(session: TenantSession, labels: list[str]) -> list[Tag]:
     return tags
 
 
-async def change_tags(tx: Tx, customer_id: uuid.UUID, *, add: list[str] = (), remove: list[str] = ()) -> tuple[list[str], list[str]]:  # type: ignore[assignment]
+async def change_tags(
+    tx: Tx, customer_id: uuid.UUID, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+) -> tuple[list[str], list[str]]:
     """Add and remove tags; returns the labels actually added and removed."""
     session = tx.session
     customer = await get_customer(session, customer_id)
-    current = {
-        row.tag_id for row in (await session.execute(select(CustomerTag).where(CustomerTag.customer_id == customer.id))).scalars()
-    }
+    current = {row.tag_id for row in (await session.execute(select(CustomerTag).where(CustomerTag.customer_id == customer.id))).scalars()}
     added: list[str] = []
     for tag in await ensure_tags(session, list(add)):
         if tag.id not in current:
@@ -58,13 +59,16 @@ async def change_tags(tx: Tx, customer_id: uuid.UUID, *, add: list[str] = (), re
     removed: list[str] = []
     for label in remove:
         group, name = split_tag(label)
-        tag = (await session.execute(select(Tag).where(Tag.group_name == group, Tag.name == name))).scalar_one_or_none()
-        if tag is not None and tag.id in current:
-            await session.execute(delete(CustomerTag).where(CustomerTag.customer_id == customer.id, CustomerTag.tag_id == tag.id))
-            current.discard(tag.id)
-            removed.append(tag_label(tag))
+        found = (await session.execute(select(Tag).where(Tag.group_name == group, Tag.name == name))).scalar_one_or_none()
+        if found is not None and found.id in current:
+            await session.execute(delete(CustomerTag).where(CustomerTag.customer_id == customer.id, CustomerTag.tag_id == found.id))
+            current.discard(found.id)
+            removed.append(tag_label(found))
     if added or removed:
         await session.flush()
         audit(tx, "customer.tags", "customer", customer.id, {"added": added, "removed": removed})
-        tx.emit("guanxi_tags_changed", TagsChanged(tenant_id=tx.tenant_id, actor=tx.ctx.actor, customer_id=customer.id, added=added, removed=removed))
+        tx.emit(
+            "guanxi_tags_changed",
+            TagsChanged(tenant_id=tx.tenant_id, actor=tx.ctx.actor, customer_id=customer.id, added=added, removed=removed),
+        )
     return added, removed

@@ -26,8 +26,14 @@ class TaskInput(msgspec.Struct, kw_only=True):
 
 def _event(tx: Tx, task: Task) -> TaskChanged:
     return TaskChanged(
-        tenant_id=tx.tenant_id, actor=tx.ctx.actor, task_id=task.id, customer_id=task.customer_id,
-        assignee_id=task.assignee_id, title=task.title, due_at=task.due_at, done=task.done_at is not None,
+        tenant_id=tx.tenant_id,
+        actor=tx.ctx.actor,
+        task_id=task.id,
+        customer_id=task.customer_id,
+        assignee_id=task.assignee_id,
+        title=task.title,
+        due_at=task.due_at,
+        done=task.done_at is not None,
     )
 
 
@@ -44,8 +50,14 @@ async def create_task(tx: Tx, data: TaskInput) -> Task:
         if user is None or not user.active:
             raise ValidationError(f"assignee {assignee} is not an active user of this tenant", field="assigneeId")
     task = Task(
-        id=new_id(), customer_id=customer.id, assignee_id=assignee, title=title, notes=data.notes,
-        due_at=data.due_at, created_at=utcnow(), created_by_id=tx.ctx.actor.user_id,
+        id=new_id(),
+        customer_id=customer.id,
+        assignee_id=assignee,
+        title=title,
+        notes=data.notes,
+        due_at=data.due_at,
+        created_at=utcnow(),
+        created_by_id=tx.ctx.actor.user_id,
     )
     tx.session.add(task)
     await tx.session.flush()

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0001_core"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("core",)
@@ -61,13 +60,9 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("is_default", sa.Boolean(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["tenant_id"], ["tenants.id"], name=op.f("fk_pipelines_tenant_id_tenants")
-        ),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_pipelines_tenant_id_tenants")),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_pipelines")),
-        sa.UniqueConstraint(
-            "tenant_id", "key", name=op.f("uq_pipelines_tenant_id_key")
-        ),
+        sa.UniqueConstraint("tenant_id", "key", name=op.f("uq_pipelines_tenant_id_key")),
     )
     op.create_table(
         "tags",
@@ -77,9 +72,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("color", sa.String(length=16), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["tenant_id"], ["tenants.id"], name=op.f("fk_tags_tenant_id_tenants")
-        ),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_tags_tenant_id_tenants")),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_tags")),
         sa.UniqueConstraint(
             "tenant_id",
@@ -98,13 +91,9 @@ def upgrade() -> None:
         sa.Column("team", sa.String(length=100), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["tenant_id"], ["tenants.id"], name=op.f("fk_users_tenant_id_tenants")
-        ),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_users_tenant_id_tenants")),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_users")),
-        sa.UniqueConstraint(
-            "tenant_id", "email", name=op.f("uq_users_tenant_id_email")
-        ),
+        sa.UniqueConstraint("tenant_id", "email", name=op.f("uq_users_tenant_id_email")),
     )
     op.create_table(
         "stages",
@@ -193,9 +182,7 @@ def upgrade() -> None:
             ["customers.tenant_id", "customers.id"],
             name=op.f("fk_consents_tenant_id_customer_id_customers"),
         ),
-        sa.PrimaryKeyConstraint(
-            "tenant_id", "customer_id", "channel", name=op.f("pk_consents")
-        ),
+        sa.PrimaryKeyConstraint("tenant_id", "customer_id", "channel", name=op.f("pk_consents")),
     )
     op.create_table(
         "contact_points",
@@ -208,9 +195,7 @@ def upgrade() -> None:
             ["customers.tenant_id", "customers.id"],
             name=op.f("fk_contact_points_tenant_id_customer_id_customers"),
         ),
-        sa.PrimaryKeyConstraint(
-            "tenant_id", "customer_id", "kind", "value", name=op.f("pk_contact_points")
-        ),
+        sa.PrimaryKeyConstraint("tenant_id", "customer_id", "kind", "value", name=op.f("pk_contact_points")),
     )
     with op.batch_alter_table("contact_points", schema=None) as batch_op:
         batch_op.create_index(
@@ -236,9 +221,7 @@ def upgrade() -> None:
             ["tags.tenant_id", "tags.id"],
             name=op.f("fk_customer_tags_tenant_id_tag_id_tags"),
         ),
-        sa.PrimaryKeyConstraint(
-            "tenant_id", "customer_id", "tag_id", name=op.f("pk_customer_tags")
-        ),
+        sa.PrimaryKeyConstraint("tenant_id", "customer_id", "tag_id", name=op.f("pk_customer_tags")),
     )
     with op.batch_alter_table("customer_tags", schema=None) as batch_op:
         batch_op.create_index(
@@ -307,9 +290,7 @@ def upgrade() -> None:
             name=op.f("fk_interactions_tenant_id_customer_id_customers"),
         ),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_interactions")),
-        sa.UniqueConstraint(
-            "tenant_id", "dedupe_key", name=op.f("uq_interactions_tenant_id_dedupe_key")
-        ),
+        sa.UniqueConstraint("tenant_id", "dedupe_key", name=op.f("uq_interactions_tenant_id_dedupe_key")),
     )
     with op.batch_alter_table("interactions", schema=None) as batch_op:
         batch_op.create_index(
@@ -395,19 +376,13 @@ def downgrade() -> None:
 
     op.drop_table("tasks")
     with op.batch_alter_table("stage_changes", schema=None) as batch_op:
-        batch_op.drop_index(
-            batch_op.f("ix_stage_changes_tenant_id_to_stage_id_changed_at")
-        )
-        batch_op.drop_index(
-            batch_op.f("ix_stage_changes_tenant_id_customer_id_changed_at")
-        )
+        batch_op.drop_index(batch_op.f("ix_stage_changes_tenant_id_to_stage_id_changed_at"))
+        batch_op.drop_index(batch_op.f("ix_stage_changes_tenant_id_customer_id_changed_at"))
 
     op.drop_table("stage_changes")
     with op.batch_alter_table("interactions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_interactions_tenant_id_occurred_at"))
-        batch_op.drop_index(
-            batch_op.f("ix_interactions_tenant_id_customer_id_occurred_at_id")
-        )
+        batch_op.drop_index(batch_op.f("ix_interactions_tenant_id_customer_id_occurred_at_id"))
 
     op.drop_table("interactions")
     with op.batch_alter_table("identities", schema=None) as batch_op:
@@ -438,9 +413,7 @@ def downgrade() -> None:
     op.drop_table("tenants")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_events_tenant_id_occurred_at"))
-        batch_op.drop_index(
-            batch_op.f("ix_audit_events_tenant_id_object_type_object_id")
-        )
+        batch_op.drop_index(batch_op.f("ix_audit_events_tenant_id_object_type_object_id"))
 
     op.drop_table("audit_events")
     # ### end Alembic commands ###

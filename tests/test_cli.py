@@ -1,0 +1,56 @@
+"""The `guanxi` command line, driven through click's runner with a real database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from guanxi.cli import build_cli
+from guanxi.core.runtime import Runtime
+
+
+def _runtime(tmp_path: Path, plugins: str = "") -> Runtime:
+    return Runtime.from_config(environ={"GUANXI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "GUANXI_PLUGINS": plugins})
+
+
+def invoke(rt: Runtime, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(build_cli(rt), list(args), obj=rt)
+    return result.exit_code, result.output
+
+
+def test_db_upgrade_applies_core_then_reports_nothing_pending(tmp_path: Path) -> None:
+    code, out = invoke(_runtime(tmp_path), "db", "upgrade")
+    assert code == 0, out
+    assert "core: 0001_core" in out
+    code, out = invoke(_runtime(tmp_path), "db", "current")
+    assert code == 0 and "core: applied 0001_core; pending nothing" in out
+
+
+def test_schema_prints_the_sdl_of_the_enabled_set(tmp_path: Path) -> None:
+    code, out = invoke(_runtime(tmp_path), "schema")
+    assert code == 0 and "type Customer {" in out and "loyaltyPoints" not in out
+    code, out = invoke(_runtime(tmp_path, "loyalty"), "schema")
+    assert code == 0 and "loyaltyPoints: Int!" in out
+
+
+def test_tenant_create_then_duplicate_slug_fails_cleanly(tmp_path: Path) -> None:
+    invoke(_runtime(tmp_path), "db", "upgrade")
+    code, out = invoke(_runtime(tmp_path), "tenant", "create", "acme", "ACME Ltd")
+    assert code == 0 and "tenant acme created" in out
+    code, _ = invoke(_runtime(tmp_path), "tenant", "create", "acme", "ACME again")
+    assert code != 0
+
+
+def test_bad_config_stops_the_command_with_the_key_path(tmp_path: Path) -> None:
+    cfg = tmp_path / "guanxi.toml"
+    cfg.write_text("[server]\nworkers = 0\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "guanxi", "plugins"], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "GUANXI_CONFIG": str(cfg)},
+    )
+    assert proc.returncode == 2
+    assert "invalid config at `$.server`: workers must be at least 1" in proc.stderr
+    assert "Traceback" not in proc.stderr
