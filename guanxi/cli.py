@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -18,15 +19,21 @@ from guanxi.core.runtime import Runtime
 T = TypeVar("T")
 
 
-def run_async(runtime: Runtime, fn: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Run one async job with the runtime started, and stop it afterwards."""
+def run_async(runtime: Runtime, fn: Callable[[Runtime], Awaitable[T]], *, start_plugins: bool = True) -> T:
+    """Run one async job with the runtime started (plugins' ``guanxi_startup`` called unless
+    ``start_plugins`` is false, as for migrations, which run before plugin tables exist), and
+    stop it afterwards."""
 
     async def job() -> T:
-        await runtime.start()
+        if start_plugins:
+            await runtime.start()
         try:
             return await fn(runtime)
         finally:
-            await runtime.stop()
+            if start_plugins:
+                await runtime.stop()
+            else:
+                await runtime.engine.dispose()
 
     try:
         return asyncio.run(job())
@@ -60,7 +67,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     import uvicorn
 
     settings = _rt(ctx).settings.server
-    host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
+    host = host if host is not None else settings.host
+    port = port if port is not None else settings.port
+    workers = workers if workers is not None else settings.workers
     click.echo(f"Guanxi on http://{host}:{port}{_rt(ctx).settings.graphql.path} ({workers} worker{'s' if workers > 1 else ''})")
     uvicorn.run("guanxi.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=settings.log_level)
 
@@ -76,7 +85,7 @@ def db_upgrade(ctx: click.Context) -> None:
     """Apply core's and the enabled plugins' pending migrations."""
     from guanxi.core import migrate
 
-    heads = run_async(_rt(ctx), migrate.upgrade)
+    heads = run_async(_rt(ctx), migrate.upgrade, start_plugins=False)
     for owner, revs in heads.items():
         click.echo(f"{owner}: {', '.join(revs) or 'no revisions'}")
 
@@ -90,7 +99,7 @@ def db_current(ctx: click.Context) -> None:
     async def show(rt: Runtime) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         return await migrate.current(rt), await migrate.pending(rt)
 
-    heads, todo = run_async(_rt(ctx), show)
+    heads, todo = run_async(_rt(ctx), show, start_plugins=False)
     for owner in heads:
         click.echo(f"{owner}: applied {', '.join(heads[owner]) or 'nothing'}; pending {', '.join(todo.get(owner, [])) or 'nothing'}")
 
@@ -173,6 +182,19 @@ def tenant_create(ctx: click.Context, slug: str, name: str) -> None:
     click.echo(f"tenant {slug} created: {run_async(_rt(ctx), make)}")
 
 
+def configure_logging(level: str, *, trace: bool = False) -> None:
+    """Send Guanxi's own log records to stderr at the configured level (``server.log_level``);
+    ``plugins.trace`` lowers ``guanxi.plugins`` to debug so hook calls are visible."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("guanxi")
+    if not root.handlers:
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+    if trace:
+        logging.getLogger("guanxi.plugins").setLevel(logging.DEBUG)
+
+
 def _version() -> str:
     try:
         return version("guanxi")
@@ -197,8 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         runtime = Runtime.from_config()
     except GuanxiError as exc:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         click.echo(f"guanxi: {exc}", err=True)
         sys.exit(2)
+    configure_logging(runtime.settings.server.log_level, trace=runtime.settings.plugins.trace)
     group = build_cli(runtime)
     try:
         group.main(args=argv, obj=runtime, standalone_mode=True)

@@ -52,5 +52,5 @@ def test_bad_config_stops_the_command_with_the_key_path(tmp_path: Path) -> None:
         env={"PATH": "/usr/bin:/bin", "GUANXI_CONFIG": str(cfg)},
     )
     assert proc.returncode == 2
-    assert "invalid config at `$.server`: workers must be at least 1" in proc.stderr
+    assert "invalid config at `$.server.workers`: Expected `int` >= 1" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -6,6 +6,8 @@ longer exists; ``docs/operations.md`` must list every configuration key with its
 
 from __future__ import annotations
 
+import typing
+
 import inspect
 import re
 from collections.abc import Callable, Iterator
@@ -121,6 +123,14 @@ def toml_default(field: msgspec.structs.FieldInfo) -> str:
 
 
 def type_name(tp: Any) -> str:
+    """The documented type: constraints (``Annotated``) dropped, ``Literal[...]`` of strings as str."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return type_name(typing.get_args(tp)[0])
+    if origin is typing.Literal:
+        return "str"
+    if origin is list:
+        return f"list[{type_name(typing.get_args(tp)[0])}]"
     return tp.__name__ if isinstance(tp, type) and not getattr(tp, "__args__", None) else str(tp)
 
 

@@ -27,7 +27,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -38,56 +38,48 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///guanxi.db"
 _PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    url: str = DEFAULT_DATABASE_URL
-    echo: bool = False
-    pool_size: int = 10
-    busy_timeout_ms: int = 5000
+# Range and form checks are msgspec constraints, so an error names the exact key
+# (``$.server.port``); checks that relate two keys stay in ``__post_init__``.
+Url = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9+]+://", description="a SQLAlchemy URL")]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+PluginName = Annotated[str, msgspec.Meta(pattern=_PLUGIN_NAME.pattern)]
 
-    def __post_init__(self) -> None:
-        if "://" not in self.url:
-            raise ValueError("must be a SQLAlchemy URL such as sqlite+aiosqlite:///guanxi.db")
-        if self.pool_size < 1:
-            raise ValueError("pool_size must be at least 1")
+
+class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    url: Url = DEFAULT_DATABASE_URL
+    echo: bool = False
+    pool_size: Positive = 10
+    busy_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 5000
 
 
 class PluginSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    enabled: list[str] = msgspec.field(default_factory=list)
+    enabled: list[PluginName] = msgspec.field(default_factory=list)
     trace: bool = False
 
     def __post_init__(self) -> None:
-        for name in self.enabled:
-            if not _PLUGIN_NAME.match(name):
-                raise ValueError(f"plugin name {name!r} must match {_PLUGIN_NAME.pattern}")
         if len(set(self.enabled)) != len(self.enabled):
             raise ValueError("a plugin is listed twice in enabled")
 
 
 class GraphQLSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    path: str = "/graphql"
+    path: Annotated[str, msgspec.Meta(pattern=r"^/")] = "/graphql"
     graphiql: bool = True
-    max_depth: int = 12
-    max_aliases: int = 30
-    max_tokens: int = 5000
-    default_page_size: int = 20
-    max_page_size: int = 100
+    max_depth: Positive = 12
+    max_aliases: Positive = 30
+    max_tokens: Positive = 5000
+    default_page_size: Positive = 20
+    max_page_size: Positive = 100
 
     def __post_init__(self) -> None:
-        if not 1 <= self.default_page_size <= self.max_page_size:
-            raise ValueError("default_page_size must be between 1 and max_page_size")
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("default_page_size must not be larger than max_page_size")
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
-    log_level: str = "info"
-
-    def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError("port must be between 1 and 65535")
-        if self.workers < 1:
-            raise ValueError("workers must be at least 1")
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
+    workers: Positive = 1
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
 
 class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -125,11 +117,14 @@ def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
 
 
 def _env_value(raw: str) -> Any:
-    """Read an environment value as a TOML value when it parses as one, else as a string."""
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
+    """Environment values are strings (converted to numbers or booleans where the key wants
+    one); a value starting with ``[`` or ``{`` is read as a TOML array or inline table."""
+    if raw.lstrip().startswith(("[", "{")):
+        try:
+            return tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"environment value {raw[:40]!r} is not a TOML array or table: {exc}") from None
+    return raw
 
 
 def _apply_env(tree: dict[str, Any], environ: Mapping[str, str]) -> None:

@@ -75,8 +75,8 @@ def guanxi_startup(runtime: Runtime) -> Any:
 
 @hookspec
 def guanxi_shutdown(runtime: Runtime) -> Any:
-    """Called once when the application stops, in reverse registration order. May be ``async def``.
-    Close what :func:`guanxi_startup` opened."""
+    """Called once when the application stops, in the reverse of the start-up order. May be
+    ``async def``. Close what :func:`guanxi_startup` opened."""
 
 
 @hookspec
@@ -141,7 +141,8 @@ def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> Any:
 
 @hookspec
 def guanxi_identity_attached(runtime: Runtime, event: IdentityAttached) -> Any:
-    """A channel identity was attached to a customer (new, or moved by a merge)."""
+    """A channel identity was attached to a customer. (Identities moved by a merge are reported
+    by :func:`guanxi_customers_merged` instead.)"""
 
 
 @hookspec
@@ -167,7 +168,7 @@ def guanxi_task_changed(runtime: Runtime, event: TaskChanged) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# Decisions (firstresult, synchronous)
+# Decisions (firstresult; may be async)
 # --------------------------------------------------------------------------------------------
 
 
@@ -180,7 +181,8 @@ def guanxi_resolve_customer(session: TenantSession, identity: IdentityInput) -> 
     the same phone or email); this hook adds matching core cannot do (a CRM lookup, a fuzzy rule).
     The session is scoped to the tenant and inside the ingesting transaction. May be
     ``async def``. Stops at the first non-None result; return None to let the next plugin (and
-    finally core, which creates a customer) decide.
+    finally core, which creates a customer) decide. An answer that is not the id of a live
+    customer of the tenant is logged and skipped, and the next plugin is asked.
     """
 
 
@@ -191,4 +193,4 @@ def guanxi_assign_owner(session: TenantSession, customer: CustomerData) -> uuid.
     Called inside the creating transaction, for customers created without an owner. May be
     ``async def``. Stops at the first non-None result; return None to leave the decision to the
     next plugin (or leave the customer unassigned). An id that is not an active user of the
-    tenant is ignored with a warning."""
+    tenant is logged and skipped, and the next plugin is asked."""

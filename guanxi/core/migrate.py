@@ -29,7 +29,9 @@ CORE_VERSION_TABLE = "alembic_version"
 def histories(runtime: Runtime) -> list[tuple[str, Path, str]]:
     """(owner, version folder, version table) for core and each enabled plugin with migrations."""
     out = [("core", CORE_MIGRATIONS / "versions", CORE_VERSION_TABLE)]
-    for name, found in per_plugin(runtime.pm.hook.guanxi_migrations):
+    order = {name: i for i, name in enumerate(runtime.enabled_plugins)}
+    found_all = sorted(per_plugin(runtime.pm.hook.guanxi_migrations), key=lambda pair: order.get(pair[0], len(order)))
+    for name, found in found_all:
         path = Path(found)
         if not path.is_dir():
             raise PluginError(f"plugin {name!r}: guanxi_migrations() names {path}, which is not a folder")

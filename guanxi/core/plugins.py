@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -64,8 +64,11 @@ def make_plugin_manager(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin!r}: {exc}") from None
+        name = pm.get_name(exc.plugin) if exc.plugin is not None else None
+        raise PluginError(f"plugin {name or exc.plugin!r}: {exc}") from None
     if settings.trace:
+        # pluggy's tracing covers hooks called the pluggy way; the helpers below log each
+        # implementation they call on the same logger at debug level.
         pm.trace.root.setwriter(lambda msg: log.debug("%s", msg.rstrip()))
         pm.enable_tracing()
     return pm
@@ -78,58 +81,67 @@ def plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
     return name
 
 
+def _impls(hook: pluggy.HookCaller, *, reverse: bool = False) -> list[Any]:
+    """Plain implementations in pluggy's call order (``tryfirst`` first, then last registered
+    first, ``trylast`` last); ``reverse`` for shut-down. Wrappers are not included."""
+    impls = [i for i in reversed(hook.get_hookimpls()) if not (i.hookwrapper or i.wrapper)]
+    return impls[::-1] if reverse else impls
+
+
+def _call(hook: pluggy.HookCaller, impl: Any, kwargs: dict[str, Any]) -> Any:
+    args = {k: v for k, v in kwargs.items() if k in impl.argnames}
+    log.debug("%s -> %s", hook.name, impl.plugin_name)
+    return impl.function(**args)
+
+
 def per_plugin(hook: pluggy.HookCaller, **kwargs: Any) -> list[tuple[str, Any]]:
-    """Call each implementation of a contribution hook; return (plugin name, result) pairs
-    in pluggy's call order, skipping None results."""
+    """Contribution hooks whose results must be attributed: call each implementation and return
+    (plugin name, result) pairs in pluggy's call order, skipping None results."""
     out = []
-    for impl in reversed(hook.get_hookimpls()):
-        if impl.hookwrapper or impl.wrapper:
-            continue
-        args = {k: v for k, v in kwargs.items() if k in impl.argnames}
-        result = impl.function(**args)
+    for impl in _impls(hook):
+        result = _call(hook, impl, kwargs)
         if result is not None:
             out.append((impl.plugin_name, result))
     return out
 
 
-async def call_first(hook: pluggy.HookCaller, **kwargs: Any) -> Any:
-    """Decision hooks: call implementations one at a time (pluggy order), await each answer,
-    return the first that is not None."""
-    for impl in reversed(hook.get_hookimpls()):
-        if impl.hookwrapper or impl.wrapper:
-            continue
-        args = {k: v for k, v in kwargs.items() if k in impl.argnames}
-        result = impl.function(**args)
+async def call_first(hook: pluggy.HookCaller, *, accept: Callable[[Any], Awaitable[bool]] | None = None, **kwargs: Any) -> Any:
+    """Decision hooks: call implementations one at a time in pluggy's order, await each answer,
+    and return the first that is not None (and that ``accept`` approves, if given; a refused
+    answer is logged and the next plugin is asked)."""
+    for impl in _impls(hook):
+        result = _call(hook, impl, kwargs)
         if inspect.isawaitable(result):
             result = await result
         log.debug("%s: plugin %r answered %r", hook.name, impl.plugin_name, result)
-        if result is not None:
-            return result
+        if result is None:
+            continue
+        if accept is not None and not await accept(result):
+            log.warning("%s: plugin %r answered %r, which is not valid here; asking the next plugin", hook.name, impl.plugin_name, result)
+            continue
+        return result
     return None
 
 
 async def fire(hook: pluggy.HookCaller, **kwargs: Any) -> None:
-    """Event hooks: a normal pluggy call (so wrappers and tracing apply), then every awaitable
-    result is awaited on its own. A failure is logged with the hook's name and never propagates:
-    the change has committed. As in pluggy, an exception in a synchronous implementation ends
-    the call for the implementations after it; async implementations are isolated."""
-    try:
-        results = hook(**kwargs)
-    except Exception:
-        log.exception("an implementation of %s failed", hook.name)
-        return
-    for result in results:
-        if inspect.isawaitable(result):
-            try:
+    """Event hooks: call every implementation in pluggy's order and await the async ones. Each
+    implementation is isolated: a failure is logged with the plugin's name and neither
+    propagates (the change has committed) nor stops the implementations after it."""
+    for impl in _impls(hook):
+        try:
+            result = _call(hook, impl, kwargs)
+            if inspect.isawaitable(result):
                 await result
-            except Exception:
-                log.exception("an async implementation of %s failed", hook.name)
+        except Exception:
+            log.exception("plugin %r failed in %s", impl.plugin_name, hook.name)
 
 
-async def call_all(hook: pluggy.HookCaller, **kwargs: Any) -> list[Any]:
-    """Start-up and shut-down hooks: a normal pluggy call, then every awaitable result is awaited
-    in order; errors propagate (a plugin that cannot start stops the application)."""
+async def call_all(hook: pluggy.HookCaller, *, reverse: bool = False, **kwargs: Any) -> list[Any]:
+    """Start-up and shut-down hooks: call every implementation in pluggy's order (``reverse``
+    for shut-down), awaiting async ones; errors propagate (a plugin that cannot start stops the
+    application)."""
     out = []
-    for result in hook(**kwargs):
+    for impl in _impls(hook, reverse=reverse):
+        result = _call(hook, impl, kwargs)
         out.append(await result if inspect.isawaitable(result) else result)
     return out

@@ -88,7 +88,7 @@ class Runtime:
         for name in core.plugins.enabled:
             schema = schemas.get(name)
             if schema is None:
-                if sections.get(name):
+                if name in sections:
                     raise ConfigError(f"{source}: invalid config at `$.plugins.{name}`: plugin {name!r} takes no settings")
                 continue
             decoded[name] = decode_plugin_section(name, schema, sections.get(name), source)
@@ -112,7 +112,7 @@ class Runtime:
 
     async def stop(self) -> None:
         try:
-            await plugin_mod.call_all(self.pm.hook.guanxi_shutdown, runtime=self)
+            await plugin_mod.call_all(self.pm.hook.guanxi_shutdown, reverse=True, runtime=self)
         finally:
             await self.engine.dispose()
 

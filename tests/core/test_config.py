@@ -33,8 +33,11 @@ def test_file_values_and_environment_overrides(tmp_path: Path) -> None:
     ("toml", "path", "reason"),
     [
         ('[graphql]\nmax_depth = "deep"\n', "$.graphql.max_depth", "Expected `int`, got `str`"),
-        ("[server]\nport = 70000\n", "$.server", "port must be between 1 and 65535"),
-        ('[database]\nurl = "guanxi.db"\n', "$.database", "must be a SQLAlchemy URL"),
+        ("[server]\nport = 70000\n", "$.server.port", "Expected `int` <= 65535"),
+        ('[database]\nurl = "guanxi.db"\n', "$.database.url", "Expected `str` matching regex"),
+        ('[plugins]\nenabled = ["Bad-Name"]\n', "$.plugins.enabled[0]", "Expected `str` matching regex"),
+        ('[server]\nlog_level = "loud"\n', "$.server.log_level", "Invalid enum value 'loud'"),
+        ("[graphql]\ndefault_page_size = 500\n", "$.graphql", "default_page_size must not be larger than max_page_size"),
         ('[databse]\nurl = "x"\n', "$", "Object contains unknown field `databse`"),
     ],
 )

@@ -140,13 +140,19 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
     if data.owner_id is not None:
         await _check_owner(session, data.owner_id)
     else:
-        owner = await plugins.call_first(tx.runtime.pm.hook.guanxi_assign_owner, session=session, customer=snapshot(customer))
-        if owner is not None:
+
+        async def active_user(answer: object) -> bool:
+            if not isinstance(answer, uuid.UUID):
+                return False
             try:
-                await _check_owner(session, owner)
-                customer.owner_id = owner
+                await _check_owner(session, answer)
             except ValidationError:
-                plugins.log.warning("guanxi_assign_owner answered %s, which is not an active user; ignored", owner)
+                return False
+            return True
+
+        customer.owner_id = await plugins.call_first(
+            tx.runtime.pm.hook.guanxi_assign_owner, accept=active_user, session=session, customer=snapshot(customer)
+        )
     customer.search_text = search_text(customer)
     session.add(customer)
     await session.flush()

@@ -9,7 +9,7 @@ import msgspec
 from sqlalchemy import select
 
 from guanxi.core import plugins
-from guanxi.core.errors import ConflictError, ValidationError
+from guanxi.core.errors import ConflictError, NotFoundError, ValidationError
 from guanxi.core.events import IdentityAttached
 from guanxi.core.ids import new_id
 from guanxi.core.models import ContactPoint, Customer, Identity, utcnow
@@ -148,7 +148,17 @@ async def resolve_identity(
         return await get_customer(tx.session, identity.customer_id), identity, False
     customer_id = await _match_core(tx, data)
     if customer_id is None:
-        customer_id = await plugins.call_first(tx.runtime.pm.hook.guanxi_resolve_customer, session=tx.session, identity=data)
+
+        async def live_customer(answer: object) -> bool:
+            if not isinstance(answer, uuid.UUID):
+                return False
+            try:
+                await get_customer(tx.session, answer)
+            except NotFoundError:
+                return False
+            return True
+
+        customer_id = await plugins.call_first(tx.runtime.pm.hook.guanxi_resolve_customer, accept=live_customer, session=tx.session, identity=data)
     created = False
     if customer_id is None:
         name = display_name or data.nickname or f"{data.channel}:{data.external_id}"
