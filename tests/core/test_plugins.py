@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -167,3 +168,93 @@ async def test_plugin_route_is_absent_when_disabled(runtime: Runtime, tenant_id:
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://testserver.local") as client:
         assert (await client.get("/loyalty/ping")).status_code == 404
+
+
+async def test_a_failing_event_implementation_does_not_stop_the_others(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    from guanxi.core.migrate import upgrade
+    from guanxi.core.services import customers
+    from guanxi.core.services.pipelines import create_tenant
+
+    seen: list[str] = []
+
+    class Broken:
+        @hookimpl
+        def guanxi_customer_created(self) -> None:
+            raise RuntimeError("sync boom")
+
+    class BrokenAsync:
+        @hookimpl
+        async def guanxi_customer_created(self) -> None:
+            raise RuntimeError("async boom")
+
+    class Good:
+        @hookimpl(trylast=True)
+        async def guanxi_customer_created(self, event: Any) -> None:
+            seen.append(event.customer.display_name)
+
+    rt = make(database_url, "good,broken,broken_async", {"good": Good(), "broken": Broken(), "broken_async": BrokenAsync()})
+    await upgrade(rt)
+    try:
+        async with rt.session(None) as s, s.begin():
+            tid = await create_tenant(s, f"iso-{uuid.uuid4().hex[:8]}", "T")
+        async with rt.transaction(RequestContext(tenant_id=tid)) as tx:
+            await customers.create_customer(tx, customers.CustomerInput(display_name="Still told"))
+    finally:
+        await rt.stop()
+    assert seen == ["Still told"]
+    assert "plugin 'broken' failed in guanxi_customer_created" in caplog.text
+    assert "plugin 'broken_async' failed in guanxi_customer_created" in caplog.text
+
+
+async def test_an_invalid_owner_answer_is_skipped_and_the_next_plugin_asked(database_url: str) -> None:
+    from guanxi.core.migrate import upgrade
+    from guanxi.core.services import customers, users
+    from guanxi.core.services.pipelines import create_tenant
+
+    picked: dict[str, uuid.UUID] = {}
+
+    class Wrong:
+        @hookimpl(tryfirst=True)
+        def guanxi_assign_owner(self) -> uuid.UUID:
+            return uuid.uuid4()  # nobody
+
+    class Right:
+        @hookimpl
+        async def guanxi_assign_owner(self) -> uuid.UUID:
+            return picked["user"]
+
+    rt = make(database_url, "wrong,right", {"wrong": Wrong(), "right": Right()})
+    await upgrade(rt)
+    try:
+        async with rt.session(None) as s, s.begin():
+            tid = await create_tenant(s, f"own-{uuid.uuid4().hex[:8]}", "T")
+        ctx = RequestContext(tenant_id=tid)
+        async with rt.transaction(ctx) as tx:
+            picked["user"] = (await users.create_user(tx, email="s@x.com", name="Sales")).id
+            c = await customers.create_customer(tx, customers.CustomerInput(display_name="Lead"))
+        assert c.owner_id == picked["user"]
+    finally:
+        await rt.stop()
+
+
+async def test_shutdown_runs_in_the_reverse_of_startup_order(database_url: str) -> None:
+    calls: list[str] = []
+
+    def plugin(name: str) -> object:
+        class P:
+            @hookimpl
+            def guanxi_startup(self) -> None:
+                calls.append(f"start {name}")
+
+            @hookimpl
+            async def guanxi_shutdown(self) -> None:
+                calls.append(f"stop {name}")
+
+        return P()
+
+    rt = make(database_url, "a,b", {"a": plugin("a"), "b": plugin("b")})
+    await rt.start()
+    await rt.stop()
+    starts = [c for c in calls if c.startswith("start")]
+    stops = [c for c in calls if c.startswith("stop")]
+    assert [s.split()[1] for s in stops] == [s.split()[1] for s in reversed(starts)]
