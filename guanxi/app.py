@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
+from graphql import ExecutionResult
 from litestar import Litestar, Request, Response, get
 from litestar.background_tasks import BackgroundTasks
 from litestar.di import Provide
 from sqlalchemy import text
-from graphql import ExecutionResult
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.litestar import make_graphql_controller
 
@@ -65,7 +65,7 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
     class GraphQLController(base):  # type: ignore[valid-type,misc]
         # Strawberry provides the response object with sync_to_thread=True, a thread hop on
         # every request; building an empty Response needs no thread.
-        dependencies: ClassVar[dict[str, Provide]] = {**base.dependencies, "response": Provide(_response_getter, sync_to_thread=False)}
+        dependencies: ClassVar[dict[str, Any]] = {**base.dependencies, "response": Provide(_response_getter, sync_to_thread=False)}
 
         async def process_result(self, request: Request[Any, Any, Any], result: ExecutionResult) -> GraphQLHTTPResponse:
             # Every error leaves with a code; unexpected ones as "internal error" (see shape_error).

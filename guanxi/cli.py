@@ -114,19 +114,28 @@ def plugin_report(runtime: Runtime) -> dict[str, Any]:
         ep = installed.get(name)
         dist = ep.dist if ep is not None else None
         hooks = sorted(caller.name for caller in runtime.pm.get_hookcallers(plugin) or [])
-        enabled.append({
-            "name": name,
-            "module": getattr(plugin, "__name__", type(plugin).__name__),
-            "distribution": dist.name if dist else None,
-            "version": dist.version if dist else None,
-            "hooks": hooks,
-        })
+        enabled.append(
+            {
+                "name": name,
+                "module": getattr(plugin, "__name__", type(plugin).__name__),
+                "distribution": dist.name if dist else None,
+                "version": dist.version if dist else None,
+                "hooks": hooks,
+            }
+        )
     return {
         "enabled": sorted(enabled, key=lambda p: p["name"]),
         "installed": sorted(
-            ({"name": n, "value": ep.value, "distribution": ep.dist.name if ep.dist else None,
-              "version": ep.dist.version if ep.dist else None, "enabled": n in runtime.enabled_plugins}
-             for n, ep in installed.items()),
+            (
+                {
+                    "name": n,
+                    "value": ep.value,
+                    "distribution": ep.dist.name if ep.dist else None,
+                    "version": ep.dist.version if ep.dist else None,
+                    "enabled": n in runtime.enabled_plugins,
+                }
+                for n, ep in installed.items()
+            ),
             key=lambda p: str(p["name"]),
         ),
     }
@@ -207,8 +216,14 @@ def build_cli(runtime: Runtime) -> click.Group:
     different plugins never share commands)."""
     from guanxi import cli_data
 
-    group = click.Group(name="guanxi", commands=dict(cli.commands), help=cli.help, params=list(cli.params),
-                        context_settings=cli.context_settings, callback=cli.callback)
+    group = click.Group(
+        name="guanxi",
+        commands=dict(cli.commands),
+        help=cli.help,
+        params=list(cli.params),
+        context_settings=cli.context_settings,
+        callback=cli.callback,
+    )
     cli_data.register(group)
     runtime.pm.hook.guanxi_cli(group=group)
     return group

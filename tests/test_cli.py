@@ -48,7 +48,12 @@ def test_bad_config_stops_the_command_with_the_key_path(tmp_path: Path) -> None:
     cfg = tmp_path / "guanxi.toml"
     cfg.write_text("[server]\nworkers = 0\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "guanxi", "plugins"], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        [sys.executable, "-m", "guanxi", "plugins"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "GUANXI_CONFIG": str(cfg)},
     )
     assert proc.returncode == 2

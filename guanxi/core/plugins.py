@@ -64,8 +64,8 @@ def make_plugin_manager(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        name = pm.get_name(exc.plugin) if exc.plugin is not None else None
-        raise PluginError(f"plugin {name or exc.plugin!r}: {exc}") from None
+        culprit = pm.get_name(exc.plugin) if exc.plugin is not None else None
+        raise PluginError(f"plugin {culprit or exc.plugin!r}: {exc}") from None
     if settings.trace:
         # pluggy's tracing covers hooks called the pluggy way; the helpers below log each
         # implementation they call on the same logger at debug level.

@@ -23,22 +23,22 @@ class GraphQLContext(BaseContext, kw_only=True):
 
     @property
     def rt(self) -> Runtime:
-        return self.runtime  # type: ignore[no-any-return]
+        return self.runtime
 
     @property
     def ctx(self) -> RequestContext:
-        return self.request_context  # type: ignore[no-any-return]
+        return self.request_context
 
     @property
     def tenant_id(self) -> uuid.UUID:
-        return self.ctx.tenant_id  # type: ignore[no-any-return]
+        return self.ctx.tenant_id
 
     @property
     def session(self) -> TenantSession:
         """The request's read session (opened on first use, closed after the operation)."""
         if self._session is None:
             self._session = self.rt.session(self.tenant_id)
-        return self._session  # type: ignore[no-any-return]
+        return self._session
 
     @property
     def loaders(self) -> Any:

@@ -103,7 +103,9 @@ class Loaders:
             groups[(first, kinds)].add(customer_id)
         found: dict[InteractionKey, list[Any]] = {}
         for (first, kinds), customer_ids in groups.items():
-            rn = func.row_number().over(partition_by=m.Interaction.customer_id, order_by=(m.Interaction.occurred_at.desc(), m.Interaction.id.desc()))
+            rn = func.row_number().over(
+                partition_by=m.Interaction.customer_id, order_by=(m.Interaction.occurred_at.desc(), m.Interaction.id.desc())
+            )
             inner = select(m.Interaction, rn.label("rn")).where(m.Interaction.customer_id.in_(customer_ids))
             if kinds:
                 inner = inner.where(m.Interaction.kind.in_(kinds))

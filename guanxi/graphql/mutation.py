@@ -79,11 +79,16 @@ def _tx(info: Info) -> Any:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Create a customer (and tag it).")
-    async def create_customer(self, info: Info, input: inputs.CreateCustomerInput) -> CustomerPayload:  # noqa: A002
+    async def create_customer(self, info: Info, input: inputs.CreateCustomerInput) -> CustomerPayload:
         async def run() -> CustomerPayload:
             data = customers.CustomerInput(
-                display_name=input.display_name, company=input.company, phones=list(input.phones), emails=list(input.emails),
-                attributes=dict(input.attributes or {}), stage=input.stage, source=input.source,
+                display_name=input.display_name,
+                company=input.company,
+                phones=list(input.phones),
+                emails=list(input.emails),
+                attributes=dict(input.attributes or {}),
+                stage=input.stage,
+                source=input.source,
                 owner_id=from_global_id(input.owner_id, "User", field="ownerId") if input.owner_id else None,
             )
             async with _tx(info) as tx:
@@ -95,7 +100,7 @@ class Mutation:
         return await as_payload(run, CustomerPayload)
 
     @strawberry.mutation(description="Change some fields of a customer.")
-    async def update_customer(self, info: Info, id: strawberry.ID, input: inputs.UpdateCustomerInput) -> CustomerPayload:  # noqa: A002
+    async def update_customer(self, info: Info, id: strawberry.ID, input: inputs.UpdateCustomerInput) -> CustomerPayload:
         async def run() -> CustomerPayload:
             owner = _unset_to_msgspec(input.owner_id)
             if isinstance(owner, str):
@@ -116,7 +121,7 @@ class Mutation:
         return await as_payload(run, CustomerPayload)
 
     @strawberry.mutation(description="Move a customer to another lifecycle stage, saying why.")
-    async def move_customer_stage(self, info: Info, id: strawberry.ID, stage: str, reason: str | None = None) -> CustomerPayload:  # noqa: A002
+    async def move_customer_stage(self, info: Info, id: strawberry.ID, stage: str, reason: str | None = None) -> CustomerPayload:
         async def run() -> CustomerPayload:
             async with _tx(info) as tx:
                 c = await customers.set_stage(tx, from_global_id(id, "Customer"), stage, reason=reason)
@@ -125,7 +130,9 @@ class Mutation:
         return await as_payload(run, CustomerPayload)
 
     @strawberry.mutation(description="Add and remove tags (labels `name` or `group/name`; new tags are created).")
-    async def tag_customer(self, info: Info, id: strawberry.ID, add: list[str] | None = None, remove: list[str] | None = None) -> CustomerPayload:  # noqa: A002
+    async def tag_customer(
+        self, info: Info, id: strawberry.ID, add: list[str] | None = None, remove: list[str] | None = None
+    ) -> CustomerPayload:
         async def run() -> CustomerPayload:
             async with _tx(info) as tx:
                 cid = from_global_id(id, "Customer")
@@ -136,11 +143,16 @@ class Mutation:
         return await as_payload(run, CustomerPayload)
 
     @strawberry.mutation(description="Attach a channel account to a customer (or refresh its profile).")
-    async def attach_identity(self, info: Info, customer_id: strawberry.ID, input: inputs.IdentityInput) -> IdentityPayload:  # noqa: A002
+    async def attach_identity(self, info: Info, customer_id: strawberry.ID, input: inputs.IdentityInput) -> IdentityPayload:
         async def run() -> IdentityPayload:
             data = identities.IdentityInput(
-                channel=input.channel, external_id=input.external_id, union_id=input.union_id, nickname=input.nickname,
-                avatar_url=input.avatar_url, follower_count=input.follower_count, profile=dict(input.profile or {}),
+                channel=input.channel,
+                external_id=input.external_id,
+                union_id=input.union_id,
+                nickname=input.nickname,
+                avatar_url=input.avatar_url,
+                follower_count=input.follower_count,
+                profile=dict(input.profile or {}),
             )
             async with _tx(info) as tx:
                 cid = from_global_id(customer_id, "Customer", field="customerId")
@@ -151,12 +163,17 @@ class Mutation:
         return await as_payload(run, IdentityPayload)
 
     @strawberry.mutation(description="Append an interaction to a customer's timeline (a note, a call, a visit …).")
-    async def record_interaction(self, info: Info, input: inputs.RecordInteractionInput) -> InteractionPayload:  # noqa: A002
+    async def record_interaction(self, info: Info, input: inputs.RecordInteractionInput) -> InteractionPayload:
         async def run() -> InteractionPayload:
             data = interactions.InteractionInput(
-                customer_id=from_global_id(input.customer_id, "Customer", field="customerId"), channel=input.channel,
-                kind=input.kind, direction=input.direction, occurred_at=input.occurred_at, text=input.text,
-                payload=dict(input.payload or {}), dedupe_key=input.dedupe_key,
+                customer_id=from_global_id(input.customer_id, "Customer", field="customerId"),
+                channel=input.channel,
+                kind=input.kind,
+                direction=input.direction,
+                occurred_at=input.occurred_at,
+                text=input.text,
+                payload=dict(input.payload or {}),
+                dedupe_key=input.dedupe_key,
             )
             async with _tx(info) as tx:
                 row, created = await interactions.record_interaction(tx, data)
@@ -165,25 +182,35 @@ class Mutation:
         return await as_payload(run, InteractionPayload)
 
     @strawberry.mutation(description="Merge `mergedId` into `survivorId`; `dryRun` reports what would move.")
-    async def merge_customers(self, info: Info, survivor_id: strawberry.ID, merged_id: strawberry.ID, dry_run: bool = False) -> MergePayload:
+    async def merge_customers(
+        self, info: Info, survivor_id: strawberry.ID, merged_id: strawberry.ID, dry_run: bool = False
+    ) -> MergePayload:
         async def run() -> MergePayload:
             async with _tx(info) as tx:
                 plan = await merge.merge_customers(
-                    tx, from_global_id(survivor_id, "Customer", field="survivorId"), from_global_id(merged_id, "Customer", field="mergedId"), dry_run=dry_run
+                    tx,
+                    from_global_id(survivor_id, "Customer", field="survivorId"),
+                    from_global_id(merged_id, "Customer", field="mergedId"),
+                    dry_run=dry_run,
                 )
                 c = await customers.get_customer(tx.session, plan.survivor_id)
-            fields = {f: getattr(plan, f) for f in ("identities", "interactions", "tags", "tasks", "stage_changes", "consents", "filled_fields", "dry_run")}
+            fields = {
+                f: getattr(plan, f)
+                for f in ("identities", "interactions", "tags", "tasks", "stage_changes", "consents", "filled_fields", "dry_run")
+            }
             return MergePayload(plan=MergePlan(**fields), customer=Customer.from_row(c))
 
         return await as_payload(run, MergePayload)
 
     @strawberry.mutation(description="Create a follow-up task (assigned to the customer's owner unless given).")
-    async def create_task(self, info: Info, input: inputs.CreateTaskInput) -> TaskPayload:  # noqa: A002
+    async def create_task(self, info: Info, input: inputs.CreateTaskInput) -> TaskPayload:
         async def run() -> TaskPayload:
             data = tasks.TaskInput(
-                customer_id=from_global_id(input.customer_id, "Customer", field="customerId"), title=input.title,
+                customer_id=from_global_id(input.customer_id, "Customer", field="customerId"),
+                title=input.title,
                 assignee_id=from_global_id(input.assignee_id, "User", field="assigneeId") if input.assignee_id else None,
-                due_at=input.due_at, notes=input.notes,
+                due_at=input.due_at,
+                notes=input.notes,
             )
             async with _tx(info) as tx:
                 t = await tasks.create_task(tx, data)
@@ -192,7 +219,7 @@ class Mutation:
         return await as_payload(run, TaskPayload)
 
     @strawberry.mutation(description="Mark a task done.")
-    async def complete_task(self, info: Info, id: strawberry.ID) -> TaskPayload:  # noqa: A002
+    async def complete_task(self, info: Info, id: strawberry.ID) -> TaskPayload:
         async def run() -> TaskPayload:
             async with _tx(info) as tx:
                 t = await tasks.complete_task(tx, from_global_id(id, "Task"))
@@ -201,7 +228,9 @@ class Mutation:
         return await as_payload(run, TaskPayload)
 
     @strawberry.mutation(description="Record a customer's consent to be contacted on a channel.")
-    async def set_consent(self, info: Info, customer_id: strawberry.ID, channel: str, status: inputs.ConsentStatus, source: str | None = None) -> CustomerPayload:
+    async def set_consent(
+        self, info: Info, customer_id: strawberry.ID, channel: str, status: inputs.ConsentStatus, source: str | None = None
+    ) -> CustomerPayload:
         async def run() -> CustomerPayload:
             async with _tx(info) as tx:
                 cid = from_global_id(customer_id, "Customer", field="customerId")
@@ -212,7 +241,7 @@ class Mutation:
         return await as_payload(run, CustomerPayload)
 
     @strawberry.mutation(description="Add a staff user.")
-    async def create_user(self, info: Info, input: inputs.CreateUserInput) -> UserPayload:  # noqa: A002
+    async def create_user(self, info: Info, input: inputs.CreateUserInput) -> UserPayload:
         async def run() -> UserPayload:
             async with _tx(info) as tx:
                 u = await users.create_user(tx, email=input.email, name=input.name, role=input.role, team=input.team)

@@ -46,7 +46,9 @@ def decode_cursor(cursor: str, order: str) -> tuple[Any, uuid.UUID]:
     except (ValueError, msgspec.DecodeError):
         raise ValidationError("`after` is not a cursor returned by this API", field="after", code="BAD_CURSOR") from None
     if decoded.order != order:
-        raise ValidationError("`after` is a cursor of another ordering; keep orderBy the same while paging", field="after", code="BAD_CURSOR")
+        raise ValidationError(
+            "`after` is a cursor of another ordering; keep orderBy the same while paging", field="after", code="BAD_CURSOR"
+        )
     value: Any = decoded.value
     if decoded.kind == "t":
         try:

@@ -35,8 +35,13 @@ async def _pipelines(info: Info) -> list[Pipeline]:
     stages = await loaders.stages()
     rows = (await loaders.execute(select(m.Pipeline).order_by(m.Pipeline.is_default.desc(), m.Pipeline.key))).scalars().all()
     return [
-        Pipeline(uuid=p.id, key=p.key, name=p.name, is_default=p.is_default,
-                 stages=[Stage.from_model(s) for s in stages.values() if s.pipeline_id == p.id])
+        Pipeline(
+            uuid=p.id,
+            key=p.key,
+            name=p.name,
+            is_default=p.is_default,
+            stages=[Stage.from_model(s) for s in stages.values() if s.pipeline_id == p.id],
+        )
         for p in rows
     ]
 
@@ -47,7 +52,7 @@ class Query:
     async def customers(
         self,
         info: Info,
-        filter: inputs.CustomerFilter | None = None,  # noqa: A002 - the GraphQL argument name
+        filter: inputs.CustomerFilter | None = None,
         order_by: inputs.CustomerOrder = queries.CustomerOrder.CREATED_AT_DESC,  # type: ignore[valid-type]
         first: int | None = None,
         after: str | None = None,
@@ -55,7 +60,7 @@ class Query:
         context = info.context
         settings = context.rt.settings.graphql
         size = check_page_size(first, settings.default_page_size, settings.max_page_size)
-        order = queries.CustomerOrder(order_by.value if hasattr(order_by, "value") else order_by)
+        order = queries.CustomerOrder(getattr(order_by, "value", order_by))
         flt = core_filter(filter)
         cursor = decode_cursor(after, order.value) if after else None
         async with context.loaders.lock:
@@ -68,13 +73,17 @@ class Query:
         edges = [CustomerEdge(cursor=encode_cursor(order.value, queries.sort_key(order, r), r.id), node=Customer.from_row(r)) for r in rows]
         return CustomerConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=more, has_previous_page=after is not None,
-                               start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None),
+            page_info=PageInfo(
+                has_next_page=more,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
             count=count,
         )
 
     @strawberry.field(description="One customer by id; a merged customer's id gives the survivor. Null if none.")
-    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:  # noqa: A002
+    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         from guanxi.core.errors import NotFoundError
         from guanxi.core.services.customers import get_customer
 
@@ -103,7 +112,12 @@ class Query:
         by_id = {s.uuid: s for s in chosen.stages}
         return Funnel(
             pipeline=chosen,
-            steps=[FunnelStep(stage=by_id[s.stage_id], current=s.current, reached=s.reached, conversion_from_previous=s.conversion_from_previous) for s in steps],
+            steps=[
+                FunnelStep(
+                    stage=by_id[s.stage_id], current=s.current, reached=s.reached, conversion_from_previous=s.conversion_from_previous
+                )
+                for s in steps
+            ],
         )
 
     @strawberry.field(description="Staff users of the tenant.")

@@ -105,18 +105,20 @@ def build_schema(runtime: Runtime) -> strawberry.Schema:
             extensions.setdefault(type_name, []).append((name, cls))
     extra_types = [t for _, c in parts for t in c.types]
     settings = runtime.settings.graphql
+    # Strawberry accepts configured extension instances; its type hints only name classes.
+    schema_extensions: list[Any] = [
+        RequestLifecycle,
+        ParserCache(maxsize=512),
+        ValidationCache(maxsize=512),
+        QueryDepthLimiter(max_depth=settings.max_depth),
+        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        MaxTokensLimiter(max_token_count=settings.max_tokens),
+    ]
     with _build_lock, _extended(extensions):
         return strawberry.Schema(
             query=query,  # type: ignore[arg-type]
             mutation=mutation,
             subscription=subscription,
             types=extra_types,
-            extensions=[
-                RequestLifecycle,
-                ParserCache(maxsize=512),
-                ValidationCache(maxsize=512),
-                QueryDepthLimiter(max_depth=settings.max_depth),
-                MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-                MaxTokensLimiter(max_token_count=settings.max_tokens),
-            ],
+            extensions=schema_extensions,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+from uuid import UUID
 from typing import Any
 
 import strawberry
@@ -22,7 +22,7 @@ def _context(info: Info) -> Any:
 
 @strawberry.type(description="A staff member: sales, marketing, service, manager or admin.")
 class User:
-    uuid: strawberry.Private[uuid.UUID]
+    uuid: strawberry.Private[UUID]
     email: str
     name: str
     role: str
@@ -40,7 +40,7 @@ class User:
 
 @strawberry.type(description="A lifecycle stage of a pipeline.")
 class Stage:
-    uuid: strawberry.Private[uuid.UUID]
+    uuid: strawberry.Private[UUID]
     key: str
     name: str
     position: int
@@ -57,7 +57,7 @@ class Stage:
 
 @strawberry.type(description="An ordered set of lifecycle stages.")
 class Pipeline:
-    uuid: strawberry.Private[uuid.UUID]
+    uuid: strawberry.Private[UUID]
     key: str
     name: str
     is_default: bool
@@ -70,7 +70,7 @@ class Pipeline:
 
 @strawberry.type(description="A label on customers; `label` is `group/name`, or `name` without a group.")
 class Tag:
-    uuid: strawberry.Private[uuid.UUID]
+    uuid: strawberry.Private[UUID]
     name: str
     group: str | None
     label: str
@@ -87,7 +87,7 @@ class Tag:
 
 @strawberry.type(description="A customer's account on one channel.")
 class Identity:
-    uuid: strawberry.Private[uuid.UUID]
+    uuid: strawberry.Private[UUID]
     channel: str
     external_id: str
     union_id: str | None
@@ -103,14 +103,23 @@ class Identity:
 
     @classmethod
     def from_model(cls, i: m.Identity) -> Identity:
-        return cls(uuid=i.id, channel=i.channel, external_id=i.external_id, union_id=i.union_id, nickname=i.nickname,
-                   avatar_url=i.avatar_url, follower_count=i.follower_count, profile=i.profile, created_at=i.created_at)
+        return cls(
+            uuid=i.id,
+            channel=i.channel,
+            external_id=i.external_id,
+            union_id=i.union_id,
+            nickname=i.nickname,
+            avatar_url=i.avatar_url,
+            follower_count=i.follower_count,
+            profile=i.profile,
+            created_at=i.created_at,
+        )
 
 
 @strawberry.type(description="One touchpoint on a customer's timeline.")
 class Interaction:
-    uuid: strawberry.Private[uuid.UUID]
-    customer_uuid: strawberry.Private[uuid.UUID]
+    uuid: strawberry.Private[UUID]
+    customer_uuid: strawberry.Private[UUID]
     channel: str
     kind: str
     direction: str
@@ -129,8 +138,16 @@ class Interaction:
 
     @classmethod
     def from_model(cls, i: m.Interaction) -> Interaction:
-        return cls(uuid=i.id, customer_uuid=i.customer_id, channel=i.channel, kind=i.kind, direction=i.direction,
-                   occurred_at=i.occurred_at, text=i.text, payload=i.payload)
+        return cls(
+            uuid=i.id,
+            customer_uuid=i.customer_id,
+            channel=i.channel,
+            kind=i.kind,
+            direction=i.direction,
+            occurred_at=i.occurred_at,
+            text=i.text,
+            payload=i.payload,
+        )
 
 
 @strawberry.type
@@ -147,10 +164,10 @@ class InteractionConnection:
 
 @strawberry.type(description="A move between lifecycle stages.")
 class StageChange:
-    uuid: strawberry.Private[uuid.UUID]
-    from_uuid: strawberry.Private[uuid.UUID | None]
-    to_uuid: strawberry.Private[uuid.UUID]
-    actor_uuid: strawberry.Private[uuid.UUID | None]
+    uuid: strawberry.Private[UUID]
+    from_uuid: strawberry.Private[UUID | None]
+    to_uuid: strawberry.Private[UUID]
+    actor_uuid: strawberry.Private[UUID | None]
     changed_at: dt.datetime
     rule: str | None
     reason: str | None
@@ -179,14 +196,22 @@ class StageChange:
 
     @classmethod
     def from_model(cls, c: m.StageChange) -> StageChange:
-        return cls(uuid=c.id, from_uuid=c.from_stage_id, to_uuid=c.to_stage_id, actor_uuid=c.actor_id, changed_at=c.changed_at, rule=c.rule, reason=c.reason)
+        return cls(
+            uuid=c.id,
+            from_uuid=c.from_stage_id,
+            to_uuid=c.to_stage_id,
+            actor_uuid=c.actor_id,
+            changed_at=c.changed_at,
+            rule=c.rule,
+            reason=c.reason,
+        )
 
 
 @strawberry.type(description="A follow-up for a staff member.")
 class Task:
-    uuid: strawberry.Private[uuid.UUID]
-    customer_uuid: strawberry.Private[uuid.UUID]
-    assignee_uuid: strawberry.Private[uuid.UUID | None]
+    uuid: strawberry.Private[UUID]
+    customer_uuid: strawberry.Private[UUID]
+    assignee_uuid: strawberry.Private[UUID | None]
     title: str
     notes: str | None
     due_at: dt.datetime | None
@@ -219,16 +244,24 @@ class Task:
 
     @classmethod
     def from_model(cls, t: m.Task) -> Task:
-        return cls(uuid=t.id, customer_uuid=t.customer_id, assignee_uuid=t.assignee_id, title=t.title, notes=t.notes,
-                   due_at=t.due_at, done_at=t.done_at, created_at=t.created_at)
+        return cls(
+            uuid=t.id,
+            customer_uuid=t.customer_id,
+            assignee_uuid=t.assignee_id,
+            title=t.title,
+            notes=t.notes,
+            due_at=t.due_at,
+            done_at=t.done_at,
+            created_at=t.created_at,
+        )
 
 
 @strawberry.type(description="One person or company.")
 class Customer:
-    uuid: strawberry.Private[uuid.UUID]
-    owner_uuid: strawberry.Private[uuid.UUID | None]
-    stage_uuid: strawberry.Private[uuid.UUID | None]
-    merged_into_uuid: strawberry.Private[uuid.UUID | None]
+    uuid: strawberry.Private[UUID]
+    owner_uuid: strawberry.Private[UUID | None]
+    stage_uuid: strawberry.Private[UUID | None]
+    merged_into_uuid: strawberry.Private[UUID | None]
     display_name: str
     company: str | None
     phones: list[str]
@@ -246,10 +279,19 @@ class Customer:
     @classmethod
     def from_row(cls, r: Any) -> Customer:
         return cls(
-            uuid=r.id, owner_uuid=r.owner_id, stage_uuid=r.stage_id, merged_into_uuid=r.merged_into_id,
-            display_name=r.display_name, company=r.company, phones=r.phones, emails=r.emails,
-            attributes=r.attributes, source=r.source, last_interaction_at=r.last_interaction_at,
-            created_at=r.created_at, updated_at=r.updated_at,
+            uuid=r.id,
+            owner_uuid=r.owner_id,
+            stage_uuid=r.stage_id,
+            merged_into_uuid=r.merged_into_id,
+            display_name=r.display_name,
+            company=r.company,
+            phones=r.phones,
+            emails=r.emails,
+            attributes=r.attributes,
+            source=r.source,
+            last_interaction_at=r.last_interaction_at,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
         )
 
     @strawberry.field
@@ -286,7 +328,9 @@ class Customer:
         return [Task.from_model(t) for t in rows if include_done or t.done_at is None]
 
     @strawberry.field(description="The timeline, newest first.")
-    async def interactions(self, info: Info, first: int | None = None, after: str | None = None, kinds: list[str] | None = None) -> InteractionConnection:
+    async def interactions(
+        self, info: Info, first: int | None = None, after: str | None = None, kinds: list[str] | None = None
+    ) -> InteractionConnection:
         context = _context(info)
         settings = context.rt.settings.graphql
         size = check_page_size(first, settings.default_page_size, settings.max_page_size)
@@ -299,12 +343,18 @@ class Customer:
         edges = [InteractionEdge(cursor=encode_cursor("interactions", i.occurred_at, i.id), node=Interaction.from_model(i)) for i in page]
         return InteractionConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=more, has_previous_page=after is not None,
-                               start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None),
+            page_info=PageInfo(
+                has_next_page=more,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
         )
 
 
-async def _interactions_after(context: Any, customer_id: uuid.UUID, size: int, kinds: tuple[str, ...] | None, after: tuple[Any, uuid.UUID]) -> list[m.Interaction]:
+async def _interactions_after(
+    context: Any, customer_id: UUID, size: int, kinds: tuple[str, ...] | None, after: tuple[Any, UUID]
+) -> list[m.Interaction]:
     from sqlalchemy import and_, or_, select
 
     at, last_id = after

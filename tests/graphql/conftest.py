@@ -6,8 +6,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 
 from guanxi.app import create_app
 from guanxi.core.runtime import Runtime

@@ -42,7 +42,8 @@ async def test_bad_input_comes_back_as_typed_error_with_field(gql: GQL) -> None:
 async def test_customers_list_paginates_with_cursors_and_total_count(gql: GQL) -> None:
     for i in range(5):
         await create(gql, displayName=f"Customer {i}")
-    q = "query($after: String) { customers(first: 2, after: $after, orderBy: NAME_ASC) { totalCount edges { node { displayName } } pageInfo { hasNextPage endCursor } } }"
+    q = """query($after: String) { customers(first: 2, after: $after, orderBy: NAME_ASC) {
+      totalCount edges { node { displayName } } pageInfo { hasNextPage endCursor } } }"""
     names, after = [], None
     while True:
         page = (await gql(q, {"after": after}))["data"]["customers"]
@@ -76,7 +77,7 @@ async def test_filter_by_stage_tags_and_search(gql: GQL) -> None:
 
 
 async def test_a_malformed_id_is_an_error_with_a_code(gql: GQL) -> None:
-    body = await gql("{ customer(id: \"nope\") { id } }", ok=False)
+    body = await gql('{ customer(id: "nope") { id } }', ok=False)
     assert body["errors"][0]["extensions"]["code"] == "BAD_ID"
 
 
@@ -88,13 +89,30 @@ async def test_page_size_above_the_limit_is_refused(gql: GQL) -> None:
 async def test_customer_detail_has_timeline_history_tasks_and_identities(gql: GQL) -> None:
     c = await create(gql, displayName="Dana")
     for i in range(7):
-        await gql("mutation($i: RecordInteractionInput!) { recordInteraction(input: $i) { created errors { message } } }",
-                  {"i": {"customerId": c["id"], "channel": "wecom", "kind": "message_in", "text": f"msg {i}", "occurredAt": f"2026-01-0{i + 1}T10:00:00+00:00"}})
-    await gql("mutation($id: ID!) { moveCustomerStage(id: $id, stage: \"sql\", reason: \"asked for a quote\") { errors { message } } }", {"id": c["id"]})
-    await gql("mutation($i: CreateTaskInput!) { createTask(input: $i) { task { title overdue } errors { message } } }",
-              {"i": {"customerId": c["id"], "title": "Send quote", "dueAt": "2020-01-01T00:00:00+00:00"}})
-    await gql("mutation($id: ID!, $i: IdentityInput!) { attachIdentity(customerId: $id, input: $i) { errors { message } } }",
-              {"id": c["id"], "i": {"channel": "wecom", "externalId": "wm123", "nickname": "Dana W"}})
+        await gql(
+            "mutation($i: RecordInteractionInput!) { recordInteraction(input: $i) { created errors { message } } }",
+            {
+                "i": {
+                    "customerId": c["id"],
+                    "channel": "wecom",
+                    "kind": "message_in",
+                    "text": f"msg {i}",
+                    "occurredAt": f"2026-01-0{i + 1}T10:00:00+00:00",
+                }
+            },
+        )
+    await gql(
+        'mutation($id: ID!) { moveCustomerStage(id: $id, stage: "sql", reason: "asked for a quote") { errors { message } } }',
+        {"id": c["id"]},
+    )
+    await gql(
+        "mutation($i: CreateTaskInput!) { createTask(input: $i) { task { title overdue } errors { message } } }",
+        {"i": {"customerId": c["id"], "title": "Send quote", "dueAt": "2020-01-01T00:00:00+00:00"}},
+    )
+    await gql(
+        "mutation($id: ID!, $i: IdentityInput!) { attachIdentity(customerId: $id, input: $i) { errors { message } } }",
+        {"id": c["id"], "i": {"channel": "wecom", "externalId": "wm123", "nickname": "Dana W"}},
+    )
     q = """query($id: ID!, $after: String) { customer(id: $id) {
       stage { key } identities { channel externalId nickname }
       stageHistory { fromStage { key } toStage { key } reason }
@@ -103,7 +121,10 @@ async def test_customer_detail_has_timeline_history_tasks_and_identities(gql: GQ
     d = (await gql(q, {"id": c["id"]}))["data"]["customer"]
     assert d["stage"] == {"key": "sql"}
     assert d["identities"] == [{"channel": "wecom", "externalId": "wm123", "nickname": "Dana W"}]
-    assert [(h["fromStage"], h["toStage"]["key"], h["reason"]) for h in d["stageHistory"]] == [(None, "lead", "created"), ({"key": "lead"}, "sql", "asked for a quote")]
+    assert [(h["fromStage"], h["toStage"]["key"], h["reason"]) for h in d["stageHistory"]] == [
+        (None, "lead", "created"),
+        ({"key": "lead"}, "sql", "asked for a quote"),
+    ]
     assert d["tasks"] == [{"title": "Send quote", "overdue": True, "done": False}]
     texts = [e["node"]["text"] for e in d["interactions"]["edges"]]
     assert texts == ["msg 6", "msg 5", "msg 4", "msg 3", "msg 2"]
@@ -115,7 +136,7 @@ async def test_customer_detail_has_timeline_history_tasks_and_identities(gql: GQ
 async def test_funnel_counts_current_and_reached_with_conversion(gql: GQL) -> None:
     ids = [(await create(gql, displayName=f"F{i}"))["id"] for i in range(4)]
     for cid in ids[:2]:
-        await gql("mutation($id: ID!) { moveCustomerStage(id: $id, stage: \"mql\") { errors { message } } }", {"id": cid})
+        await gql('mutation($id: ID!) { moveCustomerStage(id: $id, stage: "mql") { errors { message } } }', {"id": cid})
     steps = (await gql("{ funnel { steps { stage { key } current reached conversionFromPrevious } } }"))["data"]["funnel"]["steps"]
     by = {s["stage"]["key"]: s for s in steps}
     assert (by["lead"]["current"], by["lead"]["reached"]) == (2, 4)

@@ -10,7 +10,10 @@ from tests.graphql.conftest import GQL
 
 
 async def test_a_query_deeper_than_the_limit_is_refused(gql: GQL) -> None:
-    deep = "{ customers { edges { node { interactions { edges { node { customer { interactions { edges { node { customer { tasks { customer { displayName } } } } } } } } } } } } } }"
+    deep = (
+        "{ customers { edges { node { interactions { edges { node { customer { interactions { edges { node {"
+        " customer { tasks { customer { displayName } } } } } } } } } } } } } }"
+    )
     body = await gql(deep, ok=False)
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION"
@@ -23,7 +26,9 @@ async def test_too_many_aliases_are_refused(gql: GQL) -> None:
     assert "aliases" in body["errors"][0]["message"].lower()
 
 
-async def test_unexpected_errors_say_internal_error_without_details(gql: GQL, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+async def test_unexpected_errors_say_internal_error_without_details(
+    gql: GQL, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from guanxi.core import queries
 
     async def broken(*_a: object, **_k: object) -> int:
@@ -53,14 +58,18 @@ async def test_cursor_from_another_ordering_is_refused(gql: GQL) -> None:
 
 
 async def test_merge_through_the_api_keeps_the_merged_id_resolving(gql: GQL) -> None:
-    create = 'mutation($n: String!) { createCustomer(input: {displayName: $n}) { customer { id } } }'
+    create = "mutation($n: String!) { createCustomer(input: {displayName: $n}) { customer { id } } }"
     a = (await gql(create, {"n": "Survivor"}))["data"]["createCustomer"]["customer"]["id"]
     b = (await gql(create, {"n": "Duplicate"}))["data"]["createCustomer"]["customer"]["id"]
-    merge = "mutation($a: ID!, $b: ID!, $d: Boolean!) { mergeCustomers(survivorId: $a, mergedId: $b, dryRun: $d) { plan { stageChanges dryRun } customer { displayName } errors { code } } }"
+    merge = """mutation($a: ID!, $b: ID!, $d: Boolean!) { mergeCustomers(survivorId: $a, mergedId: $b, dryRun: $d) {
+      plan { stageChanges dryRun } customer { displayName } errors { code } } }"""
     dry = (await gql(merge, {"a": a, "b": b, "d": True}))["data"]["mergeCustomers"]
     assert dry["plan"] == {"stageChanges": 1, "dryRun": True}
     done = (await gql(merge, {"a": a, "b": b, "d": False}))["data"]["mergeCustomers"]
     assert done["customer"] == {"displayName": "Survivor"}
-    assert (await gql("query($id: ID!) { customer(id: $id) { id displayName } }", {"id": b}))["data"]["customer"] == {"id": a, "displayName": "Survivor"}
+    assert (await gql("query($id: ID!) { customer(id: $id) { id displayName } }", {"id": b}))["data"]["customer"] == {
+        "id": a,
+        "displayName": "Survivor",
+    }
     total = (await gql("{ customers { totalCount } }"))["data"]["customers"]["totalCount"]
     assert total == 1

@@ -46,7 +46,9 @@ async def _seed(runtime: Runtime, tenant_id: uuid.UUID, n: int) -> None:
             await tags.change_tags(tx, c.id, add=["vip", f"group/{i % 3}"])
             await identities.attach_identity(tx, c.id, identities.IdentityInput(channel="wecom", external_id=f"wm{i}", nickname=f"n{i}"))
             for k in range(7):
-                await interactions.record_interaction(tx, interactions.InteractionInput(customer_id=c.id, channel="wecom", kind="message_in", text=f"{i}-{k}"))
+                await interactions.record_interaction(
+                    tx, interactions.InteractionInput(customer_id=c.id, channel="wecom", kind="message_in", text=f"{i}-{k}")
+                )
 
 
 async def test_statement_count_is_the_same_for_pages_of_5_and_50(runtime: Runtime, tenant_id: uuid.UUID, gql: GQL) -> None:
