@@ -6,10 +6,9 @@ longer exists; ``docs/operations.md`` must list every configuration key with its
 
 from __future__ import annotations
 
-import typing
-
 import inspect
 import re
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any

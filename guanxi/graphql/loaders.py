@@ -1,15 +1,21 @@
-"""Per-request DataLoaders: each nested list on a page of customers costs one SQL statement,
-whatever the page size."""
+"""Per-request loading: bulk queries used both by DataLoaders (fields resolved one object at a
+time) and by page prefetching (:mod:`guanxi.graphql.prefetch`). Each nested list on a page of
+customers costs one SQL statement, whatever the page size.
+
+Queries select ORM column attributes (so the tenant filter of :mod:`guanxi.core.tenancy`
+applies) and return plain rows, not ORM objects: no identity-map work per row.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, inspect, or_, select
+from sqlalchemy.orm import aliased
 from strawberry.dataloader import DataLoader
 
 from guanxi.core import models as m
@@ -21,6 +27,18 @@ if TYPE_CHECKING:
 InteractionKey = tuple[uuid.UUID, int, tuple[str, ...] | None]
 
 
+def columns(entity: Any) -> list[Any]:
+    """Every mapped column of an entity (or an alias of one), as ORM attributes."""
+    return [getattr(entity, attr.key) for attr in inspect(entity).mapper.column_attrs]
+
+
+def group(rows: Iterable[Any], key: str) -> dict[uuid.UUID, list[Any]]:
+    out: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for row in rows:
+        out[getattr(row, key)].append(row)
+    return out
+
+
 class Loaders:
     """Created lazily once per request (``info.context.loaders``)."""
 
@@ -28,12 +46,12 @@ class Loaders:
         self._context = context
         self.lock = asyncio.Lock()
         self._stages: asyncio.Future[dict[uuid.UUID, m.Stage]] | None = None
-        self.users = DataLoader(self._load_users)
-        self.customers = DataLoader(self._load_customers)
-        self.tags = DataLoader(self._load_tags)
-        self.identities = DataLoader(self._load_identities)
-        self.stage_history = DataLoader(self._load_stage_history)
-        self.open_tasks = DataLoader(self._load_open_tasks)
+        self.users = DataLoader(self.users_by_id)
+        self.customers = DataLoader(self.customers_by_id)
+        self.tags = DataLoader(self._aligned(self.tags_of))
+        self.identities = DataLoader(self._aligned(self.identities_of))
+        self.stage_history = DataLoader(self._aligned(self.stage_history_of))
+        self.open_tasks = DataLoader(self._aligned(self.tasks_of))
         self.recent_interactions: DataLoader[InteractionKey, list[Any]] = DataLoader(self._load_recent_interactions)
 
     async def execute(self, stmt: Any) -> Any:
@@ -41,6 +59,14 @@ class Loaders:
         takes one statement at a time."""
         async with self.lock:
             return await self._context.session.execute(stmt)
+
+    @staticmethod
+    def _aligned(fn: Any) -> Any:
+        async def load(ids: Sequence[uuid.UUID]) -> list[list[Any]]:
+            found = await fn(ids)
+            return [found.get(i, []) for i in ids]
+
+        return load
 
     async def stages(self) -> dict[uuid.UUID, m.Stage]:
         """Every stage of the tenant (a handful), loaded once per request."""
@@ -52,69 +78,78 @@ class Loaders:
         rows = (await self.execute(select(m.Stage).order_by(m.Stage.pipeline_id, m.Stage.position))).scalars().all()
         return {s.id: s for s in rows}
 
-    async def _load_users(self, ids: Sequence[uuid.UUID]) -> list[m.User | None]:
-        rows = (await self.execute(select(m.User).where(m.User.id.in_(set(ids))))).scalars().all()
+    async def users_by_id(self, ids: Sequence[uuid.UUID]) -> list[Any]:
+        rows = (await self.execute(select(*columns(m.User)).where(m.User.id.in_(set(ids))))).all()
         by_id = {u.id: u for u in rows}
         return [by_id.get(i) for i in ids]
 
-    async def _load_customers(self, ids: Sequence[uuid.UUID]) -> list[Any]:
+    async def customers_by_id(self, ids: Sequence[uuid.UUID]) -> list[Any]:
         rows = (await self.execute(select(*CUSTOMER_COLUMNS).where(m.Customer.id.in_(set(ids))))).all()
         by_id = {r.id: r for r in rows}
         return [by_id.get(i) for i in ids]
 
-    async def _load_tags(self, ids: Sequence[uuid.UUID]) -> list[list[m.Tag]]:
+    async def tags_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
         stmt = (
-            select(m.CustomerTag.customer_id, m.Tag)
+            select(m.CustomerTag.customer_id, *columns(m.Tag))
             .join(m.Tag, (m.Tag.tenant_id == m.CustomerTag.tenant_id) & (m.Tag.id == m.CustomerTag.tag_id))
             .where(m.CustomerTag.customer_id.in_(set(ids)))
             .order_by(m.Tag.group_name, m.Tag.name)
         )
-        out: dict[uuid.UUID, list[m.Tag]] = defaultdict(list)
-        for customer_id, tag in (await self.execute(stmt)).all():
-            out[customer_id].append(tag)
-        return [out.get(i, []) for i in ids]
+        return group((await self.execute(stmt)).all(), "customer_id")
 
-    async def _load_identities(self, ids: Sequence[uuid.UUID]) -> list[list[m.Identity]]:
-        stmt = select(m.Identity).where(m.Identity.customer_id.in_(set(ids))).order_by(m.Identity.created_at, m.Identity.id)
-        out: dict[uuid.UUID, list[m.Identity]] = defaultdict(list)
-        for identity in (await self.execute(stmt)).scalars():
-            out[identity.customer_id].append(identity)
-        return [out.get(i, []) for i in ids]
+    async def identities_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+        stmt = select(*columns(m.Identity)).where(m.Identity.customer_id.in_(set(ids))).order_by(m.Identity.created_at, m.Identity.id)
+        return group((await self.execute(stmt)).all(), "customer_id")
 
-    async def _load_stage_history(self, ids: Sequence[uuid.UUID]) -> list[list[m.StageChange]]:
-        stmt = select(m.StageChange).where(m.StageChange.customer_id.in_(set(ids))).order_by(m.StageChange.changed_at, m.StageChange.id)
-        out: dict[uuid.UUID, list[m.StageChange]] = defaultdict(list)
-        for change in (await self.execute(stmt)).scalars():
-            out[change.customer_id].append(change)
-        return [out.get(i, []) for i in ids]
+    async def stage_history_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+        stmt = (
+            select(*columns(m.StageChange))
+            .where(m.StageChange.customer_id.in_(set(ids)))
+            .order_by(m.StageChange.changed_at, m.StageChange.id)
+        )
+        return group((await self.execute(stmt)).all(), "customer_id")
 
-    async def _load_open_tasks(self, ids: Sequence[uuid.UUID]) -> list[list[m.Task]]:
-        stmt = select(m.Task).where(m.Task.customer_id.in_(set(ids))).order_by(m.Task.due_at, m.Task.id)
-        out: dict[uuid.UUID, list[m.Task]] = defaultdict(list)
-        for task in (await self.execute(stmt)).scalars():
-            out[task.customer_id].append(task)
-        return [out.get(i, []) for i in ids]
+    async def tasks_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+        stmt = select(*columns(m.Task)).where(m.Task.customer_id.in_(set(ids))).order_by(m.Task.due_at, m.Task.id)
+        return group((await self.execute(stmt)).all(), "customer_id")
+
+    async def recent_interactions_of(
+        self, ids: Iterable[uuid.UUID], first: int, kinds: tuple[str, ...] | None
+    ) -> dict[uuid.UUID, list[Any]]:
+        """The newest ``first + 1`` interactions of many customers in one statement, using
+        ROW_NUMBER() (SQLite 3.25+ and PostgreSQL)."""
+        rn = func.row_number().over(
+            partition_by=m.Interaction.customer_id, order_by=(m.Interaction.occurred_at.desc(), m.Interaction.id.desc())
+        )
+        inner = select(m.Interaction, rn.label("rn")).where(m.Interaction.customer_id.in_(set(ids)))
+        if kinds:
+            inner = inner.where(m.Interaction.kind.in_(kinds))
+        sub = inner.subquery()
+        alias = aliased(m.Interaction, sub)
+        stmt = select(*columns(alias)).where(sub.c.rn <= first + 1).order_by(sub.c.customer_id, sub.c.rn)
+        return group((await self.execute(stmt)).all(), "customer_id")
 
     async def _load_recent_interactions(self, keys: Sequence[InteractionKey]) -> list[list[Any]]:
-        """The newest ``first + 1`` interactions of many customers in one statement per
-        distinct (first, kinds) pair, using ROW_NUMBER() (SQLite 3.25+ and PostgreSQL)."""
         groups: dict[tuple[int, tuple[str, ...] | None], set[uuid.UUID]] = defaultdict(set)
         for customer_id, first, kinds in keys:
             groups[(first, kinds)].add(customer_id)
         found: dict[InteractionKey, list[Any]] = {}
         for (first, kinds), customer_ids in groups.items():
-            rn = func.row_number().over(
-                partition_by=m.Interaction.customer_id, order_by=(m.Interaction.occurred_at.desc(), m.Interaction.id.desc())
-            )
-            inner = select(m.Interaction, rn.label("rn")).where(m.Interaction.customer_id.in_(customer_ids))
-            if kinds:
-                inner = inner.where(m.Interaction.kind.in_(kinds))
-            sub = inner.subquery()
-            alias = m.aliased_interaction(sub)
-            stmt = select(alias).where(sub.c.rn <= first + 1).order_by(sub.c.customer_id, sub.c.rn)
-            per: dict[uuid.UUID, list[Any]] = defaultdict(list)
-            for row in (await self.execute(stmt)).scalars():
-                per[row.customer_id].append(row)
+            per = await self.recent_interactions_of(customer_ids, first, kinds)
             for customer_id in customer_ids:
                 found[(customer_id, first, kinds)] = per.get(customer_id, [])
         return [found[k] for k in keys]
+
+    async def interactions_after(
+        self, customer_id: uuid.UUID, size: int, kinds: tuple[str, ...] | None, after: tuple[Any, uuid.UUID]
+    ) -> list[Any]:
+        """One customer's interactions older than a cursor (keyset pagination)."""
+        at, last_id = after
+        stmt = select(*columns(m.Interaction)).where(
+            m.Interaction.customer_id == customer_id,
+            or_(m.Interaction.occurred_at < at, and_(m.Interaction.occurred_at == at, m.Interaction.id < last_id)),
+        )
+        if kinds:
+            stmt = stmt.where(m.Interaction.kind.in_(kinds))
+        stmt = stmt.order_by(m.Interaction.occurred_at.desc(), m.Interaction.id.desc()).limit(size + 1)
+        return list((await self.execute(stmt)).all())

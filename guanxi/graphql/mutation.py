@@ -95,7 +95,7 @@ class Mutation:
                 c = await customers.create_customer(tx, data)
                 if input.tags:
                     await tags.change_tags(tx, c.id, add=list(input.tags))
-            return CustomerPayload(customer=Customer.from_row(c))
+            return CustomerPayload(customer=Customer.from_row(c, info.context))
 
         return await as_payload(run, CustomerPayload)
 
@@ -116,7 +116,7 @@ class Mutation:
             )
             async with _tx(info) as tx:
                 c = await customers.update_customer(tx, from_global_id(id, "Customer"), patch)
-            return CustomerPayload(customer=Customer.from_row(c))
+            return CustomerPayload(customer=Customer.from_row(c, info.context))
 
         return await as_payload(run, CustomerPayload)
 
@@ -125,7 +125,7 @@ class Mutation:
         async def run() -> CustomerPayload:
             async with _tx(info) as tx:
                 c = await customers.set_stage(tx, from_global_id(id, "Customer"), stage, reason=reason)
-            return CustomerPayload(customer=Customer.from_row(c))
+            return CustomerPayload(customer=Customer.from_row(c, info.context))
 
         return await as_payload(run, CustomerPayload)
 
@@ -138,7 +138,7 @@ class Mutation:
                 cid = from_global_id(id, "Customer")
                 await tags.change_tags(tx, cid, add=list(add or []), remove=list(remove or []))
                 c = await customers.get_customer(tx.session, cid)
-            return CustomerPayload(customer=Customer.from_row(c))
+            return CustomerPayload(customer=Customer.from_row(c, info.context))
 
         return await as_payload(run, CustomerPayload)
 
@@ -158,7 +158,7 @@ class Mutation:
                 cid = from_global_id(customer_id, "Customer", field="customerId")
                 ident = await identities.attach_identity(tx, cid, data)
                 c = await customers.get_customer(tx.session, cid)
-            return IdentityPayload(identity=Identity.from_model(ident), customer=Customer.from_row(c))
+            return IdentityPayload(identity=Identity.from_model(ident), customer=Customer.from_row(c, info.context))
 
         return await as_payload(run, IdentityPayload)
 
@@ -177,7 +177,7 @@ class Mutation:
             )
             async with _tx(info) as tx:
                 row, created = await interactions.record_interaction(tx, data)
-            return InteractionPayload(interaction=Interaction.from_model(row), created=created)
+            return InteractionPayload(interaction=Interaction.from_model(row, info.context), created=created)
 
         return await as_payload(run, InteractionPayload)
 
@@ -198,7 +198,7 @@ class Mutation:
                 f: getattr(plan, f)
                 for f in ("identities", "interactions", "tags", "tasks", "stage_changes", "consents", "filled_fields", "dry_run")
             }
-            return MergePayload(plan=MergePlan(**fields), customer=Customer.from_row(c))
+            return MergePayload(plan=MergePlan(**fields), customer=Customer.from_row(c, info.context))
 
         return await as_payload(run, MergePayload)
 
@@ -214,7 +214,7 @@ class Mutation:
             )
             async with _tx(info) as tx:
                 t = await tasks.create_task(tx, data)
-            return TaskPayload(task=Task.from_model(t))
+            return TaskPayload(task=Task.from_model(t, info.context))
 
         return await as_payload(run, TaskPayload)
 
@@ -223,7 +223,7 @@ class Mutation:
         async def run() -> TaskPayload:
             async with _tx(info) as tx:
                 t = await tasks.complete_task(tx, from_global_id(id, "Task"))
-            return TaskPayload(task=Task.from_model(t))
+            return TaskPayload(task=Task.from_model(t, info.context))
 
         return await as_payload(run, TaskPayload)
 
@@ -236,7 +236,7 @@ class Mutation:
                 cid = from_global_id(customer_id, "Customer", field="customerId")
                 await consent.set_consent(tx, cid, channel, status.value, source)
                 c = await customers.get_customer(tx.session, cid)
-            return CustomerPayload(customer=Customer.from_row(c))
+            return CustomerPayload(customer=Customer.from_row(c, info.context))
 
         return await as_payload(run, CustomerPayload)
 

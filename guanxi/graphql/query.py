@@ -9,8 +9,9 @@ from strawberry.types import Info
 from guanxi.core import models as m
 from guanxi.core import queries
 from guanxi.graphql import inputs
-from guanxi.graphql.ids import from_global_id
+from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.pagination import PageInfo, check_page_size, decode_cursor, encode_cursor
+from guanxi.graphql.prefetch import materialize, node_fields
 from guanxi.graphql.types import Customer, CustomerConnection, CustomerEdge, Funnel, FunnelStep, Pipeline, Stage, Tag, User
 
 
@@ -36,6 +37,7 @@ async def _pipelines(info: Info) -> list[Pipeline]:
     rows = (await loaders.execute(select(m.Pipeline).order_by(m.Pipeline.is_default.desc(), m.Pipeline.key))).scalars().all()
     return [
         Pipeline(
+            id=strawberry.ID(to_global_id("Pipeline", p.id)),
             uuid=p.id,
             key=p.key,
             name=p.name,
@@ -65,12 +67,16 @@ class Query:
         cursor = decode_cursor(after, order.value) if after else None
         async with context.loaders.lock:
             rows, more = await queries.list_customers(context.session, flt=flt, order=order, first=size, after=cursor)
+        nodes = await materialize(context, rows, node_fields(info))
 
         async def count() -> int:
             async with context.loaders.lock:
                 return await queries.count_customers(context.session, flt)
 
-        edges = [CustomerEdge(cursor=encode_cursor(order.value, queries.sort_key(order, r), r.id), node=Customer.from_row(r)) for r in rows]
+        edges = [
+            CustomerEdge(cursor=encode_cursor(order.value, queries.sort_key(order, r), r.id), node=n)
+            for r, n in zip(rows, nodes, strict=True)
+        ]
         return CustomerConnection(
             edges=edges,
             page_info=PageInfo(
@@ -93,7 +99,7 @@ class Query:
                 model = await get_customer(info.context.session, uuid_)
         except NotFoundError:
             return None
-        return Customer.from_row(model)
+        return Customer.from_row(model, info.context)
 
     @strawberry.field(description="Pipelines with their stages in order.")
     async def pipelines(self, info: Info) -> list[Pipeline]:

@@ -1,27 +1,31 @@
-"""Core GraphQL object types. Plugins add fields to ``Customer`` through their contribution."""
+"""Core GraphQL object types. Plugins add fields to ``Customer`` through their contribution.
+
+Performance shape: ids are computed when an object is built (a plain field, no resolver call);
+nested fields of a customer are synchronous resolvers that return data prefetched for the whole
+page (see :mod:`guanxi.graphql.prefetch`) and fall back to DataLoaders (an awaitable) when the
+object was not built by a prefetching resolver. graphql-core awaits what a resolver returns, so
+both paths are valid for one field.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from uuid import UUID
 from typing import Any
+from uuid import UUID
 
 import strawberry
-from strawberry.types import Info
 
-from guanxi.core import models as m
 from guanxi.core.services.tags import tag_label
 from guanxi.graphql.ids import to_global_id
 from guanxi.graphql.pagination import PageInfo, check_page_size, decode_cursor, encode_cursor
 from guanxi.graphql.scalars import JSON
 
-
-def _context(info: Info) -> Any:
-    return info.context
+ID_DOC = "Stable, opaque global id."
 
 
 @strawberry.type(description="A staff member: sales, marketing, service, manager or admin.")
 class User:
+    id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     email: str
     name: str
@@ -29,64 +33,63 @@ class User:
     team: str | None
     active: bool
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(to_global_id("User", self.uuid))
-
     @classmethod
-    def from_model(cls, u: m.User) -> User:
-        return cls(uuid=u.id, email=u.email, name=u.name, role=u.role, team=u.team, active=u.active)
+    def from_model(cls, u: Any) -> User:
+        return cls(
+            id=strawberry.ID(to_global_id("User", u.id)), uuid=u.id, email=u.email, name=u.name, role=u.role, team=u.team, active=u.active
+        )
 
 
 @strawberry.type(description="A lifecycle stage of a pipeline.")
 class Stage:
+    id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     key: str
     name: str
     position: int
     category: str = strawberry.field(description="open, won, lost, retained or churned")
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(to_global_id("Stage", self.uuid))
-
     @classmethod
-    def from_model(cls, s: m.Stage) -> Stage:
-        return cls(uuid=s.id, key=s.key, name=s.name, position=s.position, category=s.category)
+    def from_model(cls, s: Any) -> Stage:
+        return cls(
+            id=strawberry.ID(to_global_id("Stage", s.id)), uuid=s.id, key=s.key, name=s.name, position=s.position, category=s.category
+        )
 
 
 @strawberry.type(description="An ordered set of lifecycle stages.")
 class Pipeline:
+    id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     key: str
     name: str
     is_default: bool
     stages: list[Stage]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(to_global_id("Pipeline", self.uuid))
-
 
 @strawberry.type(description="A label on customers; `label` is `group/name`, or `name` without a group.")
 class Tag:
+    id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     name: str
     group: str | None
     label: str
     color: str | None
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(to_global_id("Tag", self.uuid))
-
     @classmethod
-    def from_model(cls, t: m.Tag) -> Tag:
-        return cls(uuid=t.id, name=t.name, group=t.group_name or None, label=tag_label(t), color=t.color)
+    def from_model(cls, t: Any) -> Tag:
+        return cls(
+            id=strawberry.ID(to_global_id("Tag", t.id)),
+            uuid=t.id,
+            name=t.name,
+            group=t.group_name or None,
+            label=tag_label(t),
+            color=t.color,
+        )
 
 
 @strawberry.type(description="A customer's account on one channel.")
 class Identity:
+    id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     channel: str
     external_id: str
@@ -97,13 +100,10 @@ class Identity:
     profile: JSON  # type: ignore[valid-type]
     created_at: dt.datetime
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(to_global_id("Identity", self.uuid))
-
     @classmethod
-    def from_model(cls, i: m.Identity) -> Identity:
+    def from_model(cls, i: Any) -> Identity:
         return cls(
+            id=strawberry.ID(to_global_id("Identity", i.id)),
             uuid=i.id,
             channel=i.channel,
             external_id=i.external_id,
@@ -118,8 +118,10 @@ class Identity:
 
 @strawberry.type(description="One touchpoint on a customer's timeline.")
 class Interaction:
+    id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     customer_uuid: strawberry.Private[UUID]
+    ctx: strawberry.Private[Any]
     channel: str
     kind: str
     direction: str
@@ -128,19 +130,17 @@ class Interaction:
     payload: JSON  # type: ignore[valid-type]
 
     @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(to_global_id("Interaction", self.uuid))
-
-    @strawberry.field
-    async def customer(self, info: Info) -> Customer | None:
-        row = await _context(info).loaders.customers.load(self.customer_uuid)
-        return Customer.from_row(row) if row is not None else None
+    async def customer(self) -> Customer | None:
+        row = await self.ctx.loaders.customers.load(self.customer_uuid)
+        return Customer.from_row(row, self.ctx) if row is not None else None
 
     @classmethod
-    def from_model(cls, i: m.Interaction) -> Interaction:
+    def from_model(cls, i: Any, ctx: Any) -> Interaction:
         return cls(
+            id=strawberry.ID(to_global_id("Interaction", i.id)),
             uuid=i.id,
             customer_uuid=i.customer_id,
+            ctx=ctx,
             channel=i.channel,
             kind=i.kind,
             direction=i.direction,
@@ -162,45 +162,59 @@ class InteractionConnection:
     page_info: PageInfo
 
 
+def interaction_connection(rows: list[Any], size: int, after: str | None, ctx: Any) -> InteractionConnection:
+    page, more = rows[:size], len(rows) > size
+    edges = [InteractionEdge(cursor=encode_cursor("interactions", i.occurred_at, i.id), node=Interaction.from_model(i, ctx)) for i in page]
+    return InteractionConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=more,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )
+
+
 @strawberry.type(description="A move between lifecycle stages.")
 class StageChange:
+    id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     from_uuid: strawberry.Private[UUID | None]
     to_uuid: strawberry.Private[UUID]
     actor_uuid: strawberry.Private[UUID | None]
+    ctx: strawberry.Private[Any]
     changed_at: dt.datetime
     rule: str | None
     reason: str | None
 
     @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(to_global_id("StageChange", self.uuid))
-
-    @strawberry.field
-    async def from_stage(self, info: Info) -> Stage | None:
-        stages = await _context(info).loaders.stages()
+    async def from_stage(self) -> Stage | None:
+        stages = await self.ctx.loaders.stages()
         s = stages.get(self.from_uuid) if self.from_uuid else None
         return Stage.from_model(s) if s else None
 
     @strawberry.field
-    async def to_stage(self, info: Info) -> Stage:
-        stages = await _context(info).loaders.stages()
+    async def to_stage(self) -> Stage:
+        stages = await self.ctx.loaders.stages()
         return Stage.from_model(stages[self.to_uuid])
 
     @strawberry.field
-    async def actor(self, info: Info) -> User | None:
+    async def actor(self) -> User | None:
         if self.actor_uuid is None:
             return None
-        u = await _context(info).loaders.users.load(self.actor_uuid)
+        u = await self.ctx.loaders.users.load(self.actor_uuid)
         return User.from_model(u) if u else None
 
     @classmethod
-    def from_model(cls, c: m.StageChange) -> StageChange:
+    def from_model(cls, c: Any, ctx: Any) -> StageChange:
         return cls(
+            id=strawberry.ID(to_global_id("StageChange", c.id)),
             uuid=c.id,
             from_uuid=c.from_stage_id,
             to_uuid=c.to_stage_id,
             actor_uuid=c.actor_id,
+            ctx=ctx,
             changed_at=c.changed_at,
             rule=c.rule,
             reason=c.reason,
@@ -209,18 +223,16 @@ class StageChange:
 
 @strawberry.type(description="A follow-up for a staff member.")
 class Task:
+    id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     customer_uuid: strawberry.Private[UUID]
     assignee_uuid: strawberry.Private[UUID | None]
+    ctx: strawberry.Private[Any]
     title: str
     notes: str | None
     due_at: dt.datetime | None
     done_at: dt.datetime | None
     created_at: dt.datetime
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(to_global_id("Task", self.uuid))
 
     @strawberry.field
     def done(self) -> bool:
@@ -231,23 +243,25 @@ class Task:
         return self.done_at is None and self.due_at is not None and self.due_at < dt.datetime.now(dt.UTC)
 
     @strawberry.field
-    async def assignee(self, info: Info) -> User | None:
+    async def assignee(self) -> User | None:
         if self.assignee_uuid is None:
             return None
-        u = await _context(info).loaders.users.load(self.assignee_uuid)
+        u = await self.ctx.loaders.users.load(self.assignee_uuid)
         return User.from_model(u) if u else None
 
     @strawberry.field
-    async def customer(self, info: Info) -> Customer | None:
-        row = await _context(info).loaders.customers.load(self.customer_uuid)
-        return Customer.from_row(row) if row is not None else None
+    async def customer(self) -> Customer | None:
+        row = await self.ctx.loaders.customers.load(self.customer_uuid)
+        return Customer.from_row(row, self.ctx) if row is not None else None
 
     @classmethod
-    def from_model(cls, t: m.Task) -> Task:
+    def from_model(cls, t: Any, ctx: Any) -> Task:
         return cls(
+            id=strawberry.ID(to_global_id("Task", t.id)),
             uuid=t.id,
             customer_uuid=t.customer_id,
             assignee_uuid=t.assignee_id,
+            ctx=ctx,
             title=t.title,
             notes=t.notes,
             due_at=t.due_at,
@@ -258,10 +272,14 @@ class Task:
 
 @strawberry.type(description="One person or company.")
 class Customer:
+    id: strawberry.ID = strawberry.field(description="Stable global id. A merged customer's id keeps resolving to the survivor.")
     uuid: strawberry.Private[UUID]
     owner_uuid: strawberry.Private[UUID | None]
     stage_uuid: strawberry.Private[UUID | None]
     merged_into_uuid: strawberry.Private[UUID | None]
+    ctx: strawberry.Private[Any]
+    #: Nested data prefetched for a whole page, by field name (see guanxi.graphql.prefetch).
+    pre: strawberry.Private[dict[str, Any]]
     display_name: str
     company: str | None
     phones: list[str]
@@ -272,17 +290,16 @@ class Customer:
     created_at: dt.datetime
     updated_at: dt.datetime
 
-    @strawberry.field(description="Stable global id. A merged customer's id keeps resolving to the survivor.")
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(to_global_id("Customer", self.uuid))
-
     @classmethod
-    def from_row(cls, r: Any) -> Customer:
+    def from_row(cls, r: Any, ctx: Any, pre: dict[str, Any] | None = None) -> Customer:
         return cls(
+            id=strawberry.ID(to_global_id("Customer", r.id)),
             uuid=r.id,
             owner_uuid=r.owner_id,
             stage_uuid=r.stage_id,
             merged_into_uuid=r.merged_into_id,
+            ctx=ctx,
+            pre=pre if pre is not None else {},
             display_name=r.display_name,
             company=r.company,
             phones=r.phones,
@@ -295,77 +312,86 @@ class Customer:
         )
 
     @strawberry.field
-    async def stage(self, info: Info) -> Stage | None:
+    def stage(self) -> Stage | None:
+        if "stage" in self.pre:
+            return self.pre["stage"]
+        return self._stage()  # type: ignore[return-value]
+
+    async def _stage(self) -> Stage | None:
         if self.stage_uuid is None:
             return None
-        stages = await _context(info).loaders.stages()
-        s = stages.get(self.stage_uuid)
+        s = (await self.ctx.loaders.stages()).get(self.stage_uuid)
         return Stage.from_model(s) if s else None
 
     @strawberry.field
-    async def owner(self, info: Info) -> User | None:
+    def owner(self) -> User | None:
+        if "owner" in self.pre:
+            return self.pre["owner"]
+        return self._owner()  # type: ignore[return-value]
+
+    async def _owner(self) -> User | None:
         if self.owner_uuid is None:
             return None
-        u = await _context(info).loaders.users.load(self.owner_uuid)
+        u = await self.ctx.loaders.users.load(self.owner_uuid)
         return User.from_model(u) if u else None
 
     @strawberry.field
-    async def tags(self, info: Info) -> list[Tag]:
-        return [Tag.from_model(t) for t in await _context(info).loaders.tags.load(self.uuid)]
+    def tags(self) -> list[Tag]:
+        if "tags" in self.pre:
+            return self.pre["tags"]
+        return self._tags()  # type: ignore[return-value]
+
+    async def _tags(self) -> list[Tag]:
+        return [Tag.from_model(t) for t in await self.ctx.loaders.tags.load(self.uuid)]
 
     @strawberry.field
-    async def identities(self, info: Info, channel: str | None = None) -> list[Identity]:
-        rows = await _context(info).loaders.identities.load(self.uuid)
+    def identities(self, channel: str | None = None) -> list[Identity]:
+        if "identities" in self.pre:
+            found: list[Identity] = self.pre["identities"]
+            return found if channel is None else [i for i in found if i.channel == channel]
+        return self._identities(channel)  # type: ignore[return-value]
+
+    async def _identities(self, channel: str | None) -> list[Identity]:
+        rows = await self.ctx.loaders.identities.load(self.uuid)
         return [Identity.from_model(i) for i in rows if channel is None or i.channel == channel]
 
     @strawberry.field(description="Every stage move, oldest first.")
-    async def stage_history(self, info: Info) -> list[StageChange]:
-        return [StageChange.from_model(c) for c in await _context(info).loaders.stage_history.load(self.uuid)]
+    def stage_history(self) -> list[StageChange]:
+        if "stage_history" in self.pre:
+            return self.pre["stage_history"]
+        return self._stage_history()  # type: ignore[return-value]
+
+    async def _stage_history(self) -> list[StageChange]:
+        return [StageChange.from_model(c, self.ctx) for c in await self.ctx.loaders.stage_history.load(self.uuid)]
 
     @strawberry.field(description="Follow-up tasks, soonest due first.")
-    async def tasks(self, info: Info, include_done: bool = False) -> list[Task]:
-        rows = await _context(info).loaders.open_tasks.load(self.uuid)
-        return [Task.from_model(t) for t in rows if include_done or t.done_at is None]
+    def tasks(self, include_done: bool = False) -> list[Task]:
+        if "tasks" in self.pre:
+            found: list[Task] = self.pre["tasks"]
+        else:
+            return self._tasks(include_done)  # type: ignore[return-value]
+        return found if include_done else [t for t in found if t.done_at is None]
+
+    async def _tasks(self, include_done: bool) -> list[Task]:
+        rows = await self.ctx.loaders.open_tasks.load(self.uuid)
+        return [Task.from_model(t, self.ctx) for t in rows if include_done or t.done_at is None]
 
     @strawberry.field(description="The timeline, newest first.")
-    async def interactions(
-        self, info: Info, first: int | None = None, after: str | None = None, kinds: list[str] | None = None
-    ) -> InteractionConnection:
-        context = _context(info)
-        settings = context.rt.settings.graphql
+    def interactions(self, first: int | None = None, after: str | None = None, kinds: list[str] | None = None) -> InteractionConnection:
+        settings = self.ctx.rt.settings.graphql
         size = check_page_size(first, settings.default_page_size, settings.max_page_size)
         kinds_key = tuple(sorted(kinds)) if kinds else None
+        pre = self.pre.get("interactions")
+        if after is None and pre is not None and pre[0] == (size, kinds_key):
+            return interaction_connection(pre[1], size, None, self.ctx)
+        return self._interactions(size, after, kinds_key)  # type: ignore[return-value]
+
+    async def _interactions(self, size: int, after: str | None, kinds: tuple[str, ...] | None) -> InteractionConnection:
         if after is None:
-            rows = await context.loaders.recent_interactions.load((self.uuid, size, kinds_key))
+            rows = await self.ctx.loaders.recent_interactions.load((self.uuid, size, kinds))
         else:
-            rows = await _interactions_after(context, self.uuid, size, kinds_key, decode_cursor(after, "interactions"))
-        page, more = rows[:size], len(rows) > size
-        edges = [InteractionEdge(cursor=encode_cursor("interactions", i.occurred_at, i.id), node=Interaction.from_model(i)) for i in page]
-        return InteractionConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=more,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-        )
-
-
-async def _interactions_after(
-    context: Any, customer_id: UUID, size: int, kinds: tuple[str, ...] | None, after: tuple[Any, UUID]
-) -> list[m.Interaction]:
-    from sqlalchemy import and_, or_, select
-
-    at, last_id = after
-    stmt = select(m.Interaction).where(
-        m.Interaction.customer_id == customer_id,
-        or_(m.Interaction.occurred_at < at, and_(m.Interaction.occurred_at == at, m.Interaction.id < last_id)),
-    )
-    if kinds:
-        stmt = stmt.where(m.Interaction.kind.in_(kinds))
-    stmt = stmt.order_by(m.Interaction.occurred_at.desc(), m.Interaction.id.desc()).limit(size + 1)
-    return list((await context.loaders.execute(stmt)).scalars())
+            rows = await self.ctx.loaders.interactions_after(self.uuid, size, kinds, decode_cursor(after, "interactions"))
+        return interaction_connection(rows, size, after, self.ctx)
 
 
 @strawberry.type

@@ -158,7 +158,9 @@ async def resolve_identity(
                 return False
             return True
 
-        customer_id = await plugins.call_first(tx.runtime.pm.hook.guanxi_resolve_customer, accept=live_customer, session=tx.session, identity=data)
+        customer_id = await plugins.call_first(
+            tx.runtime.pm.hook.guanxi_resolve_customer, accept=live_customer, session=tx.session, identity=data
+        )
     created = False
     if customer_id is None:
         name = display_name or data.nickname or f"{data.channel}:{data.external_id}"
