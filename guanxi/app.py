@@ -11,11 +11,13 @@ from graphql import ExecutionResult
 from litestar import Litestar, Request, Response, get
 from litestar.background_tasks import BackgroundTasks
 from litestar.di import Provide
+from litestar.exceptions import HTTPException
 from sqlalchemy import text
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.litestar import make_graphql_controller
 
 from guanxi.core.context import Actor, RequestContext
+from guanxi.core.errors import NotFoundError
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.extensions import shape_error
@@ -52,7 +54,10 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
 
     async def context_getter(request: Request[Any, Any, Any]) -> GraphQLContext:
         # Until authentication lands, every caller acts in the configured tenant.
-        tenant_id = await rt.tenant_id()
+        try:
+            tenant_id = await rt.tenant_id()
+        except NotFoundError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
         return GraphQLContext(runtime=rt, request_context=RequestContext(tenant_id=tenant_id, actor=Actor(kind="system", name="anonymous")))
 
     base = make_graphql_controller(
@@ -83,6 +88,10 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         if manage_runtime:
             await rt.start()
+        try:
+            await rt.tenant_id()
+        except NotFoundError as exc:
+            log.warning("%s; GraphQL answers 503 until it exists", exc)
         try:
             yield
         finally:

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, and_, distinct, func, literal, or_, select
+from sqlalchemy import Select, and_, case, distinct, func, literal, or_, select
 
 from guanxi.core.models import Customer, CustomerTag, Identity, Pipeline, Stage, StageChange, Tag
 from guanxi.core.services.tags import split_tag
@@ -178,26 +178,42 @@ class FunnelStep(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     category: str
     current: int  # customers in this stage now
-    reached: int  # customers who ever entered this stage
-    conversion_from_previous: float | None  # reached / previous step's reached (open stages and won)
+    reached: int  # customers who got this far (see funnel())
+    conversion_from_previous: float | None  # reached / previous main-path step's reached
+
+
+#: Categories on the main path of a funnel, and those that imply having been won.
+MAIN_PATH = ("open", "won")
+AFTER_WON = ("retained", "churned")
 
 
 async def funnel(session: TenantSession, pipeline_id: uuid.UUID | None = None) -> list[FunnelStep]:
-    """Counts per stage of a pipeline and conversion between consecutive stages.
+    """Counts per stage of a pipeline and conversion between consecutive main-path stages.
 
-    ``reached`` counts customers whose stage history ever entered the stage; conversion is
-    computed along the main path (open stages in order, then ``won``) and is None for other
-    stages (lost, retained, churned) and the first step."""
+    The main path is the open stages in order, then ``won``. For a main-path stage, ``reached``
+    counts customers whose history got at least that far: a customer who jumped from lead to
+    SQL has reached MQL too, and a retained or churned customer has reached won. For ``lost``,
+    ``retained`` and ``churned``, ``reached`` counts customers who ever entered the stage.
+    ``conversion_from_previous`` is reached ÷ the previous main-path stage's reached; it is None
+    for the first stage, for stages off the main path, and when nobody reached the previous one.
+    Merged tombstones are not counted."""
     if pipeline_id is None:
         pipeline_id = (await session.execute(select(Pipeline.id).order_by(Pipeline.is_default.desc(), Pipeline.key).limit(1))).scalar_one()
     stages = list((await session.execute(select(Stage).where(Stage.pipeline_id == pipeline_id).order_by(Stage.position))).scalars())
+    main = [s for s in stages if s.category in MAIN_PATH]
+    rank = {s.id: i + 1 for i, s in enumerate(main)}
+    won_rank = max((rank[s.id] for s in main if s.category == "won"), default=len(main))
+    for s in stages:
+        if s.category in AFTER_WON:
+            rank[s.id] = won_rank
     live = Customer.merged_into_id.is_(None)
+    joined = and_(Customer.tenant_id == StageChange.tenant_id, Customer.id == StageChange.customer_id)
     current = dict((await session.execute(select(Customer.stage_id, func.count()).where(live).group_by(Customer.stage_id))).tuples().all())
-    reached = dict(
+    entered = dict(
         (
             await session.execute(
                 select(StageChange.to_stage_id, func.count(distinct(StageChange.customer_id)))
-                .join(Customer, and_(Customer.tenant_id == StageChange.tenant_id, Customer.id == StageChange.customer_id))
+                .join(Customer, joined)
                 .where(live)
                 .group_by(StageChange.to_stage_id)
             )
@@ -205,14 +221,24 @@ async def funnel(session: TenantSession, pipeline_id: uuid.UUID | None = None) -
         .tuples()
         .all()
     )
+    progress: dict[int, int] = {}
+    if rank:
+        level = case(rank, value=StageChange.to_stage_id, else_=0)
+        per_customer = (
+            select(func.max(level).label("level")).join(Customer, joined).where(live).group_by(StageChange.customer_id).subquery()
+        )
+        rows = await session.execute(select(per_customer.c.level, func.count()).group_by(per_customer.c.level))
+        progress = {int(lvl): int(n) for lvl, n in rows.tuples().all()}
+
+    def got_as_far_as(r: int) -> int:
+        return sum(n for lvl, n in progress.items() if lvl >= r)
+
     steps: list[FunnelStep] = []
-    previous_reached: int | None = None
+    previous: int | None = None
     for stage in stages:
-        on_path = stage.category in ("open", "won")
-        r = int(reached.get(stage.id, 0))
-        conv = None
-        if on_path and previous_reached is not None:
-            conv = round(r / previous_reached, 4) if previous_reached else 0.0
+        on_path = stage.category in MAIN_PATH
+        reached = got_as_far_as(rank[stage.id]) if on_path else int(entered.get(stage.id, 0))
+        conversion = round(reached / previous, 4) if on_path and previous else None
         steps.append(
             FunnelStep(
                 stage_id=stage.id,
@@ -220,10 +246,10 @@ async def funnel(session: TenantSession, pipeline_id: uuid.UUID | None = None) -
                 name=stage.name,
                 category=stage.category,
                 current=int(current.get(stage.id, 0)),
-                reached=r,
-                conversion_from_previous=conv,
+                reached=reached,
+                conversion_from_previous=conversion,
             )
         )
         if on_path:
-            previous_reached = r
+            previous = reached
     return steps

@@ -52,6 +52,7 @@ class Loaders:
         self.identities = DataLoader(self._aligned(self.identities_of))
         self.stage_history = DataLoader(self._aligned(self.stage_history_of))
         self.open_tasks = DataLoader(self._aligned(self.tasks_of))
+        self.consents = DataLoader(self._aligned(self.consents_of))
         self.recent_interactions: DataLoader[InteractionKey, list[Any]] = DataLoader(self._load_recent_interactions)
 
     async def execute(self, stmt: Any) -> Any:
@@ -111,6 +112,10 @@ class Loaders:
 
     async def tasks_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
         stmt = select(*columns(m.Task)).where(m.Task.customer_id.in_(set(ids))).order_by(m.Task.due_at, m.Task.id)
+        return group((await self.execute(stmt)).all(), "customer_id")
+
+    async def consents_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+        stmt = select(*columns(m.Consent)).where(m.Consent.customer_id.in_(set(ids))).order_by(m.Consent.channel)
         return group((await self.execute(stmt)).all(), "customer_id")
 
     async def recent_interactions_of(

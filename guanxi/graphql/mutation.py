@@ -9,6 +9,7 @@ import msgspec
 import strawberry
 from strawberry.types import Info
 
+from guanxi.core.errors import ValidationError
 from guanxi.core.services import consent, customers, identities, interactions, merge, tags, tasks, users
 from guanxi.graphql import inputs
 from guanxi.graphql.errors import UserError, as_payload
@@ -105,8 +106,10 @@ class Mutation:
             owner = _unset_to_msgspec(input.owner_id)
             if isinstance(owner, str):
                 owner = from_global_id(owner, "User", field="ownerId")
+            if input.display_name is None:
+                raise ValidationError("display name cannot be cleared", field="displayName")
             patch = customers.CustomerPatch(
-                display_name=msgspec.UNSET if input.display_name in (strawberry.UNSET, None) else input.display_name,
+                display_name=msgspec.UNSET if input.display_name is strawberry.UNSET else input.display_name,
                 company=_unset_to_msgspec(input.company),
                 phones=msgspec.UNSET if input.phones is strawberry.UNSET else list(input.phones or []),
                 emails=msgspec.UNSET if input.emails is strawberry.UNSET else list(input.emails or []),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from guanxi.core.errors import PluginError
 from guanxi.core.plugins import per_plugin
@@ -31,6 +34,7 @@ EXTENSIBLE: dict[str, type] = {
     "Stage": core_types.Stage,
 }
 _build_lock = threading.Lock()
+log = logging.getLogger("guanxi.graphql")
 
 
 def _fields(cls: type) -> list[Any]:
@@ -84,6 +88,16 @@ def _extended(extensions: dict[str, list[tuple[str, type]]]) -> Iterator[None]:
             cls.__strawberry_definition__ = definition  # type: ignore[attr-defined]
 
 
+class GuanxiSchema(strawberry.Schema):
+    """Strawberry's schema, minus its logging of every error at ERROR level: caller mistakes
+    (bad ids, invalid input, malformed queries) are logged at debug, and unexpected errors are
+    logged once, with their traceback, by :func:`guanxi.graphql.extensions.shape_error`."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            log.debug("GraphQL error: %s", error.message)
+
+
 def contributions(runtime: Runtime) -> list[tuple[str, GraphQLContribution]]:
     out = []
     for name, contribution in per_plugin(runtime.pm.hook.guanxi_graphql, runtime=runtime):
@@ -115,7 +129,7 @@ def build_schema(runtime: Runtime) -> strawberry.Schema:
         MaxTokensLimiter(max_token_count=settings.max_tokens),
     ]
     with _build_lock, _extended(extensions):
-        return strawberry.Schema(
+        return GuanxiSchema(
             query=query,  # type: ignore[arg-type]
             mutation=mutation,
             subscription=subscription,

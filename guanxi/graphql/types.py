@@ -270,6 +270,18 @@ class Task:
         )
 
 
+@strawberry.type(description="Whether a customer agreed to be contacted on a channel.")
+class Consent:
+    channel: str
+    status: str = strawberry.field(description="opted_in or opted_out")
+    source: str | None
+    changed_at: dt.datetime
+
+    @classmethod
+    def from_model(cls, c: Any) -> Consent:
+        return cls(channel=c.channel, status=c.status, source=c.source, changed_at=c.changed_at)
+
+
 @strawberry.type(description="One person or company.")
 class Customer:
     id: strawberry.ID = strawberry.field(description="Stable global id. A merged customer's id keeps resolving to the survivor.")
@@ -375,6 +387,10 @@ class Customer:
     async def _tasks(self, include_done: bool) -> list[Task]:
         rows = await self.ctx.loaders.open_tasks.load(self.uuid)
         return [Task.from_model(t, self.ctx) for t in rows if include_done or t.done_at is None]
+
+    @strawberry.field(description="Consent per channel; a channel not listed was never opted out.")
+    async def consents(self) -> list[Consent]:
+        return [Consent.from_model(c) for c in await self.ctx.loaders.consents.load(self.uuid)]
 
     @strawberry.field(description="The timeline, newest first.")
     def interactions(self, first: int | None = None, after: str | None = None, kinds: list[str] | None = None) -> InteractionConnection:

@@ -258,3 +258,24 @@ async def test_shutdown_runs_in_the_reverse_of_startup_order(database_url: str) 
     starts = [c for c in calls if c.startswith("start")]
     stops = [c for c in calls if c.startswith("stop")]
     assert [s.split()[1] for s in stops] == [s.split()[1] for s in reversed(starts)]
+
+
+@pytest.mark.plugins("loyalty")
+async def test_plugin_rows_follow_a_merge_through_the_merged_event(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    from guanxi_loyalty.models import LoyaltyAccount
+
+    from guanxi.core.services import customers, interactions, merge
+
+    ctx = RequestContext(tenant_id=tenant_id)
+    async with runtime.transaction(ctx) as tx:
+        a = await customers.create_customer(tx, customers.CustomerInput(display_name="A"))
+        b = await customers.create_customer(tx, customers.CustomerInput(display_name="B"))
+    for cid in (a.id, b.id, b.id):
+        async with runtime.transaction(ctx) as tx:
+            await interactions.record_interaction(tx, interactions.InteractionInput(customer_id=cid, channel="web", kind="purchase"))
+    async with runtime.transaction(ctx) as tx:
+        await merge.merge_customers(tx, a.id, b.id)
+    async with runtime.session(tenant_id) as s:
+        survivor = await s.get(LoyaltyAccount, (tenant_id, a.id))
+        merged = await s.get(LoyaltyAccount, (tenant_id, b.id))
+    assert (survivor.points, merged.points) == (30, 0)  # type: ignore[union-attr]

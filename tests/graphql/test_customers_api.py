@@ -142,3 +142,34 @@ async def test_funnel_counts_current_and_reached_with_conversion(gql: GQL) -> No
     assert (by["lead"]["current"], by["lead"]["reached"]) == (2, 4)
     assert (by["mql"]["current"], by["mql"]["reached"], by["mql"]["conversionFromPrevious"]) == (2, 2, 0.5)
     assert by["sql"]["conversionFromPrevious"] == 0.0
+
+
+async def test_funnel_counts_a_skipped_stage_as_passed_and_has_no_conversion_from_an_empty_stage(gql: GQL) -> None:
+    move = "mutation($id: ID!, $s: String!) { moveCustomerStage(id: $id, stage: $s) { errors { message } } }"
+    a, b, c, d = [(await create(gql, displayName=n))["id"] for n in "ABCD"]
+    await gql(move, {"id": b, "s": "sql"})  # skipped mql
+    await gql(move, {"id": c, "s": "mql"})
+    await gql(move, {"id": d, "s": "won"})  # straight to won
+    await gql(move, {"id": d, "s": "retained"})
+    steps = (await gql("{ funnel { steps { stage { key } current reached conversionFromPrevious } } }"))["data"]["funnel"]["steps"]
+    by = {s["stage"]["key"]: (s["current"], s["reached"], s["conversionFromPrevious"]) for s in steps}
+    assert by["lead"] == (1, 4, None)
+    assert by["mql"] == (1, 3, 0.75)
+    assert by["sql"] == (1, 2, 0.6667)
+    assert by["opportunity"] == (0, 1, 0.5)
+    assert by["won"] == (0, 1, 1.0)
+    assert by["retained"] == (1, 1, None)
+    assert by["lost"] == (0, 0, None)
+    assert a  # A stays a lead
+
+
+async def test_consent_set_through_the_api_is_readable_on_the_customer(gql: GQL) -> None:
+    c = await create(gql, displayName="Opt")
+    body = await gql(
+        'mutation($id: ID!) { setConsent(customerId: $id, channel: "email", status: OPTED_OUT,'
+        ' source: "unsubscribe link") { errors { code } } }',
+        {"id": c["id"]},
+    )
+    assert body["data"]["setConsent"]["errors"] == []
+    got = (await gql("query($id: ID!) { customer(id: $id) { consents { channel status source } } }", {"id": c["id"]}))["data"]["customer"]
+    assert got["consents"] == [{"channel": "email", "status": "opted_out", "source": "unsubscribe link"}]

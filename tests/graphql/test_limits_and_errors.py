@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from guanxi.core.runtime import Runtime
 from tests.graphql.conftest import GQL
 
 
@@ -73,3 +74,31 @@ async def test_merge_through_the_api_keeps_the_merged_id_resolving(gql: GQL) -> 
     }
     total = (await gql("{ customers { totalCount } }"))["data"]["customers"]["totalCount"]
     assert total == 1
+
+
+async def test_a_missing_tenant_answers_503_with_the_reason(runtime: Runtime) -> None:
+    import httpx
+    import msgspec
+
+    from guanxi.app import create_app
+
+    runtime.settings = msgspec.structs.replace(runtime.settings, tenant="no-such-tenant")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://t") as client:
+        response = await client.post("/graphql", json={"query": "{ pipelines { key } }"})
+    assert response.status_code == 503
+    assert "tenant 'no-such-tenant' does not exist" in response.text
+
+
+async def test_display_name_cannot_be_cleared(gql: GQL) -> None:
+    c = (await gql('mutation { createCustomer(input: {displayName: "A"}) { customer { id } } }'))["data"]["createCustomer"]["customer"]
+    body = await gql(
+        "mutation($id: ID!) { updateCustomer(id: $id, input: {displayName: null}) { errors { field code } } }", {"id": c["id"]}
+    )
+    assert body["data"]["updateCustomer"]["errors"] == [{"field": "displayName", "code": "VALIDATION"}]
+
+
+async def test_caller_mistakes_are_not_logged_as_errors(gql: GQL, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        await gql('{ customer(id: "bad") { id } }', ok=False)
+        await gql("{ nope }", ok=False)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

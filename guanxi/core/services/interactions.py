@@ -76,7 +76,7 @@ async def record_interaction(tx: Tx, data: InteractionInput) -> tuple[Interactio
         if existing is not None:
             return existing, False
     customer = await get_customer(session, data.customer_id)
-    occurred = data.occurred_at or utcnow()
+    occurred = (data.occurred_at or utcnow()).astimezone(dt.UTC)
     row = Interaction(
         id=new_id(),
         customer_id=customer.id,
