@@ -20,6 +20,7 @@ from guanxi.core.plugins import per_plugin
 from guanxi.core.runtime import Runtime
 from guanxi.graphql import types as core_types
 from guanxi.graphql.contrib import GraphQLContribution
+from guanxi.graphql.execution import FastLeafExecutionContext
 from guanxi.graphql.extensions import RequestLifecycle
 from guanxi.graphql.mutation import Mutation
 from guanxi.graphql.query import Query
@@ -135,4 +136,5 @@ def build_schema(runtime: Runtime) -> strawberry.Schema:
             subscription=subscription,
             types=extra_types,
             extensions=schema_extensions,
+            execution_context_class=FastLeafExecutionContext,
         )
