@@ -48,10 +48,12 @@ def import_customers_cmd(ctx: click.Context, file: Path, slug: str | None, dry_r
     rt = _rt(ctx)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=False) as progress:
-        task = progress.add_task(f"importing {file.name}", total=None)
+        task = progress.add_task(f"checking {file.name}", total=None)
 
         def on_progress(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
+            # pass 1 validates (total unknown), pass 2 writes (total = rows checked)
+            phase = "checking" if total is None else "writing"
+            progress.update(task, completed=done, total=total, description=f"{phase} {file.name}")
 
         async def job(r: Any) -> Any:
             tenant_id = await r.tenant_id(slug)

@@ -80,6 +80,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
     workers: Positive = 1
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    gc_tuning: bool = True
 
 
 class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

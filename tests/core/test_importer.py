@@ -1,0 +1,271 @@
+"""CSV import of customers: validation first, all or nothing, matching instead of duplicates,
+dry runs, custom attributes, streaming with progress, events after commit."""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from guanxi import hookimpl
+from guanxi.core.context import RequestContext
+from guanxi.core.importer import MAX_LISTED_ERRORS, ImportReport, RowError, import_customers
+from guanxi.core.models import AuditEvent, ContactPoint, Customer, CustomerTag, Identity, Stage, StageChange, Tag
+from guanxi.core.runtime import Runtime
+from guanxi.core.services import customers
+from guanxi.core.services.users import create_user
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+async def count(runtime: Runtime, tenant_id: uuid.UUID, model: Any) -> int:
+    async with runtime.session(tenant_id) as s:
+        return int((await s.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.updated: list[dict[str, Any]] = []
+
+    @hookimpl
+    def guanxi_customer_created(self, event):  # type: ignore[no-untyped-def]
+        self.created.append(event.customer.display_name)
+
+    @hookimpl
+    async def guanxi_customer_updated(self, event):  # type: ignore[no-untyped-def]
+        self.updated.append(event.changed)
+
+
+RECORDER = Recorder()
+
+
+@pytest.fixture
+def extra_plugins() -> dict[str, object]:
+    return {"recorder": RECORDER}
+
+
+async def test_import_creates_customers_with_tags_identity_stage_and_owner(runtime: Runtime, ctx: RequestContext, tmp_path: Path) -> None:
+    async with runtime.transaction(ctx) as tx:
+        owner = await create_user(tx, email="emma@example.com", name="Emma", role="sales")
+    path = write_csv(
+        tmp_path / "customers.csv",
+        ["Name", "Company", "Phones", "EMAIL", "Stage", "Owner_Email", "Tags", "Source", "External ID", "Channel"],
+        [
+            ["王芳", "上海云帆教育科技有限公司", "138-0013-8000; +44 20 7946 0958", "Wang.Fang@Example.com", "sql", "EMMA@example.com",
+             "行业/教育; vip", "event", "wmAbC123", "wecom"],
+            ["Liam Smith", "", "", "liam@example.com", "", "", "", "", "", ""],
+        ],
+    )  # fmt: skip
+    report = await import_customers(runtime, ctx.tenant_id, path)
+    assert (report.rows_read, report.created, report.updated, report.errors, report.dry_run) == (2, 2, 0, [], False)
+    async with runtime.session(ctx.tenant_id) as s:
+        wang = (await s.execute(select(Customer).where(Customer.display_name == "王芳"))).scalar_one()
+        assert wang.company == "上海云帆教育科技有限公司" and wang.source == "event" and wang.owner_id == owner.id
+        assert wang.phones == ["13800138000", "+442079460958"] and wang.emails == ["wang.fang@example.com"]
+        assert wang.search_text == customers.search_text(wang)
+        stage = await s.get(Stage, (ctx.tenant_id, wang.stage_id))
+        assert stage is not None and stage.key == "sql"
+        history = (await s.execute(select(StageChange).where(StageChange.customer_id == wang.id))).scalars().all()
+        assert [(h.from_stage_id, h.to_stage_id, h.reason) for h in history] == [(None, wang.stage_id, "imported")]
+        labels = (
+            await s.execute(
+                select(Tag.group_name, Tag.name).join(CustomerTag, CustomerTag.tag_id == Tag.id).where(CustomerTag.customer_id == wang.id)
+            )
+        ).all()
+        assert sorted(labels) == [("", "vip"), ("行业", "教育")]
+        identity = (await s.execute(select(Identity).where(Identity.customer_id == wang.id))).scalar_one()
+        assert (identity.channel, identity.external_id) == ("wecom", "wmAbC123")
+        points = set(await s.execute(select(ContactPoint.kind, ContactPoint.value).where(ContactPoint.customer_id == wang.id)))
+        assert points == {("phone", "13800138000"), ("phone", "+442079460958"), ("email", "wang.fang@example.com")}
+        liam = (await s.execute(select(Customer).where(Customer.display_name == "Liam Smith"))).scalar_one()
+        first = (await s.execute(select(Stage).order_by(Stage.position).limit(1))).scalar_one()
+        assert liam.stage_id == first.id and liam.owner_id is None and liam.company is None
+        audit = (await s.execute(select(AuditEvent).where(AuditEvent.action == "customer.import"))).scalar_one()
+        assert set(audit.changes["created_ids"]) == {str(wang.id), str(liam.id)} and audit.changes["file"] == "customers.csv"
+
+
+async def test_one_bad_row_writes_nothing_and_reports_row_column_and_reason(runtime: Runtime, ctx: RequestContext, tmp_path: Path) -> None:
+    rows = [[f"Customer {i}", f"c{i}@example.com", "lead", ""] for i in range(10)]
+    rows[3] = ["Bad email", "not-an-email", "lead", ""]  # row 5 of the file (header = row 1)
+    rows[6] = ["", "c6@example.com", "won!", "///"]  # row 8: three problems
+    path = write_csv(tmp_path / "bad.csv", ["display_name", "email", "stage", "tags"], rows)
+    report = await import_customers(runtime, ctx.tenant_id, path)
+    assert (report.rows_read, report.created, report.updated, report.error_count) == (10, 0, 0, 4)
+    assert report.errors[0] == RowError(row=5, column="email", message="'not-an-email' is not an email address")
+    assert [(e.row, e.column) for e in report.errors[1:]] == [(8, "display_name"), (8, "stage"), (8, "tags")]
+    assert "unknown stage 'won!'" in report.errors[2].message and "lead" in report.errors[2].message
+    assert await count(runtime, ctx.tenant_id, Customer) == 0
+    assert await count(runtime, ctx.tenant_id, AuditEvent) == 0
+
+
+async def test_header_problems_are_reported_on_row_one(runtime: Runtime, ctx: RequestContext, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "h.csv", ["company", "external_id"], [["ACME", "x"]])
+    report = await import_customers(runtime, ctx.tenant_id, path)
+    assert {(e.row, e.column) for e in report.errors} == {(1, "display_name"), (1, "channel")}
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert (await import_customers(runtime, ctx.tenant_id, empty)).errors[0].row == 1
+
+
+async def test_excel_bom_blank_lines_and_non_utf8_bytes(runtime: Runtime, ctx: RequestContext, tmp_path: Path) -> None:
+    """A UTF-8 BOM is fine and blank lines are skipped (they still count as rows); bytes that
+    are not UTF-8 (a GBK export) are reported with their line and nothing is written."""
+    ok = tmp_path / "excel.csv"
+    ok.write_bytes("\ufeffName,Email\r\n张伟,zw@example.com\r\n\r\nLi Na,bad\r\n".encode())
+    report = await import_customers(runtime, ctx.tenant_id, ok)
+    assert report.rows_read == 2 and [(e.row, e.column) for e in report.errors] == [(4, "Email")]
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("name,company\nAnn,ACME\n张伟,上海公司\n".encode("gbk"))
+    report = await import_customers(runtime, ctx.tenant_id, gbk)
+    assert [(e.row, e.column) for e in report.errors] == [(3, "")] and "not valid" in report.errors[0].message
+    assert await count(runtime, ctx.tenant_id, Customer) == 0
+
+
+async def test_unknown_owner_and_a_row_longer_than_the_header_are_errors(runtime: Runtime, ctx: RequestContext, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "o.csv", ["name", "owner_email"], [["Ann", "nobody@example.com"], ["Bob", "", "extra"]])
+    report = await import_customers(runtime, ctx.tenant_id, path)
+    assert [(e.row, e.column) for e in report.errors] == [(2, "owner_email"), (3, "")]
+    assert "no user with email" in report.errors[0].message
+
+
+async def test_errors_listed_are_capped_but_all_counted(runtime: Runtime, ctx: RequestContext, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "many.csv", ["name", "phone"], [[f"C{i}", "x"] for i in range(MAX_LISTED_ERRORS + 50)])
+    report = await import_customers(runtime, ctx.tenant_id, path)
+    assert len(report.errors) == MAX_LISTED_ERRORS and report.error_count == MAX_LISTED_ERRORS + 50
+
+
+@pytest.mark.plugins("recorder")
+async def test_duplicate_email_updates_the_existing_customer_instead_of_creating_one(
+    runtime: Runtime, ctx: RequestContext, tmp_path: Path
+) -> None:
+    async with runtime.transaction(ctx) as tx:
+        ann = await customers.create_customer(
+            tx, customers.CustomerInput(display_name="Ann", emails=["ann@example.com"], phones=["13900000001"])
+        )
+    RECORDER.created.clear()
+    RECORDER.updated.clear()
+    path = write_csv(
+        tmp_path / "dupes.csv",
+        ["display_name", "email", "phone", "stage", "tags", "vip level"],
+        [
+            ["Ann Lee", "ANN@example.com", "13900000002", "mql", "vip", "gold"],  # matches Ann by email
+            ["New Person", "new@example.com", "13700000000", "", "", ""],
+            ["New P.", "", "137 0000 0000", "", "意向/高", ""],  # same phone as the row above: same customer
+        ],
+    )
+    report = await import_customers(runtime, ctx.tenant_id, path)
+    assert (report.created, report.updated, report.errors) == (1, 2, [])
+    assert await count(runtime, ctx.tenant_id, Customer) == 2
+    async with runtime.session(ctx.tenant_id) as s:
+        updated = await s.get(Customer, (ctx.tenant_id, ann.id))
+        assert updated is not None
+        assert (updated.display_name, updated.emails, updated.phones) == ("Ann Lee", ["ann@example.com"], ["13900000001", "13900000002"])
+        assert updated.attributes == {"vip level": "gold"}
+        points = set((await s.execute(select(ContactPoint.value).where(ContactPoint.customer_id == ann.id))).scalars())
+        assert points == {"ann@example.com", "13900000001", "13900000002"}
+        reasons = (
+            (await s.execute(select(StageChange.reason).where(StageChange.customer_id == ann.id).order_by(StageChange.changed_at)))
+            .scalars()
+            .all()
+        )
+        assert reasons == ["created", "imported"]
+        new = (await s.execute(select(Customer).where(Customer.id != ann.id))).scalar_one()
+        assert new.display_name == "New P." and new.phones == ["13700000000"] and new.emails == ["new@example.com"]
+    assert RECORDER.created == ["New P."]
+    assert len(RECORDER.updated) == 1 and set(RECORDER.updated[0]) >= {"display_name", "phones", "attributes"}
+    # importing the same file again creates nothing: every row matches
+    again = await import_customers(runtime, ctx.tenant_id, path)
+    assert (again.created, again.updated) == (0, 3)
+    assert await count(runtime, ctx.tenant_id, Customer) == 2
+    assert await count(runtime, ctx.tenant_id, CustomerTag) == 2
+
+
+async def test_identity_column_matches_the_customer_that_owns_the_account(runtime: Runtime, ctx: RequestContext, tmp_path: Path) -> None:
+    from guanxi.core.services.identities import IdentityInput, attach_identity
+
+    async with runtime.transaction(ctx) as tx:
+        bo = await customers.create_customer(tx, customers.CustomerInput(display_name="Bo"))
+        await attach_identity(tx, bo.id, IdentityInput(channel="douyin", external_id="_000abc", nickname="小波"))
+    path = write_csv(tmp_path / "i.csv", ["name", "channel", "external_id", "email"], [["Bo Wang", "douyin", "_000abc", "bo@example.com"]])
+    report = await import_customers(runtime, ctx.tenant_id, path)
+    assert (report.created, report.updated) == (0, 1)
+    async with runtime.session(ctx.tenant_id) as s:
+        c = await s.get(Customer, (ctx.tenant_id, bo.id))
+        assert c is not None and c.emails == ["bo@example.com"] and "小波" in c.search_text
+        assert (await s.execute(select(func.count()).select_from(Identity))).scalar_one() == 1
+
+
+@pytest.mark.plugins("recorder")
+async def test_dry_run_reports_exact_counts_and_writes_or_fires_nothing(runtime: Runtime, ctx: RequestContext, tmp_path: Path) -> None:
+    async with runtime.transaction(ctx) as tx:
+        await customers.create_customer(tx, customers.CustomerInput(display_name="Old", emails=["old@example.com"]))
+    RECORDER.created.clear()
+    path = write_csv(
+        tmp_path / "dry.csv", ["name", "email", "tags"], [["Old", "old@example.com", "x"], ["A", "a@example.com", "y"], ["B", "", "y"]]
+    )
+    report = await import_customers(runtime, ctx.tenant_id, path, dry_run=True)
+    assert (report.dry_run, report.rows_read, report.created, report.updated, report.errors) == (True, 3, 2, 1, [])
+    assert await count(runtime, ctx.tenant_id, Customer) == 1
+    for model in (Tag, CustomerTag, StageChange, ContactPoint):
+        assert await count(runtime, ctx.tenant_id, model) == (1 if model in (StageChange, ContactPoint) else 0)
+    async with runtime.session(ctx.tenant_id) as s:
+        assert (await s.execute(select(AuditEvent.action).where(AuditEvent.action == "customer.import"))).first() is None
+    assert RECORDER.created == []
+
+
+async def test_unknown_column_becomes_an_attribute_with_one_warning(runtime: Runtime, ctx: RequestContext, tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "attrs.csv", ["name", "WeChat Level", "birthday"], [[f"C{i}", "gold" if i % 2 else "", "05-01"] for i in range(50)]
+    )
+    report = await import_customers(runtime, ctx.tenant_id, path)
+    assert report.created == 50 and report.errors == []
+    assert len(report.warnings) == 2 and "'WeChat Level'" in report.warnings[0] and "'birthday'" in report.warnings[1]
+    async with runtime.session(ctx.tenant_id) as s:
+        attrs = {c.display_name: c.attributes for c in (await s.execute(select(Customer))).scalars()}
+    assert attrs["C1"] == {"WeChat Level": "gold", "birthday": "05-01"}
+    assert attrs["C2"] == {"birthday": "05-01"}  # an empty cell sets nothing
+
+
+async def test_large_file_streams_in_batches_with_progress(runtime: Runtime, ctx: RequestContext, tmp_path: Path) -> None:
+    n = 20_000
+    path = tmp_path / "large.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["display_name", "company", "phones", "emails", "stage", "tags", "source", "external_id", "channel"])
+        for i in range(n):
+            writer.writerow([
+                f"客户{i}", f"公司{i % 300}", f"+86138{i:08d}", f"c{i}@example.com", ("lead", "mql", "sql")[i % 3],
+                ("vip", "行业/教育", "行业/零售;意向/高", "")[i % 4], "web", f"wm{i:012d}", "wecom",
+            ])  # fmt: skip
+    calls: list[tuple[int, int | None]] = []
+    report = await import_customers(runtime, ctx.tenant_id, path, on_progress=lambda done, total: calls.append((done, total)))
+    assert isinstance(report, ImportReport)
+    assert (report.rows_read, report.created, report.updated, report.error_count) == (n, n, 0, 0)
+    validating = [c for c in calls if c[1] is None]
+    writing = [c for c in calls if c[1] is not None]
+    assert len(validating) >= n // 500 and len(writing) >= n // 500
+    assert [d for d, _ in writing] == sorted(d for d, _ in writing) and writing[-1] == (n, n)
+    assert await count(runtime, ctx.tenant_id, Customer) == n
+    assert await count(runtime, ctx.tenant_id, Identity) == n
+    assert await count(runtime, ctx.tenant_id, ContactPoint) == 2 * n
+    assert await count(runtime, ctx.tenant_id, Tag) == 4
+    assert await count(runtime, ctx.tenant_id, AuditEvent) == n // 500
+
+
+async def test_the_example_file_in_fixtures_imports_cleanly(runtime: Runtime, ctx: RequestContext) -> None:
+    """tests/fixtures/customers_example.csv is the sample shown to users; keep it valid."""
+    path = Path(__file__).parents[1] / "fixtures" / "customers_example.csv"
+    report = await import_customers(runtime, ctx.tenant_id, path)
+    assert (report.created, report.updated, report.errors, len(report.warnings)) == (4, 0, [], 1)
+    assert await count(runtime, ctx.tenant_id, Identity) == 2
