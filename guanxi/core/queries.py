@@ -208,7 +208,7 @@ async def funnel(session: TenantSession, pipeline_id: uuid.UUID | None = None) -
             rank[s.id] = won_rank
     live = Customer.merged_into_id.is_(None)
     joined = and_(Customer.tenant_id == StageChange.tenant_id, Customer.id == StageChange.customer_id)
-    current = dict((await session.execute(select(Customer.stage_id, func.count()).where(live).group_by(Customer.stage_id))).tuples().all())
+    current = dict((await session.execute(select(Customer.stage_id, func.count()).where(live).group_by(Customer.stage_id))).all())
     entered = dict(
         (
             await session.execute(
@@ -217,9 +217,7 @@ async def funnel(session: TenantSession, pipeline_id: uuid.UUID | None = None) -
                 .where(live)
                 .group_by(StageChange.to_stage_id)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     progress: dict[int, int] = {}
     if rank:
@@ -228,7 +226,7 @@ async def funnel(session: TenantSession, pipeline_id: uuid.UUID | None = None) -
             select(func.max(level).label("level")).join(Customer, joined).where(live).group_by(StageChange.customer_id).subquery()
         )
         rows = await session.execute(select(per_customer.c.level, func.count()).group_by(per_customer.c.level))
-        progress = {int(lvl): int(n) for lvl, n in rows.tuples().all()}
+        progress = {int(lvl): int(n) for lvl, n in rows.all()}
 
     def got_as_far_as(r: int) -> int:
         return sum(n for lvl, n in progress.items() if lvl >= r)

@@ -32,7 +32,7 @@ class CreateCustomerInput:
     company: str | None = None
     phones: list[str] = strawberry.field(default_factory=list)
     emails: list[str] = strawberry.field(default_factory=list)
-    attributes: JSON | None = None  # type: ignore[valid-type]
+    attributes: JSON | None = None
     owner_id: strawberry.ID | None = None
     stage: str | None = strawberry.field(default=None, description="stage key; default: the pipeline's first stage")
     source: str | None = None
@@ -45,7 +45,7 @@ class UpdateCustomerInput:
     company: str | None = strawberry.UNSET
     phones: list[str] | None = strawberry.UNSET
     emails: list[str] | None = strawberry.UNSET
-    attributes: JSON | None = strawberry.UNSET  # type: ignore[valid-type]
+    attributes: JSON | None = strawberry.UNSET
     owner_id: strawberry.ID | None = strawberry.UNSET
     source: str | None = strawberry.UNSET
 
@@ -58,7 +58,7 @@ class IdentityInput:
     nickname: str | None = None
     avatar_url: str | None = None
     follower_count: int | None = None
-    profile: JSON | None = None  # type: ignore[valid-type]
+    profile: JSON | None = None
 
 
 @strawberry.input
@@ -69,7 +69,7 @@ class RecordInteractionInput:
     direction: str = "in"
     occurred_at: dt.datetime | None = None
     text: str | None = None
-    payload: JSON | None = None  # type: ignore[valid-type]
+    payload: JSON | None = None
     dedupe_key: str | None = strawberry.field(default=None, description="a second interaction with the same key is ignored")
 
 

@@ -68,6 +68,15 @@ class MergePayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+def json_object(value: Any, field: str) -> dict[str, Any]:
+    """A JSON input that must be an object (``null`` means empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(f"{field} must be a JSON object, not {type(value).__name__}", field=field)
+    return dict(value)
+
+
 def _unset_to_msgspec(value: Any) -> Any:
     return msgspec.UNSET if value is strawberry.UNSET else value
 
@@ -87,7 +96,7 @@ class Mutation:
                 company=input.company,
                 phones=list(input.phones),
                 emails=list(input.emails),
-                attributes=dict(input.attributes or {}),
+                attributes=json_object(input.attributes, "attributes"),
                 stage=input.stage,
                 source=input.source,
                 owner_id=from_global_id(input.owner_id, "User", field="ownerId") if input.owner_id else None,
@@ -113,7 +122,7 @@ class Mutation:
                 company=_unset_to_msgspec(input.company),
                 phones=msgspec.UNSET if input.phones is strawberry.UNSET else list(input.phones or []),
                 emails=msgspec.UNSET if input.emails is strawberry.UNSET else list(input.emails or []),
-                attributes=msgspec.UNSET if input.attributes is strawberry.UNSET else dict(input.attributes or {}),
+                attributes=msgspec.UNSET if input.attributes is strawberry.UNSET else json_object(input.attributes, "attributes"),
                 owner_id=owner,
                 source=_unset_to_msgspec(input.source),
             )
@@ -155,7 +164,7 @@ class Mutation:
                 nickname=input.nickname,
                 avatar_url=input.avatar_url,
                 follower_count=input.follower_count,
-                profile=dict(input.profile or {}),
+                profile=json_object(input.profile, "profile"),
             )
             async with _tx(info) as tx:
                 cid = from_global_id(customer_id, "Customer", field="customerId")
@@ -175,7 +184,7 @@ class Mutation:
                 direction=input.direction,
                 occurred_at=input.occurred_at,
                 text=input.text,
-                payload=dict(input.payload or {}),
+                payload=json_object(input.payload, "payload"),
                 dedupe_key=input.dedupe_key,
             )
             async with _tx(info) as tx:

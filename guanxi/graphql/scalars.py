@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, NewType
+from strawberry.scalars import JSON
 
-import strawberry
-
-JSON = strawberry.scalar(
-    NewType("JSON", object),
-    description="A JSON value (object, array, string, number, boolean or null).",
-    serialize=lambda v: v,
-    parse_value=lambda v: v,
-)
-JSONValue = Any
+__all__ = ["JSON"]

@@ -120,15 +120,16 @@ def build_schema(runtime: Runtime) -> strawberry.Schema:
             extensions.setdefault(type_name, []).append((name, cls))
     extra_types = [t for _, c in parts for t in c.types]
     settings = runtime.settings.graphql
-    # Strawberry accepts configured extension instances; its type hints only name classes.
-    schema_extensions: list[Any] = [
-        RequestLifecycle,
+    # One instance of each, shared by every request: the caches must outlive a request, and
+    # the limiters keep no per-request state. Strawberry takes factories.
+    shared = [
         ParserCache(maxsize=512),
         ValidationCache(maxsize=512),
         QueryDepthLimiter(max_depth=settings.max_depth),
         MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         MaxTokensLimiter(max_token_count=settings.max_tokens),
     ]
+    schema_extensions: list[Any] = [RequestLifecycle, *[(lambda ext=ext: ext) for ext in shared]]
     with _build_lock, _extended(extensions):
         return GuanxiSchema(
             query=query,  # type: ignore[arg-type]

@@ -97,7 +97,7 @@ class Identity:
     nickname: str | None
     avatar_url: str | None
     follower_count: int | None
-    profile: JSON  # type: ignore[valid-type]
+    profile: JSON
     created_at: dt.datetime
 
     @classmethod
@@ -127,7 +127,7 @@ class Interaction:
     direction: str
     occurred_at: dt.datetime
     text: str | None
-    payload: JSON  # type: ignore[valid-type]
+    payload: JSON
 
     @strawberry.field
     async def customer(self) -> Customer | None:
@@ -296,7 +296,7 @@ class Customer:
     company: str | None
     phones: list[str]
     emails: list[str]
-    attributes: JSON  # type: ignore[valid-type]
+    attributes: JSON
     source: str | None
     last_interaction_at: dt.datetime | None
     created_at: dt.datetime

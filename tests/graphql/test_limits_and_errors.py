@@ -102,3 +102,9 @@ async def test_caller_mistakes_are_not_logged_as_errors(gql: GQL, caplog: pytest
         await gql('{ customer(id: "bad") { id } }', ok=False)
         await gql("{ nope }", ok=False)
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_attributes_must_be_a_json_object(gql: GQL) -> None:
+    body = await gql('mutation { createCustomer(input: {displayName: "A", attributes: [1, 2]}) { errors { field code message } } }')
+    expected = {"field": "attributes", "code": "VALIDATION", "message": "attributes must be a JSON object, not list"}
+    assert body["data"]["createCustomer"]["errors"] == [expected]
