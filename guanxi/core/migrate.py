@@ -98,3 +98,18 @@ async def pending(runtime: Runtime) -> dict[str, list[str]]:
                 todo.append(rev.revision)
         out[owner] = todo
     return out
+
+
+def core_head() -> str:
+    """The newest revision of core's own history."""
+    script = ScriptDirectory.from_config(_bare_config(CORE_MIGRATIONS / "versions"))
+    (head,) = script.get_heads()
+    return head
+
+
+def _bare_config(versions: Path) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(CORE_MIGRATIONS))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", str(versions))
+    return cfg

@@ -340,3 +340,64 @@ def aliased_interaction(selectable: Any) -> Any:
     from sqlalchemy.orm import aliased
 
     return aliased(Interaction, selectable)
+
+
+class InboxEvent(TenantScoped, Base):
+    """A channel event received by a webhook, kept until it is processed (durable inbox).
+
+    One row per (tenant, channel, provider event id): a provider's retry of the same delivery
+    is acknowledged and ignored. Queue tables are the one place with an index that does not
+    start with ``tenant_id``: workers claim due rows across tenants.
+    """
+
+    __tablename__ = "inbox_events"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "channel", "provider_event_id"),
+        Index("ix_inbox_events_claim", "status", "next_attempt_at"),
+        Index(None, "tenant_id", "received_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    channel: Mapped[str] = mapped_column(String(32))
+    provider_event_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | processing | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    event: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    processed_at: Mapped[dt.datetime | None]
+    customer_id: Mapped[uuid.UUID | None]
+    interaction_id: Mapped[uuid.UUID | None]
+
+
+class OutboxMessage(TenantScoped, Base):
+    """A message to deliver through a channel (durable outbox), written in the same transaction
+    as its outbound interaction. ``idempotency_key`` is unique per tenant."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        _fk(["tenant_id", "customer_id"], "customers"),
+        Index("ix_outbox_messages_claim", "status", "next_attempt_at"),
+        Index(None, "tenant_id", "customer_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID]
+    channel: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(128))
+    interaction_id: Mapped[uuid.UUID | None]
+    text: Mapped[str | None] = mapped_column(Text)
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+    actor_id: Mapped[uuid.UUID | None]

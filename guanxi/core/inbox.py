@@ -1,0 +1,221 @@
+"""The durable inbox: webhooks store events here and answer the provider at once; a worker
+turns them into customers, identities and interactions.
+
+Exactly-once in effect: an event's whole effect (identity, interaction, profile update) and
+the inbox row's ``done`` mark commit in one transaction, and the interaction carries the dedupe
+key ``inbox:<channel>:<provider event id>``. A crash before the commit leaves the row to be
+claimed again when its lease runs out; a crash after it leaves nothing to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import traceback
+import uuid
+
+import msgspec
+from sqlalchemy import func, select, true
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from guanxi.core.channels import InboundEvent
+from guanxi.core.context import Actor, RequestContext
+from guanxi.core.errors import ValidationError
+from guanxi.core.ids import new_id
+from guanxi.core.models import InboxEvent, utcnow
+from guanxi.core.queue import backoff, claim
+from guanxi.core.runtime import Runtime
+from guanxi.core.services import identities, interactions
+
+log = logging.getLogger("guanxi.inbox")
+CHANNEL_ACTOR = Actor(kind="system", name="inbox")
+
+
+class IngestResult(msgspec.Struct, frozen=True, kw_only=True):
+    inbox_id: uuid.UUID | None
+    duplicate: bool
+
+
+def _check(event: InboundEvent) -> None:
+    if not event.provider_event_id or len(event.provider_event_id) > 200:
+        raise ValidationError("provider_event_id must be 1 to 200 characters", field="provider_event_id")
+    if event.occurred_at.tzinfo is None:
+        raise ValidationError("occurred_at must carry a time zone", field="occurred_at")
+    if not event.identity.external_id:
+        raise ValidationError("identity.external_id must not be empty", field="identity.external_id")
+
+
+async def ingest(runtime: Runtime, tenant_id: uuid.UUID, event: InboundEvent) -> IngestResult:
+    """Store an inbound event durably and return at once; a duplicate delivery (same tenant,
+    channel and provider event id) is acknowledged and ignored. Wakes the inbox worker."""
+    _check(event)
+    values = {
+        "tenant_id": tenant_id,
+        "id": new_id(),
+        "channel": event.channel,
+        "provider_event_id": event.provider_event_id,
+        "received_at": utcnow(),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": utcnow(),
+        "event": msgspec.to_builtins(event),
+    }
+    insert = pg_insert if runtime.engine.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(InboxEvent).values(**values).on_conflict_do_nothing().returning(InboxEvent.id)
+    async with runtime.engine.begin() as conn:
+        inserted = (await conn.execute(stmt)).scalar_one_or_none()
+    worker = runtime.state.get("inbox_worker")
+    if inserted is not None and worker is not None:
+        worker.wake()
+    return IngestResult(inbox_id=inserted, duplicate=inserted is None)
+
+
+async def process_one(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUID) -> None:
+    """Apply one claimed inbox row in one transaction (see the module docstring)."""
+    ctx = RequestContext(tenant_id=tenant_id, actor=CHANNEL_ACTOR)
+    async with runtime.transaction(ctx) as tx:
+        row = await tx.session.get(InboxEvent, (tenant_id, inbox_id))
+        if row is None or row.status == "done":
+            return
+        event = msgspec.convert(row.event, InboundEvent)
+        ident = event.identity
+        customer, identity, _created = await identities.resolve_identity(
+            tx,
+            identities.IdentityInput(
+                channel=event.channel,
+                external_id=ident.external_id,
+                union_id=ident.union_id,
+                nickname=ident.nickname,
+                avatar_url=ident.avatar_url,
+                follower_count=ident.follower_count,
+                profile=dict(ident.profile),
+                phone=ident.phone,
+                email=ident.email,
+            ),
+        )
+        interaction, _new = await interactions.record_interaction(
+            tx,
+            interactions.InteractionInput(
+                customer_id=customer.id,
+                identity_id=identity.id,
+                channel=event.channel,
+                kind=event.kind,
+                direction=event.direction,
+                occurred_at=event.occurred_at,
+                text=event.text,
+                payload=dict(event.payload),
+                dedupe_key=f"inbox:{event.channel}:{event.provider_event_id}",
+            ),
+        )
+        row.status = "done"
+        row.processed_at = utcnow()
+        row.locked_until = None
+        row.last_error = None
+        row.customer_id = customer.id
+        row.interaction_id = interaction.id
+
+
+async def _record_failure(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUID, error: BaseException, max_attempts: int) -> None:
+    async with runtime.session(tenant_id) as session, session.begin():
+        row = await session.get(InboxEvent, (tenant_id, inbox_id))
+        if row is None:
+            return
+        row.last_error = "".join(traceback.format_exception_only(type(error), error)).strip()[:2000]
+        row.locked_until = None
+        if row.attempts >= max_attempts:
+            row.status = "failed"
+            log.error(
+                "inbox event %s (%s %s) failed for good after %d attempts: %s",
+                row.id,
+                row.channel,
+                row.provider_event_id,
+                row.attempts,
+                row.last_error,
+            )
+        else:
+            row.status = "pending"
+            row.next_attempt_at = utcnow() + dt.timedelta(seconds=backoff(row.attempts))
+            log.warning("inbox event %s failed (attempt %d), retrying: %s", row.id, row.attempts, row.last_error)
+
+
+async def run_once(
+    runtime: Runtime, *, limit: int = 50, lease_s: float = 60.0, max_attempts: int = 5, tenant_id: uuid.UUID | None = None
+) -> int:
+    """Claim and process one batch of due inbox rows (of one tenant, if given); return how many
+    were claimed."""
+    claimed = await claim(
+        runtime.engine, InboxEvent, due_status="pending", busy_status="processing", limit=limit, lease_s=lease_s, tenant_id=tenant_id
+    )
+    for row_tenant, inbox_id in claimed:
+        try:
+            await process_one(runtime, row_tenant, inbox_id)
+        except Exception as exc:  # the row stays for a retry; the error is kept on it
+            await _record_failure(runtime, row_tenant, inbox_id, exc, max_attempts)
+    return len(claimed)
+
+
+async def replay(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUID) -> bool:
+    """Put a failed (or done) row back in the queue; its effect stays exactly-once."""
+    async with runtime.session(tenant_id) as session, session.begin():
+        row = await session.get(InboxEvent, (tenant_id, inbox_id))
+        if row is None:
+            return False
+        row.status, row.attempts, row.next_attempt_at, row.locked_until = "pending", 0, utcnow(), None
+    return True
+
+
+async def depth(runtime: Runtime, tenant_id: uuid.UUID | None = None) -> dict[str, int | float | None]:
+    """Queue metrics (all tenants, or one): rows per status and the age in seconds of the oldest
+    row still waiting."""
+    t = InboxEvent.__table__
+    scope = t.c.tenant_id == tenant_id if tenant_id is not None else true()
+    async with runtime.engine.connect() as conn:
+        counts: dict[str, int] = {
+            str(k): int(v) for k, v in (await conn.execute(select(t.c.status, func.count()).where(scope).group_by(t.c.status))).all()
+        }
+        waiting = t.c.status.in_(("pending", "processing"))
+        oldest = (await conn.execute(select(func.min(t.c.received_at)).where(scope, waiting))).scalar()
+    if isinstance(oldest, str):  # SQLite through Core returns text
+        oldest = dt.datetime.fromisoformat(oldest)
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=dt.UTC)
+    age = (utcnow() - oldest).total_seconds() if oldest else None
+    return {**{s: int(counts.get(s, 0)) for s in ("pending", "processing", "done", "failed")}, "oldest_pending_age_s": age}
+
+
+class InboxWorker:
+    """Processes the inbox in the background of the app process (one asyncio task)."""
+
+    def __init__(self, runtime: Runtime, *, poll_s: float = 1.0, batch: int = 50, lease_s: float = 60.0, max_attempts: int = 5) -> None:
+        self.runtime = runtime
+        self.poll_s, self.batch, self.lease_s, self.max_attempts = poll_s, batch, lease_s, max_attempts
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="guanxi-inbox-worker")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                n = await run_once(self.runtime, limit=self.batch, lease_s=self.lease_s, max_attempts=self.max_attempts)
+            except Exception:
+                log.exception("inbox worker batch failed")
+                n = 0
+            if n == 0 and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)

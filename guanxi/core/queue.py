@@ -1,0 +1,60 @@
+"""Claiming rows of a work queue table (inbox, outbox) safely with several workers.
+
+One statement claims a batch: ``UPDATE … SET status = 'processing', locked_until = lease
+WHERE (tenant_id, id) IN (SELECT … ORDER BY next_attempt_at LIMIT n [FOR UPDATE SKIP LOCKED])
+RETURNING tenant_id, id``. On PostgreSQL ``SKIP LOCKED`` keeps two workers off the same row; on
+SQLite the database has one writer at a time, which gives the same guarantee. A worker that dies
+leaves its rows ``processing`` with an expired lease; they are claimed again after it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from typing import Any
+
+from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from guanxi.core.models import utcnow
+
+
+async def claim(
+    engine: AsyncEngine,
+    table: Any,
+    *,
+    due_status: str,
+    busy_status: str,
+    limit: int,
+    lease_s: float,
+    now: dt.datetime | None = None,
+    tenant_id: uuid.UUID | None = None,
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Claim up to ``limit`` due rows of a queue table (of one tenant, if given); return their
+    (tenant_id, id)."""
+    now = now or utcnow()
+    t = table.__table__
+    due = or_(
+        and_(t.c.status == due_status, t.c.next_attempt_at <= now),
+        and_(t.c.status == busy_status, t.c.locked_until < now),
+    )
+    pick = select(t.c.tenant_id, t.c.id).where(due).order_by(t.c.next_attempt_at).limit(limit)
+    if tenant_id is not None:
+        pick = pick.where(t.c.tenant_id == tenant_id)
+    if engine.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        update(t)
+        .where(tuple_(t.c.tenant_id, t.c.id).in_(pick))
+        .values(status=busy_status, locked_until=now + dt.timedelta(seconds=lease_s), attempts=t.c.attempts + 1)
+        .returning(t.c.tenant_id, t.c.id)
+    )
+    async with engine.begin() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def backoff(attempt: int, *, base_s: float = 2.0, cap_s: float = 600.0) -> float:
+    """Exponential backoff with full jitter: a random delay in [0, min(cap, base · 2^(attempt-1))]."""
+    return random.uniform(0, min(cap_s, base_s * 2 ** max(0, attempt - 1)))
