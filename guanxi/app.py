@@ -19,6 +19,9 @@ from strawberry.litestar import make_graphql_controller
 
 from guanxi.core.context import Actor, RequestContext
 from guanxi.core.errors import NotFoundError
+from guanxi.core.inbox import InboxWorker
+from guanxi.core.logs import configure_logging
+from guanxi.core.outbox import Deliverer, OutboxWorker
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.extensions import shape_error
@@ -49,6 +52,18 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 50, 100)
 
 
+def start_workers(rt: Runtime) -> list[Any]:
+    """Start the in-process inbox and outbox workers of a server process."""
+    q = rt.settings.queues
+    inbox_worker = InboxWorker(rt, poll_s=q.poll_s, lease_s=q.lease_s, max_attempts=q.inbox_max_attempts)
+    deliverer = Deliverer(rt, send_timeout_s=q.send_timeout_s, max_attempts=q.outbox_max_attempts, rates=dict(q.rate_per_s))
+    outbox_worker = OutboxWorker(rt, deliverer, poll_s=q.poll_s, lease_s=q.lease_s)
+    rt.state["inbox_worker"], rt.state["outbox_worker"] = inbox_worker, outbox_worker
+    inbox_worker.start()
+    outbox_worker.start()
+    return [inbox_worker, outbox_worker]
+
+
 def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = None, debug: bool = False) -> Litestar:
     """Build the HTTP application.
 
@@ -59,7 +74,13 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
     """
     if manage_runtime is None:
         manage_runtime = runtime is None
-    rt = runtime or Runtime.from_config()
+    if runtime is None:
+        # a server worker process (`guanxi serve`, or uvicorn with --factory): set up logging
+        # here too, since worker processes do not run the CLI's set-up
+        rt = Runtime.from_config()
+        configure_logging(rt.settings.server.log_level, trace=rt.settings.plugins.trace)
+    else:
+        rt = runtime
     schema = build_schema(rt)
     settings = rt.settings.graphql
 
@@ -97,8 +118,11 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        workers = []
         if manage_runtime:
             await rt.start()
+            if rt.settings.queues.run_workers:
+                workers = start_workers(rt)
             if rt.settings.server.gc_tuning:
                 tune_gc()
         try:
@@ -108,6 +132,8 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         try:
             yield
         finally:
+            for worker in workers:
+                await worker.stop()
             if manage_runtime:
                 await rt.stop()
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from guanxi.core.errors import GuanxiError
+from guanxi.core.logs import configure_logging
 from guanxi.core.plugins import installed_plugins
 from guanxi.core.runtime import Runtime
 
@@ -191,19 +192,6 @@ def tenant_create(ctx: click.Context, slug: str, name: str) -> None:
     click.echo(f"tenant {slug} created: {run_async(_rt(ctx), make)}")
 
 
-def configure_logging(level: str, *, trace: bool = False) -> None:
-    """Send Guanxi's own log records to stderr at the configured level (``server.log_level``);
-    ``plugins.trace`` lowers ``guanxi.plugins`` to debug so hook calls are visible."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("guanxi")
-    if not root.handlers:
-        root.addHandler(handler)
-    root.setLevel(level.upper())
-    if trace:
-        logging.getLogger("guanxi.plugins").setLevel(logging.DEBUG)
-
-
 def _version() -> str:
     try:
         return version("guanxi")
@@ -214,7 +202,7 @@ def _version() -> str:
 def build_cli(runtime: Runtime) -> click.Group:
     """A fresh command group: core's commands plus the enabled plugins' (so two runtimes with
     different plugins never share commands)."""
-    from guanxi import cli_data
+    from guanxi import cli_data, cli_queues
 
     group = click.Group(
         name="guanxi",
@@ -225,6 +213,7 @@ def build_cli(runtime: Runtime) -> click.Group:
         callback=cli.callback,
     )
     cli_data.register(group)
+    cli_queues.register(group)
     runtime.pm.hook.guanxi_cli(group=group)
     return group
 

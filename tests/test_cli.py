@@ -60,3 +60,43 @@ def test_bad_config_stops_the_command_with_the_key_path(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "invalid config at `$.server.workers`: Expected `int` >= 1" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_inbox_and_outbox_commands_list_show_and_replay(tmp_path: Path) -> None:
+    import asyncio
+    import datetime as dt
+    import json
+
+    from guanxi.core import inbox
+    from guanxi.core.channels import InboundEvent, ProfileInput
+
+    rt = _runtime(tmp_path)
+    invoke(rt, "db", "upgrade")
+    invoke(_runtime(tmp_path), "tenant", "create", "demo", "Demo")
+
+    async def ingest() -> str:
+        r = _runtime(tmp_path)
+        tid = await r.tenant_id("demo")
+        event = InboundEvent(
+            channel="web",
+            provider_event_id="e1",
+            occurred_at=dt.datetime.now(dt.UTC),
+            identity=ProfileInput(external_id="v1"),
+            kind="visit",
+        )
+        result = await inbox.ingest(r, tid, event)
+        await r.engine.dispose()
+        return str(result.inbox_id)
+
+    event_id = asyncio.run(ingest())
+    code, out = invoke(_runtime(tmp_path), "inbox", "list", "--json")
+    assert code == 0, out
+    assert [(r["id"], r["status"]) for r in json.loads(out)] == [(event_id, "pending")]
+    code, out = invoke(_runtime(tmp_path), "worker", "--once")
+    assert code == 0 and json.loads(out.splitlines()[-1])["inbox"] == 1
+    code, out = invoke(_runtime(tmp_path), "inbox", "show", event_id)
+    assert code == 0 and json.loads(out)["status"] == "done"
+    code, out = invoke(_runtime(tmp_path), "inbox", "replay", event_id)
+    assert code == 0 and "queued again" in out
+    code, out = invoke(_runtime(tmp_path), "outbox", "list")
+    assert code == 0 and "(none)" in out

@@ -118,6 +118,8 @@ def toml_default(field: msgspec.structs.FieldInfo) -> str:
         return f'"{value}"'
     if isinstance(value, list):
         return "[" + ", ".join(f'"{v}"' for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {v}" for k, v in value.items()) + " }" if value else "{}"
     return str(value)
 
 
@@ -130,6 +132,9 @@ def type_name(tp: Any) -> str:
         return "str"
     if origin is list:
         return f"list[{type_name(typing.get_args(tp)[0])}]"
+    if origin is dict:
+        key, value = typing.get_args(tp)
+        return f"dict[{type_name(key)}, {type_name(value)}]"
     return tp.__name__ if isinstance(tp, type) and not getattr(tp, "__args__", None) else str(tp)
 
 

@@ -68,7 +68,7 @@ class DeliveryError(GuanxiError):
     transient = True
 
     def __init__(self, message: str, *, provider_code: str | None = None, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, field=None)
         self.provider_code = provider_code
         self.retry_after_s = retry_after_s
 

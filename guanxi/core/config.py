@@ -83,12 +83,25 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     gc_tuning: bool = True
 
 
+class QueueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The inbox and outbox workers (see guanxi.core.inbox and guanxi.core.outbox)."""
+
+    run_workers: bool = True
+    poll_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    lease_s: Annotated[float, msgspec.Meta(gt=0)] = 120.0
+    inbox_max_attempts: Positive = 8
+    outbox_max_attempts: Positive = 6
+    send_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    rate_per_s: dict[str, Annotated[float, msgspec.Meta(gt=0)]] = msgspec.field(default_factory=dict)
+
+
 class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     tenant: str = "demo"
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     plugins: PluginSettings = msgspec.field(default_factory=PluginSettings)
     graphql: GraphQLSettings = msgspec.field(default_factory=GraphQLSettings)
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    queues: QueueSettings = msgspec.field(default_factory=QueueSettings)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,9 +7,19 @@ from __future__ import annotations
 
 
 class GuanxiError(Exception):
-    """Base of every error Guanxi raises on purpose."""
+    """Base of every error Guanxi raises on purpose. ``field`` names the input at fault, if any."""
 
     code = "ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.code
 
 
 class ConfigError(GuanxiError):
@@ -28,16 +38,6 @@ class ValidationError(GuanxiError):
     """Input to a service is invalid. ``field`` names the offending input field."""
 
     code = "VALIDATION"
-
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-        if code is not None:
-            self.code = code
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0])
 
 
 class NotFoundError(GuanxiError):

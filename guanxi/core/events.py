@@ -87,3 +87,15 @@ class TaskChanged(Event, frozen=True, kw_only=True):
     title: str
     due_at: dt.datetime | None
     done: bool
+
+
+class MessageStatusChanged(Event, frozen=True, kw_only=True):
+    """An outbox message moved to ``queued``, ``sending``, ``sent`` or ``failed``."""
+
+    message_id: uuid.UUID
+    customer_id: uuid.UUID
+    channel: str
+    status: str
+    attempts: int
+    provider_message_id: str | None
+    error: str | None

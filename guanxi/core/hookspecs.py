@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import click
     import msgspec
 
+    from guanxi.core.channels import Channel
     from guanxi.core.events import (
         CustomerCreated,
         CustomerData,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
         CustomerUpdated,
         IdentityAttached,
         InteractionRecorded,
+        MessageStatusChanged,
         StageChanged,
         TagsChanged,
         TaskChanged,
@@ -110,6 +112,16 @@ def guanxi_migrations() -> Path | str | None:
 
 
 @hookspec
+def guanxi_channels(runtime: Runtime) -> list[Channel] | None:
+    """Return this plugin's channel adapters (instances of :class:`guanxi.Channel`).
+
+    Called once, the first time core needs the channels (sending, profile refresh). A channel's
+    ``name`` must be unique across plugins; two plugins offering the same name fail with both
+    named. Synchronous; adapters may open clients lazily and close them in ``aclose``.
+    """
+
+
+@hookspec
 def guanxi_cli(group: click.Group) -> None:
     """Add commands to the ``guanxi`` command line, e.g. ``group.add_command(my_group)``.
 
@@ -165,6 +177,13 @@ def guanxi_tags_changed(runtime: Runtime, event: TagsChanged) -> Any:
 @hookspec
 def guanxi_task_changed(runtime: Runtime, event: TaskChanged) -> Any:
     """A follow-up task was created or completed (``event.done``)."""
+
+
+@hookspec
+def guanxi_message_status_changed(runtime: Runtime, event: MessageStatusChanged) -> Any:
+    """An outbox message changed status: ``queued`` (accepted by ``sendMessage``), ``sending``,
+    ``sent`` (with the provider's message id) or ``failed`` (with the error, after the last
+    retry or a permanent error). Retries show as ``queued`` again with a higher ``attempts``."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -619,13 +619,17 @@ class _Writer:
         return ids
 
     async def _assigned_owner(self, data: CustomerData) -> uuid.UUID | None:
-        owner = await plugins.call_first(self.tx.runtime.pm.hook.guanxi_assign_owner, session=self.session, customer=data)
-        if owner is None:
-            return None
-        if any(uid == owner and active for uid, active in self.lk.users.values()):
-            return cast(uuid.UUID, owner)
-        plugins.log.warning("guanxi_assign_owner answered %s, which is not an active user; ignored", owner)
-        return None
+        """Ask ``guanxi_assign_owner`` like the customer service does: an answer that is not an
+        active user of the tenant is skipped and the next plugin is asked."""
+        active = {uid for uid, is_active in self.lk.users.values() if is_active}
+
+        async def active_user(answer: object) -> bool:
+            return answer in active
+
+        owner = await plugins.call_first(
+            self.tx.runtime.pm.hook.guanxi_assign_owner, accept=active_user, session=self.session, customer=data
+        )
+        return cast(uuid.UUID | None, owner)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import traceback
 import uuid
 
 import msgspec
-from sqlalchemy import func, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -27,6 +26,7 @@ from guanxi.core.errors import ValidationError
 from guanxi.core.ids import new_id
 from guanxi.core.models import InboxEvent, utcnow
 from guanxi.core.queue import backoff, claim
+from guanxi.core.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import identities, interactions
 
@@ -168,22 +168,17 @@ async def replay(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUID) ->
 
 
 async def depth(runtime: Runtime, tenant_id: uuid.UUID | None = None) -> dict[str, int | float | None]:
-    """Queue metrics (all tenants, or one): rows per status and the age in seconds of the oldest
-    row still waiting."""
-    t = InboxEvent.__table__
-    scope = t.c.tenant_id == tenant_id if tenant_id is not None else true()
-    async with runtime.engine.connect() as conn:
-        counts: dict[str, int] = {
-            str(k): int(v) for k, v in (await conn.execute(select(t.c.status, func.count()).where(scope).group_by(t.c.status))).all()
-        }
-        waiting = t.c.status.in_(("pending", "processing"))
-        oldest = (await conn.execute(select(func.min(t.c.received_at)).where(scope, waiting))).scalar()
-    if isinstance(oldest, str):  # SQLite through Core returns text
-        oldest = dt.datetime.fromisoformat(oldest)
-    if oldest is not None and oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=dt.UTC)
-    age = (utcnow() - oldest).total_seconds() if oldest else None
-    return {**{s: int(counts.get(s, 0)) for s in ("pending", "processing", "done", "failed")}, "oldest_pending_age_s": age}
+    """Inbox metrics (all tenants, or one): ``waiting`` (pending), ``working`` (processing),
+    ``finished`` (done), ``failed``, and ``oldest_waiting_age_s``."""
+    return await queue_depth(
+        runtime.engine,
+        InboxEvent,
+        waiting="pending",
+        working="processing",
+        finished="done",
+        since_column="received_at",
+        tenant_id=tenant_id,
+    )
 
 
 class InboxWorker:

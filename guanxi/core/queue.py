@@ -14,7 +14,7 @@ import random
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import and_, func, or_, select, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guanxi.core.models import utcnow
@@ -58,3 +58,31 @@ async def claim(
 def backoff(attempt: int, *, base_s: float = 2.0, cap_s: float = 600.0) -> float:
     """Exponential backoff with full jitter: a random delay in [0, min(cap, base · 2^(attempt-1))]."""
     return random.uniform(0, min(cap_s, base_s * 2 ** max(0, attempt - 1)))
+
+
+async def depth(
+    engine: AsyncEngine,
+    table: Any,
+    *,
+    waiting: str,
+    working: str,
+    finished: str,
+    since_column: str,
+    tenant_id: uuid.UUID | None = None,
+) -> dict[str, int | float | None]:
+    """Rows per state (all tenants, or one) and the age in seconds of the oldest row not yet
+    finished or failed."""
+    t = table.__table__
+    scope = t.c.tenant_id == tenant_id if tenant_id is not None else true()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(t.c.status, func.count()).where(scope).group_by(t.c.status))).all()
+        counts = {str(status): int(n) for status, n in rows}
+        oldest = (await conn.execute(select(func.min(t.c[since_column])).where(scope, t.c.status.in_((waiting, working))))).scalar()
+    age = (utcnow() - oldest).total_seconds() if oldest is not None else None
+    return {
+        "waiting": counts.get(waiting, 0),
+        "working": counts.get(working, 0),
+        "finished": counts.get(finished, 0),
+        "failed": counts.get("failed", 0),
+        "oldest_waiting_age_s": age,
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,10 +13,11 @@ import pluggy
 from sqlalchemy import select
 
 from guanxi.core import plugins as plugin_mod
+from guanxi.core.channels import Channel
 from guanxi.core.config import CoreSettings, decode_plugin_section, load_settings
 from guanxi.core.context import RequestContext
 from guanxi.core.db import create_engine, create_sessionmaker
-from guanxi.core.errors import ConfigError, NotFoundError
+from guanxi.core.errors import ConfigError, NotFoundError, PluginError
 from guanxi.core.events import Event
 from guanxi.core.models import Tenant
 from guanxi.core.tenancy import TenantSession, unscoped
@@ -32,6 +33,7 @@ class Tx:
         self.session = session
         self.ctx = ctx
         self._events: list[tuple[str, Event]] = []
+        self._callbacks: list[Callable[[], None]] = []
 
     @property
     def tenant_id(self) -> uuid.UUID:
@@ -41,7 +43,14 @@ class Tx:
         """Queue an event hook call; it runs only if the transaction commits."""
         self._events.append((hook_name, event))
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run a plain callback once the transaction has committed (before the event hooks)."""
+        self._callbacks.append(callback)
+
     async def flush_events(self) -> None:
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
         events, self._events = self._events, []
         for name, event in events:
             await plugin_mod.fire(getattr(self.runtime.pm.hook, name), runtime=self.runtime, event=event)
@@ -65,6 +74,7 @@ class Runtime:
         self.sessionmaker = create_sessionmaker(self.engine)
         self._tenant_ids: dict[str, uuid.UUID] = {}
         self.state: dict[str, Any] = {}  # a place for plugins to keep per-runtime objects
+        self._channels: dict[str, Channel] | None = None
 
     @classmethod
     def from_config(
@@ -105,6 +115,22 @@ class Runtime:
     def enabled_plugins(self) -> list[str]:
         return list(self.settings.plugins.enabled)
 
+    @property
+    def channels(self) -> dict[str, Channel]:
+        """Channel adapters of the enabled plugins, by channel name (collected once)."""
+        if self._channels is None:
+            found: dict[str, Channel] = {}
+            owners: dict[str, str] = {}
+            for plugin, adapters in plugin_mod.per_plugin(self.pm.hook.guanxi_channels, runtime=self):
+                for adapter in adapters:
+                    if not isinstance(adapter, Channel):
+                        raise PluginError(f"plugin {plugin!r}: guanxi_channels must return Channel instances, not {type(adapter).__name__}")
+                    if adapter.name in found:
+                        raise PluginError(f"channel {adapter.name!r} is offered by both {owners[adapter.name]} and {plugin}")
+                    found[adapter.name], owners[adapter.name] = adapter, plugin
+            self._channels = found
+        return self._channels
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -113,6 +139,8 @@ class Runtime:
     async def stop(self) -> None:
         try:
             await plugin_mod.call_all(self.pm.hook.guanxi_shutdown, reverse=True, runtime=self)
+            for adapter in (self._channels or {}).values():
+                await adapter.aclose()
         finally:
             await self.engine.dispose()
 

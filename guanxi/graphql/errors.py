@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import strawberry
 from graphql import GraphQLError
 
-from guanxi.core.errors import ConflictError, GuanxiError, NotFoundError, ValidationError
+from guanxi.core.errors import GuanxiError
 
 
 @strawberry.type(description="Why a mutation did not do what was asked.")
@@ -27,7 +27,7 @@ def api_error(exc: GuanxiError) -> GraphQLError:
     """A GraphQL error carrying the Guanxi error code (``extensions.code``)."""
     ext: dict[str, Any] = {"code": exc.code}
     if getattr(exc, "field", None):
-        ext["field"] = exc.field  # type: ignore[attr-defined]
+        ext["field"] = exc.field
     return GraphQLError(str(exc.args[0]) if exc.args else exc.code, extensions=ext)
 
 
@@ -38,5 +38,5 @@ async def as_payload(run: Callable[[], Awaitable[T]], payload: Callable[..., T])
     """Run a mutation body; expected failures become ``payload(errors=[...])``."""
     try:
         return await run()
-    except (ValidationError, ConflictError, NotFoundError) as exc:
+    except GuanxiError as exc:  # every error Guanxi raises on purpose is the caller's to fix
         return payload(errors=[user_error(exc)])

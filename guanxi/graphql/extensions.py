@@ -25,7 +25,7 @@ def shape_error(error: GraphQLError) -> GraphQLError:
     if isinstance(original, GuanxiError):
         ext: dict[str, Any] = {"code": original.code}
         if getattr(original, "field", None):
-            ext["field"] = original.field  # type: ignore[attr-defined]
+            ext["field"] = original.field
         message = str(original.args[0]) if original.args else original.code
         return GraphQLError(message, error.nodes, error.source, error.positions, error.path, None, ext)
     if isinstance(original, GraphQLError):

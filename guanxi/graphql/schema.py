@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, parse
+from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionResult as StrawberryExecutionResult
+from strawberry.types.graphql import OperationType
 
 from guanxi.core.errors import PluginError
 from guanxi.core.plugins import per_plugin
 from guanxi.core.runtime import Runtime
 from guanxi.graphql import types as core_types
+from guanxi.graphql.compiled import CompiledPlan, NotCompilableError, compile_plan, run_plan
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.graphql.execution import FastLeafExecutionContext
 from guanxi.graphql.extensions import RequestLifecycle
+from guanxi.graphql.messaging import CustomerMessages, MessagingMutation, MessagingQuery
 from guanxi.graphql.mutation import Mutation
 from guanxi.graphql.query import Query
 
@@ -92,11 +100,110 @@ def _extended(extensions: dict[str, list[tuple[str, type]]]) -> Iterator[None]:
 class GuanxiSchema(strawberry.Schema):
     """Strawberry's schema, minus its logging of every error at ERROR level: caller mistakes
     (bad ids, invalid input, malformed queries) are logged at debug, and unexpected errors are
-    logged once, with their traceback, by :func:`guanxi.graphql.extensions.shape_error`."""
+    logged once, with their traceback, by :func:`guanxi.graphql.extensions.shape_error`.
+
+    With ``compile_operations``, a query that ran once without errors is compiled
+    (:mod:`guanxi.graphql.compiled`) and later requests for the same query text and operation
+    name run the compiled plan; anything the plan cannot do exactly as graphql-core would
+    falls back to the ordinary execution."""
+
+    def __init__(self, *args: Any, compile_operations: bool = True, compiled_cache_size: int = 256, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.compile_operations = compile_operations and _compilable_extensions(self)
+        self._plans: OrderedDict[tuple[str, str | None], CompiledPlan | None] = OrderedDict()
+        self._plans_max = compiled_cache_size
+        #: counters: fast (compiled plan answered), fallback (plan tried, graphql-core answered),
+        #: compiled, not_compilable
+        self.compiled_stats = {"fast": 0, "fallback": 0, "compiled": 0, "not_compilable": 0}
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         for error in errors:
             log.debug("GraphQL error: %s", error.message)
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> StrawberryExecutionResult:
+        if not self.compile_operations or not isinstance(query, str) or not isinstance(operation_name, str | None):
+            return await super().execute(
+                query, variable_values, context_value, root_value, operation_name, allowed_operation_types, operation_extensions
+            )
+        key = (query, operation_name)
+        plans = self._plans
+        plan = plans.get(key, _MISSING)
+        if plan is not _MISSING:
+            plans.move_to_end(key)
+        query_allowed = allowed_operation_types is None or OperationType.QUERY in allowed_operation_types
+        if isinstance(plan, CompiledPlan) and query_allowed and (variable_values is None or isinstance(variable_values, dict)):
+            try:
+                data = await run_plan(
+                    plan,
+                    self.execution_context_class or StrawberryGraphQLCoreExecutionContext,
+                    self._schema,
+                    root_value=root_value,
+                    context_value=context_value,
+                    variable_values=variable_values,
+                    operation_extensions=operation_extensions,
+                    is_awaitable=optimized_is_awaitable,
+                )
+                close = getattr(context_value, "close", None)
+                if close is not None:
+                    await close()
+            except Exception as exc:
+                self.compiled_stats["fallback"] += 1
+                log.debug("compiled plan fell back: %r", exc)
+            else:
+                self.compiled_stats["fast"] += 1
+                return StrawberryExecutionResult(data=data, errors=None, extensions={})
+        result = await super().execute(
+            query, variable_values, context_value, root_value, operation_name, allowed_operation_types, operation_extensions
+        )
+        if plan is _MISSING and type(result) is StrawberryExecutionResult and not result.errors and result.data is not None:
+            self._remember(key, query, operation_name)
+        return result
+
+    def _remember(self, key: tuple[str, str | None], query: str, operation_name: str | None) -> None:
+        compiled: CompiledPlan | None
+        try:
+            compiled = compile_plan(self._schema, parse(query), operation_name, self)
+        except NotCompilableError as exc:
+            log.debug("not compiled: %s", exc)
+            compiled = None
+        except Exception:
+            log.debug("compilation failed", exc_info=True)
+            compiled = None
+        self.compiled_stats["compiled" if compiled is not None else "not_compilable"] += 1
+        self._plans[key] = compiled
+        while len(self._plans) > self._plans_max:
+            self._plans.popitem(last=False)
+
+
+_MISSING: Any = object()
+#: schema extensions the compiled path may skip: they close the session (done by the compiled
+#: path too), cache parsing/validation or limit the document (same document, same outcome)
+_SKIPPABLE_EXTENSIONS = (RequestLifecycle, ParserCache, ValidationCache, QueryDepthLimiter, MaxAliasesLimiter, MaxTokensLimiter)
+
+
+def _compile_enabled() -> bool:
+    """The kill switch: ``GUANXI_GRAPHQL_COMPILE=0`` (or false/no/off) turns compiled plans off."""
+    return os.environ.get("GUANXI_GRAPHQL_COMPILE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _compilable_extensions(schema: strawberry.Schema) -> bool:
+    """Compiled plans skip the schema extensions: only allowed when each is known to be skippable."""
+    if schema.config.enable_experimental_incremental_execution:
+        return False
+    try:
+        extensions = schema.get_extensions()
+    except Exception:
+        return False
+    return all(type(ext) in _SKIPPABLE_EXTENSIONS and not ext._implements_resolve() for ext in extensions)
 
 
 def contributions(runtime: Runtime) -> list[tuple[str, GraphQLContribution]]:
@@ -108,13 +215,18 @@ def contributions(runtime: Runtime) -> list[tuple[str, GraphQLContribution]]:
     return out
 
 
-def build_schema(runtime: Runtime) -> strawberry.Schema:
-    """The schema for this runtime: core plus every enabled plugin's contribution."""
+def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawberry.Schema:
+    """The schema for this runtime: core plus every enabled plugin's contribution.
+
+    ``compile_operations``: run known queries through compiled plans (see :class:`GuanxiSchema`);
+    the environment variable ``GUANXI_GRAPHQL_COMPILE=0`` turns it off."""
     parts = contributions(runtime)
-    query = _merge_root("Query", [("core", Query), *[(n, c.query) for n, c in parts if c.query]])
-    mutation = _merge_root("Mutation", [("core", Mutation), *[(n, c.mutation) for n, c in parts if c.mutation]])
+    query = _merge_root("Query", [("core", Query), ("core", MessagingQuery), *[(n, c.query) for n, c in parts if c.query]])
+    mutation = _merge_root(
+        "Mutation", [("core", Mutation), ("core", MessagingMutation), *[(n, c.mutation) for n, c in parts if c.mutation]]
+    )
     subscription = _merge_root("Subscription", [(n, c.subscription) for n, c in parts if c.subscription])
-    extensions: dict[str, list[tuple[str, type]]] = {}
+    extensions: dict[str, list[tuple[str, type]]] = {"Customer": [("core", CustomerMessages)]}
     for name, c in parts:
         for type_name, cls in c.extend.items():
             extensions.setdefault(type_name, []).append((name, cls))
@@ -132,10 +244,11 @@ def build_schema(runtime: Runtime) -> strawberry.Schema:
     schema_extensions: list[Any] = [RequestLifecycle, *[(lambda ext=ext: ext) for ext in shared]]
     with _build_lock, _extended(extensions):
         return GuanxiSchema(
-            query=query,  # type: ignore[arg-type]
+            query=query,
             mutation=mutation,
             subscription=subscription,
             types=extra_types,
             extensions=schema_extensions,
             execution_context_class=FastLeafExecutionContext,
+            compile_operations=compile_operations and _compile_enabled(),
         )

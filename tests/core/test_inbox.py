@@ -139,10 +139,10 @@ async def test_a_failing_event_is_retried_then_marked_failed_with_its_error_and_
 async def test_depth_reports_pending_rows_and_their_age(runtime: Runtime, tenant_id: uuid.UUID) -> None:
     await inbox.ingest(runtime, tenant_id, event(1))
     before = await inbox.depth(runtime, tenant_id)
-    assert before["pending"] == 1 and before["oldest_pending_age_s"] is not None
+    assert before["waiting"] == 1 and before["oldest_waiting_age_s"] is not None
     await inbox.run_once(runtime, limit=1000, tenant_id=tenant_id)
     after = await inbox.depth(runtime, tenant_id)
-    assert (after["pending"], after["done"], after["oldest_pending_age_s"]) == (0, 1, None)
+    assert (after["waiting"], after["finished"], after["oldest_waiting_age_s"]) == (0, 1, None)
 
 
 async def test_the_worker_processes_an_ingested_event_without_polling_delay(runtime: Runtime, tenant_id: uuid.UUID) -> None:

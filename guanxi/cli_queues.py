@@ -1,0 +1,190 @@
+"""Queue commands of the CLI: ``guanxi inbox …``, ``guanxi outbox …`` and ``guanxi worker``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import uuid
+from typing import Any
+
+import click
+import msgspec
+from sqlalchemy import select
+
+from guanxi.core.models import InboxEvent, OutboxMessage
+from guanxi.core.runtime import Runtime
+
+INBOX_COLUMNS = ("id", "channel", "provider_event_id", "status", "attempts", "received_at", "last_error")
+OUTBOX_COLUMNS = ("id", "channel", "recipient", "status", "attempts", "created_at", "sent_at", "provider_message_id", "last_error")
+
+
+def _row(model: Any, columns: tuple[str, ...]) -> dict[str, Any]:
+    return {c: getattr(model, c) for c in columns}
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(rows)).decode())
+        return
+    if not rows:
+        click.echo("(none)")
+    for r in rows:
+        error = f"  error: {r['last_error'][:80]}" if r.get("last_error") else ""
+        click.echo(f"{r['id']}  {r['channel']:<10} {r['status']:<10} attempts={r['attempts']}{error}")
+
+
+def _list(
+    ctx: click.Context, model: Any, columns: tuple[str, ...], time_col: str, slug: str | None, status: str | None, limit: int
+) -> list[dict[str, Any]]:
+    from guanxi.cli import _rt, run_async
+
+    async def job(rt: Runtime) -> list[dict[str, Any]]:
+        tenant_id = await rt.tenant_id(slug)
+        async with rt.session(tenant_id) as session:
+            stmt = select(model).order_by(getattr(model, time_col).desc()).limit(limit)
+            if status:
+                stmt = stmt.where(model.status == status)
+            return [_row(m, columns) for m in (await session.execute(stmt)).scalars()]
+
+    return run_async(_rt(ctx), job, start_plugins=False)
+
+
+def _show(ctx: click.Context, model: Any, slug: str | None, row_id: str) -> dict[str, Any] | None:
+    from guanxi.cli import _rt, run_async
+
+    async def job(rt: Runtime) -> dict[str, Any] | None:
+        tenant_id = await rt.tenant_id(slug)
+        async with rt.session(tenant_id) as session:
+            row = await session.get(model, (tenant_id, uuid.UUID(row_id)))
+            if row is None:
+                return None
+            return {c.key: getattr(row, c.key) for c in model.__mapper__.column_attrs if c.key != "tenant_id"}
+
+    found = run_async(_rt(ctx), job, start_plugins=False)
+    if found is None:
+        raise click.ClickException(f"no row {row_id} in this tenant")
+    click.echo(msgspec.json.format(msgspec.json.encode(found)).decode())
+    return found
+
+
+TENANT = click.option("--tenant", "slug", default=None, help="Tenant slug (default: the configured tenant).")
+
+
+@click.group()
+def inbox() -> None:
+    """The durable inbox of channel events."""
+
+
+@inbox.command("list")
+@TENANT
+@click.option("--status", type=click.Choice(["pending", "processing", "done", "failed"]), default=None)
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def inbox_list(ctx: click.Context, slug: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """The newest inbox events."""
+    _print_rows(_list(ctx, InboxEvent, INBOX_COLUMNS, "received_at", slug, status, limit), as_json)
+
+
+@inbox.command("show")
+@TENANT
+@click.argument("event_id")
+@click.pass_context
+def inbox_show(ctx: click.Context, slug: str | None, event_id: str) -> None:
+    """One inbox event with its payload and last error."""
+    _show(ctx, InboxEvent, slug, event_id)
+
+
+@inbox.command("replay")
+@TENANT
+@click.argument("event_ids", nargs=-1, required=True)
+@click.pass_context
+def inbox_replay(ctx: click.Context, slug: str | None, event_ids: tuple[str, ...]) -> None:
+    """Queue events again (e.g. failed ones after a fix). Their effect stays exactly-once."""
+    from guanxi.cli import _rt, run_async
+    from guanxi.core import inbox as core_inbox
+
+    async def job(rt: Runtime) -> list[bool]:
+        tenant_id = await rt.tenant_id(slug)
+        return [await core_inbox.replay(rt, tenant_id, uuid.UUID(e)) for e in event_ids]
+
+    for event_id, ok in zip(event_ids, run_async(_rt(ctx), job, start_plugins=False), strict=True):
+        click.echo(f"{event_id}: {'queued again' if ok else 'not found'}")
+
+
+@click.group()
+def outbox() -> None:
+    """The durable outbox of messages to send."""
+
+
+@outbox.command("list")
+@TENANT
+@click.option("--status", type=click.Choice(["queued", "sending", "sent", "failed"]), default=None)
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def outbox_list(ctx: click.Context, slug: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """The newest outbox messages."""
+    _print_rows(_list(ctx, OutboxMessage, OUTBOX_COLUMNS, "created_at", slug, status, limit), as_json)
+
+
+@outbox.command("show")
+@TENANT
+@click.argument("message_id")
+@click.pass_context
+def outbox_show(ctx: click.Context, slug: str | None, message_id: str) -> None:
+    """One message with its status history fields and last error."""
+    _show(ctx, OutboxMessage, slug, message_id)
+
+
+@outbox.command("retry")
+@TENANT
+@click.argument("message_ids", nargs=-1, required=True)
+@click.pass_context
+def outbox_retry(ctx: click.Context, slug: str | None, message_ids: tuple[str, ...]) -> None:
+    """Queue failed messages again. A sent message is never sent again."""
+    from guanxi.cli import _rt, run_async
+    from guanxi.core import outbox as core_outbox
+
+    async def job(rt: Runtime) -> list[bool]:
+        tenant_id = await rt.tenant_id(slug)
+        return [await core_outbox.retry(rt, tenant_id, uuid.UUID(m)) for m in message_ids]
+
+    for message_id, ok in zip(message_ids, run_async(_rt(ctx), job, start_plugins=False), strict=True):
+        click.echo(f"{message_id}: {'queued again' if ok else 'not found or already sent'}")
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Process what is due now, then exit.")
+@click.pass_context
+def worker(ctx: click.Context, once: bool) -> None:
+    """Run the inbox and outbox workers without serving HTTP (for API-only server processes)."""
+    from guanxi.app import start_workers
+    from guanxi.cli import _rt, run_async
+    from guanxi.core import inbox as core_inbox
+    from guanxi.core import outbox as core_outbox
+
+    async def job(rt: Runtime) -> dict[str, int]:
+        if once:
+            return {"inbox": await core_inbox.run_once(rt, limit=10_000), "outbox": await core_outbox.run_once(rt, limit=10_000)}
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        workers = start_workers(rt)
+        click.echo("workers running; Ctrl-C stops")
+        await stop.wait()
+        for w in workers:
+            await w.stop()
+        return {}
+
+    done = run_async(_rt(ctx), job)
+    if once:
+        click.echo(json.dumps(done))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(inbox)
+    group.add_command(outbox)
+    group.add_command(worker)

@@ -1,0 +1,341 @@
+"""The durable outbox: ``send_message`` records the outbound interaction and a queued message
+in one transaction; a worker delivers it through the channel adapter.
+
+Delivery: per-channel rate limit, a send timeout, retries with exponential backoff and jitter
+on transient errors (or the provider's ``retry_after``), none on permanent ones, ``failed``
+after ``max_attempts`` with the error kept. One idempotency key gives one message, however
+often ``send_message`` is called with it.
+
+Crash safety: a message is claimed (``sending``, with a lease) before the adapter is called and
+marked ``sent`` after. A crash in between leaves it ``sending``; when the lease runs out it is
+sent again with the same idempotency key and outbox id, which adapters pass to providers that
+deduplicate. Across such a crash delivery is at least once; nothing is ever lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+import uuid
+
+import msgspec
+from sqlalchemy import desc, select
+
+from guanxi.core.channels import (
+    Attachment,
+    CapabilityError,
+    DeliveryError,
+    OutboundMessage,
+    PermanentDeliveryError,
+)
+from guanxi.core.context import Actor, RequestContext
+from guanxi.core.errors import ConflictError, GuanxiError, ValidationError
+from guanxi.core.events import MessageStatusChanged
+from guanxi.core.ids import new_id
+from guanxi.core.models import Identity, Interaction, OutboxMessage, utcnow
+from guanxi.core.queue import backoff, claim
+from guanxi.core.queue import depth as queue_depth
+from guanxi.core.runtime import Runtime, Tx
+from guanxi.core.services import consent, interactions
+from guanxi.core.services.audit import audit
+from guanxi.core.services.customers import get_customer
+
+log = logging.getLogger("guanxi.outbox")
+WORKER = Actor(kind="system", name="outbox")
+
+
+class ConsentError(GuanxiError):
+    """The customer opted out of the channel."""
+
+    code = "NO_CONSENT"
+
+
+class SendRequest(msgspec.Struct, kw_only=True):
+    customer_id: uuid.UUID
+    channel: str
+    idempotency_key: str
+    text: str | None = None
+    attachments: list[Attachment] = msgspec.field(default_factory=list)
+
+
+def _status_event(tx_or_tenant: uuid.UUID, actor: Actor, row: OutboxMessage) -> MessageStatusChanged:
+    return MessageStatusChanged(
+        tenant_id=tx_or_tenant,
+        actor=actor,
+        message_id=row.id,
+        customer_id=row.customer_id,
+        channel=row.channel,
+        status=row.status,
+        attempts=row.attempts,
+        provider_message_id=row.provider_message_id,
+        error=row.last_error,
+    )
+
+
+async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
+    """Queue a message; returns ``(message, created)``. Refuses, writing nothing, when the
+    channel is unknown or lacks the capability, the text is too long, the customer has no
+    account on the channel or opted out, or the channel's messaging window has closed."""
+    key = req.idempotency_key.strip()
+    if not 0 < len(key) <= 200:
+        raise ValidationError("idempotency key must be 1 to 200 characters", field="idempotencyKey")
+    session = tx.session
+    existing = (await session.execute(select(OutboxMessage).where(OutboxMessage.idempotency_key == key))).scalar_one_or_none()
+    if existing is not None:
+        same = existing.customer_id == req.customer_id and existing.channel == req.channel and existing.text == req.text
+        if not same:
+            raise ConflictError(f"idempotency key {key!r} was already used for a different message", field="idempotencyKey")
+        return existing, False
+    adapter = tx.runtime.channels.get(req.channel)
+    if adapter is None:
+        known = ", ".join(sorted(tx.runtime.channels)) or "none"
+        raise CapabilityError(f"no channel {req.channel!r} is enabled (channels: {known})")
+    caps = adapter.capabilities
+    text = req.text if req.text and req.text.strip() else None
+    if text is None and not req.attachments:
+        raise ValidationError("a message needs text or attachments", field="text")
+    if text is not None and not caps.send_text:
+        raise CapabilityError(f"channel {req.channel!r} cannot send text")
+    if req.attachments and not caps.send_media:
+        raise CapabilityError(f"channel {req.channel!r} cannot send attachments")
+    if text is not None and caps.max_text_length is not None and len(text) > caps.max_text_length:
+        raise ValidationError(f"text is {len(text)} characters; channel {req.channel!r} takes at most {caps.max_text_length}", field="text")
+    customer = await get_customer(session, req.customer_id)
+    if not await consent.has_consent(tx, customer.id, req.channel):
+        raise ConsentError(f"the customer opted out of {req.channel}; nothing was sent")
+    identity = (
+        await session.execute(
+            select(Identity)
+            .where(Identity.customer_id == customer.id, Identity.channel == req.channel)
+            .order_by(desc(Identity.updated_at))
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if identity is None:
+        raise ValidationError(f"the customer has no {req.channel} account to send to", field="channel")
+    if caps.messaging_window_s is not None:
+        last_in = (
+            await session.execute(
+                select(Interaction.occurred_at)
+                .where(Interaction.customer_id == customer.id, Interaction.channel == req.channel, Interaction.direction == "in")
+                .order_by(desc(Interaction.occurred_at))
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if last_in is None or utcnow() - last_in > dt.timedelta(seconds=caps.messaging_window_s):
+            raise CapabilityError(
+                f"the {req.channel} messaging window ({caps.messaging_window_s} s after the customer's last message) is closed"
+            )
+    message_id = new_id()
+    attachments = [msgspec.to_builtins(a) for a in req.attachments]
+    interaction, _ = await interactions.record_interaction(
+        tx,
+        interactions.InteractionInput(
+            customer_id=customer.id,
+            identity_id=identity.id,
+            channel=req.channel,
+            kind="message_out",
+            direction="out",
+            text=text,
+            payload={"outbox_id": str(message_id), "attachments": attachments},
+            dedupe_key=f"outbox:{key}",
+        ),
+    )
+    row = OutboxMessage(
+        id=message_id,
+        customer_id=customer.id,
+        channel=req.channel,
+        recipient=identity.external_id,
+        interaction_id=interaction.id,
+        text=text,
+        attachments=attachments,
+        idempotency_key=key,
+        status="queued",
+        attempts=0,
+        next_attempt_at=utcnow(),
+        created_at=utcnow(),
+        actor_id=tx.ctx.actor.user_id,
+    )
+    session.add(row)
+    await session.flush()
+    audit(tx, "message.queue", "customer", customer.id, {"channel": req.channel, "message_id": message_id})
+    tx.emit("guanxi_message_status_changed", _status_event(tx.tenant_id, tx.ctx.actor, row))
+    worker = tx.runtime.state.get("outbox_worker")
+    if worker is not None:
+        worker.wake_after_commit(tx)
+    return row, True
+
+
+class TokenBucket:
+    """``rate`` sends per second, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate, self.capacity = rate, burst or max(1.0, rate)
+        self.tokens, self.updated = self.capacity, time.monotonic()
+
+    async def take(self) -> None:
+        while True:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+class Deliverer:
+    """Delivers claimed outbox rows; keeps the per-channel rate limiters."""
+
+    def __init__(
+        self, runtime: Runtime, *, send_timeout_s: float = 15.0, max_attempts: int = 6, rates: dict[str, float] | None = None
+    ) -> None:
+        self.runtime = runtime
+        self.send_timeout_s, self.max_attempts = send_timeout_s, max_attempts
+        self.rates = dict(rates or {})
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def _bucket(self, channel: str) -> TokenBucket | None:
+        rate = self.rates.get(channel)
+        if rate is None:
+            return None
+        if channel not in self._buckets:
+            self._buckets[channel] = TokenBucket(rate)
+        return self._buckets[channel]
+
+    async def deliver(self, tenant_id: uuid.UUID, message_id: uuid.UUID) -> None:
+        ctx = RequestContext(tenant_id=tenant_id, actor=WORKER)
+        async with self.runtime.transaction(ctx) as tx:
+            row = await tx.session.get(OutboxMessage, (tenant_id, message_id))
+            if row is None or row.status in ("sent", "failed"):
+                return
+            tx.emit("guanxi_message_status_changed", _status_event(tenant_id, WORKER, row))  # sending
+            message = OutboundMessage(
+                id=row.id,
+                tenant_id=tenant_id,
+                customer_id=row.customer_id,
+                channel=row.channel,
+                recipient=row.recipient,
+                text=row.text,
+                attachments=tuple(msgspec.convert(a, Attachment) for a in row.attachments),
+                idempotency_key=row.idempotency_key,
+                attempt=row.attempts,
+            )
+        adapter = self.runtime.channels.get(message.channel)
+        error: BaseException | None = None
+        result = None
+        if adapter is None:
+            error = PermanentDeliveryError(f"channel {message.channel!r} is no longer enabled")
+        else:
+            bucket = self._bucket(message.channel)
+            if bucket is not None:
+                await bucket.take()
+            try:
+                result = await asyncio.wait_for(adapter.send(message), timeout=self.send_timeout_s)
+            except TimeoutError:
+                error = DeliveryError(f"channel {message.channel!r} did not answer within {self.send_timeout_s} s")
+            except Exception as exc:  # DeliveryError subclasses, or a bug in the adapter (transient)
+                error = exc
+        async with self.runtime.transaction(ctx) as tx:
+            row = await tx.session.get(OutboxMessage, (tenant_id, message_id))
+            if row is None:
+                return
+            row.locked_until = None
+            if error is None:
+                row.status, row.sent_at, row.last_error = "sent", utcnow(), None
+                row.provider_message_id = result.provider_message_id if result else None
+            else:
+                row.last_error = f"{type(error).__name__}: {error}"[:2000]
+                permanent = isinstance(error, DeliveryError) and not error.transient
+                if permanent or row.attempts >= self.max_attempts:
+                    row.status = "failed"
+                    log.error("message %s to %s failed for good after %d attempts: %s", row.id, row.channel, row.attempts, row.last_error)
+                else:
+                    delay = getattr(error, "retry_after_s", None) or backoff(row.attempts)
+                    row.status, row.next_attempt_at = "queued", utcnow() + dt.timedelta(seconds=delay)
+                    log.warning(
+                        "message %s to %s failed (attempt %d), retry in %.1f s: %s",
+                        row.id,
+                        row.channel,
+                        row.attempts,
+                        delay,
+                        row.last_error,
+                    )
+            tx.emit("guanxi_message_status_changed", _status_event(tenant_id, WORKER, row))
+
+
+async def run_once(
+    runtime: Runtime, deliverer: Deliverer | None = None, *, limit: int = 20, lease_s: float = 120.0, tenant_id: uuid.UUID | None = None
+) -> int:
+    """Claim and deliver one batch of due messages; return how many were claimed."""
+    deliverer = deliverer or Deliverer(runtime)
+    claimed = await claim(
+        runtime.engine, OutboxMessage, due_status="queued", busy_status="sending", limit=limit, lease_s=lease_s, tenant_id=tenant_id
+    )
+    for row_tenant, message_id in claimed:
+        try:
+            await deliverer.deliver(row_tenant, message_id)
+        except Exception:
+            log.exception("delivering message %s failed unexpectedly; it will be retried after its lease", message_id)
+    return len(claimed)
+
+
+async def retry(runtime: Runtime, tenant_id: uuid.UUID, message_id: uuid.UUID) -> bool:
+    """Queue a failed message again (operator action); a sent message is never re-sent."""
+    async with runtime.session(tenant_id) as session, session.begin():
+        row = await session.get(OutboxMessage, (tenant_id, message_id))
+        if row is None or row.status == "sent":
+            return False
+        row.status, row.attempts, row.next_attempt_at, row.locked_until = "queued", 0, utcnow(), None
+    return True
+
+
+async def depth(runtime: Runtime, tenant_id: uuid.UUID | None = None) -> dict[str, int | float | None]:
+    """Outbox metrics (all tenants, or one): ``waiting`` (queued), ``working`` (sending),
+    ``finished`` (sent), ``failed``, and ``oldest_waiting_age_s``."""
+    return await queue_depth(
+        runtime.engine, OutboxMessage, waiting="queued", working="sending", finished="sent", since_column="created_at", tenant_id=tenant_id
+    )
+
+
+class OutboxWorker:
+    """Delivers the outbox in the background of the app process (one asyncio task)."""
+
+    def __init__(
+        self, runtime: Runtime, deliverer: Deliverer | None = None, *, poll_s: float = 1.0, batch: int = 20, lease_s: float = 120.0
+    ) -> None:
+        self.runtime, self.deliverer = runtime, deliverer or Deliverer(runtime)
+        self.poll_s, self.batch, self.lease_s = poll_s, batch, lease_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wake_after_commit(self, tx: Tx) -> None:
+        tx.after_commit(self.wake)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="guanxi-outbox-worker")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                n = await run_once(self.runtime, self.deliverer, limit=self.batch, lease_s=self.lease_s)
+            except Exception:
+                log.exception("outbox worker batch failed")
+                n = 0
+            if n == 0 and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)

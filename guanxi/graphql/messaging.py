@@ -1,0 +1,149 @@
+"""Messaging in the API: ``sendMessage``, message status, queue depth."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from uuid import UUID
+
+import strawberry
+from sqlalchemy import select
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from guanxi.core import inbox, outbox
+from guanxi.core.channels import Attachment
+from guanxi.core.models import OutboxMessage
+from guanxi.graphql.errors import UserError, as_payload
+from guanxi.graphql.ids import from_global_id, to_global_id
+
+
+@strawberry.type(description="A message to a customer through a channel, and where its delivery stands.")
+class Message:
+    id: strawberry.ID
+    uuid: strawberry.Private[UUID]
+    channel: str
+    text: str | None
+    attachments: JSON
+    status: str = strawberry.field(description="queued, sending, sent or failed")
+    attempts: int
+    last_error: str | None
+    provider_message_id: str | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+
+    @classmethod
+    def from_model(cls, m: Any) -> Message:
+        return cls(
+            id=strawberry.ID(to_global_id("Message", m.id)),
+            uuid=m.id,
+            channel=m.channel,
+            text=m.text,
+            attachments=m.attachments,
+            status=m.status,
+            attempts=m.attempts,
+            last_error=m.last_error,
+            provider_message_id=m.provider_message_id,
+            created_at=m.created_at,
+            sent_at=m.sent_at,
+        )
+
+
+@strawberry.input
+class AttachmentInput:
+    kind: str = strawberry.field(description="image, file, video, link or miniprogram")
+    url: str
+    name: str | None = None
+    mime_type: str | None = None
+
+
+@strawberry.type
+class SendMessagePayload:
+    message: Message | None = None
+    created: bool = strawberry.field(default=False, description="false when the idempotency key was used before")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(description="Rows of a work queue by state.")
+class QueueDepth:
+    waiting: int = strawberry.field(description="inbox: pending; outbox: queued (including retries)")
+    working: int = strawberry.field(description="inbox: processing; outbox: sending")
+    finished: int = strawberry.field(description="inbox: done; outbox: sent")
+    failed: int
+    oldest_waiting_age_s: float | None = strawberry.field(description="seconds since the oldest unfinished row arrived")
+
+
+def _depth(d: dict[str, int | float | None]) -> QueueDepth:
+    age = d["oldest_waiting_age_s"]
+    return QueueDepth(
+        waiting=int(d["waiting"] or 0),
+        working=int(d["working"] or 0),
+        finished=int(d["finished"] or 0),
+        failed=int(d["failed"] or 0),
+        oldest_waiting_age_s=float(age) if age is not None else None,
+    )
+
+
+@strawberry.type
+class Queues:
+    inbox: QueueDepth
+    outbox: QueueDepth
+
+
+@strawberry.type
+class MessagingMutation:
+    @strawberry.mutation(
+        description="Send a message through a channel. Checks consent and the channel's capabilities; one idempotency key sends once."
+    )
+    async def send_message(
+        self,
+        info: Info,
+        customer_id: strawberry.ID,
+        channel: str,
+        idempotency_key: str,
+        text: str | None = None,
+        attachments: list[AttachmentInput] | None = None,
+    ) -> SendMessagePayload:
+        async def run() -> SendMessagePayload:
+            request = outbox.SendRequest(
+                customer_id=from_global_id(customer_id, "Customer", field="customerId"),
+                channel=channel,
+                idempotency_key=idempotency_key,
+                text=text,
+                attachments=[Attachment(kind=a.kind, url=a.url, name=a.name, mime_type=a.mime_type) for a in attachments or []],
+            )
+            info.context.reset_reads()
+            async with info.context.rt.transaction(info.context.ctx) as tx:
+                row, created = await outbox.send_message(tx, request)
+            return SendMessagePayload(message=Message.from_model(row), created=created)
+
+        return await as_payload(run, SendMessagePayload)
+
+
+@strawberry.type
+class MessagingQuery:
+    @strawberry.field(description="One message by id (null if none).")
+    async def message(self, info: Info, id: strawberry.ID) -> Message | None:
+        uuid_ = from_global_id(id, "Message")
+        row = (await info.context.loaders.execute(select(OutboxMessage).where(OutboxMessage.id == uuid_))).scalar_one_or_none()
+        return Message.from_model(row) if row is not None else None
+
+    @strawberry.field(description="Depth of this tenant's inbox and outbox.")
+    async def queues(self, info: Info) -> Queues:
+        tenant = info.context.tenant_id
+        rt = info.context.rt
+        i, o = await inbox.depth(rt, tenant), await outbox.depth(rt, tenant)
+        return Queues(inbox=_depth(i), outbox=_depth(o))
+
+
+@strawberry.type
+class CustomerMessages:
+    @strawberry.field(description="Messages sent to this customer, newest first.")
+    async def messages(self, info: Info, first: int = 20) -> list[Message]:
+        stmt = (
+            select(OutboxMessage)
+            .where(OutboxMessage.customer_id == self.uuid)  # type: ignore[attr-defined]
+            .order_by(OutboxMessage.created_at.desc())
+            .limit(min(max(first, 0), info.context.rt.settings.graphql.max_page_size))
+        )
+        return [Message.from_model(r) for r in (await info.context.loaders.execute(stmt)).scalars()]
