@@ -109,8 +109,12 @@ def plugin_report(runtime: Runtime) -> dict[str, Any]:
     """Enabled and installed plugins with versions and the hooks each enabled one implements."""
     installed = installed_plugins()
     enabled = []
+    core = []
     for name, plugin in runtime.pm.list_name_plugin():
         if plugin is None:
+            continue
+        if name.startswith("guanxi."):
+            core.append({"name": name, "hooks": sorted(c.name for c in runtime.pm.get_hookcallers(plugin) or [])})
             continue
         ep = installed.get(name)
         dist = ep.dist if ep is not None else None
@@ -125,6 +129,7 @@ def plugin_report(runtime: Runtime) -> dict[str, Any]:
             }
         )
     return {
+        "core": core,
         "enabled": sorted(enabled, key=lambda p: p["name"]),
         "installed": sorted(
             (

@@ -45,6 +45,10 @@ def make_plugin_manager(
     """
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
+    # core's own plugins: always registered, never blocked
+    from guanxi.core import realtime
+
+    pm.register(realtime, name=realtime.NAME)
     extra = dict(extra or {})
     installed = installed_plugins()
     enabled = list(settings.enabled)

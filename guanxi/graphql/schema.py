@@ -32,6 +32,7 @@ from guanxi.graphql.extensions import RequestLifecycle
 from guanxi.graphql.messaging import CustomerMessages, MessagingMutation, MessagingQuery
 from guanxi.graphql.mutation import Mutation
 from guanxi.graphql.query import Query
+from guanxi.graphql.subscriptions import Subscription
 
 #: Core types a plugin may add fields to (``GraphQLContribution.extend``).
 EXTENSIBLE: dict[str, type] = {
@@ -225,7 +226,7 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
     mutation = _merge_root(
         "Mutation", [("core", Mutation), ("core", MessagingMutation), *[(n, c.mutation) for n, c in parts if c.mutation]]
     )
-    subscription = _merge_root("Subscription", [(n, c.subscription) for n, c in parts if c.subscription])
+    subscription = _merge_root("Subscription", [("core", Subscription), *[(n, c.subscription) for n, c in parts if c.subscription]])
     extensions: dict[str, list[tuple[str, type]]] = {"Customer": [("core", CustomerMessages)]}
     for name, c in parts:
         for type_name, cls in c.extend.items():

@@ -1,0 +1,65 @@
+"""Core's own plugin: publishes committed events to the broker for GraphQL subscriptions.
+
+It is registered by the plugin manager like any plugin but cannot be disabled (it is part of
+core, as pytest's essential plugins are part of pytest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from guanxi.core.broker import MAX_TEXT, Broker, Envelope, asyncpg_dsn
+from guanxi.core.events import InteractionRecorded, MessageStatusChanged
+from guanxi.core.plugins import hookimpl
+
+NAME = "guanxi.realtime"
+
+
+def broker_of(runtime: Any) -> Broker:
+    broker = runtime.state.get("broker")
+    if broker is None:
+        broker = runtime.state["broker"] = Broker()
+    return broker
+
+
+@hookimpl(tryfirst=True)
+async def guanxi_startup(runtime: Any) -> None:
+    broker = broker_of(runtime)
+    url = runtime.settings.database.url
+    if url.startswith("postgresql") and runtime.settings.queues.run_workers:
+        await broker.listen(asyncpg_dsn(url))
+
+
+@hookimpl(trylast=True)
+async def guanxi_shutdown(runtime: Any) -> None:
+    await broker_of(runtime).close()
+
+
+@hookimpl
+async def guanxi_interaction_recorded(runtime: Any, event: InteractionRecorded) -> None:
+    data = {
+        "id": str(event.interaction_id),
+        "customer_id": str(event.customer_id),
+        "channel": event.channel,
+        "kind": event.kind,
+        "direction": event.direction,
+        "occurred_at": event.occurred_at.isoformat(),
+        "text": event.text[:MAX_TEXT] if event.text else event.text,
+        "payload": event.payload if len(msgspec.json.encode(event.payload)) <= MAX_TEXT else {"truncated": True},
+    }
+    await broker_of(runtime).publish(Envelope("interaction_recorded", event.tenant_id, data))
+
+
+@hookimpl
+async def guanxi_message_status_changed(runtime: Any, event: MessageStatusChanged) -> None:
+    data = {
+        "message_id": str(event.message_id),
+        "customer_id": str(event.customer_id),
+        "channel": event.channel,
+        "status": event.status,
+        "attempts": event.attempts,
+        "provider_message_id": event.provider_message_id,
+        "error": event.error[:MAX_TEXT] if event.error else None,
+    }
+    await broker_of(runtime).publish(Envelope("message_status_changed", event.tenant_id, data))

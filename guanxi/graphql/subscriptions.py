@@ -1,0 +1,76 @@
+"""GraphQL subscriptions (over WebSocket, graphql-transport-ws) for real-time front ends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry.types import Info
+
+from guanxi.core.broker import Envelope
+from guanxi.core.realtime import broker_of
+from guanxi.graphql.ids import from_global_id, to_global_id
+from guanxi.graphql.types import Interaction
+
+
+@strawberry.type(description="A change of an outbound message's delivery status.")
+class MessageStatusUpdate:
+    message_id: strawberry.ID
+    customer_id: strawberry.ID
+    channel: str
+    status: str = strawberry.field(description="queued, sending, sent or failed")
+    attempts: int
+    provider_message_id: str | None
+    error: str | None
+
+
+async def _events(info: Info, topic: str, customer_id: strawberry.ID | None) -> AsyncGenerator[Envelope, None]:
+    """This tenant's events of a topic (and of one customer, if given), as they commit."""
+    tenant = info.context.tenant_id
+    wanted = str(from_global_id(customer_id, "Customer", field="customerId")) if customer_id else None
+    async with broker_of(info.context.rt).subscribe(topic) as queue:
+        while True:
+            envelope = await queue.get()
+            if envelope.tenant_id != tenant:
+                continue
+            if wanted is not None and envelope.data.get("customer_id") != wanted:
+                continue
+            yield envelope
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Interactions as they are recorded (all customers, or one).")
+    async def interaction_recorded(self, info: Info, customer_id: strawberry.ID | None = None) -> AsyncGenerator[Interaction, None]:
+        async for envelope in _events(info, "interaction_recorded", customer_id):
+            d = envelope.data
+            yield Interaction(
+                id=strawberry.ID(to_global_id("Interaction", uuid.UUID(d["id"]))),
+                uuid=uuid.UUID(d["id"]),
+                customer_uuid=uuid.UUID(d["customer_id"]),
+                ctx=info.context,
+                channel=d["channel"],
+                kind=d["kind"],
+                direction=d["direction"],
+                occurred_at=dt.datetime.fromisoformat(d["occurred_at"]),
+                text=d["text"],
+                payload=d.get("payload", {}),
+            )
+
+    @strawberry.subscription(description="Delivery status changes of outbound messages (all customers, or one).")
+    async def message_status_changed(
+        self, info: Info, customer_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[MessageStatusUpdate, None]:
+        async for envelope in _events(info, "message_status_changed", customer_id):
+            d = envelope.data
+            yield MessageStatusUpdate(
+                message_id=strawberry.ID(to_global_id("Message", uuid.UUID(d["message_id"]))),
+                customer_id=strawberry.ID(to_global_id("Customer", uuid.UUID(d["customer_id"]))),
+                channel=d["channel"],
+                status=d["status"],
+                attempts=d["attempts"],
+                provider_message_id=d["provider_message_id"],
+                error=d["error"],
+            )
