@@ -13,9 +13,12 @@ from strawberry.types import Info
 
 from guanxi.core import inbox, outbox
 from guanxi.core.channels import Attachment
-from guanxi.core.models import OutboxMessage
+from guanxi.core.models import InboxEvent, OutboxMessage
+from guanxi.core.services.profiles import refresh_profile
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id, to_global_id
+from guanxi.graphql.pagination import check_page_size
+from guanxi.graphql.types import Identity
 
 
 @strawberry.type(description="A message to a customer through a channel, and where its delivery stands.")
@@ -119,9 +122,65 @@ class MessagingMutation:
 
         return await as_payload(run, SendMessagePayload)
 
+    @strawberry.mutation(description="Fetch an identity's current profile (nickname, avatar, followers …) from its channel.")
+    async def refresh_identity_profile(self, info: Info, identity_id: strawberry.ID) -> IdentityRefreshPayload:
+        async def run() -> IdentityRefreshPayload:
+            info.context.reset_reads()
+            identity = await refresh_profile(info.context.rt, info.context.ctx, from_global_id(identity_id, "Identity", field="identityId"))
+            return IdentityRefreshPayload(identity=Identity.from_model(identity))
+
+        return await as_payload(run, IdentityRefreshPayload)
+
+
+@strawberry.type(description="An event received from a channel webhook, and where its processing stands.")
+class InboxItem:
+    id: strawberry.ID
+    channel: str
+    provider_event_id: str
+    status: str = strawberry.field(description="pending, processing, done or failed")
+    attempts: int
+    last_error: str | None
+    received_at: dt.datetime
+    processed_at: dt.datetime | None
+    event: JSON = strawberry.field(description="the event as the channel plugin parsed it")
+
+    @classmethod
+    def from_model(cls, m: Any) -> InboxItem:
+        return cls(
+            id=strawberry.ID(to_global_id("InboxEvent", m.id)),
+            channel=m.channel,
+            provider_event_id=m.provider_event_id,
+            status=m.status,
+            attempts=m.attempts,
+            last_error=m.last_error,
+            received_at=m.received_at,
+            processed_at=m.processed_at,
+            event=m.event,
+        )
+
+
+@strawberry.type
+class IdentityRefreshPayload:
+    identity: Identity | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
 
 @strawberry.type
 class MessagingQuery:
+    @strawberry.field(description="The newest inbox events of this tenant (operations), optionally of one status.")
+    async def inbox_events(self, info: Info, status: str | None = None, first: int = 20) -> list[InboxItem]:
+        stmt = select(InboxEvent).order_by(InboxEvent.received_at.desc()).limit(_page(info, first))
+        if status:
+            stmt = stmt.where(InboxEvent.status == status)
+        return [InboxItem.from_model(r) for r in (await info.context.loaders.execute(stmt)).scalars()]
+
+    @strawberry.field(description="The newest outbox messages of this tenant (operations), optionally of one status.")
+    async def outbox_messages(self, info: Info, status: str | None = None, first: int = 20) -> list[Message]:
+        stmt = select(OutboxMessage).order_by(OutboxMessage.created_at.desc()).limit(_page(info, first))
+        if status:
+            stmt = stmt.where(OutboxMessage.status == status)
+        return [Message.from_model(r) for r in (await info.context.loaders.execute(stmt)).scalars()]
+
     @strawberry.field(description="One message by id (null if none).")
     async def message(self, info: Info, id: strawberry.ID) -> Message | None:
         uuid_ = from_global_id(id, "Message")
@@ -134,6 +193,11 @@ class MessagingQuery:
         rt = info.context.rt
         i, o = await inbox.depth(rt, tenant), await outbox.depth(rt, tenant)
         return Queues(inbox=_depth(i), outbox=_depth(o))
+
+
+def _page(info: Info, first: int) -> int:
+    settings = info.context.rt.settings.graphql
+    return check_page_size(first, settings.default_page_size, settings.max_page_size)
 
 
 @strawberry.type

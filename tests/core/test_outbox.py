@@ -11,7 +11,15 @@ from sqlalchemy import func, select
 
 from guanxi import hookimpl
 from guanxi.core import outbox
-from guanxi.core.channels import Capabilities, Channel, DeliveryResult, OutboundMessage, PermanentDeliveryError, TransientDeliveryError
+from guanxi.core.channels import (
+    Capabilities,
+    Channel,
+    DeliveryResult,
+    OutboundMessage,
+    PermanentDeliveryError,
+    ProfileInput,
+    TransientDeliveryError,
+)
 from guanxi.core.context import RequestContext
 from guanxi.core.errors import ConflictError, ValidationError
 from guanxi.core.models import Interaction, OutboxMessage
@@ -41,6 +49,14 @@ class FakeChat(Channel):
         return DeliveryResult(provider_message_id=f"pm-{len(self.sent)}")
 
 
+class ProfiledChat(FakeChat):
+    name = "profiled"
+    capabilities = Capabilities(send_text=True, profile_fetch=True)
+
+    async def fetch_profile(self, external_id: str) -> ProfileInput | None:
+        return ProfileInput(external_id=external_id, nickname="Fresh Name", follower_count=120_000)
+
+
 class WindowedChat(FakeChat):
     name = "windowed"
     capabilities = Capabilities(send_text=True, messaging_window_s=3600)
@@ -63,7 +79,7 @@ class ChannelsPlugin:
 
     @hookimpl
     def guanxi_channels(self) -> list[Channel]:
-        return [self.chat, self.windowed, ReadOnly()]
+        return [self.chat, self.windowed, ReadOnly(), ProfiledChat()]
 
     @hookimpl
     def guanxi_message_status_changed(self, event: Any) -> None:
@@ -264,3 +280,17 @@ async def test_send_message_over_graphql_reports_status_and_typed_errors(
         assert status["data"]["message"] == {"status": "sent", "providerMessageId": "pm-1"}
         queues = await gql("{ queues { outbox { waiting finished failed } } }", {})
         assert queues["data"]["queues"]["outbox"] == {"waiting": 0, "finished": 1, "failed": 0}
+
+
+async def test_an_identity_profile_is_refreshed_from_its_channel(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    from guanxi.core.channels import CapabilityError
+    from guanxi.core.models import Identity
+    from guanxi.core.services.profiles import refresh_profile
+
+    cid = await customer_on(runtime, tenant_id, "profiled", "fakechat")
+    async with runtime.session(tenant_id) as s:
+        ids = {i.channel: i.id for i in (await s.execute(select(Identity).where(Identity.customer_id == cid))).scalars()}
+    refreshed = await refresh_profile(runtime, RequestContext(tenant_id=tenant_id), ids["profiled"])
+    assert (refreshed.nickname, refreshed.follower_count) == ("Fresh Name", 120_000)
+    with pytest.raises(CapabilityError, match="cannot fetch profiles"):
+        await refresh_profile(runtime, RequestContext(tenant_id=tenant_id), ids["fakechat"])
