@@ -36,7 +36,7 @@ $(UV_STAMP):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	@touch $@
 
-$(VENV_STAMP): $(UV_STAMP) pyproject.toml uv.lock $(wildcard tests/fixtures/*/pyproject.toml)
+$(VENV_STAMP): $(UV_STAMP) pyproject.toml uv.lock $(wildcard tests/fixtures/*/pyproject.toml) $(wildcard docs/examples/*/pyproject.toml)
 	$(UV) sync --frozen --all-extras --python $(PYTHON)
 	@touch $@
 

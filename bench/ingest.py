@@ -1,0 +1,207 @@
+"""Benchmark: signed webhook deliveries through a real HTTP server on loopback.
+
+    python bench/ingest.py --events 2000 --json [--concurrency 16] [--database-url URL]
+
+Starts the Guanxi app (the example ``pigeon`` channel plugin's ``POST /webhooks/pigeon``, HMAC
+signed, with the in-process inbox worker) and, with the same uvicorn settings, a bare Litestar
+endpoint that decodes the same JSON body with msgspec. Sends ``--events`` distinct signed events
+to each in alternating rounds and prints JSON:
+
+- ``events_per_s``: webhook answers (acks) per second; ``p50_ack_ms``, ``p99_ack_ms``
+- ``processed_per_s``: events turned into interactions per second, from the first delivery until
+  the inbox has processed every event
+- ``baseline_rps``: the bare endpoint's requests per second; ``ratio`` = events_per_s / baseline_rps
+- ``duplicates_ignored``: a sample of events is delivered three times, as providers retry; the
+  check that each became one interaction is part of the run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from guanxi_pigeon.routes import signature  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+from bench.graphql_list import cpu_seconds, free_port, log, pct, stop_server, wait_ready  # noqa: E402
+from guanxi.core.migrate import upgrade  # noqa: E402
+from guanxi.core.models import InboxEvent, Interaction  # noqa: E402
+from guanxi.core.runtime import Runtime  # noqa: E402
+
+SECRET = secrets.token_hex(16)
+
+
+def start(app: str, port: int, url: str, slug: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "GUANXI_DATABASE_URL": url,
+        "GUANXI__TENANT": slug,
+        "GUANXI_PLUGINS": "pigeon",
+        "GUANXI__PLUGINS__PIGEON__WEBHOOK_SECRET": SECRET,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench._ingest_server", "--app", app, "--port", str(port)], cwd=ROOT, env=env, start_new_session=True
+    )
+
+
+def delivery(n: int, run: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {
+            "event_id": f"{run}-{n}",
+            "type": "message",
+            "sent_at": dt.datetime.now(dt.UTC).isoformat(),
+            "from": {"id": f"sender-{n % 500}", "name": f"Sender {n % 500}"},
+            "text": f"消息 {n}: hello from the load test",
+        }
+    ).encode()
+    ts = str(int(time.time()))
+    return body, {"content-type": "application/json", "X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(SECRET, ts, body)}
+
+
+async def blast(
+    base: str, path: str, bodies: list[tuple[bytes, dict[str, str]]], concurrency: int, deadline: float
+) -> tuple[list[float], float, int]:
+    """Send every body once; return ack latencies (ms), elapsed seconds and non-2xx count."""
+    latencies: list[float] = []
+    errors = 0
+    queue = list(reversed(bodies))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while queue and time.monotonic() < deadline:
+                body, headers = queue.pop()
+                t = time.perf_counter()
+                response = await client.post(path, content=body, headers=headers)
+                latencies.append((time.perf_counter() - t) * 1000)
+                if response.status_code >= 300:
+                    errors += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, time.perf_counter() - t0, errors
+
+
+async def processed_count(rt: Runtime, tenant_id: Any) -> int:
+    async with rt.session(tenant_id) as s:
+        return int((await s.execute(select(func.count()).select_from(InboxEvent).where(InboxEvent.status == "done"))).scalar_one())
+
+
+async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    from guanxi.core.services.pipelines import create_tenant
+
+    slug = f"ingest-{secrets.token_hex(3)}"
+    rt = Runtime.from_config(environ={"GUANXI_DATABASE_URL": url, "GUANXI_PLUGINS": "pigeon"})
+    await upgrade(rt)
+    async with rt.session(None) as s, s.begin():
+        tenant_id = await create_tenant(s, slug, "Ingest benchmark")
+    gport, bport = free_port(), free_port()
+    guanxi_proc = start("guanxi", gport, url, slug)
+    base_proc = start("baseline", bport, url, slug)
+    try:
+        await wait_ready(guanxi_proc, f"http://127.0.0.1:{gport}")
+        await wait_ready(base_proc, f"http://127.0.0.1:{bport}")
+        run_id = secrets.token_hex(3)
+        bodies = [delivery(i, run_id) for i in range(args.events)]
+        retries = bodies[: max(1, args.events // 20)]  # 5% of the events are delivered 3 times
+        deadline = time.monotonic() + args.time_limit
+        rounds = 4
+        per = max(1, len(bodies) // rounds)
+        g_lat: list[float] = []
+        b_lat: list[float] = []
+        g_time = b_time = 0.0
+        g_err = b_err = 0
+        g_cpu0 = cpu_seconds(guanxi_proc.pid)
+        first_send = time.perf_counter()
+        for r in range(rounds):  # alternate, so drift of the machine hits both
+            chunk = bodies[r * per : (r + 1) * per] if r < rounds - 1 else bodies[r * per :]
+            lat, took, err = await blast(f"http://127.0.0.1:{gport}", "/webhooks/pigeon", chunk, args.concurrency, deadline)
+            g_lat += lat
+            g_time += took
+            g_err += err
+            lat, took, err = await blast(f"http://127.0.0.1:{bport}", "/baseline", chunk, args.concurrency, deadline)
+            b_lat += lat
+            b_time += took
+            b_err += err
+        g_cpu1 = cpu_seconds(guanxi_proc.pid)
+        for _ in range(2):  # providers retry: the same deliveries again
+            await blast(f"http://127.0.0.1:{gport}", "/webhooks/pigeon", retries, args.concurrency, deadline)
+        while time.monotonic() < deadline:  # polling another process's progress in the database
+            if await processed_count(rt, tenant_id) >= len(bodies):
+                break
+            await asyncio.sleep(0.05)
+        done = await processed_count(rt, tenant_id)
+        processed_s = time.perf_counter() - first_send
+        async with rt.session(tenant_id) as s:
+            interactions = int((await s.execute(select(func.count()).select_from(Interaction))).scalar_one())
+        events_per_s = len(g_lat) / g_time if g_time else 0.0
+        baseline_rps = len(b_lat) / b_time if b_time else 0.0
+        return {
+            "events": args.events,
+            "concurrency": args.concurrency,
+            "events_per_s": round(events_per_s, 1),
+            "p50_ack_ms": round(pct(g_lat, 0.5), 2),
+            "p99_ack_ms": round(pct(g_lat, 0.99), 2),
+            "processed": done,
+            "processed_per_s": round(done / processed_s, 1) if processed_s else 0.0,
+            "interactions": interactions,
+            "exactly_once": interactions == len(bodies) == done,
+            "duplicates_sent": 2 * len(retries),
+            "errors": g_err,
+            "baseline_rps": round(baseline_rps, 1),
+            "baseline_p99_ms": round(pct(b_lat, 0.99), 2),
+            "baseline_errors": b_err,
+            "ratio": round(events_per_s / baseline_rps, 4) if baseline_rps else None,
+            "server_cpu_ms_per_event": round((g_cpu1 - g_cpu0) * 1000 / len(g_lat), 3)
+            if g_cpu0 is not None and g_cpu1 is not None and g_lat
+            else None,
+            "database": url.split(":", 1)[0].split("+", maxsplit=1)[0],
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+        }
+    finally:
+        stop_server(guanxi_proc)
+        stop_server(base_proc)
+        await rt.engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--events", type=int, default=2000)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
+    p.add_argument("--time-limit", type=float, default=300.0, help="hard limit for the whole load, seconds")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="guanxi-ingest-") as tmp:
+        url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'ingest.db'}"
+        log(f"ingest bench on {url.split('://')[0]} with {args.events} events …")
+        result = asyncio.run(run(args, url))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value}")
+    return 0 if result["exactly_once"] and not result["errors"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Pigeon: an example Guanxi channel plugin for a made-up HTTP messaging provider."""

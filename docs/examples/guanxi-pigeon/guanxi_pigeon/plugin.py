@@ -1,0 +1,28 @@
+"""Hook implementations: wiring only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from guanxi import Runtime, hookimpl
+from guanxi.core.channels import Channel
+from guanxi_pigeon.channel import PigeonChannel
+from guanxi_pigeon.routes import pigeon_webhook
+from guanxi_pigeon.settings import PigeonSettings
+
+
+@hookimpl
+def guanxi_config_schema() -> type[msgspec.Struct]:
+    return PigeonSettings
+
+
+@hookimpl
+def guanxi_channels(runtime: Runtime) -> list[Channel]:
+    return [PigeonChannel(runtime.plugin_settings("pigeon"))]
+
+
+@hookimpl
+def guanxi_routes() -> list[Any]:
+    return [pigeon_webhook]

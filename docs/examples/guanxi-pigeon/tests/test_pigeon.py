@@ -1,0 +1,154 @@
+"""Pigeon against Guanxi's channel contract suite, plus Pigeon's own details.
+
+The fake Pigeon API is a real HTTP server on 127.0.0.1 (a small Litestar app served by uvicorn
+in a thread); each test scripts its next answers. The fixtures ``runtime``, ``tenant_id`` and
+``client`` come from Guanxi's pytest plugin (``guanxi.testing``)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import uvicorn
+from guanxi_pigeon.routes import signature
+from litestar import Litestar, Request, Response, post
+
+from guanxi import Runtime
+from guanxi.core import inbox
+from guanxi.core.channels import Channel, DeliveryResult, OutboundMessage, TransientDeliveryError
+from guanxi.testing.contract import ChannelContract
+
+TOKEN = "test-token"
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+class FakePigeon:
+    """Pigeon's ``POST /v1/messages``; answers with the next scripted outcome ("ok" if none)."""
+
+    def __init__(self) -> None:
+        self.outcomes: deque[str] = deque()  # ok | rate_limited | server_error | rejected | slow
+        self.received: list[dict[str, Any]] = []
+        self.url = ""
+
+    def app(self) -> Litestar:
+        @post("/v1/messages")
+        async def messages(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+            if request.headers.get("authorization") != f"Bearer {TOKEN}":
+                return Response({"error": "bad_token"}, status_code=401)
+            self.received.append({"json": await request.json(), "idempotency_key": request.headers.get("idempotency-key")})
+            outcome = self.outcomes.popleft() if self.outcomes else "ok"
+            if outcome == "rate_limited":
+                return Response({"error": "rate_limited"}, status_code=429, headers={"Retry-After": "7"})
+            if outcome == "server_error":
+                return Response({"error": "unavailable"}, status_code=503)
+            if outcome == "rejected":
+                return Response({"error": "recipient_blocked"}, status_code=403)
+            if outcome == "slow":
+                await asyncio.sleep(1.5)
+            return Response({"id": f"pm_{len(self.received)}"}, status_code=201)
+
+        return Litestar([messages])
+
+
+@pytest.fixture(scope="session")
+def pigeon_server() -> Iterator[FakePigeon]:
+    fake = FakePigeon()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # any free port
+    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(fake.app(), lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the fake Pigeon server did not start"
+        time.sleep(0.01)
+    yield fake
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+def fake_pigeon(pigeon_server: FakePigeon) -> FakePigeon:
+    """The fake Pigeon, with nothing left over from another test."""
+    pigeon_server.outcomes.clear()
+    pigeon_server.received.clear()
+    return pigeon_server
+
+
+class TestPigeonContract(ChannelContract):
+    channel_name = "pigeon"
+    plugins = ("pigeon",)
+    webhook_path = "/webhooks/pigeon"
+
+    @pytest.fixture
+    def fake_provider(self, fake_pigeon: FakePigeon) -> FakePigeon:
+        return fake_pigeon
+
+    @pytest.fixture
+    def plugin_config(self, fake_pigeon: FakePigeon) -> dict[str, dict[str, Any]]:
+        return {"pigeon": {"api_base_url": fake_pigeon.url, "api_token": TOKEN, "webhook_secret": WEBHOOK_SECRET}}
+
+    def arrange_success(self) -> None:
+        self.provider.outcomes.append("ok")
+
+    def arrange_transient_failure(self) -> None:
+        self.provider.outcomes.append("rate_limited")
+
+    def arrange_permanent_failure(self) -> None:
+        self.provider.outcomes.append("rejected")
+
+    def arrange_slow(self) -> None:
+        self.provider.outcomes.append("slow")
+
+    def check_delivered(self, message: OutboundMessage, result: DeliveryResult) -> None:
+        (request,) = self.provider.received
+        assert request == {"json": {"to": message.recipient, "text": message.text}, "idempotency_key": message.idempotency_key}
+
+    def webhook_body(self, event_id: str, sender_id: str) -> bytes:
+        event = {"event_id": event_id, "type": "message", "sent_at": "2026-05-01T08:00:00Z", "from": {"id": sender_id}, "text": "Hi"}
+        return msgspec.json.encode(event)
+
+    def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        return {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(WEBHOOK_SECRET, ts, body)}
+
+    # -- Pigeon's own details, beyond the contract --
+
+    async def test_429_carries_retry_after_and_5xx_is_transient(self, channel: Channel) -> None:
+        self.provider.outcomes.extend(["rate_limited", "server_error"])
+        with pytest.raises(TransientDeliveryError) as limited:
+            await channel.send(self.message())
+        assert (limited.value.retry_after_s, limited.value.provider_code) == (7.0, "429")
+        with pytest.raises(TransientDeliveryError):
+            await channel.send(self.message())
+
+    async def test_a_stale_timestamp_is_401(self, client: httpx.AsyncClient) -> None:
+        body = self.webhook_body("evt-old", "u1")
+        response = await client.post("/webhooks/pigeon", content=body, headers=self.sign(body, int(time.time()) - 301))
+        assert response.status_code == 401
+
+    async def test_a_malformed_body_names_the_problem(self, client: httpx.AsyncClient) -> None:
+        event = {"event_id": "e1", "type": "poke", "sent_at": "2026-05-01T08:00:00Z", "from": {"id": "u1"}}
+        body = msgspec.json.encode(event)
+        response = await client.post("/webhooks/pigeon", content=body, headers=self.sign(body))
+        assert response.status_code == 400
+        assert "`$.type`" in response.json()["detail"]
+
+    async def test_a_follow_becomes_a_follow_interaction(self, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient) -> None:
+        event = {"event_id": "f1", "type": "follow", "sent_at": "2026-05-01T08:00:00+08:00", "from": {"id": "u9", "name": "Mei"}}
+        body = msgspec.json.encode(event)
+        assert (await client.post("/webhooks/pigeon", content=body, headers=self.sign(body))).status_code == 200
+        await inbox.run_once(runtime, tenant_id=tenant_id)
+        (followed,) = await self.interactions(runtime, tenant_id)
+        assert (followed.kind, followed.text) == ("follow", None)
