@@ -27,7 +27,7 @@ from guanxi.core.ids import new_id
 from guanxi.core.models import InboxEvent, utcnow
 from guanxi.core.queue import backoff, claim
 from guanxi.core.queue import depth as queue_depth
-from guanxi.core.runtime import Runtime
+from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import identities, interactions
 
 log = logging.getLogger("guanxi.inbox")
@@ -73,49 +73,68 @@ async def ingest(runtime: Runtime, tenant_id: uuid.UUID, event: InboundEvent) ->
     return IngestResult(inbox_id=inserted, duplicate=inserted is None)
 
 
+async def _apply(tx: Tx, inbox_id: uuid.UUID) -> None:
+    """The whole effect of one inbox row, inside the caller's transaction."""
+    row = await tx.session.get(InboxEvent, (tx.tenant_id, inbox_id))
+    if row is None or row.status == "done":
+        return
+    event = msgspec.convert(row.event, InboundEvent)
+    ident = event.identity
+    customer, identity, _created = await identities.resolve_identity(
+        tx,
+        identities.IdentityInput(
+            channel=event.channel,
+            external_id=ident.external_id,
+            union_id=ident.union_id,
+            nickname=ident.nickname,
+            avatar_url=ident.avatar_url,
+            follower_count=ident.follower_count,
+            profile=dict(ident.profile),
+            phone=ident.phone,
+            email=ident.email,
+        ),
+    )
+    interaction, _new = await interactions.record_interaction(
+        tx,
+        interactions.InteractionInput(
+            customer_id=customer.id,
+            identity_id=identity.id,
+            channel=event.channel,
+            kind=event.kind,
+            direction=event.direction,
+            occurred_at=event.occurred_at,
+            text=event.text,
+            payload=dict(event.payload),
+            dedupe_key=f"inbox:{event.channel}:{event.provider_event_id}",
+        ),
+    )
+    row.status = "done"
+    row.processed_at = utcnow()
+    row.locked_until = None
+    row.last_error = None
+    row.customer_id = customer.id
+    row.interaction_id = interaction.id
+
+
 async def process_one(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUID) -> None:
     """Apply one claimed inbox row in one transaction (see the module docstring)."""
-    ctx = RequestContext(tenant_id=tenant_id, actor=CHANNEL_ACTOR)
-    async with runtime.transaction(ctx) as tx:
-        row = await tx.session.get(InboxEvent, (tenant_id, inbox_id))
-        if row is None or row.status == "done":
-            return
-        event = msgspec.convert(row.event, InboundEvent)
-        ident = event.identity
-        customer, identity, _created = await identities.resolve_identity(
-            tx,
-            identities.IdentityInput(
-                channel=event.channel,
-                external_id=ident.external_id,
-                union_id=ident.union_id,
-                nickname=ident.nickname,
-                avatar_url=ident.avatar_url,
-                follower_count=ident.follower_count,
-                profile=dict(ident.profile),
-                phone=ident.phone,
-                email=ident.email,
-            ),
-        )
-        interaction, _new = await interactions.record_interaction(
-            tx,
-            interactions.InteractionInput(
-                customer_id=customer.id,
-                identity_id=identity.id,
-                channel=event.channel,
-                kind=event.kind,
-                direction=event.direction,
-                occurred_at=event.occurred_at,
-                text=event.text,
-                payload=dict(event.payload),
-                dedupe_key=f"inbox:{event.channel}:{event.provider_event_id}",
-            ),
-        )
-        row.status = "done"
-        row.processed_at = utcnow()
-        row.locked_until = None
-        row.last_error = None
-        row.customer_id = customer.id
-        row.interaction_id = interaction.id
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=CHANNEL_ACTOR)) as tx:
+        await _apply(tx, inbox_id)
+
+
+async def process_batch(runtime: Runtime, tenant_id: uuid.UUID, inbox_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, Exception]]:
+    """Apply several claimed rows of one tenant in one transaction (group commit), each in its
+    own savepoint: a failing row is rolled back alone (with the events it queued) and returned
+    with its error; the others commit together."""
+    failures: list[tuple[uuid.UUID, Exception]] = []
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=CHANNEL_ACTOR)) as tx:
+        for inbox_id in inbox_ids:
+            try:
+                async with tx.savepoint():
+                    await _apply(tx, inbox_id)
+            except Exception as exc:
+                failures.append((inbox_id, exc))
+    return failures
 
 
 async def _record_failure(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUID, error: BaseException, max_attempts: int) -> None:
@@ -149,11 +168,22 @@ async def run_once(
     claimed = await claim(
         runtime.engine, InboxEvent, due_status="pending", busy_status="processing", limit=limit, lease_s=lease_s, tenant_id=tenant_id
     )
+    by_tenant: dict[uuid.UUID, list[uuid.UUID]] = {}
     for row_tenant, inbox_id in claimed:
+        by_tenant.setdefault(row_tenant, []).append(inbox_id)
+    for row_tenant, ids in by_tenant.items():
         try:
-            await process_one(runtime, row_tenant, inbox_id)
-        except Exception as exc:  # the row stays for a retry; the error is kept on it
-            await _record_failure(runtime, row_tenant, inbox_id, exc, max_attempts)
+            failures = await process_batch(runtime, row_tenant, ids)
+        except Exception:  # the batch's commit itself failed: try the rows one by one
+            log.exception("inbox batch of %d events failed to commit; processing them one at a time", len(ids))
+            failures = []
+            for inbox_id in ids:
+                try:
+                    await process_one(runtime, row_tenant, inbox_id)
+                except Exception as one_error:
+                    failures.append((inbox_id, one_error))
+        for inbox_id, error in failures:  # the row stays for a retry; the error is kept on it
+            await _record_failure(runtime, row_tenant, inbox_id, error, max_attempts)
     return len(claimed)
 
 

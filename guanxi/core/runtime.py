@@ -47,6 +47,19 @@ class Tx:
         """Run a plain callback once the transaction has committed (before the event hooks)."""
         self._callbacks.append(callback)
 
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction: on error, its changes and the events it queued are undone, and
+        the error propagates; the outer transaction goes on."""
+        events, callbacks = len(self._events), len(self._callbacks)
+        try:
+            async with self.session.begin_nested():
+                yield
+        except BaseException:
+            del self._events[events:]
+            del self._callbacks[callbacks:]
+            raise
+
     async def flush_events(self) -> None:
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
