@@ -55,9 +55,9 @@ def tune_gc() -> None:
 def start_workers(rt: Runtime) -> list[Any]:
     """Start the in-process inbox and outbox workers of a server process."""
     q = rt.settings.queues
-    inbox_worker = InboxWorker(rt, poll_s=q.poll_s, lease_s=q.lease_s, max_attempts=q.inbox_max_attempts)
+    inbox_worker = InboxWorker(rt, poll_s=q.poll_s, lease_s=q.lease_s, max_attempts=q.inbox_max_attempts, batch=q.batch)
     deliverer = Deliverer(rt, send_timeout_s=q.send_timeout_s, max_attempts=q.outbox_max_attempts, rates=dict(q.rate_per_s))
-    outbox_worker = OutboxWorker(rt, deliverer, poll_s=q.poll_s, lease_s=q.lease_s)
+    outbox_worker = OutboxWorker(rt, deliverer, poll_s=q.poll_s, lease_s=q.lease_s, batch=q.batch)
     rt.state["inbox_worker"], rt.state["outbox_worker"] = inbox_worker, outbox_worker
     inbox_worker.start()
     outbox_worker.start()

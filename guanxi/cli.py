@@ -191,7 +191,7 @@ def tenant_create(ctx: click.Context, slug: str, name: str) -> None:
     from guanxi.core.services.pipelines import create_tenant
 
     async def make(rt: Runtime) -> Any:
-        async with rt.session(None) as session, session.begin():
+        async with rt.write_session(None) as session:
             return await create_tenant(session, slug, name)
 
     click.echo(f"tenant {slug} created: {run_async(_rt(ctx), make)}")

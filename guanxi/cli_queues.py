@@ -167,7 +167,16 @@ def worker(ctx: click.Context, once: bool) -> None:
 
     async def job(rt: Runtime) -> dict[str, int]:
         if once:
-            return {"inbox": await core_inbox.run_once(rt, limit=10_000), "outbox": await core_outbox.run_once(rt, limit=10_000)}
+            q = rt.settings.queues
+            deliverer = core_outbox.Deliverer(
+                rt, send_timeout_s=q.send_timeout_s, max_attempts=q.outbox_max_attempts, rates=dict(q.rate_per_s)
+            )
+            totals = {"inbox": 0, "outbox": 0}
+            while n := await core_inbox.run_once(rt, lease_s=q.lease_s, max_attempts=q.inbox_max_attempts):
+                totals["inbox"] += n
+            while n := await core_outbox.run_once(rt, deliverer, lease_s=q.lease_s):
+                totals["outbox"] += n
+            return totals
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

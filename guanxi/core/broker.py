@@ -39,6 +39,8 @@ class Broker:
         self._queue_size = queue_size
         self._pg: Any = None  # an asyncpg connection while listening
         self._dsn: str | None = None
+        self._closing = False
+        self._reconnecting: asyncio.Task[None] | None = None
 
     # -- local delivery -------------------------------------------------------------------------
 
@@ -74,12 +76,40 @@ class Broker:
     # -- PostgreSQL fan-out ---------------------------------------------------------------------
 
     async def listen(self, dsn: str) -> None:
-        """Start publishing with NOTIFY and receiving with LISTEN (PostgreSQL only)."""
+        """Start publishing with NOTIFY and receiving with LISTEN (PostgreSQL only). A dropped
+        connection is reopened with backoff; meanwhile events are delivered in this process only."""
+        self._dsn = dsn
+        await self._connect()
+
+    async def _connect(self) -> None:
         import asyncpg
 
-        self._dsn = dsn
-        self._pg = await asyncpg.connect(dsn)
-        await self._pg.add_listener(PG_CHANNEL, self._on_notify)
+        conn = await asyncpg.connect(self._dsn)
+        await conn.add_listener(PG_CHANNEL, self._on_notify)
+        conn.add_termination_listener(self._on_terminated)
+        self._pg = conn
+
+    def _on_terminated(self, _conn: Any) -> None:
+        self._pg = None
+        if not self._closing and (self._reconnecting is None or self._reconnecting.done()):
+            log.warning("the LISTEN connection dropped; reconnecting")
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.2
+        while not self._closing:
+            try:
+                await self._connect()
+                log.info("LISTEN connection reopened")
+                return
+            except Exception as exc:  # the server may be restarting
+                log.warning("reopening the LISTEN connection failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    @property
+    def listening(self) -> bool:
+        return self._pg is not None
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -88,6 +118,11 @@ class Broker:
             log.warning("ignored a malformed notification on %s", PG_CHANNEL)
 
     async def close(self) -> None:
+        self._closing = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reconnecting
         if self._pg is not None:
             conn, self._pg = self._pg, None
             with contextlib.suppress(Exception):

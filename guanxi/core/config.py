@@ -87,6 +87,7 @@ class QueueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     """The inbox and outbox workers (see guanxi.core.inbox and guanxi.core.outbox)."""
 
     run_workers: bool = True
+    batch: Positive = 10
     poll_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     lease_s: Annotated[float, msgspec.Meta(gt=0)] = 120.0
     inbox_max_attempts: Positive = 8

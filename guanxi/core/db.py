@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 
 from guanxi.core.config import DatabaseSettings
 from guanxi.core.errors import ConfigError
@@ -49,8 +54,55 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             cur.execute(f"PRAGMA busy_timeout={busy}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+            # SQLAlchemy emits BEGIN itself (below), instead of the driver's implicit handling
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # A write transaction takes SQLite's write lock at BEGIN. A deferred transaction that
+            # reads and then writes fails at once with "database is locked" when another writer
+            # committed in between (the busy timeout does not help it); an IMMEDIATE one waits
+            # for the lock, up to the busy timeout. Reads stay deferred and concurrent.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
     return engine
+
+
+WRITE = "guanxi_write"
+_write_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def sqlite_writer(engine: AsyncEngine, timeout_s: float = 5.0) -> AsyncIterator[None]:
+    """On SQLite, one write transaction at a time per process, first come first served.
+
+    SQLite has one writer per database; left to its busy handler, waiting writers poll with
+    growing sleeps and a burst of webhooks waits seconds behind the inbox worker. An asyncio lock
+    hands the write lock over in order instead. No-op on PostgreSQL. A write transaction must
+    not open another one inside it (it would wait for itself): after ``timeout_s`` that raises."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    lock = _write_locks.get(engine.sync_engine)
+    if lock is None:
+        lock = _write_locks[engine.sync_engine] = asyncio.Lock()
+    try:
+        await asyncio.wait_for(lock.acquire(), timeout_s)
+    except TimeoutError:
+        raise OperationalError("BEGIN IMMEDIATE", {}, Exception(f"database is locked: no write slot within {timeout_s} s")) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A Core connection in a transaction that will write (see ``_sqlite_begin``)."""
+    async with sqlite_writer(engine), engine.connect() as plain:
+        conn = await plain.execution_options(**{WRITE: True})
+        async with conn.begin():
+            yield conn
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[TenantSession]:

@@ -676,7 +676,7 @@ async def load_demo(
     if not 0 <= customers <= 100_000:
         raise ValidationError("customers must be between 0 and 100000", field="customers")
     now = (now or utcnow()).astimezone(dt.UTC)
-    async with runtime.session(None) as session, session.begin():
+    async with runtime.write_session(None) as session:
         with unscoped(session):
             tenant_id = (await session.execute(select(Tenant.id).where(Tenant.slug == slug))).scalar_one_or_none()
         tenant_created = tenant_id is None

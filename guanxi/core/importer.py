@@ -78,6 +78,7 @@ from sqlalchemy.exc import DBAPIError
 
 from guanxi.core import plugins
 from guanxi.core.context import Actor, RequestContext
+from guanxi.core.db import WRITE
 from guanxi.core.errors import ValidationError
 from guanxi.core.events import CustomerCreated, CustomerData, CustomerUpdated
 from guanxi.core.ids import new_id
@@ -700,6 +701,7 @@ async def import_customers(
         tx = Tx(runtime, session, ctx)
         writer = _Writer(tx, lk, path.name)
         await session.begin()
+        await session.connection(execution_options={WRITE: True})  # SQLite: take the write lock now
         try:
             batch: list[_Row] = []
             done = 0

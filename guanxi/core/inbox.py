@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from guanxi.core.channels import InboundEvent
 from guanxi.core.context import Actor, RequestContext
+from guanxi.core.db import write_transaction
 from guanxi.core.errors import ValidationError
 from guanxi.core.ids import new_id
 from guanxi.core.models import InboxEvent, utcnow
@@ -65,7 +66,7 @@ async def ingest(runtime: Runtime, tenant_id: uuid.UUID, event: InboundEvent) ->
     }
     insert = pg_insert if runtime.engine.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(InboxEvent).values(**values).on_conflict_do_nothing().returning(InboxEvent.id)
-    async with runtime.engine.begin() as conn:
+    async with write_transaction(runtime.engine) as conn:
         inserted = (await conn.execute(stmt)).scalar_one_or_none()
     worker = runtime.state.get("inbox_worker")
     if inserted is not None and worker is not None:
@@ -138,7 +139,7 @@ async def process_batch(runtime: Runtime, tenant_id: uuid.UUID, inbox_ids: list[
 
 
 async def _record_failure(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUID, error: BaseException, max_attempts: int) -> None:
-    async with runtime.session(tenant_id) as session, session.begin():
+    async with runtime.write_session(tenant_id) as session:
         row = await session.get(InboxEvent, (tenant_id, inbox_id))
         if row is None:
             return
@@ -169,7 +170,7 @@ async def run_once(
         runtime.engine, InboxEvent, due_status="pending", busy_status="processing", limit=limit, lease_s=lease_s, tenant_id=tenant_id
     )
     by_tenant: dict[uuid.UUID, list[uuid.UUID]] = {}
-    for row_tenant, inbox_id in claimed:
+    for row_tenant, inbox_id in sorted(claimed, key=lambda pair: pair[1]):  # UUIDv7: arrival order
         by_tenant.setdefault(row_tenant, []).append(inbox_id)
     for row_tenant, ids in by_tenant.items():
         try:
@@ -189,7 +190,7 @@ async def run_once(
 
 async def replay(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUID) -> bool:
     """Put a failed (or done) row back in the queue; its effect stays exactly-once."""
-    async with runtime.session(tenant_id) as session, session.begin():
+    async with runtime.write_session(tenant_id) as session:
         row = await session.get(InboxEvent, (tenant_id, inbox_id))
         if row is None:
             return False

@@ -272,6 +272,9 @@ async def run_once(
 ) -> int:
     """Claim and deliver one batch of due messages; return how many were claimed."""
     deliverer = deliverer or Deliverer(runtime)
+    # The batch is sent one message after another under one lease: the lease must outlast the
+    # slowest possible batch, or another worker could claim (and send) the same messages.
+    lease_s = max(lease_s, limit * deliverer.send_timeout_s * 1.5)
     claimed = await claim(
         runtime.engine, OutboxMessage, due_status="queued", busy_status="sending", limit=limit, lease_s=lease_s, tenant_id=tenant_id
     )
@@ -285,7 +288,7 @@ async def run_once(
 
 async def retry(runtime: Runtime, tenant_id: uuid.UUID, message_id: uuid.UUID) -> bool:
     """Queue a failed message again (operator action); a sent message is never re-sent."""
-    async with runtime.session(tenant_id) as session, session.begin():
+    async with runtime.write_session(tenant_id) as session:
         row = await session.get(OutboxMessage, (tenant_id, message_id))
         if row is None or row.status == "sent":
             return False

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from guanxi.core.db import write_transaction
 from guanxi.core.models import utcnow
 
 
@@ -50,7 +51,7 @@ async def claim(
         .values(status=busy_status, locked_until=now + dt.timedelta(seconds=lease_s), attempts=t.c.attempts + 1)
         .returning(t.c.tenant_id, t.c.id)
     )
-    async with engine.begin() as conn:
+    async with write_transaction(engine) as conn:
         rows = (await conn.execute(stmt)).all()
     return [(r[0], r[1]) for r in rows]
 

@@ -27,7 +27,7 @@ def broker_of(runtime: Any) -> Broker:
 async def guanxi_startup(runtime: Any) -> None:
     broker = broker_of(runtime)
     url = runtime.settings.database.url
-    if url.startswith("postgresql") and runtime.settings.queues.run_workers:
+    if url.startswith("postgresql"):
         await broker.listen(asyncpg_dsn(url))
 
 

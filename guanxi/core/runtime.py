@@ -16,7 +16,7 @@ from guanxi.core import plugins as plugin_mod
 from guanxi.core.channels import Channel
 from guanxi.core.config import CoreSettings, decode_plugin_section, load_settings
 from guanxi.core.context import RequestContext
-from guanxi.core.db import create_engine, create_sessionmaker
+from guanxi.core.db import WRITE, create_engine, create_sessionmaker, sqlite_writer
 from guanxi.core.errors import ConfigError, NotFoundError, PluginError
 from guanxi.core.events import Event
 from guanxi.core.models import Tenant
@@ -164,11 +164,20 @@ class Runtime:
         return self.sessionmaker().for_tenant(tenant_id)
 
     @asynccontextmanager
+    async def write_session(self, tenant_id: uuid.UUID | None) -> AsyncIterator[TenantSession]:
+        """A session in a transaction that will write (on SQLite it takes the write lock at
+        BEGIN, so it waits for other writers instead of failing). Commits on success."""
+        async with sqlite_writer(self.engine), self.session(tenant_id) as session, session.begin():
+            await session.connection(execution_options={WRITE: True})
+            yield session
+
+    @asynccontextmanager
     async def transaction(self, ctx: RequestContext) -> AsyncIterator[Tx]:
         """Run a unit of work: commit on success, roll back on error, then fire queued events."""
-        async with self.session(ctx.tenant_id) as session:
+        async with sqlite_writer(self.engine), self.session(ctx.tenant_id) as session:
             tx = Tx(self, session, ctx)
             async with session.begin():
+                await session.connection(execution_options={WRITE: True})
                 yield tx
         await tx.flush_events()
 

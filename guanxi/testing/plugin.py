@@ -174,7 +174,7 @@ async def tenant_id(runtime: Runtime) -> uuid.UUID:
     """A fresh tenant (with the default pipeline) for this test alone."""
     from guanxi.core.services.pipelines import create_tenant
 
-    async with runtime.session(None) as session, session.begin():
+    async with runtime.write_session(None) as session:
         return await create_tenant(session, f"t-{secrets.token_hex(6)}", "Test tenant")
 
 

@@ -120,3 +120,27 @@ async def test_events_fan_out_to_every_app_process_through_postgresql(runtime: R
         assert (envelope.tenant_id, envelope.data["text"]) == (tenant_id, "from process A")
     finally:
         await other.stop()
+
+
+async def test_a_dropped_listen_connection_is_reopened(runtime: Runtime, tenant_id: uuid.UUID, database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    from sqlalchemy import text
+
+    from guanxi.core.realtime import broker_of
+
+    broker = broker_of(runtime)
+    pid = broker._pg.get_server_pid()
+    async with runtime.engine.connect() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    for _ in range(100):
+        if broker.listening and broker._pg.get_server_pid() != pid:
+            break
+        await asyncio.sleep(0.05)
+    assert broker.listening
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        c = await customers.create_customer(tx, customers.CustomerInput(display_name="After reconnect"))
+    async with broker.subscribe("interaction_recorded") as queue:
+        await record(runtime, tenant_id, c.id, "still delivered")
+        envelope = await asyncio.wait_for(queue.get(), 5)
+    assert envelope.data["text"] == "still delivered"

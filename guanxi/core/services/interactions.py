@@ -8,7 +8,8 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from guanxi.core.errors import ValidationError
 from guanxi.core.events import InteractionRecorded
@@ -71,10 +72,6 @@ async def record_interaction(tx: Tx, data: InteractionInput) -> tuple[Interactio
     recorded, the existing row comes back with ``created=False`` and no event fires."""
     _validate(data)
     session = tx.session
-    if data.dedupe_key is not None:
-        existing = (await session.execute(select(Interaction).where(Interaction.dedupe_key == data.dedupe_key))).scalar_one_or_none()
-        if existing is not None:
-            return existing, False
     customer = await get_customer(session, data.customer_id)
     occurred = (data.occurred_at or utcnow()).astimezone(dt.UTC)
     row = Interaction(
@@ -91,15 +88,17 @@ async def record_interaction(tx: Tx, data: InteractionInput) -> tuple[Interactio
         dedupe_key=data.dedupe_key,
         actor_id=tx.ctx.actor.user_id,
     )
-    try:
-        async with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        # A concurrent writer recorded the same dedupe key first.
-        existing = (await session.execute(select(Interaction).where(Interaction.dedupe_key == data.dedupe_key))).scalar_one_or_none()
-        if existing is None:
-            raise
-        return existing, False
+    if data.dedupe_key is None:
+        session.add(row)
+        await session.flush()
+    else:
+        # One statement: a replay (or a concurrent writer with the same key) inserts nothing.
+        insert = pg_insert if tx.runtime.engine.dialect.name == "postgresql" else sqlite_insert
+        values = {c.key: getattr(row, c.key) for c in Interaction.__mapper__.column_attrs if c.key != "tenant_id"}
+        stmt = insert(Interaction).values(tenant_id=tx.tenant_id, **values).on_conflict_do_nothing().returning(Interaction.id)
+        if (await session.execute(stmt)).scalar_one_or_none() is None:
+            existing = (await session.execute(select(Interaction).where(Interaction.dedupe_key == data.dedupe_key))).scalar_one()
+            return existing, False
     if customer.last_interaction_at is None or occurred > customer.last_interaction_at:
         customer.last_interaction_at = occurred
     tx.emit(
