@@ -23,8 +23,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +32,12 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
-from sqlalchemy import event, insert, select  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
 
 from guanxi.core import models as m  # noqa: E402
 from guanxi.core.ids import new_id  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
+from guanxi.testing.sql import count_statements  # noqa: E402
 
 #: The page query of tests/graphql/test_sql_statements.py (PAGE), copied verbatim.
 PAGE = """query($n: Int!) { customers(first: $n) {
@@ -51,7 +50,6 @@ PAGE = """query($n: Int!) { customers(first: $n) {
 } }"""
 
 INTERACTIONS_PER_CUSTOMER = 7
-IGNORED_STATEMENTS = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
 def log(msg: str) -> None:
@@ -168,20 +166,6 @@ async def seed(runtime: Runtime, slug: str, n: int, batch: int = 2000) -> uuid.U
     return tenant_id
 
 
-@contextmanager
-def count_statements(runtime: Runtime) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(runtime.engine.sync_engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(runtime.engine.sync_engine, "before_cursor_execute", before)
-
-
 async def statements_by_page_size(runtime: Runtime, sizes: list[int]) -> dict[str, int]:
     """SQL statements of one page query, in-process, per page size (BEGIN/COMMIT/... ignored)."""
     from litestar.testing import AsyncTestClient
@@ -200,10 +184,10 @@ async def statements_by_page_size(runtime: Runtime, sizes: list[int]) -> dict[st
 
         await page(sizes[0])  # warm-up: caches the tenant id and the stage list's compiled SQL
         for n in sizes:
-            with count_statements(runtime) as seen:
+            with count_statements(runtime.engine) as seen:
                 body = await page(n)
             assert len(body["data"]["customers"]["edges"]) == n, "not enough customers for this page size"
-            out[str(n)] = len([s for s in seen if not s.lstrip().upper().startswith(IGNORED_STATEMENTS)])
+            out[str(n)] = len(seen)
     return out
 
 

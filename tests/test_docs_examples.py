@@ -19,7 +19,6 @@ from tests.graphql import conftest as graphql_fixtures
 from tests.graphql.conftest import GQL
 
 # The HTTP fixtures of tests/graphql/, made available to this module's tests.
-client = graphql_fixtures.client
 gql = graphql_fixtures.gql
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "graphql.md"

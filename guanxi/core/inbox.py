@@ -9,8 +9,6 @@ claimed again when its lease runs out; a crash after it leaves nothing to do.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 import traceback
@@ -26,7 +24,7 @@ from guanxi.core.db import write_transaction
 from guanxi.core.errors import ValidationError
 from guanxi.core.ids import new_id
 from guanxi.core.models import InboxEvent, utcnow
-from guanxi.core.queue import backoff, claim
+from guanxi.core.queue import QueueWorker, backoff, claim
 from guanxi.core.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import identities, interactions
@@ -212,36 +210,14 @@ async def depth(runtime: Runtime, tenant_id: uuid.UUID | None = None) -> dict[st
     )
 
 
-class InboxWorker:
-    """Processes the inbox in the background of the app process (one asyncio task)."""
+class InboxWorker(QueueWorker):
+    """Processes the inbox in the background of the app process."""
+
+    name = "inbox"
 
     def __init__(self, runtime: Runtime, *, poll_s: float = 1.0, batch: int = 50, lease_s: float = 60.0, max_attempts: int = 5) -> None:
-        self.runtime = runtime
-        self.poll_s, self.batch, self.lease_s, self.max_attempts = poll_s, batch, lease_s, max_attempts
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        super().__init__(poll_s=poll_s, batch=batch, lease_s=lease_s)
+        self.runtime, self.max_attempts = runtime, max_attempts
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="guanxi-inbox-worker")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-
-    async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                n = await run_once(self.runtime, limit=self.batch, lease_s=self.lease_s, max_attempts=self.max_attempts)
-            except Exception:
-                log.exception("inbox worker batch failed")
-                n = 0
-            if n == 0 and not self._stopping:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+    async def run_batch(self) -> int:
+        return await run_once(self.runtime, limit=self.batch, lease_s=self.lease_s, max_attempts=self.max_attempts)

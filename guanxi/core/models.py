@@ -335,13 +335,6 @@ class AuditEvent(TenantScoped, Base):
     changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-def aliased_interaction(selectable: Any) -> Any:
-    """An Interaction entity over a subquery (used by window-function queries)."""
-    from sqlalchemy.orm import aliased
-
-    return aliased(Interaction, selectable)
-
-
 class InboxEvent(TenantScoped, Base):
     """A channel event received by a webhook, kept until it is processed (durable inbox).
 

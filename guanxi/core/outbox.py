@@ -15,7 +15,6 @@ deduplicate. Across such a crash delivery is at least once; nothing is ever lost
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -36,7 +35,7 @@ from guanxi.core.errors import ConflictError, GuanxiError, ValidationError
 from guanxi.core.events import MessageStatusChanged
 from guanxi.core.ids import new_id
 from guanxi.core.models import Identity, Interaction, OutboxMessage, utcnow
-from guanxi.core.queue import backoff, claim
+from guanxi.core.queue import QueueWorker, backoff, claim
 from guanxi.core.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import consent, interactions
@@ -304,41 +303,19 @@ async def depth(runtime: Runtime, tenant_id: uuid.UUID | None = None) -> dict[st
     )
 
 
-class OutboxWorker:
-    """Delivers the outbox in the background of the app process (one asyncio task)."""
+class OutboxWorker(QueueWorker):
+    """Delivers the outbox in the background of the app process."""
+
+    name = "outbox"
 
     def __init__(
         self, runtime: Runtime, deliverer: Deliverer | None = None, *, poll_s: float = 1.0, batch: int = 20, lease_s: float = 120.0
     ) -> None:
+        super().__init__(poll_s=poll_s, batch=batch, lease_s=lease_s)
         self.runtime, self.deliverer = runtime, deliverer or Deliverer(runtime)
-        self.poll_s, self.batch, self.lease_s = poll_s, batch, lease_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    def wake(self) -> None:
-        self._wake.set()
 
     def wake_after_commit(self, tx: Tx) -> None:
         tx.after_commit(self.wake)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="guanxi-outbox-worker")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-
-    async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                n = await run_once(self.runtime, self.deliverer, limit=self.batch, lease_s=self.lease_s)
-            except Exception:
-                log.exception("outbox worker batch failed")
-                n = 0
-            if n == 0 and not self._stopping:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+    async def run_batch(self) -> int:
+        return await run_once(self.runtime, self.deliverer, limit=self.batch, lease_s=self.lease_s)

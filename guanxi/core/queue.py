@@ -9,7 +9,10 @@ leaves its rows ``processing`` with an expired lease; they are claimed again aft
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import logging
 import random
 import uuid
 from typing import Any
@@ -19,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guanxi.core.db import write_transaction
 from guanxi.core.models import utcnow
+
+log = logging.getLogger("guanxi.queue")
 
 
 async def claim(
@@ -87,3 +92,44 @@ async def depth(
         "failed": counts.get("failed", 0),
         "oldest_waiting_age_s": age,
     }
+
+
+class QueueWorker:
+    """Runs one queue's batches in the background of a process (one asyncio task): a batch,
+    and when nothing was due, a wait of ``poll_s`` or until :meth:`wake`."""
+
+    name = "queue"
+
+    def __init__(self, *, poll_s: float, batch: int, lease_s: float) -> None:
+        self.poll_s, self.batch, self.lease_s = poll_s, batch, lease_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def run_batch(self) -> int:
+        """Claim and handle one batch; return how many rows were claimed."""
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"guanxi-{self.name}-worker")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                n = await self.run_batch()
+            except Exception:
+                log.exception("%s worker batch failed", self.name)
+                n = 0
+            if n == 0 and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)

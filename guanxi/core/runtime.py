@@ -174,11 +174,9 @@ class Runtime:
     @asynccontextmanager
     async def transaction(self, ctx: RequestContext) -> AsyncIterator[Tx]:
         """Run a unit of work: commit on success, roll back on error, then fire queued events."""
-        async with sqlite_writer(self.engine), self.session(ctx.tenant_id) as session:
+        async with self.write_session(ctx.tenant_id) as session:
             tx = Tx(self, session, ctx)
-            async with session.begin():
-                await session.connection(execution_options={WRITE: True})
-                yield tx
+            yield tx
         await tx.flush_events()
 
     async def tenant_id(self, slug: str | None = None) -> uuid.UUID:

@@ -4,10 +4,9 @@ errors with ``extensions.code`` for everything else, never a stack trace."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import strawberry
-from graphql import GraphQLError
 
 from guanxi.core.errors import GuanxiError
 
@@ -21,14 +20,6 @@ class UserError:
 
 def user_error(exc: GuanxiError) -> UserError:
     return UserError(field=getattr(exc, "field", None), code=exc.code, message=str(exc.args[0]) if exc.args else exc.code)
-
-
-def api_error(exc: GuanxiError) -> GraphQLError:
-    """A GraphQL error carrying the Guanxi error code (``extensions.code``)."""
-    ext: dict[str, Any] = {"code": exc.code}
-    if getattr(exc, "field", None):
-        ext["field"] = exc.field
-    return GraphQLError(str(exc.args[0]) if exc.args else exc.code, extensions=ext)
 
 
 T = TypeVar("T")

@@ -6,9 +6,9 @@ import datetime as dt
 import enum
 
 import strawberry
+from strawberry.scalars import JSON
 
 from guanxi.core.queries import CustomerOrder as CoreOrder
-from guanxi.graphql.scalars import JSON
 
 CustomerOrder = strawberry.enum(CoreOrder, name="CustomerOrder", description="How a customer list is sorted.")
 

@@ -14,11 +14,11 @@ from typing import Any
 from uuid import UUID
 
 import strawberry
+from strawberry.scalars import JSON
 
 from guanxi.core.services.tags import tag_label
 from guanxi.graphql.ids import to_global_id
 from guanxi.graphql.pagination import PageInfo, check_page_size, decode_cursor, encode_cursor
-from guanxi.graphql.scalars import JSON
 
 ID_DOC = "Stable, opaque global id."
 

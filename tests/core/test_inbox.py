@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -163,15 +165,10 @@ async def test_the_worker_processes_an_ingested_event_without_polling_delay(runt
         runtime.state.pop("inbox_worker")
 
 
-async def test_failed_inbox_events_are_listed_for_operations_over_graphql(runtime: Runtime, tenant_id: uuid.UUID) -> None:
-    import httpx
-
-    from guanxi.app import create_app
-    from tests.graphql.conftest import use_tenant
-
+async def test_failed_inbox_events_are_listed_for_operations_over_graphql(
+    runtime: Runtime, tenant_id: uuid.UUID, graphql: Callable[..., Awaitable[dict[str, Any]]]
+) -> None:
     await inbox.ingest(runtime, tenant_id, event(1))
-    await use_tenant(runtime, tenant_id)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://t") as client:
-        body = (await client.post("/graphql", json={"query": '{ inboxEvents(status: "pending") { providerEventId status event } }'})).json()
+    body = await graphql('{ inboxEvents(status: "pending") { providerEventId status event } }')
     (item,) = body["data"]["inboxEvents"]
     assert (item["providerEventId"], item["status"], item["event"]["text"]) == ("evt-1", "pending", "你好 1")

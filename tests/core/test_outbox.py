@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import pytest
@@ -253,33 +254,23 @@ async def test_a_customer_without_an_account_on_the_channel_cannot_be_messaged(r
 
 
 async def test_send_message_over_graphql_reports_status_and_typed_errors(
-    runtime: Runtime, tenant_id: uuid.UUID, plugin: ChannelsPlugin
+    runtime: Runtime, tenant_id: uuid.UUID, plugin: ChannelsPlugin, graphql: Callable[..., Awaitable[dict[str, Any]]]
 ) -> None:
-    import httpx
-
-    from guanxi.app import create_app
     from guanxi.graphql.ids import to_global_id
-    from tests.graphql.conftest import use_tenant
 
     cid = await customer_on(runtime, tenant_id, "fakechat")
-    await use_tenant(runtime, tenant_id)
     mutation = """mutation($c: ID!, $t: String!, $k: String!) {
       sendMessage(customerId: $c, channel: "fakechat", text: $t, idempotencyKey: $k) {
         message { id status } created errors { field code message } } }"""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://t") as client:
-
-        async def gql(query: str, variables: dict[str, Any]) -> dict[str, Any]:
-            return (await client.post("/graphql", json={"query": query, "variables": variables})).json()  # type: ignore[no-any-return]
-
-        ok = (await gql(mutation, {"c": to_global_id("Customer", cid), "t": "hi", "k": "g1"}))["data"]["sendMessage"]
-        assert (ok["message"]["status"], ok["created"], ok["errors"]) == ("queued", True, [])
-        long = (await gql(mutation, {"c": to_global_id("Customer", cid), "t": "x" * 50, "k": "g2"}))["data"]["sendMessage"]
-        assert long["errors"][0]["field"] == "text" and long["message"] is None
-        await outbox.run_once(runtime, tenant_id=tenant_id)
-        status = await gql("query($id: ID!) { message(id: $id) { status providerMessageId } }", {"id": ok["message"]["id"]})
-        assert status["data"]["message"] == {"status": "sent", "providerMessageId": "pm-1"}
-        queues = await gql("{ queues { outbox { waiting finished failed } } }", {})
-        assert queues["data"]["queues"]["outbox"] == {"waiting": 0, "finished": 1, "failed": 0}
+    ok = (await graphql(mutation, {"c": to_global_id("Customer", cid), "t": "hi", "k": "g1"}))["data"]["sendMessage"]
+    assert (ok["message"]["status"], ok["created"], ok["errors"]) == ("queued", True, [])
+    long = (await graphql(mutation, {"c": to_global_id("Customer", cid), "t": "x" * 50, "k": "g2"}))["data"]["sendMessage"]
+    assert long["errors"][0]["field"] == "text" and long["message"] is None
+    await outbox.run_once(runtime, tenant_id=tenant_id)
+    status = await graphql("query($id: ID!) { message(id: $id) { status providerMessageId } }", {"id": ok["message"]["id"]})
+    assert status["data"]["message"] == {"status": "sent", "providerMessageId": "pm-1"}
+    queues = await graphql("{ queues { outbox { waiting finished failed } } }")
+    assert queues["data"]["queues"]["outbox"] == {"waiting": 0, "finished": 1, "failed": 0}
 
 
 async def test_an_identity_profile_is_refreshed_from_its_channel(runtime: Runtime, tenant_id: uuid.UUID) -> None:

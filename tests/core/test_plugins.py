@@ -6,6 +6,7 @@ import json
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -130,8 +131,9 @@ def test_two_plugins_defining_the_same_field_fail_with_both_named(database_url: 
 
 
 @pytest.mark.plugins("loyalty")
-async def test_plugin_event_hook_runs_after_commit_and_its_field_shows_the_result(runtime: Runtime, tenant_id: uuid.UUID) -> None:
-    from guanxi.app import create_app
+async def test_plugin_event_hook_runs_after_commit_and_its_field_shows_the_result(
+    runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient
+) -> None:
     from guanxi.core.services import customers, interactions
 
     ctx = RequestContext(tenant_id=tenant_id)
@@ -143,32 +145,15 @@ async def test_plugin_event_hook_runs_after_commit_and_its_field_shows_the_resul
                 tx, interactions.InteractionInput(customer_id=c.id, channel="web", kind="purchase", dedupe_key=f"order-{i % 2}")
             )
     from guanxi.graphql.ids import to_global_id
-    from tests.graphql.conftest import use_tenant
 
-    await use_tenant(runtime, tenant_id)
-    import httpx
-
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://testserver.local") as client:
-        body = (
-            await client.post(
-                "/graphql",
-                json={
-                    "query": "query($id: ID!) { customer(id: $id) { loyaltyPoints } }",
-                    "variables": {"id": to_global_id("Customer", c.id)},
-                },
-            )
-        ).json()
-        assert body == {"data": {"customer": {"loyaltyPoints": 20}}}  # two distinct orders
-        assert (await client.get("/loyalty/ping")).json() == {"plugin": "loyalty"}
+    query = "query($id: ID!) { customer(id: $id) { loyaltyPoints } }"
+    body = (await client.post("/graphql", json={"query": query, "variables": {"id": to_global_id("Customer", c.id)}})).json()
+    assert body == {"data": {"customer": {"loyaltyPoints": 20}}}  # two distinct orders
+    assert (await client.get("/loyalty/ping")).json() == {"plugin": "loyalty"}
 
 
-async def test_plugin_route_is_absent_when_disabled(runtime: Runtime, tenant_id: uuid.UUID) -> None:
-    import httpx
-
-    from guanxi.app import create_app
-
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://testserver.local") as client:
-        assert (await client.get("/loyalty/ping")).status_code == 404
+async def test_plugin_route_is_absent_when_disabled(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/loyalty/ping")).status_code == 404
 
 
 async def test_a_failing_event_implementation_does_not_stop_the_others(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
