@@ -80,6 +80,49 @@ class IdentityAttached(Event, frozen=True, kw_only=True):
     external_id: str
 
 
+class ContactArrived(Event, frozen=True, kw_only=True):
+    """A person became a contact on a channel through an entry point that carried ``state``
+    (WeCom's contact-way ``state``, a link's token). ``staff_user_id`` is the staff member they
+    were added to, when the channel knows it; ``new_customer`` says whether the customer was
+    created by this arrival."""
+
+    customer_id: uuid.UUID
+    identity_id: uuid.UUID
+    channel: str
+    external_id: str
+    state: str | None
+    staff_user_id: uuid.UUID | None
+    new_customer: bool
+    occurred_at: dt.datetime
+
+
+class ContactLeft(Event, frozen=True, kw_only=True):
+    """A person stopped being a contact on a channel: removed the staff member
+    (``reason="removed_staff"``), was removed by them (``"removed_by_staff"``), or unfollowed
+    (``"unfollowed"``). ``staff_user_id`` is the staff member concerned, when known."""
+
+    customer_id: uuid.UUID
+    channel: str
+    external_id: str
+    staff_user_id: uuid.UUID | None
+    reason: str
+    occurred_at: dt.datetime
+
+
+class ReferralProgress(Event, frozen=True, kw_only=True):
+    """An inviter's progress in an invite-N campaign changed: ``qualified`` of ``goal`` invites
+    count now (it may go down when an invitee leaves), ``rewarded`` once the goal was reached and a
+    reward written to the ledger. The inviter is a customer or a staff user."""
+
+    campaign_id: uuid.UUID
+    campaign_name: str
+    inviter_customer_id: uuid.UUID | None
+    inviter_user_id: uuid.UUID | None
+    qualified: int
+    goal: int
+    rewarded: bool
+
+
 class TaskChanged(Event, frozen=True, kw_only=True):
     task_id: uuid.UUID
     customer_id: uuid.UUID

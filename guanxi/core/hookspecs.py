@@ -6,6 +6,8 @@ Plugins implement hooks with ``from guanxi import hookimpl``. Hooks are grouped 
 * **Events** are called after the transaction that caused them has committed. An
   implementation may be ``async def``; core awaits it. A failing event implementation is logged
   and does not undo the committed change or stop the other plugins' async implementations.
+* **Collections** ask every plugin for its part (an export of a person's data, score
+  components, entry points) and combine the answers. An implementation may be ``async def``.
 * **Decisions** ask "who handles this?": they are ``firstresult`` (the first non-None result
   wins, later implementations are not called). An implementation may be ``async def``: core
   calls the implementations one at a time in pluggy's order (``tryfirst`` first, ``trylast``
@@ -22,14 +24,19 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import datetime as dt
     import uuid
     from pathlib import Path
 
     import click
     import msgspec
 
+    from guanxi.core.access import Permission
     from guanxi.core.channels import Channel
+    from guanxi.core.contracts import EntryPoint, EntryPointRequest, ScoreComponent
     from guanxi.core.events import (
+        ContactArrived,
+        ContactLeft,
         CustomerCreated,
         CustomerData,
         CustomersMerged,
@@ -37,6 +44,7 @@ if TYPE_CHECKING:
         IdentityAttached,
         InteractionRecorded,
         MessageStatusChanged,
+        ReferralProgress,
         StageChanged,
         TagsChanged,
         TaskChanged,
@@ -129,6 +137,17 @@ def guanxi_cli(group: click.Group) -> None:
     plugin (``guanxi wecom sync``)."""
 
 
+@hookspec
+def guanxi_permissions() -> list[Permission] | None:
+    """Declare this plugin's permissions: which roles may use which of its GraphQL fields.
+
+    Each :class:`guanxi.core.access.Permission` names the roles that hold it and the schema
+    coordinates it guards (``"Mutation.wecomMassSend"``). Core enforces them in one place for
+    every request; a plugin never checks roles in its resolvers. A plugin mutation that no
+    permission covers is allowed to admins only. Called once at start-up. Synchronous.
+    """
+
+
 # --------------------------------------------------------------------------------------------
 # Events (after commit)
 # --------------------------------------------------------------------------------------------
@@ -184,6 +203,69 @@ def guanxi_message_status_changed(runtime: Runtime, event: MessageStatusChanged)
     """An outbox message changed status: ``queued`` (accepted by ``sendMessage``), ``sending``,
     ``sent`` (with the provider's message id) or ``failed`` (with the error, after the last
     retry or a permanent error). Retries show as ``queued`` again with a higher ``attempts``."""
+
+
+@hookspec
+def guanxi_contact_arrived(runtime: Runtime, event: ContactArrived) -> Any:
+    """A person became a contact on a channel through an entry point carrying ``event.state``
+    (a WeCom contact-way ``state``, a link token). The referral plugin resolves the state to an
+    attribution token here; any plugin may react (a welcome flow, a source report)."""
+
+
+@hookspec
+def guanxi_contact_left(runtime: Runtime, event: ContactLeft) -> Any:
+    """A person stopped being a contact on a channel (removed the staff member, was removed, or
+    unfollowed). Used to reverse referral credit and to lower engagement scores."""
+
+
+@hookspec
+def guanxi_referral_progress(runtime: Runtime, event: ReferralProgress) -> Any:
+    """An inviter's progress in an invite-N campaign changed (``qualified`` of ``goal``). A
+    channel plugin may tell the inviter ("2 more friends to go")."""
+
+
+# --------------------------------------------------------------------------------------------
+# Collections (every implementation answers; may be async)
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    """Return everything this plugin holds on one person, as JSON-compatible values (PIPL / GDPR
+    right of access). The answer is the plugin's section of ``exportCustomerData``, under the
+    plugin's name. Return None when the plugin holds nothing on the person. A plugin with tables
+    holding personal data (columns with ``info=PERSONAL``) must implement this hook and
+    :func:`guanxi_erase_customer`; ``guanxi plugins --check`` reports one that does not.
+    """
+
+
+@hookspec
+def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
+    """Delete or anonymise the personal data this plugin holds on one person (right to erasure),
+    inside the erasing transaction (``session`` writes; an exception undoes the whole erasure).
+
+    Keep what aggregates need (counts, scores, campaign progress) without the person's data:
+    blank names, texts and external ids rather than deleting rows others count. Return what was
+    erased, e.g. ``{"followers": 2, "messages": 14}``.
+    """
+
+
+@hookspec
+def guanxi_entry_points(runtime: Runtime, session: TenantSession, request: EntryPointRequest) -> list[EntryPoint] | None:
+    """Make this channel's entry points for an attribution token (WeCom: a contact-way QR code
+    whose ``state`` is the token). Called by the referral plugin when it mints a token; every
+    channel plugin may answer. Contacts arriving through the entry point are reported with
+    :func:`guanxi_contact_arrived` and ``state`` set to the token."""
+
+
+@hookspec
+def guanxi_score_components(
+    runtime: Runtime, session: TenantSession, customer_ids: list[uuid.UUID], as_of: dt.datetime
+) -> list[ScoreComponent] | None:
+    """Return this plugin's parts of the scores of ``customer_ids`` as of ``as_of`` (one query
+    for the whole batch, not one per customer). The scoring plugin adds every plugin's
+    components to its own; a customer missing from the answer gets no component from this
+    plugin. Components are named ``<plugin>.<part>``."""
 
 
 # --------------------------------------------------------------------------------------------

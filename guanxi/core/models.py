@@ -84,6 +84,21 @@ class TenantScoped:
     tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, sort_order=-100)
 
 
+PERSONAL: dict[str, Any] = {"personal": True}
+"""``mapped_column(..., info=PERSONAL)`` marks a column that holds personal data (a name, a phone,
+a message text). Such columns are masked in the audit trail, and a plugin whose tables have them
+must implement the export and erase hooks (``guanxi plugins --check`` reports one that does not)."""
+
+
+class CustomerOwned:
+    """Mixin of tables whose rows belong to one customer, through a ``customer_id`` column.
+
+    Record ownership is enforced in :mod:`guanxi.core.tenancy` for these tables as for customers:
+    a caller who may not see a customer (a salesperson, for another's customer) sees none of
+    its rows either, in any query. Plugin tables keyed by customer use it too.
+    """
+
+
 class Tenant(Base):
     __tablename__ = "tenants"
 

@@ -140,6 +140,20 @@ async def fire(hook: pluggy.HookCaller, **kwargs: Any) -> None:
             log.exception("plugin %r failed in %s", impl.plugin_name, hook.name)
 
 
+async def collect(hook: pluggy.HookCaller, **kwargs: Any) -> list[tuple[str, Any]]:
+    """Collection hooks: call every implementation in pluggy's order, await the async ones, and
+    return (plugin name, answer) pairs for the answers that are not None. Errors propagate (the
+    caller's transaction or request fails: a partial export or erasure must not pass as whole)."""
+    out = []
+    for impl in _impls(hook):
+        result = _call(hook, impl, kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        if result is not None:
+            out.append((impl.plugin_name, result))
+    return out
+
+
 async def call_all(hook: pluggy.HookCaller, *, reverse: bool = False, **kwargs: Any) -> list[Any]:
     """Start-up and shut-down hooks: call every implementation in pluggy's order (``reverse``
     for shut-down), awaiting async ones; errors propagate (a plugin that cannot start stops the
