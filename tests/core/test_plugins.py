@@ -37,7 +37,8 @@ def test_enabled_plugin_loads_through_its_entry_point(database_url: str) -> None
 def test_enabled_but_missing_plugin_fails_at_start_naming_it(database_url: str) -> None:
     with pytest.raises(
         PluginError,
-        match=r"plugin 'wechat_pay' is enabled in `\$.plugins.enabled` but not installed \(installed plugins: loyalty, pigeon, referral, scoring, wecom\)",
+        match=r"plugin 'wechat_pay' is enabled in `\$.plugins.enabled` but not installed "
+        r"\(installed plugins: loyalty, pigeon, referral, scoring, wecom\)",
     ):
         make(database_url, "wechat_pay")
 
