@@ -2,7 +2,7 @@
 # uv in .tools/ and the project environment in .venv/ (pinned by uv.lock).
 #
 #   make install   set up .tools/ and .venv/ (quick when nothing changed)
-#   make run       migrate, load the demo tenant once, serve http://127.0.0.1:8000/graphql
+#   make run       migrate, load the demo tenant once, print an admin API key, serve http://127.0.0.1:8000/graphql
 #   make test      the test suite (SQLite); extra pytest arguments: make test PYTEST_ARGS="-k merge -x"
 #   make test-pg   the test suite on a throw-away PostgreSQL server (scripts/pg-test-server.sh)
 #   make lint      ruff (lint and format check), mypy, import-linter
@@ -45,7 +45,9 @@ install: $(VENV_STAMP)
 run: install
 	$(VENV)/bin/guanxi db upgrade
 	$(VENV)/bin/guanxi demo --if-empty
-	$(VENV)/bin/guanxi serve
+	@echo "Demo admin API key (in GraphiQL, Headers: {\"Authorization\": \"Bearer <key>\"}):"
+	@$(VENV)/bin/guanxi apikey create --tenant demo --role admin --name "make run" --replace
+	$(VENV)/bin/guanxi serve --dev
 
 # Any pytest failure fails the target, including exit code 5 (no tests collected).
 test: install

@@ -12,12 +12,12 @@ from graphql import ExecutionResult
 from litestar import Litestar, Request, Response, get
 from litestar.background_tasks import BackgroundTasks
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
 from sqlalchemy import text
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.litestar import make_graphql_controller
 
-from guanxi.core.context import Actor, RequestContext
+from guanxi.core.auth import AuthenticationError, authenticator_of
 from guanxi.core.errors import NotFoundError
 from guanxi.core.inbox import InboxWorker
 from guanxi.core.logs import configure_logging
@@ -26,6 +26,7 @@ from guanxi.core.runtime import Runtime
 from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.extensions import shape_error
 from guanxi.graphql.schema import build_schema
+from guanxi.security import SCOPE_KEY, GraphQLAuthMiddleware
 
 log = logging.getLogger("guanxi.app")
 
@@ -85,12 +86,9 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
     settings = rt.settings.graphql
 
     async def context_getter(request: Request[Any, Any, Any]) -> GraphQLContext:
-        # Until authentication lands, every caller acts in the configured tenant.
-        try:
-            tenant_id = await rt.tenant_id()
-        except NotFoundError as exc:
-            raise HTTPException(status_code=503, detail=str(exc)) from None
-        return GraphQLContext(runtime=rt, request_context=RequestContext(tenant_id=tenant_id, actor=Actor(kind="system", name="anonymous")))
+        # The caller was authenticated by GraphQLAuthMiddleware (None: a WebSocket that will
+        # authenticate in its connection_init message, see on_ws_connect below).
+        return GraphQLContext(runtime=rt, request_context=request.scope.get(SCOPE_KEY))
 
     base = make_graphql_controller(
         schema,
@@ -103,6 +101,20 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         # Strawberry provides the response object with sync_to_thread=True, a thread hop on
         # every request; building an empty Response needs no thread.
         dependencies: ClassVar[dict[str, Any]] = {**base.dependencies, "response": Provide(_response_getter, sync_to_thread=False)}
+        middleware: ClassVar[list[Any]] = [GraphQLAuthMiddleware(rt)]
+
+        async def on_ws_connect(self, context: GraphQLContext) -> Any:
+            """A WebSocket without an Authorization header authenticates in connection_init."""
+            if context.request_context is None:
+                params = context.connection_params if isinstance(context.connection_params, dict) else {}
+                credential = params.get("Authorization") or params.get("authorization")
+                try:
+                    context.request_context, _ = await authenticator_of(rt).authenticate(
+                        credential if isinstance(credential, str) else None
+                    )
+                except AuthenticationError:
+                    raise ConnectionRejectionError() from None
+            return await super().on_ws_connect(context)
 
         async def process_result(self, request: Request[Any, Any, Any], result: ExecutionResult) -> GraphQLHTTPResponse:
             # Every error leaves with a code; unexpected ones as "internal error" (see shape_error).

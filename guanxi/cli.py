@@ -62,12 +62,19 @@ def cli() -> None:
 @click.option("--host", default=None, help="Interface to bind (default: server.host, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: server.port, 8000).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: server.workers).")
+@click.option("--dev", is_flag=True, help="Development: GraphiQL and introspection without credentials (loopback hosts only).")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None, dev: bool) -> None:
     """Serve the HTTP API (GraphQL at /graphql, GraphiQL in a browser)."""
+    import os
+
     import uvicorn
 
     settings = _rt(ctx).settings.server
+    if dev:
+        if (host or settings.host) not in ("127.0.0.1", "::1", "localhost"):
+            raise click.UsageError("--dev opens GraphiQL without credentials and is allowed on a loopback host only")
+        os.environ["GUANXI__SERVER__DEV"] = "true"  # read by each server process's configuration
     host = host if host is not None else settings.host
     port = port if port is not None else settings.port
     workers = workers if workers is not None else settings.workers
@@ -149,9 +156,20 @@ def plugin_report(runtime: Runtime) -> dict[str, Any]:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--check", is_flag=True, help="Check the enabled plugins' duties (personal data export and erasure); exit 1 on a gap.")
 @click.pass_context
-def plugins(ctx: click.Context, as_json: bool) -> None:
+def plugins(ctx: click.Context, as_json: bool, check: bool) -> None:
     """List installed and enabled plugins, their versions and the hooks they implement."""
+    if check:
+        from guanxi.core.services.privacy import personal_data_gaps
+
+        gaps = personal_data_gaps(_rt(ctx))
+        for gap in gaps:
+            click.echo(f"problem: {gap}")
+        if gaps:
+            ctx.exit(1)
+        click.echo("ok: every enabled plugin that stores personal data can export and erase it")
+        return
     report = plugin_report(_rt(ctx))
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
@@ -207,7 +225,7 @@ def _version() -> str:
 def build_cli(runtime: Runtime) -> click.Group:
     """A fresh command group: core's commands plus the enabled plugins' (so two runtimes with
     different plugins never share commands)."""
-    from guanxi import cli_data, cli_queues
+    from guanxi import cli_access, cli_data, cli_queues
 
     group = click.Group(
         name="guanxi",
@@ -218,6 +236,7 @@ def build_cli(runtime: Runtime) -> click.Group:
         callback=cli.callback,
     )
     cli_data.register(group)
+    cli_access.register(group)
     cli_queues.register(group)
     runtime.pm.hook.guanxi_cli(group=group)
     return group

@@ -81,6 +81,32 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     workers: Positive = 1
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     gc_tuning: bool = True
+    # development only: GraphiQL and introspection answer without credentials (loopback hosts only)
+    dev: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dev and self.host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("dev mode opens GraphiQL without credentials and is allowed on a loopback host only")
+
+
+class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """API keys and JWT bearer tokens. Secrets are never logged nor shown in errors."""
+
+    # HMAC key for API key hashes; empty: read (or create, 0600) secret_file
+    secret: str = ""
+    secret_file: str = ".guanxi/secret"
+    # JWT bearer tokens: HS256 with jwt_secret, RS256 with a PEM public key or a JWKS file
+    jwt_secret: str = ""
+    jwt_public_key_file: str = ""
+    jwt_jwks_file: str = ""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_leeway_s: Annotated[int, msgspec.Meta(ge=0)] = 30
+    # how long a verified key is trusted before it is read again (revocation delay elsewhere)
+    key_cache_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    # per caller (API key or token subject): sustained requests per second, and the burst
+    rate_per_s: Annotated[float, msgspec.Meta(gt=0)] = 50.0
+    rate_burst: Positive = 200
 
 
 class QueueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -103,6 +129,7 @@ class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     graphql: GraphQLSettings = msgspec.field(default_factory=GraphQLSettings)
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     queues: QueueSettings = msgspec.field(default_factory=QueueSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,8 +17,12 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RequestContext(msgspec.Struct, frozen=True, kw_only=True):
+    """The tenant and the caller. ``owners`` limits record ownership: the caller sees only
+    customers owned by these users (and those customers' rows); None means every customer."""
+
     tenant_id: uuid.UUID
     actor: Actor = Actor()
+    owners: frozenset[uuid.UUID] | None = None
 
 
 SYSTEM = Actor()

@@ -131,6 +131,32 @@ class User(TenantScoped, Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ApiKey(TenantScoped, Base):
+    """An API key: ``gx_<key_id>_<secret>``, shown once. Only an HMAC of the whole key is kept
+    (keyed with the server secret), so a copy of the database does not yield usable keys.
+
+    ``key_id`` is unique across tenants (the tenant is not known before the key is found):
+    like the queue claim indexes, an exception to "every key starts with tenant_id".
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        UniqueConstraint("key_id"),
+        _fk(["tenant_id", "user_id"], "users"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    key_id: Mapped[str] = mapped_column(String(32))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
 class Pipeline(TenantScoped, Base):
     __tablename__ = "pipelines"
     __table_args__ = (UniqueConstraint("tenant_id", "key"), ForeignKeyConstraint(["tenant_id"], ["tenants.id"]))
@@ -172,23 +198,24 @@ class Customer(TenantScoped, Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    display_name: Mapped[str] = mapped_column(String(200))
-    company: Mapped[str | None] = mapped_column(String(200))
-    phones: Mapped[list[str]] = mapped_column(default=list)
-    emails: Mapped[list[str]] = mapped_column(default=list)
-    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    display_name: Mapped[str] = mapped_column(String(200), info=PERSONAL)
+    company: Mapped[str | None] = mapped_column(String(200), info=PERSONAL)
+    phones: Mapped[list[str]] = mapped_column(default=list, info=PERSONAL)
+    emails: Mapped[list[str]] = mapped_column(default=list, info=PERSONAL)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, info=PERSONAL)
     owner_id: Mapped[uuid.UUID | None]
     stage_id: Mapped[uuid.UUID | None]
     source: Mapped[str | None] = mapped_column(String(64))
-    search_text: Mapped[str] = mapped_column(Text, default="")
+    search_text: Mapped[str] = mapped_column(Text, default="", info=PERSONAL)
     merged_into_id: Mapped[uuid.UUID | None]
     merged_at: Mapped[dt.datetime | None]
+    erased_at: Mapped[dt.datetime | None]
     last_interaction_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class ContactPoint(TenantScoped, Base):
+class ContactPoint(CustomerOwned, TenantScoped, Base):
     """A normalised phone or email of a customer, indexed for identity resolution."""
 
     __tablename__ = "contact_points"
@@ -199,10 +226,10 @@ class ContactPoint(TenantScoped, Base):
 
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
-    value: Mapped[str] = mapped_column(String(320), primary_key=True)
+    value: Mapped[str] = mapped_column(String(320), primary_key=True, info=PERSONAL)
 
 
-class Identity(TenantScoped, Base):
+class Identity(CustomerOwned, TenantScoped, Base):
     """A customer's account on one channel; (channel, external id) is unique per tenant."""
 
     __tablename__ = "identities"
@@ -216,17 +243,17 @@ class Identity(TenantScoped, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     customer_id: Mapped[uuid.UUID]
     channel: Mapped[str] = mapped_column(String(32))
-    external_id: Mapped[str] = mapped_column(String(128))
-    union_id: Mapped[str | None] = mapped_column(String(128))
-    nickname: Mapped[str | None] = mapped_column(String(200))
-    avatar_url: Mapped[str | None] = mapped_column(String(1000))
+    external_id: Mapped[str] = mapped_column(String(128), info=PERSONAL)
+    union_id: Mapped[str | None] = mapped_column(String(128), info=PERSONAL)
+    nickname: Mapped[str | None] = mapped_column(String(200), info=PERSONAL)
+    avatar_url: Mapped[str | None] = mapped_column(String(1000), info=PERSONAL)
     follower_count: Mapped[int | None]
-    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict, info=PERSONAL)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class Interaction(TenantScoped, Base):
+class Interaction(CustomerOwned, TenantScoped, Base):
     """One touchpoint on the append-only timeline. ``dedupe_key`` makes replays harmless."""
 
     __tablename__ = "interactions"
@@ -245,13 +272,13 @@ class Interaction(TenantScoped, Base):
     direction: Mapped[str] = mapped_column(String(8))
     occurred_at: Mapped[dt.datetime]
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    text: Mapped[str | None] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    text: Mapped[str | None] = mapped_column(Text, info=PERSONAL)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict, info=PERSONAL)
     dedupe_key: Mapped[str | None] = mapped_column(String(200))
     actor_id: Mapped[uuid.UUID | None]
 
 
-class StageChange(TenantScoped, Base):
+class StageChange(CustomerOwned, TenantScoped, Base):
     """History of stage moves: from, to, when, by whom or by which rule, and why."""
 
     __tablename__ = "stage_changes"
@@ -284,7 +311,7 @@ class Tag(TenantScoped, Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class CustomerTag(TenantScoped, Base):
+class CustomerTag(CustomerOwned, TenantScoped, Base):
     __tablename__ = "customer_tags"
     __table_args__ = (
         _fk(["tenant_id", "customer_id"], "customers"),
@@ -298,7 +325,7 @@ class CustomerTag(TenantScoped, Base):
     actor_id: Mapped[uuid.UUID | None]
 
 
-class Task(TenantScoped, Base):
+class Task(CustomerOwned, TenantScoped, Base):
     """A follow-up for a staff member about a customer."""
 
     __tablename__ = "tasks"
@@ -312,14 +339,14 @@ class Task(TenantScoped, Base):
     customer_id: Mapped[uuid.UUID]
     assignee_id: Mapped[uuid.UUID | None]
     title: Mapped[str] = mapped_column(String(300))
-    notes: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text, info=PERSONAL)
     due_at: Mapped[dt.datetime | None]
     done_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[uuid.UUID | None]
 
 
-class Consent(TenantScoped, Base):
+class Consent(CustomerOwned, TenantScoped, Base):
     """Whether a customer agreed to be contacted on a channel (PIPL / GDPR, unsubscribe)."""
 
     __tablename__ = "consents"
@@ -374,13 +401,13 @@ class InboxEvent(TenantScoped, Base):
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
-    event: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    event: Mapped[dict[str, Any]] = mapped_column(default=dict, info=PERSONAL)
     processed_at: Mapped[dt.datetime | None]
     customer_id: Mapped[uuid.UUID | None]
     interaction_id: Mapped[uuid.UUID | None]
 
 
-class OutboxMessage(TenantScoped, Base):
+class OutboxMessage(CustomerOwned, TenantScoped, Base):
     """A message to deliver through a channel (durable outbox), written in the same transaction
     as its outbound interaction. ``idempotency_key`` is unique per tenant."""
 
@@ -395,10 +422,10 @@ class OutboxMessage(TenantScoped, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     customer_id: Mapped[uuid.UUID]
     channel: Mapped[str] = mapped_column(String(32))
-    recipient: Mapped[str] = mapped_column(String(128))
+    recipient: Mapped[str] = mapped_column(String(128), info=PERSONAL)
     interaction_id: Mapped[uuid.UUID | None]
-    text: Mapped[str | None] = mapped_column(Text)
-    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    text: Mapped[str | None] = mapped_column(Text, info=PERSONAL)
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, info=PERSONAL)
     idempotency_key: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | sending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -159,22 +159,22 @@ class Runtime:
 
     # -- database -------------------------------------------------------------------------------
 
-    def session(self, tenant_id: uuid.UUID | None) -> TenantSession:
+    def session(self, tenant_id: uuid.UUID | None, owners: frozenset[uuid.UUID] | None = None) -> TenantSession:
         """A new session scoped to one tenant (use ``async with``)."""
-        return self.sessionmaker().for_tenant(tenant_id)
+        return self.sessionmaker().for_tenant(tenant_id).for_owners(owners)
 
     @asynccontextmanager
-    async def write_session(self, tenant_id: uuid.UUID | None) -> AsyncIterator[TenantSession]:
+    async def write_session(self, tenant_id: uuid.UUID | None, owners: frozenset[uuid.UUID] | None = None) -> AsyncIterator[TenantSession]:
         """A session in a transaction that will write (on SQLite it takes the write lock at
         BEGIN, so it waits for other writers instead of failing). Commits on success."""
-        async with sqlite_writer(self.engine), self.session(tenant_id) as session, session.begin():
+        async with sqlite_writer(self.engine), self.session(tenant_id, owners) as session, session.begin():
             await session.connection(execution_options={WRITE: True})
             yield session
 
     @asynccontextmanager
     async def transaction(self, ctx: RequestContext) -> AsyncIterator[Tx]:
         """Run a unit of work: commit on success, roll back on error, then fire queued events."""
-        async with self.write_session(ctx.tenant_id) as session:
+        async with self.write_session(ctx.tenant_id, ctx.owners) as session:
             tx = Tx(self, session, ctx)
             yield tx
         await tx.flush_events()

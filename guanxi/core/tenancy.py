@@ -5,6 +5,11 @@ A :class:`TenantSession` knows its tenant. Every ORM statement it runs gets
 ``with_loader_criteria``), and every new row it flushes gets the tenant stamped on it. Code
 elsewhere never writes a tenant filter by hand, so none can be forgotten.
 
+Record ownership is applied in the same place: a session limited to some owners
+(:meth:`TenantSession.for_owners`, from ``RequestContext.owners``) sees only the customers those
+users own, and only those customers' rows in every :class:`CustomerOwned` table, in every ORM
+select, update and delete, counts included.
+
 A session without a tenant (``tenant_id=None``) refuses to touch tenant-owned tables; only
 start-up and migration code, which work across tenants, use :func:`unscoped`.
 """
@@ -14,13 +19,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
-from guanxi.core.models import TenantScoped
+from guanxi.core.models import Base, Customer, CustomerOwned, TenantScoped
 
 TENANT_KEY = "guanxi.tenant_id"
+OWNERS_KEY = "guanxi.owners"
 UNSCOPED_KEY = "guanxi.unscoped"
 
 
@@ -34,6 +40,18 @@ class TenantSession(AsyncSession):
     def for_tenant(self, tenant_id: uuid.UUID | None) -> TenantSession:
         self.sync_session.info[TENANT_KEY] = tenant_id
         return self
+
+    def for_owners(self, owners: frozenset[uuid.UUID] | None) -> TenantSession:
+        """Limit the session to customers owned by ``owners`` (None: no limit)."""
+        if owners is None:
+            self.sync_session.info.pop(OWNERS_KEY, None)
+        else:
+            self.sync_session.info[OWNERS_KEY] = tuple(sorted(owners))
+        return self
+
+    @property
+    def owners(self) -> tuple[uuid.UUID, ...] | None:
+        return self.sync_session.info.get(OWNERS_KEY)
 
     @property
     def tenant_id(self) -> uuid.UUID:
@@ -67,6 +85,27 @@ def _criteria(tenant_id: uuid.UUID) -> Any:
     return with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
 
 
+_owned_classes: dict[int, list[type]] = {}
+
+
+def _customer_owned_classes() -> list[type]:
+    """Every mapped class with the CustomerOwned mixin (plugins add theirs when imported)."""
+    mappers = Base.registry.mappers
+    found = _owned_classes.get(len(mappers))
+    if found is None:
+        _owned_classes.clear()
+        found = _owned_classes[len(mappers)] = [m.class_ for m in mappers if issubclass(m.class_, CustomerOwned)]
+    return found
+
+
+def _owner_criteria(tenant_id: uuid.UUID, owners: tuple[uuid.UUID, ...]) -> list[Any]:
+    # Plain expressions, not lambdas: the owners are bound parameters of each statement.
+    visible = select(Customer.id).where(Customer.tenant_id == tenant_id, Customer.owner_id.in_(owners)).scalar_subquery()
+    options = [with_loader_criteria(Customer, Customer.owner_id.in_(owners), include_aliases=True)]
+    options += [with_loader_criteria(cls, cls.customer_id.in_(visible), include_aliases=True) for cls in _customer_owned_classes()]  # type: ignore[attr-defined]
+    return options
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
     if state.is_column_load or state.is_relationship_load:
@@ -85,7 +124,11 @@ def _scope_statement(state: ORMExecuteState) -> None:
         if any(issubclass(m.class_, TenantScoped) for m in mappers):
             raise TenantScopeError("a tenant-owned table was queried by a session without a tenant")
         return
-    state.statement = state.statement.options(_criteria(tenant_id))
+    owners = info.get(OWNERS_KEY)
+    if owners is None:
+        state.statement = state.statement.options(_criteria(tenant_id))
+    else:
+        state.statement = state.statement.options(_criteria(tenant_id), *_owner_criteria(tenant_id, owners))
 
 
 def _stamp_bulk_insert(state: ORMExecuteState, tenant_id: uuid.UUID | None) -> None:

@@ -17,6 +17,8 @@ class GraphQLContext(BaseContext, kw_only=True):
 
     runtime: Any
     request_context: Any
+    #: a WebSocket's connection_init payload (where a browser sends its credentials)
+    connection_params: Any = None
     _session: Any = None
     _loaders: Any = None
     state: dict[str, Any] = {}  # noqa: RUF012 - msgspec copies mutable defaults per instance
@@ -37,7 +39,7 @@ class GraphQLContext(BaseContext, kw_only=True):
     def session(self) -> TenantSession:
         """The request's read session (opened on first use, closed after the operation)."""
         if self._session is None:
-            self._session = self.rt.session(self.tenant_id)
+            self._session = self.rt.session(self.tenant_id, self.ctx.owners)
         return self._session
 
     @property

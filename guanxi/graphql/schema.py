@@ -19,12 +19,15 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.types import ExecutionResult as StrawberryExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from guanxi.core.errors import PluginError
 from guanxi.core.plugins import per_plugin
 from guanxi.core.runtime import Runtime
 from guanxi.graphql import types as core_types
+from guanxi.graphql.access import CORE_PERMISSIONS, AccessPolicy
+from guanxi.graphql.admin import AdminMutation, AdminQuery
 from guanxi.graphql.compiled import CompiledPlan, NotCompilableError, compile_plan, run_plan
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.graphql.execution import FastLeafExecutionContext
@@ -117,6 +120,37 @@ class GuanxiSchema(strawberry.Schema):
         #: compiled, not_compilable
         self.compiled_stats = {"fast": 0, "fallback": 0, "compiled": 0, "not_compilable": 0}
 
+    #: who may use which field (set by :func:`build_schema`); None: no checks (bare schemas in tests)
+    policy: AccessPolicy | None = None
+
+    def _forbidden(self, query: str | None, operation_name: str | None, context_value: Any) -> GraphQLError | None:
+        """The access check of :mod:`guanxi.graphql.access`, before any resolver runs."""
+        if self.policy is None:
+            return None
+        request_context = getattr(context_value, "request_context", None)
+        roles = request_context.actor.roles if request_context is not None else ()
+        denied = self.policy.denied(roles, query, operation_name)
+        if denied is None:
+            return None
+        return GraphQLError(f"forbidden: {denied}", extensions={"code": "FORBIDDEN"})
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> Any:
+        forbidden = self._forbidden(query, operation_name, context_value)
+        if forbidden is not None:
+            return PreExecutionError(data=None, errors=[forbidden])
+        return await super().stream(
+            query, variable_values, context_value, root_value, operation_name, operation_extensions, allowed_operation_types
+        )
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         for error in errors:
             log.debug("GraphQL error: %s", error.message)
@@ -131,6 +165,9 @@ class GuanxiSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> StrawberryExecutionResult:
+        forbidden = self._forbidden(query, operation_name, context_value)
+        if forbidden is not None:
+            return StrawberryExecutionResult(data=None, errors=[forbidden], extensions={})
         if not self.compile_operations or not isinstance(query, str) or not isinstance(operation_name, str | None):
             return await super().execute(
                 query, variable_values, context_value, root_value, operation_name, allowed_operation_types, operation_extensions
@@ -222,9 +259,12 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
     ``compile_operations``: run known queries through compiled plans (see :class:`GuanxiSchema`);
     the environment variable ``GUANXI_GRAPHQL_COMPILE=0`` turns it off."""
     parts = contributions(runtime)
-    query = _merge_root("Query", [("core", Query), ("core", MessagingQuery), *[(n, c.query) for n, c in parts if c.query]])
+    query = _merge_root(
+        "Query", [("core", Query), ("core", MessagingQuery), ("core", AdminQuery), *[(n, c.query) for n, c in parts if c.query]]
+    )
     mutation = _merge_root(
-        "Mutation", [("core", Mutation), ("core", MessagingMutation), *[(n, c.mutation) for n, c in parts if c.mutation]]
+        "Mutation",
+        [("core", Mutation), ("core", MessagingMutation), ("core", AdminMutation), *[(n, c.mutation) for n, c in parts if c.mutation]],
     )
     subscription = _merge_root("Subscription", [("core", Subscription), *[(n, c.subscription) for n, c in parts if c.subscription]])
     extensions: dict[str, list[tuple[str, type]]] = {"Customer": [("core", CustomerMessages)]}
@@ -244,7 +284,7 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
     ]
     schema_extensions: list[Any] = [RequestLifecycle, *[(lambda ext=ext: ext) for ext in shared]]
     with _build_lock, _extended(extensions):
-        return GuanxiSchema(
+        schema = GuanxiSchema(
             query=query,
             mutation=mutation,
             subscription=subscription,
@@ -253,3 +293,8 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
             execution_context_class=FastLeafExecutionContext,
             compile_operations=compile_operations and _compile_enabled(),
         )
+    declared = [("core", p) for p in CORE_PERMISSIONS]
+    for name, permissions in per_plugin(runtime.pm.hook.guanxi_permissions):
+        declared += [(name, p) for p in permissions]
+    schema.policy = AccessPolicy(schema._schema, declared)
+    return schema

@@ -7,10 +7,13 @@ import uuid
 from collections.abc import AsyncGenerator
 
 import strawberry
+from sqlalchemy import select
 from strawberry.types import Info
 
 from guanxi.core.broker import Envelope
+from guanxi.core.models import Customer
 from guanxi.core.realtime import broker_of
+from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.types import Interaction
 
@@ -27,17 +30,31 @@ class MessageStatusUpdate:
 
 
 async def _events(info: Info, topic: str, customer_id: strawberry.ID | None) -> AsyncGenerator[Envelope, None]:
-    """This tenant's events of a topic (and of one customer, if given), as they commit."""
-    tenant = info.context.tenant_id
+    """This tenant's events of a topic (and of one customer, if given), as they commit; a caller
+    limited to some owners' customers (sales, managers) gets only those customers' events."""
+    ctx = info.context
+    tenant = ctx.tenant_id
     wanted = str(from_global_id(customer_id, "Customer", field="customerId")) if customer_id else None
-    async with broker_of(info.context.rt).subscribe(topic) as queue:
+    async with broker_of(ctx.rt).subscribe(topic) as queue:
         while True:
             envelope = await queue.get()
             if envelope.tenant_id != tenant:
                 continue
             if wanted is not None and envelope.data.get("customer_id") != wanted:
                 continue
+            if ctx.ctx.owners is not None and not await _visible(ctx, envelope.data.get("customer_id")):
+                continue
             yield envelope
+
+
+async def _visible(ctx: GraphQLContext, customer_id: str | None) -> bool:
+    """Whether the caller may see this customer: asked through a session with the caller's
+    ownership limits (the same rule as every query), now, since owners change."""
+    if customer_id is None:
+        return False
+    async with ctx.rt.session(ctx.tenant_id, ctx.ctx.owners) as session:
+        found = await session.scalar(select(Customer.id).where(Customer.id == uuid.UUID(customer_id)))
+    return found is not None
 
 
 @strawberry.type

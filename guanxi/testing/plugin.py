@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 PG_ENV = "GUANXI_TEST_DATABASE_URL"
 REQUIRE_PG_ENV = "GUANXI_TEST_REQUIRE_POSTGRES"
 BASE_URL = "http://testserver.local"
+#: the server secret of test runtimes (API key hashes); never a production value
+TEST_SECRET = "guanxi-test-secret-" + "0" * 32
 
 #: ``await graphql(query, variables=None, *, ok=True)``: the type of the ``graphql`` fixture.
 GraphQL = Callable[..., Awaitable[dict[str, Any]]]
@@ -159,7 +161,7 @@ async def runtime(
     from guanxi.core.runtime import Runtime
 
     config = write_config(tmp_path / "guanxi-test.toml", plugin_config)
-    environ = {"GUANXI_DATABASE_URL": database_url, "GUANXI_PLUGINS": ",".join(plugin_names)}
+    environ = {"GUANXI_DATABASE_URL": database_url, "GUANXI_PLUGINS": ",".join(plugin_names), "GUANXI__AUTH__SECRET": TEST_SECRET}
     rt = Runtime.from_config(config, environ=environ, extra_plugins=extra_plugins)
     await upgrade(rt)
     await rt.start()
@@ -189,9 +191,19 @@ def ctx(tenant_id: uuid.UUID) -> RequestContext:
 # -- HTTP -------------------------------------------------------------------------------------
 
 
+async def api_key(runtime: Runtime, tenant_id: uuid.UUID, role: str = "admin", *, user_id: uuid.UUID | None = None) -> str:
+    """Create an API key of ``role`` in the tenant (for ``user_id``, required for sales and
+    manager keys) and return it, ready for ``Authorization: Bearer <key>``."""
+    from guanxi.core.auth import create_api_key, server_secret
+
+    async with runtime.write_session(tenant_id) as session:
+        created = await create_api_key(session, server_secret(runtime.settings.auth), name=f"test {role}", role=role, user_id=user_id)
+    return created.key
+
+
 async def use_tenant(runtime: Runtime, tenant_id: uuid.UUID) -> None:
-    """Make the app (GraphQL, and plugin routes that ask ``runtime.tenant_id()``) act in this
-    tenant: until authentication lands, the app uses the configured tenant."""
+    """Make the configured tenant this one (plugin routes that ask ``runtime.tenant_id()``, the
+    dev-mode anonymous caller). GraphQL callers act in the tenant of their credentials."""
     import msgspec
     from sqlalchemy import select
 
@@ -216,8 +228,26 @@ async def app(runtime: Runtime, tenant_id: uuid.UUID) -> Litestar:
 
 
 @_async_fixture
-async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """An ``httpx.AsyncClient`` on the app, in process (base URL ``http://testserver.local``)."""
+async def admin_key(runtime: Runtime, tenant_id: uuid.UUID) -> str:
+    """An admin API key of the test's tenant."""
+    return await api_key(runtime, tenant_id, "admin")
+
+
+@_async_fixture
+async def client(app: Litestar, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An ``httpx.AsyncClient`` on the app, in process (base URL ``http://testserver.local``),
+    authenticated as an admin of the test's tenant (``Authorization: Bearer <admin_key>``); pass
+    ``headers={"Authorization": None}``-free requests through ``anonymous_client`` instead."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, app)), base_url=BASE_URL, headers=headers) as c:
+        yield c
+
+
+@_async_fixture
+async def anonymous_client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """An ``httpx.AsyncClient`` on the app without credentials (webhooks, public routes, 401s)."""
     import httpx
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, app)), base_url=BASE_URL) as c:

@@ -35,7 +35,7 @@ class Pair:
 
 
 @pytest.fixture
-async def pair(runtime: Runtime, tenant_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
+async def pair(runtime: Runtime, tenant_id: uuid.UUID, admin_key: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
     await use_tenant(runtime, tenant_id)
     monkeypatch.delenv("GUANXI_GRAPHQL_COMPILE", raising=False)
     fast_app = create_app(runtime)
@@ -43,9 +43,10 @@ async def pair(runtime: Runtime, tenant_id: uuid.UUID, monkeypatch: pytest.Monke
     plain_app = create_app(runtime)
     monkeypatch.delenv("GUANXI_GRAPHQL_COMPILE")
     assert fast_app.state.schema.compile_operations and not plain_app.state.schema.compile_operations
+    auth = {"Authorization": f"Bearer {admin_key}"}
     async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=fast_app), base_url="http://t") as fast,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=plain_app), base_url="http://t") as plain,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=fast_app), base_url="http://t", headers=auth) as fast,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=plain_app), base_url="http://t", headers=auth) as plain,
     ):
         yield Pair(fast, plain, fast_app.state.schema)
 

@@ -76,19 +76,6 @@ async def test_merge_through_the_api_keeps_the_merged_id_resolving(gql: GQL) -> 
     assert total == 1
 
 
-async def test_a_missing_tenant_answers_503_with_the_reason(runtime: Runtime) -> None:
-    import httpx
-    import msgspec
-
-    from guanxi.app import create_app
-
-    runtime.settings = msgspec.structs.replace(runtime.settings, tenant="no-such-tenant")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://t") as client:
-        response = await client.post("/graphql", json={"query": "{ pipelines { key } }"})
-    assert response.status_code == 503
-    assert "tenant 'no-such-tenant' does not exist" in response.text
-
-
 async def test_display_name_cannot_be_cleared(gql: GQL) -> None:
     c = (await gql('mutation { createCustomer(input: {displayName: "A"}) { customer { id } } }'))["data"]["createCustomer"]["customer"]
     body = await gql(

@@ -47,9 +47,10 @@ async def server(runtime: Runtime, tenant_id: uuid.UUID) -> AsyncIterator[str]:
         await asyncio.wait_for(task, 10)
 
 
-async def subscribe(url: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+async def subscribe(url: str, query: str, variables: dict[str, Any] | None = None, *, key: str) -> Any:
+    """Connect as a browser does: credentials in the connection_init payload, not a header."""
     ws = await websockets.connect(url, subprotocols=[websockets.Subprotocol("graphql-transport-ws")])
-    await ws.send(json.dumps({"type": "connection_init"}))
+    await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}}))
     assert json.loads(await ws.recv())["type"] == "connection_ack"
     await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables or {}}}))
     await asyncio.sleep(0.2)  # let the server register the subscription
@@ -69,12 +70,14 @@ async def record(runtime: Runtime, tenant_id: uuid.UUID, customer_id: uuid.UUID,
         )
 
 
-async def test_interaction_recorded_reaches_a_subscriber_filtered_by_customer(runtime: Runtime, tenant_id: uuid.UUID, server: str) -> None:
+async def test_interaction_recorded_reaches_a_subscriber_filtered_by_customer(
+    runtime: Runtime, tenant_id: uuid.UUID, server: str, admin_key: str
+) -> None:
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
         watched = await customers.create_customer(tx, customers.CustomerInput(display_name="Watched"))
         other = await customers.create_customer(tx, customers.CustomerInput(display_name="Other"))
     query = "subscription($c: ID) { interactionRecorded(customerId: $c) { kind text customer { displayName } } }"
-    ws = await subscribe(server, query, {"c": to_global_id("Customer", watched.id)})
+    ws = await subscribe(server, query, {"c": to_global_id("Customer", watched.id)}, key=admin_key)
     try:
         await record(runtime, tenant_id, other.id, "not for you")
         await record(runtime, tenant_id, watched.id, "你好")
@@ -84,7 +87,7 @@ async def test_interaction_recorded_reaches_a_subscriber_filtered_by_customer(ru
         await ws.close()
 
 
-async def test_a_subscriber_never_sees_another_tenants_events(runtime: Runtime, tenant_id: uuid.UUID, server: str) -> None:
+async def test_a_subscriber_never_sees_another_tenants_events(runtime: Runtime, tenant_id: uuid.UUID, server: str, admin_key: str) -> None:
     from guanxi.core.services.pipelines import create_tenant
 
     async with runtime.session(None) as s, s.begin():
@@ -93,7 +96,7 @@ async def test_a_subscriber_never_sees_another_tenants_events(runtime: Runtime, 
         stranger = await customers.create_customer(tx, customers.CustomerInput(display_name="Stranger"))
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
         mine = await customers.create_customer(tx, customers.CustomerInput(display_name="Mine"))
-    ws = await subscribe(server, "subscription { interactionRecorded { text } }")
+    ws = await subscribe(server, "subscription { interactionRecorded { text } }", key=admin_key)
     try:
         await record(runtime, other_tenant, stranger.id, "secret of another tenant")
         await record(runtime, tenant_id, mine.id, "mine")

@@ -137,8 +137,11 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
         updated_at=utcnow(),
     )
     stage = await stage_by_key(session, data.stage) if data.stage else None
-    if data.owner_id is not None:
-        await _check_owner(session, data.owner_id)
+    if customer.owner_id is None and tx.ctx.owners is not None and tx.ctx.actor.user_id is not None:
+        # a salesperson's (or manager's) new customer is theirs, or they could not see it
+        customer.owner_id = tx.ctx.actor.user_id
+    if customer.owner_id is not None:
+        await _check_owner(session, customer.owner_id)
     else:
 
         async def active_user(answer: object) -> bool:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from guanxi.core.access import ROLES
 from guanxi.core.errors import ConflictError, ValidationError
 from guanxi.core.ids import new_id
 from guanxi.core.models import User, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import normalize_email
-
-ROLES = ("admin", "manager", "marketing", "sales", "service", "readonly")
 
 
 async def create_user(tx: Tx, *, email: str, name: str, role: str = "sales", team: str | None = None) -> User:

@@ -1,0 +1,223 @@
+"""Personal-data rights (PIPL / GDPR): export everything held on a person, erase it.
+
+Erasure keeps what aggregates need: the customer row stays (anonymised, with its stage and
+stage history, so funnel counts do not move), interactions keep kind, channel, direction and
+time (scores and activity counts stay valid) but lose their text and payload, and identities keep
+their row under a placeholder id. Names, phones, e-mails, addresses, message texts, raw provider
+payloads and profile data are removed from every core table; each enabled plugin erases its own
+data through ``guanxi_erase_customer`` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import String, cast, delete, or_, select, update
+
+from guanxi.core import plugins
+from guanxi.core.models import (
+    AuditEvent,
+    Consent,
+    ContactPoint,
+    Customer,
+    CustomerTag,
+    Identity,
+    InboxEvent,
+    Interaction,
+    OutboxMessage,
+    Stage,
+    StageChange,
+    Tag,
+    Task,
+    utcnow,
+)
+from guanxi.core.runtime import Runtime, Tx
+from guanxi.core.services.audit import PERSONAL_FIELDS, audit
+from guanxi.core.services.customers import get_customer
+from guanxi.core.tenancy import TenantSession
+
+ERASED_NAME = "Erased customer"
+ERASED = "[erased]"
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def _with_tombstones(session: TenantSession, customer_id: uuid.UUID) -> list[uuid.UUID]:
+    """The customer and every customer merged into it (directly or through a chain)."""
+    ids = [customer_id]
+    frontier = [customer_id]
+    while frontier:
+        merged = (await session.scalars(select(Customer.id).where(Customer.merged_into_id.in_(frontier)))).all()
+        frontier = [m for m in merged if m not in ids]
+        ids.extend(frontier)
+    return ids
+
+
+def personal_data_gaps(runtime: Runtime) -> list[str]:
+    """Enabled plugins whose tables hold personal data (columns with ``info=PERSONAL``) but that
+    do not implement both ``guanxi_export_customer_data`` and ``guanxi_erase_customer``: one
+    line per plugin saying what is missing (reported by ``guanxi plugins --check``)."""
+    from guanxi.core.models import Base
+
+    hooks = {
+        "guanxi_export_customer_data": {i.plugin_name for i in runtime.pm.hook.guanxi_export_customer_data.get_hookimpls()},
+        "guanxi_erase_customer": {i.plugin_name for i in runtime.pm.hook.guanxi_erase_customer.get_hookimpls()},
+    }
+    problems = []
+    for plugin in sorted(runtime.enabled_plugins, key=len, reverse=True):
+        personal = sorted(
+            f"{table.name}.{column.name}"
+            for table in Base.metadata.tables.values()
+            if table.name.startswith(f"{plugin}_")
+            for column in table.columns
+            if column.info.get("personal")
+        )
+        missing = [hook for hook, implementers in hooks.items() if plugin not in implementers]
+        if personal and missing:
+            problems.append(f"plugin {plugin!r} stores personal data ({', '.join(personal)}) but does not implement {', '.join(missing)}")
+    return sorted(problems)
+
+
+async def export_customer_data(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any]:
+    """Everything held on a person, core and plugins, as JSON-compatible values."""
+    customer = await get_customer(session, customer_id)
+    ids = await _with_tombstones(session, customer.id)
+    stages = {s.id: s.key for s in (await session.scalars(select(Stage))).all()}
+
+    async def rows(model: Any, *order: Any) -> list[Any]:
+        return list((await session.scalars(select(model).where(model.customer_id.in_(ids)).order_by(*order))).all())
+
+    tag_rows = (
+        await session.execute(
+            select(Tag.group_name, Tag.name).join(CustomerTag, CustomerTag.tag_id == Tag.id).where(CustomerTag.customer_id.in_(ids))
+        )
+    ).all()
+    data: dict[str, Any] = {
+        "exportedAt": utcnow().isoformat(),
+        "customer": {
+            "id": str(customer.id),
+            "displayName": customer.display_name,
+            "company": customer.company,
+            "phones": customer.phones,
+            "emails": customer.emails,
+            "attributes": customer.attributes,
+            "source": customer.source,
+            "stage": stages.get(customer.stage_id) if customer.stage_id else None,
+            "ownerId": str(customer.owner_id) if customer.owner_id else None,
+            "createdAt": _iso(customer.created_at),
+            "mergedCustomerIds": [str(i) for i in ids[1:]],
+        },
+        "identities": [
+            {
+                "channel": i.channel,
+                "externalId": i.external_id,
+                "unionId": i.union_id,
+                "nickname": i.nickname,
+                "avatarUrl": i.avatar_url,
+                "followerCount": i.follower_count,
+                "profile": i.profile,
+                "createdAt": _iso(i.created_at),
+            }
+            for i in await rows(Identity, Identity.created_at)
+        ],
+        "interactions": [
+            {
+                "channel": i.channel,
+                "kind": i.kind,
+                "direction": i.direction,
+                "occurredAt": _iso(i.occurred_at),
+                "text": i.text,
+                "payload": i.payload,
+            }
+            for i in await rows(Interaction, Interaction.occurred_at, Interaction.id)
+        ],
+        "tags": sorted(f"{g}/{n}" if g else n for g, n in tag_rows),
+        "tasks": [
+            {"title": t.title, "notes": t.notes, "dueAt": _iso(t.due_at), "doneAt": _iso(t.done_at)}
+            for t in await rows(Task, Task.created_at, Task.id)
+        ],
+        "consents": [
+            {"channel": c.channel, "status": c.status, "source": c.source, "changedAt": _iso(c.changed_at)}
+            for c in await rows(Consent, Consent.channel)
+        ],
+        "stageHistory": [
+            {
+                "from": stages.get(s.from_stage_id) if s.from_stage_id else None,
+                "to": stages.get(s.to_stage_id),
+                "at": _iso(s.changed_at),
+                "reason": s.reason,
+            }
+            for s in await rows(StageChange, StageChange.changed_at, StageChange.id)
+        ],
+        "messages": [
+            {"channel": m.channel, "recipient": m.recipient, "text": m.text, "status": m.status, "createdAt": _iso(m.created_at)}
+            for m in await rows(OutboxMessage, OutboxMessage.created_at, OutboxMessage.id)
+        ],
+    }
+    sections = await plugins.collect(runtime.pm.hook.guanxi_export_customer_data, runtime=runtime, session=session, customer_id=customer.id)
+    data["plugins"] = {name: section for name, section in sections}
+    return data
+
+
+async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
+    """Erase a person's personal data across core and plugins, in the caller's transaction
+    (a plugin failing undoes everything). Returns what was erased, by kind. Audited."""
+    session = tx.session
+    customer = await get_customer(session, customer_id)
+    ids = await _with_tombstones(session, customer.id)
+    people = (await session.scalars(select(Customer).where(Customer.id.in_(ids)))).all()
+    identities = (await session.scalars(select(Identity).where(Identity.customer_id.in_(ids)))).all()
+    # values that may also sit in raw provider payloads not linked to the customer
+    needles = (
+        {v for c in people for v in (*c.phones, *c.emails)}
+        | {i.external_id for i in identities}
+        | {i.union_id for i in identities if i.union_id}
+    )
+    counts: dict[str, int] = {}
+    now = utcnow()
+    for person in people:
+        person.display_name = ERASED_NAME
+        person.company = None
+        person.phones = []
+        person.emails = []
+        person.attributes = {}
+        person.search_text = ""
+        person.erased_at = now
+        person.updated_at = now
+    counts["customers"] = len(people)
+    counts["contact_points"] = (await session.execute(delete(ContactPoint).where(ContactPoint.customer_id.in_(ids)))).rowcount or 0  # type: ignore[attr-defined]
+    for identity in identities:
+        identity.external_id = f"erased:{identity.id.hex}"
+        identity.union_id = None
+        identity.nickname = None
+        identity.avatar_url = None
+        identity.profile = {}
+        identity.updated_at = now
+    counts["identities"] = len(identities)
+    counts["interactions"] = (
+        await session.execute(update(Interaction).where(Interaction.customer_id.in_(ids)).values(text=None, payload={}))
+    ).rowcount or 0  # type: ignore[attr-defined]
+    counts["tasks"] = (await session.execute(update(Task).where(Task.customer_id.in_(ids)).values(title=ERASED, notes=None))).rowcount or 0  # type: ignore[attr-defined]
+    counts["messages"] = (
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.customer_id.in_(ids)).values(text=None, attachments=[], recipient=ERASED)
+        )
+    ).rowcount or 0  # type: ignore[attr-defined]
+    raw = [InboxEvent.customer_id.in_(ids)] + [cast(InboxEvent.event, String).contains(n, autoescape=True) for n in sorted(needles)]
+    counts["inbox_events"] = (await session.execute(update(InboxEvent).where(or_(*raw)).values(event={}))).rowcount or 0  # type: ignore[attr-defined]
+    trail = (await session.scalars(select(AuditEvent).where(AuditEvent.object_id.in_(ids)))).all()
+    for event in trail:
+        event.changes = {k: (ERASED if k in PERSONAL_FIELDS else v) for k, v in event.changes.items()}
+    counts["audit_events"] = len(trail)
+    await session.flush()
+    for name, erased in await plugins.collect(
+        tx.runtime.pm.hook.guanxi_erase_customer, runtime=tx.runtime, session=session, customer_id=customer.id
+    ):
+        for kind, n in erased.items():
+            counts[f"{name}.{kind}"] = int(n)
+    audit(tx, "customer.erase", "customer", customer.id, {"erased": counts})
+    return counts
