@@ -1,0 +1,296 @@
+"""Tenant isolation: an admin of tenant A tries to reach tenant B's data by every route.
+
+Tenant B's personal strings all start with ``B-``; no answer to tenant A may contain one, and
+after every attack B's data must be exactly as before. The attacks: every query field (with B's
+global ids, B's names, phones and e-mails as search terms, B's tags and user ids as filters),
+every mutation aimed at B's customers, tasks, identities, users and API keys, global ids of every
+type, a subscription to a B customer, and a credential of A presented while B's tenant is the
+configured one. A test checks that every Query, Mutation and Subscription field of the schema
+is attacked here, so a new field cannot skip the suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from guanxi.core.context import RequestContext
+from guanxi.core.models import Customer, CustomerTag, InboxEvent, Interaction, OutboxMessage, Task
+from guanxi.core.runtime import Runtime
+from guanxi.core.services.pipelines import create_tenant
+from guanxi.graphql.ids import to_global_id
+from tests.access.conftest import Caller, World, key_for, seed_world
+
+
+class Victim:
+    def __init__(self, world: World, message_id: uuid.UUID, identity_id: uuid.UUID, key_id: str) -> None:
+        self.world = world
+        self.message_id = message_id
+        self.identity_id = identity_id
+        self.key_id = key_id
+
+    def gid(self, kind: str, owner: str = "ann") -> str:
+        table = {
+            "Customer": self.world.customers,
+            "Task": self.world.tasks,
+            "Interaction": self.world.interactions,
+            "User": self.world.users,
+        }
+        return to_global_id(kind, table[kind][owner])
+
+
+@pytest.fixture
+async def victim(runtime: Runtime) -> Victim:
+    """Tenant B with customers, users, tasks, tags, an identity, an outbox message, an inbox
+    event and an API key."""
+    async with runtime.write_session(None) as session:
+        tenant_b = await create_tenant(session, f"b-{uuid.uuid4().hex[:8]}", "Tenant B")
+    world = await seed_world(runtime, tenant_b, prefix="B-", mobile="139")
+    async with runtime.write_session(tenant_b) as s:
+        message = OutboxMessage(
+            customer_id=world.customers["ann"], channel="wecom", recipient="B-wm-ann", text="B-outbound secret", idempotency_key="B-1"
+        )
+        s.add(message)
+        s.add(InboxEvent(channel="wecom", provider_event_id="B-evt-1", event={"text": "B-raw webhook"}, status="failed"))
+        identity_id = (await s.execute(select(Interaction.identity_id).limit(1))).scalar()
+    key = await key_for(runtime, tenant_b, "admin")
+    from guanxi.core.models import Identity
+
+    async with runtime.session(tenant_b) as s:
+        identity_id = (await s.scalars(select(Identity.id).where(Identity.customer_id == world.customers["ann"]))).one()
+    return Victim(world, message.id, identity_id, key.split("_")[1])
+
+
+@pytest.fixture
+async def attacker(runtime: Runtime, tenant_id: uuid.UUID, as_key: Callable[[str], Caller]) -> Caller:
+    await seed_world(runtime, tenant_id, prefix="A-")
+    return as_key(await key_for(runtime, tenant_id, "admin"))
+
+
+async def snapshot(runtime: Runtime, tenant_id: uuid.UUID) -> dict[str, Any]:
+    """Everything an attack could change in tenant B."""
+    async with runtime.session(tenant_id) as s:
+        customers = [
+            (c.id, c.display_name, c.phones, c.emails, c.company, c.stage_id, c.owner_id, c.merged_into_id, c.erased_at)
+            for c in (await s.scalars(select(Customer).order_by(Customer.id))).all()
+        ]
+        return {
+            "customers": customers,
+            "tags": (await s.execute(select(func.count()).select_from(CustomerTag))).scalar(),
+            "tasks": [(t.title, t.done_at) for t in (await s.scalars(select(Task).order_by(Task.id))).all()],
+            "interactions": (await s.execute(select(func.count()).select_from(Interaction))).scalar(),
+            "messages": (await s.execute(select(func.count()).select_from(OutboxMessage))).scalar(),
+        }
+
+
+def no_leak(body: dict[str, Any]) -> None:
+    """No B- string in the answer, and the attack itself was a valid operation (a typo in an
+    attack would otherwise pass for isolation)."""
+    text = json.dumps(body, ensure_ascii=False)
+    assert "B-" not in text, text
+    assert not [e for e in body.get("errors", []) if e["extensions"]["code"] == "GRAPHQL_VALIDATION"], body
+
+
+#: (schema coordinate, operation, variables from the victim)
+QUERIES: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
+    ("Query.customers", "{ customers(first: 100) { totalCount edges { node { displayName phones emails } } } }", lambda v: {}),
+    (
+        "Query.customers",
+        "query($s: String!) { customers(filter: {search: $s}) { totalCount edges { node { displayName } } } }",
+        lambda v: {"s": "B-Customer"},
+    ),
+    ("Query.customers", "query($s: String!) { customers(filter: {search: $s}) { totalCount } }", lambda v: {"s": "B-ann.client@mail.cn"}),
+    ("Query.customers", "query($s: String!) { customers(filter: {search: $s}) { totalCount } }", lambda v: {"s": "139 0000 0000"}),
+    (
+        "Query.customers",
+        '{ customers(filter: {tagsAny: ["vip/ann"], tagsAll: ["vip/ann"]}) { edges { node { displayName tags { name } } } } }',
+        lambda v: {},
+    ),
+    (
+        "Query.customers",
+        "query($o: [ID!]) { customers(filter: {ownerIds: $o}) { totalCount edges { node { displayName } } } }",
+        lambda v: {"o": [v.gid("User")]},
+    ),
+    (
+        "Query.customer",
+        "query($id: ID!) { customer(id: $id) { displayName interactions { edges { node { text } } } tasks { title } } }",
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    ("Query.pipelines", "{ pipelines { key stages { key name } } }", lambda v: {}),
+    ("Query.funnel", "{ funnel { steps { stage { key } current reached } } }", lambda v: {}),
+    ("Query.users", "{ users { email name team } }", lambda v: {}),
+    ("Query.tags", "{ tags { name group } }", lambda v: {}),
+    ("Query.inboxEvents", '{ inboxEvents(status: "failed") { id event } }', lambda v: {}),
+    ("Query.outboxMessages", "{ outboxMessages { id text attachments } }", lambda v: {}),
+    ("Query.message", "query($id: ID!) { message(id: $id) { text status } }", lambda v: {"id": to_global_id("Message", v.message_id)}),
+    ("Query.queues", "{ queues { inbox { waiting failed } outbox { waiting failed } } }", lambda v: {}),
+    (
+        "Query.auditEvents",
+        "query($id: ID) { auditEvents(objectId: $id, first: 100) { action changes actor } }",
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    ("Query.auditEvents", "{ auditEvents(first: 100) { action changes actor } }", lambda v: {}),
+    ("Query.apiKeys", "{ apiKeys { keyId name } }", lambda v: {}),
+    ("Query.exportCustomerData", "query($id: ID!) { exportCustomerData(id: $id) }", lambda v: {"id": v.gid("Customer")}),
+]
+
+MUTATIONS: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
+    (
+        "Mutation.createCustomer",
+        'mutation($o: ID!) { createCustomer(input: {displayName: "x", ownerId: $o}) { customer { id } errors { code } } }',
+        lambda v: {"o": v.gid("User")},
+    ),
+    (
+        "Mutation.createCustomer",
+        'mutation { createCustomer(input: {displayName: "dup", phones: ["+86 139 0000 0000"], emails: ["B-ann.client@mail.cn"]}) { customer { displayName identities { externalId } } errors { code } } }',
+        lambda v: {},
+    ),
+    (
+        "Mutation.updateCustomer",
+        'mutation($id: ID!) { updateCustomer(id: $id, input: {company: "pwned"}) { customer { displayName } errors { code } } }',
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    (
+        "Mutation.moveCustomerStage",
+        'mutation($id: ID!) { moveCustomerStage(id: $id, stage: "won") { errors { code } } }',
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    (
+        "Mutation.tagCustomer",
+        'mutation($id: ID!) { tagCustomer(id: $id, add: ["x"], remove: ["vip/ann"]) { errors { code } } }',
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    (
+        "Mutation.attachIdentity",
+        'mutation($id: ID!) { attachIdentity(customerId: $id, input: {channel: "wecom", externalId: "zz"}) { errors { code } } }',
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    (
+        "Mutation.recordInteraction",
+        'mutation($id: ID!) { recordInteraction(input: {customerId: $id, channel: "note", kind: "note", text: "x"}) { errors { code } } }',
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    (
+        "Mutation.mergeCustomers",
+        "mutation($a: ID!, $b: ID!) { mergeCustomers(survivorId: $a, mergedId: $b) { errors { code } } }",
+        lambda v: {"a": v.gid("Customer", "bo"), "b": v.gid("Customer")},
+    ),
+    (
+        "Mutation.createTask",
+        'mutation($id: ID!) { createTask(input: {customerId: $id, title: "x"}) { errors { code } } }',
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    ("Mutation.completeTask", "mutation($id: ID!) { completeTask(id: $id) { errors { code } } }", lambda v: {"id": v.gid("Task")}),
+    (
+        "Mutation.setConsent",
+        'mutation($id: ID!) { setConsent(customerId: $id, channel: "wecom", status: OPTED_OUT) { errors { code } } }',
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    (
+        "Mutation.createUser",
+        'mutation { createUser(input: {email: "B-ann@corp.cn", name: "dup"}) { user { email } errors { code } } }',
+        lambda v: {},
+    ),
+    (
+        "Mutation.sendMessage",
+        'mutation($id: ID!) { sendMessage(customerId: $id, channel: "wecom", idempotencyKey: "B-1", text: "x") { errors { code } } }',
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    (
+        "Mutation.refreshIdentityProfile",
+        "mutation($id: ID!) { refreshIdentityProfile(identityId: $id) { errors { code } } }",
+        lambda v: {"id": to_global_id("Identity", v.identity_id)},
+    ),
+    (
+        "Mutation.createApiKey",
+        'mutation($u: ID!) { createApiKey(input: {name: "x", role: "sales", userId: $u}) { key errors { code } } }',
+        lambda v: {"u": v.gid("User")},
+    ),
+    ("Mutation.revokeApiKey", "mutation($k: String!) { revokeApiKey(keyId: $k) { errors { code } } }", lambda v: {"k": v.key_id}),
+    ("Mutation.eraseCustomer", "mutation($id: ID!) { eraseCustomer(id: $id) { errors { code } } }", lambda v: {"id": v.gid("Customer")}),
+]
+
+SUBSCRIPTIONS = ["Subscription.interactionRecorded", "Subscription.messageStatusChanged"]  # attacked in the test below
+
+
+@pytest.mark.parametrize(("coordinate", "query", "variables"), QUERIES, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(QUERIES)])
+async def test_no_query_returns_another_tenants_data(
+    runtime: Runtime, victim: Victim, attacker: Caller, coordinate: str, query: str, variables: Callable[[Victim], dict[str, Any]]
+) -> None:
+    body = await attacker(query, variables(victim))
+    no_leak(body)
+    if coordinate in ("Query.customer", "Query.message"):
+        assert next(iter(body["data"].values())) is None
+    if coordinate == "Query.queues":  # B has a failed inbox event and a waiting message: not counted for A
+        assert body["data"]["queues"] == {"inbox": {"waiting": 0, "failed": 0}, "outbox": {"waiting": 0, "failed": 0}}
+    if coordinate == "Query.exportCustomerData":
+        assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    if "totalCount" in query and "search" in query and any(ch.isdigit() or ch == "@" for ch in str(variables(victim))):
+        assert body["data"]["customers"]["totalCount"] == 0  # B's phone or e-mail finds nothing
+
+
+@pytest.mark.parametrize(("coordinate", "query", "variables"), MUTATIONS, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(MUTATIONS)])
+async def test_no_mutation_reaches_another_tenants_data(
+    runtime: Runtime, victim: Victim, attacker: Caller, coordinate: str, query: str, variables: Callable[[Victim], dict[str, Any]]
+) -> None:
+    before = await snapshot(runtime, victim.world.tenant_id)
+    body = await attacker(query, variables(victim))
+    no_leak(body)
+    assert await snapshot(runtime, victim.world.tenant_id) == before
+    payload = next(iter((body.get("data") or {}).values()), None)
+    aimed_at_b = any(isinstance(v, str) and v != "B-1" for v in variables(victim).values()) or "keyId" in query
+    if aimed_at_b and payload is not None:
+        assert payload["errors"], body  # refused (NOT_FOUND, or a check that comes first)
+
+
+async def test_a_subscription_to_another_tenants_customer_receives_nothing(
+    runtime: Runtime, tenant_id: uuid.UUID, victim: Victim, attacker: Caller
+) -> None:
+    from guanxi.core.services import interactions
+    from guanxi.graphql.context import GraphQLContext
+    from guanxi.graphql.schema import build_schema
+
+    schema = build_schema(runtime)
+    context = GraphQLContext(runtime=runtime, request_context=RequestContext(tenant_id=tenant_id))
+    for field in ("interactionRecorded", "messageStatusChanged"):
+        stream = await schema.subscribe(
+            f"subscription($c: ID) {{ {field}(customerId: $c) {{ __typename }} }}", {"c": victim.gid("Customer")}, context
+        )
+        receive = asyncio.ensure_future(stream.__anext__())  # type: ignore[union-attr]
+        await asyncio.sleep(0.05)
+        async with runtime.transaction(RequestContext(tenant_id=victim.world.tenant_id)) as tx:
+            await interactions.record_interaction(
+                tx, interactions.InteractionInput(customer_id=victim.world.customers["ann"], channel="wecom", kind="message", text="B-live")
+            )
+        await asyncio.sleep(0.2)
+        assert not receive.done()
+        receive.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+            await receive
+
+
+async def test_a_key_acts_in_its_own_tenant_whatever_tenant_is_configured(
+    runtime: Runtime, tenant_id: uuid.UUID, victim: Victim, attacker: Caller
+) -> None:
+    from guanxi.testing.plugin import use_tenant
+
+    await use_tenant(runtime, victim.world.tenant_id)  # the server's default tenant is B now
+    body = await attacker("{ customers(first: 100) { edges { node { displayName } } } }")
+    no_leak(body)
+    assert len(body["data"]["customers"]["edges"]) == 4
+
+
+def test_the_suite_attacks_every_root_field(runtime: Runtime) -> None:
+    from guanxi.graphql.schema import build_schema
+
+    schema = build_schema(runtime)._schema
+    fields = {f"{t.name}.{f}" for t in (schema.query_type, schema.mutation_type, schema.subscription_type) if t for f in t.fields}
+    attacked = {c for c, _, _ in QUERIES} | {c for c, _, _ in MUTATIONS} | set(SUBSCRIPTIONS)
+    assert fields - attacked == set(), "add an attack for each new root field"
