@@ -46,7 +46,7 @@ def as_key(http: httpx.AsyncClient) -> Callable[[str], Caller]:
 
 async def make_user(runtime: Runtime, tenant_id: uuid.UUID, email: str, role: str, team: str | None = None) -> uuid.UUID:
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
-        user = await users.create_user(tx, email=email, name=email.split("@")[0], role=role, team=team)
+        user = await users.create_user(tx, email=email, name=email.split("@", maxsplit=1)[0], role=role, team=team)
     return user.id
 
 

@@ -149,7 +149,8 @@ MUTATIONS: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
     ),
     (
         "Mutation.createCustomer",
-        'mutation { createCustomer(input: {displayName: "dup", phones: ["+86 139 0000 0000"], emails: ["B-ann.client@mail.cn"]}) { customer { displayName identities { externalId } } errors { code } } }',
+        'mutation { createCustomer(input: {displayName: "dup", phones: ["+86 139 0000 0000"], emails: ["B-ann.client@mail.cn"]})'
+        " { customer { displayName identities { externalId } } errors { code } } }",
         lambda v: {},
     ),
     (
