@@ -6,7 +6,6 @@ import logging
 
 import pytest
 
-from guanxi.core.runtime import Runtime
 from tests.graphql.conftest import GQL
 
 

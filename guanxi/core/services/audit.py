@@ -8,7 +8,9 @@ from typing import Any
 from guanxi.core.models import AuditEvent
 from guanxi.core.runtime import Tx
 
-PERSONAL_FIELDS = frozenset({"display_name", "phones", "emails", "company", "text", "nickname", "external_id", "union_id"})
+PERSONAL_FIELDS = frozenset(
+    {"display_name", "phones", "emails", "company", "text", "nickname", "external_id", "union_id", "title", "notes", "recipient"}
+)
 
 
 def mask(value: Any) -> Any:

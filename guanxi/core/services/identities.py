@@ -71,7 +71,8 @@ async def attach_identity(tx: Tx, customer_id: uuid.UUID, data: IdentityInput) -
     if identity is not None:
         if identity.customer_id != customer.id:
             raise ConflictError(f"{data.channel} account {data.external_id!r} belongs to another customer; merge the two customers instead")
-        _apply_profile(identity, data)
+        if _apply_profile(identity, data):
+            audit(tx, "identity.refresh", "customer", customer.id, {"channel": data.channel, "nickname": identity.nickname})
         return identity
     identity = Identity(
         id=new_id(),

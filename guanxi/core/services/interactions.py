@@ -16,6 +16,7 @@ from guanxi.core.events import InteractionRecorded
 from guanxi.core.ids import new_id
 from guanxi.core.models import Interaction, utcnow
 from guanxi.core.runtime import Tx
+from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer
 
 DIRECTIONS = frozenset({"in", "out", "internal"})
@@ -101,6 +102,9 @@ async def record_interaction(tx: Tx, data: InteractionInput) -> tuple[Interactio
             return existing, False
     if customer.last_interaction_at is None or occurred > customer.last_interaction_at:
         customer.last_interaction_at = occurred
+    if tx.ctx.actor.kind in ("user", "apikey"):
+        # recorded by a person or an API client (channel traffic is traced by the inbox instead)
+        audit(tx, "interaction.record", "customer", customer.id, {"channel": row.channel, "kind": row.kind, "text": row.text})
     tx.emit(
         "guanxi_interaction_recorded",
         InteractionRecorded(

@@ -209,7 +209,10 @@ async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
     ).rowcount or 0  # type: ignore[attr-defined]
     raw = [InboxEvent.customer_id.in_(ids)] + [cast(InboxEvent.event, String).contains(n, autoescape=True) for n in sorted(needles)]
     counts["inbox_events"] = (await session.execute(update(InboxEvent).where(or_(*raw)).values(event={}))).rowcount or 0  # type: ignore[attr-defined]
-    trail = (await session.scalars(select(AuditEvent).where(AuditEvent.object_id.in_(ids)))).all()
+    # the trail about the person: entries on the customer and on their tasks, identities, messages
+    task_ids = (await session.scalars(select(Task.id).where(Task.customer_id.in_(ids)))).all()
+    about = [*ids, *task_ids, *(i.id for i in identities)]
+    trail = (await session.scalars(select(AuditEvent).where(AuditEvent.object_id.in_(about)))).all()
     for event in trail:
         event.changes = {k: (ERASED if k in PERSONAL_FIELDS else v) for k, v in event.changes.items()}
     counts["audit_events"] = len(trail)

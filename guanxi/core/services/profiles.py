@@ -15,7 +15,7 @@ from guanxi.core.services.identities import IdentityInput, attach_identity
 async def refresh_profile(runtime: Runtime, ctx: RequestContext, identity_id: uuid.UUID) -> Identity:
     """Ask the identity's channel for the current profile and store it. The provider is called
     outside any database transaction."""
-    async with runtime.session(ctx.tenant_id) as session:
+    async with runtime.session(ctx.tenant_id, ctx.owners) as session:
         identity = await session.get(Identity, (ctx.tenant_id, identity_id))
         if identity is None:
             raise NotFoundError("identity not found", field="identityId")

@@ -1,0 +1,203 @@
+"""The audit trail: every core mutation writes an entry (in its transaction), admins read it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from guanxi.core.channels import Capabilities, Channel, DeliveryResult, OutboundMessage, ProfileInput
+from guanxi.core.plugins import hookimpl
+from guanxi.core.runtime import Runtime
+from guanxi.graphql.ids import to_global_id
+from guanxi.testing.plugin import GraphQL
+from tests.access.conftest import Caller, World, key_for, seed_world
+
+
+class Chat(Channel):
+    name = "chat"
+    capabilities = Capabilities(send_text=True, profile_fetch=True)
+
+    async def send(self, message: OutboundMessage) -> DeliveryResult:
+        return DeliveryResult(provider_message_id="m-1")
+
+    async def fetch_profile(self, external_id: str) -> ProfileInput | None:
+        return ProfileInput(external_id=external_id, nickname="Fresh", follower_count=7)
+
+
+class ChatPlugin:
+    @hookimpl
+    def guanxi_channels(self) -> list[Channel]:
+        return [Chat()]
+
+
+@pytest.fixture
+def extra_plugins() -> dict[str, object]:
+    return {"chat": ChatPlugin()}
+
+
+@pytest.fixture
+async def world(runtime: Runtime, tenant_id: uuid.UUID) -> World:
+    return await seed_world(runtime, tenant_id)
+
+
+def cid(world: World, owner: str = "ann") -> str:
+    return to_global_id("Customer", world.customers[owner])
+
+
+#: each core mutation, how to call it, and the audit action it must write
+CASES: list[tuple[str, str, Callable[[World, dict[str, Any]], dict[str, Any]], str]] = [
+    (
+        "createCustomer",
+        'mutation { createCustomer(input: {displayName: "Wang Fang", phones: ["13912345678"]}) { errors { code } } }',
+        lambda w, s: {},
+        "customer.create",
+    ),
+    (
+        "updateCustomer",
+        'mutation($id: ID!) { updateCustomer(id: $id, input: {displayName: "Renamed"}) { errors { code } } }',
+        lambda w, s: {"id": cid(w)},
+        "customer.update",
+    ),
+    (
+        "moveCustomerStage",
+        'mutation($id: ID!) { moveCustomerStage(id: $id, stage: "won", reason: "signed") { errors { code } } }',
+        lambda w, s: {"id": cid(w)},
+        "customer.stage",
+    ),
+    (
+        "tagCustomer",
+        'mutation($id: ID!) { tagCustomer(id: $id, add: ["spring"]) { errors { code } } }',
+        lambda w, s: {"id": cid(w)},
+        "customer.tags",
+    ),
+    (
+        "attachIdentity",
+        'mutation($id: ID!) { attachIdentity(customerId: $id, input: {channel: "chat", externalId: "c-9"}) { errors { code } } }',
+        lambda w, s: {"id": cid(w)},
+        "identity.attach",
+    ),
+    (
+        "recordInteraction",
+        'mutation($id: ID!) { recordInteraction(input: {customerId: $id, channel: "note", kind: "call", text: "hi"}) { errors { code } } }',
+        lambda w, s: {"id": cid(w)},
+        "interaction.record",
+    ),
+    (
+        "mergeCustomers",
+        "mutation($a: ID!, $b: ID!) { mergeCustomers(survivorId: $a, mergedId: $b) { errors { code } } }",
+        lambda w, s: {"a": cid(w), "b": cid(w, "bo")},
+        "customer.merge",
+    ),
+    (
+        "createTask",
+        'mutation($id: ID!) { createTask(input: {customerId: $id, title: "call back"}) { errors { code } } }',
+        lambda w, s: {"id": cid(w)},
+        "task.create",
+    ),
+    (
+        "completeTask",
+        "mutation($id: ID!) { completeTask(id: $id) { errors { code } } }",
+        lambda w, s: {"id": to_global_id("Task", w.tasks["ann"])},
+        "task.complete",
+    ),
+    (
+        "setConsent",
+        'mutation($id: ID!) { setConsent(customerId: $id, channel: "chat", status: OPTED_IN) { errors { code } } }',
+        lambda w, s: {"id": cid(w)},
+        "consent.set",
+    ),
+    (
+        "createUser",
+        'mutation { createUser(input: {email: "new@corp.cn", name: "New"}) { errors { code } } }',
+        lambda w, s: {},
+        "user.create",
+    ),
+    (
+        "sendMessage",
+        'mutation($id: ID!) { sendMessage(customerId: $id, channel: "chat", idempotencyKey: "k1", text: "hi") { errors { code } } }',
+        lambda w, s: {"id": cid(w)},
+        "message.queue",
+    ),
+    (
+        "refreshIdentityProfile",
+        "mutation($id: ID!) { refreshIdentityProfile(identityId: $id) { errors { code } } }",
+        lambda w, s: {"id": s["identity"]},
+        "identity.refresh",
+    ),
+    (
+        "createApiKey",
+        'mutation { createApiKey(input: {name: "bi", role: "readonly"}) { errors { code } } }',
+        lambda w, s: {},
+        "apikey.create",
+    ),
+    (
+        "revokeApiKey",
+        "mutation($k: String!) { revokeApiKey(keyId: $k) { errors { code } } }",
+        lambda w, s: {"k": s["key_id"]},
+        "apikey.revoke",
+    ),
+    (
+        "eraseCustomer",
+        "mutation($id: ID!) { eraseCustomer(id: $id) { errors { code } } }",
+        lambda w, s: {"id": cid(w, "cy")},
+        "customer.erase",
+    ),
+]
+
+
+@pytest.mark.plugins("chat")
+@pytest.mark.parametrize(("field", "mutation", "variables", "action"), CASES, ids=[c[0] for c in CASES])
+async def test_every_core_mutation_writes_an_audit_entry_with_its_actor(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    world: World,
+    graphql: GraphQL,
+    field: str,
+    mutation: str,
+    variables: Callable[[World, dict[str, Any]], dict[str, Any]],
+    action: str,
+) -> None:
+    setup: dict[str, Any] = {"key_id": (await key_for(runtime, tenant_id, "readonly")).split("_")[1]}
+    if field in ("sendMessage", "refreshIdentityProfile"):
+        attached = await graphql(
+            'mutation($id: ID!) { attachIdentity(customerId: $id, input: {channel: "chat", externalId: "c-1"}) { identity { id } } }',
+            {"id": cid(world)},
+        )
+        setup["identity"] = attached["data"]["attachIdentity"]["identity"]["id"]
+    body = await graphql(mutation, variables(world, setup))
+    assert next(iter(body["data"].values()))["errors"] == [], body
+    trail = (await graphql("query($a: String) { auditEvents(action: $a) { action actor actorId objectType changes } }", {"a": action}))[
+        "data"
+    ]
+    assert trail["auditEvents"], f"{field} wrote no {action} entry"
+    entry = trail["auditEvents"][0]
+    assert entry["actor"].startswith("key ") and "(test admin)" in entry["actor"]  # the API key that did it
+
+
+def test_every_core_mutation_is_covered_by_the_audit_test(runtime: Runtime) -> None:
+    from guanxi.graphql.schema import build_schema
+
+    mutation = build_schema(runtime)._schema.mutation_type
+    assert mutation is not None
+    assert set(mutation.fields) - {c[0] for c in CASES} == set()
+
+
+async def test_personal_values_are_masked_in_the_trail_and_old_values_kept(graphql: GraphQL, world: World) -> None:
+    await graphql(
+        'mutation($id: ID!) { updateCustomer(id: $id, input: {displayName: "Zhang Wei", company: "Acme"}) { errors { code } } }',
+        {"id": cid(world)},
+    )
+    entry = (await graphql('{ auditEvents(action: "customer.update") { changes objectId } }'))["data"]["auditEvents"][0]
+    assert entry["objectId"] == cid(world)
+    assert entry["changes"]["display_name"] == ["C*************n", "Z*******i"]  # old and new, masked
+    assert "Zhang Wei" not in str(entry)
+
+
+async def test_only_admins_read_the_trail(runtime: Runtime, world: World, as_key: Callable[[str], Caller]) -> None:
+    for role in ("manager", "marketing", "sales", "service", "readonly"):
+        user = world.users["max"] if role == "manager" else world.users["ann"] if role == "sales" else None
+        body = await as_key(await key_for(runtime, world.tenant_id, role, user))("{ auditEvents { action } }")
+        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", role
