@@ -112,6 +112,31 @@ def db_current(ctx: click.Context) -> None:
         click.echo(f"{owner}: applied {', '.join(heads[owner]) or 'nothing'}; pending {', '.join(todo.get(owner, [])) or 'nothing'}")
 
 
+@db.command("rls")
+@click.argument("action", type=click.Choice(["enable", "disable", "status"]))
+@click.pass_context
+def db_rls(ctx: click.Context, action: str) -> None:
+    """PostgreSQL row-level security on every tenant table (a second wall behind the ORM's
+    tenant filter). Then set database.row_level_security = true and run as a non-superuser."""
+    from guanxi.core import rls
+
+    async def run(rt: Runtime) -> Any:
+        if rt.engine.dialect.name != "postgresql":
+            raise click.ClickException(f"row-level security needs PostgreSQL (this database is {rt.engine.dialect.name})")
+        async with rt.engine.begin() as conn:
+            return await conn.run_sync(getattr(rls, action))
+
+    result = run_async(_rt(ctx), run, start_plugins=False)
+    if action == "status":
+        for table, state in result.items():
+            flags = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in state.items())
+            click.echo(f"{table}: {flags}")
+        return
+    click.echo(f"row-level security {action}d on {len(result)} tables: {', '.join(result)}")
+    if action == "enable" and not _rt(ctx).settings.database.row_level_security:
+        click.echo("now set database.row_level_security = true (GUANXI__DATABASE__ROW_LEVEL_SECURITY=true) and restart", err=True)
+
+
 def plugin_report(runtime: Runtime) -> dict[str, Any]:
     """Enabled and installed plugins with versions and the hooks each enabled one implements."""
     installed = installed_plugins()

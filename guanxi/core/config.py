@@ -50,6 +50,8 @@ class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     echo: bool = False
     pool_size: Positive = 10
     busy_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 5000
+    # PostgreSQL: set the tenant on every transaction for the policies of `guanxi db rls enable`
+    row_level_security: bool = False
 
 
 class PluginSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

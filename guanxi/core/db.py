@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 
 from guanxi.core.config import DatabaseSettings
 from guanxi.core.errors import ConfigError
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.tenancy import RLS_KEY, TenantSession
 
 
 def is_sqlite(url: str) -> bool:
@@ -65,6 +65,15 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             # for the lock, up to the busy timeout. Reads stay deferred and concurrent.
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
+    if backend == "postgresql" and settings.row_level_security:
+        from guanxi.core.rls import scope_transaction
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _unscoped_by_default(conn: Any) -> None:
+            # core-level connections (queue claims, migrations) work across tenants; ORM
+            # sessions narrow this to their tenant right after (tenancy._rls_scope)
+            scope_transaction(conn, None, unscoped=True)
+
     return engine
 
 
@@ -105,5 +114,6 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
             yield conn
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[TenantSession]:
-    return async_sessionmaker(engine, class_=TenantSession, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(engine: AsyncEngine, *, row_level_security: bool = False) -> async_sessionmaker[TenantSession]:
+    info = {RLS_KEY: True} if row_level_security and engine.dialect.name == "postgresql" else {}
+    return async_sessionmaker(engine, class_=TenantSession, expire_on_commit=False, autoflush=False, info=info)

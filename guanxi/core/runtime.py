@@ -84,7 +84,7 @@ class Runtime:
         self.source = source
         self._plugin_settings = dict(plugin_settings)
         self.engine = create_engine(settings.database)
-        self.sessionmaker = create_sessionmaker(self.engine)
+        self.sessionmaker = create_sessionmaker(self.engine, row_level_security=settings.database.row_level_security)
         self._tenant_ids: dict[str, uuid.UUID] = {}
         self.state: dict[str, Any] = {}  # a place for plugins to keep per-runtime objects
         self._channels: dict[str, Channel] | None = None

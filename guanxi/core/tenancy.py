@@ -27,6 +27,7 @@ from guanxi.core.models import Base, Customer, CustomerOwned, TenantScoped
 
 TENANT_KEY = "guanxi.tenant_id"
 OWNERS_KEY = "guanxi.owners"
+RLS_KEY = "guanxi.rls"  # set on sessions of a runtime with database.row_level_security
 UNSCOPED_KEY = "guanxi.unscoped"
 
 
@@ -148,6 +149,17 @@ def _stamp_bulk_insert(state: ORMExecuteState, tenant_id: uuid.UUID | None) -> N
                 row["tenant_id"] = tenant_id
         elif tenant_id is not None and current != tenant_id:
             raise TenantScopeError(f"bulk insert into {mapper.class_.__name__} for another tenant")
+
+
+@event.listens_for(Session, "after_begin")
+def _rls_scope(session: Session, _transaction: Any, connection: Any) -> None:
+    """With PostgreSQL row-level security on, tell the database the session's tenant."""
+    info = session.info
+    if not info.get(RLS_KEY):
+        return
+    from guanxi.core.rls import scope_transaction
+
+    scope_transaction(connection, info.get(TENANT_KEY), unscoped=bool(info.get(UNSCOPED_KEY)))
 
 
 @event.listens_for(Session, "before_flush")

@@ -1,0 +1,96 @@
+"""PostgreSQL row-level security: the second wall, checked with raw SQL that skips the ORM filter."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from guanxi.app import create_app
+from guanxi.cli import build_cli
+from guanxi.core.context import RequestContext
+from guanxi.core.runtime import Runtime
+from guanxi.core.services import customers
+from guanxi.core.services.pipelines import create_tenant
+from guanxi.testing.plugin import BASE_URL, TEST_SECRET, api_key
+
+
+async def cli(database_url: str, *args: str) -> Result:
+    """Run a ``guanxi`` command as the database owner (in a thread: the CLI runs its own loop)."""
+    rt = Runtime.from_config(environ={"GUANXI_DATABASE_URL": database_url})
+    return await asyncio.to_thread(CliRunner().invoke, build_cli(rt), list(args), obj=rt)
+
+
+@pytest.fixture
+async def app_runtime(runtime: Runtime, database_url: str) -> AsyncIterator[Runtime]:
+    """RLS enabled on the test database, and a runtime connected as an ordinary role (no
+    superuser, no BYPASSRLS) with database.row_level_security on."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row-level security is PostgreSQL's")
+    role, password = f"guanxi_app_{secrets.token_hex(4)}", secrets.token_hex(12)
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD '{password}' NOSUPERUSER NOBYPASSRLS"))
+        await conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+        await conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"))
+    result = await cli(database_url, "db", "rls", "enable")
+    assert result.exit_code == 0 and "row-level security enabled on" in result.output, result.output
+    url = make_url(database_url).set(username=role, password=password).render_as_string(hide_password=False)
+    env = {"GUANXI_DATABASE_URL": url, "GUANXI__DATABASE__ROW_LEVEL_SECURITY": "true", "GUANXI__AUTH__SECRET": TEST_SECRET}
+    app_rt = Runtime.from_config(environ=env)
+    try:
+        yield app_rt
+    finally:
+        await app_rt.engine.dispose()
+        assert (await cli(database_url, "db", "rls", "disable")).exit_code == 0
+        async with runtime.engine.begin() as conn:
+            await conn.execute(text(f"DROP OWNED BY {role}"))
+            await conn.execute(text(f"DROP ROLE {role}"))
+
+
+async def test_rls_status_lists_every_tenant_table_with_its_policy(database_url: str, app_runtime: Runtime) -> None:
+    result = await cli(database_url, "db", "rls", "status")
+    assert result.exit_code == 0
+    assert "customers: enabled=yes, forced=yes, policy=yes" in result.output
+    assert "interactions: enabled=yes, forced=yes, policy=yes" in result.output
+
+
+async def test_raw_sql_through_a_session_sees_only_its_tenant(runtime: Runtime, app_runtime: Runtime) -> None:
+    tenants = []
+    for name in ("a", "b"):
+        async with app_runtime.session(None) as s, s.begin():
+            from guanxi.core.tenancy import unscoped
+
+            with unscoped(s):
+                tenants.append(await create_tenant(s, f"rls-{name}-{secrets.token_hex(3)}", name))
+        async with app_runtime.transaction(RequestContext(tenant_id=tenants[-1])) as tx:
+            await customers.create_customer(tx, customers.CustomerInput(display_name=f"customer of {name}"))
+    a, b = tenants
+    async with app_runtime.session(a) as s:
+        names = (await s.execute(text("SELECT display_name FROM customers"))).scalars().all()  # no ORM filter here
+    assert names == ["customer of a"]
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with app_runtime.write_session(a) as s:
+            await s.execute(
+                text("INSERT INTO tags (tenant_id, id, group_name, name, created_at) VALUES (:t, :i, '', 'planted', now())"),
+                {"t": b, "i": uuid.uuid4()},
+            )
+    async with app_runtime.session(None) as s:  # no tenant, not unscoped: nothing at all
+        assert (await s.execute(text("SELECT count(*) FROM customers"))).scalar() == 0
+    key = await api_key(app_runtime, a, "admin")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(app_runtime)), base_url=BASE_URL) as c:
+        body = (
+            await c.post(
+                "/graphql",
+                json={"query": "{ customers { totalCount edges { node { displayName } } } }"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        ).json()
+    assert body["data"]["customers"]["totalCount"] == 1  # the application works as usual under the policies
