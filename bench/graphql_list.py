@@ -59,8 +59,21 @@ def log(msg: str) -> None:
 # -- database -------------------------------------------------------------------------------------
 
 
+#: the server secret of this run (API key hashes), shared by the seeding runtime and the server
+BENCH_SECRET = secrets.token_hex(32)
+
+
 def make_runtime(url: str, slug: str) -> Runtime:
-    return Runtime.from_config(None, environ={"GUANXI_DATABASE_URL": url, "GUANXI__TENANT": slug})
+    return Runtime.from_config(None, environ={"GUANXI_DATABASE_URL": url, "GUANXI__TENANT": slug, "GUANXI__AUTH__SECRET": BENCH_SECRET})
+
+
+async def admin_key(runtime: Runtime, tenant_id: uuid.UUID) -> str:
+    """An admin API key of the bench tenant: GraphQL requests authenticate like real ones."""
+    from guanxi.core.auth import create_api_key, server_secret
+
+    async with runtime.write_session(tenant_id) as session:
+        created = await create_api_key(session, server_secret(runtime.settings.auth), name="bench", role="admin")
+    return created.key
 
 
 async def seed(runtime: Runtime, slug: str, n: int, batch: int = 2000) -> uuid.UUID:
@@ -166,7 +179,7 @@ async def seed(runtime: Runtime, slug: str, n: int, batch: int = 2000) -> uuid.U
     return tenant_id
 
 
-async def statements_by_page_size(runtime: Runtime, sizes: list[int]) -> dict[str, int]:
+async def statements_by_page_size(runtime: Runtime, sizes: list[int], key: str) -> dict[str, int]:
     """SQL statements of one page query, in-process, per page size (BEGIN/COMMIT/... ignored)."""
     from litestar.testing import AsyncTestClient
 
@@ -176,7 +189,7 @@ async def statements_by_page_size(runtime: Runtime, sizes: list[int]) -> dict[st
     async with AsyncTestClient(app=create_app(runtime)) as client:
 
         async def page(n: int) -> dict[str, Any]:
-            r = await client.post("/graphql", json={"query": PAGE, "variables": {"n": n}})
+            r = await client.post("/graphql", json={"query": PAGE, "variables": {"n": n}}, headers={"Authorization": f"Bearer {key}"})
             body = r.json()
             if r.status_code != 200 or body.get("errors"):
                 raise SystemExit(f"in-process page query failed: {r.status_code} {r.text[:500]}")
@@ -201,7 +214,7 @@ def free_port() -> int:
 
 
 def start_server(url: str, slug: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "GUANXI_DATABASE_URL": url, "GUANXI__TENANT": slug, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "GUANXI_DATABASE_URL": url, "GUANXI__TENANT": slug, "GUANXI__AUTH__SECRET": BENCH_SECRET, "PYTHONPATH": str(ROOT)}
     env.pop("GUANXI_PLUGINS", None)
     return subprocess.Popen(
         [sys.executable, "-m", "bench._server", "--port", str(port)],
@@ -286,9 +299,9 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-async def drive(base: str, pid: int, args: argparse.Namespace) -> tuple[Side, Side, bool]:
+async def drive(base: str, pid: int, args: argparse.Namespace, key: str) -> tuple[Side, Side, bool]:
     gql_body = msgspec.json.encode({"query": PAGE, "variables": {"n": args.page}})
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
     baseline_path = f"/baseline?first={args.page}"
 
     async def gql(client: httpx.AsyncClient) -> httpx.Response:
@@ -329,21 +342,22 @@ async def drive(base: str, pid: int, args: argparse.Namespace) -> tuple[Side, Si
 # -- main -----------------------------------------------------------------------------------------
 
 
-async def prepare(url: str, slug: str, args: argparse.Namespace) -> tuple[float, dict[str, int]]:
+async def prepare(url: str, slug: str, args: argparse.Namespace) -> tuple[float, dict[str, int], str]:
     from guanxi.core.migrate import upgrade
 
     runtime = make_runtime(url, slug)
     try:
         await upgrade(runtime)
         t0 = time.perf_counter()
-        await seed(runtime, slug, args.customers)
+        tenant_id = await seed(runtime, slug, args.customers)
         seed_seconds = time.perf_counter() - t0
+        key = await admin_key(runtime, tenant_id)
         sizes = sorted({10, args.page} if args.page != 10 else {10, 50})
         sizes = [s for s in sizes if s <= min(args.customers, runtime.settings.graphql.max_page_size)]
-        counts = await statements_by_page_size(runtime, sizes)
+        counts = await statements_by_page_size(runtime, sizes, key)
     finally:
         await runtime.engine.dispose()
-    return seed_seconds, counts
+    return seed_seconds, counts, key
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,14 +382,14 @@ def main(argv: list[str] | None = None) -> int:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         try:
             log(f"migrating and seeding {args.customers:,} customers ({url.split('://')[0]}) ...")
-            seed_seconds, counts = asyncio.run(prepare(url, slug, args))
+            seed_seconds, counts, key = asyncio.run(prepare(url, slug, args))
             log(f"seeded in {seed_seconds:.1f}s; SQL statements per page: {counts}")
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             proc = start_server(url, slug, port)
             asyncio.run(wait_ready(proc, base))
             log(f"server pid {proc.pid} on {base}; driving load ...")
-            g, bl, same = asyncio.run(drive(base, proc.pid, args))
+            g, bl, same = asyncio.run(drive(base, proc.pid, args, key))
         except KeyboardInterrupt:
             log("interrupted")
             return 130
