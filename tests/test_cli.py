@@ -100,3 +100,53 @@ def test_inbox_and_outbox_commands_list_show_and_replay(tmp_path: Path) -> None:
     assert code == 0 and "queued again" in out
     code, out = invoke(_runtime(tmp_path), "outbox", "list")
     assert code == 0 and "(none)" in out
+
+
+def _secret_runtime(tmp_path: Path) -> Runtime:
+    return Runtime.from_config(
+        environ={"GUANXI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "GUANXI__AUTH__SECRET_FILE": str(tmp_path / "secret")}
+    )
+
+
+def test_apikey_create_prints_the_key_once_then_list_and_revoke(tmp_path: Path) -> None:
+    """The key is printed by create only; list shows key ids and state; revoke marks it; the
+    server secret is created on first use with owner-only permissions."""
+    invoke(_secret_runtime(tmp_path), "db", "upgrade")
+    invoke(_secret_runtime(tmp_path), "tenant", "create", "acme", "ACME")
+    result = CliRunner().invoke(
+        build_cli(_secret_runtime(tmp_path)),
+        ["apikey", "create", "--tenant", "acme", "--role", "admin", "--name", "ops"],
+        obj=_secret_runtime(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip().splitlines()[0]
+    assert key.startswith("gx_")
+    assert (tmp_path / "secret").stat().st_mode & 0o777 == 0o600
+    code, out = invoke(_secret_runtime(tmp_path), "apikey", "list", "--tenant", "acme")
+    key_id = key.split("_")[1]
+    assert code == 0 and f"{key_id}  admin      ops  active, never used" in out and key not in out
+    code, out = invoke(_secret_runtime(tmp_path), "apikey", "revoke", key_id, "--tenant", "acme")
+    assert code == 0 and f"revoked {key_id}" in out
+    code, out = invoke(_secret_runtime(tmp_path), "apikey", "list", "--tenant", "acme")
+    assert "revoked" in out
+    code, out = invoke(_secret_runtime(tmp_path), "apikey", "create", "--tenant", "acme", "--role", "sales")
+    assert code != 0 and "a sales key acts for a user" in out
+
+
+def test_apikey_create_replace_revokes_the_previous_key_of_that_name(tmp_path: Path) -> None:
+    """What `make run` relies on: each run prints a fresh demo key and the old one stops working."""
+    invoke(_secret_runtime(tmp_path), "db", "upgrade")
+    invoke(_secret_runtime(tmp_path), "tenant", "create", "acme", "ACME")
+    for _ in range(2):
+        code, _ = invoke(
+            _secret_runtime(tmp_path), "apikey", "create", "--tenant", "acme", "--role", "admin", "--name", "make run", "--replace"
+        )
+        assert code == 0
+    _, out = invoke(_secret_runtime(tmp_path), "apikey", "list", "--tenant", "acme")
+    assert out.count("active") == 1 and out.count("revoked") == 1
+
+
+def test_db_rls_needs_postgresql(tmp_path: Path) -> None:
+    invoke(_secret_runtime(tmp_path), "db", "upgrade")
+    code, out = invoke(_secret_runtime(tmp_path), "db", "rls", "enable")
+    assert code != 0 and "row-level security needs PostgreSQL" in out
