@@ -20,6 +20,7 @@ from guanxi.core.models import AuditEvent
 from guanxi.core.services import privacy
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import decode_global_id, from_global_id, to_global_id
+from guanxi.graphql.mutation import _tx
 from guanxi.graphql.pagination import check_page_size
 from guanxi.graphql.types import Customer
 
@@ -134,11 +135,6 @@ class AdminQuery:
 def _any_uuid(global_id: str) -> uuid.UUID:
     """The uuid of a global id of any type (audit entries point at customers, users, tasks…)."""
     return decode_global_id(global_id, field="objectId")[1]
-
-
-def _tx(info: Info) -> Any:
-    info.context.reset_reads()
-    return info.context.rt.transaction(info.context.ctx)
 
 
 @strawberry.type
