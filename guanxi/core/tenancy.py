@@ -27,7 +27,9 @@ from guanxi.core.models import Base, Customer, CustomerOwned, TenantScoped
 
 TENANT_KEY = "guanxi.tenant_id"
 OWNERS_KEY = "guanxi.owners"
-RLS_KEY = "guanxi.rls"  # set on sessions of a runtime with database.row_level_security
+RLS_KEY = "guanxi.rls"
+#: execution option for a uniqueness check that must see rows of every owner (still one tenant)
+ALL_OWNERS = "guanxi_all_owners"  # set on sessions of a runtime with database.row_level_security
 UNSCOPED_KEY = "guanxi.unscoped"
 
 
@@ -126,7 +128,7 @@ def _scope_statement(state: ORMExecuteState) -> None:
             raise TenantScopeError("a tenant-owned table was queried by a session without a tenant")
         return
     owners = info.get(OWNERS_KEY)
-    if owners is None:
+    if owners is None or state.execution_options.get(ALL_OWNERS):
         state.statement = state.statement.options(_criteria(tenant_id))
     else:
         state.statement = state.statement.options(_criteria(tenant_id), *_owner_criteria(tenant_id, owners))

@@ -190,3 +190,17 @@ def test_a_permission_for_a_field_that_does_not_exist_fails_start_up(runtime: Ru
     runtime.pm.register(TypoPlugin(), name="typo")
     with pytest.raises(PluginError, match=r"plugin 'typo': permission 'typo.x' guards 'Mutation.awardBadgee', which is not in the schema"):
         build_schema(runtime)
+
+
+async def test_an_account_held_by_anothers_customer_is_a_conflict_not_a_crash(
+    runtime: Runtime, world: World, as_key: Callable[[str], Caller]
+) -> None:
+    """The (channel, account) pair is unique per tenant: a salesperson attaching an account that
+    another salesperson's customer holds gets CONFLICT, and learns nothing about that customer."""
+    ann = await caller(runtime, world, as_key, "sales", "ann")
+    body = await ann(
+        'mutation($id: ID!) { attachIdentity(customerId: $id, input: {channel: "wecom", externalId: "wm-bo"}) { errors { code message } } }',
+        {"id": to_global_id("Customer", world.customers["ann"])},
+    )
+    error = body["data"]["attachIdentity"]["errors"][0]
+    assert error["code"] == "CONFLICT" and "Customer of bo" not in error["message"]

@@ -16,6 +16,7 @@ from guanxi.core.models import ContactPoint, Customer, Identity, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import CustomerInput, create_customer, get_customer, normalize_email, normalize_phone, search_text
+from guanxi.core.tenancy import ALL_OWNERS
 
 
 class IdentityInput(msgspec.Struct, kw_only=True):
@@ -57,9 +58,11 @@ def _apply_profile(identity: Identity, data: IdentityInput) -> bool:
 
 
 async def find_identity(tx: Tx, channel: str, external_id: str) -> Identity | None:
-    return (
-        await tx.session.execute(select(Identity).where(Identity.channel == channel, Identity.external_id == external_id))
-    ).scalar_one_or_none()
+    """The tenant's identity with this channel and external id, whoever owns its customer (the
+    pair is unique per tenant; a caller limited to their own customers must get a conflict, not
+    a database error, for an account held by someone else's customer)."""
+    stmt = select(Identity).where(Identity.channel == channel, Identity.external_id == external_id)
+    return (await tx.session.execute(stmt.execution_options(**{ALL_OWNERS: True}))).scalar_one_or_none()
 
 
 async def attach_identity(tx: Tx, customer_id: uuid.UUID, data: IdentityInput) -> Identity:
