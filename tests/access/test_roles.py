@@ -199,7 +199,8 @@ async def test_an_account_held_by_anothers_customer_is_a_conflict_not_a_crash(
     another salesperson's customer holds gets CONFLICT, and learns nothing about that customer."""
     ann = await caller(runtime, world, as_key, "sales", "ann")
     body = await ann(
-        'mutation($id: ID!) { attachIdentity(customerId: $id, input: {channel: "wecom", externalId: "wm-bo"}) { errors { code message } } }',
+        'mutation($id: ID!) { attachIdentity(customerId: $id, input: {channel: "wecom", externalId: "wm-bo"})'
+        " { errors { code message } } }",
         {"id": to_global_id("Customer", world.customers["ann"])},
     )
     error = body["data"]["attachIdentity"]["errors"][0]

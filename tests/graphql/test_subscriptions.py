@@ -147,3 +147,36 @@ async def test_a_dropped_listen_connection_is_reopened(runtime: Runtime, tenant_
         await record(runtime, tenant_id, c.id, "still delivered")
         envelope = await asyncio.wait_for(queue.get(), 5)
     assert envelope.data["text"] == "still delivered"
+
+
+async def test_a_websocket_without_credentials_is_refused(server: str) -> None:
+    ws = await websockets.connect(server, subprotocols=[websockets.Subprotocol("graphql-transport-ws")])
+    await ws.send(json.dumps({"type": "connection_init"}))
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+async def test_a_websocket_may_authenticate_with_a_header(runtime: Runtime, tenant_id: uuid.UUID, server: str, admin_key: str) -> None:
+    """Non-browser clients send the Authorization header on the upgrade request instead."""
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        mine = await customers.create_customer(tx, customers.CustomerInput(display_name="Mine"))
+    ws = await websockets.connect(
+        server, subprotocols=[websockets.Subprotocol("graphql-transport-ws")], additional_headers={"Authorization": f"Bearer {admin_key}"}
+    )
+    try:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": "subscription { interactionRecorded { text } }"}}))
+        await asyncio.sleep(0.2)
+        await record(runtime, tenant_id, mine.id, "hello")
+        assert await next_data(ws) == {"interactionRecorded": {"text": "hello"}}
+    finally:
+        await ws.close()
+
+
+async def test_a_websocket_with_a_bad_key_is_refused_before_the_upgrade(server: str) -> None:
+    with pytest.raises(websockets.InvalidStatus):
+        await websockets.connect(
+            server, subprotocols=[websockets.Subprotocol("graphql-transport-ws")], additional_headers={"Authorization": "Bearer gx_bad_key"}
+        )
