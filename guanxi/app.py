@@ -84,6 +84,8 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         rt = runtime
     schema = build_schema(rt)
     settings = rt.settings.graphql
+    # read the server secret and the JWT keys now: a bad file fails start-up, not the first request
+    _ = authenticator_of(rt).secret
 
     async def context_getter(request: Request[Any, Any, Any]) -> GraphQLContext:
         # The caller was authenticated by GraphQLAuthMiddleware (None: a WebSocket that will
@@ -140,7 +142,7 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         try:
             await rt.tenant_id()
         except NotFoundError as exc:
-            log.warning("%s; GraphQL answers 503 until it exists", exc)
+            log.warning("%s; plugin routes that use the configured tenant (and dev mode) fail until it exists", exc)
         try:
             yield
         finally:

@@ -2,7 +2,7 @@
 
 Layout of ``guanxi.toml`` (every key optional)::
 
-    tenant = "demo"                      # the tenant used until authentication lands
+    tenant = "demo"                      # the default tenant (CLI, plugin webhooks, dev mode)
 
     [database]
     url = "sqlite+aiosqlite:///guanxi.db"

@@ -86,8 +86,9 @@ class TenantScoped:
 
 PERSONAL: dict[str, Any] = {"personal": True}
 """``mapped_column(..., info=PERSONAL)`` marks a column that holds personal data (a name, a phone,
-a message text). Such columns are masked in the audit trail, and a plugin whose tables have them
-must implement the export and erase hooks (``guanxi plugins --check`` reports one that does not)."""
+a message text). A plugin whose tables have such columns must implement the export and erase
+hooks (``guanxi plugins --check`` reports one that does not). (The audit trail masks values by
+field name, see ``PERSONAL_FIELDS`` in :mod:`guanxi.core.services.audit`.)"""
 
 
 class CustomerOwned:
