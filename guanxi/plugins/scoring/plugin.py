@@ -1,0 +1,121 @@
+"""Hook implementations of the scoring plugin: wiring only."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+from sqlalchemy import delete
+
+from guanxi.core.access import Permission
+from guanxi.core.context import RequestContext
+from guanxi.core.events import ContactLeft, CustomersMerged, CustomerUpdated, IdentityAttached, InteractionRecorded
+from guanxi.core.plugins import hookimpl
+from guanxi.core.runtime import Runtime
+from guanxi.core.tenancy import TenantSession
+from guanxi.plugins.scoring.recompute import RULE_ACTOR, score_customers
+from guanxi.plugins.scoring.settings import ScoringSettings
+from guanxi.plugins.scoring.sql import ensure_sqlite_math
+
+#: Customer fields that the profile-fit component reads.
+PROFILE_FIELDS = frozenset({"company", "phones", "emails", "source", "attributes"})
+
+
+@hookimpl
+def guanxi_config_schema() -> type[msgspec.Struct]:
+    return ScoringSettings
+
+
+@hookimpl
+def guanxi_startup(runtime: Runtime) -> None:
+    ensure_sqlite_math(runtime.engine)
+
+
+@hookimpl
+def guanxi_migrations() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+@hookimpl
+def guanxi_graphql(runtime: Runtime) -> Any:
+    from guanxi.plugins.scoring.graphql import contribution
+
+    return contribution()
+
+
+@hookimpl
+def guanxi_cli(group: click.Group) -> None:
+    from guanxi.plugins.scoring.cli import scoring
+
+    group.add_command(scoring)
+
+
+@hookimpl
+def guanxi_permissions() -> list[Permission]:
+    return [
+        Permission(
+            name="scoring.priorityQueue",
+            roles=("sales", "manager", "admin"),
+            fields=("Query.myPriorityQueue",),
+            description="see one's own sales priority queue",
+        )
+    ]
+
+
+async def _rescore(runtime: Runtime, tenant_id: uuid.UUID, customer_id: uuid.UUID, cause: str) -> None:
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=RULE_ACTOR)) as tx:
+        await score_customers(tx, [customer_id], cause=cause)
+
+
+@hookimpl
+async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
+    """The incremental path: the customer's score is recomputed after the interaction commits."""
+    await _rescore(runtime, event.tenant_id, event.customer_id, f"interaction:{event.kind}@{event.channel}")
+
+
+@hookimpl
+async def guanxi_customer_updated(runtime: Runtime, event: CustomerUpdated) -> None:
+    if PROFILE_FIELDS & event.changed.keys():
+        await _rescore(runtime, event.tenant_id, event.customer.id, "profile")
+
+
+@hookimpl
+async def guanxi_identity_attached(runtime: Runtime, event: IdentityAttached) -> None:
+    await _rescore(runtime, event.tenant_id, event.customer_id, f"identity:{event.channel}")
+
+
+@hookimpl
+async def guanxi_contact_left(runtime: Runtime, event: ContactLeft) -> None:
+    """The channel records the departure as an interaction (``contact_removed``, ``unfollow``),
+    which carries the negative points; recomputing here also covers a channel that reports the
+    event before the interaction's own hook ran."""
+    await _rescore(runtime, event.tenant_id, event.customer_id, f"contact_left:{event.reason}")
+
+
+@hookimpl
+async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
+    """The survivor's score now counts the merged customer's interactions; the tombstone's current
+    score and parts go (its history stays, as the tombstone does)."""
+    from guanxi.plugins.scoring.models import ScoringPart, ScoringScore
+
+    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=RULE_ACTOR)) as tx:
+        await tx.session.execute(delete(ScoringPart).where(ScoringPart.customer_id == event.merged_id))
+        await tx.session.execute(delete(ScoringScore).where(ScoringScore.customer_id == event.merged_id))
+        await score_customers(tx, [event.survivor_id], cause="merge")
+
+
+@hookimpl
+async def guanxi_export_customer_data(session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    from guanxi.plugins.scoring.privacy import export_customer
+
+    return await export_customer(session, customer_id)
+
+
+@hookimpl
+async def guanxi_erase_customer(session: TenantSession, customer_id: uuid.UUID) -> dict[str, int]:
+    from guanxi.plugins.scoring.privacy import erase_customer
+
+    return await erase_customer(session, customer_id)
