@@ -12,7 +12,7 @@ from sqlalchemy import delete
 
 from guanxi.core.access import Permission
 from guanxi.core.context import RequestContext
-from guanxi.core.events import ContactLeft, CustomersMerged, CustomerUpdated, IdentityAttached, InteractionRecorded
+from guanxi.core.events import ContactLeft, CustomerCreated, CustomersMerged, CustomerUpdated, IdentityAttached, InteractionRecorded
 from guanxi.core.plugins import hookimpl
 from guanxi.core.runtime import Runtime
 from guanxi.core.tenancy import TenantSession
@@ -74,6 +74,12 @@ async def _rescore(runtime: Runtime, tenant_id: uuid.UUID, customer_id: uuid.UUI
 async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
     """The incremental path: the customer's score is recomputed after the interaction commits."""
     await _rescore(runtime, event.tenant_id, event.customer_id, f"interaction:{event.kind}@{event.channel}")
+
+
+@hookimpl
+async def guanxi_customer_created(runtime: Runtime, event: CustomerCreated) -> None:
+    """A new customer gets a score at once (profile fit, other plugins' components)."""
+    await _rescore(runtime, event.tenant_id, event.customer.id, "created")
 
 
 @hookimpl

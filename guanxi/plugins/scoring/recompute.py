@@ -157,6 +157,10 @@ async def score_customers(tx: Tx, ids: list[uuid.UUID], *, as_of: dt.datetime | 
 
     if not ids:
         return {}
+    if tx.runtime.engine.dialect.name == "postgresql":
+        # two interactions of one customer committing together: the second waits for the first
+        # (on SQLite the database write lock already serialises writers)
+        await tx.session.execute(select(Customer.id).where(Customer.id.in_(ids)).order_by(Customer.id).with_for_update())
     totals = await score_set(tx, ids_scope(ids), ids, as_of=as_of or clock(), cause=cause)
     await apply_stage_rules(tx, totals)
     return totals

@@ -21,3 +21,83 @@ async def test_engagement_points_decay_with_the_configured_half_life(shop: Shop)
     part = (await shop.parts(cid))[("engagement", "message_in@*")]
     assert part.count == 2 and part.skipped == 0
     assert part.value == pytest.approx(5 + 2.5)
+
+
+async def test_a_cap_counts_only_so_many_interactions_per_period_and_shows_the_rest(shop: Shop) -> None:
+    """Default: the first 5 inbound messages of a day count; the 6th and 7th are reported as over the cap."""
+    cid = await shop.customer()
+    for minute in range(7):
+        await shop.interact(cid, "message_in", at=NOW - dt.timedelta(minutes=minute))
+    await shop.interact(cid, "message_in", at=NOW - 2 * DAY)
+    part = (await shop.parts(cid))[("engagement", "message_in@*")]
+    assert (part.count, part.skipped) == (6, 2)
+    decay = 0.5 ** (2 / 30)
+    expected = sum(5 * 0.5 ** (m / 60 / 24 / 30) for m in range(2, 7)) + 5 * decay
+    assert part.value == pytest.approx(expected)
+
+
+async def test_unsubscribe_complaint_and_removing_the_salesperson_cost_points(shop: Shop) -> None:
+    cid = await shop.customer()
+    for kind in ("unsubscribe", "complaint", "contact_removed"):
+        await shop.interact(cid, kind)
+    parts = await shop.parts(cid)
+    assert parts[("engagement", "unsubscribe@*")].value == pytest.approx(-20)
+    assert parts[("engagement", "complaint@*")].value == pytest.approx(-30)
+    assert parts[("engagement", "contact_removed@*")].value == pytest.approx(-25)
+    assert await shop.total(cid) == pytest.approx(-75)
+
+
+async def test_future_interactions_and_unknown_kinds_do_not_count(shop: Shop) -> None:
+    cid = await shop.customer()
+    await shop.interact(cid, "message_in", at=NOW + DAY)
+    await shop.interact(cid, "note")
+    assert await shop.parts(cid) == {}
+    assert await shop.total(cid) == 0
+
+
+async def test_purchases_give_recency_frequency_and_log_scaled_monetary_value(shop: Shop) -> None:
+    cid = await shop.customer()
+    await shop.interact(cid, "purchase", channel="shop", at=NOW - 90 * DAY, amount=99.0)
+    await shop.interact(cid, "purchase", channel="shop", at=NOW - 10 * DAY, total=900.0)  # another amount key
+    await shop.interact(cid, "purchase", channel="shop", at=NOW - 5 * DAY)  # no amount: counts, spends 0
+    parts = await shop.parts(cid)
+    assert parts[("purchase", "recency")].value == pytest.approx(20 * 0.5 ** (5 / 90))
+    assert parts[("purchase", "frequency")].value == pytest.approx(15) and parts[("purchase", "frequency")].count == 3
+    monetary = parts[("purchase", "monetary")]
+    assert monetary.measure == pytest.approx(999.0)
+    assert monetary.value == pytest.approx(10 * math.log10(1000))
+
+
+async def test_social_value_is_log_scaled_followers_capped_plus_engagement_rate(shop: Shop) -> None:
+    cid = await shop.customer()
+    await shop.identity(cid, "douyin", 200_000, engagement_rate=0.08)
+    await shop.identity(cid, "weibo", 9)
+    parts = await shop.parts(cid)
+    assert parts[("social", "followers@douyin")].value == pytest.approx(min(5 * math.log10(200_001), 30))
+    assert parts[("social", "followers@weibo")].value == pytest.approx(5 * math.log10(10))
+    assert parts[("social", "engagement@douyin")].value == pytest.approx(20 * 0.08)
+    assert parts[("social", "followers@douyin")].measure == 200_000
+
+
+@pytest.fixture
+def plugin_config() -> dict[str, dict[str, object]]:
+    return {
+        "scoring": {
+            "profile": {"completeness": {"company": 4, "emails": 6}, "attributes": [{"key": "industry", "equals": "retail", "points": 10}, {"key": "budget", "points": 3}]},
+        }
+    }
+
+
+async def test_profile_fit_counts_filled_fields_and_configured_attribute_rules(shop: Shop) -> None:
+    cid = await shop.customer(company="ACME", emails=["li@acme.cn"], attributes={"industry": "retail", "budget": 5000})
+    other = await shop.customer(attributes={"industry": "bank"})
+    await shop.interact(cid, "note")
+    await shop.interact(other, "note")
+    parts = await shop.parts(cid)
+    assert {k: p.value for k, p in parts.items()} == {
+        ("profile", "company"): 4,
+        ("profile", "emails"): 6,
+        ("profile", "attribute:industry=retail"): 10,
+        ("profile", "attribute:budget"): 3,
+    }
+    assert await shop.parts(other) == {}
