@@ -35,4 +35,7 @@ def recompute(ctx: click.Context, slug: str | None, batch_size: int | None) -> N
             return await recompute_tenant(r, tenant_id, batch_size=batch_size, on_progress=on_progress)
 
         report = run_async(rt, job)
-    click.echo(f"{report.customers} customers scored in {report.batches} batches; {report.changed} totals changed; {report.moved} moved by stage rules")
+    click.echo(
+        f"{report.customers} customers scored in {report.batches} batches; "
+        f"{report.changed} totals changed; {report.moved} moved by stage rules"
+    )

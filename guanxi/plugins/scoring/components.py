@@ -193,7 +193,9 @@ def social(d: Dialect, tenant_id: uuid.UUID, scope: Scope, settings: ScoringSett
         followers = func.max(idt.follower_count)
         value = d.least(literal(cfg.points_per_decade, Float) * d.log10_1p(followers), literal(cfg.max_points_per_identity, Float))
         selects.append(
-            select(*_row(tenant_id, idt.customer_id, "social", literal("followers@", String) + idt.channel, func.count(), 0, value, followers))
+            select(
+                *_row(tenant_id, idt.customer_id, "social", literal("followers@", String) + idt.channel, func.count(), 0, value, followers)
+            )
             .where(*base, idt.follower_count > 0)
             .group_by(idt.customer_id, idt.channel)
         )
@@ -240,4 +242,3 @@ def profile(d: Dialect, tenant_id: uuid.UUID, scope: Scope, settings: ScoringSet
         item = f"attribute:{rule.key}" if rule.equals is None else f"attribute:{rule.key}={rule.equals}"
         selects.append(select(*_row(tenant_id, c.id, "profile", item[:100], 1, 0, literal(rule.points, Float))).where(*live, cond))
     return _insert(selects)
-

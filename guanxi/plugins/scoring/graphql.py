@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import strawberry
-from sqlalchemy import func, select
+from sqlalchemy import Float, func, literal, select
+from sqlalchemy.sql.elements import ColumnElement
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from guanxi.core.errors import ValidationError
+from guanxi.core.models import Customer as Customer_
 from guanxi.graphql.pagination import check_page_size
 from guanxi.graphql.types import Customer
 from guanxi.plugins.scoring import explain
@@ -61,7 +63,10 @@ class Score:
     async def history(self, info: Info, first: int = 20) -> list[ScoreChange]:
         size = check_page_size(first, 20, _settings(info).history_limit)
         rows = await loaders(info).history.load((self.customer_uuid, size))
-        return [ScoreChange(at=r.at, total=round(r.total, 4), previous=None if r.previous is None else round(r.previous, 4), cause=r.cause) for r in rows]
+        return [
+            ScoreChange(at=r.at, total=round(r.total, 4), previous=None if r.previous is None else round(r.previous, 4), cause=r.cause)
+            for r in rows
+        ]
 
 
 class ScoreLoaders:
@@ -144,7 +149,31 @@ class ScoringQuery:
         ]
 
 
-def contribution() -> Any:
-    from guanxi.graphql.contrib import GraphQLContribution
+def score_of_customer() -> ColumnElement[float]:
+    """The customer's current total as a sort key / condition on core's customer select (0 for a
+    customer never scored, so it is never NULL)."""
+    s = ScoringScore
+    total = select(s.total).where(s.tenant_id == Customer_.tenant_id, s.customer_id == Customer_.id).scalar_subquery()
+    return func.coalesce(total, literal(0.0, Float))
 
-    return GraphQLContribution(query=ScoringQuery, extend={"Customer": CustomerScore}, types=[Score, ScoreComponentType, ScoreChange])
+
+def contribution() -> Any:
+    from guanxi.graphql.contrib import CustomerFilterField, CustomerOrdering, GraphQLContribution
+
+    return GraphQLContribution(
+        query=ScoringQuery,
+        extend={"Customer": CustomerScore},
+        types=[Score, ScoreComponentType, ScoreChange],
+        customer_filters=[
+            CustomerFilterField(
+                "score_gte", float | None, lambda stmt, v: stmt.where(score_of_customer() >= v), "score at least (unscored: 0)"
+            ),
+            CustomerFilterField(
+                "score_lte", float | None, lambda stmt, v: stmt.where(score_of_customer() <= v), "score at most (unscored: 0)"
+            ),
+        ],
+        customer_orderings=[
+            CustomerOrdering("score_desc", score_of_customer, descending=True, description="highest score first"),
+            CustomerOrdering("score_asc", score_of_customer, descending=False, description="lowest score first"),
+        ],
+    )

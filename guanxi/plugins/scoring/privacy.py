@@ -19,12 +19,26 @@ async def export_customer(session: TenantSession, customer_id: uuid.UUID) -> dic
     score = await session.get(ScoringScore, (session.tenant_id, customer_id))
     if score is None:
         return None
-    parts = (await session.execute(select(ScoringPart).where(ScoringPart.customer_id == customer_id).order_by(ScoringPart.component, ScoringPart.item))).scalars()
-    history = (await session.execute(select(ScoringHistory).where(ScoringHistory.customer_id == customer_id).order_by(ScoringHistory.at))).scalars()
+    parts = (
+        await session.execute(
+            select(ScoringPart).where(ScoringPart.customer_id == customer_id).order_by(ScoringPart.component, ScoringPart.item)
+        )
+    ).scalars()
+    history = (
+        await session.execute(select(ScoringHistory).where(ScoringHistory.customer_id == customer_id).order_by(ScoringHistory.at))
+    ).scalars()
     return {
         "score": {"total": score.total, "computed_at": score.computed_at.isoformat()},
         "parts": [
-            {"component": p.component, "item": p.item, "count": p.count, "skipped": p.skipped, "value": p.value, "measure": p.measure, "reasons": p.reasons}
+            {
+                "component": p.component,
+                "item": p.item,
+                "count": p.count,
+                "skipped": p.skipped,
+                "value": p.value,
+                "measure": p.measure,
+                "reasons": p.reasons,
+            }
             for p in parts
         ],
         "history": [{"at": h.at.isoformat(), "total": h.total, "previous": h.previous, "cause": h.cause} for h in history],
@@ -33,6 +47,9 @@ async def export_customer(session: TenantSession, customer_id: uuid.UUID) -> dic
 
 async def erase_customer(session: TenantSession, customer_id: uuid.UUID) -> dict[str, int]:
     parts = await session.execute(
-        update(ScoringPart).where(ScoringPart.customer_id == customer_id, ScoringPart.item == "").values(reasons=[]).execution_options(synchronize_session=False)
+        update(ScoringPart)
+        .where(ScoringPart.customer_id == customer_id, ScoringPart.item == "")
+        .values(reasons=[])
+        .execution_options(synchronize_session=False)
     )
-    return {"score_reasons": int(parts.rowcount or 0)}
+    return {"score_reasons": int(getattr(parts, "rowcount", 0) or 0)}

@@ -42,7 +42,9 @@ def queue_statement(dialect: str, user_id: uuid.UUID, settings: ScoringSettings,
     )
     score = func.coalesce(s.total, literal(0.0, Float))
     age = literal(epoch_seconds(now), Float) - d.epoch(last_in)
-    touch = func.coalesce(literal(cfg.touch_points, Float) * d.decay(d.greatest(age, literal(0.0, Float)), cfg.touch_half_life_hours * 3600.0), 0.0)
+    touch = func.coalesce(
+        literal(cfg.touch_points, Float) * d.decay(d.greatest(age, literal(0.0, Float)), cfg.touch_half_life_hours * 3600.0), 0.0
+    )
     position = func.coalesce(st.position, 0)
     rank = score + touch + literal(cfg.task_points, Float) * due + literal(cfg.stage_points, Float) * position
     inner = (
@@ -70,7 +72,7 @@ async def priority_queue(session: TenantSession, user_id: uuid.UUID, settings: S
     from guanxi.plugins.scoring.recompute import clock
 
     now = clock()
-    dialect = session.bind.dialect.name
+    dialect = (await session.connection()).dialect.name
     rows = (await session.execute(queue_statement(dialect, user_id, settings, now, first))).all()
     cfg = settings.queue
     out = []

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sqlalchemy import Float, Select, delete, func, insert, literal, select
+from sqlalchemy import Float, delete, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -71,13 +71,23 @@ async def _plugin_parts(tx: Tx, ids: list[uuid.UUID], as_of: dt.datetime) -> lis
     for plugin, found in answers:
         for comp in found:
             if not isinstance(comp, ScoreComponent):
-                raise PluginError(f"plugin {plugin!r}: guanxi_score_components must return ScoreComponent values, not {type(comp).__name__}")
+                raise PluginError(
+                    f"plugin {plugin!r}: guanxi_score_components must return ScoreComponent values, not {type(comp).__name__}"
+                )
             if comp.customer_id not in wanted:
                 continue
             name = comp.name if "." in comp.name else f"{plugin}.{comp.name}"
             row = merged.setdefault(
                 (comp.customer_id, name),
-                {"customer_id": comp.customer_id, "component": name[:64], "item": "", "count": 0, "skipped": 0, "value": 0.0, "reasons": []},
+                {
+                    "customer_id": comp.customer_id,
+                    "component": name[:64],
+                    "item": "",
+                    "count": 0,
+                    "skipped": 0,
+                    "value": 0.0,
+                    "reasons": [],
+                },
             )
             row["value"] += float(comp.value)
             row["count"] += 1
@@ -85,7 +95,11 @@ async def _plugin_parts(tx: Tx, ids: list[uuid.UUID], as_of: dt.datetime) -> lis
     return list(merged.values())
 
 
-def _totals(tenant_id: uuid.UUID, scope: Scope) -> Select[Any]:
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _totals(tenant_id: uuid.UUID, scope: Scope) -> Any:
     """Each live customer of the set with the sum of its parts (0 without parts)."""
     p = ScoringPart
     sums = (
@@ -139,7 +153,9 @@ async def score_set(tx: Tx, scope: Scope, ids: list[uuid.UUID], *, as_of: dt.dat
     )
     dialect_insert = _dialect_insert(runtime)
     history = dialect_insert(ScoringHistory).from_select(["tenant_id", "customer_id", "at", "total", "previous", "cause"], changed)
-    tx.runtime.state[CHANGED_KEY] = tx.runtime.state.get(CHANGED_KEY, 0) + (await session.execute(history.on_conflict_do_nothing())).rowcount
+    tx.runtime.state[CHANGED_KEY] = tx.runtime.state.get(CHANGED_KEY, 0) + _rowcount(
+        await session.execute(history.on_conflict_do_nothing())
+    )
     upsert = dialect_insert(ScoringScore).from_select(
         ["tenant_id", "customer_id", "total", "computed_at"],
         select(literal(tenant_id), totals.c.customer_id, totals.c.total, literal(as_of, UTCDateTime())).where(literal(True)),
@@ -191,7 +207,9 @@ async def recompute_tenant(
     as_of = as_of or clock()
     report = RecomputeReport(tenant_id=tenant_id)
     async with runtime.session(tenant_id) as session:
-        total = int((await session.execute(select(func.count()).select_from(Customer).where(Customer.merged_into_id.is_(None)))).scalar_one())
+        total = int(
+            (await session.execute(select(func.count()).select_from(Customer).where(Customer.merged_into_id.is_(None)))).scalar_one()
+        )
     if on_progress:
         on_progress(0, total)
     last: uuid.UUID | None = None
@@ -214,4 +232,3 @@ async def recompute_tenant(
         if on_progress:
             on_progress(report.customers, total)
     return report
-

@@ -124,7 +124,9 @@ class Purchase(_Section, frozen=True, kw_only=True):
     frequency_points: Annotated[float, Meta(ge=0)] = 5.0
     frequency_cap: Annotated[int, Meta(ge=0)] = 10
     monetary_points_per_decade: Annotated[float, Meta(ge=0)] = 10.0
-    amount_keys: list[Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]+$")]] = msgspec.field(default_factory=lambda: ["amount", "total", "value"])
+    amount_keys: list[Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]+$")]] = msgspec.field(
+        default_factory=lambda: ["amount", "total", "value"]
+    )
 
     def __post_init__(self) -> None:
         if not self.amount_keys:

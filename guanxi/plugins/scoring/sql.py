@@ -33,7 +33,7 @@ class Dialect:
         self.name = name
         self.pg = name == "postgresql"
 
-    def epoch(self, col: Any) -> ColumnElement[float]:
+    def epoch(self, col: Any) -> ColumnElement[Any]:
         """A timestamp column as seconds since 1970 (UTC), a float."""
         if self.pg:
             return cast(func.extract("epoch", col), Float)
@@ -45,12 +45,12 @@ class Dialect:
     def greatest(self, a: Any, b: Any) -> ColumnElement[Any]:
         return func.greatest(a, b) if self.pg else func.max(a, b)
 
-    def decay(self, age_seconds: Any, half_life_seconds: float) -> ColumnElement[float]:
+    def decay(self, age_seconds: Any, half_life_seconds: float) -> ColumnElement[Any]:
         """0.5 ** (age / half-life), as ``exp`` of a clamped exponent."""
         k = literal(-LN2 / half_life_seconds, Float)
         return func.exp(self.greatest(k * age_seconds, literal(MIN_EXPONENT, Float)))
 
-    def log10_1p(self, x: Any) -> ColumnElement[float]:
+    def log10_1p(self, x: Any) -> ColumnElement[Any]:
         """log10(1 + max(x, 0))."""
         return func.ln(literal(1.0, Float) + self.greatest(x, literal(0.0, Float))) / literal(LN10, Float)
 

@@ -91,7 +91,9 @@ async def pick_owner(tx: Tx, customer: Customer, cfg: Assignment) -> uuid.UUID |
         user = await session.get(User, (tx.tenant_id, answer))
         return user is not None and user.active
 
-    chosen: uuid.UUID | None = await plugins.call_first(tx.runtime.pm.hook.guanxi_assign_owner, accept=active, session=session, customer=snapshot(customer))
+    chosen: uuid.UUID | None = await plugins.call_first(
+        tx.runtime.pm.hook.guanxi_assign_owner, accept=active, session=session, customer=snapshot(customer)
+    )
     if chosen is not None:
         return chosen
     eligible = (User.active.is_(True), User.role.in_(cfg.roles))
@@ -111,14 +113,14 @@ async def pick_owner(tx: Tx, customer: Customer, cfg: Assignment) -> uuid.UUID |
         )
         return (await session.execute(stmt)).scalar_one_or_none()
     a = ScoringAssignment
-    stmt = (
+    rr = (
         select(User.id, a.user_id.label("seen"))
         .outerjoin(a, and_(a.tenant_id == User.tenant_id, a.user_id == User.id))
         .where(*eligible)
         .order_by(a.user_id.is_not(None), a.last_assigned_at, User.created_at, User.id)
         .limit(1)
     )
-    row = (await session.execute(stmt)).first()
+    row = (await session.execute(rr)).first()
     if row is None:
         return None
     if row.seen is None:

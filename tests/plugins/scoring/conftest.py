@@ -30,7 +30,9 @@ class Shop:
         async with self.runtime.transaction(self.ctx) as tx:
             return (await create_customer(tx, CustomerInput(display_name=name, **fields))).id
 
-    async def interact(self, customer_id: uuid.UUID, kind: str, *, channel: str = "wecom", at: dt.datetime | None = None, **payload: Any) -> None:
+    async def interact(
+        self, customer_id: uuid.UUID, kind: str, *, channel: str = "wecom", at: dt.datetime | None = None, **payload: Any
+    ) -> None:
         async with self.runtime.transaction(self.ctx) as tx:
             await record_interaction(
                 tx, InteractionInput(customer_id=customer_id, channel=channel, kind=kind, occurred_at=at or NOW, payload=payload)
@@ -41,7 +43,9 @@ class Shop:
 
         async with self.runtime.transaction(self.ctx) as tx:
             await attach_identity(
-                tx, customer_id, IdentityInput(channel=channel, external_id=f"{channel}-{customer_id}", follower_count=followers, profile=profile)
+                tx,
+                customer_id,
+                IdentityInput(channel=channel, external_id=f"{channel}-{customer_id}", follower_count=followers, profile=profile),
             )
 
     async def total(self, customer_id: uuid.UUID) -> float | None:

@@ -83,7 +83,10 @@ async def test_social_value_is_log_scaled_followers_capped_plus_engagement_rate(
 def plugin_config() -> dict[str, dict[str, object]]:
     return {
         "scoring": {
-            "profile": {"completeness": {"company": 4, "emails": 6}, "attributes": [{"key": "industry", "equals": "retail", "points": 10}, {"key": "budget", "points": 3}]},
+            "profile": {
+                "completeness": {"company": 4, "emails": 6},
+                "attributes": [{"key": "industry", "equals": "retail", "points": 10}, {"key": "budget", "points": 3}],
+            },
         }
     }
 

@@ -52,7 +52,9 @@ async def _populate(shop: Shop) -> list[uuid.UUID]:
     for n in range(5):
         cid = await shop.customer(f"Customer {n}", company="ACME" if n % 2 else None, emails=[f"c{n}@x.cn"] if n % 3 else [])
         for k in range(n * 3):
-            await shop.interact(cid, ("message_in", "click", "visit", "purchase")[k % 4], at=NOW - k * DAY - dt.timedelta(hours=n), amount=10.0 * k)
+            await shop.interact(
+                cid, ("message_in", "click", "visit", "purchase")[k % 4], at=NOW - k * DAY - dt.timedelta(hours=n), amount=10.0 * k
+            )
         if n == 4:
             await shop.identity(cid, "douyin", 12_345, engagement_rate=0.2)
             await shop.interact(cid, "complaint", at=NOW - 3 * DAY)
@@ -79,7 +81,9 @@ async def test_plugin_components_are_added_to_the_score_with_their_reasons(shop:
     assert await shop.total(cid) == pytest.approx(5 + 2.5)
 
 
-async def test_batch_recompute_gives_the_same_numbers_as_the_incremental_updates(shop: Shop, runtime: Runtime, tenant_id: uuid.UUID) -> None:
+async def test_batch_recompute_gives_the_same_numbers_as_the_incremental_updates(
+    shop: Shop, runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
     ids = await _populate(shop)
     incremental = await _snapshot(runtime, tenant_id)
     assert len(incremental[0]) == 5 and len(incremental[1]) > 15

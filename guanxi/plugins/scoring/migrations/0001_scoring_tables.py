@@ -18,7 +18,9 @@ TS = sa.DateTime(timezone=True)
 
 
 def _customer_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], name=f"fk_{table}_tenant_id_customer_id_customers")
+    return sa.ForeignKeyConstraint(
+        ["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], name=f"fk_{table}_tenant_id_customer_id_customers"
+    )
 
 
 def upgrade() -> None:
@@ -64,7 +66,9 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("last_assigned_at", TS, nullable=False),
-        sa.ForeignKeyConstraint(["tenant_id", "user_id"], ["users.tenant_id", "users.id"], name="fk_scoring_assignments_tenant_id_user_id_users"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "user_id"], ["users.tenant_id", "users.id"], name="fk_scoring_assignments_tenant_id_user_id_users"
+        ),
         sa.PrimaryKeyConstraint("tenant_id", "user_id", name="pk_scoring_assignments"),
     )
 
