@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import msgspec
-from sqlalchemy import Float, and_, func, literal, select
+from sqlalchemy import Float, and_, case, func, literal, select
 
 from guanxi.core.models import Customer, Interaction, Stage, Task
 from guanxi.core.queries import CUSTOMER_COLUMNS
@@ -42,9 +42,9 @@ def queue_statement(dialect: str, user_id: uuid.UUID, settings: ScoringSettings,
     )
     score = func.coalesce(s.total, literal(0.0, Float))
     age = literal(epoch_seconds(now), Float) - d.epoch(last_in)
-    touch = func.coalesce(
-        literal(cfg.touch_points, Float) * d.decay(d.greatest(age, literal(0.0, Float)), cfg.touch_half_life_hours * 3600.0), 0.0
-    )
+    # CASE, not coalesce: PostgreSQL's greatest() skips NULLs where SQLite's max() returns NULL
+    decayed = literal(cfg.touch_points, Float) * d.decay(d.greatest(age, literal(0.0, Float)), cfg.touch_half_life_hours * 3600.0)
+    touch = case((last_in.is_(None), literal(0.0, Float)), else_=decayed)
     position = func.coalesce(st.position, 0)
     rank = score + touch + literal(cfg.task_points, Float) * due + literal(cfg.stage_points, Float) * position
     inner = (

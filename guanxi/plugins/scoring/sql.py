@@ -4,6 +4,7 @@
 * Decay: ``exp(k × age)`` with ``k = -ln 2 / half-life``, the exponent clamped at -700 (PostgreSQL
   raises on an underflowing ``exp``; e^-700 is 1e-304, zero for any score).
 * Scalar ``least``/``greatest``: PostgreSQL's functions; SQLite's two-argument ``min``/``max``.
+  They differ on NULL (PostgreSQL skips it, SQLite returns NULL): only give them non-NULL values.
 * ``exp``, ``ln`` and ``floor`` come with SQLite's math functions (compiled in since 3.35 when
   the build enables them, as this machine's 3.40 does). A build without them gets deterministic
   Python versions registered on each new connection (:func:`ensure_sqlite_math`), so the numbers

@@ -122,7 +122,7 @@ async def test_priority_queue_ranks_a_salespersons_customers_and_says_why(shop: 
     query = "{ myPriorityQueue(first: 10) { rank score reasons customer { displayName } } }"
     with count_statements(runtime.engine) as seen:
         queue = (await _as_user(runtime, me, ctx.tenant_id, query))["myPriorityQueue"]
-    assert [q["customer"]["displayName"] for q in queue] == ["Hot", "Due", "Cold"]
+    assert [q["customer"]["displayName"] for q in queue] == ["Hot", "Due", "Cold"], queue
     assert queue[0]["reasons"][:2] == ["score 10.0", "last inbound touch 1 h ago: +29.6"]
     assert "1 task due or overdue: +20.0" in queue[1]["reasons"]
     assert queue[2]["reasons"][1] == "no inbound touch yet"
@@ -143,3 +143,18 @@ async def test_schema_without_the_plugin_has_no_score_filter_or_ordering(runtime
     with_plugin = build_schema(runtime).as_str()
     assert "scoreGte: Float" in with_plugin and "SCORE_DESC" in with_plugin and "score: Score" in with_plugin
     await core_only.engine.dispose()
+
+
+def test_every_graphql_example_of_the_scoring_docs_validates_against_the_schema(runtime: Runtime) -> None:
+    """docs/plugins/scoring.md shows real queries: each ```graphql block parses and validates."""
+    import re
+    from pathlib import Path
+
+    from graphql import parse, validate
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "plugins" / "scoring.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```graphql\n(.*?)```", doc, flags=re.S)
+    assert len(blocks) == 3
+    schema = build_schema(runtime)._schema
+    for block in blocks:
+        assert validate(schema, parse(block)) == [], block
