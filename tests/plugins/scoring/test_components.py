@@ -104,3 +104,61 @@ async def test_profile_fit_counts_filled_fields_and_configured_attribute_rules(s
         ("profile", "attribute:budget"): 3,
     }
     assert await shop.parts(other) == {}
+
+
+async def test_a_merge_gives_the_survivor_the_score_of_both_timelines_and_drops_the_tombstones(shop: Shop) -> None:
+    from guanxi.core.services.merge import merge_customers
+
+    survivor = await shop.customer("Li Lei")
+    merged = await shop.customer("李雷")
+    await shop.interact(survivor, "visit")
+    await shop.interact(merged, "meeting")
+    assert await shop.total(merged) == pytest.approx(15)
+    async with shop.runtime.transaction(shop.ctx) as tx:
+        await merge_customers(tx, survivor, merged)
+    assert await shop.total(survivor) == pytest.approx(25)
+    assert await shop.total(merged) is None and await shop.parts(merged) == {}
+
+
+async def test_a_departure_reported_by_a_channel_rescores_the_customer(shop: Shop) -> None:
+    """guanxi_contact_left recomputes: the channel's contact_removed interaction is counted even
+    when the departure event is the last to arrive."""
+    from guanxi.core.events import ContactLeft
+    from guanxi.core.plugins import fire
+    from guanxi.core.runtime import Tx
+
+    cid = await shop.customer()
+    async with shop.runtime.write_session(shop.ctx.tenant_id) as s:  # recorded without its own event
+        from guanxi.core.services.interactions import InteractionInput, record_interaction
+
+        await record_interaction(
+            Tx(shop.runtime, s, shop.ctx), InteractionInput(customer_id=cid, channel="wecom", kind="contact_removed", occurred_at=NOW)
+        )
+    assert await shop.total(cid) == 0
+    event = ContactLeft(
+        tenant_id=shop.ctx.tenant_id,
+        actor=shop.ctx.actor,
+        customer_id=cid,
+        channel="wecom",
+        external_id="wm1",
+        staff_user_id=None,
+        reason="removed_staff",
+        occurred_at=NOW,
+    )
+    await fire(shop.runtime.pm.hook.guanxi_contact_left, runtime=shop.runtime, event=event)
+    assert await shop.total(cid) == pytest.approx(-25)
+
+
+class TestShortHalfLife:
+    @pytest.fixture
+    def plugin_config(self) -> dict[str, dict[str, object]]:
+        return {"scoring": {"engagement": {"half_life_days": 0.5, "rules": [{"kind": "visit", "points": 10, "channel": "shop"}]}}}
+
+    async def test_a_decade_old_interaction_decays_to_zero_without_an_underflow_error(self, shop: Shop) -> None:
+        """exp() of a huge negative exponent is clamped (PostgreSQL raises on underflow)."""
+        cid = await shop.customer()
+        await shop.interact(cid, "visit", channel="shop", at=NOW - 3650 * DAY)
+        await shop.interact(cid, "visit", channel="wecom", at=NOW)  # the only rule is for the shop
+        part = (await shop.parts(cid))[("engagement", "visit@shop")]
+        assert part.count == 1 and 0 <= part.value < 1e-300
+        assert ("engagement", "visit@*") not in await shop.parts(cid)
