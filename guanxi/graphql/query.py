@@ -63,7 +63,8 @@ def customer_order_enum(extra: Sequence[queries.CustomerOrdering]) -> Any:
     """``CustomerOrder`` with the plugins' orderings (core's own enum when there are none)."""
     if not extra:
         return inputs.CustomerOrder
-    members = {m.name: m.value for m in queries.CustomerOrder} | {o.key.upper(): o.key for o in extra}
+    members: dict[str, Any] = {m.name: m.value for m in queries.CustomerOrder}
+    members |= {o.key.upper(): strawberry.enum_value(o.key, description=o.description or None) for o in extra}
     py_enum = enum.Enum("CustomerOrder", members)  # type: ignore[misc]
     return strawberry.enum(py_enum, name="CustomerOrder", description="How a customer list is sorted.")
 

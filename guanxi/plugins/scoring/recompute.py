@@ -219,6 +219,8 @@ async def recompute_tenant(
             stmt = select(Customer.id).where(Customer.merged_into_id.is_(None)).order_by(Customer.id).limit(size)
             if last is not None:
                 stmt = stmt.where(Customer.id > last)
+            if runtime.engine.dialect.name == "postgresql":
+                stmt = stmt.with_for_update()  # an interaction's update of one of them waits (see score_customers)
             ids = list((await tx.session.execute(stmt)).scalars())
             if not ids:
                 break
