@@ -179,8 +179,7 @@ WHERE scoring_scores.tenant_id = :tenant_id"""
 
 
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
-    from guanxi.plugins.scoring.plugin import _rescore
-    from guanxi.plugins.scoring.recompute import recompute_tenant
+    from guanxi.plugins.scoring.recompute import recompute_tenant, rescore
 
     environ = {"GUANXI_DATABASE_URL": url, "GUANXI_PLUGINS": "scoring"}
     if not args.stage_rules:
@@ -223,7 +222,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         for cid in sample:
             with count_statements(runtime.engine) as seen:
                 t0 = time.perf_counter()
-                await _rescore(runtime, tenant_id, cid, "bench")
+                await rescore(runtime, tenant_id, cid, "bench")
                 times.append((time.perf_counter() - t0) * 1000)
             statements = max(statements, len(seen))
     finally:

@@ -54,12 +54,11 @@ def reason(part: Any, settings: ScoringSettings) -> list[str]:
     return words or [f"{part.component}: {value}"]
 
 
-def components(parts: Iterable[Any], settings: ScoringSettings) -> list[tuple[str, float, list[str]]]:
-    """(name, value, reasons) per component, in display order."""
-    grouped: dict[str, tuple[float, list[str]]] = {}
+def components(parts: Iterable[Any], settings: ScoringSettings) -> list[tuple[str, float, list[tuple[Any, list[str]]]]]:
+    """(name, value, [(part, its reasons), …]) per component, in display order."""
+    grouped: dict[str, list[tuple[Any, list[str]]]] = {}
     for part in parts:
-        value, words = grouped.get(part.component, (0.0, []))
-        grouped[part.component] = (value + float(part.value), [*words, *reason(part, settings)])
+        grouped.setdefault(part.component, []).append((part, reason(part, settings)))
     rank = {name: i for i, name in enumerate(ORDER)}
     names = sorted(grouped, key=lambda n: (rank.get(n, len(ORDER)), n))
-    return [(n, grouped[n][0], grouped[n][1]) for n in names]
+    return [(n, sum(float(p.value) for p, _ in grouped[n]), grouped[n]) for n in names]

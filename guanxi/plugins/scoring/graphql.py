@@ -37,11 +37,27 @@ def _settings(info: Info) -> ScoringSettings:
     return found
 
 
+@strawberry.type(description="One line of a score component: the rule or fact, the events it counted, and its points.")
+class ScoreItem:
+    item: str = strawberry.field(
+        description="the rule (`message_in@wecom`, `visit@*` for any channel) or fact (`followers@douyin`, `recency`, `company`, "
+        "`attribute:industry=retail`); empty for another plugin's component"
+    )
+    count: int = strawberry.field(description="events counted (interactions, purchases, identities)")
+    over_cap: int = strawberry.field(description="events of the rule over its cap, not counted")
+    value: float
+    measure: float | None = strawberry.field(description="followers, engagement rate or amount spent, where that is what counts")
+    first_at: dt.datetime | None = strawberry.field(description="the earliest event counted")
+    last_at: dt.datetime | None = strawberry.field(description="the latest event counted")
+    reasons: list[str]
+
+
 @strawberry.type(name="ScoreComponent", description="One part of a score: its points and the reasons for them.")
 class ScoreComponentType:
     name: str = strawberry.field(description="engagement, profile, social, purchase, or another plugin's `<plugin>.<part>`")
     value: float
     reasons: list[str]
+    items: list[ScoreItem] = strawberry.field(description="the lines the component adds up, to trace each number to its events")
 
 
 @strawberry.type(description="A change of a customer's score.")
@@ -93,7 +109,27 @@ class ScoreLoaders:
             if s is None:
                 out.append(None)
                 continue
-            comps = [ScoreComponentType(name=n, value=round(v, 4), reasons=r) for n, v, r in explain.components(parts[i], settings)]
+            comps = [
+                ScoreComponentType(
+                    name=name,
+                    value=round(value, 4),
+                    reasons=[w for _, words in lines for w in words],
+                    items=[
+                        ScoreItem(
+                            item=p.item,
+                            count=p.count,
+                            over_cap=p.skipped,
+                            value=round(p.value, 4),
+                            measure=p.measure,
+                            first_at=p.first_at,
+                            last_at=p.last_at,
+                            reasons=words,
+                        )
+                        for p, words in lines
+                    ],
+                )
+                for name, value, lines in explain.components(parts[i], settings)
+            ]
             out.append(Score(customer_uuid=i, total=round(s.total, 4), updated_at=s.computed_at, components=comps))
         return out
 
@@ -163,7 +199,7 @@ def contribution() -> Any:
     return GraphQLContribution(
         query=ScoringQuery,
         extend={"Customer": CustomerScore},
-        types=[Score, ScoreComponentType, ScoreChange],
+        types=[Score, ScoreComponentType, ScoreItem, ScoreChange],
         customer_filters=[
             CustomerFilterField(
                 "score_gte", float | None, lambda stmt, v: stmt.where(score_of_customer() >= v), "score at least (unscored: 0)"

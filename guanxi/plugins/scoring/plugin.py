@@ -16,7 +16,7 @@ from guanxi.core.events import ContactLeft, CustomerCreated, CustomersMerged, Cu
 from guanxi.core.plugins import hookimpl
 from guanxi.core.runtime import Runtime
 from guanxi.core.tenancy import TenantSession
-from guanxi.plugins.scoring.recompute import RULE_ACTOR, score_customers
+from guanxi.plugins.scoring.recompute import RULE_ACTOR, rescore, score_customers
 from guanxi.plugins.scoring.settings import ScoringSettings
 from guanxi.plugins.scoring.sql import ensure_sqlite_math
 
@@ -65,32 +65,27 @@ def guanxi_permissions() -> list[Permission]:
     ]
 
 
-async def _rescore(runtime: Runtime, tenant_id: uuid.UUID, customer_id: uuid.UUID, cause: str) -> None:
-    async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=RULE_ACTOR)) as tx:
-        await score_customers(tx, [customer_id], cause=cause)
-
-
 @hookimpl
 async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
     """The incremental path: the customer's score is recomputed after the interaction commits."""
-    await _rescore(runtime, event.tenant_id, event.customer_id, f"interaction:{event.kind}@{event.channel}")
+    await rescore(runtime, event.tenant_id, event.customer_id, f"interaction:{event.kind}@{event.channel}")
 
 
 @hookimpl
 async def guanxi_customer_created(runtime: Runtime, event: CustomerCreated) -> None:
     """A new customer gets a score at once (profile fit, other plugins' components)."""
-    await _rescore(runtime, event.tenant_id, event.customer.id, "created")
+    await rescore(runtime, event.tenant_id, event.customer.id, "created")
 
 
 @hookimpl
 async def guanxi_customer_updated(runtime: Runtime, event: CustomerUpdated) -> None:
     if PROFILE_FIELDS & event.changed.keys():
-        await _rescore(runtime, event.tenant_id, event.customer.id, "profile")
+        await rescore(runtime, event.tenant_id, event.customer.id, "profile")
 
 
 @hookimpl
 async def guanxi_identity_attached(runtime: Runtime, event: IdentityAttached) -> None:
-    await _rescore(runtime, event.tenant_id, event.customer_id, f"identity:{event.channel}")
+    await rescore(runtime, event.tenant_id, event.customer_id, f"identity:{event.channel}")
 
 
 @hookimpl
@@ -98,7 +93,7 @@ async def guanxi_contact_left(runtime: Runtime, event: ContactLeft) -> None:
     """The channel records the departure as an interaction (``contact_removed``, ``unfollow``),
     which carries the negative points; recomputing here also covers a channel that reports the
     event before the interaction's own hook ran."""
-    await _rescore(runtime, event.tenant_id, event.customer_id, f"contact_left:{event.reason}")
+    await rescore(runtime, event.tenant_id, event.customer_id, f"contact_left:{event.reason}")
 
 
 @hookimpl

@@ -182,6 +182,13 @@ async def score_customers(tx: Tx, ids: list[uuid.UUID], *, as_of: dt.datetime | 
     return totals
 
 
+async def rescore(runtime: Runtime, tenant_id: uuid.UUID, customer_id: uuid.UUID, cause: str) -> dict[uuid.UUID, float]:
+    """The incremental update of one customer, in its own transaction (what the event hooks run
+    after an interaction, a profile change, a new identity … commits)."""
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=RULE_ACTOR)) as tx:
+        return await score_customers(tx, [customer_id], cause=cause)
+
+
 class RecomputeReport(msgspec.Struct, kw_only=True):
     tenant_id: uuid.UUID
     customers: int = 0

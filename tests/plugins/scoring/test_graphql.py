@@ -24,7 +24,9 @@ pytestmark = pytest.mark.plugins("scoring")
 DAY = dt.timedelta(days=1)
 
 SCORE = """query($id: ID!) {
-  customer(id: $id) { score { total updatedAt components { name value reasons } history { total previous cause } } } }"""
+  customer(id: $id) { score {
+    total updatedAt history { total previous cause }
+    components { name value reasons items { item count overCap value firstAt lastAt } } } } }"""
 
 
 async def test_customer_score_lists_components_with_reasons_that_name_the_events(shop: Shop, graphql: GraphQL) -> None:
@@ -38,6 +40,16 @@ async def test_customer_score_lists_components_with_reasons_that_name_the_events
     engagement = score["components"][0]
     assert engagement["value"] == 2.5
     assert engagement["reasons"] == ["1 × message_in on any channel × 5 points, decayed with a 30-day half-life: +2.50, on 2026-10-21"]
+    assert engagement["items"] == [
+        {
+            "item": "message_in@*",
+            "count": 1,
+            "overCap": 0,
+            "value": 2.5,
+            "firstAt": "2026-10-21T12:00:00+00:00",
+            "lastAt": "2026-10-21T12:00:00+00:00",
+        }
+    ]
     purchase = {r for c in score["components"] if c["name"] == "purchase" for r in c["reasons"]}
     assert "99.00 spent in 1 purchases (log-scaled): +20.00" in purchase
     assert [h["cause"] for h in score["history"]] == ["interaction:purchase@shop", "interaction:message_in@wecom", "created"]

@@ -118,10 +118,10 @@ async def test_one_interaction_updates_the_score_in_a_fixed_number_of_statements
     cid = await shop.customer()
     for k in range(30):
         await shop.interact(cid, "message_in", at=NOW - k * DAY)
-    from guanxi.plugins.scoring.plugin import _rescore
+    from guanxi.plugins.scoring.recompute import rescore
 
     with count_statements(runtime.engine) as seen:
-        await _rescore(runtime, ctx.tenant_id, cid, "test")
+        await rescore(runtime, ctx.tenant_id, cid, "test")
     expected = 9 + (runtime.engine.dialect.name == "postgresql")
     assert len(seen) == expected, "\n".join(s[:70] for s in seen)
 
