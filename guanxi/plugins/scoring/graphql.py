@@ -65,7 +65,10 @@ class ScoreChange:
     at: dt.datetime
     total: float
     previous: float | None
-    cause: str = strawberry.field(description="`interaction:<kind>@<channel>`, `recompute`, `merge` or `profile`")
+    cause: str = strawberry.field(
+        description="what caused the recompute: `interaction:<kind>@<channel>`, `created`, `profile`, `identity:<channel>`, "
+        "`contact_arrived:<channel>`, `contact_left:<reason>`, `referral`, `merge` or `recompute`"
+    )
 
 
 @strawberry.type(description="A customer's score: the sum of its components, as of `updatedAt`.")

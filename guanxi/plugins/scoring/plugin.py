@@ -12,7 +12,16 @@ from sqlalchemy import delete
 
 from guanxi.core.access import Permission
 from guanxi.core.context import RequestContext
-from guanxi.core.events import ContactLeft, CustomerCreated, CustomersMerged, CustomerUpdated, IdentityAttached, InteractionRecorded
+from guanxi.core.events import (
+    ContactArrived,
+    ContactLeft,
+    CustomerCreated,
+    CustomersMerged,
+    CustomerUpdated,
+    IdentityAttached,
+    InteractionRecorded,
+    ReferralProgress,
+)
 from guanxi.core.plugins import hookimpl
 from guanxi.core.runtime import Runtime
 from guanxi.core.tenancy import TenantSession
@@ -94,6 +103,19 @@ async def guanxi_contact_left(runtime: Runtime, event: ContactLeft) -> None:
     which carries the negative points; recomputing here also covers a channel that reports the
     event before the interaction's own hook ran."""
     await rescore(runtime, event.tenant_id, event.customer_id, f"contact_left:{event.reason}")
+
+
+@hookimpl
+async def guanxi_contact_arrived(runtime: Runtime, event: ContactArrived) -> None:
+    """A new contact on a channel: other plugins' components (referral credit) may have changed."""
+    await rescore(runtime, event.tenant_id, event.customer_id, f"contact_arrived:{event.channel}")
+
+
+@hookimpl
+async def guanxi_referral_progress(runtime: Runtime, event: ReferralProgress) -> None:
+    """An inviting customer's referral count changed: the referral plugin's component with it."""
+    if event.inviter_customer_id is not None:
+        await rescore(runtime, event.tenant_id, event.inviter_customer_id, "referral")
 
 
 @hookimpl

@@ -30,11 +30,14 @@ class NightOwl:
 
     def __init__(self) -> None:
         self.calls: list[list[uuid.UUID]] = []
+        self.value = 2.5
 
     @hookimpl
     def guanxi_score_components(self, customer_ids: list[uuid.UUID], as_of: dt.datetime) -> list[ScoreComponent]:
         self.calls.append(list(customer_ids))
-        return [ScoreComponent(customer_id=c, name="nightowl.late", value=2.5, reasons=["1 night visit x 2.5"]) for c in customer_ids]
+        return [
+            ScoreComponent(customer_id=c, name="nightowl.late", value=self.value, reasons=["1 night visit x 2.5"]) for c in customer_ids
+        ]
 
 
 @pytest.fixture
@@ -79,6 +82,44 @@ async def test_plugin_components_are_added_to_the_score_with_their_reasons(shop:
     part = (await shop.parts(cid))[("nightowl.late", "")]
     assert part.value == 2.5 and part.reasons == ["1 night visit x 2.5"]
     assert await shop.total(cid) == pytest.approx(5 + 2.5)
+
+
+async def test_referral_progress_and_new_contacts_rescore_for_other_plugins_components(shop: Shop, owl: NightOwl) -> None:
+    """Another plugin's component changes without an interaction (a referral qualified): the
+    scoring plugin recomputes on guanxi_referral_progress and guanxi_contact_arrived."""
+    from guanxi.core.events import ContactArrived, ReferralProgress
+    from guanxi.core.plugins import fire
+
+    cid = await shop.customer()
+    assert await shop.total(cid) == 2.5
+    owl.value = 7.5
+    common = {"tenant_id": shop.ctx.tenant_id, "actor": shop.ctx.actor}
+    progress = ReferralProgress(
+        **common,
+        campaign_id=uuid.uuid4(),
+        campaign_name="Invite 3",
+        inviter_customer_id=cid,
+        inviter_user_id=None,
+        qualified=1,
+        goal=3,
+        rewarded=False,
+    )
+    await fire(shop.runtime.pm.hook.guanxi_referral_progress, runtime=shop.runtime, event=progress)
+    assert await shop.total(cid) == 7.5
+    owl.value = 1.0
+    arrived = ContactArrived(
+        **common,
+        customer_id=cid,
+        identity_id=uuid.uuid4(),
+        channel="wecom",
+        external_id="wm1",
+        state="tok",
+        staff_user_id=None,
+        new_customer=False,
+        occurred_at=NOW,
+    )
+    await fire(shop.runtime.pm.hook.guanxi_contact_arrived, runtime=shop.runtime, event=arrived)
+    assert await shop.total(cid) == 1.0
 
 
 async def test_batch_recompute_gives_the_same_numbers_as_the_incremental_updates(
