@@ -27,6 +27,7 @@ class ScoringScore(TenantScoped, CustomerOwned, Base):
 
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     total: Mapped[float] = mapped_column(Float)
+    recorded_total: Mapped[float] = mapped_column(Float)  # the total of the latest history row
     computed_at: Mapped[dt.datetime]
 
 

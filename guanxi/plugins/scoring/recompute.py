@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sqlalchemy import Float, delete, func, insert, literal, select
+from sqlalchemy import Float, case, delete, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -113,9 +113,12 @@ def _totals(tenant_id: uuid.UUID, scope: Scope) -> Any:
     )
 
 
-async def score_set(tx: Tx, scope: Scope, ids: list[uuid.UUID], *, as_of: dt.datetime, cause: str) -> dict[uuid.UUID, float]:
+async def score_set(
+    tx: Tx, scope: Scope, ids: list[uuid.UUID], *, as_of: dt.datetime, cause: str, history_min_change: float = EPSILON
+) -> dict[uuid.UUID, float]:
     """Recompute the scores of a set of customers (``scope`` selects them in SQL, ``ids`` lists
-    them for other plugins' components). Returns the new totals."""
+    them for other plugins' components). Returns the new totals. A history row is written for a
+    customer's first score and for a total that moved by more than ``history_min_change``."""
     runtime, session, tenant_id = tx.runtime, tx.session, tx.tenant_id
     settings = settings_of(runtime)
     d = Dialect(runtime.engine.dialect.name)
@@ -134,18 +137,19 @@ async def score_set(tx: Tx, scope: Scope, ids: list[uuid.UUID], *, as_of: dt.dat
     totals = _totals(tenant_id, scope).subquery("totals")
     s = ScoringScore
     at = utcnow()
+    threshold = literal(max(history_min_change, EPSILON), Float)
     changed = (
         select(
             literal(tenant_id).label("tenant_id"),
             totals.c.customer_id,
             literal(at, UTCDateTime()).label("at"),
             totals.c.total,
-            s.total.label("previous"),
+            s.recorded_total.label("previous"),
             literal(cause[:200]).label("cause"),
         )
         .select_from(totals)
         .outerjoin(s, (s.tenant_id == tenant_id) & (s.customer_id == totals.c.customer_id))
-        .where(s.customer_id.is_(None) | (func.abs(s.total - totals.c.total) > EPSILON))
+        .where(s.customer_id.is_(None) | (func.abs(s.recorded_total - totals.c.total) > threshold))
     )
     dialect_insert = _dialect_insert(runtime)
     history = dialect_insert(ScoringHistory).from_select(["tenant_id", "customer_id", "at", "total", "previous", "cause"], changed)
@@ -153,11 +157,16 @@ async def score_set(tx: Tx, scope: Scope, ids: list[uuid.UUID], *, as_of: dt.dat
         await session.execute(history.on_conflict_do_nothing())
     )
     upsert = dialect_insert(ScoringScore).from_select(
-        ["tenant_id", "customer_id", "total", "computed_at"],
-        select(literal(tenant_id), totals.c.customer_id, totals.c.total, literal(as_of, UTCDateTime())).where(literal(True)),
+        ["tenant_id", "customer_id", "total", "recorded_total", "computed_at"],
+        select(literal(tenant_id), totals.c.customer_id, totals.c.total, totals.c.total, literal(as_of, UTCDateTime())).where(
+            literal(True)
+        ),
     )
+    new = upsert.excluded.total
+    recorded = case((func.abs(new - s.recorded_total) > threshold, new), else_=s.recorded_total)  # as the history insert decided
     upsert = upsert.on_conflict_do_update(
-        index_elements=[s.tenant_id, s.customer_id], set_={"total": upsert.excluded.total, "computed_at": upsert.excluded.computed_at}
+        index_elements=[s.tenant_id, s.customer_id],
+        set_={"total": new, "recorded_total": recorded, "computed_at": upsert.excluded.computed_at},
     ).returning(s.customer_id, s.total)
     rows = (await session.execute(upsert)).all()
     return {r.customer_id: float(r.total) for r in rows}
@@ -228,7 +237,9 @@ async def recompute_tenant(
             if not ids:
                 break
             before = runtime.state.get(CHANGED_KEY, 0)
-            totals = await score_set(tx, range_scope(last, ids[-1]), ids, as_of=as_of, cause="recompute")
+            totals = await score_set(
+                tx, range_scope(last, ids[-1]), ids, as_of=as_of, cause="recompute", history_min_change=settings.history_min_change
+            )
             report.changed += runtime.state.get(CHANGED_KEY, 0) - before
             report.moved += await apply_stage_rules(tx, totals)
         last = ids[-1]

@@ -193,6 +193,7 @@ class ScoringSettings(_Section, frozen=True, kw_only=True):
     queue: Queue = msgspec.field(default_factory=Queue)
     batch_size: Annotated[int, Meta(ge=1, le=100_000)] = 2_000
     history_limit: Annotated[int, Meta(ge=1)] = 100
+    history_min_change: Annotated[float, Meta(ge=0)] = 1.0
 
     def __post_init__(self) -> None:
         froms: set[str] = set()

@@ -179,3 +179,17 @@ def test_cli_recompute_scores_every_customer_with_a_progress_bar(tmp_path: Path)
     invoke("demo", "--customers", "12")
     out = invoke("scoring", "recompute", "--tenant", "demo", "--batch-size", "5")
     assert "12 customers scored in 3 batches" in out
+
+
+async def test_recompute_records_drift_once_it_adds_up_to_the_minimum_change(shop: Shop, runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    """Decay moves every score a little each day; recompute writes history only once the total
+    moved more than history_min_change (1 point) from the last recorded total."""
+    cid = await shop.customer()
+    await shop.interact(cid, "visit")  # 10 points + the night owl's 2.5
+    for day in range(1, 6):  # 10 × (1 - 0.5^(d/30)): 0.23, 0.45, 0.67, 0.88, 1.09
+        await recompute_tenant(runtime, tenant_id, as_of=NOW + day * DAY)
+    async with runtime.session(tenant_id) as s:
+        rows = (await s.execute(select(ScoringHistory).order_by(ScoringHistory.at))).scalars().all()
+    assert [r.cause for r in rows] == ["created", "interaction:visit@wecom", "recompute"]
+    assert rows[-1].previous == pytest.approx(12.5) and rows[-1].total == pytest.approx(2.5 + 10 * 0.5 ** (5 / 30))
+    assert await shop.total(cid) == pytest.approx(2.5 + 10 * 0.5 ** (5 / 30))

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("customer_id", sa.Uuid(), nullable=False),
         sa.Column("total", sa.Float(), nullable=False),
+        sa.Column("recorded_total", sa.Float(), nullable=False),
         sa.Column("computed_at", TS, nullable=False),
         _customer_fk("scoring_scores"),
         sa.PrimaryKeyConstraint("tenant_id", "customer_id", name="pk_scoring_scores"),
