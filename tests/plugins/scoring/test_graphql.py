@@ -146,9 +146,15 @@ async def test_priority_queue_ranks_a_salespersons_customers_and_says_why(shop: 
     assert len(seen) == 1  # one ranked statement for the whole queue
 
 
-async def test_priority_queue_needs_a_signed_in_user(graphql: GraphQL) -> None:
-    body = await graphql("{ myPriorityQueue { rank } }", ok=False)
-    assert body["errors"][0]["extensions"]["code"] == "NOT_A_USER"
+async def test_priority_queue_needs_a_signed_in_user(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    """An API key (no user) has no queue of its own."""
+    from guanxi.graphql.extensions import shape_error
+
+    actor = Actor(kind="apikey", user_id=None, name="integration", roles=("admin",))
+    context = GraphQLContext(runtime=runtime, request_context=RequestContext(tenant_id=tenant_id, actor=actor))
+    result = await build_schema(runtime).execute("{ myPriorityQueue { rank } }", context_value=context)
+    await context.close()
+    assert result.errors and shape_error(result.errors[0]).extensions["code"] == "NOT_A_USER"
 
 
 async def test_schema_without_the_plugin_has_no_score_filter_or_ordering(runtime: Runtime) -> None:
