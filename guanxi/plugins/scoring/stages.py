@@ -77,7 +77,9 @@ async def _hand_over(tx: Tx, customer_id: uuid.UUID, stage_key: str, total: floa
         if owner is not None:
             await update_customer(tx, customer_id, CustomerPatch(owner_id=owner))
     title = cfg.task_title.format(stage=stage_key, score=round(total, 1))
-    due = utcnow() + dt.timedelta(hours=cfg.task_due_hours)
+    from guanxi.plugins.scoring.recompute import clock
+
+    due = clock() + dt.timedelta(hours=cfg.task_due_hours)
     await create_task(tx, TaskInput(customer_id=customer_id, title=title, assignee_id=owner, due_at=due))
 
 

@@ -70,7 +70,7 @@ async def test_crossing_a_threshold_moves_the_lead_with_the_rule_as_reason_assig
         and changes[-1][1] is not None
         and changes[-1][1].startswith("score 25.0 reached 20 (lead → mql)")
     )
-    assert [(t.title, t.assignee_id) for t in tasks] == [("Follow up: reached mql with score 25.0", sales[0])]
+    assert [(t.title, t.assignee_id, t.due_at) for t in tasks] == [("Follow up: reached mql with score 25.0", sales[0], NOW + 24 * HOUR)]
 
 
 async def test_a_jump_over_two_thresholds_moves_through_both_rules(shop: Shop, runtime: Runtime, ctx: RequestContext) -> None:
