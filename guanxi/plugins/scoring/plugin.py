@@ -8,10 +8,8 @@ from typing import Any
 
 import click
 import msgspec
-from sqlalchemy import delete
 
 from guanxi.core.access import Permission
-from guanxi.core.context import RequestContext
 from guanxi.core.events import (
     ContactArrived,
     ContactLeft,
@@ -25,7 +23,7 @@ from guanxi.core.events import (
 from guanxi.core.plugins import hookimpl
 from guanxi.core.runtime import Runtime
 from guanxi.core.tenancy import TenantSession
-from guanxi.plugins.scoring.recompute import RULE_ACTOR, rescore, score_customers
+from guanxi.plugins.scoring.recompute import rescore, rescore_merge
 from guanxi.plugins.scoring.settings import ScoringSettings
 from guanxi.plugins.scoring.sql import ensure_sqlite_math
 
@@ -122,12 +120,7 @@ async def guanxi_referral_progress(runtime: Runtime, event: ReferralProgress) ->
 async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
     """The survivor's score now counts the merged customer's interactions; the tombstone's current
     score and parts go (its history stays, as the tombstone does)."""
-    from guanxi.plugins.scoring.models import ScoringPart, ScoringScore
-
-    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=RULE_ACTOR)) as tx:
-        await tx.session.execute(delete(ScoringPart).where(ScoringPart.customer_id == event.merged_id))
-        await tx.session.execute(delete(ScoringScore).where(ScoringScore.customer_id == event.merged_id))
-        await score_customers(tx, [event.survivor_id], cause="merge")
+    await rescore_merge(runtime, event.tenant_id, event.survivor_id, event.merged_id)
 
 
 @hookimpl

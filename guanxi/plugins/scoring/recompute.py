@@ -194,6 +194,14 @@ async def rescore(runtime: Runtime, tenant_id: uuid.UUID, customer_id: uuid.UUID
         return await score_customers(tx, [customer_id], cause=cause)
 
 
+async def rescore_merge(runtime: Runtime, tenant_id: uuid.UUID, survivor_id: uuid.UUID, merged_id: uuid.UUID) -> None:
+    """After a merge: drop the tombstone's current score and parts, rescore the survivor."""
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=RULE_ACTOR)) as tx:
+        await tx.session.execute(delete(ScoringPart).where(ScoringPart.customer_id == merged_id))
+        await tx.session.execute(delete(ScoringScore).where(ScoringScore.customer_id == merged_id))
+        await score_customers(tx, [survivor_id], cause="merge")
+
+
 class RecomputeReport(msgspec.Struct, kw_only=True):
     tenant_id: uuid.UUID
     customers: int = 0
