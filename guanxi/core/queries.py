@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, and_, case, distinct, func, literal, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, literal, or_, select
 
 from guanxi.core.models import Customer, CustomerTag, Identity, Pipeline, Stage, StageChange, Tag
 from guanxi.core.services.tags import split_tag
@@ -36,6 +38,36 @@ class CustomerFilter(msgspec.Struct, kw_only=True):
     created_after: dt.datetime | None = None
     created_before: dt.datetime | None = None
     search: str | None = None
+    #: conditions contributed by plugins (see :class:`CustomerCondition`), each already bound to
+    #: the caller's value; applied after core's own, all must hold
+    conditions: list[Any] = msgspec.field(default_factory=list)  # list[CustomerCondition]
+
+
+#: A plugin's filter condition: takes core's customer select and returns it with a condition
+#: added (``stmt.where(...)``), e.g. ``lambda stmt: stmt.where(Customer.id.in_(subquery))``.
+CustomerCondition = Callable[[Select[Any]], Select[Any]]
+
+
+@dataclass(frozen=True)
+class CustomerOrdering:
+    """An ordering of customer lists contributed by a plugin (the API's ``orderBy`` values).
+
+    :param key: the ordering's name, lower_snake_case (``score_desc``); the API shows it upper
+        case (``SCORE_DESC``) and writes it into cursors.
+    :param expression: returns the SQL sort key for core's customer select, an expression over
+        :class:`~guanxi.core.models.Customer` (typically a correlated scalar subquery on the
+        plugin's table). It must never be NULL (``coalesce`` it): keyset pagination compares it.
+    :param descending: sort from the largest value.
+    :param description: shown in the schema.
+
+    Ties are broken by customer id in the same direction, and pages continue after the last row's
+    (sort key, id), as for core's orderings.
+    """
+
+    key: str
+    expression: Callable[[], ColumnElement[Any]]
+    descending: bool = True
+    description: str = ""
 
 
 #: The columns a customer list returns (enough to build the API's Customer object).
@@ -56,8 +88,10 @@ CUSTOMER_COLUMNS = (
 )
 
 
-def _order_columns(order: CustomerOrder) -> tuple[Any, bool]:
+def _order_columns(order: CustomerOrder | CustomerOrdering) -> tuple[Any, bool]:
     """(sort expression, descending)."""
+    if isinstance(order, CustomerOrdering):
+        return order.expression(), order.descending
     match order:
         case CustomerOrder.CREATED_AT_DESC:
             return Customer.created_at, True
@@ -71,8 +105,10 @@ def _order_columns(order: CustomerOrder) -> tuple[Any, bool]:
             return func.coalesce(Customer.last_interaction_at, literal(EPOCH, Customer.last_interaction_at.type)), True
 
 
-def sort_key(order: CustomerOrder, row: Any) -> Any:
+def sort_key(order: CustomerOrder | CustomerOrdering, row: Any) -> Any:
     """The value of the sort expression for a loaded row (for cursors)."""
+    if isinstance(order, CustomerOrdering):
+        return row.sort_value
     match order:
         case CustomerOrder.CREATED_AT_DESC | CustomerOrder.CREATED_AT_ASC:
             return row.created_at
@@ -137,6 +173,8 @@ async def apply_filter(session: TenantSession, stmt: Select[Any], flt: CustomerF
     if flt.search and flt.search.strip():
         for word in flt.search.lower().split():
             stmt = stmt.where(Customer.search_text.like(f"%{_escape_like(word)}%", escape="\\"))
+    for condition in flt.conditions:
+        stmt = condition(stmt)
     return stmt
 
 
@@ -144,16 +182,18 @@ async def list_customers(
     session: TenantSession,
     *,
     flt: CustomerFilter | None = None,
-    order: CustomerOrder = CustomerOrder.CREATED_AT_DESC,
+    order: CustomerOrder | CustomerOrdering = CustomerOrder.CREATED_AT_DESC,
     first: int = 20,
     after: tuple[Any, uuid.UUID] | None = None,
 ) -> tuple[list[Any], bool]:
     """One page of customers (rows of :data:`CUSTOMER_COLUMNS`) and whether more follow.
-    ``after`` is the (sort value, id) of the last row of the previous page."""
-    stmt = await apply_filter(session, select(*CUSTOMER_COLUMNS), flt)
+    ``after`` is the (sort value, id) of the last row of the previous page. With a plugin's
+    :class:`CustomerOrdering`, rows also carry the sort key as ``sort_value``."""
+    col, desc = _order_columns(order)
+    columns = (*CUSTOMER_COLUMNS, col.label("sort_value")) if isinstance(order, CustomerOrdering) else CUSTOMER_COLUMNS
+    stmt = await apply_filter(session, select(*columns), flt)
     if stmt is None:
         return [], False
-    col, desc = _order_columns(order)
     if after is not None:
         value, last_id = after
         if desc:

@@ -2,8 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select
+
+from guanxi.core.queries import CustomerOrdering
+
+
+@dataclass(frozen=True)
+class CustomerFilterField:
+    """A field a plugin adds to the ``CustomerFilter`` input of ``customers(filter: …)``.
+
+    :param name: the Python name, snake_case (``score_gte``); GraphQL shows it camelCased
+        (``scoreGte``). It must not clash with core's or another plugin's filter fields.
+    :param type: its Python type, optional (``float | None``); an omitted or null value adds no
+        condition.
+    :param apply: ``apply(stmt, value)`` returns core's customer select with the plugin's condition
+        added, e.g. ``stmt.where(Customer.id.in_(select(Score.customer_id).where(Score.total >= value)))``.
+    :param description: shown in the schema.
+    """
+
+    name: str
+    type: Any
+    apply: Callable[[Select[Any], Any], Select[Any]]
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -17,6 +41,10 @@ class GraphQLContribution:
         ``"Task"``, ``"Stage"``) → a ``@strawberry.type`` class whose fields are added to that
         type. A resolver's ``self`` is the core object (e.g. ``self.uuid`` is the customer's id).
     :param types: extra types the schema must know that no field reaches directly.
+    :param customer_filters: fields added to the ``CustomerFilter`` input of ``customers``
+        (:class:`CustomerFilterField`).
+    :param customer_orderings: values added to the ``CustomerOrder`` enum of ``customers(orderBy:)``
+        (:class:`guanxi.core.queries.CustomerOrdering`), with keyset pagination like core's.
     """
 
     query: type | None = None
@@ -24,3 +52,8 @@ class GraphQLContribution:
     subscription: type | None = None
     extend: Mapping[str, type] = field(default_factory=dict)
     types: Sequence[type] = ()
+    customer_filters: Sequence[CustomerFilterField] = ()
+    customer_orderings: Sequence[CustomerOrdering] = ()
+
+
+__all__ = ["CustomerFilterField", "CustomerOrdering", "GraphQLContribution"]

@@ -23,7 +23,7 @@ class PageInfo:
 
 class _Cursor(msgspec.Struct, array_like=True):
     order: str
-    kind: str  # "t" timestamp, "s" string, "n" null
+    kind: str  # "t" timestamp, "s" string, "f" number, "n" null
     value: str
     id: uuid.UUID
 
@@ -33,6 +33,8 @@ def encode_cursor(order: str, value: Any, id_: uuid.UUID) -> str:
         cur = _Cursor(order, "t", value.isoformat(), id_)
     elif value is None:
         cur = _Cursor(order, "n", "", id_)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        cur = _Cursor(order, "f", repr(float(value)), id_)
     else:
         cur = _Cursor(order, "s", str(value), id_)
     raw = msgspec.msgpack.encode(cur)
@@ -59,6 +61,11 @@ def decode_cursor(cursor: str, order: str) -> tuple[Any, uuid.UUID]:
             value = value.replace(tzinfo=dt.UTC)
     elif decoded.kind == "n":
         value = None
+    elif decoded.kind == "f":
+        try:
+            value = float(decoded.value)
+        except ValueError:
+            raise ValidationError("`after` is not a cursor returned by this API", field="after", code="BAD_CURSOR") from None
     return value, decoded.id
 
 

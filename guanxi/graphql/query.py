@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from strawberry.types import Info
 
 from guanxi.core import models as m
 from guanxi.core import queries
 from guanxi.graphql import inputs
+from guanxi.graphql.contrib import CustomerFilterField
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.pagination import PageInfo, check_page_size, decode_cursor, encode_cursor
 from guanxi.graphql.prefetch import materialize, node_fields
 from guanxi.graphql.types import Customer, CustomerConnection, CustomerEdge, Funnel, FunnelStep, Pipeline, Stage, Tag, User
 
 
-def core_filter(flt: inputs.CustomerFilter | None) -> queries.CustomerFilter | None:
+def core_filter(flt: inputs.CustomerFilter | None, extra: Sequence[CustomerFilterField] = ()) -> queries.CustomerFilter | None:
+    """The service-level filter for an API filter; ``extra`` are the plugins' filter fields."""
     if flt is None:
         return None
+    conditions: list[queries.CustomerCondition] = []
+    for field in extra:
+        value = getattr(flt, field.name, None)
+        if value is not None:
+            conditions.append(partial(_apply, field.apply, value))
     return queries.CustomerFilter(
         stages=flt.stages,
         tags_any=flt.tags_any,
@@ -28,7 +40,96 @@ def core_filter(flt: inputs.CustomerFilter | None) -> queries.CustomerFilter | N
         created_after=flt.created_after,
         created_before=flt.created_before,
         search=flt.search,
+        conditions=conditions,
     )
+
+
+def _apply(apply: Callable[[Select[Any], Any], Select[Any]], value: Any, stmt: Select[Any]) -> Select[Any]:
+    return apply(stmt, value)
+
+
+def customer_filter_input(extra: Sequence[CustomerFilterField]) -> type:
+    """``CustomerFilter`` with the plugins' fields (core's own class when there are none)."""
+    if not extra:
+        return inputs.CustomerFilter
+    namespace: dict[str, Any] = {"__annotations__": {f.name: f.type for f in extra}, "__module__": __name__}
+    for f in extra:
+        namespace[f.name] = strawberry.field(default=None, description=f.description or None)
+    cls = type("CustomerFilter", (inputs.CustomerFilter,), namespace)
+    return strawberry.input(cls, name="CustomerFilter", description="Every condition given must hold (AND).")
+
+
+def customer_order_enum(extra: Sequence[queries.CustomerOrdering]) -> Any:
+    """``CustomerOrder`` with the plugins' orderings (core's own enum when there are none)."""
+    if not extra:
+        return inputs.CustomerOrder
+    members: dict[str, Any] = {m.name: m.value for m in queries.CustomerOrder}
+    members |= {o.key.upper(): strawberry.enum_value(o.key, description=o.description or None) for o in extra}
+    py_enum = enum.Enum("CustomerOrder", members)  # type: ignore[misc]
+    return strawberry.enum(py_enum, name="CustomerOrder", description="How a customer list is sorted.")
+
+
+def customers_query(filters: Sequence[CustomerFilterField] = (), orderings: Sequence[queries.CustomerOrdering] = ()) -> type:
+    """The ``customers`` root field for a schema, with the filter fields and orderings plugins
+    contribute (:class:`guanxi.graphql.contrib.GraphQLContribution`). Built per schema, so a
+    schema without the plugin has none of its fields."""
+    filter_type = customer_filter_input(filters)
+    order_type = customer_order_enum(orderings)
+    by_key = {o.key: o for o in orderings}
+    default_order = order_type.CREATED_AT_DESC if orderings else queries.CustomerOrder.CREATED_AT_DESC
+
+    async def customers(
+        self: Any,
+        info: Info,
+        filter: Any = None,
+        order_by: Any = default_order,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> CustomerConnection:
+        context = info.context
+        settings = context.rt.settings.graphql
+        size = check_page_size(first, settings.default_page_size, settings.max_page_size)
+        value = getattr(order_by, "value", order_by)
+        order: queries.CustomerOrder | queries.CustomerOrdering = by_key[value] if value in by_key else queries.CustomerOrder(value)
+        order_name = value
+        flt = core_filter(filter, filters)
+        cursor = decode_cursor(after, order_name) if after else None
+        async with context.loaders.lock:
+            rows, more = await queries.list_customers(context.session, flt=flt, order=order, first=size, after=cursor)
+        nodes = await materialize(context, rows, node_fields(info))
+
+        async def count() -> int:
+            async with context.loaders.lock:
+                return await queries.count_customers(context.session, flt)
+
+        edges = [
+            CustomerEdge(cursor=encode_cursor(order_name, queries.sort_key(order, r), r.id), node=n)
+            for r, n in zip(rows, nodes, strict=True)
+        ]
+        return CustomerConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=more,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            count=count,
+        )
+
+    customers.__annotations__ = {
+        "self": Any,
+        "info": Info,
+        "filter": filter_type | None,
+        "order_by": order_type,
+        "first": int | None,
+        "after": str | None,
+        "return": CustomerConnection,
+    }
+    field = strawberry.field(
+        resolver=customers, description="Customers matching a filter, one page at a time (merged tombstones excluded)."
+    )
+    return strawberry.type(type("CustomersQuery", (), {"customers": field, "__module__": __name__}))
 
 
 async def _pipelines(info: Info) -> list[Pipeline]:
@@ -50,44 +151,6 @@ async def _pipelines(info: Info) -> list[Pipeline]:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Customers matching a filter, one page at a time (merged tombstones excluded).")
-    async def customers(
-        self,
-        info: Info,
-        filter: inputs.CustomerFilter | None = None,
-        order_by: inputs.CustomerOrder = queries.CustomerOrder.CREATED_AT_DESC,  # type: ignore[valid-type]
-        first: int | None = None,
-        after: str | None = None,
-    ) -> CustomerConnection:
-        context = info.context
-        settings = context.rt.settings.graphql
-        size = check_page_size(first, settings.default_page_size, settings.max_page_size)
-        order = queries.CustomerOrder(getattr(order_by, "value", order_by))
-        flt = core_filter(filter)
-        cursor = decode_cursor(after, order.value) if after else None
-        async with context.loaders.lock:
-            rows, more = await queries.list_customers(context.session, flt=flt, order=order, first=size, after=cursor)
-        nodes = await materialize(context, rows, node_fields(info))
-
-        async def count() -> int:
-            async with context.loaders.lock:
-                return await queries.count_customers(context.session, flt)
-
-        edges = [
-            CustomerEdge(cursor=encode_cursor(order.value, queries.sort_key(order, r), r.id), node=n)
-            for r, n in zip(rows, nodes, strict=True)
-        ]
-        return CustomerConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=more,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-            count=count,
-        )
-
     @strawberry.field(description="One customer by id; a merged customer's id gives the survivor. Null if none.")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         from guanxi.core.errors import NotFoundError

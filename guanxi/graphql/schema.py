@@ -29,12 +29,12 @@ from guanxi.graphql import types as core_types
 from guanxi.graphql.access import CORE_PERMISSIONS, AccessPolicy
 from guanxi.graphql.admin import AdminMutation, AdminQuery
 from guanxi.graphql.compiled import CompiledPlan, NotCompilableError, compile_plan, run_plan
-from guanxi.graphql.contrib import GraphQLContribution
+from guanxi.graphql.contrib import CustomerFilterField, CustomerOrdering, GraphQLContribution
 from guanxi.graphql.execution import FastLeafExecutionContext
 from guanxi.graphql.extensions import RequestLifecycle
 from guanxi.graphql.messaging import CustomerMessages, MessagingMutation, MessagingQuery
 from guanxi.graphql.mutation import Mutation
-from guanxi.graphql.query import Query
+from guanxi.graphql.query import Query, customers_query
 from guanxi.graphql.subscriptions import Subscription
 
 #: Core types a plugin may add fields to (``GraphQLContribution.extend``).
@@ -253,15 +253,39 @@ def contributions(runtime: Runtime) -> list[tuple[str, GraphQLContribution]]:
     return out
 
 
+def _customer_list_extensions(parts: list[tuple[str, GraphQLContribution]]) -> tuple[list[CustomerFilterField], list[CustomerOrdering]]:
+    """The plugins' filter fields and orderings of ``customers``; a name used twice (or one of
+    core's) fails with both owners named."""
+    from guanxi.core.queries import CustomerOrder
+    from guanxi.graphql.inputs import CustomerFilter
+
+    filter_owners = {f.python_name: "core" for f in _fields(CustomerFilter)}
+    order_owners = {m.value: "core" for m in CustomerOrder}
+    filters: list[CustomerFilterField] = []
+    orderings: list[CustomerOrdering] = []
+    for name, c in parts:
+        for flt in c.customer_filters:
+            if flt.name in filter_owners:
+                raise PluginError(f"CustomerFilter.{flt.name} is defined by both {filter_owners[flt.name]} and {name}")
+            filter_owners[flt.name] = name
+            filters.append(flt)
+        for order in c.customer_orderings:
+            if order.key in order_owners:
+                raise PluginError(f"CustomerOrder.{order.key.upper()} is defined by both {order_owners[order.key]} and {name}")
+            order_owners[order.key] = name
+            orderings.append(order)
+    return filters, orderings
+
+
 def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawberry.Schema:
     """The schema for this runtime: core plus every enabled plugin's contribution.
 
     ``compile_operations``: run known queries through compiled plans (see :class:`GuanxiSchema`);
     the environment variable ``GUANXI_GRAPHQL_COMPILE=0`` turns it off."""
     parts = contributions(runtime)
-    query = _merge_root(
-        "Query", [("core", Query), ("core", MessagingQuery), ("core", AdminQuery), *[(n, c.query) for n, c in parts if c.query]]
-    )
+    customers = customers_query(*_customer_list_extensions(parts))
+    core_query = [("core", customers), ("core", Query), ("core", MessagingQuery), ("core", AdminQuery)]
+    query = _merge_root("Query", [*core_query, *[(n, c.query) for n, c in parts if c.query]])
     mutation = _merge_root(
         "Mutation",
         [("core", Mutation), ("core", MessagingMutation), ("core", AdminMutation), *[(n, c.mutation) for n, c in parts if c.mutation]],

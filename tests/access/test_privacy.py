@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import ForeignKeyConstraint, String, Text, select, text, update
+from sqlalchemy import ForeignKeyConstraint, String, Text, inspect, select, text, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guanxi.cli import build_cli
@@ -101,8 +101,9 @@ async def every_row_of_the_tenant(runtime: Runtime, tenant_id: uuid.UUID) -> dic
     """Each tenant-owned table's rows of the tenant, as text (what a database dump would show)."""
     out = {}
     async with runtime.engine.connect() as conn:
+        existing = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         for table in Base.metadata.sorted_tables:
-            if "tenant_id" not in table.c or table.name == "leaky_notes":
+            if "tenant_id" not in table.c or table.name not in existing:
                 continue
             rows = (
                 await conn.execute(

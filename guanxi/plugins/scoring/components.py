@@ -1,0 +1,244 @@
+"""The scoring plugin's own components, each one ``INSERT INTO scoring_parts … SELECT`` over a
+set of customers (a list of ids, or an id range for the batch recompute).
+
+Every statement aggregates per customer in SQL: no row is fetched into Python. The parts they
+write are the explanation of the score (see :mod:`guanxi.plugins.scoring.explain`).
+
+``INSERT … SELECT`` is not covered by core's automatic tenant filter (it filters ORM selects,
+updates and deletes), so each inner select here names the tenant itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import JSON, Float, Integer, String, and_, case, cast, func, insert, literal, null, select, union_all
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import ColumnElement
+
+from guanxi.core.models import Customer, Identity, Interaction, UTCDateTime
+from guanxi.plugins.scoring.models import ScoringPart
+from guanxi.plugins.scoring.settings import PERIOD_SECONDS, ScoringSettings
+from guanxi.plugins.scoring.sql import Dialect, epoch_seconds
+
+#: A condition on a customer id column: which customers this computation covers.
+Scope = Callable[[Any], ColumnElement[bool]]
+
+PART_COLUMNS = ("tenant_id", "customer_id", "component", "item", "count", "skipped", "value", "measure", "first_at", "last_at", "reasons")
+
+
+def ids_scope(ids: list[uuid.UUID]) -> Scope:
+    return lambda col: col.in_(ids)
+
+
+def range_scope(after: uuid.UUID | None, last: uuid.UUID) -> Scope:
+    """Customers with ``after < id <= last`` (``after`` None: from the first)."""
+    if after is None:
+        return lambda col: col <= last
+    return lambda col: and_(col > after, col <= last)
+
+
+def _row(
+    tenant_id: uuid.UUID,
+    customer_id: Any,
+    component: str,
+    item: Any,
+    count: Any,
+    skipped: Any,
+    value: Any,
+    measure: Any = None,
+    first_at: Any = None,
+    last_at: Any = None,
+) -> list[Any]:
+    """The select list of one part row, in :data:`PART_COLUMNS` order."""
+    return [
+        literal(tenant_id).label("tenant_id"),
+        customer_id.label("customer_id"),
+        literal(component, String).label("component"),
+        (item if not isinstance(item, str) else literal(item, String)).label("item"),
+        cast(count, Integer).label("count"),
+        cast(skipped, Integer).label("skipped"),
+        cast(value, Float).label("value"),
+        (cast(measure, Float) if measure is not None else cast(null(), Float)).label("measure"),
+        (first_at if first_at is not None else cast(null(), UTCDateTime())).label("first_at"),
+        (last_at if last_at is not None else cast(null(), UTCDateTime())).label("last_at"),
+        literal([], JSON).label("reasons"),
+    ]
+
+
+def _insert(selects: list[Select[Any]]) -> Any | None:
+    if not selects:
+        return None
+    source = selects[0] if len(selects) == 1 else union_all(*selects)
+    return insert(ScoringPart).from_select(list(PART_COLUMNS), source)
+
+
+def engagement(d: Dialect, tenant_id: uuid.UUID, scope: Scope, as_of: dt.datetime, settings: ScoringSettings) -> Any | None:
+    """Points per interaction kind (and channel), at most ``cap`` interactions per period
+    bucket, each decayed by its age at ``as_of``. One part per customer and rule."""
+    cfg = settings.engagement
+    rules = list(enumerate(cfg.rules))
+    if not rules:
+        return None
+    ix = Interaction
+    # channel-specific rules win over any-channel rules for the same kind
+    ordered = sorted(rules, key=lambda pair: pair[1].channel is None)
+    rule_of = case(
+        *[((and_(ix.kind == r.kind, ix.channel == r.channel) if r.channel else ix.kind == r.kind), i) for i, r in ordered],
+        else_=-1,
+    )
+    occ = d.epoch(ix.occurred_at)
+    matched = (
+        select(ix.customer_id, ix.id, ix.occurred_at, rule_of.label("rule"), occ.label("occ"))
+        .where(
+            ix.tenant_id == tenant_id,
+            scope(ix.customer_id),
+            ix.kind.in_(sorted({r.kind for _, r in rules})),
+            ix.occurred_at <= as_of,
+        )
+        .subquery("matched")
+    )
+    m = matched.c
+    by_rule: Callable[[Callable[[Any], Any]], Any] = lambda value_of: case(  # noqa: E731
+        *[(m.rule == i, value_of(r)) for i, r in rules], else_=None
+    )
+    period = by_rule(lambda r: literal(PERIOD_SECONDS[r.period], Float))
+    ranked = (
+        select(
+            m.customer_id,
+            m.rule,
+            m.occ,
+            m.occurred_at,
+            func.row_number()
+            .over(partition_by=(m.customer_id, m.rule, func.floor(m.occ / period)), order_by=(m.occurred_at, m.id))
+            .label("rn"),
+        )
+        .where(m.rule >= 0)
+        .subquery("ranked")
+    )
+    r_ = ranked.c
+    by_ranked_rule: Callable[[Callable[[Any], Any]], Any] = lambda value_of: case(  # noqa: E731
+        *[(r_.rule == i, value_of(r)) for i, r in rules], else_=None
+    )
+    cap = by_ranked_rule(lambda r: literal(r.cap if r.cap is not None else 2_000_000_000, Integer))
+    points = by_ranked_rule(lambda r: literal(float(r.points), Float))
+    counted = r_.rn <= cap
+    age = literal(epoch_seconds(as_of), Float) - r_.occ
+    value = func.sum(case((counted, points * d.decay(age, cfg.half_life_days * 86_400.0)), else_=literal(0.0, Float)))
+    item = by_ranked_rule(lambda r: literal(r.key, String))
+    stmt = select(
+        *_row(
+            tenant_id,
+            r_.customer_id,
+            "engagement",
+            item,
+            func.sum(case((counted, 1), else_=0)),
+            func.sum(case((counted, 0), else_=1)),
+            value,
+            first_at=func.min(r_.occurred_at),
+            last_at=func.max(r_.occurred_at),
+        )
+    ).group_by(r_.customer_id, r_.rule)
+    return _insert([stmt])
+
+
+def purchase(d: Dialect, tenant_id: uuid.UUID, scope: Scope, as_of: dt.datetime, settings: ScoringSettings) -> Any | None:
+    """Recency (decayed points for the last purchase), frequency (points per purchase up to a
+    cap) and monetary value (points per decade of the amount spent) of ``purchase`` interactions."""
+    cfg = settings.purchase
+    if not (cfg.recency_points or cfg.frequency_points or cfg.monetary_points_per_decade):
+        return None
+    ix = Interaction
+    amount = func.coalesce(*[ix.payload[k].as_float() for k in cfg.amount_keys], literal(0.0, Float))
+    sub = (
+        select(
+            ix.customer_id,
+            func.count().label("n"),
+            func.sum(amount).label("spent"),
+            func.max(d.epoch(ix.occurred_at)).label("last_occ"),
+            func.min(ix.occurred_at).label("first_at"),
+            func.max(ix.occurred_at).label("last_at"),
+        )
+        .where(ix.tenant_id == tenant_id, scope(ix.customer_id), ix.kind == "purchase", ix.occurred_at <= as_of)
+        .group_by(ix.customer_id)
+        .subquery("purchases")
+    )
+    s = sub.c
+    selects: list[Select[Any]] = []
+    if cfg.recency_points:
+        age = literal(epoch_seconds(as_of), Float) - s.last_occ
+        value = literal(cfg.recency_points, Float) * d.decay(age, cfg.recency_half_life_days * 86_400.0)
+        selects.append(select(*_row(tenant_id, s.customer_id, "purchase", "recency", s.n, 0, value, None, s.first_at, s.last_at)))
+    if cfg.frequency_points:
+        cap = literal(cfg.frequency_cap, Integer)
+        value = literal(cfg.frequency_points, Float) * d.least(s.n, cap)
+        skipped = d.greatest(s.n - cap, literal(0, Integer))
+        selects.append(select(*_row(tenant_id, s.customer_id, "purchase", "frequency", s.n, skipped, value, None, s.first_at, s.last_at)))
+    if cfg.monetary_points_per_decade:
+        value = literal(cfg.monetary_points_per_decade, Float) * d.log10_1p(s.spent)
+        selects.append(select(*_row(tenant_id, s.customer_id, "purchase", "monetary", s.n, 0, value, s.spent, s.first_at, s.last_at)))
+    return _insert(selects)
+
+
+def social(d: Dialect, tenant_id: uuid.UUID, scope: Scope, settings: ScoringSettings) -> Any | None:
+    """Per channel: log-scaled followers (capped) and the profile's engagement rate."""
+    cfg = settings.social
+    idt = Identity
+    base = (idt.tenant_id == tenant_id, scope(idt.customer_id))
+    selects: list[Select[Any]] = []
+    if cfg.points_per_decade:
+        followers = func.max(idt.follower_count)
+        value = d.least(literal(cfg.points_per_decade, Float) * d.log10_1p(followers), literal(cfg.max_points_per_identity, Float))
+        selects.append(
+            select(
+                *_row(tenant_id, idt.customer_id, "social", literal("followers@", String) + idt.channel, func.count(), 0, value, followers)
+            )
+            .where(*base, idt.follower_count > 0)
+            .group_by(idt.customer_id, idt.channel)
+        )
+    if cfg.engagement_points:
+        raw = idt.profile[cfg.engagement_key].as_float()
+        rate = d.least(d.greatest(func.max(raw), literal(0.0, Float)), literal(1.0, Float))
+        selects.append(
+            select(
+                *_row(
+                    tenant_id,
+                    idt.customer_id,
+                    "social",
+                    literal("engagement@", String) + idt.channel,
+                    func.count(),
+                    0,
+                    literal(cfg.engagement_points, Float) * rate,
+                    func.max(raw),
+                )
+            )
+            .where(*base, raw > 0)
+            .group_by(idt.customer_id, idt.channel)
+        )
+    return _insert(selects)
+
+
+def profile(d: Dialect, tenant_id: uuid.UUID, scope: Scope, settings: ScoringSettings) -> Any | None:
+    """Completeness (points per filled field) and attribute rules."""
+    cfg = settings.profile
+    c = Customer
+    live = (c.tenant_id == tenant_id, scope(c.id), c.merged_into_id.is_(None))
+    filled: dict[str, ColumnElement[bool]] = {
+        "company": and_(c.company.is_not(None), c.company != ""),
+        "source": and_(c.source.is_not(None), c.source != ""),
+        "phones": func.json_array_length(c.phones) > 0,
+        "emails": func.json_array_length(c.emails) > 0,
+    }
+    selects: list[Select[Any]] = []
+    for name, points in cfg.completeness.items():
+        if points:
+            selects.append(select(*_row(tenant_id, c.id, "profile", name, 1, 0, literal(points, Float))).where(*live, filled[name]))
+    for rule in cfg.attributes:
+        text = cast(c.attributes[rule.key].as_string(), String)
+        cond = text.is_not(None) if rule.equals is None else text == rule.equals
+        item = f"attribute:{rule.key}" if rule.equals is None else f"attribute:{rule.key}={rule.equals}"
+        selects.append(select(*_row(tenant_id, c.id, "profile", item[:100], 1, 0, literal(rule.points, Float))).where(*live, cond))
+    return _insert(selects)
