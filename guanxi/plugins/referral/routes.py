@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 from sqlalchemy import select, update
 
@@ -41,7 +42,7 @@ async def _token(runtime: Runtime, value: str) -> tuple[Any, ReferralToken, Refe
 
 
 @get("/r/{token:str}", status_code=302)
-async def follow_link(request: Request[Any, Any, Any], token: str, channel: str | None = None, uid: str | None = None) -> Redirect:
+async def follow_link(request: Request[Any, Any, Any], token: FromPath[str], channel: FromQuery[str | None] = None, uid: FromQuery[str | None] = None) -> Redirect:
     """Count the visit and redirect. A visitor the channel knows (``?channel=…&uid=<external id>``
     of an identity of the tenant) gets a ``scan`` interaction; any other visit is counted
     anonymously on the token."""
@@ -72,7 +73,7 @@ async def follow_link(request: Request[Any, Any, Any], token: str, channel: str 
 
 
 @get("/r/{token:str}/qr.png")
-async def qr_png_route(request: Request[Any, Any, Any], token: str) -> Response[bytes]:
+async def qr_png_route(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[bytes]:
     runtime: Runtime = request.app.state.runtime
     settings: ReferralSettings = runtime.plugin_settings("referral")
     _tenant, found, _campaign = await _token(runtime, token)
@@ -80,7 +81,7 @@ async def qr_png_route(request: Request[Any, Any, Any], token: str) -> Response[
 
 
 @get("/r/{token:str}/qr.svg")
-async def qr_svg_route(request: Request[Any, Any, Any], token: str) -> Response[bytes]:
+async def qr_svg_route(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[bytes]:
     runtime: Runtime = request.app.state.runtime
     settings: ReferralSettings = runtime.plugin_settings("referral")
     _tenant, found, _campaign = await _token(runtime, token)
@@ -112,7 +113,7 @@ async def poster_inputs(runtime: Runtime, tenant_id: Any, token: ReferralToken, 
 
 
 @get("/r/{token:str}/poster.png")
-async def poster_route(request: Request[Any, Any, Any], token: str) -> Response[bytes]:
+async def poster_route(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[bytes]:
     runtime: Runtime = request.app.state.runtime
     settings: ReferralSettings = runtime.plugin_settings("referral")
     tenant_id, found, campaign = await _token(runtime, token)
