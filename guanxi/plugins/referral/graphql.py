@@ -36,6 +36,13 @@ async def _rows(info: Info, stmt: Any) -> Any:
     return await info.context.loaders.execute(stmt)
 
 
+async def _campaign(info: Info, key: str) -> ReferralCampaign:
+    """A campaign by key on the request session (under the loaders' lock: resolvers run
+    concurrently, the session takes one statement at a time)."""
+    async with info.context.loaders.lock:
+        return await campaigns.campaign_by_key(info.context.session, key)
+
+
 async def _customers(info: Info, ids: list[uuid.UUID | None]) -> list[Customer | None]:
     rows = await info.context.loaders.customers.load_many([i for i in ids if i is not None]) if any(ids) else []
     by_id = {r.id: r for r in rows if r is not None}
@@ -251,7 +258,7 @@ def _inviter(key: str) -> tuple[uuid.UUID | None, uuid.UUID | None]:
 
 
 async def _progress(info: Info, campaign_key: str, key: str) -> ReferralProgressType:
-    campaign = await campaigns.campaign_by_key(info.context.session, campaign_key)
+    campaign = await _campaign(info, campaign_key)
     qualified = (
         await _rows(
             info,
@@ -373,7 +380,7 @@ class ReferralQuery:
     @strawberry.field(description="Inviters of a campaign by qualified invites, most first.")
     async def referral_leaderboard(self, info: Info, campaign: str, first: int | None = None) -> list[ReferralLeader]:
         size = check_page_size(first, 10, MAX_PAGE)
-        c = await campaigns.campaign_by_key(info.context.session, campaign)
+        c = await _campaign(info, campaign)
         rewarded = (
             select(func.count())
             .where(

@@ -4,6 +4,7 @@ when an invitee leaves within the campaign's reversal window, redeem a reward.""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 
 from sqlalchemy import func, select
@@ -17,6 +18,8 @@ from guanxi.core.services.audit import audit
 from guanxi.core.services.tasks import TaskInput, create_task
 from guanxi.plugins.referral.campaigns import in_window
 from guanxi.plugins.referral.models import ReferralAttribution, ReferralCampaign, ReferralCoupon, ReferralCredit, ReferralReward
+
+log = logging.getLogger("guanxi.referral")
 
 
 def _inviter_ids(key: str) -> tuple[uuid.UUID | None, uuid.UUID | None]:
@@ -63,7 +66,7 @@ def _progress(tx: Tx, campaign: ReferralCampaign, key: str, qualified: int, rewa
     )
 
 
-async def _grant(tx: Tx, campaign: ReferralCampaign, key: str, invitee: uuid.UUID) -> ReferralReward:
+async def _grant(tx: Tx, campaign: ReferralCampaign, key: str, invitee: uuid.UUID) -> ReferralReward | None:
     customer_id, user_id = _inviter_ids(key)
     reward = ReferralReward(
         id=new_id(),
@@ -85,8 +88,9 @@ async def _grant(tx: Tx, campaign: ReferralCampaign, key: str, invitee: uuid.UUI
                 .limit(1)
             )
         ).scalar_one_or_none()
-        if coupon is None:
-            raise ConflictError(f"campaign {campaign.key!r} has no coupon code left")
+        if coupon is None:  # the credit stays; the reward is granted at the next credit once codes are added
+            log.warning("referral campaign %r has no coupon code left; reward for %s not granted", campaign.key, key)
+            return None
         coupon.reward_id = reward.id
         reward.code = coupon.code
     elif campaign.reward_kind == "task":

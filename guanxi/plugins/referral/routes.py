@@ -42,7 +42,9 @@ async def _token(runtime: Runtime, value: str) -> tuple[Any, ReferralToken, Refe
 
 
 @get("/r/{token:str}", status_code=302)
-async def follow_link(request: Request[Any, Any, Any], token: FromPath[str], channel: FromQuery[str | None] = None, uid: FromQuery[str | None] = None) -> Redirect:
+async def follow_link(
+    request: Request[Any, Any, Any], token: FromPath[str], channel: FromQuery[str | None] = None, uid: FromQuery[str | None] = None
+) -> Redirect:
     """Count the visit and redirect. A visitor the channel knows (``?channel=…&uid=<external id>``
     of an identity of the tenant) gets a ``scan`` interaction; any other visit is counted
     anonymously on the token."""

@@ -23,11 +23,12 @@ _events = itertools.count()
 
 
 @pytest.fixture
-def plugin_config(tmp_path: Any) -> dict[str, dict[str, Any]]:
-    return {
+def plugin_config(tmp_path: Any, plugin_names: list[str]) -> dict[str, dict[str, Any]]:
+    sections = {
         "pigeon": {"webhook_secret": SECRET, "invite_url": "https://pigeon.example/follow"},
         "referral": {"public_url": PUBLIC_URL, "cooldown_hours": 1.0, "poster_cache_dir": str(tmp_path / "posters")},
     }
+    return {name: section for name, section in sections.items() if name in plugin_names}
 
 
 class Pigeon:
@@ -72,6 +73,7 @@ mutation($campaign: String!, $customer: ID, $user: ID) {
   }
 }"""
 
+
 async def create_campaign(graphql: GraphQL, **fields: Any) -> dict[str, Any]:
     data = {"key": "spring", "name": "Spring invite", "landingUrl": "https://shop.example.com/spring", **fields}
     body = await graphql(CREATE, {"input": data})
@@ -95,7 +97,9 @@ async def customer_id_of(runtime: Runtime, tenant_id: uuid.UUID, external_id: st
     from guanxi.graphql.ids import to_global_id
 
     async with runtime.session(tenant_id) as s:
-        cid = (await s.execute(select(Identity.customer_id).where(Identity.channel == channel, Identity.external_id == external_id))).scalar_one()
+        cid = (
+            await s.execute(select(Identity.customer_id).where(Identity.channel == channel, Identity.external_id == external_id))
+        ).scalar_one()
     return to_global_id("Customer", cid)
 
 

@@ -46,8 +46,17 @@ async def test_a_three_level_chain_from_pigeon_follows_is_the_referral_tree(
 ) -> None:
     ids = await build_chain(graphql, pigeon, runtime, tenant_id)
     bo = (await graphql(TREE, {"id": ids["bo"], "depth": 5}))["data"]["customer"]
-    assert bo["referredBy"] == {"channel": "pigeon", "campaign": "spring", "customer": None, "user": {"name": "Li Wei"}, "firstTouch": {"channel": "pigeon"}}
-    assert [(e["depth"], e["node"]["displayName"], e["channel"]) for e in bo["referrals"]["edges"]] == [(1, "Chen", "pigeon"), (2, "Dai", "pigeon")]
+    assert bo["referredBy"] == {
+        "channel": "pigeon",
+        "campaign": "spring",
+        "customer": None,
+        "user": {"name": "Li Wei"},
+        "firstTouch": {"channel": "pigeon"},
+    }
+    assert [(e["depth"], e["node"]["displayName"], e["channel"]) for e in bo["referrals"]["edges"]] == [
+        (1, "Chen", "pigeon"),
+        (2, "Dai", "pigeon"),
+    ]
     assert bo["referralStats"] == {"direct": 1, "indirect": 1, "converted": 0}
     dai = (await graphql(TREE, {"id": ids["dai"], "depth": 5}))["data"]["customer"]
     assert dai["referredBy"]["customer"] == {"displayName": "Chen"}

@@ -57,7 +57,9 @@ def local(url: str) -> str:
     return urlsplit(url).path
 
 
-async def test_minting_returns_the_link_qr_poster_and_each_channel_entry_point(graphql: GraphQL, runtime: Runtime, tenant_id: uuid.UUID) -> None:
+async def test_minting_returns_the_link_qr_poster_and_each_channel_entry_point(
+    graphql: GraphQL, runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
     await create_campaign(graphql)
     share = await mint(graphql, user=await staff(runtime, tenant_id))
     token = share["token"]
@@ -139,7 +141,9 @@ async def test_a_poster_on_the_campaign_background_decodes_to_the_inviters_link_
     assert decode(third.content) == [share["url"]]
 
 
-async def test_a_poster_without_background_uses_the_plain_canvas(graphql: GraphQL, client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID) -> None:
+async def test_a_poster_without_background_uses_the_plain_canvas(
+    graphql: GraphQL, client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
     await create_campaign(graphql)
     share = await mint(graphql, user=await staff(runtime, tenant_id))
     response = await client.get(local(share["posterUrl"]))
@@ -149,6 +153,6 @@ async def test_a_poster_without_background_uses_the_plain_canvas(graphql: GraphQ
 
 async def test_a_landing_url_must_be_absolute_http(graphql: GraphQL) -> None:
     body = await graphql(
-        "mutation { createReferralCampaign(input: {key: \"x\", name: \"X\", landingUrl: \"javascript:alert(1)\"}) { errors { field code } } }"
+        'mutation { createReferralCampaign(input: {key: "x", name: "X", landingUrl: "javascript:alert(1)"}) { errors { field code } } }'
     )
     assert body["data"]["createReferralCampaign"]["errors"] == [{"field": "landingUrl", "code": "VALIDATION"}]

@@ -32,7 +32,9 @@ async def referred_by(graphql: GraphQL, customer: str) -> Any:
 
 async def refusals(runtime: Runtime, tenant_id: uuid.UUID) -> list[str]:
     async with runtime.session(tenant_id) as s:
-        rows = await s.execute(select(AuditEvent.changes).where(AuditEvent.action == "referral.attribution.refuse").order_by(AuditEvent.occurred_at))
+        rows = await s.execute(
+            select(AuditEvent.changes).where(AuditEvent.action == "referral.attribution.refuse").order_by(AuditEvent.occurred_at)
+        )
         return [c["reason"] for c in rows.scalars()]
 
 
@@ -135,7 +137,12 @@ class TestLastTouch:
     def plugin_config(self, tmp_path: Any) -> dict[str, dict[str, Any]]:
         return {
             "pigeon": {"webhook_secret": "referral-test-secret"},
-            "referral": {"public_url": PUBLIC_URL, "attribution_model": "last_touch", "cooldown_hours": 0, "poster_cache_dir": str(tmp_path)},
+            "referral": {
+                "public_url": PUBLIC_URL,
+                "attribution_model": "last_touch",
+                "cooldown_hours": 0,
+                "poster_cache_dir": str(tmp_path),
+            },
         }
 
     async def test_last_touch_moves_the_inviter(self, graphql: GraphQL, pigeon: Pigeon, runtime: Runtime, tenant_id: uuid.UUID) -> None:
