@@ -14,8 +14,10 @@ from guanxi.core.ids import new_id
 from guanxi.core.models import PERSONAL, Base, CustomerOwned, TenantScoped, utcnow
 
 
-def _fk(column: str, table: str) -> ForeignKeyConstraint:
-    return ForeignKeyConstraint(["tenant_id", column], [f"{table}.tenant_id", f"{table}.id"])
+def _fk(column: str, table: str, name: str | None = None) -> ForeignKeyConstraint:
+    """A composite (tenant, id) foreign key; ``name`` where the conventional name would pass
+    PostgreSQL's 63-character limit."""
+    return ForeignKeyConstraint(["tenant_id", column], [f"{table}.tenant_id", f"{table}.id"], name=name)
 
 
 class ReferralCampaign(TenantScoped, Base):
@@ -78,8 +80,8 @@ class ReferralAttribution(CustomerOwned, TenantScoped, Base):
     __tablename__ = "referral_attributions"
     __table_args__ = (
         _fk("customer_id", "customers"),
-        _fk("inviter_customer_id", "customers"),
-        _fk("campaign_id", "referral_campaigns"),
+        _fk("inviter_customer_id", "customers", "fk_referral_attributions_inviter_customers"),
+        _fk("campaign_id", "referral_campaigns", "fk_referral_attributions_campaign_id_campaigns"),
         Index(None, "tenant_id", "inviter_customer_id", "status"),
         Index(None, "tenant_id", "inviter_user_id", "status"),
     )

@@ -17,9 +17,10 @@ depends_on = None  # a separate history; core is always upgraded first
 TZ = sa.DateTime(timezone=True)
 
 
-def _fk(table: str, column: str, target: str) -> sa.ForeignKeyConstraint:
+def _fk(table: str, column: str, target: str, name: str | None = None) -> sa.ForeignKeyConstraint:
+    """Named like the models' convention, or ``name`` where that would pass PostgreSQL's 63 characters."""
     return sa.ForeignKeyConstraint(
-        ["tenant_id", column], [f"{target}.tenant_id", f"{target}.id"], name=f"fk_{table}_tenant_id_{column}_{target}"
+        ["tenant_id", column], [f"{target}.tenant_id", f"{target}.id"], name=name or f"fk_{table}_tenant_id_{column}_{target}"
     )
 
 
@@ -86,8 +87,8 @@ def upgrade() -> None:
         sa.Column("changed_at", TZ, nullable=False),
         sa.Column("left_at", TZ, nullable=True),
         _fk("referral_attributions", "customer_id", "customers"),
-        _fk("referral_attributions", "inviter_customer_id", "customers"),
-        _fk("referral_attributions", "campaign_id", "referral_campaigns"),
+        _fk("referral_attributions", "inviter_customer_id", "customers", "fk_referral_attributions_inviter_customers"),
+        _fk("referral_attributions", "campaign_id", "referral_campaigns", "fk_referral_attributions_campaign_id_campaigns"),
         sa.PrimaryKeyConstraint("tenant_id", "customer_id", name="pk_referral_attributions"),
     )
     op.create_index(
