@@ -74,8 +74,15 @@ async def attribute(tx: Tx, event: ContactArrived, settings: ReferralSettings) -
         invitee = (await get_customer(tx.session, event.customer_id)).id
     except NotFoundError:
         return "no_customer"
+    inviter_customer = token.inviter_customer_id
+    if inviter_customer is not None:  # a token minted before its customer was merged: the survivor invites
+        try:
+            inviter_customer = (await get_customer(tx.session, inviter_customer)).id
+        except NotFoundError:
+            return await _refuse(tx, event, "unknown_token")
+    inviter = f"c:{inviter_customer}" if inviter_customer is not None else token.inviter_key
     twins = await same_person(tx, invitee)
-    if token.inviter_customer_id is not None and (token.inviter_customer_id == invitee or token.inviter_customer_id in twins):
+    if inviter_customer is not None and (inviter_customer == invitee or inviter_customer in twins):
         return await _refuse(tx, event, "self")
     campaign = await tx.session.get(ReferralCampaign, (tx.tenant_id, token.campaign_id))
     assert campaign is not None
@@ -91,13 +98,11 @@ async def attribute(tx: Tx, event: ContactArrived, settings: ReferralSettings) -
             ).first()
         ):
             return await _refuse(tx, event, "duplicate_person")
-        if token.inviter_customer_id is not None and await graph.would_cycle(
-            tx.session, invitee, token.inviter_customer_id, settings.max_depth
-        ):
+        if inviter_customer is not None and await graph.would_cycle(tx.session, invitee, inviter_customer, settings.max_depth):
             return await _refuse(tx, event, "cycle")
         attribution = ReferralAttribution(
             customer_id=invitee,
-            inviter_customer_id=token.inviter_customer_id,
+            inviter_customer_id=inviter_customer,
             inviter_user_id=token.inviter_user_id,
             campaign_id=campaign.id,
             channel=event.channel,
@@ -118,10 +123,10 @@ async def attribute(tx: Tx, event: ContactArrived, settings: ReferralSettings) -
             "referral.attribute",
             "customer",
             invitee,
-            {"campaign": campaign.key, "inviter": token.inviter_key, "channel": event.channel},
+            {"campaign": campaign.key, "inviter": inviter, "channel": event.channel},
         )
         if campaign.qualify_stage is None:
-            await ledger.credit(tx, campaign, invitee, token.inviter_key, at)
+            await ledger.credit(tx, campaign, invitee, ledger.attribution_inviter_key(attribution), at)
         return "attributed"
     if existing.status != "active":
         return await _refuse(tx, event, "left")
@@ -129,20 +134,20 @@ async def attribute(tx: Tx, event: ContactArrived, settings: ReferralSettings) -
         return await _refuse(tx, event, "cooldown")
     if (
         settings.attribution_model == "last_touch"
-        and token.inviter_customer_id is not None
-        and await graph.would_cycle(tx.session, invitee, token.inviter_customer_id, settings.max_depth)
+        and inviter_customer is not None
+        and await graph.would_cycle(tx.session, invitee, inviter_customer, settings.max_depth)
     ):
         return await _refuse(tx, event, "cycle")
     existing.last_token_id, existing.last_channel, existing.last_at, existing.changed_at = token.id, event.channel, at, at
     if settings.attribution_model == "last_touch":
-        existing.inviter_customer_id, existing.inviter_user_id = token.inviter_customer_id, token.inviter_user_id
+        existing.inviter_customer_id, existing.inviter_user_id = inviter_customer, token.inviter_user_id
         existing.campaign_id, existing.channel = campaign.id, event.channel
     audit(
         tx,
         "referral.touch",
         "customer",
         invitee,
-        {"campaign": campaign.key, "inviter": token.inviter_key, "model": settings.attribution_model},
+        {"campaign": campaign.key, "inviter": inviter, "model": settings.attribution_model},
     )
     return "touched"
 

@@ -14,11 +14,11 @@ from guanxi import RequestContext, Runtime, hookimpl
 from guanxi.core.access import Permission
 from guanxi.core.context import Actor
 from guanxi.core.contracts import ScoreComponent
-from guanxi.core.events import ContactArrived, ContactLeft, StageChanged
+from guanxi.core.events import ContactArrived, ContactLeft, CustomersMerged, StageChanged
 from guanxi.core.models import utcnow
 from guanxi.core.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
-from guanxi.plugins.referral import attribution, ledger, privacy, social
+from guanxi.plugins.referral import attribution, ledger, merges, privacy, social
 from guanxi.plugins.referral.models import ReferralAttribution
 from guanxi.plugins.referral.settings import ReferralSettings
 
@@ -124,6 +124,13 @@ async def guanxi_stage_changed(runtime: Runtime, event: StageChanged) -> None:
     """An invitee reached a stage: it may qualify them in a campaign that waits for it."""
     async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
         await attribution.on_stage(tx, event.customer_id, event.to_stage, utcnow())
+
+
+@hookimpl
+async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
+    """The survivor takes the merged customer's place in the referral graph and the ledger."""
+    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
+        await merges.follow_merge(tx, event.survivor_id, event.merged_id)
 
 
 @hookimpl

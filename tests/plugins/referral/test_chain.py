@@ -101,3 +101,20 @@ async def test_converted_counts_referrals_in_the_configured_stage(
     assert (await graphql(move, {"id": ids["dai"]}))["data"]["moveCustomerStage"]["errors"] == []
     stats = (await graphql(TREE, {"id": ids["bo"], "depth": 5}))["data"]["customer"]["referralStats"]
     assert stats == {"direct": 1, "indirect": 1, "converted": 1}
+
+
+async def test_after_a_merge_the_survivor_holds_both_trees_and_the_old_token_still_credits_them(
+    graphql: GraphQL, pigeon: Pigeon, runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
+    ids = await build_chain(graphql, pigeon, runtime, tenant_id)  # Li -> Bo -> Chen -> Dai
+    await pigeon.follow("bo-alt", name="Bo (second account)")
+    alt = await customer_id_of(runtime, tenant_id, "bo-alt")
+    alt_token = (await mint(graphql, customer=alt))["token"]
+    await pigeon.follow("eli", alt_token, name="Eli")
+    merge = "mutation($s: ID!, $m: ID!) { mergeCustomers(survivorId: $s, mergedId: $m) { errors { message } } }"
+    assert (await graphql(merge, {"s": ids["bo"], "m": alt}))["data"]["mergeCustomers"]["errors"] == []
+    await pigeon.follow("fei", alt_token, name="Fei")  # a poster printed before the merge
+    bo = (await graphql(TREE, {"id": ids["bo"], "depth": 5}))["data"]["customer"]
+    assert [(e["depth"], e["node"]["displayName"]) for e in bo["referrals"]["edges"]] == [(1, "Chen"), (1, "Eli"), (1, "Fei"), (2, "Dai")]
+    assert bo["referralStats"] == {"direct": 3, "indirect": 1, "converted": 0}
+    assert bo["referredBy"]["user"] == {"name": "Li Wei"}
