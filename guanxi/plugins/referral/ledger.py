@@ -17,7 +17,14 @@ from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.tasks import TaskInput, create_task
 from guanxi.plugins.referral.campaigns import in_window
-from guanxi.plugins.referral.models import ReferralAttribution, ReferralCampaign, ReferralCoupon, ReferralCredit, ReferralReward
+from guanxi.plugins.referral.models import (
+    ReferralAttribution,
+    ReferralCampaign,
+    ReferralCoupon,
+    ReferralCredit,
+    ReferralReward,
+    ReferralToken,
+)
 
 log = logging.getLogger("guanxi.referral")
 
@@ -32,6 +39,15 @@ def attribution_inviter_key(attribution: ReferralAttribution) -> str:
     if attribution.inviter_customer_id is not None:
         return f"c:{attribution.inviter_customer_id}"
     return f"u:{attribution.inviter_user_id}"
+
+
+async def _lock_inviter(tx: Tx, campaign_id: uuid.UUID, key: str) -> None:
+    """Serialise count-and-reward per (campaign, inviter): on PostgreSQL, lock the inviter's token
+    row, so two invitees qualifying at once cannot both see the count reach the goal (SQLite
+    already runs one writer at a time)."""
+    await tx.session.execute(
+        select(ReferralToken.id).where(ReferralToken.campaign_id == campaign_id, ReferralToken.inviter_key == key).with_for_update()
+    )
 
 
 async def qualified_count(tx: Tx, campaign_id: uuid.UUID, key: str) -> int:
@@ -111,6 +127,7 @@ async def credit(tx: Tx, campaign: ReferralCampaign, invitee: uuid.UUID, key: st
         return False
     if await tx.session.get(ReferralCredit, (tx.tenant_id, campaign.id, invitee)) is not None:
         return False
+    await _lock_inviter(tx, campaign.id, key)
     tx.session.add(ReferralCredit(campaign_id=campaign.id, customer_id=invitee, inviter_key=key, qualified_at=at))
     await tx.session.flush()
     qualified = await qualified_count(tx, campaign.id, key)
@@ -135,9 +152,10 @@ async def reverse(tx: Tx, attribution: ReferralAttribution, at: dt.datetime) -> 
     credit_row = await tx.session.get(ReferralCredit, (tx.tenant_id, campaign.id, attribution.customer_id))
     if credit_row is None or credit_row.reversed_at is not None:
         return True
+    key = credit_row.inviter_key
+    await _lock_inviter(tx, campaign.id, key)
     credit_row.reversed_at = at
     await tx.session.flush()
-    key = credit_row.inviter_key
     qualified = await qualified_count(tx, campaign.id, key)
     reward = await _live_reward(tx, campaign.id, key)
     if reward is not None and reward.status == "granted" and qualified < campaign.goal:

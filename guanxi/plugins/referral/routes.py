@@ -18,7 +18,7 @@ from guanxi.core.context import Actor
 from guanxi.core.models import Customer, Identity, User
 from guanxi.core.services.interactions import InteractionInput, record_interaction
 from guanxi.plugins.referral.campaigns import token_by_value
-from guanxi.plugins.referral.links import link_url
+from guanxi.plugins.referral.links import link_url, visitor_ok
 from guanxi.plugins.referral.models import ReferralCampaign, ReferralToken
 from guanxi.plugins.referral.poster import PosterInputs, PosterLayout, cache_dir, poster_png
 from guanxi.plugins.referral.qr import qr_png, qr_svg
@@ -43,16 +43,21 @@ async def _token(runtime: Runtime, value: str) -> tuple[Any, ReferralToken, Refe
 
 @get("/r/{token:str}", status_code=302)
 async def follow_link(
-    request: Request[Any, Any, Any], token: FromPath[str], channel: FromQuery[str | None] = None, uid: FromQuery[str | None] = None
+    request: Request[Any, Any, Any],
+    token: FromPath[str],
+    channel: FromQuery[str | None] = None,
+    uid: FromQuery[str | None] = None,
+    sig: FromQuery[str | None] = None,
 ) -> Redirect:
-    """Count the visit and redirect. A visitor the channel knows (``?channel=…&uid=<external id>``
-    of an identity of the tenant) gets a ``scan`` interaction; any other visit is counted
-    anonymously on the token."""
+    """Count the visit and redirect. A known visitor (``?channel=…&uid=<external id>&sig=…``,
+    signed with ``visitor_secret``, of an identity of the tenant) gets a ``scan`` interaction;
+    any other visit is counted anonymously on the token."""
     runtime: Runtime = request.app.state.runtime
+    settings: ReferralSettings = runtime.plugin_settings("referral")
     tenant_id, found, campaign = await _token(runtime, token)
     async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=VISIT_ACTOR)) as tx:
         identity = None
-        if channel and uid:
+        if channel and uid and visitor_ok(settings.visitor_secret, found.token, channel, uid, sig):
             identity = (
                 await tx.session.execute(select(Identity).where(Identity.channel == channel[:32], Identity.external_id == uid[:128]))
             ).scalar_one_or_none()

@@ -26,6 +26,9 @@ class ReferralSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     landing_hosts: list[str] = msgspec.field(default_factory=list)
     #: Folder for rendered posters ("" = a ``guanxi-referral-posters`` folder in the temp dir).
     poster_cache_dir: str = ""
+    #: Secret that signs a known visitor on ``/r/{token}?channel=…&uid=…&sig=…`` (set it in the
+    #: environment: GUANXI__PLUGINS__REFERRAL__VISITOR_SECRET). Empty: every visit is anonymous.
+    visitor_secret: str = ""
     #: A TrueType/OpenType font for names on posters (use a CJK font for Chinese names).
     font_path: str = ""
 

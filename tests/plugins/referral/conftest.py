@@ -18,6 +18,7 @@ from guanxi.core import inbox
 from guanxi.testing import GraphQL
 
 SECRET = "referral-test-secret"
+VISITOR_SECRET = "visitor-test-secret"
 PUBLIC_URL = "https://crm.example.com"
 _events = itertools.count()
 
@@ -26,7 +27,12 @@ _events = itertools.count()
 def plugin_config(tmp_path: Any, plugin_names: list[str]) -> dict[str, dict[str, Any]]:
     sections = {
         "pigeon": {"webhook_secret": SECRET, "invite_url": "https://pigeon.example/follow"},
-        "referral": {"public_url": PUBLIC_URL, "cooldown_hours": 1.0, "poster_cache_dir": str(tmp_path / "posters")},
+        "referral": {
+            "public_url": PUBLIC_URL,
+            "cooldown_hours": 1.0,
+            "poster_cache_dir": str(tmp_path / "posters"),
+            "visitor_secret": VISITOR_SECRET,
+        },
     }
     return {name: section for name, section in sections.items() if name in plugin_names}
 

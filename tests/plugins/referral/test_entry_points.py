@@ -19,9 +19,10 @@ from sqlalchemy import select
 
 from guanxi import Runtime
 from guanxi.core.models import Interaction
+from guanxi.plugins.referral.links import visitor_signature
 from guanxi.plugins.referral.models import ReferralToken
 from guanxi.testing import GraphQL
-from tests.plugins.referral.conftest import PUBLIC_URL, Pigeon, create_campaign, customer_id_of, mint, staff
+from tests.plugins.referral.conftest import PUBLIC_URL, VISITOR_SECRET, Pigeon, create_campaign, customer_id_of, mint, staff
 
 pytestmark = pytest.mark.plugins("pigeon", "referral")
 
@@ -88,19 +89,21 @@ async def test_the_link_counts_visits_and_redirects_only_to_the_landing_url(
 ) -> None:
     await create_campaign(graphql)
     share = await mint(graphql, user=await staff(runtime, tenant_id))
-    path = local(share["url"])
-    anonymous = await client.get(path, params={"next": "https://evil.example.com"})
-    assert anonymous.status_code == 302
-    assert anonymous.headers["location"] == "https://shop.example.com/spring"
+    token, path = share["token"], local(share["url"])
+    anonymous = await client.get(path, params={"next": "https://evil.example.com", "url": "https://evil.example.com"})
+    assert (anonymous.status_code, anonymous.headers["location"]) == (302, "https://shop.example.com/spring")
+    assert anonymous.headers["cache-control"] == "no-store"
     await pigeon.send("message", "kai", text="hi")
-    known = await client.get(path, params={"channel": "pigeon", "uid": "kai"})
+    signed = {"channel": "pigeon", "uid": "kai", "sig": visitor_signature(VISITOR_SECRET, token, "pigeon", "kai")}
+    known = await client.get(path, params=signed)
     assert known.headers["location"] == "https://shop.example.com/spring"
+    forged = await client.get(path, params={**signed, "sig": visitor_signature("guess", token, "pigeon", "kai")})
+    assert forged.status_code == 302
     async with runtime.session(tenant_id) as s:
-        scans = (await s.execute(select(Interaction.kind, Interaction.payload).where(Interaction.kind == "scan"))).all()
-    assert [(k, p["referral_token"]) for k, p in scans] == [("scan", share["token"])]
-    async with runtime.session(tenant_id) as s:
-        row = (await s.execute(select(ReferralToken.anonymous_visits, ReferralToken.known_visits))).one()
-    assert tuple(row) == (1, 1)
+        scans = (await s.execute(select(Interaction.payload).where(Interaction.kind == "scan"))).scalars().all()
+        visits = (await s.execute(select(ReferralToken.anonymous_visits, ReferralToken.known_visits))).one()
+    assert [p["referral_token"] for p in scans] == [token]  # the signed visit only
+    assert tuple(visits) == (2, 1)
     assert (await client.get("/r/no-such-token-000000")).status_code == 404
     assert (await client.get("/r/bad%20token")).status_code == 404
 
