@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from guanxi.core import plugins
 from guanxi.core.contracts import EntryPoint, EntryPointRequest
@@ -52,11 +52,23 @@ def check_landing_url(url: str, settings: ReferralSettings) -> None:
         raise ValidationError(f"landing URL host {parts.hostname!r} is not in landing_hosts", field="landingUrl")
 
 
+def _check_window(starts_at: dt.datetime | None, ends_at: dt.datetime | None) -> None:
+    for field, value in (("startsAt", starts_at), ("endsAt", ends_at)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationError(f"{field} must carry a time zone", field=field)
+    if starts_at and ends_at and ends_at <= starts_at:
+        raise ValidationError("the window ends before it starts", field="endsAt")
+
+
+def _check_name(name: str) -> None:
+    if not name.strip() or len(name) > 200:
+        raise ValidationError("name must be 1 to 200 characters", field="name")
+
+
 def _validate(data: CampaignInput, settings: ReferralSettings) -> None:
     if not data.key or len(data.key) > 64 or not set(data.key) <= KEY_CHARS:
         raise ValidationError("key must be 1 to 64 characters of a-z, 0-9, - and _", field="key")
-    if not data.name.strip() or len(data.name) > 200:
-        raise ValidationError("name must be 1 to 200 characters", field="name")
+    _check_name(data.name)
     check_landing_url(data.landing_url, settings)
     if data.goal < 0:
         raise ValidationError("goal must not be negative", field="goal")
@@ -68,12 +80,7 @@ def _validate(data: CampaignInput, settings: ReferralSettings) -> None:
         raise ValidationError("a coupon reward needs a pool of coupon codes", field="couponCodes")
     if data.reversal_days < 0:
         raise ValidationError("reversalDays must not be negative", field="reversalDays")
-    for name in ("starts_at", "ends_at"):
-        value = getattr(data, name)
-        if value is not None and value.tzinfo is None:
-            raise ValidationError(f"{name} must carry a time zone", field=name)
-    if data.starts_at and data.ends_at and data.ends_at <= data.starts_at:
-        raise ValidationError("the window ends before it starts", field="endsAt")
+    _check_window(data.starts_at, data.ends_at)
 
 
 async def create_campaign(tx: Tx, data: CampaignInput, settings: ReferralSettings) -> ReferralCampaign:
@@ -103,6 +110,50 @@ async def create_campaign(tx: Tx, data: CampaignInput, settings: ReferralSetting
         tx.session.add(ReferralCoupon(campaign_id=campaign.id, code=code))
     audit(tx, "referral.campaign.create", "referral_campaign", campaign.id, {"key": data.key, "goal": data.goal})
     return campaign
+
+
+class CampaignPatch(msgspec.Struct, kw_only=True):
+    """Fields to change; ``UNSET`` leaves one as it is."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    landing_url: str | msgspec.UnsetType = msgspec.UNSET
+    starts_at: dt.datetime | msgspec.UnsetType | None = msgspec.UNSET
+    ends_at: dt.datetime | msgspec.UnsetType | None = msgspec.UNSET
+    active: bool | msgspec.UnsetType = msgspec.UNSET
+    poster: PosterLayout | msgspec.UnsetType | None = msgspec.UNSET
+    add_coupon_codes: list[str] = msgspec.field(default_factory=list)
+
+
+async def update_campaign(tx: Tx, key: str, patch: CampaignPatch, settings: ReferralSettings) -> ReferralCampaign:
+    """Change a campaign (pause it, move its window, swap the poster, top up the coupon pool).
+    Goal, reward and qualification stay as created: progress already counted depends on them."""
+    campaign = await campaign_by_key(tx.session, key)
+    if not isinstance(patch.name, msgspec.UnsetType):
+        _check_name(patch.name)
+        campaign.name = patch.name.strip()
+    if not isinstance(patch.landing_url, msgspec.UnsetType):
+        check_landing_url(patch.landing_url, settings)
+        campaign.landing_url = patch.landing_url
+    starts_at = campaign.starts_at if isinstance(patch.starts_at, msgspec.UnsetType) else patch.starts_at
+    ends_at = campaign.ends_at if isinstance(patch.ends_at, msgspec.UnsetType) else patch.ends_at
+    _check_window(starts_at, ends_at)
+    campaign.starts_at, campaign.ends_at = starts_at, ends_at
+    if not isinstance(patch.active, msgspec.UnsetType):
+        campaign.active = patch.active
+    if not isinstance(patch.poster, msgspec.UnsetType):
+        campaign.poster = msgspec.to_builtins(patch.poster) if patch.poster else {}
+    known = set((await tx.session.execute(select(ReferralCoupon.code).where(ReferralCoupon.campaign_id == campaign.id))).scalars())
+    added = [c for c in dict.fromkeys(patch.add_coupon_codes) if c not in known]
+    for code in added:
+        tx.session.add(ReferralCoupon(campaign_id=campaign.id, code=code))
+    audit(tx, "referral.campaign.update", "referral_campaign", campaign.id, {"key": key, "coupons_added": len(added)})
+    await tx.session.flush()
+    return campaign
+
+
+async def coupons_left(session: Any, campaign_id: uuid.UUID) -> int:
+    stmt = select(func.count()).where(ReferralCoupon.campaign_id == campaign_id, ReferralCoupon.reward_id.is_(None))
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def campaign_by_key(session: Any, key: str) -> ReferralCampaign:

@@ -72,6 +72,11 @@ class ReferralCampaignType:
     reward_points: int
     active: bool
 
+    @strawberry.field(description="Coupon codes not handed out yet (coupon campaigns).")
+    async def coupons_left(self, info: Info) -> int:
+        async with info.context.loaders.lock:
+            return await campaigns.coupons_left(info.context.session, self.uuid)
+
     @classmethod
     def from_model(cls, c: ReferralCampaign) -> ReferralCampaignType:
         return cls(
@@ -494,6 +499,25 @@ class CreateReferralCampaignInput:
     poster: PosterLayoutInput | None = None
 
 
+@strawberry.input(description="Fields to change; leave one out to keep it. Goal, reward and qualification cannot change.")
+class UpdateReferralCampaignInput:
+    name: str | None = strawberry.UNSET
+    landing_url: str | None = strawberry.UNSET
+    starts_at: dt.datetime | None = strawberry.UNSET
+    ends_at: dt.datetime | None = strawberry.UNSET
+    active: bool | None = strawberry.UNSET
+    poster: PosterLayoutInput | None = strawberry.UNSET
+    add_coupon_codes: list[str] = strawberry.field(default_factory=list)
+
+
+def _given(value: Any, field: str, *, nullable: bool = True) -> Any:
+    if value is strawberry.UNSET:
+        return msgspec.UNSET
+    if value is None and not nullable:
+        raise ValidationError(f"{field} cannot be null", field=field)
+    return value
+
+
 @strawberry.type
 class ReferralCampaignPayload:
     campaign: ReferralCampaignType | None = None
@@ -549,6 +573,24 @@ class ReferralMutation:
             )
             async with _tx(info) as tx:
                 c = await campaigns.create_campaign(tx, data, _settings(info))
+            return ReferralCampaignPayload(campaign=ReferralCampaignType.from_model(c))
+
+        return await as_payload(run, ReferralCampaignPayload)
+
+    @strawberry.mutation(description="Change a campaign: pause it, move its window, swap the poster, top up the coupon pool.")
+    async def update_referral_campaign(self, info: Info, key: str, input: UpdateReferralCampaignInput) -> ReferralCampaignPayload:
+        async def run() -> ReferralCampaignPayload:
+            patch = campaigns.CampaignPatch(
+                name=_given(input.name, "name", nullable=False),
+                landing_url=_given(input.landing_url, "landingUrl", nullable=False),
+                starts_at=_given(input.starts_at, "startsAt"),
+                ends_at=_given(input.ends_at, "endsAt"),
+                active=_given(input.active, "active", nullable=False),
+                poster=msgspec.UNSET if input.poster is strawberry.UNSET else _layout(input.poster),
+                add_coupon_codes=list(input.add_coupon_codes),
+            )
+            async with _tx(info) as tx:
+                c = await campaigns.update_campaign(tx, key, patch, _settings(info))
             return ReferralCampaignPayload(campaign=ReferralCampaignType.from_model(c))
 
         return await as_payload(run, ReferralCampaignPayload)

@@ -64,8 +64,8 @@ def guanxi_permissions() -> list[Permission]:
         Permission(
             name="referral.manage",
             roles=("admin", "manager", "marketing"),
-            fields=("Mutation.createReferralCampaign",),
-            description="Create referral campaigns",
+            fields=("Mutation.createReferralCampaign", "Mutation.updateReferralCampaign"),
+            description="Create and change referral campaigns",
         ),
         Permission(
             name="referral.share",

@@ -179,3 +179,43 @@ async def test_a_campaign_that_qualifies_on_a_stage_credits_when_the_invitee_rea
     h1 = await customer_id_of(runtime, tenant_id, "h1")
     await graphql('mutation($id: ID!) { moveCustomerStage(id: $id, stage: "won") { errors { message } } }', {"id": h1})
     assert [(p.qualified, p.rewarded) for p in listener.progress] == [(1, True)]
+
+
+UPDATE = """
+mutation($key: String!, $input: UpdateReferralCampaignInput!) {
+  updateReferralCampaign(key: $key, input: $input) { campaign { active landingUrl couponsLeft } errors { field code } }
+}"""
+
+
+async def test_a_paused_campaign_credits_nothing_and_a_topped_up_pool_pays_the_waiting_reward(
+    graphql: GraphQL, pigeon: Pigeon, runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
+    await create_campaign(graphql, goal=1, rewardKind="coupon", couponCodes=["ONLY-1"])
+    li = (await mint(graphql, user=await staff(runtime, tenant_id)))["token"]
+    zhang = (await mint(graphql, user=await staff(runtime, tenant_id, "zhang@example.com", "Zhang")))["token"]
+    await pigeon.follow("p1", li)  # takes the only code
+    await pigeon.follow("p2", zhang)  # the pool is empty: credited, no reward yet
+    paused = await graphql(UPDATE, {"key": "spring", "input": {"active": False}})
+    assert paused["data"]["updateReferralCampaign"] == {
+        "campaign": {"active": False, "landingUrl": "https://shop.example.com/spring", "couponsLeft": 0},
+        "errors": [],
+    }
+    await pigeon.follow("p3", zhang)  # paused: attributed, not credited
+    data = await ledger(graphql)
+    assert sorted((e["user"]["name"], e["qualified"], e["rewarded"]) for e in data["referralLeaderboard"]) == [
+        ("Li Wei", 1, True),
+        ("Zhang", 1, False),
+    ]
+    topped = await graphql(UPDATE, {"key": "spring", "input": {"active": True, "addCouponCodes": ["ONLY-1", "MORE-1"]}})
+    assert topped["data"]["updateReferralCampaign"]["campaign"]["couponsLeft"] == 1
+    await pigeon.follow("p4", zhang)
+    codes = sorted((r["user"]["name"], r["code"]) for r in (await ledger(graphql))["referralRewards"])
+    assert codes == [("Li Wei", "ONLY-1"), ("Zhang", "MORE-1")]
+
+
+async def test_an_update_is_validated_like_a_creation(graphql: GraphQL) -> None:
+    await create_campaign(graphql)
+    bad = await graphql(UPDATE, {"key": "spring", "input": {"landingUrl": "//evil.example.com", "endsAt": "2020-01-01T00:00:00Z"}})
+    assert bad["data"]["updateReferralCampaign"]["errors"] == [{"field": "landingUrl", "code": "VALIDATION"}]
+    missing = await graphql(UPDATE, {"key": "autumn", "input": {"active": False}})
+    assert missing["data"]["updateReferralCampaign"]["errors"] == [{"field": "campaign", "code": "NOT_FOUND"}]
