@@ -159,3 +159,27 @@ async def test_a_landing_url_must_be_absolute_http(graphql: GraphQL) -> None:
         'mutation { createReferralCampaign(input: {key: "x", name: "X", landingUrl: "javascript:alert(1)"}) { errors { field code } } }'
     )
     assert body["data"]["createReferralCampaign"]["errors"] == [{"field": "landingUrl", "code": "VALIDATION"}]
+
+
+async def test_the_poster_shows_the_inviters_avatar_at_its_box(
+    graphql: GraphQL, client: httpx.AsyncClient, pigeon: Pigeon, runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
+    import base64
+
+    red = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 20, 20)).save(red, format="PNG")
+    avatar = "data:image/png;base64," + base64.b64encode(red.getvalue()).decode()
+    poster = {"avatar": {"x": 40, "y": 40, "size": 100}, "name": {"x": 160, "y": 60}, "qr": {"x": 225, "y": 900, "size": 300}}
+    await create_campaign(graphql, poster=poster)
+    await pigeon.follow("nia", name="Nia", avatar_url=avatar)
+    share = await mint(graphql, customer=await customer_id_of(runtime, tenant_id, "nia"))
+    image = Image.open(io.BytesIO((await client.get(local(share["posterUrl"]))).content)).convert("RGB")
+    assert image.getpixel((90, 90)) == (200, 20, 20)
+    assert image.getpixel((20, 20)) == (255, 255, 255)
+    assert decode(image_bytes(image)) == [share["url"]]
+
+
+def image_bytes(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
