@@ -56,9 +56,9 @@ async def report(runtime: Runtime, event: InteractionRecorded) -> None:
                 ),
             )
             return
-        # The follow is the customer's only interaction: this arrival created the customer.
-        count = select(func.count()).where(Interaction.customer_id == event.customer_id)
-        new_customer = (await tx.session.execute(count)).scalar_one() == 1
+        # Nothing on the customer's timeline before the follow (ids are time-ordered): a new customer.
+        earlier = select(func.count()).where(Interaction.customer_id == event.customer_id, Interaction.id < event.interaction_id)
+        new_customer = (await tx.session.execute(earlier)).scalar_one() == 0
         tx.emit(
             "guanxi_contact_arrived",
             ContactArrived(

@@ -208,6 +208,20 @@ class TestPigeonAttribution:
         await self.post(client, runtime, tenant_id, {**follow, "event_id": "s2", "state": None})
         assert [(a.state, a.new_customer) for a in recorder.arrived] == [("tok_abc123", True), (None, False)]
 
+    async def test_a_follow_after_a_message_in_the_same_batch_is_not_a_new_customer(
+        self, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient, recorder: Recorder
+    ) -> None:
+        for event in (
+            {"event_id": "b1", "type": "message", "sent_at": "2026-05-01T08:00:00Z", "from": {"id": "u6"}, "text": "hi"},
+            {"event_id": "b2", "type": "follow", "sent_at": "2026-05-01T08:01:00Z", "from": {"id": "u6"}, "state": "tok_abc123"},
+        ):
+            body = msgspec.json.encode(event)
+            ts = str(int(time.time()))
+            headers = {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(WEBHOOK_SECRET, ts, body)}
+            assert (await client.post("/webhooks/pigeon", content=body, headers=headers)).status_code == 200
+        assert await inbox.run_once(runtime, tenant_id=tenant_id) == 2  # one batch
+        assert [(a.state, a.new_customer) for a in recorder.arrived] == [("tok_abc123", False)]
+
     async def test_an_unfollow_reports_that_the_contact_left(
         self, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient, recorder: Recorder
     ) -> None:
