@@ -411,19 +411,26 @@ class ReferralQuery:
             out.append(ReferralLeader(qualified=count, rewarded=won > 0, inviter_customer_uuid=customer_id, inviter_user_uuid=user_id))
         return out
 
-    @strawberry.field(description="Staff members by referrals: brought in by them directly, and by the customers they own.")
-    async def referral_staff_leaderboard(self, info: Info, first: int | None = None) -> list[ReferralStaffLeader]:
+    @strawberry.field(
+        description="Staff members by referrals (in one campaign, or all): brought in by them directly, and by the customers they own."
+    )
+    async def referral_staff_leaderboard(
+        self, info: Info, campaign: str | None = None, first: int | None = None
+    ) -> list[ReferralStaffLeader]:
         size = check_page_size(first, 10, MAX_PAGE)
         ra = ReferralAttribution
+        scope = [ra.status == "active"]
+        if campaign is not None:
+            scope.append(ra.campaign_id == (await _campaign(info, campaign)).id)
         direct = (
             select(ra.inviter_user_id.label("user_id"), func.count().label("direct"), func.sum(0).label("via"))
-            .where(ra.inviter_user_id.is_not(None), ra.status == "active")
+            .where(ra.inviter_user_id.is_not(None), *scope)
             .group_by(ra.inviter_user_id)
         )
         via = (
             select(CustomerModel.owner_id.label("user_id"), func.sum(0).label("direct"), func.count().label("via"))
             .join(ra, ra.inviter_customer_id == CustomerModel.id)
-            .where(CustomerModel.owner_id.is_not(None), ra.status == "active")
+            .where(CustomerModel.owner_id.is_not(None), *scope)
             .group_by(CustomerModel.owner_id)
         )
         both = direct.union_all(via).subquery()

@@ -219,3 +219,26 @@ async def test_an_update_is_validated_like_a_creation(graphql: GraphQL) -> None:
     assert bad["data"]["updateReferralCampaign"]["errors"] == [{"field": "landingUrl", "code": "VALIDATION"}]
     missing = await graphql(UPDATE, {"key": "autumn", "input": {"active": False}})
     assert missing["data"]["updateReferralCampaign"]["errors"] == [{"field": "campaign", "code": "NOT_FOUND"}]
+
+
+async def test_the_staff_leaderboard_counts_own_invites_and_those_of_owned_customers_per_campaign(
+    graphql: GraphQL, pigeon: Pigeon, runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
+    await create_campaign(graphql)
+    await create_campaign(graphql, key="autumn", name="Autumn invite")
+    li = await staff(runtime, tenant_id)
+    zhang = await staff(runtime, tenant_id, "zhang@example.com", "Zhang")
+    await pigeon.follow("s1", (await mint(graphql, user=li))["token"])
+    s1 = await customer_id_of(runtime, tenant_id, "s1")
+    own = "mutation($id: ID!, $owner: ID!) { updateCustomer(id: $id, input: {ownerId: $owner}) { errors { message } } }"
+    await graphql(own, {"id": s1, "owner": li})
+    await pigeon.follow("s2", (await mint(graphql, customer=s1))["token"])
+    await pigeon.follow("s3", (await mint(graphql, "autumn", user=zhang))["token"])
+    board = "query($c: String) { referralStaffLeaderboard(campaign: $c) { user { name } direct viaCustomers total } }"
+    everything = (await graphql(board, {"c": None}))["data"]["referralStaffLeaderboard"]
+    assert everything == [
+        {"user": {"name": "Li Wei"}, "direct": 1, "viaCustomers": 1, "total": 2},
+        {"user": {"name": "Zhang"}, "direct": 1, "viaCustomers": 0, "total": 1},
+    ]
+    autumn = (await graphql(board, {"c": "autumn"}))["data"]["referralStaffLeaderboard"]
+    assert autumn == [{"user": {"name": "Zhang"}, "direct": 1, "viaCustomers": 0, "total": 1}]
