@@ -98,7 +98,7 @@ async def attribute(tx: Tx, event: ContactArrived, settings: ReferralSettings) -
             ).first()
         ):
             return await _refuse(tx, event, "duplicate_person")
-        if inviter_customer is not None and await graph.would_cycle(tx.session, invitee, inviter_customer, settings.max_depth):
+        if inviter_customer is not None and await graph.would_cycle(tx.session, invitee, inviter_customer):
             return await _refuse(tx, event, "cycle")
         attribution = ReferralAttribution(
             customer_id=invitee,
@@ -135,7 +135,7 @@ async def attribute(tx: Tx, event: ContactArrived, settings: ReferralSettings) -
     if (
         settings.attribution_model == "last_touch"
         and inviter_customer is not None
-        and await graph.would_cycle(tx.session, invitee, inviter_customer, settings.max_depth)
+        and await graph.would_cycle(tx.session, invitee, inviter_customer)
     ):
         return await _refuse(tx, event, "cycle")
     existing.last_token_id, existing.last_channel, existing.last_at, existing.changed_at = token.id, event.channel, at, at

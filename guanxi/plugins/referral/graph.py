@@ -21,6 +21,8 @@ from guanxi.core.queries import CUSTOMER_COLUMNS
 from guanxi.plugins.referral.models import ReferralAttribution
 
 A = ReferralAttribution
+#: How far up a cycle check looks: the whole chain in practice (a bound only against bad data).
+ANCESTOR_LIMIT = 1000
 
 
 def descendants(roots: Sequence[uuid.UUID], max_depth: int, *, name: str = "referral_tree") -> CTE:
@@ -55,12 +57,12 @@ def ancestors(start: uuid.UUID, max_depth: int) -> CTE:
     return up.union_all(step)
 
 
-async def would_cycle(session: Any, invitee: uuid.UUID, inviter: uuid.UUID, max_depth: int) -> bool:
+async def would_cycle(session: Any, invitee: uuid.UUID, inviter: uuid.UUID) -> bool:
     """Whether making ``inviter`` the inviter of ``invitee`` closes a loop: the invitee is the
     inviter or one of the inviter's ancestors (one query)."""
     if invitee == inviter:
         return True
-    up = ancestors(inviter, max_depth * 4)
+    up = ancestors(inviter, ANCESTOR_LIMIT)
     found = await session.execute(select(up.c.id).where(up.c.id == invitee).limit(1))
     return found.first() is not None
 

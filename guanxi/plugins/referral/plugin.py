@@ -20,6 +20,7 @@ from guanxi.core.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.plugins.referral import attribution, ledger, merges, privacy, social
 from guanxi.plugins.referral.models import ReferralAttribution
+from guanxi.plugins.referral.poster import cache_dir
 from guanxi.plugins.referral.settings import ReferralSettings
 
 NAME = "referral"
@@ -146,5 +147,5 @@ async def guanxi_export_customer_data(session: TenantSession, customer_id: uuid.
 
 
 @hookimpl
-async def guanxi_erase_customer(session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
-    return await privacy.erase(session, customer_id)
+async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
+    return await privacy.erase(session, customer_id, cache_dir(_settings(runtime).poster_cache_dir))

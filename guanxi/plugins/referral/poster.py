@@ -9,6 +9,7 @@ import base64
 import hashlib
 import io
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +119,30 @@ def cache_dir(configured: str) -> Path:
     return path
 
 
-def poster_png(inputs: PosterInputs, *, cache: Path) -> tuple[bytes, str, bool]:
-    """The poster's PNG bytes, its cache key (an ETag) and whether it came from the cache."""
+def poster_png(inputs: PosterInputs, *, cache: Path, owner: str) -> tuple[bytes, str, bool]:
+    """The poster's PNG bytes, its cache key (an ETag) and whether it came from the cache.
+
+    Files are named ``<owner>-<key>.png`` (``owner``: the token's id). Rendering a new version
+    removes the token's older ones, so the cache holds one poster per token, and erasing a
+    person removes their posters (:func:`forget`)."""
     key = cache_key(inputs)
-    path = cache / f"{key}.png"
+    path = cache / f"{owner}-{key}.png"
     if path.is_file():
         return path.read_bytes(), key, True
     data = render(inputs)
-    tmp = path.with_suffix(".tmp")
+    tmp = cache / f".{owner}-{key}.{uuid.uuid4().hex}.tmp"
     tmp.write_bytes(data)
     tmp.replace(path)  # atomic: a concurrent reader sees the whole file or none
+    for old in cache.glob(f"{owner}-*.png"):
+        if old != path:
+            old.unlink(missing_ok=True)
     return data, key, False
+
+
+def forget(cache: Path, owner: str) -> int:
+    """Delete the cached posters of one token; returns how many files went."""
+    gone = 0
+    for old in cache.glob(f"{owner}-*.png"):
+        old.unlink(missing_ok=True)
+        gone += 1
+    return gone

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 
 from guanxi.plugins.referral.models import ReferralAttribution, ReferralCampaign, ReferralReward, ReferralToken
+from guanxi.plugins.referral.poster import forget
 
 
 async def export(session: Any, customer_id: uuid.UUID) -> dict[str, Any] | None:
@@ -40,12 +42,15 @@ async def export(session: Any, customer_id: uuid.UUID) -> dict[str, Any] | None:
     return out
 
 
-async def erase(session: Any, customer_id: uuid.UUID) -> dict[str, int] | None:
-    """Blank the personal values; keep the rows, so the inviter's referral counts and campaign
-    progress stay valid (the erased person still counts, anonymously)."""
+async def erase(session: Any, customer_id: uuid.UUID, poster_cache: Path) -> dict[str, int] | None:
+    """Blank the personal values and delete the person's cached posters (their name and avatar
+    are drawn on them); keep the rows, so the inviter's referral counts and campaign progress stay
+    valid (the erased person still counts, anonymously)."""
     result = await session.execute(
         update(ReferralAttribution)
         .where(ReferralAttribution.customer_id == customer_id, ReferralAttribution.external_id.is_not(None))
         .values(external_id=None)
     )
-    return {"attributions": int(result.rowcount or 0)}
+    tokens = (await session.execute(select(ReferralToken.id).where(ReferralToken.inviter_customer_id == customer_id))).scalars().all()
+    posters = sum(forget(poster_cache, str(t)) for t in tokens)
+    return {"attributions": int(result.rowcount or 0), "posters": posters}

@@ -125,7 +125,7 @@ async def poster_route(request: Request[Any, Any, Any], token: FromPath[str]) ->
     settings: ReferralSettings = runtime.plugin_settings("referral")
     tenant_id, found, campaign = await _token(runtime, token)
     inputs = await poster_inputs(runtime, tenant_id, found, campaign)
-    data, key, cached = poster_png(inputs, cache=cache_dir(settings.poster_cache_dir))
+    data, key, cached = poster_png(inputs, cache=cache_dir(settings.poster_cache_dir), owner=str(found.id))
     return Response(data, media_type="image/png", headers={"ETag": f'"{key}"', "X-Poster-Cache": "hit" if cached else "miss"})
 
 

@@ -142,6 +142,7 @@ async def test_a_poster_on_the_campaign_background_decodes_to_the_inviters_link_
     third = await client.get(local(share["posterUrl"]))
     assert third.headers["x-poster-cache"] == "miss" and third.headers["etag"] != first.headers["etag"]
     assert decode(third.content) == [share["url"]]
+    assert len(list((tmp_path / "posters").glob("*.png"))) == 1  # the old version is gone
 
 
 async def test_a_poster_without_background_uses_the_plain_canvas(

@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from guanxi import ConfigError, RequestContext, Runtime
 from guanxi.core.plugins import collect, per_plugin
-from guanxi.graphql.ids import from_global_id
+from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.testing import GraphQL
 from guanxi.testing.plugin import write_config
 from tests.plugins.referral.conftest import Pigeon, create_campaign, customer_id_of, mint, staff
@@ -57,9 +59,12 @@ async def test_social_value_weighs_direct_indirect_and_converted_referrals(
 
 
 async def test_export_lists_the_attribution_tokens_and_erasure_keeps_the_counts(
-    graphql: GraphQL, pigeon: Pigeon, runtime: Runtime, tenant_id: uuid.UUID
+    graphql: GraphQL, pigeon: Pigeon, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     ids = await grow(graphql, pigeon, runtime, tenant_id)
+    share = await mint(graphql, customer=to_global_id("Customer", ids["bo"]))  # Bo's poster shows Bo's name
+    assert (await client.get(urlsplit(share["posterUrl"]).path)).status_code == 200
+    assert len(list((tmp_path / "posters").glob("*.png"))) == 1
     async with runtime.session(tenant_id) as session:
         ((_, bo),) = await collect(runtime.pm.hook.guanxi_export_customer_data, runtime=runtime, session=session, customer_id=ids["bo"])
         nothing = await collect(runtime.pm.hook.guanxi_export_customer_data, runtime=runtime, session=session, customer_id=ids["eve"])
@@ -69,12 +74,12 @@ async def test_export_lists_the_attribution_tokens_and_erasure_keeps_the_counts(
     assert nothing == []
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
         ((_, erased),) = await collect(runtime.pm.hook.guanxi_erase_customer, runtime=runtime, session=tx.session, customer_id=ids["bo"])
-    assert erased == {"attributions": 1}
+    assert erased == {"attributions": 1, "posters": 1}
+    assert list((tmp_path / "posters").glob("*.png")) == []
     async with runtime.session(tenant_id) as session:
         ((_, after),) = await collect(runtime.pm.hook.guanxi_export_customer_data, runtime=runtime, session=session, customer_id=ids["bo"])
     assert after["referred_by"]["external_id"] is None
     stats = "query($id: ID!) { customer(id: $id) { referralStats { direct indirect converted } } }"
-    from guanxi.graphql.ids import to_global_id
 
     found = (await graphql(stats, {"id": to_global_id("Customer", ids["ann"])}))["data"]["customer"]["referralStats"]
     assert found == {"direct": 2, "indirect": 1, "converted": 1}
