@@ -19,7 +19,7 @@ from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer
 from guanxi.plugins.referral.models import ReferralCampaign, ReferralCoupon, ReferralToken
-from guanxi.plugins.referral.poster import PosterLayout
+from guanxi.plugins.referral.poster import PosterLayout, background_path
 from guanxi.plugins.referral.settings import ReferralSettings
 from guanxi.plugins.referral.tokens import inviter_key, new_token
 
@@ -81,6 +81,12 @@ def _validate(data: CampaignInput, settings: ReferralSettings) -> None:
     if data.reversal_days < 0:
         raise ValidationError("reversalDays must not be negative", field="reversalDays")
     _check_window(data.starts_at, data.ends_at)
+    _check_poster(data.poster, settings)
+
+
+def _check_poster(poster: PosterLayout | None, settings: ReferralSettings) -> None:
+    if poster is not None and poster.background is not None:
+        background_path(poster.background, settings.poster_backgrounds_dir)
 
 
 async def create_campaign(tx: Tx, data: CampaignInput, settings: ReferralSettings) -> ReferralCampaign:
@@ -141,6 +147,7 @@ async def update_campaign(tx: Tx, key: str, patch: CampaignPatch, settings: Refe
     if not isinstance(patch.active, msgspec.UnsetType):
         campaign.active = patch.active
     if not isinstance(patch.poster, msgspec.UnsetType):
+        _check_poster(patch.poster, settings)
         campaign.poster = msgspec.to_builtins(patch.poster) if patch.poster else {}
     known = set((await tx.session.execute(select(ReferralCoupon.code).where(ReferralCoupon.campaign_id == campaign.id))).scalars())
     added = [c for c in dict.fromkeys(patch.add_coupon_codes) if c not in known]

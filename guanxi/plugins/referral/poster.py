@@ -32,8 +32,9 @@ class TextBox(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
 
 
 class PosterLayout(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Where things go on a campaign's poster. ``background`` is the path of an image file on the
-    server; without one, a plain ``width`` x ``height`` canvas of ``background_color`` is used."""
+    """Where things go on a campaign's poster. ``background`` is the name of an image file in the
+    configured ``poster_backgrounds_dir``; without one, a plain ``width`` x ``height`` canvas of
+    ``background_color`` is used."""
 
     background: str | None = None
     width: int = 750
@@ -50,19 +51,36 @@ class PosterInputs(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     avatar_url: str | None = None
     font_path: str = ""
+    backgrounds_dir: str = ""
 
 
-def _background_digest(layout: PosterLayout) -> str:
-    if layout.background is None:
+def background_path(name: str, backgrounds_dir: str) -> Path:
+    """The background file ``name`` inside ``backgrounds_dir``: never a path outside it (a
+    campaign manager must not publish any image the server can read), and a readable image."""
+    if not backgrounds_dir:
+        raise ValidationError("poster backgrounds are off: set poster_backgrounds_dir in [plugins.referral]", field="poster.background")
+    folder = Path(backgrounds_dir).resolve()
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder) or not path.is_file():
+        raise ValidationError(f"poster background {name!r} is not a file in poster_backgrounds_dir", field="poster.background")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise ValidationError(f"poster background {name!r} is not an image", field="poster.background") from None
+    return path
+
+
+def _background_digest(inputs: PosterInputs) -> str:
+    if inputs.layout.background is None:
         return "plain"
-    path = Path(layout.background)
-    if not path.is_file():
-        raise ValidationError(f"poster background {layout.background!r} is not a file", field="poster.background")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(background_path(inputs.layout.background, inputs.backgrounds_dir).read_bytes()).hexdigest()
 
 
 def cache_key(inputs: PosterInputs) -> str:
-    raw = msgspec.json.encode([msgspec.to_builtins(inputs), _background_digest(inputs.layout)])
+    raw = msgspec.json.encode([msgspec.to_builtins(inputs), _background_digest(inputs)])
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
@@ -99,7 +117,7 @@ def render(inputs: PosterInputs) -> bytes:
 
     layout, font_path = inputs.layout, inputs.font_path
     if layout.background:
-        canvas = Image.open(layout.background).convert("RGB")
+        canvas = Image.open(background_path(layout.background, inputs.backgrounds_dir)).convert("RGB")
     else:
         canvas = Image.new("RGB", (layout.width, layout.height), layout.background_color)
     canvas.paste(qr_image(inputs.url, layout.qr.size), (layout.qr.x, layout.qr.y))  # type: ignore[arg-type]

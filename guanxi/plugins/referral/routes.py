@@ -115,7 +115,12 @@ async def poster_inputs(runtime: Runtime, tenant_id: Any, token: ReferralToken, 
             ).scalar_one_or_none()
     layout = msgspec.convert(campaign.poster or {}, PosterLayout)
     return PosterInputs(
-        layout=layout, url=link_url(settings.public_url, token.token), name=name, avatar_url=avatar, font_path=settings.font_path
+        layout=layout,
+        url=link_url(settings.public_url, token.token),
+        name=name,
+        avatar_url=avatar,
+        font_path=settings.font_path,
+        backgrounds_dir=settings.poster_backgrounds_dir,
     )
 
 

@@ -24,6 +24,9 @@ class ReferralSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     converted_weight: float = 10.0
     #: Hosts allowed in a campaign's landing URL; empty means any https/http host.
     landing_hosts: list[str] = msgspec.field(default_factory=list)
+    #: Folder of poster background images; a campaign's ``poster.background`` names a file in it.
+    #: Empty: no backgrounds (plain canvas posters only).
+    poster_backgrounds_dir: str = ""
     #: Folder for rendered posters ("" = a ``guanxi-referral-posters`` folder in the temp dir).
     poster_cache_dir: str = ""
     #: Secret that signs a known visitor on ``/r/{token}?channel=…&uid=…&sig=…`` (set it in the

@@ -31,6 +31,7 @@ def plugin_config(tmp_path: Any, plugin_names: list[str]) -> dict[str, dict[str,
             "public_url": PUBLIC_URL,
             "cooldown_hours": 1.0,
             "poster_cache_dir": str(tmp_path / "posters"),
+            "poster_backgrounds_dir": str(tmp_path / "backgrounds"),
             "visitor_secret": VISITOR_SECRET,
         },
     }

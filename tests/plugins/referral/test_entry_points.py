@@ -122,9 +122,9 @@ async def test_qr_codes_decode_to_the_link(graphql: GraphQL, client: httpx.Async
 async def test_a_poster_on_the_campaign_background_decodes_to_the_inviters_link_and_is_cached(
     graphql: GraphQL, client: httpx.AsyncClient, pigeon: Pigeon, runtime: Runtime, tenant_id: uuid.UUID, tmp_path: Path
 ) -> None:
-    background = tmp_path / "spring.png"
-    Image.new("RGB", (600, 900), "#f6e7c1").save(background)
-    poster = {"background": str(background), "qr": {"x": 150, "y": 500, "size": 300}, "name": {"x": 180, "y": 100, "size": 40}}
+    (tmp_path / "backgrounds").mkdir()
+    Image.new("RGB", (600, 900), "#f6e7c1").save(tmp_path / "backgrounds" / "spring.png")
+    poster = {"background": "spring.png", "qr": {"x": 150, "y": 500, "size": 300}, "name": {"x": 180, "y": 100, "size": 40}}
     await create_campaign(graphql, poster=poster)
     await pigeon.follow("mei", name="Mei")
     mei = await customer_id_of(runtime, tenant_id, "mei")
@@ -184,3 +184,14 @@ def image_bytes(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
+
+
+async def test_a_poster_background_must_be_an_image_in_the_backgrounds_folder(graphql: GraphQL, tmp_path: Path) -> None:
+    (tmp_path / "backgrounds").mkdir()
+    (tmp_path / "backgrounds" / "notes.png").write_text("not an image")
+    (tmp_path / "secret.png").write_bytes(b"")
+    create = """mutation($bg: String!) { createReferralCampaign(input: {key: "x", name: "X", landingUrl: "https://a.example.com",
+      poster: {background: $bg}}) { campaign { key } errors { field message } } }"""
+    for background, why in (("../secret.png", "is not a file in"), ("/etc/hostname", "is not a file in"), ("notes.png", "is not an image")):
+        errors = (await graphql(create, {"bg": background}))["data"]["createReferralCampaign"]["errors"]
+        assert [e["field"] for e in errors] == ["poster.background"] and why in errors[0]["message"], (background, errors)
