@@ -17,6 +17,8 @@ import msgspec
 
 from guanxi.core.errors import ValidationError
 
+MIN_SIDE, MAX_SIDE = 64, 4000  # pixels: a poster is at most 4000 x 4000
+
 
 class Box(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     x: int
@@ -43,6 +45,13 @@ class PosterLayout(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     qr: Box = Box(x=225, y=900, size=300)
     name: TextBox | None = TextBox(x=200, y=120)
     avatar: Box | None = Box(x=60, y=90, size=120)
+
+    def __post_init__(self) -> None:
+        if not (MIN_SIDE <= self.width <= MAX_SIDE and MIN_SIDE <= self.height <= MAX_SIDE):
+            raise ValueError(f"width and height must be {MIN_SIDE} to {MAX_SIDE} pixels")
+        for box in (self.qr, self.name, self.avatar):
+            if box is not None and (box.x < 0 or box.y < 0 or not 8 <= box.size <= MAX_SIDE):
+                raise ValueError(f"positions must not be negative and sizes must be 8 to {MAX_SIDE} pixels")
 
 
 class PosterInputs(msgspec.Struct, frozen=True, kw_only=True):

@@ -195,3 +195,11 @@ async def test_a_poster_background_must_be_an_image_in_the_backgrounds_folder(gr
     for background, why in (("../secret.png", "is not a file in"), ("/etc/hostname", "is not a file in"), ("notes.png", "is not an image")):
         errors = (await graphql(create, {"bg": background}))["data"]["createReferralCampaign"]["errors"]
         assert [e["field"] for e in errors] == ["poster.background"] and why in errors[0]["message"], (background, errors)
+
+
+async def test_a_poster_layout_is_bounded(graphql: GraphQL) -> None:
+    create = """mutation($p: PosterLayoutInput!) { createReferralCampaign(input: {key: "x", name: "X", landingUrl: "https://a.example.com",
+      poster: $p}) { campaign { key } errors { field message } } }"""
+    for poster in ({"width": 100000}, {"qr": {"x": -5, "y": 0, "size": 200}}, {"avatar": {"x": 0, "y": 0, "size": 5000}}):
+        errors = (await graphql(create, {"p": poster}))["data"]["createReferralCampaign"]["errors"]
+        assert [e["field"] for e in errors] == ["poster"], (poster, errors)
