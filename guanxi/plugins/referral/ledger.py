@@ -102,6 +102,7 @@ async def _grant(tx: Tx, campaign: ReferralCampaign, key: str, invitee: uuid.UUI
                 .where(ReferralCoupon.campaign_id == campaign.id, ReferralCoupon.reward_id.is_(None))
                 .order_by(ReferralCoupon.code)
                 .limit(1)
+                .with_for_update(skip_locked=True)  # PostgreSQL: two rewards at once never share a code
             )
         ).scalar_one_or_none()
         if coupon is None:  # the credit stays; the reward is granted at the next credit once codes are added

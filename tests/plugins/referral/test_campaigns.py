@@ -242,3 +242,26 @@ async def test_the_staff_leaderboard_counts_own_invites_and_those_of_owned_custo
     ]
     autumn = (await graphql(board, {"c": "autumn"}))["data"]["referralStaffLeaderboard"]
     assert autumn == [{"user": {"name": "Zhang"}, "direct": 1, "viaCustomers": 0, "total": 1}]
+
+
+async def test_the_leaderboard_costs_the_same_statements_for_one_inviter_or_many(
+    graphql: GraphQL, pigeon: Pigeon, runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
+    from guanxi.testing.sql import count_statements
+
+    await create_campaign(graphql, **POINTS)
+    board = '{ referralLeaderboard(campaign: "spring") { qualified customer { displayName } user { name } } }'
+
+    async def statements() -> int:
+        with count_statements(runtime.engine) as seen:
+            await graphql(board)
+        return len(seen)
+
+    await pigeon.follow("q0", name="Q0")
+    await pigeon.follow("q1", (await mint(graphql, customer=await customer_id_of(runtime, tenant_id, "q0")))["token"])
+    one = await statements()
+    for i in range(1, 5):
+        inviter = await customer_id_of(runtime, tenant_id, f"q{i}")
+        await pigeon.follow(f"q{i + 1}", (await mint(graphql, customer=inviter))["token"])
+    assert len((await graphql(board))["data"]["referralLeaderboard"]) == 5
+    assert await statements() == one == 3  # campaign, leaderboard, inviting customers (one batch)
