@@ -53,9 +53,10 @@ def guanxi_routes(runtime: Runtime) -> list[Any]:
 @hookimpl
 def guanxi_graphql(runtime: Runtime) -> GraphQLContribution:
     from guanxi.plugins.referral import graphql as g
+    from guanxi.plugins.referral.mutations import ReferralMutation
 
     return GraphQLContribution(
-        query=g.ReferralQuery, mutation=g.ReferralMutation, extend={"Customer": g.CustomerReferrals, "User": g.UserReferrals}
+        query=g.ReferralQuery, mutation=ReferralMutation, extend={"Customer": g.CustomerReferrals, "User": g.UserReferrals}
     )
 
 
