@@ -19,6 +19,7 @@ import logging
 import uuid
 
 from sqlalchemy import and_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from guanxi.core.errors import NotFoundError
@@ -116,8 +117,12 @@ async def attribute(tx: Tx, event: ContactArrived, settings: ReferralSettings) -
             last_at=at,
             changed_at=at,
         )
-        tx.session.add(attribution)
-        await tx.session.flush()
+        try:
+            async with tx.savepoint():
+                tx.session.add(attribution)
+                await tx.session.flush()
+        except IntegrityError:  # the same person arrived twice at once: the other arrival won
+            return "concurrent"
         audit(
             tx,
             "referral.attribute",
