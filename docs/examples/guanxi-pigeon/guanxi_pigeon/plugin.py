@@ -8,6 +8,9 @@ import msgspec
 
 from guanxi import Runtime, hookimpl
 from guanxi.core.channels import Channel
+from guanxi.core.contracts import EntryPoint, EntryPointRequest
+from guanxi.core.events import InteractionRecorded
+from guanxi_pigeon import contacts
 from guanxi_pigeon.channel import PigeonChannel
 from guanxi_pigeon.routes import pigeon_webhook
 from guanxi_pigeon.settings import PigeonSettings
@@ -26,3 +29,13 @@ def guanxi_channels(runtime: Runtime) -> list[Channel]:
 @hookimpl
 def guanxi_routes() -> list[Any]:
     return [pigeon_webhook]
+
+
+@hookimpl
+def guanxi_entry_points(runtime: Runtime, request: EntryPointRequest) -> list[EntryPoint]:
+    return contacts.entry_points(runtime, request)
+
+
+@hookimpl
+async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
+    await contacts.report(runtime, event)

@@ -28,10 +28,12 @@ class Sender(msgspec.Struct, kw_only=True):
 
 class PigeonEvent(msgspec.Struct, kw_only=True):
     event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    type: Literal["message", "follow"]
+    type: Literal["message", "follow", "unfollow"]
     sent_at: Annotated[dt.datetime, msgspec.Meta(tz=True)]
     sender: Sender = msgspec.field(name="from")
     text: str | None = None
+    #: The entry point's code a follow came through (e.g. a referral token), if any.
+    state: Annotated[str, msgspec.Meta(max_length=30)] | None = None
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -48,15 +50,21 @@ def verify(secret: str, timestamp: str | None, given: str | None, body: bytes) -
         raise NotAuthorizedException("bad Pigeon signature")
 
 
+KINDS = {"message": "message_in", "follow": "follow", "unfollow": "unfollow"}
+
+
 def to_inbound(event: PigeonEvent) -> InboundEvent:
+    payload: dict[str, Any] = {"pigeon_type": event.type}
+    if event.state:
+        payload["state"] = event.state
     return InboundEvent(
         channel="pigeon",
         provider_event_id=event.event_id,
         occurred_at=event.sent_at,
         identity=ProfileInput(external_id=event.sender.id, nickname=event.sender.name, avatar_url=event.sender.avatar_url),
-        kind="message_in" if event.type == "message" else "follow",
+        kind=KINDS[event.type],
         text=event.text,
-        payload={"pigeon_type": event.type},
+        payload=payload,
     )
 
 

@@ -14,3 +14,5 @@ class PigeonSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     #: Slug of the tenant that receives webhooks; "" means the configured tenant.
     tenant: str = ""
     timeout_s: float = 10.0
+    #: Pigeon's "follow us" deep link; an entry point adds ``?state=<token>`` to it.
+    invite_url: str = "https://pigeon.example/follow"

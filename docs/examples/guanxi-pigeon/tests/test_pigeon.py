@@ -22,9 +22,12 @@ import uvicorn
 from guanxi_pigeon.routes import signature
 from litestar import Litestar, Request, Response, post
 
-from guanxi import Runtime
+from guanxi import Runtime, hookimpl
 from guanxi.core import inbox
 from guanxi.core.channels import Channel, DeliveryResult, OutboundMessage, TransientDeliveryError
+from guanxi.core.contracts import EntryPoint, EntryPointRequest
+from guanxi.core.events import ContactArrived, ContactLeft
+from guanxi.core.plugins import collect
 from guanxi.testing.contract import ChannelContract
 
 TOKEN = "test-token"
@@ -152,3 +155,94 @@ class TestPigeonContract(ChannelContract):
         await inbox.run_once(runtime, tenant_id=tenant_id)
         (followed,) = await self.interactions(runtime, tenant_id)
         assert (followed.kind, followed.text) == ("follow", None)
+
+
+class Recorder:
+    """A stand-in for an attribution plugin: keeps the contact events Pigeon emits."""
+
+    def __init__(self) -> None:
+        self.arrived: list[ContactArrived] = []
+        self.left: list[ContactLeft] = []
+
+    @hookimpl
+    def guanxi_contact_arrived(self, event: ContactArrived) -> None:
+        self.arrived.append(event)
+
+    @hookimpl
+    def guanxi_contact_left(self, event: ContactLeft) -> None:
+        self.left.append(event)
+
+
+@pytest.mark.plugins("pigeon", "recorder")
+class TestPigeonAttribution:
+    """Pigeon takes part in attribution: its follow link carries a token as ``state``, and a
+    follow that came with one is reported as a contact arrival."""
+
+    @pytest.fixture
+    def recorder(self) -> Recorder:
+        return Recorder()
+
+    @pytest.fixture
+    def extra_plugins(self, recorder: Recorder) -> dict[str, object]:
+        return {"recorder": recorder}
+
+    @pytest.fixture
+    def plugin_config(self) -> dict[str, dict[str, Any]]:
+        return {"pigeon": {"webhook_secret": WEBHOOK_SECRET, "invite_url": "https://pigeon.example/follow"}}
+
+    async def post(self, client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID, event: dict[str, Any]) -> None:
+        body = msgspec.json.encode(event)
+        ts = str(int(time.time()))
+        headers = {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(WEBHOOK_SECRET, ts, body)}
+        assert (await client.post("/webhooks/pigeon", content=body, headers=headers)).status_code == 200
+        await inbox.run_once(runtime, tenant_id=tenant_id)
+
+    async def test_a_follow_with_state_reports_a_new_contact_with_the_token(
+        self, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient, recorder: Recorder
+    ) -> None:
+        follow = {"event_id": "s1", "type": "follow", "sent_at": "2026-05-01T08:00:00Z", "from": {"id": "u7"}, "state": "tok_abc123"}
+        await self.post(client, runtime, tenant_id, follow)
+        (arrived,) = recorder.arrived
+        assert (arrived.channel, arrived.external_id, arrived.state, arrived.new_customer) == ("pigeon", "u7", "tok_abc123", True)
+        assert arrived.tenant_id == tenant_id
+        await self.post(client, runtime, tenant_id, {**follow, "event_id": "s2", "state": None})
+        assert [(a.state, a.new_customer) for a in recorder.arrived] == [("tok_abc123", True), (None, False)]
+
+    async def test_a_follow_after_a_message_in_the_same_batch_is_not_a_new_customer(
+        self, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient, recorder: Recorder
+    ) -> None:
+        for event in (
+            {"event_id": "b1", "type": "message", "sent_at": "2026-05-01T08:00:00Z", "from": {"id": "u6"}, "text": "hi"},
+            {"event_id": "b2", "type": "follow", "sent_at": "2026-05-01T08:01:00Z", "from": {"id": "u6"}, "state": "tok_abc123"},
+        ):
+            body = msgspec.json.encode(event)
+            ts = str(int(time.time()))
+            headers = {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(WEBHOOK_SECRET, ts, body)}
+            assert (await client.post("/webhooks/pigeon", content=body, headers=headers)).status_code == 200
+        assert await inbox.run_once(runtime, tenant_id=tenant_id) == 2  # one batch
+        assert [(a.state, a.new_customer) for a in recorder.arrived] == [("tok_abc123", False)]
+
+    async def test_an_unfollow_reports_that_the_contact_left(
+        self, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient, recorder: Recorder
+    ) -> None:
+        await self.post(
+            client, runtime, tenant_id, {"event_id": "l1", "type": "follow", "sent_at": "2026-05-01T08:00:00Z", "from": {"id": "u8"}}
+        )
+        await self.post(
+            client, runtime, tenant_id, {"event_id": "l2", "type": "unfollow", "sent_at": "2026-05-02T08:00:00Z", "from": {"id": "u8"}}
+        )
+        (left,) = recorder.left
+        assert (left.external_id, left.reason, left.customer_id) == ("u8", "unfollowed", recorder.arrived[0].customer_id)
+
+    async def test_a_message_reports_no_arrival(
+        self, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient, recorder: Recorder
+    ) -> None:
+        message = {"event_id": "m1", "type": "message", "sent_at": "2026-05-01T08:00:00Z", "from": {"id": "u9"}, "text": "hi"}
+        await self.post(client, runtime, tenant_id, message)
+        assert (recorder.arrived, recorder.left) == ([], [])
+
+    async def test_the_entry_point_is_a_follow_link_carrying_the_token(self, runtime: Runtime, tenant_id: uuid.UUID) -> None:
+        request = EntryPointRequest(token="tok_abc123", campaign_id=uuid.uuid4(), campaign_name="Spring")
+        async with runtime.session(tenant_id) as session:
+            answers = await collect(runtime.pm.hook.guanxi_entry_points, runtime=runtime, session=session, request=request)
+        assert answers == [("pigeon", [EntryPoint(channel="pigeon", kind="link", url="https://pigeon.example/follow?state=tok_abc123")])]

@@ -1,0 +1,152 @@
+"""Hook implementations of the referral plugin: wiring only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+
+from guanxi import RequestContext, Runtime, hookimpl
+from guanxi.core.access import Permission
+from guanxi.core.context import Actor
+from guanxi.core.contracts import ScoreComponent
+from guanxi.core.events import ContactArrived, ContactLeft, CustomersMerged, StageChanged
+from guanxi.core.models import utcnow
+from guanxi.core.tenancy import TenantSession
+from guanxi.graphql.contrib import GraphQLContribution
+from guanxi.plugins.referral import attribution, ledger, merges, privacy, social
+from guanxi.plugins.referral.models import ReferralAttribution
+from guanxi.plugins.referral.poster import cache_dir
+from guanxi.plugins.referral.settings import ReferralSettings
+
+NAME = "referral"
+ACTOR = Actor(kind="plugin", name=NAME)
+ALL_ROLES = ("admin", "manager", "marketing", "sales", "service", "readonly")
+
+
+def _settings(runtime: Runtime) -> ReferralSettings:
+    settings: ReferralSettings = runtime.plugin_settings(NAME)
+    return settings
+
+
+@hookimpl
+def guanxi_config_schema() -> type[msgspec.Struct]:
+    return ReferralSettings
+
+
+@hookimpl
+def guanxi_migrations() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+@hookimpl
+def guanxi_routes(runtime: Runtime) -> list[Any]:
+    from guanxi.plugins.referral.routes import ROUTES
+
+    return list(ROUTES)
+
+
+@hookimpl
+def guanxi_graphql(runtime: Runtime) -> GraphQLContribution:
+    from guanxi.plugins.referral import graphql as g
+    from guanxi.plugins.referral.mutations import ReferralMutation
+
+    return GraphQLContribution(
+        query=g.ReferralQuery, mutation=ReferralMutation, extend={"Customer": g.CustomerReferrals, "User": g.UserReferrals}
+    )
+
+
+@hookimpl
+def guanxi_permissions() -> list[Permission]:
+    return [
+        Permission(
+            name="referral.manage",
+            roles=("admin", "manager", "marketing"),
+            fields=("Mutation.createReferralCampaign", "Mutation.updateReferralCampaign"),
+            description="Create and change referral campaigns",
+        ),
+        Permission(
+            name="referral.share",
+            roles=("admin", "manager", "marketing", "sales", "service"),
+            fields=("Mutation.mintReferralToken",),
+            description="Mint an inviter's token, link, QR code and poster",
+        ),
+        Permission(
+            name="referral.read",
+            roles=ALL_ROLES,
+            fields=(
+                "Customer.referredBy",
+                "Customer.referrals",
+                "Customer.referralStats",
+                "Customer.referralProgress",
+                "Customer.referralRewards",
+                "User.referralProgress",
+                "Query.referralCampaigns",
+                "Query.referralLeaderboard",
+                "Query.referralStaffLeaderboard",
+                "Query.referralRewards",
+            ),
+            description="Read the referral graph, campaigns, leaderboards and the reward ledger",
+        ),
+        Permission(
+            name="referral.redeem",
+            roles=("admin", "manager", "service"),
+            fields=("Mutation.redeemReferralReward",),
+            description="Mark a referral reward handed over",
+        ),
+    ]
+
+
+@hookimpl
+async def guanxi_contact_arrived(runtime: Runtime, event: ContactArrived) -> None:
+    """A contact arrived with a state: attribute it if the state is one of our tokens."""
+    if not event.state:
+        return
+    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
+        await attribution.attribute(tx, event, _settings(runtime))
+
+
+@hookimpl
+async def guanxi_contact_left(runtime: Runtime, event: ContactLeft) -> None:
+    """An invitee left: reverse the credit (and the unredeemed reward) within the window."""
+    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
+        found = (
+            await tx.session.execute(select(ReferralAttribution).where(ReferralAttribution.customer_id == event.customer_id))
+        ).scalar_one_or_none()
+        if found is not None:
+            await ledger.reverse(tx, found, event.occurred_at)
+
+
+@hookimpl
+async def guanxi_stage_changed(runtime: Runtime, event: StageChanged) -> None:
+    """An invitee reached a stage: it may qualify them in a campaign that waits for it."""
+    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
+        await attribution.on_stage(tx, event.customer_id, event.to_stage, utcnow())
+
+
+@hookimpl
+async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
+    """The survivor takes the merged customer's place in the referral graph and the ledger."""
+    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
+        await merges.follow_merge(tx, event.survivor_id, event.merged_id)
+
+
+@hookimpl
+async def guanxi_score_components(
+    runtime: Runtime, session: TenantSession, customer_ids: list[uuid.UUID], as_of: dt.datetime
+) -> list[ScoreComponent] | None:
+    return await social.components(session, customer_ids, _settings(runtime)) or None
+
+
+@hookimpl
+async def guanxi_export_customer_data(session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    return await privacy.export(session, customer_id)
+
+
+@hookimpl
+async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
+    return await privacy.erase(session, customer_id, cache_dir(_settings(runtime).poster_cache_dir))
