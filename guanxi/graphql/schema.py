@@ -132,6 +132,8 @@ class GuanxiSchema(strawberry.Schema):
         denied = self.policy.denied(roles, query, operation_name)
         if denied is None:
             return None
+        if not roles:  # the anonymous dev-mode caller: everything but introspection needs a key
+            return GraphQLError(f"credentials required for {denied.split(' ')[0]}", extensions={"code": "UNAUTHENTICATED"})
         return GraphQLError(f"forbidden: {denied}", extensions={"code": "FORBIDDEN"})
 
     async def stream(

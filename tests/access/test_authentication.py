@@ -195,7 +195,7 @@ async def test_dev_mode_opens_graphiql_and_introspection_but_no_data(runtime: Ru
         assert schema.json() == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
         data = await c.post("/graphql", json={"query": "{ __typename customers { totalCount } }"})
         assert data.status_code == 200
-        assert data.json()["data"] is None and data.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        assert data.json()["data"] is None and data.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
 def test_dev_mode_is_refused_on_a_non_loopback_host() -> None:
