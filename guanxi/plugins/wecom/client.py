@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +20,28 @@ from typing import Any
 import httpx
 
 log = logging.getLogger("guanxi.wecom")
+_SECRET_PARAMS = re.compile(r"(access_token|corpsecret)=[^&\s\"']+")
+
+
+class RedactSecrets(logging.Filter):
+    """httpx logs every request URL at INFO, and WeCom puts the access token (and, for
+    gettoken, the secret) in the query string: blank them before any handler sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "access_token=" in message or "corpsecret=" in message:
+            record.msg, record.args = _SECRET_PARAMS.sub(r"\1=***", message), ()
+        return True
+
+
+def install_log_redaction() -> None:
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())
+
+
+install_log_redaction()
 
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
+from litestar.params import FromPath
 
 from guanxi.core.errors import ValidationError
 from guanxi.core.inbox import ingest
@@ -53,7 +54,7 @@ def _open(state: WecomState, corp: CorpSettings, signature: str, timestamp: str,
 
 
 @get("/wecom/callback/{key:str}", sync_to_thread=False)
-def wecom_verify(request: Request[Any, Any, Any], key: str) -> Response[bytes]:
+def wecom_verify(request: Request[Any, Any, Any], key: FromPath[str]) -> Response[bytes]:
     """URL verification: answer the decrypted echostr as the raw body (no quotes, no newline)."""
     state = wecom_state(request.app.state.runtime)
     corp = _corp(state, key)
@@ -64,7 +65,7 @@ def wecom_verify(request: Request[Any, Any, Any], key: str) -> Response[bytes]:
 
 
 @post("/wecom/callback/{key:str}", status_code=200)
-async def wecom_callback(request: Request[Any, Any, Any], key: str) -> Response[bytes]:
+async def wecom_callback(request: Request[Any, Any, Any], key: FromPath[str]) -> Response[bytes]:
     runtime = request.app.state.runtime
     state = wecom_state(runtime)
     corp = _corp(state, key)

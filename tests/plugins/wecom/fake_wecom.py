@@ -19,6 +19,7 @@ from typing import Any
 
 import uvicorn
 from litestar import Litestar, Request, route
+from litestar.params import FromPath
 
 CORP_ID = "ww-test-corp"
 SECRET = "test-contact-secret-XYZ"
@@ -88,8 +89,8 @@ class FakeWecom:
         return ok
 
     def app(self) -> Litestar:
-        @route("/cgi-bin/{path:path}", http_method=["GET", "POST"])
-        async def handler(request: Request[Any, Any, Any], path: str) -> dict[str, Any]:
+        @route("/cgi-bin/{path:path}", http_method=["GET", "POST"], status_code=200)
+        async def handler(request: Request[Any, Any, Any], path: FromPath[str]) -> dict[str, Any]:
             body = await request.json() if request.method == "POST" else None
             delay = self.delay_s.pop(path, 0.0)
             if delay:
