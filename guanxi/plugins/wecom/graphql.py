@@ -48,19 +48,18 @@ class CustomerWecom:
 
 async def _load_follows(info: Info, ids: Sequence[uuid.UUID]) -> list[CustomerWecom | None]:
     """One query for the follows of every customer on the page, one for tags, one for staff."""
-    session = info.context.session
-    rows = (
-        (await session.execute(select(WecomFollow).where(WecomFollow.customer_id.in_(list(ids))).order_by(WecomFollow.followed_at)))
-        .scalars()
-        .all()
-    )
+    execute = info.context.loaders.execute
+    stmt = select(WecomFollow).where(WecomFollow.customer_id.in_(list(ids))).order_by(WecomFollow.followed_at)
+    rows = (await execute(stmt)).scalars().all()
     if not rows:
         return [None for _ in ids]
-    tags = {
-        (t.corp_id, t.tag_id): f"{t.group_name}/{t.name}" if t.group_name else t.name
-        for t in (await session.execute(select(WecomTag))).scalars()
-    }
-    staff = {(s.corp_id, s.userid): s.user_id for s in (await session.execute(select(WecomStaff))).scalars()}
+    tag_ids = {t for r in rows for t in r.tag_ids}
+    tags: dict[tuple[str, str], str] = {}
+    if tag_ids:
+        for t in (await execute(select(WecomTag).where(WecomTag.tag_id.in_(tag_ids), WecomTag.deleted.is_(False)))).scalars():
+            tags[(t.corp_id, t.tag_id)] = f"{t.group_name}/{t.name}" if t.group_name else t.name
+    userids = {r.userid for r in rows}
+    staff = {(s.corp_id, s.userid): s.user_id for s in (await execute(select(WecomStaff).where(WecomStaff.userid.in_(userids)))).scalars()}
     by_customer: dict[uuid.UUID, list[WecomFollow]] = {}
     for row in rows:
         by_customer.setdefault(row.customer_id, []).append(row)

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from wechatpy.enterprise.crypto import WeChatCrypto
+from wechatpy.enterprise.crypto import WeChatCrypto  # type: ignore[import-untyped]
 
 from guanxi import Runtime
 from guanxi.core import inbox
@@ -96,7 +96,10 @@ class Sender:
         reply = ET.fromstring(self.crypto.encrypt_message(inner_xml, nonce, ts))
         encrypt = reply.findtext("Encrypt") or ""
         query = {"msg_signature": reply.findtext("MsgSignature") or "", "timestamp": ts, "nonce": nonce}
-        body = f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><AgentID><![CDATA[1000002]]></AgentID><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        body = (
+            f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><AgentID><![CDATA[1000002]]></AgentID>"
+            f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        )
         return query, body.encode()
 
     async def post(self, query: dict[str, str], body: bytes, path: str = CALLBACK) -> httpx.Response:

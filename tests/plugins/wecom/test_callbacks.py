@@ -20,7 +20,7 @@ from guanxi.core.events import ContactArrived, ContactLeft
 from guanxi.core.models import Customer, Identity, InboxEvent, Interaction
 from guanxi.core.services import users
 from guanxi.plugins.wecom.models import WecomChat, WecomEvent, WecomFollow, WecomTag
-from tests.plugins.wecom.conftest import AES_KEY, CALLBACK, SECRET, TOKEN, Sender, corp_event_xml, event_xml, settle
+from tests.plugins.wecom.conftest import AES_KEY, SECRET, TOKEN, Sender, corp_event_xml, event_xml, settle
 from tests.plugins.wecom.fake_wecom import CORP_ID, FakeWecom
 
 pytestmark = pytest.mark.plugins("wecom", "recorder")
@@ -62,7 +62,9 @@ async def follows(runtime: Runtime, tenant_id: uuid.UUID) -> list[WecomFollow]:
 
 async def kinds(runtime: Runtime, tenant_id: uuid.UUID) -> list[tuple[str, str]]:
     async with runtime.session(tenant_id) as s:
-        rows = await s.execute(select(Interaction.kind, Interaction.payload).where(Interaction.channel == "wecom").order_by(Interaction.occurred_at))
+        rows = await s.execute(
+            select(Interaction.kind, Interaction.payload).where(Interaction.channel == "wecom").order_by(Interaction.occurred_at)
+        )
         return [(kind, payload["change_type"]) for kind, payload in rows]
 
 
@@ -72,8 +74,17 @@ def profile(name: str = "李雷", tags: list[dict[str, Any]] | None = None, **fo
         "errmsg": "ok",
         "external_contact": {"external_userid": "wmEXT001", "name": name, "avatar": "https://img.example/a.png", "type": 1, "gender": 1},
         "follow_user": [
-            {"userid": "zhangsan", "remark": "展会客户", "description": "wants a demo", "createtime": 1700000000, "add_way": 1,
-             "state": "spring-fair", "remark_mobiles": ["13800000000"], "tags": tags or [], **follow}
+            {
+                "userid": "zhangsan",
+                "remark": "展会客户",
+                "description": "wants a demo",
+                "createtime": 1700000000,
+                "add_way": 1,
+                "state": "spring-fair",
+                "remark_mobiles": ["13800000000"],
+                "tags": tags or [],
+                **follow,
+            }
         ],
     }
 
@@ -81,8 +92,23 @@ def profile(name: str = "李雷", tags: list[dict[str, Any]] | None = None, **fo
 # -- URL verification ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("plugin_config", [{"wecom": {"corps": [{"key": "vendor", "corp_id": "wx5823bf96d3bd56c7", "token": "QDG6eK",
-                                                                  "encoding_aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"}]}}])
+@pytest.mark.parametrize(
+    "plugin_config",
+    [
+        {
+            "wecom": {
+                "corps": [
+                    {
+                        "key": "vendor",
+                        "corp_id": "wx5823bf96d3bd56c7",
+                        "token": "QDG6eK",
+                        "encoding_aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+                    }
+                ]
+            }
+        }
+    ],
+)
 async def test_url_verification_answers_the_decrypted_echostr_as_the_raw_body(client: httpx.AsyncClient) -> None:
     """The vendor's known-answer vector, URL-encoded as WeCom sends it (echostr has + / =)."""
     query = {
@@ -111,8 +137,9 @@ async def test_add_external_contact_makes_customer_identity_follow_interaction_a
 ) -> None:
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
         staff = await users.create_user(tx, email="zhangsan@acme.example", name="张三")
-    fake_wecom.responses["/externalcontact/get"] = profile(tags=[{"group_name": "行业", "tag_name": "教育", "tag_id": "et-edu", "type": 1},
-                                                                  {"group_name": "", "tag_name": "mine", "type": 2}])
+    fake_wecom.responses["/externalcontact/get"] = profile(
+        tags=[{"group_name": "行业", "tag_name": "教育", "tag_id": "et-edu", "type": 1}, {"group_name": "", "tag_name": "mine", "type": 2}]
+    )
     response = await sender.send(event_xml("add_external_contact", State="spring-fair", WelcomeCode="WELCOME-CODE-1"))
     assert (response.status_code, response.content) == (200, b"")
     await settle(runtime, tenant_id)
@@ -125,15 +152,29 @@ async def test_add_external_contact_makes_customer_identity_follow_interaction_a
     assert customer is not None and (customer.display_name, customer.source) == ("李雷", "wecom")
     (follow,) = await follows(runtime, tenant_id)
     assert (follow.userid, follow.status, follow.state, follow.remark, follow.add_way, follow.tag_ids) == (
-        "zhangsan", "active", "spring-fair", "展会客户", 1, ["et-edu"])
+        "zhangsan",
+        "active",
+        "spring-fair",
+        "展会客户",
+        1,
+        ["et-edu"],
+    )
     assert await kinds(runtime, tenant_id) == [("contact_added", "add_external_contact")]
     (arrived,) = recorder.arrived
     assert (arrived.state, arrived.staff_user_id, arrived.new_customer, arrived.channel, arrived.external_id) == (
-        "spring-fair", staff.id, True, "wecom", "wmEXT001")
+        "spring-fair",
+        staff.id,
+        True,
+        "wecom",
+        "wmEXT001",
+    )
     # the welcome message went out with the template of the state, from the callback itself
-    assert fake_wecom.called("/externalcontact/send_welcome_msg") == [{"welcome_code": "WELCOME-CODE-1", "text": {"content": "欢迎来到春季展会!"}}]
-    from guanxi.core.services.tags import tag_label
+    assert fake_wecom.called("/externalcontact/send_welcome_msg") == [
+        {"welcome_code": "WELCOME-CODE-1", "text": {"content": "欢迎来到春季展会!"}}
+    ]
     from guanxi.core.models import CustomerTag, Tag
+    from guanxi.core.services.tags import tag_label
+
     async with runtime.session(tenant_id) as s:
         labels = [tag_label(t) for t in (await s.execute(select(Tag).join(CustomerTag, CustomerTag.tag_id == Tag.id))).scalars()]
     assert labels == ["行业/教育"]  # corp tags only; the member's personal tag is not synced
@@ -145,14 +186,20 @@ async def test_one_customer_followed_by_two_staff_then_removed_by_each_side(
     await sender.send(event_xml("add_external_contact", userid="zhangsan", State="s1"))
     await sender.send(event_xml("add_half_external_contact", userid="lisi", State="s2", create_time=int(time.time()) + 1))
     await settle(runtime, tenant_id)
-    assert [(f.userid, f.status, f.state) for f in await follows(runtime, tenant_id)] == [("lisi", "half", "s2"), ("zhangsan", "active", "s1")]
+    assert [(f.userid, f.status, f.state) for f in await follows(runtime, tenant_id)] == [
+        ("lisi", "half", "s2"),
+        ("zhangsan", "active", "s1"),
+    ]
     assert await count(runtime, tenant_id, Customer) == 1
     assert [a.new_customer for a in recorder.arrived] == [True, False]
 
     await sender.send(event_xml("del_follow_user", userid="zhangsan", create_time=int(time.time()) + 2))
     await sender.send(event_xml("del_external_contact", userid="lisi", create_time=int(time.time()) + 3, Source="DELETE_BY_TRANSFER"))
     await settle(runtime, tenant_id)
-    assert [(f.userid, f.status) for f in await follows(runtime, tenant_id)] == [("lisi", "removed_by_staff"), ("zhangsan", "removed_staff")]
+    assert [(f.userid, f.status) for f in await follows(runtime, tenant_id)] == [
+        ("lisi", "removed_by_staff"),
+        ("zhangsan", "removed_staff"),
+    ]
     assert [(e.reason, e.external_id) for e in recorder.left] == [("removed_staff", "wmEXT001"), ("removed_by_staff", "wmEXT001")]
     assert [k for k, _ in await kinds(runtime, tenant_id)] == ["contact_added", "contact_added", "contact_removed", "contact_removed"]
 
@@ -163,7 +210,9 @@ async def test_edit_refreshes_remark_and_corp_tags_and_transfer_fail_is_recorded
     fake_wecom.responses["/externalcontact/get"] = profile(tags=[{"group_name": "级别", "tag_name": "A", "tag_id": "et-a", "type": 1}])
     await sender.send(event_xml("add_external_contact"))
     await settle(runtime, tenant_id)
-    fake_wecom.responses["/externalcontact/get"] = profile(remark="老客户", tags=[{"group_name": "级别", "tag_name": "B", "tag_id": "et-b", "type": 1}])
+    fake_wecom.responses["/externalcontact/get"] = profile(
+        remark="老客户", tags=[{"group_name": "级别", "tag_name": "B", "tag_id": "et-b", "type": 1}]
+    )
     await sender.send(event_xml("edit_external_contact", create_time=int(time.time()) + 1))
     await sender.send(event_xml("transfer_fail", userid="wangwu", create_time=int(time.time()) + 2, FailReason="customer_refused"))
     await settle(runtime, tenant_id)
@@ -171,6 +220,7 @@ async def test_edit_refreshes_remark_and_corp_tags_and_transfer_fail_is_recorded
     assert (follow.remark, follow.tag_ids) == ("老客户", ["et-b"])
     from guanxi.core.models import CustomerTag, Tag
     from guanxi.core.services.tags import tag_label
+
     async with runtime.session(tenant_id) as s:
         labels = sorted(tag_label(t) for t in (await s.execute(select(Tag).join(CustomerTag, CustomerTag.tag_id == Tag.id))).scalars())
     assert labels == ["级别/B"]
@@ -181,14 +231,19 @@ async def test_tag_and_customer_group_events_are_kept_once_and_applied(
     runtime: Runtime, tenant_id: uuid.UUID, sender: Sender, fake_wecom: FakeWecom
 ) -> None:
     fake_wecom.responses["/externalcontact/get_corp_tag_list"] = {
-        "errcode": 0, "errmsg": "ok",
-        "tag_group": [{"group_id": "g1", "group_name": "行业", "tag": [{"id": "et-edu", "name": "教育"}, {"id": "et-fin", "name": "金融"}]}],
+        "errcode": 0,
+        "errmsg": "ok",
+        "tag_group": [
+            {"group_id": "g1", "group_name": "行业", "tag": [{"id": "et-edu", "name": "教育"}, {"id": "et-fin", "name": "金融"}]}
+        ],
     }
     await sender.send(corp_event_xml("change_external_tag", "create", Id="et-fin", TagType="tag"))
     await settle(runtime, tenant_id)
     async with runtime.session(tenant_id) as s:
         assert sorted((t.tag_id, t.name, t.deleted) for t in (await s.execute(select(WecomTag))).scalars()) == [
-            ("et-edu", "教育", False), ("et-fin", "金融", False)]
+            ("et-edu", "教育", False),
+            ("et-fin", "金融", False),
+        ]
     delete = corp_event_xml("change_external_tag", "delete", Id="et-fin", TagType="tag")
     for _ in range(2):  # a retry of the same event
         assert (await sender.send(delete)).status_code == 200

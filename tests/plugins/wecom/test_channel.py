@@ -58,18 +58,37 @@ class TestWecomContract(ChannelContract):
         async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
             c = await customers.create_customer(tx, customers.CustomerInput(display_name="韩梅梅"))
             await identities.attach_identity(tx, c.id, identities.IdentityInput(channel="wecom", external_id="wmHAN"))
-            tx.session.add(WecomFollow(corp_id=CORP_ID, external_userid="wmHAN", userid="lisi", customer_id=c.id, status="active",
-                                       remark_mobiles=[], tag_ids=[]))
+            tx.session.add(
+                WecomFollow(
+                    corp_id=CORP_ID,
+                    external_userid="wmHAN",
+                    userid="lisi",
+                    customer_id=c.id,
+                    status="active",
+                    remark_mobiles=[],
+                    tag_ids=[],
+                )
+            )
         message = OutboundMessage(
-            id=uuid.uuid4(), tenant_id=tenant_id, customer_id=c.id, channel="wecom", recipient="wmHAN", text="新品到了",
-            attachments=(Attachment(kind="image", url="https://img.example/p.png"), Attachment(kind="link", url="https://shop.example", name="Shop")),
+            id=uuid.uuid4(),
+            tenant_id=tenant_id,
+            customer_id=c.id,
+            channel="wecom",
+            recipient="wmHAN",
+            text="新品到了",
+            attachments=(
+                Attachment(kind="image", url="https://img.example/p.png"),
+                Attachment(kind="link", url="https://shop.example", name="Shop"),
+            ),
             idempotency_key="k1",
         )
         result = await channel.send(message)
         (body,) = self.provider.called(TEMPLATE)
         assert body["sender"] == "lisi" and result.provider_message_id == "msg-1"
-        assert body["attachments"] == [{"msgtype": "image", "image": {"pic_url": "https://img.example/p.png"}},
-                                       {"msgtype": "link", "link": {"title": "Shop", "url": "https://shop.example"}}]
+        assert body["attachments"] == [
+            {"msgtype": "image", "image": {"pic_url": "https://img.example/p.png"}},
+            {"msgtype": "link", "link": {"title": "Shop", "url": "https://shop.example"}},
+        ]
 
     async def test_an_unreachable_recipient_and_an_unsendable_attachment_are_permanent(self, channel: Channel) -> None:
         self.provider.responses[TEMPLATE] = {"errcode": 0, "errmsg": "ok", "fail_list": [self.recipient], "msgid": "m"}

@@ -71,7 +71,9 @@ async def test_busy_minus_one_is_retried(fake_wecom: FakeWecom, http: httpx.Asyn
 
 
 @pytest.mark.parametrize("errcode", [40096, 48002, 60011, 84061, 41050])
-async def test_other_errcodes_are_permanent_typed_errors_without_retry(fake_wecom: FakeWecom, http: httpx.AsyncClient, errcode: int) -> None:
+async def test_other_errcodes_are_permanent_typed_errors_without_retry(
+    fake_wecom: FakeWecom, http: httpx.AsyncClient, errcode: int
+) -> None:
     client = make(fake_wecom, http)
     fake_wecom.fail("/externalcontact/send_welcome_msg", errcode)
     with pytest.raises(WecomApiError) as raised:
@@ -106,8 +108,12 @@ async def test_batch_get_by_user_follows_the_cursor_and_get_joins_follower_pages
 
     def detail(query: dict[str, str], body: Any) -> dict[str, Any]:
         cursor = query.get("cursor", "")
-        return {"errcode": 0, "external_contact": {"external_userid": "wm1"}, "follow_user": [{"userid": f"u{cursor or 0}"}],
-                "next_cursor": "" if cursor else "n1"}
+        return {
+            "errcode": 0,
+            "external_contact": {"external_userid": "wm1"},
+            "follow_user": [{"userid": f"u{cursor or 0}"}],
+            "next_cursor": "" if cursor else "n1",
+        }
 
     fake_wecom.responses["/externalcontact/batch/get_by_user"] = batch
     fake_wecom.responses["/externalcontact/get"] = detail

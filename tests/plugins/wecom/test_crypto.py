@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from wechatpy.enterprise.crypto import WeChatCrypto
+from wechatpy.enterprise.crypto import WeChatCrypto  # type: ignore[import-untyped]
 
 from guanxi.plugins.wecom.crypto import CryptoError, ReceiveIdError, SignatureError, WecomCrypto, aes_key, pad, signature, unpad
 
