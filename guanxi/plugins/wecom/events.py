@@ -161,8 +161,11 @@ async def _apply_tag(tx: Tx, corp: CorpSettings, fields: dict[str, str]) -> bool
 def remember_new_customer(runtime: Runtime, event: CustomerCreated) -> None:
     """Customers the inbox creates for a WeCom event: the arrival that follows reports
     ``new_customer=True`` (customer_created fires before interaction_recorded)."""
-    if event.customer.source == CHANNEL:
-        wecom_state(runtime).new_customers.add((event.tenant_id, event.customer.id))
+    if event.customer.source == CHANNEL and event.actor.name == "inbox":  # not customers made by the sync
+        pending = wecom_state(runtime).new_customers
+        if len(pending) > 10_000:  # an arrival hook that never came (a failed savepoint): forget the oldest guesses
+            pending.clear()
+        pending.add((event.tenant_id, event.customer.id))
 
 
 async def on_interaction(runtime: Runtime, event: InteractionRecorded) -> None:

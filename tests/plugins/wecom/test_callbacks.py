@@ -295,3 +295,22 @@ async def test_tampered_stale_misaddressed_or_malformed_callbacks_are_refused_an
     logged = caplog.text
     for secret in (TOKEN, AES_KEY, SECRET):
         assert secret not in logged
+
+
+async def test_an_add_for_a_customer_known_from_the_initial_sync_is_not_a_new_customer(
+    runtime: Runtime, tenant_id: uuid.UUID, sender: Sender, fake_wecom: FakeWecom, recorder: Recorder
+) -> None:
+    from guanxi.plugins.wecom.service import initial_sync
+
+    fake_wecom.responses["/externalcontact/get_follow_user_list"] = {"errcode": 0, "follow_user": ["lisi"]}
+    fake_wecom.responses["/externalcontact/batch/get_by_user"] = {
+        "errcode": 0,
+        "external_contact_list": [{"external_contact": {"external_userid": "wmEXT001", "name": "李雷"}, "follow_info": {"userid": "lisi"}}],
+        "next_cursor": "",
+    }
+    assert (await initial_sync(runtime, tenant_id, None)).created == 1
+    await sender.send(event_xml("add_external_contact", userid="zhangsan", State="spring-fair"))
+    await settle(runtime, tenant_id)
+    (arrived,) = recorder.arrived
+    assert (arrived.new_customer, arrived.state) == (False, "spring-fair")
+    assert await count(runtime, tenant_id, Customer) == 1
