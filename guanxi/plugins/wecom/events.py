@@ -33,7 +33,22 @@ def _insert(runtime: Runtime) -> Any:
     return pg_insert if runtime.engine.dialect.name == "postgresql" else sqlite_insert
 
 
+async def ensure_row(tx: Tx, model: Any, **values: Any) -> Any:
+    """The row with these key values, inserted first if missing. One ``INSERT … ON CONFLICT DO
+    NOTHING`` then a load, so two transactions creating the same row (a profile refresh and the
+    next event, in PostgreSQL) do not fail; the caller then sets the other columns."""
+    await tx.session.execute(_insert(tx.runtime)(model).values(tenant_id=tx.tenant_id, **values).on_conflict_do_nothing())
+    pk = tuple(values[c.name] if c.name != "tenant_id" else tx.tenant_id for c in model.__table__.primary_key.columns)
+    return await tx.session.get(model, pk, populate_existing=True)
+
+
 # -- staff ------------------------------------------------------------------------------------
+
+
+async def _remember_staff(session: TenantSession, corp: CorpSettings, userid: str, user_id: uuid.UUID) -> None:
+    insert = pg_insert if session.sync_session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(WecomStaff).values(tenant_id=session.tenant_id, corp_id=corp.corp_id, userid=userid, user_id=user_id)
+    await session.execute(stmt.on_conflict_do_nothing())
 
 
 async def staff_user(session: TenantSession, corp: CorpSettings, userid: str) -> uuid.UUID | None:
@@ -49,8 +64,7 @@ async def staff_user(session: TenantSession, corp: CorpSettings, userid: str) ->
         return None
     user_id = (await session.execute(select(User.id).where(User.email == email.strip().lower()))).scalar_one_or_none()
     if user_id is not None:
-        session.add(WecomStaff(corp_id=corp.corp_id, userid=userid, user_id=user_id))
-        await session.flush()
+        await _remember_staff(session, corp, userid, user_id)
     return user_id
 
 
@@ -64,8 +78,7 @@ async def wecom_userid(session: TenantSession, corp: CorpSettings, user_id: uuid
     email = (await session.execute(select(User.email).where(User.id == user_id))).scalar_one_or_none()
     for userid, mapped in corp.staff.items():
         if email and mapped.strip().lower() == email:
-            session.add(WecomStaff(corp_id=corp.corp_id, userid=userid, user_id=user_id))
-            await session.flush()
+            await _remember_staff(session, corp, userid, user_id)
             return userid
     return None
 
@@ -130,10 +143,7 @@ async def _apply_chat(tx: Tx, corp: CorpSettings, fields: dict[str, str]) -> Non
     chat_id = fields.get("ChatId", "")
     if not chat_id:
         return
-    chat = await tx.session.get(WecomChat, (tx.tenant_id, corp.corp_id, chat_id))
-    if chat is None:
-        chat = WecomChat(corp_id=corp.corp_id, chat_id=chat_id, status="active", member_changes=0, updated_at=utcnow())
-        tx.session.add(chat)
+    chat = await ensure_row(tx, WecomChat, corp_id=corp.corp_id, chat_id=chat_id, status="active", member_changes=0, updated_at=utcnow())
     change = fields.get("ChangeType", "")
     chat.status = "dismissed" if change == "dismiss" else "active"
     chat.last_change = (fields.get("UpdateDetail") or change)[:32]
@@ -199,18 +209,18 @@ async def apply_contact_change(
     staff_id = await staff_user(tx.session, corp, userid) if userid else None
     status = FOLLOW_STATUS.get(change)
     if status is not None:
-        key = (tx.tenant_id, corp.corp_id, identity.external_id, userid)
-        follow = await tx.session.get(WecomFollow, key)
-        if follow is None:
-            follow = WecomFollow(
-                corp_id=corp.corp_id,
-                external_userid=identity.external_id,
-                userid=userid,
-                customer_id=event.customer_id,
-                remark_mobiles=[],
-                tag_ids=[],
-            )
-            tx.session.add(follow)
+        follow = await ensure_row(
+            tx,
+            WecomFollow,
+            corp_id=corp.corp_id,
+            external_userid=identity.external_id,
+            userid=userid,
+            customer_id=event.customer_id,
+            status=status,
+            remark_mobiles=[],
+            tag_ids=[],
+            updated_at=utcnow(),
+        )
         follow.customer_id = event.customer_id
         follow.status = status
         if status in ("active", "half"):
@@ -315,7 +325,9 @@ async def apply_profile(tx: Tx, corp: CorpSettings, contact: dict[str, Any], fol
                 continue  # personal tags are the member's own; only corp tags are synced
             tag_ids.append(str(tag["tag_id"]))
             if tag["tag_id"] not in known:
-                known[tag["tag_id"]] = WecomTag(
+                known[tag["tag_id"]] = await ensure_row(
+                    tx,
+                    WecomTag,
                     corp_id=corp.corp_id,
                     tag_id=str(tag["tag_id"]),
                     group_id="",
@@ -324,12 +336,21 @@ async def apply_profile(tx: Tx, corp: CorpSettings, contact: dict[str, Any], fol
                     deleted=False,
                     updated_at=utcnow(),
                 )
-                tx.session.add(known[tag["tag_id"]])
         tag_ids.extend(str(t) for t in item.get("tag_id") or [])
         follow = rows.get(userid)
         if follow is None:
-            follow = rows[userid] = WecomFollow(corp_id=corp.corp_id, external_userid=external, userid=userid, status="active", tag_ids=[])
-            tx.session.add(follow)
+            follow = rows[userid] = await ensure_row(
+                tx,
+                WecomFollow,
+                corp_id=corp.corp_id,
+                external_userid=external,
+                userid=userid,
+                customer_id=customer.id,
+                status="active",
+                remark_mobiles=[],
+                tag_ids=[],
+                updated_at=utcnow(),
+            )
         follow.customer_id = customer.id
         follow.remark = item.get("remark") or None
         follow.description = item.get("description") or None
@@ -384,8 +405,17 @@ async def store_corp_tags(tx: Tx, corp: CorpSettings, groups: list[dict[str, Any
             seen.add(tag_id)
             row = rows.get(tag_id)
             if row is None:
-                row = rows[tag_id] = WecomTag(corp_id=corp.corp_id, tag_id=tag_id)
-                tx.session.add(row)
+                row = rows[tag_id] = await ensure_row(
+                    tx,
+                    WecomTag,
+                    corp_id=corp.corp_id,
+                    tag_id=tag_id,
+                    group_id="",
+                    group_name="",
+                    name="",
+                    deleted=False,
+                    updated_at=utcnow(),
+                )
             row.group_id, row.group_name, row.name = str(group.get("group_id") or ""), str(group.get("group_name") or ""), str(tag["name"])
             row.deleted = bool(tag.get("deleted") or group.get("deleted"))
             row.updated_at = utcnow()
