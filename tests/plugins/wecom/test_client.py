@@ -122,3 +122,22 @@ async def test_batch_get_by_user_follows_the_cursor_and_get_joins_follower_pages
     assert pages == [["wm1", "wm2"], ["wm3"]]
     assert [b["userid_list"] for b in fake_wecom.called("/externalcontact/batch/get_by_user")] == [["zhangsan"], ["zhangsan"]]
     assert [f["userid"] for f in (await client.get_external_contact("wm1"))["follow_user"]] == ["u0", "un1"]
+
+
+async def test_contact_way_get_list_delete_and_mass_send_result_use_the_documented_bodies(
+    fake_wecom: FakeWecom, http: httpx.AsyncClient
+) -> None:
+    fake_wecom.responses["/externalcontact/get_contact_way"] = {"errcode": 0, "contact_way": {"config_id": "cfg-9", "state": "s9"}}
+    fake_wecom.responses["/externalcontact/list_contact_way"] = lambda query, body: {
+        "errcode": 0,
+        "contact_way": [{"config_id": f"cfg-{body['cursor'] or 'a'}"}],
+        "next_cursor": "" if body["cursor"] else "b",
+    }
+    fake_wecom.responses["/externalcontact/get_group_msg_result"] = {"errcode": 0, "detail_list": [{"external_userid": "wm1", "status": 1}]}
+    client = make(fake_wecom, http)
+    assert (await client.get_contact_way("cfg-9"))["state"] == "s9"
+    assert await client.list_contact_ways(limit=1) == ["cfg-a", "cfg-b"]
+    await client.del_contact_way("cfg-9")
+    assert (await client.group_msg_result("msg-1"))["detail_list"][0]["status"] == 1
+    assert fake_wecom.called("/externalcontact/del_contact_way") == [{"config_id": "cfg-9"}]
+    assert fake_wecom.called("/externalcontact/list_contact_way") == [{"cursor": "", "limit": 1}, {"cursor": "b", "limit": 1}]
