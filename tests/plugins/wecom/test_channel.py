@@ -2,24 +2,34 @@
 outbox) and the fake WeCom server. A message becomes a mass-send task (add_msg_template) that
 the following member confirms in the client.
 
-The contract's webhook tests are not run here (``webhook_path = None``): WeCom signs in the
-query string, not in headers, so the suite's header-signed posts do not apply; the callback
-route has its own tests (test_callbacks.py), with the same properties (401 and nothing stored
-for a bad signature, 400 for a malformed body, one interaction for three deliveries)."""
+The contract's webhook tests run against the callback URL: WeCom signs in the query string, not
+in headers, so ``sign`` returns the query parameters (signature over the body's ``Encrypt``,
+a fresh timestamp and nonce each time, as WeCom's retries are) and ``post`` puts them in the URL.
+``webhook_body`` is an ``add_external_contact`` event encrypted by wechatpy."""
 
 from __future__ import annotations
 
+import re
+import secrets
+import time
 import uuid
+import xml.etree.ElementTree as ET
+import zlib
 from typing import Any
+from urllib.parse import urlencode
 
+import httpx
 import pytest
+from wechatpy.enterprise.crypto import WeChatCrypto  # type: ignore[import-untyped]
 
 from guanxi import Runtime
 from guanxi.core.channels import Attachment, Channel, DeliveryResult, OutboundMessage, PermanentDeliveryError, TransientDeliveryError
 from guanxi.core.context import RequestContext
 from guanxi.core.services import customers, identities
+from guanxi.plugins.wecom.crypto import signature
 from guanxi.plugins.wecom.models import WecomFollow
-from guanxi.testing.contract import ChannelContract
+from guanxi.testing.contract import ChannelContract, WebhookRequest
+from tests.plugins.wecom.conftest import AES_KEY, CALLBACK, TOKEN, event_xml
 from tests.plugins.wecom.fake_wecom import CORP_ID, FakeWecom
 
 TEMPLATE = "/externalcontact/add_msg_template"
@@ -28,7 +38,8 @@ TEMPLATE = "/externalcontact/add_msg_template"
 class TestWecomContract(ChannelContract):
     channel_name = "wecom"
     plugins = ("wecom",)
-    webhook_path = None
+    webhook_path = CALLBACK
+    malformed_bodies = (b"not xml", b"<xml><Encrypt>", b"<xml><ToUserName>x</ToUserName></xml>", b"{}", b"<other/>")
 
     @pytest.fixture
     def fake_provider(self, fake_wecom: FakeWecom) -> FakeWecom:
@@ -45,6 +56,21 @@ class TestWecomContract(ChannelContract):
 
     def arrange_slow(self) -> None:
         self.provider.delay_s[TEMPLATE] = 1.5
+
+    def webhook_body(self, event_id: str, sender_id: str) -> bytes:
+        created = 1_700_000_000 + zlib.crc32(event_id.encode()) % 10_000_000  # one event per id, the same on every retry
+        inner = event_xml("add_external_contact", external=sender_id, create_time=created, State="contract")
+        encrypt = ET.fromstring(WeChatCrypto(TOKEN, AES_KEY, CORP_ID).encrypt_message(inner, "1", str(created))).findtext("Encrypt")
+        return f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()
+
+    def sign(self, body: bytes) -> dict[str, str]:
+        match = re.search(rb"<Encrypt><!\[CDATA\[(.*?)\]\]></Encrypt>", body)
+        encrypt = match.group(1).decode() if match else ""
+        timestamp, nonce = str(int(time.time())), secrets.token_hex(5)
+        return {"msg_signature": signature(TOKEN, timestamp, nonce, encrypt), "timestamp": timestamp, "nonce": nonce}
+
+    async def post(self, client: httpx.AsyncClient, request: WebhookRequest) -> httpx.Response:
+        return await client.post(f"{CALLBACK}?{urlencode(request.headers)}", content=request.body, headers={"content-type": "text/xml"})
 
     def check_delivered(self, message: OutboundMessage, result: DeliveryResult) -> None:
         (body,) = self.provider.called(TEMPLATE)
