@@ -314,3 +314,21 @@ async def test_an_add_for_a_customer_known_from_the_initial_sync_is_not_a_new_cu
     (arrived,) = recorder.arrived
     assert (arrived.new_customer, arrived.state) == (False, "spring-fair")
     assert await count(runtime, tenant_id, Customer) == 1
+
+
+async def test_the_ack_does_not_wait_for_a_slow_welcome_api_and_a_stale_code_is_logged_not_retried(
+    runtime: Runtime, tenant_id: uuid.UUID, sender: Sender, fake_wecom: FakeWecom, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_wecom.delay_s["/externalcontact/send_welcome_msg"] = 1.5
+    started = time.perf_counter()
+    response = await sender.send(event_xml("add_external_contact", State="unknown-state", WelcomeCode="WC-1"))
+    assert response.status_code == 200 and time.perf_counter() - started < 1.0
+    await settle(runtime, tenant_id)
+    assert fake_wecom.called("/externalcontact/send_welcome_msg") == [
+        {"welcome_code": "WC-1", "text": {"content": "Welcome!"}}
+    ]  # the "*" text
+    fake_wecom.fail("/externalcontact/send_welcome_msg", 41050)
+    await sender.send(event_xml("add_external_contact", external="wmEXT002", WelcomeCode="WC-2"))
+    await settle(runtime, tenant_id)
+    assert len(fake_wecom.called("/externalcontact/send_welcome_msg")) == 2
+    assert "errcode 41050" in caplog.text and "WC-2" not in caplog.text
