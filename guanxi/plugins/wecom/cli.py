@@ -6,7 +6,6 @@ import click
 
 from guanxi.core.runtime import Runtime
 from guanxi.plugins.wecom import service
-from guanxi.plugins.wecom.client import WecomError
 from guanxi.plugins.wecom.state import wecom_state
 
 
@@ -32,8 +31,5 @@ def sync(ctx: click.Context, corp_key: str | None) -> None:
         with click.progressbar(length=0, label="customers", show_pos=True) as bar:
             return await service.initial_sync(runtime, tenant, corp.key, progress=bar.update)
 
-    try:
-        result = run_async(_rt(ctx), job)
-    except WecomError as exc:  # messages carry errcodes, never tokens or secrets
-        raise click.ClickException(str(exc)) from None
+    result = run_async(_rt(ctx), job)  # WeCom errors are GuanxiErrors: a clean message, no secret
     click.echo(f"staff: {result.staff}, customers: {result.customers}, new: {result.created}")

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from guanxi.core.errors import GuanxiError
+
 log = logging.getLogger("guanxi.wecom")
 _SECRET_PARAMS = re.compile(r"(access_token|corpsecret)=[^&\s\"']+")
 
@@ -46,13 +48,14 @@ install_log_redaction()
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 
 
-class WecomError(Exception):
-    """A WeCom API call failed. ``transient`` says whether a retry later may help."""
+class WecomError(GuanxiError):
+    """A WeCom API call failed. ``transient`` says whether a retry later may help; ``code`` is
+    ``WECOM_<errcode>`` (``WECOM_UNAVAILABLE`` without one), as API callers see it."""
 
     transient = False
 
     def __init__(self, message: str, *, errcode: int | None = None, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, code=f"WECOM_{errcode}" if errcode is not None else "WECOM_UNAVAILABLE")
         self.errcode = errcode
         self.retry_after_s = retry_after_s
 

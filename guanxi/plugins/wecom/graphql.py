@@ -17,7 +17,6 @@ from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id
 from guanxi.plugins.wecom import service
-from guanxi.plugins.wecom.client import WecomError
 from guanxi.plugins.wecom.models import WecomFollow, WecomStaff, WecomTag
 
 
@@ -156,15 +155,34 @@ class WecomMassSendPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-def _api_error(exc: WecomError) -> UserError:
-    return UserError(field=None, code=f"WECOM_{exc.errcode}" if exc.errcode is not None else "WECOM_UNAVAILABLE", message=str(exc))
+@strawberry.type(description="One recipient of a mass-send task (get_group_msg_result).")
+class WecomMassSendRecipient:
+    external_userid: str
+    userid: str | None = strawberry.field(description="The member who sent (or should send) it.")
+    status: int = strawberry.field(description="0 not sent, 1 sent, 2 not a friend, 3 recipient's monthly limit reached.")
+    send_time: dt.datetime | None
+
+
+@strawberry.type
+class WecomQuery:
+    @strawberry.field(description="Who a mass-send task (群发) reached so far, as WeCom reports it.")
+    async def wecom_mass_send_result(self, info: Info, msgid: str, corp: str | None = None) -> list[WecomMassSendRecipient]:
+        _, client = service.corp_and_client(info.context.rt, corp)
+        body = await client.group_msg_result(msgid)
+        return [
+            WecomMassSendRecipient(
+                external_userid=str(d.get("external_userid") or ""),
+                userid=d.get("userid") or None,
+                status=int(d.get("status") or 0),
+                send_time=dt.datetime.fromtimestamp(int(d["send_time"]), dt.UTC) if d.get("send_time") else None,
+            )
+            for d in body.get("detail_list") or []
+        ]
 
 
 async def _run(run: Any, payload: Any) -> Any:
-    try:
-        return await as_payload(run, payload)
-    except WecomError as exc:
-        return payload(errors=[_api_error(exc)])
+    """WeCom errors are GuanxiErrors: they come back as ``errors { code: "WECOM_<errcode>" }``."""
+    return await as_payload(run, payload)
 
 
 @strawberry.type
@@ -215,7 +233,7 @@ class WecomMutation:
 
 
 def contribution() -> GraphQLContribution:
-    return GraphQLContribution(mutation=WecomMutation, extend={"Customer": CustomerWecomField})
+    return GraphQLContribution(query=WecomQuery, mutation=WecomMutation, extend={"Customer": CustomerWecomField})
 
 
 __all__ = ["GuanxiError", "contribution"]

@@ -65,7 +65,7 @@ def guanxi_permissions() -> list[Permission]:
         Permission(
             name="wecom.massSend",
             roles=("admin", "manager", "marketing"),
-            fields=("Mutation.wecomMassSend",),
+            fields=("Mutation.wecomMassSend", "Query.wecomMassSendResult"),
             description="Create WeCom mass-send tasks (群发) for a segment.",
         ),
         Permission(

@@ -35,11 +35,11 @@ def test_every_documented_operation_validates_against_the_schema(text: str, sche
     assert not errors, [e.message for e in errors]
 
 
-def test_every_wecom_mutation_and_customer_field_has_an_example(schema: graphql.GraphQLSchema) -> None:
+def test_every_wecom_query_mutation_and_customer_field_has_an_example(schema: graphql.GraphQLSchema) -> None:
     text = "\n".join(blocks())
-    mutation = schema.mutation_type
-    assert mutation is not None
-    for name in [n for n in mutation.fields if "wecom" in n.lower()] + ["wecom"]:
+    mutation, query = schema.mutation_type, schema.query_type
+    assert mutation is not None and query is not None
+    for name in [n for n in [*mutation.fields, *query.fields] if "wecom" in n.lower()] + ["wecom"]:
         assert re.search(rf"\b{name}\b", text), f"no example uses {name}"
 
 

@@ -174,3 +174,22 @@ async def test_mass_send_to_a_tag_segment_creates_one_task(
     assert (row.corp_id, row.recipients, row.failed) == (CORP_ID, 3, ["wm03"])
     empty = await graphql('mutation { wecomMassSend(text: "x", tag: "nobody/none") { errors { field code } } }')
     assert empty["data"]["wecomMassSend"]["errors"] == [{"field": "tag", "code": "VALIDATION"}]
+
+
+async def test_mass_send_result_lists_who_was_reached(fake_wecom: FakeWecom, graphql: GraphQL) -> None:
+    fake_wecom.responses["/externalcontact/get_group_msg_result"] = {
+        "errcode": 0,
+        "detail_list": [
+            {"external_userid": "wm01", "userid": "zhangsan", "status": 1, "send_time": 1700000000},
+            {"external_userid": "wm02", "userid": "zhangsan", "status": 0},
+        ],
+    }
+    body = await graphql('query { wecomMassSendResult(msgid: "msgGROUP1") { externalUserid userid status sendTime } }')
+    assert body["data"]["wecomMassSendResult"] == [
+        {"externalUserid": "wm01", "userid": "zhangsan", "status": 1, "sendTime": "2023-11-14T22:13:20+00:00"},
+        {"externalUserid": "wm02", "userid": "zhangsan", "status": 0, "sendTime": None},
+    ]
+    assert fake_wecom.called("/externalcontact/get_group_msg_result") == [{"msgid": "msgGROUP1"}]
+    fake_wecom.fail("/externalcontact/get_group_msg_result", 48002)
+    failed = await graphql('query { wecomMassSendResult(msgid: "x") { status } }', ok=False)
+    assert [e["extensions"]["code"] for e in failed["errors"]] == ["WECOM_48002"]

@@ -81,7 +81,7 @@ async def test_export_gives_the_follows_and_erase_blanks_them_but_keeps_the_coun
 def test_permissions_guard_every_mutation_with_the_agreed_roles(runtime: Runtime) -> None:
     declared = {p.name: p for ps in runtime.pm.hook.guanxi_permissions() for p in ps if p.name.startswith("wecom.")}
     assert {n: (p.roles, p.fields) for n, p in declared.items()} == {
-        "wecom.massSend": (("admin", "manager", "marketing"), ("Mutation.wecomMassSend",)),
+        "wecom.massSend": (("admin", "manager", "marketing"), ("Mutation.wecomMassSend", "Query.wecomMassSendResult")),
         "wecom.contactWays": (("admin", "manager", "marketing", "sales"), ("Mutation.createWecomContactWay",)),
         "wecom.tagSync": (("admin", "manager"), ("Mutation.syncWecomTags",)),
     }
