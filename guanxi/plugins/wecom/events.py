@@ -208,7 +208,13 @@ async def apply_contact_change(
     state_value = event.payload.get("state")
     staff_id = await staff_user(tx.session, corp, userid) if userid else None
     status = FOLLOW_STATUS.get(change)
-    if status is not None:
+    if status is None:  # edit, transfer_fail: no relation change, nothing to report
+        return
+    pk = (tx.tenant_id, corp.corp_id, identity.external_id, userid)
+    follow = await tx.session.get(WecomFollow, pk)
+    previous = follow.status if follow is not None else None
+    reported = follow is not None and follow.arrived_at is not None
+    if follow is None:
         follow = await ensure_row(
             tx,
             WecomFollow,
@@ -221,18 +227,31 @@ async def apply_contact_change(
             tag_ids=[],
             updated_at=utcnow(),
         )
-        follow.customer_id = event.customer_id
-        follow.status = status
-        if status in ("active", "half"):
-            follow.followed_at = follow.followed_at or event.occurred_at
-            follow.removed_at = None
-            if state_value:
-                follow.state = str(state_value)
-        else:
-            follow.removed_at = event.occurred_at
-        follow.updated_at = utcnow()
-        await tx.session.flush()
-    if change in ("add_external_contact", "add_half_external_contact") and state_value:
+    adding = status in ("active", "half")
+    # an event older than the relation's last change (a late retry) changes nothing
+    last_change = follow.removed_at if adding else follow.followed_at
+    if last_change is not None and last_change > event.occurred_at:
+        return
+    follow.customer_id = event.customer_id
+    if adding:
+        if previous not in ("active", "half"):
+            follow.followed_at = event.occurred_at
+        follow.removed_at = None
+        if state_value:
+            follow.state = str(state_value)
+        if previous == "active" and status == "half":
+            status = "active"  # a late half-add does not undo a mutual relation
+    else:
+        follow.removed_at = event.occurred_at
+    follow.status = status
+    follow.updated_at = utcnow()
+    # half, then mutual: one arrival; a row the API refresh made first has not been reported yet
+    arrived = adding and (previous not in ("active", "half") or not reported)
+    if adding:
+        follow.arrived_at = event.occurred_at
+    await tx.session.flush()
+    left = not adding and previous != status
+    if arrived and state_value:
         tx.emit(
             "guanxi_contact_arrived",
             ContactArrived(
@@ -248,7 +267,7 @@ async def apply_contact_change(
                 occurred_at=event.occurred_at,
             ),
         )
-    elif change in LEFT_REASONS:
+    elif left:
         tx.emit(
             "guanxi_contact_left",
             ContactLeft(

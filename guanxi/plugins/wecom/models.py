@@ -40,6 +40,9 @@ class WecomFollow(CustomerOwned, TenantScoped, Base):
     tag_ids: Mapped[list[str]] = mapped_column(default=list)
     followed_at: Mapped[dt.datetime | None]
     removed_at: Mapped[dt.datetime | None]
+    #: When an add event for this relation was last applied (rows the API or the sync created
+    #: have none until then): an add reports an arrival once per relation, not per API refresh.
+    arrived_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

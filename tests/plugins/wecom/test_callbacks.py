@@ -332,3 +332,23 @@ async def test_the_ack_does_not_wait_for_a_slow_welcome_api_and_a_stale_code_is_
     await settle(runtime, tenant_id)
     assert len(fake_wecom.called("/externalcontact/send_welcome_msg")) == 2
     assert "errcode 41050" in caplog.text and "WC-2" not in caplog.text
+
+
+async def test_half_then_mutual_add_is_one_arrival_and_a_late_delete_does_not_undo_a_re_add(
+    runtime: Runtime, tenant_id: uuid.UUID, sender: Sender, recorder: Recorder
+) -> None:
+    t = int(time.time())
+    await sender.send(event_xml("add_half_external_contact", State="fair", create_time=t))
+    await sender.send(event_xml("add_external_contact", State="fair", create_time=t + 1))
+    await settle(runtime, tenant_id)
+    assert [(f.status, f.state) for f in await follows(runtime, tenant_id)] == [("active", "fair")]
+    assert len(recorder.arrived) == 1
+    await sender.send(event_xml("del_follow_user", create_time=t + 2))
+    await sender.send(event_xml("add_external_contact", State="again", create_time=t + 4))
+    await settle(runtime, tenant_id)
+    await sender.send(event_xml("del_external_contact", create_time=t + 3))  # older than the re-add, delivered late
+    await settle(runtime, tenant_id)
+    (follow,) = await follows(runtime, tenant_id)
+    assert (follow.status, follow.state, follow.removed_at) == ("active", "again", None)
+    assert [a.state for a in recorder.arrived] == ["fair", "again"]
+    assert [e.reason for e in recorder.left] == ["removed_staff"]

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("tag_ids", sa.JSON(), nullable=False),
         _ts("followed_at", True),
         _ts("removed_at", True),
+        _ts("arrived_at", True),
         _ts("updated_at"),
         sa.ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], name="fk_wecom_follows_customer"),
         sa.PrimaryKeyConstraint("tenant_id", "corp_id", "external_userid", "userid", name="pk_wecom_follows"),
