@@ -129,7 +129,8 @@ async def test_initial_sync_pages_through_everything_and_is_idempotent(
             (await s.execute(select(func.count()).select_from(m))).scalar_one() for m in (Customer, Identity, WecomFollow, CustomerTag)
         ]
     assert counts == [25, 25, 50, 25]
-    assert len(statements) < 25 * 12  # a bounded number of statements per customer, whatever the count
+    # re-applying an unchanged customer with two followers: about 7 statements (177 measured for 25)
+    assert len(statements) <= 8 * 25
 
 
 @pytest.fixture
