@@ -14,6 +14,7 @@ from guanxi import Runtime, hookimpl
 from guanxi.core.access import Permission
 from guanxi.core.channels import Channel
 from guanxi.core.contracts import EntryPoint, EntryPointRequest
+from guanxi.core.errors import ConfigError
 from guanxi.core.events import CustomerCreated, CustomersMerged, InteractionRecorded
 from guanxi.core.ids import new_id
 from guanxi.core.tenancy import TenantSession
@@ -81,6 +82,14 @@ def guanxi_permissions() -> list[Permission]:
             description="Synchronise corp tags both ways with WeCom.",
         ),
     ]
+
+
+@hookimpl
+def guanxi_startup(runtime: Runtime) -> None:
+    """Refuse to start with a corp configuration that could not verify a single callback."""
+    problems = wecom_state(runtime).settings.problems()
+    if problems:
+        raise ConfigError("invalid WeCom configuration: " + "; ".join(problems))
 
 
 @hookimpl

@@ -46,6 +46,24 @@ class WecomSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     #: Fetch the customer's profile (name, remarks, tags) from the API after add/edit events.
     fetch_profiles: bool = True
 
+    def problems(self) -> list[str]:
+        """What is wrong with the corps, by key path (values, which may be secrets, are not shown)."""
+        from guanxi.plugins.wecom.crypto import aes_key
+
+        found: list[str] = []
+        for field in ("key", "corp_id"):
+            values = [getattr(c, field) for c in self.corps]
+            found += [f"`$.plugins.wecom.corps[{i}].{field}` repeats {v!r}" for i, v in enumerate(values) if v in values[:i]]
+        for i, corp in enumerate(self.corps):
+            if bool(corp.token) != bool(corp.encoding_aes_key):
+                found.append(f"`$.plugins.wecom.corps[{i}]`: set both token and encoding_aes_key, or neither")
+            if corp.encoding_aes_key:
+                try:
+                    aes_key(corp.encoding_aes_key)
+                except ValueError as exc:
+                    found.append(f"`$.plugins.wecom.corps[{i}].encoding_aes_key`: {exc}")
+        return found
+
     def corp(self, key: str) -> CorpSettings | None:
         return next((c for c in self.corps if c.key == key), None)
 

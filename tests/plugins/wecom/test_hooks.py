@@ -158,3 +158,23 @@ async def test_the_sync_command_prints_what_it_pulled(
     assert "staff: 1, customers: 3, new: 3" in result.output
     result = await asyncio.to_thread(CliRunner().invoke, build_cli(cli_runtime), ["wecom", "sync", "--corp", "nope"], obj=cli_runtime)
     assert result.exit_code != 0 and "no WeCom corp 'nope'" in result.output
+
+
+async def test_start_up_refuses_a_bad_corp_configuration_without_showing_secrets(tmp_path: Path) -> None:
+    from guanxi.core.errors import ConfigError
+    from guanxi.testing.plugin import write_config
+
+    bad_key = "tooshort-SECRET"
+    corps = [
+        {"key": "a", "corp_id": "ww1", "token": "TOKEN-SECRET", "encoding_aes_key": bad_key},
+        {"key": "a", "corp_id": "ww2", "token": "only-token"},
+    ]
+    config = write_config(tmp_path / "c.toml", {"wecom": {"corps": corps}})
+    rt = Runtime.from_config(config, environ={"GUANXI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", "GUANXI_PLUGINS": "wecom"})
+    with pytest.raises(ConfigError) as raised:
+        await rt.start()
+    await rt.engine.dispose()
+    message = str(raised.value)
+    assert "`$.plugins.wecom.corps[0].encoding_aes_key`: EncodingAESKey must be 43 characters" in message
+    assert "`$.plugins.wecom.corps[1].key` repeats 'a'" in message and "`$.plugins.wecom.corps[1]`: set both" in message
+    assert bad_key not in message and "TOKEN-SECRET" not in message
