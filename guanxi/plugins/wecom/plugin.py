@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy import select, update
 from guanxi import Runtime, hookimpl
 from guanxi.core.access import Permission
 from guanxi.core.channels import Channel
-from guanxi.core.contracts import EntryPoint, EntryPointRequest
+from guanxi.core.contracts import EntryPoint, EntryPointRequest, ScoreComponent
 from guanxi.core.errors import ConfigError
 from guanxi.core.events import CustomerCreated, CustomersMerged, InteractionRecorded
 from guanxi.core.ids import new_id
@@ -142,6 +143,42 @@ async def guanxi_entry_points(runtime: Runtime, session: TenantSession, request:
         await session.flush()
         return [EntryPoint(channel="wecom", kind="qr", url=str(way["qr_code"] or ""), reference=str(way["config_id"]))]
     return None
+
+
+#: Points of the ``wecom.relation`` score component, per follow row.
+RELATION_POINTS = {"active": 10.0, "half": 5.0, "removed_staff": -5.0}
+
+
+@hookimpl
+async def guanxi_score_components(
+    runtime: Runtime, session: TenantSession, customer_ids: list[uuid.UUID], as_of: dt.datetime
+) -> list[ScoreComponent] | None:
+    """``wecom.relation``: +10 per staff member with a mutual relation, +5 per half-added one,
+    -5 per staff member the customer removed, as of ``as_of`` (one query for the batch)."""
+    if not customer_ids:
+        return None
+    rows = await session.execute(
+        select(WecomFollow.customer_id, WecomFollow.status, WecomFollow.followed_at, WecomFollow.removed_at).where(
+            WecomFollow.customer_id.in_(customer_ids)
+        )
+    )
+    counts: dict[uuid.UUID, dict[str, int]] = {}
+    for customer_id, status, followed_at, removed_at in rows:
+        following = status in ("active", "half") and (followed_at is None or followed_at <= as_of)
+        removed = status == "removed_staff" and removed_at is not None and removed_at <= as_of
+        if following or removed:
+            counts.setdefault(customer_id, {}).setdefault(status, 0)
+            counts[customer_id][status] += 1
+    labels = {"active": "staff following", "half": "half-added staff", "removed_staff": "staff removed by the customer"}
+    return [
+        ScoreComponent(
+            customer_id=customer_id,
+            name="wecom.relation",
+            value=sum(RELATION_POINTS[s] * n for s, n in by_status.items()),
+            reasons=[f"{n} {labels[s]} x {RELATION_POINTS[s]:g}" for s, n in sorted(by_status.items())],
+        )
+        for customer_id, by_status in counts.items()
+    ]
 
 
 def _follow_dict(row: WecomFollow) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from guanxi.plugins.wecom.models import WecomContactWay, WecomFollow
 from guanxi.plugins.wecom.service import initial_sync
 from guanxi.testing.sql import count_statements
 from tests.plugins.wecom.conftest import Sender, event_xml, settle
-from tests.plugins.wecom.fake_wecom import FakeWecom
+from tests.plugins.wecom.fake_wecom import CORP_ID, FakeWecom
 
 pytestmark = pytest.mark.plugins("wecom")
 
@@ -178,3 +178,48 @@ async def test_start_up_refuses_a_bad_corp_configuration_without_showing_secrets
     assert "`$.plugins.wecom.corps[0].encoding_aes_key`: EncodingAESKey must be 43 characters" in message
     assert "`$.plugins.wecom.corps[1].key` repeats 'a'" in message and "`$.plugins.wecom.corps[1]`: set both" in message
     assert bad_key not in message and "TOKEN-SECRET" not in message
+
+
+async def test_score_components_weigh_relations_as_of_a_date_in_one_query(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    import datetime as dt
+
+    from guanxi.core.contracts import ScoreComponent
+    from guanxi.core.services import customers
+
+    day = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        a = await customers.create_customer(tx, customers.CustomerInput(display_name="A"))
+        b = await customers.create_customer(tx, customers.CustomerInput(display_name="B"))
+        c = await customers.create_customer(tx, customers.CustomerInput(display_name="C"))
+        rows = [
+            (a.id, "wa", "u1", "active", day, None),
+            (a.id, "wa", "u2", "half", day, None),
+            (a.id, "wa", "u3", "active", day + dt.timedelta(days=30), None),  # after as_of
+            (b.id, "wb", "u1", "removed_staff", day, day + dt.timedelta(days=1)),
+        ]
+        for cid, ext, userid, status, followed, removed in rows:
+            tx.session.add(
+                WecomFollow(
+                    corp_id=CORP_ID,
+                    external_userid=ext,
+                    userid=userid,
+                    customer_id=cid,
+                    status=status,
+                    followed_at=followed,
+                    removed_at=removed,
+                    remark_mobiles=[],
+                    tag_ids=[],
+                )
+            )
+    as_of = day + dt.timedelta(days=7)
+    async with runtime.session(tenant_id) as session:
+        with count_statements(runtime.engine) as statements:
+            answers = await plugins.collect(
+                runtime.pm.hook.guanxi_score_components, runtime=runtime, session=session, customer_ids=[a.id, b.id, c.id], as_of=as_of
+            )
+    ((_, components),) = answers
+    assert sorted(components, key=lambda x: x.value) == [
+        ScoreComponent(customer_id=b.id, name="wecom.relation", value=-5.0, reasons=["1 staff removed by the customer x -5"]),
+        ScoreComponent(customer_id=a.id, name="wecom.relation", value=15.0, reasons=["1 staff following x 10", "1 half-added staff x 5"]),
+    ]
+    assert len(statements) == 1
