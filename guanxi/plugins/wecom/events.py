@@ -19,7 +19,7 @@ from guanxi.core.models import CustomerTag, Identity, Tag, User, utcnow
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import customers, identities, tags
 from guanxi.core.tenancy import TenantSession
-from guanxi.plugins.wecom.callbacks import CHANNEL, FOLLOW_STATUS, created_at, dedupe_key
+from guanxi.plugins.wecom.callbacks import CHANNEL, FOLLOW_STATUS, dedupe_key
 from guanxi.plugins.wecom.models import WecomChat, WecomEvent, WecomFollow, WecomStaff, WecomTag
 from guanxi.plugins.wecom.settings import CorpSettings
 from guanxi.plugins.wecom.state import WecomState, wecom_state
@@ -443,6 +443,3 @@ async def store_corp_tags(tx: Tx, corp: CorpSettings, groups: list[dict[str, Any
             row.deleted, row.updated_at = True, utcnow()
     await tx.session.flush()
     return len(seen)
-
-
-__all__ = ["apply_profile", "created_at", "on_interaction", "staff_user"]

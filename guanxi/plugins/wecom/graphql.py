@@ -12,7 +12,6 @@ from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
-from guanxi.core.errors import GuanxiError
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id
@@ -234,6 +233,3 @@ class WecomMutation:
 
 def contribution() -> GraphQLContribution:
     return GraphQLContribution(query=WecomQuery, mutation=WecomMutation, extend={"Customer": CustomerWecomField})
-
-
-__all__ = ["GuanxiError", "contribution"]
