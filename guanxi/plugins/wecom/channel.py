@@ -15,6 +15,7 @@ from guanxi.core.channels import (
     DeliveryResult,
     OutboundMessage,
     PermanentDeliveryError,
+    ProfileInput,
     TransientDeliveryError,
 )
 from guanxi.core.runtime import Runtime
@@ -35,7 +36,7 @@ def attachment(item: Attachment) -> dict[str, Any]:
 
 class WecomChannel(Channel):
     name = "wecom"
-    capabilities = Capabilities(receive=True, send_text=True, send_media=True, broadcast=True, profile_fetch=False, max_text_length=4000)
+    capabilities = Capabilities(receive=True, send_text=True, send_media=True, broadcast=True, profile_fetch=True, max_text_length=4000)
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -59,6 +60,34 @@ class WecomChannel(Channel):
         if len(settings.corps) == 1:
             return settings.corps[0], None  # WeCom then gives the task to every follower
         raise PermanentDeliveryError(f"no active WeCom follow for recipient {message.recipient!r}")
+
+    async def fetch_profile(self, external_id: str) -> ProfileInput | None:
+        """The customer as ``externalcontact/get`` describes it, from the first configured corp
+        that knows the ExternalUserID (40096 / 84061: not this corp's contact)."""
+        state = wecom_state(self.runtime)
+        for corp in state.settings.corps:
+            client = state.client(corp)
+            if client is None:
+                continue
+            try:
+                detail = await client.get_external_contact(external_id)
+            except WecomError as exc:
+                if exc.errcode in (40096, 84061):
+                    continue
+                raise
+            contact = detail["external_contact"]
+            profile: dict[str, Any] = {"corp_id": corp.corp_id}
+            for key in ("type", "gender", "corp_name", "position"):
+                if contact.get(key) not in (None, ""):
+                    profile[key] = contact[key]
+            return ProfileInput(
+                external_id=external_id,
+                union_id=contact.get("unionid") or None,
+                nickname=contact.get("name") or None,
+                avatar_url=contact.get("avatar") or None,
+                profile=profile,
+            )
+        return None
 
     async def send(self, message: OutboundMessage) -> DeliveryResult:
         corp, sender = await self._route(message)

@@ -33,6 +33,7 @@ from tests.plugins.wecom.conftest import AES_KEY, CALLBACK, TOKEN, event_xml
 from tests.plugins.wecom.fake_wecom import CORP_ID, FakeWecom
 
 TEMPLATE = "/externalcontact/add_msg_template"
+pytestmark = pytest.mark.plugins("wecom")
 
 
 class TestWecomContract(ChannelContract):
@@ -129,6 +130,33 @@ class TestWecomContract(ChannelContract):
         with pytest.raises(TransientDeliveryError) as raised:
             await channel.send(self.message())
         assert (raised.value.provider_code, raised.value.retry_after_s) == ("45009", 60.0)
+
+
+async def test_fetch_profile_asks_externalcontact_get_and_unknown_contacts_are_none(fake_wecom: FakeWecom, runtime: Runtime) -> None:
+    channel = runtime.channels["wecom"]
+    fake_wecom.responses["/externalcontact/get"] = {
+        "errcode": 0,
+        "external_contact": {
+            "external_userid": "wm9",
+            "name": "王芳",
+            "avatar": "https://img.example/w.png",
+            "type": 1,
+            "gender": 2,
+            "unionid": "ozUNION",
+        },
+        "follow_user": [],
+    }
+    profile = await channel.fetch_profile("wm9")
+    assert profile is not None
+    assert (profile.nickname, profile.avatar_url, profile.union_id, profile.profile) == (
+        "王芳",
+        "https://img.example/w.png",
+        "ozUNION",
+        {"corp_id": CORP_ID, "type": 1, "gender": 2},
+    )
+    assert fake_wecom.called("/externalcontact/get") == [{"external_userid": "wm9"}]
+    fake_wecom.fail("/externalcontact/get", 40096)
+    assert await channel.fetch_profile("wm-unknown") is None
 
 
 def _fields(message: OutboundMessage) -> dict[str, Any]:
