@@ -1,0 +1,224 @@
+"""Hook implementations: wiring only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+from sqlalchemy import select, update
+
+from guanxi import Runtime, hookimpl
+from guanxi.core.access import Permission
+from guanxi.core.channels import Channel
+from guanxi.core.contracts import EntryPoint, EntryPointRequest, ScoreComponent
+from guanxi.core.errors import ConfigError
+from guanxi.core.events import CustomerCreated, CustomersMerged, InteractionRecorded
+from guanxi.core.ids import new_id
+from guanxi.core.tenancy import TenantSession
+from guanxi.plugins.wecom import events
+from guanxi.plugins.wecom.channel import WecomChannel
+from guanxi.plugins.wecom.models import WecomContactWay, WecomFollow
+from guanxi.plugins.wecom.routes import wecom_callback, wecom_verify
+from guanxi.plugins.wecom.settings import WecomSettings
+from guanxi.plugins.wecom.state import wecom_state
+
+
+@hookimpl
+def guanxi_config_schema() -> type[msgspec.Struct]:
+    return WecomSettings
+
+
+@hookimpl
+def guanxi_migrations() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+@hookimpl
+def guanxi_routes(runtime: Runtime) -> list[Any]:
+    return [wecom_verify, wecom_callback]
+
+
+@hookimpl
+def guanxi_channels(runtime: Runtime) -> list[Channel]:
+    return [WecomChannel(runtime)]
+
+
+@hookimpl
+def guanxi_graphql(runtime: Runtime) -> Any:
+    from guanxi.plugins.wecom.graphql import contribution
+
+    return contribution()
+
+
+@hookimpl
+def guanxi_cli(group: click.Group) -> None:
+    from guanxi.plugins.wecom.cli import wecom
+
+    group.add_command(wecom)
+
+
+@hookimpl
+def guanxi_permissions() -> list[Permission]:
+    return [
+        Permission(
+            name="wecom.massSend",
+            roles=("admin", "manager", "marketing"),
+            fields=("Mutation.wecomMassSend", "Query.wecomMassSendResult"),
+            description="Create WeCom mass-send tasks (群发) for a segment.",
+        ),
+        Permission(
+            name="wecom.contactWays",
+            roles=("admin", "manager", "marketing", "sales"),
+            fields=("Mutation.createWecomContactWay",),
+            description="Create WeCom contact-way QR codes (渠道活码).",
+        ),
+        Permission(
+            name="wecom.tagSync",
+            roles=("admin", "manager"),
+            fields=("Mutation.syncWecomTags",),
+            description="Synchronise corp tags both ways with WeCom.",
+        ),
+    ]
+
+
+@hookimpl
+def guanxi_startup(runtime: Runtime) -> None:
+    """Refuse to start with a corp configuration that could not verify a single callback."""
+    problems = wecom_state(runtime).settings.problems()
+    if problems:
+        raise ConfigError("invalid WeCom configuration: " + "; ".join(problems))
+
+
+@hookimpl
+async def guanxi_shutdown(runtime: Runtime) -> None:
+    if "wecom" in runtime.state:
+        await wecom_state(runtime).aclose()
+
+
+@hookimpl
+def guanxi_customer_created(runtime: Runtime, event: CustomerCreated) -> None:
+    events.remember_new_customer(runtime, event)
+
+
+@hookimpl
+async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
+    await events.on_interaction(runtime, event)
+
+
+@hookimpl
+async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
+    """Follow rows follow the customer."""
+    from guanxi.core.context import RequestContext
+
+    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=events.ACTOR)) as tx:
+        await tx.session.execute(
+            update(WecomFollow).where(WecomFollow.customer_id == event.merged_id).values(customer_id=event.survivor_id)
+        )
+
+
+@hookimpl
+async def guanxi_entry_points(runtime: Runtime, session: TenantSession, request: EntryPointRequest) -> list[EntryPoint] | None:
+    """A single-member contact-way QR code whose ``state`` is the token, for the staff member
+    new contacts should be added to (when that member is mapped to a WeCom UserID)."""
+    if request.staff_user_id is None:
+        return None
+    state = wecom_state(runtime)
+    for corp in state.settings.corps:
+        client = state.client(corp)
+        if client is None:
+            continue
+        userid = await events.wecom_userid(session, corp, request.staff_user_id)
+        if userid is None:
+            continue
+        way = await client.add_contact_way(userid=userid, state=request.token, remark=request.campaign_name[:30] or None)
+        session.add(
+            WecomContactWay(
+                corp_id=corp.corp_id, config_id=str(way["config_id"]), state=request.token, userid=userid, qr_code=way["qr_code"]
+            )
+        )
+        await session.flush()
+        return [EntryPoint(channel="wecom", kind="qr", url=str(way["qr_code"] or ""), reference=str(way["config_id"]))]
+    return None
+
+
+#: Points of the ``wecom.relation`` score component, per follow row.
+RELATION_POINTS = {"active": 10.0, "half": 5.0, "removed_staff": -5.0}
+
+
+@hookimpl
+async def guanxi_score_components(
+    runtime: Runtime, session: TenantSession, customer_ids: list[uuid.UUID], as_of: dt.datetime
+) -> list[ScoreComponent] | None:
+    """``wecom.relation``: +10 per staff member with a mutual relation, +5 per half-added one,
+    -5 per staff member the customer removed, as of ``as_of`` (one query for the batch)."""
+    if not customer_ids:
+        return None
+    rows = await session.execute(
+        select(WecomFollow.customer_id, WecomFollow.status, WecomFollow.followed_at, WecomFollow.removed_at).where(
+            WecomFollow.customer_id.in_(customer_ids)
+        )
+    )
+    counts: dict[uuid.UUID, dict[str, int]] = {}
+    for customer_id, status, followed_at, removed_at in rows:
+        following = status in ("active", "half") and (followed_at is None or followed_at <= as_of)
+        removed = status == "removed_staff" and removed_at is not None and removed_at <= as_of
+        if following or removed:
+            counts.setdefault(customer_id, {}).setdefault(status, 0)
+            counts[customer_id][status] += 1
+    labels = {"active": "staff following", "half": "half-added staff", "removed_staff": "staff removed by the customer"}
+    return [
+        ScoreComponent(
+            customer_id=customer_id,
+            name="wecom.relation",
+            value=sum(RELATION_POINTS[s] * n for s, n in by_status.items()),
+            reasons=[f"{n} {labels[s]} x {RELATION_POINTS[s]:g}" for s, n in sorted(by_status.items())],
+        )
+        for customer_id, by_status in counts.items()
+    ]
+
+
+def _follow_dict(row: WecomFollow) -> dict[str, Any]:
+    return {
+        "corp_id": row.corp_id,
+        "external_userid": row.external_userid,
+        "userid": row.userid,
+        "status": row.status,
+        "state": row.state,
+        "add_way": row.add_way,
+        "remark": row.remark,
+        "description": row.description,
+        "remark_mobiles": list(row.remark_mobiles or []),
+        "tag_ids": list(row.tag_ids or []),
+        "followed_at": row.followed_at.isoformat() if row.followed_at else None,
+        "removed_at": row.removed_at.isoformat() if row.removed_at else None,
+    }
+
+
+@hookimpl
+async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = (await session.execute(select(WecomFollow).where(WecomFollow.customer_id == customer_id))).scalars().all()
+    if not rows:
+        return None
+    return {"follows": [_follow_dict(r) for r in rows]}
+
+
+@hookimpl
+async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
+    """Blank remarks, descriptions and mobiles and replace the ExternalUserID with a random
+    placeholder; the rows stay so follower counts and acquisition states still add up."""
+    rows = (await session.execute(select(WecomFollow).where(WecomFollow.customer_id == customer_id))).scalars().all()
+    if not rows:
+        return None
+    placeholder = f"erased:{new_id().hex}"
+    for row in rows:
+        await session.execute(
+            update(WecomFollow)
+            .where(WecomFollow.corp_id == row.corp_id, WecomFollow.external_userid == row.external_userid, WecomFollow.userid == row.userid)
+            .values(external_userid=placeholder, remark=None, description=None, remark_mobiles=[])
+            .execution_options(synchronize_session=False)
+        )
+    return {"follows": len(rows)}

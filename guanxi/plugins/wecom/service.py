@@ -1,0 +1,224 @@
+"""Operations behind the GraphQL mutations and the CLI: contact ways, two-way tag sync, mass
+sends and the initial sync. Each talks to the API first, then records the outcome locally (API
+writes produce no callback, PROTOCOLS.md §A.1)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+
+from guanxi.core.context import RequestContext
+from guanxi.core.errors import NotFoundError, ValidationError
+from guanxi.core.models import CustomerTag, Identity, Tag
+from guanxi.core.runtime import Runtime
+from guanxi.core.services import tags as tag_service
+from guanxi.plugins.wecom import events
+from guanxi.plugins.wecom.callbacks import CHANNEL
+from guanxi.plugins.wecom.client import WecomClient
+from guanxi.plugins.wecom.models import WecomContactWay, WecomFollow, WecomMassSend, WecomTag
+from guanxi.plugins.wecom.settings import CorpSettings
+from guanxi.plugins.wecom.state import wecom_state
+
+
+def corp_and_client(runtime: Runtime, key: str | None) -> tuple[CorpSettings, WecomClient]:
+    settings = wecom_state(runtime).settings
+    corp = settings.corps[0] if key is None and len(settings.corps) == 1 else settings.corp(key or "")
+    if corp is None:
+        known = ", ".join(c.key for c in settings.corps) or "none"
+        raise NotFoundError(f"no WeCom corp {key!r} is configured (corps: {known})")
+    client = wecom_state(runtime).client(corp)
+    if client is None:
+        raise ValidationError(f"WeCom corp {corp.key!r} has no secret configured", field="corp")
+    return corp, client
+
+
+class ContactWayResult(msgspec.Struct, frozen=True, kw_only=True):
+    config_id: str
+    qr_code: str | None
+    state: str | None
+    userid: str
+
+
+async def create_contact_way(
+    runtime: Runtime, ctx: RequestContext, *, corp_key: str | None, userid: str, state: str | None, remark: str | None
+) -> ContactWayResult:
+    if state is not None and not 1 <= len(state) <= 30:
+        raise ValidationError("state must be 1 to 30 characters (WeCom's limit)", field="state")
+    if remark is not None and len(remark) > 30:
+        raise ValidationError("remark must be at most 30 characters", field="remark")
+    corp, client = corp_and_client(runtime, corp_key)
+    way = await client.add_contact_way(userid=userid, state=state, remark=remark)
+    async with runtime.transaction(ctx) as tx:
+        tx.session.add(
+            WecomContactWay(
+                corp_id=corp.corp_id, config_id=str(way["config_id"]), state=state, userid=userid, qr_code=way["qr_code"], remark=remark
+            )
+        )
+    return ContactWayResult(config_id=str(way["config_id"]), qr_code=way["qr_code"], state=state, userid=userid)
+
+
+class TagSyncResult(msgspec.Struct, frozen=True, kw_only=True):
+    pulled: int
+    created: int
+    customers_pushed: int
+
+
+async def sync_tags(runtime: Runtime, ctx: RequestContext, *, corp_key: str | None) -> TagSyncResult:
+    """Two-way tag sync. Pull: the corp tag list into ``wecom_tags``. Push: core tags whose group
+    is a WeCom tag group but that WeCom lacks are created (add_corp_tag); then each follow whose
+    customer's core tags differ from its WeCom corp tags is marked (mark_tag) and the local
+    state updated, since API writes produce no callback."""
+    corp, client = corp_and_client(runtime, corp_key)
+    groups = await client.corp_tags()
+    created = 0
+    async with runtime.session(ctx.tenant_id) as session:
+        core_tags = (await session.execute(select(Tag))).scalars().all()
+    group_names = {str(g.get("group_name")) for g in groups}
+    existing = {(str(g.get("group_name")), str(t["name"])) for g in groups for t in g.get("tag") or []}
+    missing: dict[str, list[str]] = {}
+    for tag in core_tags:
+        if tag.group_name in group_names and (tag.group_name, tag.name) not in existing:
+            missing.setdefault(tag.group_name, []).append(tag.name)
+    for group_name, names in missing.items():
+        await client.add_corp_tag(group_name, names)
+        created += len(names)
+    if created:
+        groups = await client.corp_tags()
+    async with runtime.transaction(ctx) as tx:
+        pulled = await events.store_corp_tags(tx, corp, groups)
+    pushes = await _tag_pushes(runtime, ctx, corp)
+    for userid, external, add, remove in pushes:
+        await client.mark_tag(userid, external, add=add, remove=remove)
+    if pushes:
+        async with runtime.transaction(ctx) as tx:
+            for userid, external, add, remove in pushes:
+                follow = await tx.session.get(WecomFollow, (tx.tenant_id, corp.corp_id, external, userid))
+                if follow is not None:
+                    follow.tag_ids = sorted((set(follow.tag_ids) | set(add)) - set(remove))
+    return TagSyncResult(pulled=pulled, created=created, customers_pushed=len({p[1] for p in pushes}))
+
+
+async def _tag_pushes(runtime: Runtime, ctx: RequestContext, corp: CorpSettings) -> list[tuple[str, str, list[str], list[str]]]:
+    """(userid, external_userid, add tag ids, remove tag ids) for every active follow whose
+    WeCom tags differ from its customer's core tags. Three queries, whatever the count."""
+    async with runtime.session(ctx.tenant_id) as session:
+        wtags = (
+            (await session.execute(select(WecomTag).where(WecomTag.corp_id == corp.corp_id, WecomTag.deleted.is_(False)))).scalars().all()
+        )
+        by_label = {events._tag_label(t.group_name, t.name): t.tag_id for t in wtags}
+        follows = (
+            (await session.execute(select(WecomFollow).where(WecomFollow.corp_id == corp.corp_id, WecomFollow.status == "active")))
+            .scalars()
+            .all()
+        )
+        labels: dict[uuid.UUID, set[str]] = {}
+        rows = await session.execute(
+            select(CustomerTag.customer_id, Tag.group_name, Tag.name).join(
+                Tag, (Tag.tenant_id == CustomerTag.tenant_id) & (Tag.id == CustomerTag.tag_id)
+            )
+        )
+        for customer_id, group_name, name in rows:
+            labels.setdefault(customer_id, set()).add(events._tag_label(group_name, name))
+    pushes = []
+    for follow in follows:
+        want = {by_label[label] for label in labels.get(follow.customer_id, set()) if label in by_label}
+        have = {t for t in follow.tag_ids if t in by_label.values()}
+        if want != have:
+            pushes.append((follow.userid, follow.external_userid, sorted(want - have), sorted(have - want)))
+    return pushes
+
+
+class MassSendResult(msgspec.Struct, frozen=True, kw_only=True):
+    msgid: str
+    recipients: int
+    failed: list[str]
+
+
+async def mass_send(
+    runtime: Runtime,
+    ctx: RequestContext,
+    *,
+    corp_key: str | None,
+    text: str,
+    tag: str | None,
+    customer_ids: list[uuid.UUID],
+    sender: str | None,
+) -> MassSendResult:
+    """Create a mass-send task (add_msg_template, chat_type single) for a segment: the
+    customers carrying a core tag and/or the given customers, through their WeCom identities.
+    The task waits for the sender (or every follower) to confirm it in the client."""
+    if not text.strip() or len(text.encode("utf-8")) > 4000:
+        raise ValidationError("text must be 1 to 4000 bytes", field="text")
+    corp, client = corp_and_client(runtime, corp_key)
+    async with runtime.session(ctx.tenant_id) as session:
+        wanted = set(customer_ids)
+        if tag:
+            group, name = tag_service.split_tag(tag)
+            tagged = await session.execute(
+                select(CustomerTag.customer_id)
+                .join(Tag, (Tag.tenant_id == CustomerTag.tenant_id) & (Tag.id == CustomerTag.tag_id))
+                .where(Tag.group_name == group, Tag.name == name)
+            )
+            wanted.update(tagged.scalars())
+        if not wanted:
+            raise ValidationError("the segment is empty: give a tag or customer ids", field="tag")
+        externals = (
+            (await session.execute(select(Identity.external_id).where(Identity.channel == CHANNEL, Identity.customer_id.in_(wanted))))
+            .scalars()
+            .all()
+        )
+    if not externals:
+        raise ValidationError("no customer of the segment has a WeCom identity", field="tag")
+    if len(externals) > 10_000:
+        raise ValidationError("WeCom takes at most 10 000 recipients per task", field="tag")
+    answer = await client.add_msg_template(external_userids=sorted(externals), sender=sender, text=text)
+    async with runtime.transaction(ctx) as tx:
+        tx.session.add(
+            WecomMassSend(
+                corp_id=corp.corp_id,
+                msgid=str(answer["msgid"]),
+                sender=sender,
+                text=text,
+                recipients=len(externals),
+                failed=answer["fail_list"],
+            )
+        )
+    return MassSendResult(msgid=str(answer["msgid"]), recipients=len(externals), failed=list(answer["fail_list"]))
+
+
+class SyncResult(msgspec.Struct, frozen=True, kw_only=True):
+    staff: int
+    customers: int
+    created: int
+
+
+async def initial_sync(
+    runtime: Runtime, tenant_id: uuid.UUID, corp_key: str | None, progress: Callable[[int], Any] | None = None
+) -> SyncResult:
+    """Pull every follower's customers (get_follow_user_list, then batch/get_by_user with cursor
+    paging) and apply them; running it twice changes nothing the second time."""
+    corp, client = corp_and_client(runtime, corp_key)
+    ctx = RequestContext(tenant_id=tenant_id, actor=events.ACTOR)
+    await events.pull_corp_tags(runtime, tenant_id, corp)
+    staff = await client.follow_users()
+    seen: set[str] = set()
+    created = 0
+    async for page in client.batch_get_by_user(staff):
+        by_customer: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        for item in page:
+            contact = item.get("external_contact") or {}
+            external = str(contact.get("external_userid") or "")
+            if external:
+                by_customer.setdefault(external, (contact, []))[1].append(item.get("follow_info") or {})
+        async with runtime.transaction(ctx) as tx:
+            for contact, follows in by_customer.values():
+                _, new = await events.apply_profile(tx, corp, contact, follows)
+                created += int(new)
+        seen.update(by_customer)
+        if progress is not None:
+            progress(len(page))
+    return SyncResult(staff=len(staff), customers=len(seen), created=created)
