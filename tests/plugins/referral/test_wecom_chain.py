@@ -16,13 +16,14 @@ from guanxi.graphql.ids import to_global_id
 from guanxi.testing import GraphQL
 from tests.plugins.referral.conftest import PUBLIC_URL, VISITOR_SECRET, create_campaign, customer_id_of, mint
 from tests.plugins.referral.test_chain import TREE
+from tests.plugins.wecom import conftest as wecom_suite
 from tests.plugins.wecom.conftest import Sender, corp_config, event_xml, settle
-from tests.plugins.wecom.conftest import fake_wecom as fake_wecom  # fixtures of the WeCom suite
-from tests.plugins.wecom.conftest import sender as sender
-from tests.plugins.wecom.conftest import wecom_server as wecom_server
 from tests.plugins.wecom.fake_wecom import FakeWecom
 
 pytestmark = pytest.mark.plugins("wecom", "referral")
+
+# the WeCom suite's fixtures: its fake WeCom API server and the wechatpy-encrypting sender
+wecom_server, fake_wecom, sender = wecom_suite.wecom_server, wecom_suite.fake_wecom, wecom_suite.sender
 
 NAMES = {"wmBO": "Bo", "wmCHEN": "Chen", "wmDAI": "Dai"}
 
