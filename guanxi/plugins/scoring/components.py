@@ -152,7 +152,7 @@ def purchase(d: Dialect, tenant_id: uuid.UUID, scope: Scope, as_of: dt.datetime,
     if not (cfg.recency_points or cfg.frequency_points or cfg.monetary_points_per_decade):
         return None
     ix = Interaction
-    amount = func.coalesce(*[ix.payload[k].as_float() for k in cfg.amount_keys], literal(0.0, Float))
+    amount = func.coalesce(*[d.json_number(ix.payload[k]) for k in cfg.amount_keys], literal(0.0, Float))
     sub = (
         select(
             ix.customer_id,

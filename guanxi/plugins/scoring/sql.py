@@ -17,7 +17,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from sqlalchemy import Float, cast, event, func, literal
+from sqlalchemy import Float, and_, case, cast, event, func, literal, null
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -50,6 +50,23 @@ class Dialect:
         """0.5 ** (age / half-life), as ``exp`` of a clamped exponent."""
         k = literal(-LN2 / half_life_seconds, Float)
         return func.exp(self.greatest(k * age_seconds, literal(MIN_EXPONENT, Float)))
+
+    def json_number(self, element: Any) -> ColumnElement[Any]:
+        """A JSON value as a float when it is a number or a string holding a plain decimal
+        number (``99``, ``"99.50"``), else NULL, identically on both databases (a bare CAST
+        fails on PostgreSQL for ``"¥99"`` and gives 0 on SQLite)."""
+        text_value = func.trim(element.as_string())
+        plain: ColumnElement[Any]
+        if self.pg:
+            plain = text_value.op("~")(r"^-?[0-9]+(\.[0-9]+)?$")
+        else:
+            plain = and_(
+                text_value.op("GLOB")("*[0-9]*"),
+                text_value.op("NOT GLOB")("*[^0-9.-]*"),
+                text_value.op("NOT GLOB")("?*-*"),
+                text_value.op("NOT GLOB")("*.*.*"),
+            )
+        return case((plain, cast(text_value, Float)), else_=null())
 
     def log10_1p(self, x: Any) -> ColumnElement[Any]:
         """log10(1 + max(x, 0))."""

@@ -68,6 +68,18 @@ async def test_purchases_give_recency_frequency_and_log_scaled_monetary_value(sh
     assert monetary.value == pytest.approx(10 * math.log10(1000))
 
 
+async def test_purchase_amounts_are_read_from_numbers_and_numeric_strings_only(shop: Shop) -> None:
+    """A text amount like "¥99" is not a number: the next amount key is tried (both databases
+    alike; PostgreSQL would otherwise fail the whole recompute on the cast)."""
+    cid = await shop.customer()
+    await shop.interact(cid, "purchase", channel="shop", at=NOW - DAY, amount="¥99", total=50)
+    await shop.interact(cid, "purchase", channel="shop", at=NOW - DAY, amount=" 100.5 ")
+    await shop.interact(cid, "purchase", channel="shop", at=NOW - DAY, amount="1e9")
+    await shop.interact(cid, "purchase", channel="shop", at=NOW - DAY, amount="-")
+    await shop.interact(cid, "purchase", channel="shop", at=NOW - DAY, amount="1.2.3")
+    assert (await shop.parts(cid))[("purchase", "monetary")].measure == pytest.approx(150.5)
+
+
 async def test_social_value_is_log_scaled_followers_capped_plus_engagement_rate(shop: Shop) -> None:
     cid = await shop.customer()
     await shop.identity(cid, "douyin", 200_000, engagement_rate=0.08)
