@@ -58,7 +58,7 @@ class Dialect:
         text_value = func.trim(element.as_string())
         plain: ColumnElement[Any]
         if self.pg:
-            plain = text_value.op("~")(r"^-?[0-9]+(\.[0-9]+)?$")
+            plain = text_value.op("~")(r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)$")
         else:
             plain = and_(
                 text_value.op("GLOB")("*[0-9]*"),

@@ -77,7 +77,8 @@ async def test_purchase_amounts_are_read_from_numbers_and_numeric_strings_only(s
     await shop.interact(cid, "purchase", channel="shop", at=NOW - DAY, amount="1e9")
     await shop.interact(cid, "purchase", channel="shop", at=NOW - DAY, amount="-")
     await shop.interact(cid, "purchase", channel="shop", at=NOW - DAY, amount="1.2.3")
-    assert (await shop.parts(cid))[("purchase", "monetary")].measure == pytest.approx(150.5)
+    await shop.interact(cid, "purchase", channel="shop", at=NOW - DAY, amount=".5")
+    assert (await shop.parts(cid))[("purchase", "monetary")].measure == pytest.approx(151.0)
 
 
 async def test_social_value_is_log_scaled_followers_capped_plus_engagement_rate(shop: Shop) -> None:
