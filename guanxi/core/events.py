@@ -80,6 +80,17 @@ class IdentityAttached(Event, frozen=True, kw_only=True):
     external_id: str
 
 
+class InboundApplied(msgspec.Struct, frozen=True, kw_only=True):
+    """What core did with one inbound channel event (see ``guanxi_inbound_applied``)."""
+
+    customer_id: uuid.UUID
+    identity_id: uuid.UUID
+    external_id: str
+    interaction_id: uuid.UUID
+    new_customer: bool  # this event created the customer
+    new_interaction: bool  # False when the interaction's dedupe key was already recorded
+
+
 class ContactArrived(Event, frozen=True, kw_only=True):
     """A person became a contact on a channel through an entry point that carried ``state``
     (WeCom's contact-way ``state``, a link's token). ``staff_user_id`` is the staff member they

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import msgspec
 
     from guanxi.core.access import Permission
-    from guanxi.core.channels import Channel
+    from guanxi.core.channels import Channel, InboundEvent
     from guanxi.core.contracts import EntryPoint, EntryPointRequest, ScoreComponent
     from guanxi.core.events import (
         ContactArrived,
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         CustomersMerged,
         CustomerUpdated,
         IdentityAttached,
+        InboundApplied,
         InteractionRecorded,
         MessageStatusChanged,
         ReferralProgress,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
         TagsChanged,
         TaskChanged,
     )
-    from guanxi.core.runtime import Runtime
+    from guanxi.core.runtime import Runtime, Tx
     from guanxi.core.services.identities import IdentityInput
     from guanxi.core.tenancy import TenantSession
 
@@ -222,6 +223,24 @@ def guanxi_contact_left(runtime: Runtime, event: ContactLeft) -> Any:
 def guanxi_referral_progress(runtime: Runtime, event: ReferralProgress) -> Any:
     """An inviter's progress in an invite-N campaign changed (``qualified`` of ``goal``). A
     channel plugin may tell the inviter ("2 more friends to go")."""
+
+
+# --------------------------------------------------------------------------------------------
+# In the transaction
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def guanxi_inbound_applied(tx: Tx, event: InboundEvent, applied: InboundApplied) -> Any:
+    """Core applied an inbound channel event from the inbox (customer resolved, identity and
+    interaction recorded); add the channel's own bookkeeping in the same transaction.
+
+    Called inside the inbox's transaction, in the event's savepoint, for every implementation
+    (check ``event.channel``). May be ``async def``. An exception undoes the whole event (core's
+    changes, yours, and the events queued with ``tx.emit``) and the inbox retries it later with
+    backoff, so a relation table cannot fall out of step with the timeline. Keep it to database
+    work; start provider calls with ``tx.after_commit``.
+    """
 
 
 # --------------------------------------------------------------------------------------------

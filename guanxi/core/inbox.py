@@ -18,10 +18,12 @@ import msgspec
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from guanxi.core import plugins
 from guanxi.core.channels import InboundEvent
 from guanxi.core.context import Actor, RequestContext
 from guanxi.core.db import write_transaction
 from guanxi.core.errors import ValidationError
+from guanxi.core.events import InboundApplied
 from guanxi.core.ids import new_id
 from guanxi.core.models import InboxEvent, utcnow
 from guanxi.core.queue import QueueWorker, backoff, claim
@@ -79,7 +81,7 @@ async def _apply(tx: Tx, inbox_id: uuid.UUID) -> None:
         return
     event = msgspec.convert(row.event, InboundEvent)
     ident = event.identity
-    customer, identity, _created = await identities.resolve_identity(
+    customer, identity, created = await identities.resolve_identity(
         tx,
         identities.IdentityInput(
             channel=event.channel,
@@ -93,7 +95,7 @@ async def _apply(tx: Tx, inbox_id: uuid.UUID) -> None:
             email=ident.email,
         ),
     )
-    interaction, _new = await interactions.record_interaction(
+    interaction, new = await interactions.record_interaction(
         tx,
         interactions.InteractionInput(
             customer_id=customer.id,
@@ -107,6 +109,17 @@ async def _apply(tx: Tx, inbox_id: uuid.UUID) -> None:
             dedupe_key=f"inbox:{event.channel}:{event.provider_event_id}",
         ),
     )
+    applied = InboundApplied(
+        customer_id=customer.id,
+        identity_id=identity.id,
+        external_id=identity.external_id,
+        interaction_id=interaction.id,
+        new_customer=created,
+        new_interaction=new,
+    )
+    # the channel plugin's own bookkeeping, in this transaction: a failure undoes the event and
+    # the inbox retries it, so nothing is half-applied
+    await plugins.call_all(tx.runtime.pm.hook.guanxi_inbound_applied, tx=tx, event=event, applied=applied)
     row.status = "done"
     row.processed_at = utcnow()
     row.locked_until = None

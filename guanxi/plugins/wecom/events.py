@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from guanxi.core.channels import InboundEvent
 from guanxi.core.context import Actor, RequestContext
-from guanxi.core.events import ContactArrived, ContactLeft, CustomerCreated, InteractionRecorded
+from guanxi.core.events import ContactArrived, ContactLeft, InboundApplied
 from guanxi.core.models import CustomerTag, Identity, Tag, User, utcnow
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import customers, identities, tags
@@ -165,47 +166,50 @@ async def _apply_tag(tx: Tx, corp: CorpSettings, fields: dict[str, str]) -> bool
     return True
 
 
-# -- after the inbox applied a customer event (event hooks) ---------------------------------------
+# -- in the inbox transaction, after core applied a customer event --------------------------------
 
 
-def remember_new_customer(runtime: Runtime, event: CustomerCreated) -> None:
-    """Customers the inbox creates for a WeCom event: the arrival that follows reports
-    ``new_customer=True`` (customer_created fires before interaction_recorded)."""
-    if event.customer.source == CHANNEL and event.actor.name == "inbox":  # not customers made by the sync
-        pending = wecom_state(runtime).new_customers
-        if len(pending) > 10_000:  # an arrival hook that never came (a failed savepoint): forget the oldest guesses
-            pending.clear()
-        pending.add((event.tenant_id, event.customer.id))
-
-
-async def on_interaction(runtime: Runtime, event: InteractionRecorded) -> None:
-    """Update the follow relation for a contact event, emit the cross-plugin events, and fetch
-    the profile for add and edit events."""
+async def on_inbound(tx: Tx, event: InboundEvent, applied: InboundApplied) -> None:
+    """Update the follow relation for a contact event and queue the cross-plugin events, in the
+    inbox's transaction (a failure undoes the event, which the inbox retries); fetch the profile
+    after commit for add and edit events."""
     if event.channel != CHANNEL or "change_type" not in event.payload:
         return
-    state = wecom_state(runtime)
+    state = wecom_state(tx.runtime)
     corp = state.settings.corp_by_id(str(event.payload.get("corp_id", "")))
     if corp is None:
         return
-    new_customer = (event.tenant_id, event.customer_id) in state.new_customers
-    state.new_customers.discard((event.tenant_id, event.customer_id))
+    identity = await tx.session.get(Identity, (tx.tenant_id, applied.identity_id))
+    if identity is None:
+        return
     change = str(event.payload["change_type"])
-    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
-        identity = await identities.find_identity(tx, CHANNEL, str(event.payload.get("external_userid", "")))
-        if identity is None:
-            return
-        await apply_contact_change(tx, corp, change, event, identity, new_customer=new_customer)
+    await apply_contact_change(
+        tx, corp, change, event.payload, applied.customer_id, event.occurred_at, identity, new_customer=applied.new_customer
+    )
     client = state.client(corp)
     refresh = change in ("add_external_contact", "add_half_external_contact", "edit_external_contact")
     if client is not None and state.settings.fetch_profiles and refresh:
-        state.spawn(refresh_customer(runtime, event.tenant_id, corp, identity.external_id), "profile refresh")
+        runtime, tenant_id, external = tx.runtime, tx.tenant_id, identity.external_id
+
+        def fetch_profile() -> None:
+            state.spawn(refresh_customer(runtime, tenant_id, corp, external), "profile refresh")
+
+        tx.after_commit(fetch_profile)
 
 
 async def apply_contact_change(
-    tx: Tx, corp: CorpSettings, change: str, event: InteractionRecorded, identity: Identity, *, new_customer: bool
+    tx: Tx,
+    corp: CorpSettings,
+    change: str,
+    payload: dict[str, Any],
+    customer_id: uuid.UUID,
+    occurred_at: dt.datetime,
+    identity: Identity,
+    *,
+    new_customer: bool,
 ) -> None:
-    userid = str(event.payload.get("userid", ""))
-    state_value = event.payload.get("state")
+    userid = str(payload.get("userid", ""))
+    state_value = payload.get("state")
     staff_id = await staff_user(tx.session, corp, userid) if userid else None
     status = FOLLOW_STATUS.get(change)
     if status is None:  # edit, transfer_fail: no relation change, nothing to report
@@ -221,7 +225,7 @@ async def apply_contact_change(
             corp_id=corp.corp_id,
             external_userid=identity.external_id,
             userid=userid,
-            customer_id=event.customer_id,
+            customer_id=customer_id,
             status=status,
             remark_mobiles=[],
             tag_ids=[],
@@ -230,25 +234,25 @@ async def apply_contact_change(
     adding = status in ("active", "half")
     # an event older than the relation's last change (a late retry) changes nothing
     last_change = follow.removed_at if adding else follow.followed_at
-    if last_change is not None and last_change > event.occurred_at:
+    if last_change is not None and last_change > occurred_at:
         return
-    follow.customer_id = event.customer_id
+    follow.customer_id = customer_id
     if adding:
         if previous not in ("active", "half"):
-            follow.followed_at = event.occurred_at
+            follow.followed_at = occurred_at
         follow.removed_at = None
         if state_value:
             follow.state = str(state_value)
         if previous == "active" and status == "half":
             status = "active"  # a late half-add does not undo a mutual relation
     else:
-        follow.removed_at = event.occurred_at
+        follow.removed_at = occurred_at
     follow.status = status
     follow.updated_at = utcnow()
     # half, then mutual: one arrival; a row the API refresh made first has not been reported yet
     arrived = adding and (previous not in ("active", "half") or not reported)
     if adding:
-        follow.arrived_at = event.occurred_at
+        follow.arrived_at = occurred_at
     await tx.session.flush()
     left = not adding and previous != status
     if arrived and state_value:
@@ -257,14 +261,14 @@ async def apply_contact_change(
             ContactArrived(
                 tenant_id=tx.tenant_id,
                 actor=ACTOR,
-                customer_id=event.customer_id,
+                customer_id=customer_id,
                 identity_id=identity.id,
                 channel=CHANNEL,
                 external_id=identity.external_id,
                 state=str(state_value),
                 staff_user_id=staff_id,
                 new_customer=new_customer,
-                occurred_at=event.occurred_at,
+                occurred_at=occurred_at,
             ),
         )
     elif left:
@@ -273,12 +277,12 @@ async def apply_contact_change(
             ContactLeft(
                 tenant_id=tx.tenant_id,
                 actor=ACTOR,
-                customer_id=event.customer_id,
+                customer_id=customer_id,
                 channel=CHANNEL,
                 external_id=identity.external_id,
                 staff_user_id=staff_id,
                 reason=LEFT_REASONS[change],
-                occurred_at=event.occurred_at,
+                occurred_at=occurred_at,
             ),
         )
 

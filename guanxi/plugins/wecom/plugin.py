@@ -11,12 +11,12 @@ import click
 import msgspec
 from sqlalchemy import select, update
 
-from guanxi import Runtime, hookimpl
+from guanxi import Runtime, Tx, hookimpl
 from guanxi.core.access import Permission
-from guanxi.core.channels import Channel
+from guanxi.core.channels import Channel, InboundEvent
 from guanxi.core.contracts import EntryPoint, EntryPointRequest, ScoreComponent
 from guanxi.core.errors import ConfigError
-from guanxi.core.events import CustomerCreated, CustomersMerged, InteractionRecorded
+from guanxi.core.events import CustomersMerged, InboundApplied
 from guanxi.core.ids import new_id
 from guanxi.core.tenancy import TenantSession
 from guanxi.plugins.wecom import events
@@ -100,13 +100,8 @@ async def guanxi_shutdown(runtime: Runtime) -> None:
 
 
 @hookimpl
-def guanxi_customer_created(runtime: Runtime, event: CustomerCreated) -> None:
-    events.remember_new_customer(runtime, event)
-
-
-@hookimpl
-async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
-    await events.on_interaction(runtime, event)
+async def guanxi_inbound_applied(tx: Tx, event: InboundEvent, applied: InboundApplied) -> None:
+    await events.on_inbound(tx, event, applied)
 
 
 @hookimpl

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import Any
@@ -55,7 +54,6 @@ class WecomState:
         self._http: httpx.AsyncClient | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         #: (tenant, customer) created by the inbox for a WeCom event, until its arrival is reported.
-        self.new_customers: set[tuple[uuid.UUID, uuid.UUID]] = set()
 
     def crypto(self, corp: CorpSettings) -> WecomCrypto:
         found = self._crypto.get(corp.key)

@@ -352,3 +352,32 @@ async def test_half_then_mutual_add_is_one_arrival_and_a_late_delete_does_not_un
     assert (follow.status, follow.state, follow.removed_at) == ("active", "again", None)
     assert [a.state for a in recorder.arrived] == ["fair", "again"]
     assert [e.reason for e in recorder.left] == ["removed_staff"]
+
+
+async def test_a_failure_in_the_follow_bookkeeping_undoes_the_event_and_the_inbox_retries_it(
+    runtime: Runtime, tenant_id: uuid.UUID, sender: Sender, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The follow relation is written in the inbox's transaction (guanxi_inbound_applied): when it
+    fails, neither the customer nor the interaction nor the arrival is kept, the inbox row waits
+    for a retry with the error, and the retry applies everything once."""
+    from guanxi.core import inbox
+    from guanxi.plugins.wecom import events
+
+    real = events.apply_contact_change
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("follow table unavailable")
+
+    monkeypatch.setattr(events, "apply_contact_change", broken)
+    await sender.send(event_xml("add_external_contact", State="s1"))
+    await inbox.run_once(runtime, tenant_id=tenant_id)
+    async with runtime.session(tenant_id) as s:
+        row = (await s.execute(select(InboxEvent))).scalar_one()
+    assert (row.status, row.attempts) == ("pending", 1) and "follow table unavailable" in (row.last_error or "")
+    assert await count(runtime, tenant_id, Customer) == 0 and await count(runtime, tenant_id, Interaction) == 0
+    assert await follows(runtime, tenant_id) == [] and recorder.arrived == []
+
+    monkeypatch.setattr(events, "apply_contact_change", real)
+    await inbox.process_one(runtime, tenant_id, row.id)
+    assert [(f.status, f.state) for f in await follows(runtime, tenant_id)] == [("active", "s1")]
+    assert await count(runtime, tenant_id, Interaction) == 1 and [a.state for a in recorder.arrived] == ["s1"]
