@@ -6,10 +6,10 @@ from typing import Any
 
 import msgspec
 
-from guanxi import Runtime, hookimpl
+from guanxi import InboundEvent, Runtime, Tx, hookimpl
 from guanxi.core.channels import Channel
 from guanxi.core.contracts import EntryPoint, EntryPointRequest
-from guanxi.core.events import InteractionRecorded
+from guanxi.core.events import InboundApplied
 from guanxi_pigeon import contacts
 from guanxi_pigeon.channel import PigeonChannel
 from guanxi_pigeon.routes import pigeon_webhook
@@ -37,5 +37,5 @@ def guanxi_entry_points(runtime: Runtime, request: EntryPointRequest) -> list[En
 
 
 @hookimpl
-async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
-    await contacts.report(runtime, event)
+def guanxi_inbound_applied(tx: Tx, event: InboundEvent, applied: InboundApplied) -> None:
+    contacts.report(tx, event, applied)
