@@ -46,11 +46,14 @@ class ReferralCampaign(TenantScoped, Base):
 
 class ReferralToken(TenantScoped, Base):
     """An attribution token minted for one (campaign, inviter); the inviter is a staff user or a
-    customer (``inviter_key`` is ``u:<id>`` or ``c:<id>``, one token per campaign and inviter)."""
+    customer (``inviter_key`` is ``u:<id>`` or ``c:<id>``, one token per campaign and inviter).
+
+    ``token`` is unique across tenants (a public link ``/r/{token}`` finds its tenant from the
+    token alone): like API key ids, an exception to "every key starts with tenant_id"."""
 
     __tablename__ = "referral_tokens"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "token"),
+        UniqueConstraint("token"),
         UniqueConstraint("tenant_id", "campaign_id", "inviter_key"),
         _fk("campaign_id", "referral_campaigns"),
         _fk("inviter_user_id", "users"),

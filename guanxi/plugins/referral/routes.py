@@ -17,6 +17,7 @@ from guanxi import RequestContext, Runtime
 from guanxi.core.context import Actor
 from guanxi.core.models import Customer, Identity, User
 from guanxi.core.services.interactions import InteractionInput, record_interaction
+from guanxi.core.tenancy import unscoped
 from guanxi.plugins.referral.campaigns import token_by_value
 from guanxi.plugins.referral.links import link_url, visitor_ok
 from guanxi.plugins.referral.models import ReferralCampaign, ReferralToken
@@ -32,7 +33,12 @@ NO_STORE = {"Cache-Control": "no-store"}
 async def _token(runtime: Runtime, value: str) -> tuple[Any, ReferralToken, ReferralCampaign]:
     if not is_token(value):
         raise NotFoundException("unknown referral link")
-    tenant_id = await runtime.tenant_id()
+    # the token names its tenant (tokens are unique across tenants): one deployment serves the
+    # links of every tenant, not only the configured default one
+    async with runtime.session(None) as session, unscoped(session):
+        tenant_id = (await session.execute(select(ReferralToken.tenant_id).where(ReferralToken.token == value))).scalar_one_or_none()
+    if tenant_id is None:
+        raise NotFoundException("unknown referral link")
     async with runtime.session(tenant_id) as session:
         token = await token_by_value(session, value)
         campaign = await session.get(ReferralCampaign, (tenant_id, token.campaign_id)) if token else None

@@ -203,3 +203,24 @@ async def test_a_poster_layout_is_bounded(graphql: GraphQL) -> None:
     for poster in ({"width": 100000}, {"qr": {"x": -5, "y": 0, "size": 200}}, {"avatar": {"x": 0, "y": 0, "size": 5000}}):
         errors = (await graphql(create, {"p": poster}))["data"]["createReferralCampaign"]["errors"]
         assert [e["field"] for e in errors] == ["poster"], (poster, errors)
+
+
+async def test_a_link_of_any_tenant_resolves_whatever_tenant_is_configured(
+    graphql: GraphQL, client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
+    """One deployment serves every tenant's links: the token names its tenant, and the visit is
+    counted there (not in the configured default tenant)."""
+    from guanxi.core.services.pipelines import create_tenant
+    from guanxi.testing.plugin import use_tenant
+
+    await create_campaign(graphql)
+    share = await mint(graphql, user=await staff(runtime, tenant_id))
+    async with runtime.write_session(None) as session:
+        other = await create_tenant(session, f"other-{uuid.uuid4().hex[:6]}", "Another company")
+    await use_tenant(runtime, other)  # the server's default tenant is now another one
+    response = await client.get(local(share["url"]))
+    assert (response.status_code, response.headers["location"]) == (302, "https://shop.example.com/spring")
+    png = await client.get(local(share["qrPngUrl"]))
+    assert png.status_code == 200 and decode(png.content) == [share["url"]]
+    async with runtime.session(tenant_id) as s:
+        assert (await s.execute(select(ReferralToken.anonymous_visits))).scalar_one() == 1
