@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,24 +76,33 @@ def delivery(n: int, run: str) -> tuple[bytes, dict[str, str]]:
     return body, {"content-type": "application/json", "X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(SECRET, ts, body)}
 
 
+def accepted(response: httpx.Response) -> bool:
+    return response.status_code < 300
+
+
 async def blast(
-    base: str, path: str, bodies: list[tuple[bytes, dict[str, str]]], concurrency: int, deadline: float
+    base: str,
+    requests: list[tuple[str, bytes, dict[str, str]]],
+    concurrency: int,
+    deadline: float,
+    ok: Callable[[httpx.Response], bool] = accepted,
 ) -> tuple[list[float], float, int]:
-    """Send every body once; return ack latencies (ms), elapsed seconds and non-2xx count."""
+    """POST every (path, body, headers) once; return ack latencies (ms), elapsed seconds and the
+    count of answers ``ok`` refuses (default: not 2xx)."""
     latencies: list[float] = []
     errors = 0
-    queue = list(reversed(bodies))
+    queue = list(reversed(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
 
         async def worker() -> None:
             nonlocal errors
             while queue and time.monotonic() < deadline:
-                body, headers = queue.pop()
+                path, body, headers = queue.pop()
                 t = time.perf_counter()
                 response = await client.post(path, content=body, headers=headers)
                 latencies.append((time.perf_counter() - t) * 1000)
-                if response.status_code >= 300:
+                if not ok(response):
                     errors += 1
 
         t0 = time.perf_counter()
@@ -100,9 +110,13 @@ async def blast(
         return latencies, time.perf_counter() - t0, errors
 
 
-async def processed_count(rt: Runtime, tenant_id: Any) -> int:
+async def processed_count(rt: Runtime, tenant_id: Any, channel: str | None = None) -> int:
+    """Inbox rows of the tenant (of one channel, if given) the worker has applied."""
+    stmt = select(func.count()).select_from(InboxEvent).where(InboxEvent.status == "done")
+    if channel is not None:
+        stmt = stmt.where(InboxEvent.channel == channel)
     async with rt.session(tenant_id) as s:
-        return int((await s.execute(select(func.count()).select_from(InboxEvent).where(InboxEvent.status == "done"))).scalar_one())
+        return int((await s.execute(stmt)).scalar_one())
 
 
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
@@ -133,17 +147,17 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         first_send = time.perf_counter()
         for r in range(rounds):  # alternate, so drift of the machine hits both
             chunk = bodies[r * per : (r + 1) * per] if r < rounds - 1 else bodies[r * per :]
-            lat, took, err = await blast(f"http://127.0.0.1:{gport}", "/webhooks/pigeon", chunk, args.concurrency, deadline)
+            lat, took, err = await blast(f"http://127.0.0.1:{gport}", [("/webhooks/pigeon", *b) for b in chunk], args.concurrency, deadline)
             g_lat += lat
             g_time += took
             g_err += err
-            lat, took, err = await blast(f"http://127.0.0.1:{bport}", "/baseline", chunk, args.concurrency, deadline)
+            lat, took, err = await blast(f"http://127.0.0.1:{bport}", [("/baseline", *b) for b in chunk], args.concurrency, deadline)
             b_lat += lat
             b_time += took
             b_err += err
         g_cpu1 = cpu_seconds(guanxi_proc.pid)
         for _ in range(2):  # providers retry: the same deliveries again
-            await blast(f"http://127.0.0.1:{gport}", "/webhooks/pigeon", retries, args.concurrency, deadline)
+            await blast(f"http://127.0.0.1:{gport}", [("/webhooks/pigeon", *b) for b in retries], args.concurrency, deadline)
         while time.monotonic() < deadline:  # polling another process's progress in the database
             if await processed_count(rt, tenant_id) >= len(bodies):
                 break

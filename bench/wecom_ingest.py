@@ -45,9 +45,9 @@ from guanxi_pigeon.routes import signature as pigeon_signature  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from bench.graphql_list import cpu_seconds, free_port, log, pct, stop_server, wait_ready  # noqa: E402
-from bench.ingest import blast  # noqa: E402
+from bench.ingest import blast, processed_count  # noqa: E402
 from guanxi.core.migrate import upgrade  # noqa: E402
-from guanxi.core.models import InboxEvent, Interaction  # noqa: E402
+from guanxi.core.models import Interaction  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
 from guanxi.plugins.wecom.crypto import WecomCrypto  # noqa: E402
 from guanxi.plugins.wecom.models import WecomFollow  # noqa: E402
@@ -101,6 +101,11 @@ def wecom_callback(n: int, run: str, created: int) -> tuple[str, bytes, dict[str
     return f"/wecom/callback/bench?{query}", body.encode(), {"content-type": "text/xml"}
 
 
+def empty_ack(response: Any) -> bool:
+    """WeCom's contract: 200 with an empty body."""
+    return bool(response.status_code == 200 and not response.content)
+
+
 def pigeon_delivery(n: int, run: str) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(
         {
@@ -116,39 +121,6 @@ def pigeon_delivery(n: int, run: str) -> tuple[bytes, dict[str, str]]:
         "X-Pigeon-Timestamp": ts,
         "X-Pigeon-Signature": pigeon_signature(PIGEON_SECRET, ts, body),
     }
-
-
-async def blast_paths(
-    base: str, requests: list[tuple[str, bytes, dict[str, str]]], concurrency: int, deadline: float
-) -> tuple[list[float], float, int]:
-    """Like bench.ingest.blast, with a path (and signed query) per request."""
-    import httpx
-
-    latencies: list[float] = []
-    errors = 0
-    queue = list(reversed(requests))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            while queue and time.monotonic() < deadline:
-                path, body, headers = queue.pop()
-                t = time.perf_counter()
-                response = await client.post(path, content=body, headers=headers)
-                latencies.append((time.perf_counter() - t) * 1000)
-                if response.status_code != 200 or response.content:
-                    errors += 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return latencies, time.perf_counter() - t0, errors
-
-
-async def done_count(rt: Runtime, tenant_id: Any, channel: str) -> int:
-    async with rt.session(tenant_id) as s:
-        stmt = select(func.count()).select_from(InboxEvent).where(InboxEvent.status == "done", InboxEvent.channel == channel)
-        return int((await s.execute(stmt)).scalar_one())
 
 
 async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
@@ -180,22 +152,21 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
         first = time.perf_counter()
         for r in range(rounds):
             stop = (r + 1) * per if r < rounds - 1 else args.events
-            lat, took, err = await blast_paths(base, events[r * per : stop], args.concurrency, deadline)
+            lat, took, err = await blast(base, events[r * per : stop], args.concurrency, deadline, ok=empty_ack)
             w_lat, w_time, w_err = w_lat + lat, w_time + took, w_err + err
-            lat, took, err = await blast(base, "/webhooks/pigeon", pigeons[r * per : stop], args.concurrency, deadline)
+            lat, took, err = await blast(base, [("/webhooks/pigeon", *p) for p in pigeons[r * per : stop]], args.concurrency, deadline)
             p_lat, p_time, p_err = p_lat + lat, p_time + took, p_err + err
         cpu1 = cpu_seconds(proc.pid)
         retries = max(1, args.events // 20)
         for _ in range(2):  # WeCom retries: the same events, signed afresh
             again = [wecom_callback(i, run_id, created + i) for i in range(retries)]
-            await blast_paths(base, again, args.concurrency, deadline)
+            await blast(base, again, args.concurrency, deadline, ok=empty_ack)
         while time.monotonic() < deadline:
-            if await done_count(rt, tenant_id, "wecom") >= args.events:
+            if await processed_count(rt, tenant_id, "wecom") >= args.events:
                 break
             await asyncio.sleep(0.05)
-        done = await done_count(rt, tenant_id, "wecom")
+        done = await processed_count(rt, tenant_id, "wecom")
         processed_s = time.perf_counter() - first
-        await asyncio.sleep(1.0)  # the follow rows are written by an event hook right after each batch
         async with rt.session(tenant_id) as s:
             interactions = int(
                 (await s.execute(select(func.count()).select_from(Interaction).where(Interaction.channel == "wecom"))).scalar_one()
