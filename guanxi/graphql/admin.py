@@ -20,7 +20,6 @@ from guanxi.core.models import AuditEvent
 from guanxi.core.services import privacy
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import decode_global_id, from_global_id, to_global_id
-from guanxi.graphql.mutation import _tx
 from guanxi.graphql.pagination import check_page_size
 from guanxi.graphql.types import Customer
 
@@ -144,7 +143,7 @@ class AdminMutation:
         async def run() -> ApiKeyPayload:
             ctx = info.context
             user = from_global_id(input.user_id, "User", field="userId") if input.user_id else None
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 secret = _authenticator(info).secret
                 created = await auth.create_api_key(
                     tx.session, secret, name=input.name, role=input.role, user_id=user, created_by=ctx.ctx.actor.name
@@ -157,7 +156,7 @@ class AdminMutation:
     @strawberry.mutation(description="Revoke an API key by its key id; it stops working at once in this process (admins).")
     async def revoke_api_key(self, info: Info, key_id: str) -> ApiKeyPayload:
         async def run() -> ApiKeyPayload:
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 revoked = await auth.revoke_api_key(tx.session, key_id)
                 _audit_key(tx, "apikey.revoke", revoked)
             _authenticator(info).forget(key_id)
@@ -168,7 +167,7 @@ class AdminMutation:
     @strawberry.mutation(description="Erase a person's personal data across core and plugins, keeping aggregate counts (admins).")
     async def erase_customer(self, info: Info, id: strawberry.ID) -> EraseCustomerPayload:
         async def run() -> EraseCustomerPayload:
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 counts = await privacy.erase_customer(tx, from_global_id(id, "Customer"))
                 from guanxi.core.services.customers import get_customer
 

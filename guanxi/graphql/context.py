@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from strawberry.litestar import BaseContext
 
 from guanxi.core.context import RequestContext
-from guanxi.core.runtime import Runtime
+from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.tenancy import TenantSession
 
 
@@ -53,6 +54,12 @@ class GraphQLContext(BaseContext, kw_only=True):
     def reset_reads(self) -> None:
         """Forget cached reads (after a mutation changed data)."""
         self._loaders = None
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """A mutation's unit of work, as the caller (tenant, actor, ownership limits); cached
+        reads are forgotten first, since the mutation changes what they saw."""
+        self.reset_reads()
+        return self.rt.transaction(self.ctx)
 
     async def close(self) -> None:
         if self._session is not None:

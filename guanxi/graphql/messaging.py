@@ -115,8 +115,7 @@ class MessagingMutation:
                 text=text,
                 attachments=[Attachment(kind=a.kind, url=a.url, name=a.name, mime_type=a.mime_type) for a in attachments or []],
             )
-            info.context.reset_reads()
-            async with info.context.rt.transaction(info.context.ctx) as tx:
+            async with info.context.transaction() as tx:
                 row, created = await outbox.send_message(tx, request)
             return SendMessagePayload(message=Message.from_model(row), created=created)
 

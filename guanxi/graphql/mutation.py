@@ -81,11 +81,6 @@ def _unset_to_msgspec(value: Any) -> Any:
     return msgspec.UNSET if value is strawberry.UNSET else value
 
 
-def _tx(info: Info) -> Any:
-    info.context.reset_reads()
-    return info.context.rt.transaction(info.context.ctx)
-
-
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Create a customer (and tag it).")
@@ -101,7 +96,7 @@ class Mutation:
                 source=input.source,
                 owner_id=from_global_id(input.owner_id, "User", field="ownerId") if input.owner_id else None,
             )
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 c = await customers.create_customer(tx, data)
                 if input.tags:
                     await tags.change_tags(tx, c.id, add=list(input.tags))
@@ -126,7 +121,7 @@ class Mutation:
                 owner_id=owner,
                 source=_unset_to_msgspec(input.source),
             )
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 c = await customers.update_customer(tx, from_global_id(id, "Customer"), patch)
             return CustomerPayload(customer=Customer.from_row(c, info.context))
 
@@ -135,7 +130,7 @@ class Mutation:
     @strawberry.mutation(description="Move a customer to another lifecycle stage, saying why.")
     async def move_customer_stage(self, info: Info, id: strawberry.ID, stage: str, reason: str | None = None) -> CustomerPayload:
         async def run() -> CustomerPayload:
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 c = await customers.set_stage(tx, from_global_id(id, "Customer"), stage, reason=reason)
             return CustomerPayload(customer=Customer.from_row(c, info.context))
 
@@ -146,7 +141,7 @@ class Mutation:
         self, info: Info, id: strawberry.ID, add: list[str] | None = None, remove: list[str] | None = None
     ) -> CustomerPayload:
         async def run() -> CustomerPayload:
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 cid = from_global_id(id, "Customer")
                 await tags.change_tags(tx, cid, add=list(add or []), remove=list(remove or []))
                 c = await customers.get_customer(tx.session, cid)
@@ -166,7 +161,7 @@ class Mutation:
                 follower_count=input.follower_count,
                 profile=json_object(input.profile, "profile"),
             )
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 cid = from_global_id(customer_id, "Customer", field="customerId")
                 ident = await identities.attach_identity(tx, cid, data)
                 c = await customers.get_customer(tx.session, cid)
@@ -187,7 +182,7 @@ class Mutation:
                 payload=json_object(input.payload, "payload"),
                 dedupe_key=input.dedupe_key,
             )
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 row, created = await interactions.record_interaction(tx, data)
             return InteractionPayload(interaction=Interaction.from_model(row, info.context), created=created)
 
@@ -198,7 +193,7 @@ class Mutation:
         self, info: Info, survivor_id: strawberry.ID, merged_id: strawberry.ID, dry_run: bool = False
     ) -> MergePayload:
         async def run() -> MergePayload:
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 plan = await merge.merge_customers(
                     tx,
                     from_global_id(survivor_id, "Customer", field="survivorId"),
@@ -224,7 +219,7 @@ class Mutation:
                 due_at=input.due_at,
                 notes=input.notes,
             )
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 t = await tasks.create_task(tx, data)
             return TaskPayload(task=Task.from_model(t, info.context))
 
@@ -233,7 +228,7 @@ class Mutation:
     @strawberry.mutation(description="Mark a task done.")
     async def complete_task(self, info: Info, id: strawberry.ID) -> TaskPayload:
         async def run() -> TaskPayload:
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 t = await tasks.complete_task(tx, from_global_id(id, "Task"))
             return TaskPayload(task=Task.from_model(t, info.context))
 
@@ -244,7 +239,7 @@ class Mutation:
         self, info: Info, customer_id: strawberry.ID, channel: str, status: inputs.ConsentStatus, source: str | None = None
     ) -> CustomerPayload:
         async def run() -> CustomerPayload:
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 cid = from_global_id(customer_id, "Customer", field="customerId")
                 await consent.set_consent(tx, cid, channel, status.value, source)
                 c = await customers.get_customer(tx.session, cid)
@@ -255,7 +250,7 @@ class Mutation:
     @strawberry.mutation(description="Add a staff user.")
     async def create_user(self, info: Info, input: inputs.CreateUserInput) -> UserPayload:
         async def run() -> UserPayload:
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 u = await users.create_user(tx, email=input.email, name=input.name, role=input.role, team=input.team)
             return UserPayload(user=User.from_model(u))
 

@@ -108,11 +108,6 @@ def _layout(value: PosterLayoutInput | None) -> PosterLayout | None:
         raise ValidationError(f"poster layout: {exc}", field="poster") from None
 
 
-def _tx(info: Info) -> Any:
-    info.context.reset_reads()
-    return info.context.rt.transaction(info.context.ctx)
-
-
 @strawberry.type
 class ReferralMutation:
     @strawberry.mutation(description="Create an invite-N campaign (or an attribution-only one with goal 0).")
@@ -133,7 +128,7 @@ class ReferralMutation:
                 coupon_codes=list(input.coupon_codes),
                 poster=_layout(input.poster),
             )
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 c = await campaigns.create_campaign(tx, data, settings_of(info))
             return ReferralCampaignPayload(campaign=ReferralCampaignType.from_model(c))
 
@@ -151,7 +146,7 @@ class ReferralMutation:
                 poster=msgspec.UNSET if input.poster is strawberry.UNSET else _layout(input.poster),
                 add_coupon_codes=list(input.add_coupon_codes),
             )
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 c = await campaigns.update_campaign(tx, key, patch, settings_of(info))
             return ReferralCampaignPayload(campaign=ReferralCampaignType.from_model(c))
 
@@ -166,7 +161,7 @@ class ReferralMutation:
                 raise ValidationError("give exactly one of inviterCustomerId and inviterUserId", field="inviterCustomerId")
             customer_id = from_global_id(inviter_customer_id, "Customer", field="inviterCustomerId") if inviter_customer_id else None
             user_id = from_global_id(inviter_user_id, "User", field="inviterUserId") if inviter_user_id else None
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 c = await campaigns.campaign_by_key(tx.session, campaign)
                 token = await campaigns.mint_token(tx, c, user_id=user_id, customer_id=customer_id)
             return ReferralSharePayload(share=ReferralShare.from_model(token, c.key, settings_of(info).public_url))
@@ -176,7 +171,7 @@ class ReferralMutation:
     @strawberry.mutation(description="Mark a reward handed over; a redeemed reward is no longer reversed when an invitee leaves.")
     async def redeem_referral_reward(self, info: Info, id: strawberry.ID) -> ReferralRewardPayload:
         async def run() -> ReferralRewardPayload:
-            async with _tx(info) as tx:
+            async with info.context.transaction() as tx:
                 reward = await ledger.redeem(tx, from_global_id(id, "ReferralReward"))
                 key = (await campaigns.campaign_of(tx.session, reward.campaign_id)).key
             return ReferralRewardPayload(reward=ReferralRewardType.from_model(reward, key))
