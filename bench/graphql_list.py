@@ -70,9 +70,10 @@ def make_runtime(url: str, slug: str) -> Runtime:
 async def admin_key(runtime: Runtime, tenant_id: uuid.UUID) -> str:
     """An admin API key of the bench tenant: GraphQL requests authenticate like real ones."""
     from guanxi.core.auth import create_api_key, server_secret
+    from guanxi.core.context import RequestContext
 
-    async with runtime.write_session(tenant_id) as session:
-        created = await create_api_key(session, server_secret(runtime.settings.auth), name="bench", role="admin")
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        created = await create_api_key(tx, server_secret(runtime.settings.auth), name="bench", role="admin")
     return created.key
 
 

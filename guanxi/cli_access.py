@@ -57,13 +57,8 @@ def apikey_create(ctx: click.Context, tenant: str, role: str, user: str | None, 
             if replace:
                 for old in await auth.list_api_keys(tx.session):
                     if old.name == (name or role) and old.revoked_at is None:
-                        await auth.revoke_api_key(tx.session, old.key_id)
-            created = await auth.create_api_key(
-                tx.session, auth.authenticator_of(rt).secret, name=name or role, role=role, user_id=user_id, created_by="cli"
-            )
-            from guanxi.core.services.audit import audit
-
-            audit(tx, "apikey.create", "apikey", created.info.id, {"key_id": created.info.key_id, "role": role, "name": created.info.name})
+                        await auth.revoke_api_key(tx, old.key_id)
+            created = await auth.create_api_key(tx, auth.authenticator_of(rt).secret, name=name or role, role=role, user_id=user_id)
         return created
 
     created = run_async(_rt(ctx), make, start_plugins=False)
@@ -96,11 +91,7 @@ def apikey_revoke(ctx: click.Context, key_id: str, tenant: str) -> None:
 
     async def revoke(rt: Runtime) -> auth.ApiKeyInfo:
         async with rt.transaction(RequestContext(tenant_id=await rt.tenant_id(tenant), actor=CLI_ACTOR)) as tx:
-            info = await auth.revoke_api_key(tx.session, key_id)
-            from guanxi.core.services.audit import audit
-
-            audit(tx, "apikey.revoke", "apikey", info.id, {"key_id": info.key_id})
-        return info
+            return await auth.revoke_api_key(tx, key_id)
 
     run_async(_rt(ctx), revoke, start_plugins=False)
     click.echo(f"revoked {key_id}")

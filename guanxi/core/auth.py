@@ -35,11 +35,12 @@ from guanxi.core.access import ROLES
 from guanxi.core.context import Actor, RequestContext
 from guanxi.core.errors import ConfigError, GuanxiError, NotFoundError, ValidationError
 from guanxi.core.models import ApiKey, Tenant, User, utcnow
+from guanxi.core.services.audit import audit
 from guanxi.core.tenancy import unscoped
 
 if TYPE_CHECKING:
     from guanxi.core.config import AuthSettings
-    from guanxi.core.runtime import Runtime
+    from guanxi.core.runtime import Runtime, Tx
     from guanxi.core.tenancy import TenantSession
 
 log = logging.getLogger("guanxi.auth")
@@ -115,17 +116,10 @@ def _check_role(role: str) -> None:
         raise ValidationError(f"unknown role {role!r}; roles are {', '.join(ROLES)}", field="role")
 
 
-async def create_api_key(
-    session: TenantSession,
-    secret: bytes,
-    *,
-    name: str,
-    role: str,
-    user_id: uuid.UUID | None = None,
-    created_by: str | None = None,
-) -> CreatedApiKey:
-    """Create a key in the session's tenant (the caller commits). A ``sales`` or ``manager`` key
-    needs a user: ownership is decided by who the user is."""
+async def create_api_key(tx: Tx, secret: bytes, *, name: str, role: str, user_id: uuid.UUID | None = None) -> CreatedApiKey:
+    """Create a key in the transaction's tenant, made by its actor, and audit it. A ``sales`` or
+    ``manager`` key needs a user: ownership is decided by who the user is."""
+    session = tx.session
     _check_role(role)
     if role in ("sales", "manager") and user_id is None:
         raise ValidationError(f"a {role} key acts for a user: give one", field="user")
@@ -135,9 +129,12 @@ async def create_api_key(
             raise NotFoundError(f"user {user_id} not found or inactive")
     key_id = secrets.token_hex(8)
     key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
-    row = ApiKey(key_id=key_id, secret_hash=hash_key(secret, key), name=name or role, role=role, user_id=user_id, created_by=created_by)
+    row = ApiKey(
+        key_id=key_id, secret_hash=hash_key(secret, key), name=name or role, role=role, user_id=user_id, created_by=tx.ctx.actor.name
+    )
     session.add(row)
     await session.flush()
+    audit(tx, "apikey.create", "apikey", row.id, {"key_id": key_id, "role": role, "name": row.name})
     return CreatedApiKey(info=_info(row), key=key)
 
 
@@ -146,13 +143,15 @@ async def list_api_keys(session: TenantSession) -> list[ApiKeyInfo]:
     return [_info(r) for r in rows]
 
 
-async def revoke_api_key(session: TenantSession, key_id: str) -> ApiKeyInfo:
-    row = (await session.scalars(select(ApiKey).where(ApiKey.key_id == key_id))).one_or_none()
+async def revoke_api_key(tx: Tx, key_id: str) -> ApiKeyInfo:
+    """Revoke a key of the transaction's tenant (again: a no-op) and audit it."""
+    row = (await tx.session.scalars(select(ApiKey).where(ApiKey.key_id == key_id))).one_or_none()
     if row is None:
         raise NotFoundError(f"API key {key_id!r} not found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        await session.flush()
+        await tx.session.flush()
+        audit(tx, "apikey.revoke", "apikey", row.id, {"key_id": key_id, "role": row.role, "name": row.name})
     return _info(row)
 
 

@@ -141,14 +141,10 @@ class AdminMutation:
     @strawberry.mutation(description="Create an API key; the answer holds the key, shown only this once (admins).")
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> ApiKeyPayload:
         async def run() -> ApiKeyPayload:
-            ctx = info.context
             user = from_global_id(input.user_id, "User", field="userId") if input.user_id else None
             async with info.context.transaction() as tx:
-                secret = _authenticator(info).secret
-                created = await auth.create_api_key(
-                    tx.session, secret, name=input.name, role=input.role, user_id=user, created_by=ctx.ctx.actor.name
-                )
-                _audit_key(tx, "apikey.create", created.info)
+                secret = auth.authenticator_of(info.context.rt).secret
+                created = await auth.create_api_key(tx, secret, name=input.name, role=input.role, user_id=user)
             return ApiKeyPayload(key=created.key, api_key=ApiKey.from_info(created.info))
 
         return await as_payload(run, ApiKeyPayload)
@@ -157,9 +153,8 @@ class AdminMutation:
     async def revoke_api_key(self, info: Info, key_id: str) -> ApiKeyPayload:
         async def run() -> ApiKeyPayload:
             async with info.context.transaction() as tx:
-                revoked = await auth.revoke_api_key(tx.session, key_id)
-                _audit_key(tx, "apikey.revoke", revoked)
-            _authenticator(info).forget(key_id)
+                revoked = await auth.revoke_api_key(tx, key_id)
+            auth.authenticator_of(info.context.rt).forget(key_id)
             return ApiKeyPayload(api_key=ApiKey.from_info(revoked))
 
         return await as_payload(run, ApiKeyPayload)
@@ -176,13 +171,3 @@ class AdminMutation:
             return EraseCustomerPayload(customer=customer, erased=cast(Any, counts))
 
         return await as_payload(run, EraseCustomerPayload)
-
-
-def _authenticator(info: Info) -> auth.Authenticator:
-    return auth.authenticator_of(info.context.rt)
-
-
-def _audit_key(tx: Any, action: str, key: auth.ApiKeyInfo) -> None:
-    from guanxi.core.services.audit import audit
-
-    audit(tx, action, "apikey", key.id, {"key_id": key.key_id, "role": key.role, "name": key.name})

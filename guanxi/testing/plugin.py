@@ -195,9 +195,10 @@ async def api_key(runtime: Runtime, tenant_id: uuid.UUID, role: str = "admin", *
     """Create an API key of ``role`` in the tenant (for ``user_id``, required for sales and
     manager keys) and return it, ready for ``Authorization: Bearer <key>``."""
     from guanxi.core.auth import create_api_key, server_secret
+    from guanxi.core.context import RequestContext
 
-    async with runtime.write_session(tenant_id) as session:
-        created = await create_api_key(session, server_secret(runtime.settings.auth), name=f"test {role}", role=role, user_id=user_id)
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        created = await create_api_key(tx, server_secret(runtime.settings.auth), name=f"test {role}", role=role, user_id=user_id)
     return created.key
 
 
