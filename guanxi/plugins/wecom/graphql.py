@@ -166,7 +166,7 @@ class WecomMassSendRecipient:
 class WecomQuery:
     @strawberry.field(description="Who a mass-send task (群发) reached so far, as WeCom reports it.")
     async def wecom_mass_send_result(self, info: Info, msgid: str, corp: str | None = None) -> list[WecomMassSendRecipient]:
-        _, client = service.corp_and_client(info.context.rt, corp)
+        _, client = await service.corp_and_client(info.context.rt, info.context.ctx.tenant_id, corp)
         body = await client.group_msg_result(msgid)
         return [
             WecomMassSendRecipient(

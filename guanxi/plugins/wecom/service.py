@@ -24,12 +24,27 @@ from guanxi.plugins.wecom.settings import CorpSettings
 from guanxi.plugins.wecom.state import wecom_state
 
 
-def corp_and_client(runtime: Runtime, key: str | None) -> tuple[CorpSettings, WecomClient]:
-    settings = wecom_state(runtime).settings
-    corp = settings.corps[0] if key is None and len(settings.corps) == 1 else settings.corp(key or "")
+async def tenant_corps(runtime: Runtime, tenant_id: uuid.UUID) -> list[CorpSettings]:
+    """The corps that feed this tenant: the one place a corp is chosen for a caller, so a corp
+    configured for another tenant is invisible (not merely refused) to it."""
+    found = []
+    for corp in wecom_state(runtime).settings.corps:
+        try:
+            if await runtime.tenant_id(corp.tenant or None) == tenant_id:
+                found.append(corp)
+        except NotFoundError:  # a corp whose tenant does not exist (yet) feeds nobody
+            continue
+    return found
+
+
+async def corp_and_client(runtime: Runtime, tenant_id: uuid.UUID, key: str | None) -> tuple[CorpSettings, WecomClient]:
+    """The caller's corp by key (optional when its tenant has exactly one) and its API client.
+    A corp of another tenant answers exactly like a corp that does not exist."""
+    corps = await tenant_corps(runtime, tenant_id)
+    corp = corps[0] if key is None and len(corps) == 1 else next((c for c in corps if c.key == key), None)
     if corp is None:
-        known = ", ".join(c.key for c in settings.corps) or "none"
-        raise NotFoundError(f"no WeCom corp {key!r} is configured (corps: {known})")
+        known = ", ".join(c.key for c in corps) or "none"
+        raise NotFoundError(f"no WeCom corp {key!r} is configured for this tenant (corps: {known})")
     client = wecom_state(runtime).client(corp)
     if client is None:
         raise ValidationError(f"WeCom corp {corp.key!r} has no secret configured", field="corp")
@@ -50,7 +65,7 @@ async def create_contact_way(
         raise ValidationError("state must be 1 to 30 characters (WeCom's limit)", field="state")
     if remark is not None and len(remark) > 30:
         raise ValidationError("remark must be at most 30 characters", field="remark")
-    corp, client = corp_and_client(runtime, corp_key)
+    corp, client = await corp_and_client(runtime, ctx.tenant_id, corp_key)
     way = await client.add_contact_way(userid=userid, state=state, remark=remark)
     async with runtime.transaction(ctx) as tx:
         tx.session.add(
@@ -72,7 +87,7 @@ async def sync_tags(runtime: Runtime, ctx: RequestContext, *, corp_key: str | No
     is a WeCom tag group but that WeCom lacks are created (add_corp_tag); then each follow whose
     customer's core tags differ from its WeCom corp tags is marked (mark_tag) and the local
     state updated, since API writes produce no callback."""
-    corp, client = corp_and_client(runtime, corp_key)
+    corp, client = await corp_and_client(runtime, ctx.tenant_id, corp_key)
     groups = await client.corp_tags()
     created = 0
     async with runtime.session(ctx.tenant_id) as session:
@@ -153,7 +168,7 @@ async def mass_send(
     The task waits for the sender (or every follower) to confirm it in the client."""
     if not text.strip() or len(text.encode("utf-8")) > 4000:
         raise ValidationError("text must be 1 to 4000 bytes", field="text")
-    corp, client = corp_and_client(runtime, corp_key)
+    corp, client = await corp_and_client(runtime, ctx.tenant_id, corp_key)
     async with runtime.session(ctx.tenant_id) as session:
         wanted = set(customer_ids)
         if tag:
@@ -201,7 +216,7 @@ async def initial_sync(
 ) -> SyncResult:
     """Pull every follower's customers (get_follow_user_list, then batch/get_by_user with cursor
     paging) and apply them; running it twice changes nothing the second time."""
-    corp, client = corp_and_client(runtime, corp_key)
+    corp, client = await corp_and_client(runtime, tenant_id, corp_key)
     ctx = RequestContext(tenant_id=tenant_id, actor=events.ACTOR)
     await events.pull_corp_tags(runtime, tenant_id, corp)
     staff = await client.follow_users()

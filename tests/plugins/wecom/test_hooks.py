@@ -20,6 +20,7 @@ from guanxi.core.services import users
 from guanxi.core.tenancy import unscoped
 from guanxi.plugins.wecom.models import WecomContactWay, WecomFollow
 from guanxi.plugins.wecom.service import initial_sync
+from guanxi.testing.plugin import use_tenant
 from guanxi.testing.sql import count_statements
 from tests.plugins.wecom.conftest import Sender, event_xml, settle
 from tests.plugins.wecom.fake_wecom import CORP_ID, FakeWecom
@@ -117,6 +118,7 @@ async def test_initial_sync_pages_through_everything_and_is_idempotent(
     }
     fake_wecom.responses["/externalcontact/batch/get_by_user"] = pages(25, 10)
     fake_wecom.fail("/externalcontact/batch/get_by_user", 45009)  # a rate limit on the way is waited out
+    await use_tenant(runtime, tenant_id)  # the corp feeds the configured tenant: make it this test's
     seen: list[int] = []
     first = await initial_sync(runtime, tenant_id, None, progress=seen.append)
     assert (first.staff, first.customers, first.created) == (2, 25, 25) and sum(seen) == 50
