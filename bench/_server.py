@@ -18,7 +18,7 @@ from litestar import Litestar, Response, get
 from sqlalchemy import Uuid, bindparam, text
 
 from guanxi.app import create_app
-from guanxi.core.models import UTCDateTime
+from guanxi.core.domain.models import UTCDateTime
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.ids import to_global_id
 

@@ -34,8 +34,8 @@ import httpx  # noqa: E402
 import msgspec  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
-from guanxi.core import models as m  # noqa: E402
-from guanxi.core.ids import new_id  # noqa: E402
+from guanxi.core.base.ids import new_id  # noqa: E402
+from guanxi.core.domain import models as m  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
 from guanxi.testing.sql import count_statements  # noqa: E402
 
@@ -70,7 +70,7 @@ def make_runtime(url: str, slug: str) -> Runtime:
 async def admin_key(runtime: Runtime, tenant_id: uuid.UUID) -> str:
     """An admin API key of the bench tenant: GraphQL requests authenticate like real ones."""
     from guanxi.core.auth import create_api_key, server_secret
-    from guanxi.core.context import RequestContext
+    from guanxi.core.base.context import RequestContext
 
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
         created = await create_api_key(tx, server_secret(runtime.settings.auth), name="bench", role="admin")

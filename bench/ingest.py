@@ -41,8 +41,8 @@ from guanxi_pigeon.routes import signature  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from bench.graphql_list import cpu_seconds, free_port, log, pct, stop_server, wait_ready  # noqa: E402
+from guanxi.core.domain.models import InboxEvent, Interaction  # noqa: E402
 from guanxi.core.migrate import upgrade  # noqa: E402
-from guanxi.core.models import InboxEvent, Interaction  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
 
 SECRET = secrets.token_hex(16)

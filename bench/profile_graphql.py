@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 
 from bench._server import baseline_page  # noqa: E402
 from bench.graphql_list import PAGE, make_runtime, seed  # noqa: E402
-from guanxi.core.context import Actor, RequestContext  # noqa: E402
+from guanxi.core.base.context import Actor, RequestContext  # noqa: E402
 from guanxi.core.migrate import upgrade  # noqa: E402
 from guanxi.graphql.context import GraphQLContext  # noqa: E402
 from guanxi.graphql.schema import build_schema  # noqa: E402

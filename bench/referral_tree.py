@@ -34,8 +34,8 @@ import httpx  # noqa: E402
 import msgspec  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 
-from guanxi.core import models as m  # noqa: E402
-from guanxi.core.ids import new_id  # noqa: E402
+from guanxi.core.base.ids import new_id  # noqa: E402
+from guanxi.core.domain import models as m  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
 from guanxi.graphql.ids import to_global_id  # noqa: E402
 from guanxi.plugins.referral.models import ReferralAttribution, ReferralCampaign, ReferralToken  # noqa: E402

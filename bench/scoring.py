@@ -44,8 +44,8 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import insert, select, text  # noqa: E402
 
 from bench.graphql_list import log, pct  # noqa: E402
-from guanxi.core import models as m  # noqa: E402
-from guanxi.core.ids import new_id  # noqa: E402
+from guanxi.core.base.ids import new_id  # noqa: E402
+from guanxi.core.domain import models as m  # noqa: E402
 from guanxi.core.migrate import upgrade  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
 from guanxi.testing.sql import count_statements  # noqa: E402

@@ -46,8 +46,8 @@ from sqlalchemy import func, select  # noqa: E402
 
 from bench.graphql_list import cpu_seconds, free_port, log, pct, stop_server, wait_ready  # noqa: E402
 from bench.ingest import blast, processed_count  # noqa: E402
+from guanxi.core.domain.models import Interaction  # noqa: E402
 from guanxi.core.migrate import upgrade  # noqa: E402
-from guanxi.core.models import Interaction  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
 from guanxi.plugins.wecom.crypto import WecomCrypto  # noqa: E402
 from guanxi.plugins.wecom.models import WecomFollow  # noqa: E402

@@ -1,9 +1,14 @@
 """Guanxi (关系): a plugin-based, headless social CRM framework.
 
-The names a plugin author needs, and nothing else.
+The names a plugin author needs, and nothing else: channel types, errors, the runtime, the hook
+marker and helpers, the events hooks receive and the contracts plugins exchange. Tables are
+declared with :mod:`guanxi.models`; tests use :mod:`guanxi.testing`.
 """
 
-from guanxi.core.channels import (
+from guanxi.core.base.context import Actor, RequestContext
+from guanxi.core.base.errors import ConfigError, ConflictError, GuanxiError, NotFoundError, PluginError, ValidationError
+from guanxi.core.domain.access import Permission
+from guanxi.core.domain.channels import (
     Attachment,
     Capabilities,
     CapabilityError,
@@ -16,10 +21,26 @@ from guanxi.core.channels import (
     ProfileInput,
     TransientDeliveryError,
 )
-from guanxi.core.context import Actor, RequestContext
-from guanxi.core.errors import ConfigError, ConflictError, GuanxiError, NotFoundError, PluginError, ValidationError
-from guanxi.core.inbox import IngestResult, ingest
-from guanxi.core.plugins import hookimpl
+from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
+from guanxi.core.domain.events import (
+    ContactArrived,
+    ContactLeft,
+    CustomerCreated,
+    CustomerData,
+    CustomersMerged,
+    CustomerUpdated,
+    Event,
+    IdentityAttached,
+    InboundApplied,
+    InteractionRecorded,
+    MessageStatusChanged,
+    ReferralProgress,
+    StageChanged,
+    TagsChanged,
+    TaskChanged,
+)
+from guanxi.core.hooks.manager import collect, hookimpl
+from guanxi.core.queues.inbox import IngestResult, ingest
 from guanxi.core.runtime import Runtime, Tx
 
 __all__ = [
@@ -30,21 +51,41 @@ __all__ = [
     "Channel",
     "ConfigError",
     "ConflictError",
+    "ContactArrived",
+    "ContactLeft",
+    "CustomerCreated",
+    "CustomerData",
+    "CustomerUpdated",
+    "CustomersMerged",
     "DeliveryError",
     "DeliveryResult",
+    "EntryPoint",
+    "EntryPointRequest",
+    "Event",
     "GuanxiError",
+    "IdentityAttached",
+    "InboundApplied",
     "InboundEvent",
     "IngestResult",
+    "InteractionRecorded",
+    "MessageStatusChanged",
     "NotFoundError",
     "OutboundMessage",
     "PermanentDeliveryError",
+    "Permission",
     "PluginError",
     "ProfileInput",
+    "ReferralProgress",
     "RequestContext",
     "Runtime",
+    "ScoreComponent",
+    "StageChanged",
+    "TagsChanged",
+    "TaskChanged",
     "TransientDeliveryError",
     "Tx",
     "ValidationError",
+    "collect",
     "hookimpl",
     "ingest",
 ]

@@ -18,10 +18,10 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.litestar import make_graphql_controller
 
 from guanxi.core.auth import AuthenticationError, authenticator_of
-from guanxi.core.errors import NotFoundError
-from guanxi.core.inbox import InboxWorker
-from guanxi.core.logs import configure_logging
-from guanxi.core.outbox import Deliverer, OutboxWorker
+from guanxi.core.base.errors import NotFoundError
+from guanxi.core.base.logs import configure_logging
+from guanxi.core.queues.inbox import InboxWorker
+from guanxi.core.queues.outbox import Deliverer, OutboxWorker
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.extensions import shape_error

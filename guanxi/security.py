@@ -1,7 +1,7 @@
 """HTTP side of access control: authenticate every GraphQL request, limit its rate.
 
 One middleware on the GraphQL route (HTTP and WebSocket) turns the ``Authorization`` header into
-the request's :class:`~guanxi.core.context.RequestContext` (see :mod:`guanxi.core.auth`) and keeps
+the request's :class:`~guanxi.core.base.context.RequestContext` (see :mod:`guanxi.core.auth`) and keeps
 it in the ASGI scope, where the GraphQL context getter finds it. Without valid credentials the
 answer is 401, GraphiQL and introspection included, except in dev mode (``server.dev``, loopback
 hosts only), where an anonymous caller may load GraphiQL and run introspection, and nothing else.
@@ -23,8 +23,8 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from guanxi.core.auth import AuthenticationError, authenticator_of
-from guanxi.core.context import Actor, RequestContext
-from guanxi.core.errors import NotFoundError
+from guanxi.core.base.context import Actor, RequestContext
+from guanxi.core.base.errors import NotFoundError
 from guanxi.core.runtime import Runtime
 
 log = logging.getLogger("guanxi.security")

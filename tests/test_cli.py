@@ -67,8 +67,8 @@ def test_inbox_and_outbox_commands_list_show_and_replay(tmp_path: Path) -> None:
     import datetime as dt
     import json
 
-    from guanxi.core import inbox
-    from guanxi.core.channels import InboundEvent, ProfileInput
+    from guanxi.core.domain.channels import InboundEvent, ProfileInput
+    from guanxi.core.queues import inbox
 
     rt = _runtime(tmp_path)
     invoke(rt, "db", "upgrade")

@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from guanxi.core import hookspecs
-from guanxi.core.config import CoreSettings
+from guanxi.core.base.config import CoreSettings
+from guanxi.core.hooks import specs as hookspecs
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 HOOKS_DOC = DOCS / "plugins" / "hooks.md"
@@ -26,7 +26,7 @@ HEADING = re.compile(r"^### `(?P<name>[^`]+)`$", re.MULTILINE)
 
 
 def hook_specs() -> dict[str, Callable[..., Any]]:
-    """Every function of ``guanxi.core.hookspecs`` that pluggy treats as a ``guanxi`` hook spec."""
+    """Every function of ``guanxi.core.hooks.specs`` that pluggy treats as a ``guanxi`` hook spec."""
     return {
         name: fn
         for name, fn in vars(hookspecs).items()

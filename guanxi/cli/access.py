@@ -10,12 +10,12 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from guanxi.cli import _rt, run_async
+from guanxi.cli.common import run_async, runtime_of
 from guanxi.core import auth
-from guanxi.core.access import ROLES
-from guanxi.core.context import Actor, RequestContext
-from guanxi.core.errors import NotFoundError
-from guanxi.core.models import User
+from guanxi.core.base.context import Actor, RequestContext
+from guanxi.core.base.errors import NotFoundError
+from guanxi.core.domain.access import ROLES
+from guanxi.core.domain.models import User
 from guanxi.core.runtime import Runtime
 
 CLI_ACTOR = Actor(kind="system", name="cli")
@@ -61,7 +61,7 @@ def apikey_create(ctx: click.Context, tenant: str, role: str, user: str | None, 
             created = await auth.create_api_key(tx, auth.authenticator_of(rt).secret, name=name or role, role=role, user_id=user_id)
         return created
 
-    created = run_async(_rt(ctx), make, start_plugins=False)
+    created = run_async(runtime_of(ctx), make, start_plugins=False)
     click.echo(created.key)
     click.echo(f"(key id {created.info.key_id}, role {created.info.role}; store it now, it is not shown again)", err=True)
 
@@ -76,7 +76,7 @@ def apikey_list(ctx: click.Context, tenant: str) -> None:
         async with rt.session(await rt.tenant_id(tenant)) as session:
             return await auth.list_api_keys(session)
 
-    for k in run_async(_rt(ctx), show, start_plugins=False):
+    for k in run_async(runtime_of(ctx), show, start_plugins=False):
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
         used = f"last used {k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never used"
         click.echo(f"{k.key_id}  {k.role:<9}  {k.name}  {state}, {used}")
@@ -93,7 +93,7 @@ def apikey_revoke(ctx: click.Context, key_id: str, tenant: str) -> None:
         async with rt.transaction(RequestContext(tenant_id=await rt.tenant_id(tenant), actor=CLI_ACTOR)) as tx:
             return await auth.revoke_api_key(tx, key_id)
 
-    run_async(_rt(ctx), revoke, start_plugins=False)
+    run_async(runtime_of(ctx), revoke, start_plugins=False)
     click.echo(f"revoked {key_id}")
 
 
@@ -114,7 +114,7 @@ def customers_export(ctx: click.Context, customer_id: str, tenant: str) -> None:
         async with rt.session(await rt.tenant_id(tenant)) as session:
             return await export_customer_data(rt, session, _uuid(customer_id))
 
-    click.echo(json.dumps(run_async(_rt(ctx), export), indent=2, ensure_ascii=False))
+    click.echo(json.dumps(run_async(runtime_of(ctx), export), indent=2, ensure_ascii=False))
 
 
 @customers_group.command("erase")
@@ -133,7 +133,7 @@ def customers_erase(ctx: click.Context, customer_id: str, tenant: str, yes: bool
         async with rt.transaction(RequestContext(tenant_id=await rt.tenant_id(tenant), actor=CLI_ACTOR)) as tx:
             return await erase_customer(tx, _uuid(customer_id))
 
-    counts = run_async(_rt(ctx), erase)
+    counts = run_async(runtime_of(ctx), erase)
     click.echo(json.dumps({"erased": counts}, indent=2))
 
 

@@ -17,10 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 @click.pass_context
 def demo(ctx: click.Context, slug: str | None, customers: int, seed: int, if_empty: bool) -> None:
     """Load a realistic demo tenant: staff, customers on several channels, months of interactions."""
-    from guanxi.cli import _rt, run_async
-    from guanxi.core.demo import load_demo
+    from guanxi.cli.common import run_async, runtime_of
+    from guanxi.demo.generator import load_demo
 
-    rt = _rt(ctx)
+    rt = runtime_of(ctx)
     summary = run_async(rt, lambda r: load_demo(r, slug=slug or r.settings.tenant, customers=customers, seed=seed, if_empty=if_empty))
     import msgspec
 
@@ -42,10 +42,10 @@ def import_customers_cmd(ctx: click.Context, file: Path, slug: str | None, dry_r
 
     The whole file is checked first: if any row is invalid, nothing is written and every
     error is listed with its row number."""
-    from guanxi.cli import _rt, run_async
-    from guanxi.core.importer import import_customers
+    from guanxi.cli.common import run_async, runtime_of
+    from guanxi.importer.csv_import import import_customers
 
-    rt = _rt(ctx)
+    rt = runtime_of(ctx)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task(f"checking {file.name}", total=None)

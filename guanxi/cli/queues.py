@@ -12,7 +12,7 @@ import click
 import msgspec
 from sqlalchemy import select
 
-from guanxi.core.models import InboxEvent, OutboxMessage
+from guanxi.core.domain.models import InboxEvent, OutboxMessage
 from guanxi.core.runtime import Runtime
 
 INBOX_COLUMNS = ("id", "channel", "provider_event_id", "status", "attempts", "received_at", "last_error")
@@ -37,7 +37,7 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
 def _list(
     ctx: click.Context, model: Any, columns: tuple[str, ...], time_col: str, slug: str | None, status: str | None, limit: int
 ) -> list[dict[str, Any]]:
-    from guanxi.cli import _rt, run_async
+    from guanxi.cli.common import run_async, runtime_of
 
     async def job(rt: Runtime) -> list[dict[str, Any]]:
         tenant_id = await rt.tenant_id(slug)
@@ -47,11 +47,11 @@ def _list(
                 stmt = stmt.where(model.status == status)
             return [_row(m, columns) for m in (await session.execute(stmt)).scalars()]
 
-    return run_async(_rt(ctx), job, start_plugins=False)
+    return run_async(runtime_of(ctx), job, start_plugins=False)
 
 
 def _show(ctx: click.Context, model: Any, slug: str | None, row_id: str) -> dict[str, Any] | None:
-    from guanxi.cli import _rt, run_async
+    from guanxi.cli.common import run_async, runtime_of
 
     async def job(rt: Runtime) -> dict[str, Any] | None:
         tenant_id = await rt.tenant_id(slug)
@@ -61,7 +61,7 @@ def _show(ctx: click.Context, model: Any, slug: str | None, row_id: str) -> dict
                 return None
             return {c.key: getattr(row, c.key) for c in model.__mapper__.column_attrs if c.key != "tenant_id"}
 
-    found = run_async(_rt(ctx), job, start_plugins=False)
+    found = run_async(runtime_of(ctx), job, start_plugins=False)
     if found is None:
         raise click.ClickException(f"no row {row_id} in this tenant")
     click.echo(msgspec.json.format(msgspec.json.encode(found)).decode())
@@ -102,14 +102,14 @@ def inbox_show(ctx: click.Context, slug: str | None, event_id: str) -> None:
 @click.pass_context
 def inbox_replay(ctx: click.Context, slug: str | None, event_ids: tuple[str, ...]) -> None:
     """Queue events again (e.g. failed ones after a fix). Their effect stays exactly-once."""
-    from guanxi.cli import _rt, run_async
-    from guanxi.core import inbox as core_inbox
+    from guanxi.cli.common import run_async, runtime_of
+    from guanxi.core.queues import inbox as core_inbox
 
     async def job(rt: Runtime) -> list[bool]:
         tenant_id = await rt.tenant_id(slug)
         return [await core_inbox.replay(rt, tenant_id, uuid.UUID(e)) for e in event_ids]
 
-    for event_id, ok in zip(event_ids, run_async(_rt(ctx), job, start_plugins=False), strict=True):
+    for event_id, ok in zip(event_ids, run_async(runtime_of(ctx), job, start_plugins=False), strict=True):
         click.echo(f"{event_id}: {'queued again' if ok else 'not found'}")
 
 
@@ -144,14 +144,14 @@ def outbox_show(ctx: click.Context, slug: str | None, message_id: str) -> None:
 @click.pass_context
 def outbox_retry(ctx: click.Context, slug: str | None, message_ids: tuple[str, ...]) -> None:
     """Queue failed messages again. A sent message is never sent again."""
-    from guanxi.cli import _rt, run_async
-    from guanxi.core import outbox as core_outbox
+    from guanxi.cli.common import run_async, runtime_of
+    from guanxi.core.queues import outbox as core_outbox
 
     async def job(rt: Runtime) -> list[bool]:
         tenant_id = await rt.tenant_id(slug)
         return [await core_outbox.retry(rt, tenant_id, uuid.UUID(m)) for m in message_ids]
 
-    for message_id, ok in zip(message_ids, run_async(_rt(ctx), job, start_plugins=False), strict=True):
+    for message_id, ok in zip(message_ids, run_async(runtime_of(ctx), job, start_plugins=False), strict=True):
         click.echo(f"{message_id}: {'queued again' if ok else 'not found or already sent'}")
 
 
@@ -161,9 +161,9 @@ def outbox_retry(ctx: click.Context, slug: str | None, message_ids: tuple[str, .
 def worker(ctx: click.Context, once: bool) -> None:
     """Run the inbox and outbox workers without serving HTTP (for API-only server processes)."""
     from guanxi.app import start_workers
-    from guanxi.cli import _rt, run_async
-    from guanxi.core import inbox as core_inbox
-    from guanxi.core import outbox as core_outbox
+    from guanxi.cli.common import run_async, runtime_of
+    from guanxi.core.queues import inbox as core_inbox
+    from guanxi.core.queues import outbox as core_outbox
 
     async def job(rt: Runtime) -> dict[str, int]:
         if once:
@@ -188,7 +188,7 @@ def worker(ctx: click.Context, once: bool) -> None:
             await w.stop()
         return {}
 
-    done = run_async(_rt(ctx), job)
+    done = run_async(runtime_of(ctx), job)
     if once:
         click.echo(json.dumps(done))
 

@@ -9,7 +9,7 @@
 
 The resulting context carries the caller's roles and, for record ownership, the owners whose
 customers it may see (``owners``; None means all): a salesperson their own, a manager their
-team's. :mod:`guanxi.core.tenancy` applies that in every query.
+team's. :mod:`guanxi.core.storage.tenancy` applies that in every query.
 
 Nothing here logs a key, a token or a secret, and error messages never contain them.
 """
@@ -31,17 +31,17 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from sqlalchemy import select, update
 
-from guanxi.core.access import ROLES
-from guanxi.core.context import Actor, RequestContext
-from guanxi.core.errors import ConfigError, GuanxiError, NotFoundError, ValidationError
-from guanxi.core.models import ApiKey, Tenant, User, utcnow
+from guanxi.core.base.context import Actor, RequestContext
+from guanxi.core.base.errors import ConfigError, GuanxiError, NotFoundError, ValidationError
+from guanxi.core.domain.access import ROLES
+from guanxi.core.domain.models import ApiKey, Tenant, User, utcnow
 from guanxi.core.services.audit import audit
-from guanxi.core.tenancy import unscoped
+from guanxi.core.storage.tenancy import unscoped
 
 if TYPE_CHECKING:
-    from guanxi.core.config import AuthSettings
+    from guanxi.core.base.config import AuthSettings
     from guanxi.core.runtime import Runtime, Tx
-    from guanxi.core.tenancy import TenantSession
+    from guanxi.core.storage.tenancy import TenantSession
 
 log = logging.getLogger("guanxi.auth")
 

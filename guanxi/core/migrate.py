@@ -18,8 +18,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from guanxi.core.errors import PluginError
-from guanxi.core.plugins import per_plugin
+from guanxi.core.base.errors import PluginError
+from guanxi.core.hooks.manager import per_plugin
 from guanxi.core.runtime import Runtime
 
 CORE_MIGRATIONS = Path(__file__).parent / "migrations"

@@ -12,15 +12,16 @@ from typing import Any
 import pluggy
 from sqlalchemy import select
 
-from guanxi.core import plugins as plugin_mod
-from guanxi.core.channels import Channel
-from guanxi.core.config import CoreSettings, decode_plugin_section, load_settings
-from guanxi.core.context import RequestContext
-from guanxi.core.db import WRITE, create_engine, create_sessionmaker, sqlite_writer
-from guanxi.core.errors import ConfigError, NotFoundError, PluginError
-from guanxi.core.events import Event
-from guanxi.core.models import Tenant
-from guanxi.core.tenancy import TenantSession, unscoped
+from guanxi.core.base.config import CoreSettings, decode_plugin_section, load_settings
+from guanxi.core.base.context import RequestContext
+from guanxi.core.base.errors import ConfigError, NotFoundError, PluginError
+from guanxi.core.domain.channels import Channel
+from guanxi.core.domain.events import Event
+from guanxi.core.domain.models import Tenant
+from guanxi.core.hooks import manager as plugin_mod
+from guanxi.core.realtime import publisher
+from guanxi.core.storage.db import WRITE, create_engine, create_sessionmaker, sqlite_writer
+from guanxi.core.storage.tenancy import TenantSession, unscoped
 
 log = logging.getLogger("guanxi")
 
@@ -105,7 +106,7 @@ class Runtime:
             import msgspec
 
             core = msgspec.structs.replace(core, **overrides)
-        pm = plugin_mod.make_plugin_manager(core.plugins, extra=extra_plugins)
+        pm = plugin_mod.make_plugin_manager(core.plugins, extra=extra_plugins, core={publisher.NAME: publisher})
         decoded: dict[str, Any] = {}
         schemas = dict(plugin_mod.per_plugin(pm.hook.guanxi_config_schema))
         for name in core.plugins.enabled:

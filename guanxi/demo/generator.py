@@ -29,10 +29,10 @@ from typing import Any, cast
 import msgspec
 from sqlalchemy import func, insert, select
 
-from guanxi.core.context import Actor, RequestContext
-from guanxi.core.errors import ConflictError, ValidationError
-from guanxi.core.ids import new_id
-from guanxi.core.models import (
+from guanxi.core.base.context import Actor, RequestContext
+from guanxi.core.base.errors import ConflictError, ValidationError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.models import (
     Consent,
     ContactPoint,
     Customer,
@@ -51,7 +51,7 @@ from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import search_text
 from guanxi.core.services.pipelines import create_tenant, default_pipeline, stages_of
-from guanxi.core.tenancy import unscoped
+from guanxi.core.storage.tenancy import unscoped
 
 __all__ = ["DemoSummary", "load_demo"]
 

@@ -30,8 +30,8 @@ from graphql import (
     visit,
 )
 
-from guanxi.core.access import ROLES, Permission
-from guanxi.core.errors import PluginError
+from guanxi.core.base.errors import PluginError
+from guanxi.core.domain.access import ROLES, Permission
 
 ALL = ROLES
 WRITERS = ("admin", "manager", "sales", "service")

@@ -16,7 +16,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from guanxi.core import auth
-from guanxi.core.models import AuditEvent
+from guanxi.core.domain.models import AuditEvent
 from guanxi.core.services import privacy
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import decode_global_id, from_global_id, to_global_id

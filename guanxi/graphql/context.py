@@ -8,9 +8,9 @@ from typing import Any
 
 from strawberry.litestar import BaseContext
 
-from guanxi.core.context import RequestContext
+from guanxi.core.base.context import RequestContext
 from guanxi.core.runtime import Runtime, Tx
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.storage.tenancy import TenantSession
 
 
 class GraphQLContext(BaseContext, kw_only=True):

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Select
 
-from guanxi.core.queries import CustomerOrdering
+from guanxi.core.services.queries import CustomerOrdering
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class GraphQLContribution:
     :param customer_filters: fields added to the ``CustomerFilter`` input of ``customers``
         (:class:`CustomerFilterField`).
     :param customer_orderings: values added to the ``CustomerOrder`` enum of ``customers(orderBy:)``
-        (:class:`guanxi.core.queries.CustomerOrdering`), with keyset pagination like core's.
+        (:class:`guanxi.core.services.queries.CustomerOrdering`), with keyset pagination like core's.
     """
 
     query: type | None = None

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import strawberry
 
-from guanxi.core.errors import GuanxiError
+from guanxi.core.base.errors import GuanxiError
 
 
 @strawberry.type(description="Why a mutation did not do what was asked.")

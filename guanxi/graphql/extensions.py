@@ -9,7 +9,7 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from guanxi.core.errors import GuanxiError
+from guanxi.core.base.errors import GuanxiError
 
 log = logging.getLogger("guanxi.graphql")
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 
-from guanxi.core.errors import ValidationError
+from guanxi.core.base.errors import ValidationError
 
 
 def to_global_id(type_name: str, value: uuid.UUID) -> str:

@@ -8,7 +8,7 @@ import enum
 import strawberry
 from strawberry.scalars import JSON
 
-from guanxi.core.queries import CustomerOrder as CoreOrder
+from guanxi.core.services.queries import CustomerOrder as CoreOrder
 
 CustomerOrder = strawberry.enum(CoreOrder, name="CustomerOrder", description="How a customer list is sorted.")
 

@@ -2,7 +2,7 @@
 time) and by page prefetching (:mod:`guanxi.graphql.prefetch`). Each nested list on a page of
 customers costs one SQL statement, whatever the page size.
 
-Queries select ORM column attributes (so the tenant filter of :mod:`guanxi.core.tenancy`
+Queries select ORM column attributes (so the tenant filter of :mod:`guanxi.core.storage.tenancy`
 applies) and return plain rows, not ORM objects: no identity-map work per row.
 """
 
@@ -18,8 +18,8 @@ from sqlalchemy import and_, func, inspect, or_, select
 from sqlalchemy.orm import aliased
 from strawberry.dataloader import DataLoader
 
-from guanxi.core import models as m
-from guanxi.core.queries import CUSTOMER_COLUMNS
+from guanxi.core.domain import models as m
+from guanxi.core.services.queries import CUSTOMER_COLUMNS
 
 if TYPE_CHECKING:
     from guanxi.graphql.context import GraphQLContext

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from guanxi.core import inbox, outbox
-from guanxi.core.channels import Attachment
-from guanxi.core.models import InboxEvent, OutboxMessage
+from guanxi.core.domain.channels import Attachment
+from guanxi.core.domain.models import InboxEvent, OutboxMessage
+from guanxi.core.queues import inbox, outbox
 from guanxi.core.services.profiles import refresh_profile
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id, to_global_id

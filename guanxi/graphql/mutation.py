@@ -9,7 +9,7 @@ import msgspec
 import strawberry
 from strawberry.types import Info
 
-from guanxi.core.errors import ValidationError
+from guanxi.core.base.errors import ValidationError
 from guanxi.core.services import consent, customers, identities, interactions, merge, tags, tasks, users
 from guanxi.graphql import inputs
 from guanxi.graphql.errors import UserError, as_payload

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import strawberry
 
-from guanxi.core.errors import ValidationError
+from guanxi.core.base.errors import ValidationError
 
 
 @strawberry.type(description="Relay page information.")

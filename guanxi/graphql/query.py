@@ -11,8 +11,8 @@ import strawberry
 from sqlalchemy import Select, select
 from strawberry.types import Info
 
-from guanxi.core import models as m
-from guanxi.core import queries
+from guanxi.core.domain import models as m
+from guanxi.core.services import queries
 from guanxi.graphql import inputs
 from guanxi.graphql.contrib import CustomerFilterField
 from guanxi.graphql.ids import from_global_id, to_global_id
@@ -153,7 +153,7 @@ async def _pipelines(info: Info) -> list[Pipeline]:
 class Query:
     @strawberry.field(description="One customer by id; a merged customer's id gives the survivor. Null if none.")
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
-        from guanxi.core.errors import NotFoundError
+        from guanxi.core.base.errors import NotFoundError
         from guanxi.core.services.customers import get_customer
 
         uuid_ = from_global_id(id, "Customer")
@@ -170,7 +170,7 @@ class Query:
 
     @strawberry.field(description="Counts per stage and conversion between stages of a pipeline (default pipeline if no key).")
     async def funnel(self, info: Info, pipeline: str | None = None) -> Funnel:
-        from guanxi.core.errors import ValidationError
+        from guanxi.core.base.errors import ValidationError
 
         pipes = await _pipelines(info)
         chosen = next((p for p in pipes if p.key == pipeline), None) if pipeline else (pipes[0] if pipes else None)

@@ -22,8 +22,8 @@ from strawberry.types import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from guanxi.core.errors import PluginError
-from guanxi.core.plugins import per_plugin
+from guanxi.core.base.errors import PluginError
+from guanxi.core.hooks.manager import per_plugin
 from guanxi.core.runtime import Runtime
 from guanxi.graphql import types as core_types
 from guanxi.graphql.access import CORE_PERMISSIONS, AccessPolicy
@@ -258,7 +258,7 @@ def contributions(runtime: Runtime) -> list[tuple[str, GraphQLContribution]]:
 def _customer_list_extensions(parts: list[tuple[str, GraphQLContribution]]) -> tuple[list[CustomerFilterField], list[CustomerOrdering]]:
     """The plugins' filter fields and orderings of ``customers``; a name used twice (or one of
     core's) fails with both owners named."""
-    from guanxi.core.queries import CustomerOrder
+    from guanxi.core.services.queries import CustomerOrder
     from guanxi.graphql.inputs import CustomerFilter
 
     filter_owners = {f.python_name: "core" for f in _fields(CustomerFilter)}

@@ -10,9 +10,9 @@ import strawberry
 from sqlalchemy import select
 from strawberry.types import Info
 
-from guanxi.core.broker import Envelope
-from guanxi.core.models import Customer
-from guanxi.core.realtime import broker_of
+from guanxi.core.domain.models import Customer
+from guanxi.core.realtime.broker import Envelope
+from guanxi.core.realtime.publisher import broker_of
 from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.types import Interaction

@@ -76,19 +76,19 @@ import msgspec
 from sqlalchemy import and_, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
-from guanxi.core import plugins
-from guanxi.core.context import Actor, RequestContext
-from guanxi.core.db import WRITE
-from guanxi.core.errors import ValidationError
-from guanxi.core.events import CustomerCreated, CustomerData, CustomerUpdated
-from guanxi.core.ids import new_id
-from guanxi.core.models import ContactPoint, Customer, CustomerTag, Identity, StageChange, Tag, User, utcnow
+from guanxi.core.base.context import Actor, RequestContext
+from guanxi.core.base.errors import ValidationError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.events import CustomerCreated, CustomerData, CustomerUpdated
+from guanxi.core.domain.models import ContactPoint, Customer, CustomerTag, Identity, StageChange, Tag, User, utcnow
+from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import _clean_name, get_customer, normalize_email, normalize_phone, search_text, snapshot
 from guanxi.core.services.pipelines import default_pipeline, stages_of
 from guanxi.core.services.tags import split_tag
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.storage.db import WRITE
+from guanxi.core.storage.tenancy import TenantSession
 
 __all__ = ["MAX_LISTED_ERRORS", "ImportReport", "RowError", "import_customers"]
 

@@ -22,6 +22,9 @@ mode works for the fixtures, but your own tests then need ``@pytest.mark.asyncio
 and ``graphql`` need ``httpx``. Nothing in the kit is autouse: a project that does not request
 its fixtures is not affected by it.
 
+``process_inbox(runtime, tenant_id=…)`` and ``deliver_outbox(runtime, tenant_id=…)`` run one batch
+of the durable inbox and outbox in the test (the app fixtures start no background workers).
+
 The channel contract suite, :class:`guanxi.testing.contract.ChannelContract`, is a base class a
 channel plugin subclasses in its own tests (see ``docs/plugins/guide.md``).
 """
@@ -31,10 +34,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from guanxi.core.queues.inbox import run_once as process_inbox
+    from guanxi.core.queues.outbox import run_once as deliver_outbox
     from guanxi.testing.contract import ChannelContract, WebhookRequest
     from guanxi.testing.plugin import GraphQL, use_tenant
 
-__all__ = ["ChannelContract", "GraphQL", "WebhookRequest", "use_tenant"]
+__all__ = ["ChannelContract", "GraphQL", "WebhookRequest", "deliver_outbox", "process_inbox", "use_tenant"]
 
 
 def __getattr__(name: str) -> Any:
@@ -47,4 +52,12 @@ def __getattr__(name: str) -> Any:
         from guanxi.testing import plugin
 
         return getattr(plugin, name)
+    if name == "process_inbox":
+        from guanxi.core.queues import inbox
+
+        return inbox.run_once
+    if name == "deliver_outbox":
+        from guanxi.core.queues import outbox
+
+        return outbox.run_once
     raise AttributeError(f"module 'guanxi.testing' has no attribute {name!r}")

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 import pytest
 
-from guanxi.core.channels import (
+from guanxi.core.domain.channels import (
     Capabilities,
     Channel,
     DeliveryError,
@@ -49,7 +49,7 @@ from guanxi.core.channels import (
 if TYPE_CHECKING:
     import httpx
 
-    from guanxi.core.models import Interaction, OutboxMessage
+    from guanxi.core.domain.models import Interaction, OutboxMessage
     from guanxi.core.runtime import Runtime
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -162,7 +162,7 @@ class ChannelContract:
 
     async def customer(self, runtime: Runtime, tenant_id: uuid.UUID) -> uuid.UUID:
         """A customer with an account (``recipient``) on the channel."""
-        from guanxi.core.context import RequestContext
+        from guanxi.core.base.context import RequestContext
         from guanxi.core.services import customers, identities
 
         async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
@@ -171,8 +171,8 @@ class ChannelContract:
         return c.id
 
     async def queue(self, runtime: Runtime, tenant_id: uuid.UUID, text: str = "Hello through the outbox") -> OutboxMessage:
-        from guanxi.core import outbox
-        from guanxi.core.context import RequestContext
+        from guanxi.core.base.context import RequestContext
+        from guanxi.core.queues import outbox
 
         customer_id = await self.customer(runtime, tenant_id)
         request = outbox.SendRequest(customer_id=customer_id, channel=self.channel_name, text=text, idempotency_key=secrets.token_hex(8))
@@ -181,7 +181,7 @@ class ChannelContract:
         return row
 
     async def outbox_row(self, runtime: Runtime, tenant_id: uuid.UUID, message_id: uuid.UUID) -> OutboxMessage:
-        from guanxi.core.models import OutboxMessage
+        from guanxi.core.domain.models import OutboxMessage
 
         async with runtime.session(tenant_id) as s:
             row = await s.get(OutboxMessage, (tenant_id, message_id))
@@ -191,7 +191,7 @@ class ChannelContract:
     async def inbox_count(self, runtime: Runtime, tenant_id: uuid.UUID) -> int:
         from sqlalchemy import select
 
-        from guanxi.core.models import InboxEvent
+        from guanxi.core.domain.models import InboxEvent
 
         async with runtime.session(tenant_id) as s:
             return len((await s.execute(select(InboxEvent.id).where(InboxEvent.channel == self.channel_name))).all())
@@ -199,7 +199,7 @@ class ChannelContract:
     async def interactions(self, runtime: Runtime, tenant_id: uuid.UUID) -> list[Interaction]:
         from sqlalchemy import select
 
-        from guanxi.core.models import Interaction
+        from guanxi.core.domain.models import Interaction
 
         async with runtime.session(tenant_id) as s:
             return list((await s.execute(select(Interaction).where(Interaction.channel == self.channel_name))).scalars())
@@ -219,7 +219,7 @@ class ChannelContract:
         assert channel.name == self.channel_name
         assert NAME.match(channel.name), f"channel name {channel.name!r} must be lower_snake_case, at most 32 characters"
         caps = channel.capabilities
-        assert isinstance(caps, Capabilities), "capabilities must be a guanxi.core.channels.Capabilities"
+        assert isinstance(caps, Capabilities), "capabilities must be a guanxi.core.domain.channels.Capabilities"
         assert msgspec.convert(msgspec.to_builtins(caps), Capabilities) == caps
         assert caps.max_text_length is None or caps.max_text_length > 0
         assert caps.messaging_window_s is None or caps.messaging_window_s > 0
@@ -252,7 +252,7 @@ class ChannelContract:
     async def test_a_too_long_text_is_refused_by_send_message_before_anything_is_stored(
         self, channel: Channel, runtime: Runtime, tenant_id: uuid.UUID
     ) -> None:
-        from guanxi.core.errors import ValidationError
+        from guanxi.core.base.errors import ValidationError
 
         self._needs_send(channel)
         limit = channel.capabilities.max_text_length
@@ -267,7 +267,7 @@ class ChannelContract:
     async def test_a_queued_message_is_delivered_by_the_outbox_and_marked_sent(
         self, channel: Channel, runtime: Runtime, tenant_id: uuid.UUID
     ) -> None:
-        from guanxi.core import outbox
+        from guanxi.core.queues import outbox
 
         self._needs_send(channel)
         self.arrange_success()
@@ -280,7 +280,7 @@ class ChannelContract:
     async def test_a_transient_failure_in_the_outbox_queues_the_message_again(
         self, channel: Channel, runtime: Runtime, tenant_id: uuid.UUID
     ) -> None:
-        from guanxi.core import outbox
+        from guanxi.core.queues import outbox
 
         self._needs_send(channel)
         self.arrange_transient_failure()
@@ -293,7 +293,7 @@ class ChannelContract:
     async def test_a_permanent_failure_in_the_outbox_fails_the_message_without_retry(
         self, channel: Channel, runtime: Runtime, tenant_id: uuid.UUID
     ) -> None:
-        from guanxi.core import outbox
+        from guanxi.core.queues import outbox
 
         self._needs_send(channel)
         self.arrange_permanent_failure()
@@ -306,7 +306,7 @@ class ChannelContract:
     async def test_a_slow_provider_times_out_and_the_message_is_retried(
         self, channel: Channel, runtime: Runtime, tenant_id: uuid.UUID
     ) -> None:
-        from guanxi.core import outbox
+        from guanxi.core.queues import outbox
 
         self._needs_send(channel)
         self.arrange_slow()
@@ -328,7 +328,7 @@ class ChannelContract:
     async def test_the_same_delivery_three_times_gives_one_interaction(
         self, channel: Channel, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient
     ) -> None:
-        from guanxi.core import inbox
+        from guanxi.core.queues import inbox
 
         self._needs_webhook(channel)
         body = self.webhook_body("contract-evt-2", "contract-sender")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import httpx
     from litestar import Litestar
 
-    from guanxi.core.context import RequestContext
+    from guanxi.core.base.context import RequestContext
     from guanxi.core.runtime import Runtime
 
 PG_ENV = "GUANXI_TEST_DATABASE_URL"
@@ -183,7 +183,7 @@ async def tenant_id(runtime: Runtime) -> uuid.UUID:
 @pytest.fixture
 def ctx(tenant_id: uuid.UUID) -> RequestContext:
     """A ``RequestContext`` acting in the test's tenant."""
-    from guanxi.core.context import RequestContext
+    from guanxi.core.base.context import RequestContext
 
     return RequestContext(tenant_id=tenant_id)
 
@@ -195,7 +195,7 @@ async def api_key(runtime: Runtime, tenant_id: uuid.UUID, role: str = "admin", *
     """Create an API key of ``role`` in the tenant (for ``user_id``, required for sales and
     manager keys) and return it, ready for ``Authorization: Bearer <key>``."""
     from guanxi.core.auth import create_api_key, server_secret
-    from guanxi.core.context import RequestContext
+    from guanxi.core.base.context import RequestContext
 
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
         created = await create_api_key(tx, server_secret(runtime.settings.auth), name=f"test {role}", role=role, user_id=user_id)
@@ -208,8 +208,8 @@ async def use_tenant(runtime: Runtime, tenant_id: uuid.UUID) -> None:
     import msgspec
     from sqlalchemy import select
 
-    from guanxi.core.models import Tenant
-    from guanxi.core.tenancy import unscoped
+    from guanxi.core.domain.models import Tenant
+    from guanxi.core.storage.tenancy import unscoped
 
     async with runtime.session(None) as s, unscoped(s):
         slug = (await s.execute(select(Tenant.slug).where(Tenant.id == tenant_id))).scalar_one()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from guanxi.core.context import RequestContext
+from guanxi.core.base.context import RequestContext
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import users
 from guanxi.testing.plugin import BASE_URL, api_key

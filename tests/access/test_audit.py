@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from guanxi.core.channels import Capabilities, Channel, DeliveryResult, OutboundMessage, ProfileInput
-from guanxi.core.plugins import hookimpl
+from guanxi.core.domain.channels import Capabilities, Channel, DeliveryResult, OutboundMessage, ProfileInput
+from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.ids import to_global_id
 from guanxi.testing.plugin import GraphQL

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select, text
 
 from guanxi.app import create_app
-from guanxi.core.models import ApiKey, Tenant
+from guanxi.core.domain.models import ApiKey, Tenant
 from guanxi.core.runtime import Runtime
-from guanxi.core.tenancy import unscoped
+from guanxi.core.storage.tenancy import unscoped
 from guanxi.testing.plugin import BASE_URL, use_tenant
 from tests.access.conftest import Caller, key_for, make_user
 
@@ -199,8 +199,8 @@ async def test_dev_mode_opens_graphiql_and_introspection_but_no_data(runtime: Ru
 
 
 def test_dev_mode_is_refused_on_a_non_loopback_host() -> None:
-    from guanxi.core.config import load_settings
-    from guanxi.core.errors import ConfigError
+    from guanxi.core.base.config import load_settings
+    from guanxi.core.base.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"\$\.server.*loopback"):
         load_settings(environ={"GUANXI__SERVER__DEV": "true", "GUANXI__SERVER__HOST": "0.0.0.0"})

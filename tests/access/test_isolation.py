@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from guanxi.core.context import RequestContext
-from guanxi.core.models import Customer, CustomerTag, InboxEvent, Interaction, OutboxMessage, Task
+from guanxi.core.base.context import RequestContext
+from guanxi.core.domain.models import Customer, CustomerTag, InboxEvent, Interaction, OutboxMessage, Task
 from guanxi.core.runtime import Runtime
 from guanxi.core.services.pipelines import create_tenant
 from guanxi.graphql.ids import to_global_id
@@ -61,7 +61,7 @@ async def victim(runtime: Runtime) -> Victim:
         s.add(InboxEvent(channel="wecom", provider_event_id="B-evt-1", event={"text": "B-raw webhook"}, status="failed"))
         identity_id = (await s.execute(select(Interaction.identity_id).limit(1))).scalar()
     key = await key_for(runtime, tenant_b, "admin")
-    from guanxi.core.models import Identity
+    from guanxi.core.domain.models import Identity
 
     async with runtime.session(tenant_b) as s:
         identity_id = (await s.scalars(select(Identity.id).where(Identity.customer_id == world.customers["ann"]))).one()

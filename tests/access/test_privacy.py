@@ -11,10 +11,10 @@ from sqlalchemy import ForeignKeyConstraint, String, Text, inspect, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guanxi.cli import build_cli
-from guanxi.core.models import PERSONAL, Base, Customer, CustomerOwned, InboxEvent, OutboxMessage, TenantScoped
-from guanxi.core.plugins import hookimpl
+from guanxi.core.domain.models import PERSONAL, Base, Customer, CustomerOwned, InboxEvent, OutboxMessage, TenantScoped
+from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.ids import to_global_id
 from guanxi.testing.plugin import GraphQL
 from tests.access.conftest import World, seed_world

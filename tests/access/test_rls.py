@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from guanxi.app import create_app
 from guanxi.cli import build_cli
-from guanxi.core.context import RequestContext
+from guanxi.core.base.context import RequestContext
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import customers
 from guanxi.core.services.pipelines import create_tenant
@@ -66,7 +66,7 @@ async def test_raw_sql_through_a_session_sees_only_its_tenant(runtime: Runtime, 
     tenants = []
     for name in ("a", "b"):
         async with app_runtime.session(None) as s, s.begin():
-            from guanxi.core.tenancy import unscoped
+            from guanxi.core.storage.tenancy import unscoped
 
             with unscoped(s):
                 tenants.append(await create_tenant(s, f"rls-{name}-{secrets.token_hex(3)}", name))

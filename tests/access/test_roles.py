@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import strawberry
 
-from guanxi.core.access import Permission
-from guanxi.core.errors import PluginError
-from guanxi.core.plugins import hookimpl
+from guanxi.core.base.errors import PluginError
+from guanxi.core.domain.access import Permission
+from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.graphql.ids import to_global_id

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from guanxi.core.config import load_settings
-from guanxi.core.errors import ConfigError
+from guanxi.core.base.config import load_settings
+from guanxi.core.base.errors import ConfigError
 
 
 def test_defaults_without_a_file_use_sqlite_in_the_working_directory() -> None:

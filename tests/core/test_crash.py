@@ -14,9 +14,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from guanxi.core import inbox
-from guanxi.core.channels import InboundEvent, ProfileInput
-from guanxi.core.models import InboxEvent, Interaction
+from guanxi.core.domain.channels import InboundEvent, ProfileInput
+from guanxi.core.domain.models import InboxEvent, Interaction
+from guanxi.core.queues import inbox
 from guanxi.core.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ WORKER = textwrap.dedent(
     """
     import asyncio, sys, time, uuid
     from guanxi import hookimpl
-    from guanxi.core import inbox
+    from guanxi.core.queues import inbox
     from guanxi.core.runtime import Runtime
 
     class Slow:

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from guanxi.core.demo import DemoSummary, load_demo
-from guanxi.core.errors import ConflictError
-from guanxi.core.models import (
+from guanxi.core.base.errors import ConflictError
+from guanxi.core.domain.models import (
     AuditEvent,
     Consent,
     ContactPoint,
@@ -30,9 +29,10 @@ from guanxi.core.models import (
     Task,
     User,
 )
-from guanxi.core.queries import funnel
 from guanxi.core.runtime import Runtime
 from guanxi.core.services.customers import search_text
+from guanxi.core.services.queries import funnel
+from guanxi.demo.generator import DemoSummary, load_demo
 
 NOW = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
 CJK = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
@@ -88,10 +88,10 @@ async def test_if_empty_loads_once_and_then_changes_nothing(runtime: Runtime) ->
 
 
 async def test_demo_fills_an_existing_empty_tenant_and_reuses_its_users(runtime: Runtime, tenant_id: uuid.UUID) -> None:
-    from guanxi.core.context import RequestContext
-    from guanxi.core.models import Tenant
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.domain.models import Tenant
     from guanxi.core.services.users import create_user
-    from guanxi.core.tenancy import unscoped
+    from guanxi.core.storage.tenancy import unscoped
 
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
         await create_user(tx, email="wang.lei@demo.guanxi.dev", name="王磊", role="sales")

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import func, select
 
 from guanxi import hookimpl
-from guanxi.core.context import RequestContext
-from guanxi.core.importer import MAX_LISTED_ERRORS, ImportReport, RowError, import_customers
-from guanxi.core.models import AuditEvent, ContactPoint, Customer, CustomerTag, Identity, Stage, StageChange, Tag
+from guanxi.core.base.context import RequestContext
+from guanxi.core.domain.models import AuditEvent, ContactPoint, Customer, CustomerTag, Identity, Stage, StageChange, Tag
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import customers
 from guanxi.core.services.users import create_user
+from guanxi.importer.csv_import import MAX_LISTED_ERRORS, ImportReport, RowError, import_customers
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from guanxi import hookimpl
-from guanxi.core import inbox
-from guanxi.core.channels import InboundEvent, ProfileInput
-from guanxi.core.errors import ValidationError
-from guanxi.core.models import Customer, InboxEvent, Interaction
+from guanxi.core.base.errors import ValidationError
+from guanxi.core.domain.channels import InboundEvent, ProfileInput
+from guanxi.core.domain.models import Customer, InboxEvent, Interaction
+from guanxi.core.queues import inbox
 from guanxi.core.runtime import Runtime
 
 T0 = dt.datetime(2026, 11, 1, 9, 30, tzinfo=dt.UTC)
@@ -77,7 +77,7 @@ def test_an_event_without_a_time_zone_is_refused() -> None:
 
 
 async def test_a_crashed_worker_leaves_the_row_to_be_claimed_again_after_its_lease(runtime: Runtime, tenant_id: uuid.UUID) -> None:
-    from guanxi.core.queue import claim
+    from guanxi.core.queues.queue import claim
 
     await inbox.ingest(runtime, tenant_id, event(1))
     # A worker claims the row and dies before processing it.

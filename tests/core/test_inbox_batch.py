@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from guanxi import hookimpl
-from guanxi.core import inbox
-from guanxi.core.channels import InboundEvent, ProfileInput
-from guanxi.core.models import InboxEvent
+from guanxi.core.domain.channels import InboundEvent, ProfileInput
+from guanxi.core.domain.models import InboxEvent
+from guanxi.core.queues import inbox
 from guanxi.core.runtime import Runtime
 
 

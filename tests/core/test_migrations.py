@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from guanxi.core.domain.models import Base
 from guanxi.core.migrate import core_head, upgrade
-from guanxi.core.models import Base
 from guanxi.core.runtime import Runtime
 
 
@@ -18,7 +18,7 @@ async def test_migrated_database_matches_the_models(runtime: Runtime) -> None:
     import guanxi_loyalty.models  # noqa: F401 - its table is on Base.metadata once imported
 
     # plugin models imported by other tests are on Base.metadata too: compare core's tables only
-    core_tables = {m.local_table.name for m in Base.registry.mappers if m.class_.__module__ == "guanxi.core.models"}
+    core_tables = {m.local_table.name for m in Base.registry.mappers if m.class_.__module__ == "guanxi.core.domain.models"}
     assert "customers" in core_tables and "loyalty_accounts" not in core_tables
 
     def core_only(obj, name, type_, _r, _c):  # type: ignore[no-untyped-def]

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from guanxi import hookimpl
-from guanxi.core import outbox
-from guanxi.core.channels import (
+from guanxi.core.base.context import RequestContext
+from guanxi.core.base.errors import ConflictError, ValidationError
+from guanxi.core.domain.channels import (
     Capabilities,
     Channel,
     DeliveryResult,
@@ -21,9 +22,8 @@ from guanxi.core.channels import (
     ProfileInput,
     TransientDeliveryError,
 )
-from guanxi.core.context import RequestContext
-from guanxi.core.errors import ConflictError, ValidationError
-from guanxi.core.models import Interaction, OutboxMessage
+from guanxi.core.domain.models import Interaction, OutboxMessage
+from guanxi.core.queues import outbox
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import consent, customers, identities, interactions
 
@@ -200,7 +200,7 @@ async def test_a_permanent_error_is_not_retried(runtime: Runtime, tenant_id: uui
 async def test_a_message_claimed_by_a_worker_that_died_is_sent_after_its_lease(
     runtime: Runtime, tenant_id: uuid.UUID, plugin: ChannelsPlugin
 ) -> None:
-    from guanxi.core.queue import claim
+    from guanxi.core.queues.queue import claim
 
     cid = await customer_on(runtime, tenant_id, "fakechat")
     row = await send(runtime, tenant_id, cid)
@@ -274,8 +274,8 @@ async def test_send_message_over_graphql_reports_status_and_typed_errors(
 
 
 async def test_an_identity_profile_is_refreshed_from_its_channel(runtime: Runtime, tenant_id: uuid.UUID) -> None:
-    from guanxi.core.channels import CapabilityError
-    from guanxi.core.models import Identity
+    from guanxi.core.domain.channels import CapabilityError
+    from guanxi.core.domain.models import Identity
     from guanxi.core.services.profiles import refresh_profile
 
     cid = await customer_on(runtime, tenant_id, "profiled", "fakechat")

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from guanxi import hookimpl
 from guanxi.cli import build_cli
-from guanxi.core.context import RequestContext
-from guanxi.core.errors import ConfigError, PluginError
+from guanxi.core.base.context import RequestContext
+from guanxi.core.base.errors import ConfigError, PluginError
 from guanxi.core.runtime import Runtime
 
 

@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from guanxi.core.context import RequestContext
-from guanxi.core.errors import ConflictError, NotFoundError, ValidationError
-from guanxi.core.models import AuditEvent, Customer, StageChange
+from guanxi.core.base.context import RequestContext
+from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationError
+from guanxi.core.domain.models import AuditEvent, Customer, StageChange
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import customers, identities, interactions, merge, tags, tasks
 
@@ -56,7 +56,7 @@ async def test_interaction_with_same_dedupe_key_is_recorded_once(runtime: Runtim
                 tx, interactions.InteractionInput(customer_id=c.id, channel="wecom", kind="message_in", text="hi", dedupe_key="evt-1")
             )
     async with runtime.session(ctx.tenant_id) as s:
-        from guanxi.core.models import Interaction
+        from guanxi.core.domain.models import Interaction
 
         assert (await s.execute(select(func.count()).select_from(Interaction))).scalar_one() == 1
         assert (await s.get(Customer, (ctx.tenant_id, c.id))).last_interaction_at is not None  # type: ignore[union-attr]

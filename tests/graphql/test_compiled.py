@@ -16,7 +16,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from guanxi.app import create_app
-from guanxi.core.context import RequestContext
+from guanxi.core.base.context import RequestContext
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import customers, interactions, pipelines, tasks
 from guanxi.graphql.execution import FastLeafExecutionContext
@@ -87,7 +87,7 @@ async def _seed(runtime: Runtime, tenant_id: uuid.UUID) -> None:
 
 
 async def customers_page(tx: Any) -> list[uuid.UUID]:
-    from guanxi.core import queries
+    from guanxi.core.services import queries
 
     rows, _ = await queries.list_customers(tx.session, flt=None, order=queries.CustomerOrder.CREATED_AT_DESC, first=10, after=None)
     return [r.id for r in rows]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func
 
-from guanxi.core.errors import PluginError
-from guanxi.core.models import Customer
-from guanxi.core.plugins import hookimpl
+from guanxi.core.base.errors import PluginError
+from guanxi.core.domain.models import Customer
+from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.contrib import CustomerFilterField, CustomerOrdering, GraphQLContribution
 from guanxi.graphql.schema import build_schema

@@ -29,7 +29,7 @@ async def test_too_many_aliases_are_refused(gql: GQL) -> None:
 async def test_unexpected_errors_say_internal_error_without_details(
     gql: GQL, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from guanxi.core import queries
+    from guanxi.core.services import queries
 
     async def broken(*_a: object, **_k: object) -> int:
         raise RuntimeError("SELECT secret FROM customers -- password=hunter2")

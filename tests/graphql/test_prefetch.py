@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from guanxi.core.context import RequestContext
+from guanxi.core.base.context import RequestContext
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import customers, identities, interactions, tags, tasks, users
 from tests.graphql.conftest import GQL

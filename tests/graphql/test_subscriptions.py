@@ -14,7 +14,7 @@ import uvicorn
 import websockets
 
 from guanxi.app import create_app
-from guanxi.core.context import RequestContext
+from guanxi.core.base.context import RequestContext
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import customers, interactions
 from guanxi.graphql.ids import to_global_id
@@ -110,7 +110,7 @@ async def test_events_fan_out_to_every_app_process_through_postgresql(runtime: R
     of the other through LISTEN/NOTIFY."""
     if not database_url.startswith("postgresql"):
         pytest.skip("cross-process fan-out uses PostgreSQL LISTEN/NOTIFY; with SQLite events stay in one process")
-    from guanxi.core.realtime import broker_of
+    from guanxi.core.realtime.publisher import broker_of
 
     other = Runtime.from_config(environ={"GUANXI_DATABASE_URL": database_url})
     await other.start()
@@ -130,7 +130,7 @@ async def test_a_dropped_listen_connection_is_reopened(runtime: Runtime, tenant_
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     from sqlalchemy import text
 
-    from guanxi.core.realtime import broker_of
+    from guanxi.core.realtime.publisher import broker_of
 
     broker = broker_of(runtime)
     pid = broker._pg.get_server_pid()

@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from guanxi.core.errors import ConfigError
+from guanxi.core.base.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "guanxi.toml"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///guanxi.db"
@@ -112,7 +112,7 @@ class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 
 
 class QueueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The inbox and outbox workers (see guanxi.core.inbox and guanxi.core.outbox)."""
+    """The inbox and outbox workers (see guanxi.core.queues.inbox and guanxi.core.queues.outbox)."""
 
     run_workers: bool = True
     batch: Positive = 10
@@ -247,7 +247,7 @@ def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> tuple[CoreSettings, dict[str, Any], str]:
     """Read file and environment; decode the core part. Plugin sections are decoded by the plugin
-    manager once it knows each enabled plugin's schema (see :func:`guanxi.core.plugins.load`)."""
+    manager once it knows each enabled plugin's schema (see :func:`guanxi.core.hooks.manager.load`)."""
     tree, source = read_raw(path, environ)
     core, sections = load_core(tree, source)
     return core, sections, source

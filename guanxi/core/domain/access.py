@@ -1,5 +1,5 @@
 """Roles and permissions: declared here (core's) and by plugins through
-:func:`guanxi.core.hookspecs.guanxi_permissions`."""
+:func:`guanxi.core.hooks.specs.guanxi_permissions`."""
 
 from __future__ import annotations
 

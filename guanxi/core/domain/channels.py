@@ -4,7 +4,7 @@ A channel adapter is a small object contributed through the ``guanxi_channels`` 
 ``send`` from the outbox worker and ``fetch_profile`` when a profile refresh is asked for; it
 never talks to a provider any other way. Inbound traffic arrives through the plugin's own routes,
 which turn provider payloads into :class:`InboundEvent` and hand them to
-:func:`guanxi.core.inbox.ingest`.
+:func:`guanxi.core.queues.inbox.ingest`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from guanxi.core.errors import GuanxiError
+from guanxi.core.base.errors import GuanxiError
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,7 +14,7 @@ import msgspec
 
 class ScoreComponent(msgspec.Struct, frozen=True, kw_only=True):
     """One part of one customer's score, as a plugin contributes it through
-    :func:`guanxi.core.hookspecs.guanxi_score_components`.
+    :func:`guanxi.core.hooks.specs.guanxi_score_components`.
 
     ``name`` identifies the component (``referral.social``); ``value`` is in points (may be
     negative); ``reasons`` say in words where the points come from, e.g.

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from guanxi.core.context import Actor
+from guanxi.core.base.context import Actor
 
 
 class CustomerData(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,7 +2,7 @@
 
 Every row carries ``tenant_id``; every primary key, unique key and index starts with it, so one
 database can serve many companies and can later be sharded by tenant (e.g. Citus) without a
-redesign. Ids are UUIDv7 made by the application (:mod:`guanxi.core.ids`).
+redesign. Ids are UUIDv7 made by the application (:mod:`guanxi.core.base.ids`).
 
 Plugins declare their own tables on :class:`Base` (names prefixed with the plugin's name) and
 ship an Alembic version folder for them.
@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from guanxi.core.ids import new_id
+from guanxi.core.base.ids import new_id
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -79,7 +79,7 @@ class Base(DeclarativeBase):
 
 class TenantScoped:
     """Mixin of every tenant-owned table. The tenant filter is added in one place:
-    :mod:`guanxi.core.tenancy` (never by hand in a query)."""
+    :mod:`guanxi.core.storage.tenancy` (never by hand in a query)."""
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, sort_order=-100)
 
@@ -94,7 +94,7 @@ field name, see ``PERSONAL_FIELDS`` in :mod:`guanxi.core.services.audit`.)"""
 class CustomerOwned:
     """Mixin of tables whose rows belong to one customer, through a ``customer_id`` column.
 
-    Record ownership is enforced in :mod:`guanxi.core.tenancy` for these tables as for customers:
+    Record ownership is enforced in :mod:`guanxi.core.storage.tenancy` for these tables as for customers:
     a caller who may not see a customer (a salesperson, for another's customer) sees none of
     its rows either, in any query. Plugin tables keyed by customer use it too.
     """

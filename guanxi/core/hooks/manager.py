@@ -16,9 +16,9 @@ from typing import Any
 
 import pluggy
 
-from guanxi.core import hookspecs
-from guanxi.core.config import PluginSettings
-from guanxi.core.errors import PluginError
+from guanxi.core.base.config import PluginSettings
+from guanxi.core.base.errors import PluginError
+from guanxi.core.hooks import specs as hookspecs
 
 ENTRY_POINT_GROUP = "guanxi"
 log = logging.getLogger("guanxi.plugins")
@@ -34,21 +34,22 @@ def make_plugin_manager(
     settings: PluginSettings,
     *,
     extra: Mapping[str, object] | None = None,
+    core: Mapping[str, object] | None = None,
 ) -> pluggy.PluginManager:
     """Build a plugin manager holding exactly the enabled plugins.
 
     :param settings: the ``[plugins]`` section (enabled names, tracing).
     :param extra: plugins given as objects rather than entry points, by name (tests and
         embedding applications). They are registered only if enabled, like entry points.
+    :param core: core's own plugins (the runtime passes the real-time publisher): always
+        registered, never blocked, never listed in ``plugins.enabled``.
     :raises PluginError: an enabled plugin is not installed, fails to import, or implements a
         hook that does not exist.
     """
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
-    # core's own plugins: always registered, never blocked
-    from guanxi.core import realtime
-
-    pm.register(realtime, name=realtime.NAME)
+    for name, plugin in (core or {}).items():
+        pm.register(plugin, name=name)
     extra = dict(extra or {})
     installed = installed_plugins()
     enabled = list(settings.enabled)

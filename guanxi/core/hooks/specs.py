@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     import click
     import msgspec
 
-    from guanxi.core.access import Permission
-    from guanxi.core.channels import Channel, InboundEvent
-    from guanxi.core.contracts import EntryPoint, EntryPointRequest, ScoreComponent
-    from guanxi.core.events import (
+    from guanxi.core.domain.access import Permission
+    from guanxi.core.domain.channels import Channel, InboundEvent
+    from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
+    from guanxi.core.domain.events import (
         ContactArrived,
         ContactLeft,
         CustomerCreated,
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     )
     from guanxi.core.runtime import Runtime, Tx
     from guanxi.core.services.identities import IdentityInput
-    from guanxi.core.tenancy import TenantSession
+    from guanxi.core.storage.tenancy import TenantSession
 
 hookspec = pluggy.HookspecMarker("guanxi")
 
@@ -142,7 +142,7 @@ def guanxi_cli(group: click.Group) -> None:
 def guanxi_permissions() -> list[Permission] | None:
     """Declare this plugin's permissions: which roles may use which of its GraphQL fields.
 
-    Each :class:`guanxi.core.access.Permission` names the roles that hold it and the schema
+    Each :class:`guanxi.core.domain.access.Permission` names the roles that hold it and the schema
     coordinates it guards (``"Mutation.wecomMassSend"``). Core enforces them in one place for
     every request; a plugin never checks roles in its resolvers. A plugin mutation that no
     permission covers is allowed to admins only. Called once at start-up. Synchronous.

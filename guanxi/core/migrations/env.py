@@ -11,8 +11,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from guanxi.core.db import create_engine
-from guanxi.core.models import Base
+from guanxi.core.domain.models import Base
+from guanxi.core.storage.db import create_engine
 
 config = context.config
 target_metadata = Base.metadata

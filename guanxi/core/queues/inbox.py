@@ -18,18 +18,18 @@ import msgspec
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from guanxi.core import plugins
-from guanxi.core.channels import InboundEvent
-from guanxi.core.context import Actor, RequestContext
-from guanxi.core.db import write_transaction
-from guanxi.core.errors import ValidationError
-from guanxi.core.events import InboundApplied
-from guanxi.core.ids import new_id
-from guanxi.core.models import InboxEvent, utcnow
-from guanxi.core.queue import QueueWorker, backoff, claim
-from guanxi.core.queue import depth as queue_depth
+from guanxi.core.base.context import Actor, RequestContext
+from guanxi.core.base.errors import ValidationError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.channels import InboundEvent
+from guanxi.core.domain.events import InboundApplied
+from guanxi.core.domain.models import InboxEvent, utcnow
+from guanxi.core.hooks import manager as plugins
+from guanxi.core.queues.queue import QueueWorker, backoff, claim
+from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import identities, interactions
+from guanxi.core.storage.db import write_transaction
 
 log = logging.getLogger("guanxi.inbox")
 CHANNEL_ACTOR = Actor(kind="system", name="inbox")

@@ -23,20 +23,20 @@ import uuid
 import msgspec
 from sqlalchemy import desc, select
 
-from guanxi.core.channels import (
+from guanxi.core.base.context import Actor, RequestContext
+from guanxi.core.base.errors import ConflictError, GuanxiError, ValidationError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.channels import (
     Attachment,
     CapabilityError,
     DeliveryError,
     OutboundMessage,
     PermanentDeliveryError,
 )
-from guanxi.core.context import Actor, RequestContext
-from guanxi.core.errors import ConflictError, GuanxiError, ValidationError
-from guanxi.core.events import MessageStatusChanged
-from guanxi.core.ids import new_id
-from guanxi.core.models import Identity, Interaction, OutboxMessage, utcnow
-from guanxi.core.queue import QueueWorker, backoff, claim
-from guanxi.core.queue import depth as queue_depth
+from guanxi.core.domain.events import MessageStatusChanged
+from guanxi.core.domain.models import Identity, Interaction, OutboxMessage, utcnow
+from guanxi.core.queues.queue import QueueWorker, backoff, claim
+from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import consent, interactions
 from guanxi.core.services.audit import audit

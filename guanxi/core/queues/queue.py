@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from guanxi.core.db import write_transaction
-from guanxi.core.models import utcnow
+from guanxi.core.domain.models import utcnow
+from guanxi.core.storage.db import write_transaction
 
 log = logging.getLogger("guanxi.queue")
 

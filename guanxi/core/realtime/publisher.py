@@ -9,9 +9,9 @@ from typing import Any
 
 import msgspec
 
-from guanxi.core.broker import MAX_TEXT, Broker, Envelope, asyncpg_dsn
-from guanxi.core.events import InteractionRecorded, MessageStatusChanged
-from guanxi.core.plugins import hookimpl
+from guanxi.core.domain.events import InteractionRecorded, MessageStatusChanged
+from guanxi.core.hooks.manager import hookimpl
+from guanxi.core.realtime.broker import MAX_TEXT, Broker, Envelope, asyncpg_dsn
 
 NAME = "guanxi.realtime"
 

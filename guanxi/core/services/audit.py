@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from guanxi.core.models import AuditEvent
+from guanxi.core.domain.models import AuditEvent
 from guanxi.core.runtime import Tx
 
 PERSONAL_FIELDS = frozenset(

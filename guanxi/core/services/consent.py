@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from guanxi.core.errors import ValidationError
-from guanxi.core.models import Consent, utcnow
+from guanxi.core.base.errors import ValidationError
+from guanxi.core.domain.models import Consent, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer

@@ -9,15 +9,15 @@ from typing import Any, Final
 import msgspec
 from sqlalchemy import delete, select
 
-from guanxi.core import plugins
-from guanxi.core.errors import NotFoundError, ValidationError
-from guanxi.core.events import CustomerCreated, CustomerData, CustomerUpdated
-from guanxi.core.ids import new_id
-from guanxi.core.models import ContactPoint, Customer, Identity, User, utcnow
+from guanxi.core.base.errors import NotFoundError, ValidationError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.events import CustomerCreated, CustomerData, CustomerUpdated
+from guanxi.core.domain.models import ContactPoint, Customer, Identity, User, utcnow
+from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.pipelines import move_stage, stage_by_key
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.storage.tenancy import TenantSession
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE_CHARS = re.compile(r"[\s\-().]")

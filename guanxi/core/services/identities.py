@@ -8,15 +8,15 @@ from typing import Any
 import msgspec
 from sqlalchemy import select
 
-from guanxi.core import plugins
-from guanxi.core.errors import ConflictError, NotFoundError, ValidationError
-from guanxi.core.events import IdentityAttached
-from guanxi.core.ids import new_id
-from guanxi.core.models import ContactPoint, Customer, Identity, utcnow
+from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.events import IdentityAttached
+from guanxi.core.domain.models import ContactPoint, Customer, Identity, utcnow
+from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import CustomerInput, create_customer, get_customer, normalize_email, normalize_phone, search_text
-from guanxi.core.tenancy import ALL_OWNERS
+from guanxi.core.storage.tenancy import ALL_OWNERS
 
 
 class IdentityInput(msgspec.Struct, kw_only=True):

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from guanxi.core.errors import ValidationError
-from guanxi.core.events import InteractionRecorded
-from guanxi.core.ids import new_id
-from guanxi.core.models import Interaction, utcnow
+from guanxi.core.base.errors import ValidationError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.events import InteractionRecorded
+from guanxi.core.domain.models import Interaction, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer

@@ -7,9 +7,9 @@ import uuid
 import msgspec
 from sqlalchemy import func, select, update
 
-from guanxi.core.errors import ValidationError
-from guanxi.core.events import CustomersMerged
-from guanxi.core.models import Consent, ContactPoint, CustomerTag, Identity, Interaction, StageChange, Task, utcnow
+from guanxi.core.base.errors import ValidationError
+from guanxi.core.domain.events import CustomersMerged
+from guanxi.core.domain.models import Consent, ContactPoint, CustomerTag, Identity, Interaction, StageChange, Task, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import _sync_contact_points, get_customer, search_text

@@ -7,13 +7,13 @@ import uuid
 import msgspec
 from sqlalchemy import select
 
-from guanxi.core.errors import NotFoundError, ValidationError
-from guanxi.core.events import StageChanged
-from guanxi.core.ids import new_id
-from guanxi.core.models import Customer, Pipeline, Stage, StageChange, Tenant, utcnow
+from guanxi.core.base.errors import NotFoundError, ValidationError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.events import StageChanged
+from guanxi.core.domain.models import Customer, Pipeline, Stage, StageChange, Tenant, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
-from guanxi.core.tenancy import TenantSession, unscoped
+from guanxi.core.storage.tenancy import TenantSession, unscoped
 
 
 class StageSpec(msgspec.Struct, frozen=True):

@@ -16,8 +16,7 @@ from typing import Any
 
 from sqlalchemy import String, cast, delete, or_, select, update
 
-from guanxi.core import plugins
-from guanxi.core.models import (
+from guanxi.core.domain.models import (
     AuditEvent,
     Consent,
     ContactPoint,
@@ -33,10 +32,11 @@ from guanxi.core.models import (
     Task,
     utcnow,
 )
+from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services.audit import PERSONAL_FIELDS, audit
 from guanxi.core.services.customers import get_customer
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.storage.tenancy import TenantSession
 
 ERASED_NAME = "Erased customer"
 ERASED = "[erased]"
@@ -61,7 +61,7 @@ def personal_data_gaps(runtime: Runtime) -> list[str]:
     """Enabled plugins whose tables hold personal data (columns with ``info=PERSONAL``) but that
     do not implement both ``guanxi_export_customer_data`` and ``guanxi_erase_customer``: one
     line per plugin saying what is missing (reported by ``guanxi plugins --check``)."""
-    from guanxi.core.models import Base
+    from guanxi.core.domain.models import Base
 
     hooks = {
         "guanxi_export_customer_data": {i.plugin_name for i in runtime.pm.hook.guanxi_export_customer_data.get_hookimpls()},

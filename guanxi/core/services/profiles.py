@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from guanxi.core.channels import CapabilityError
-from guanxi.core.context import RequestContext
-from guanxi.core.errors import NotFoundError
-from guanxi.core.models import Identity
+from guanxi.core.base.context import RequestContext
+from guanxi.core.base.errors import NotFoundError
+from guanxi.core.domain.channels import CapabilityError
+from guanxi.core.domain.models import Identity
 from guanxi.core.runtime import Runtime
 from guanxi.core.services.identities import IdentityInput, attach_identity
 

@@ -1,5 +1,5 @@
 """Read queries used by the API: customer lists with filters, keyset pagination and counts,
-and the funnel report. Tenant scoping is applied by the session (:mod:`guanxi.core.tenancy`)."""
+and the funnel report. Tenant scoping is applied by the session (:mod:`guanxi.core.storage.tenancy`)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 import msgspec
 from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, literal, or_, select
 
-from guanxi.core.models import Customer, CustomerTag, Identity, Pipeline, Stage, StageChange, Tag
+from guanxi.core.domain.models import Customer, CustomerTag, Identity, Pipeline, Stage, StageChange, Tag
 from guanxi.core.services.tags import split_tag
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.storage.tenancy import TenantSession
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -55,7 +55,7 @@ class CustomerOrdering:
     :param key: the ordering's name, lower_snake_case (``score_desc``); the API shows it upper
         case (``SCORE_DESC``) and writes it into cursors.
     :param expression: returns the SQL sort key for core's customer select, an expression over
-        :class:`~guanxi.core.models.Customer` (typically a correlated scalar subquery on the
+        :class:`~guanxi.core.domain.models.Customer` (typically a correlated scalar subquery on the
         plugin's table). It must never be NULL (``coalesce`` it): keyset pagination compares it.
     :param descending: sort from the largest value.
     :param description: shown in the schema.

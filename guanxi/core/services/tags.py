@@ -7,14 +7,14 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, select
 
-from guanxi.core.errors import ValidationError
-from guanxi.core.events import TagsChanged
-from guanxi.core.ids import new_id
-from guanxi.core.models import CustomerTag, Tag, utcnow
+from guanxi.core.base.errors import ValidationError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.events import TagsChanged
+from guanxi.core.domain.models import CustomerTag, Tag, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.storage.tenancy import TenantSession
 
 
 def split_tag(label: str) -> tuple[str, str]:

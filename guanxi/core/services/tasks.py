@@ -7,10 +7,10 @@ import uuid
 
 import msgspec
 
-from guanxi.core.errors import NotFoundError, ValidationError
-from guanxi.core.events import TaskChanged
-from guanxi.core.ids import new_id
-from guanxi.core.models import Task, User, utcnow
+from guanxi.core.base.errors import NotFoundError, ValidationError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.events import TaskChanged
+from guanxi.core.domain.models import Task, User, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from guanxi.core.access import ROLES
-from guanxi.core.errors import ConflictError, ValidationError
-from guanxi.core.ids import new_id
-from guanxi.core.models import User, utcnow
+from guanxi.core.base.errors import ConflictError, ValidationError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.access import ROLES
+from guanxi.core.domain.models import User, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import normalize_email

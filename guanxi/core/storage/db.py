@@ -13,9 +13,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 
-from guanxi.core.config import DatabaseSettings
-from guanxi.core.errors import ConfigError
-from guanxi.core.tenancy import RLS_KEY, TenantSession
+from guanxi.core.base.config import DatabaseSettings
+from guanxi.core.base.errors import ConfigError
+from guanxi.core.storage.tenancy import RLS_KEY, TenantSession
 
 
 def is_sqlite(url: str) -> bool:
@@ -66,7 +66,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
     if backend == "postgresql" and settings.row_level_security:
-        from guanxi.core.rls import scope_transaction
+        from guanxi.core.storage.rls import scope_transaction
 
         @event.listens_for(engine.sync_engine, "begin")
         def _unscoped_by_default(conn: Any) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from guanxi.core.models import Base
+from guanxi.core.domain.models import Base
 
 POLICY = "guanxi_tenant_isolation"
 _CONDITION = "current_setting('guanxi.unscoped', true) = 'on' OR tenant_id = NULLIF(current_setting('guanxi.tenant_id', true), '')::uuid"

@@ -23,7 +23,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
-from guanxi.core.models import Base, Customer, CustomerOwned, TenantScoped
+from guanxi.core.domain.models import Base, Customer, CustomerOwned, TenantScoped
 
 TENANT_KEY = "guanxi.tenant_id"
 OWNERS_KEY = "guanxi.owners"
@@ -159,7 +159,7 @@ def _rls_scope(session: Session, _transaction: Any, connection: Any) -> None:
     info = session.info
     if not info.get(RLS_KEY):
         return
-    from guanxi.core.rls import scope_transaction
+    from guanxi.core.storage.rls import scope_transaction
 
     scope_transaction(connection, info.get(TENANT_KEY), unscoped=bool(info.get(UNSCOPED_KEY)))
 

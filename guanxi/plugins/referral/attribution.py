@@ -22,9 +22,9 @@ from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from guanxi.core.errors import NotFoundError
-from guanxi.core.events import ContactArrived
-from guanxi.core.models import ContactPoint, Identity
+from guanxi.core.base.errors import NotFoundError
+from guanxi.core.domain.events import ContactArrived
+from guanxi.core.domain.models import ContactPoint, Identity
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer

@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 import msgspec
 from sqlalchemy import func, select
 
-from guanxi.core import plugins
-from guanxi.core.contracts import EntryPoint, EntryPointRequest
-from guanxi.core.errors import ConflictError, NotFoundError, ValidationError
-from guanxi.core.ids import new_id
-from guanxi.core.models import Customer, User, utcnow
+from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest
+from guanxi.core.domain.models import Customer, User, utcnow
+from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer

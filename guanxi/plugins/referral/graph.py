@@ -4,7 +4,7 @@ Every query here is a single ``WITH RECURSIVE`` statement (SQLite and PostgreSQL
 has at most one inviter (one attribution row per customer) and attribution refuses cycles, so
 the graph is a forest; the depth bound stops the recursion in any case. Only ``active``
 attributions are edges: an invitee who left within the reversal window is no referral.
-ORM attributes are selected so that the tenant filter of :mod:`guanxi.core.tenancy` applies.
+ORM attributes are selected so that the tenant filter of :mod:`guanxi.core.storage.tenancy` applies.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import CTE, Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
-from guanxi.core.models import Customer, Stage
-from guanxi.core.queries import CUSTOMER_COLUMNS
+from guanxi.core.domain.models import Customer, Stage
+from guanxi.core.services.queries import CUSTOMER_COLUMNS
 from guanxi.plugins.referral.models import ReferralAttribution
 
 A = ReferralAttribution

@@ -10,9 +10,9 @@ import strawberry
 from sqlalchemy import desc, func, select
 from strawberry.types import Info
 
-from guanxi.core.errors import ValidationError
-from guanxi.core.models import Customer as CustomerModel
-from guanxi.core.models import User as UserModel
+from guanxi.core.base.errors import ValidationError
+from guanxi.core.domain.models import Customer as CustomerModel
+from guanxi.core.domain.models import User as UserModel
 from guanxi.graphql.pagination import PageInfo, check_page_size, decode_cursor, encode_cursor
 from guanxi.graphql.types import Customer, User
 from guanxi.plugins.referral import campaigns, graph

@@ -9,10 +9,10 @@ import uuid
 
 from sqlalchemy import func, select
 
-from guanxi.core.errors import ConflictError, NotFoundError
-from guanxi.core.events import ReferralProgress
-from guanxi.core.ids import new_id
-from guanxi.core.models import Task, utcnow
+from guanxi.core.base.errors import ConflictError, NotFoundError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.events import ReferralProgress
+from guanxi.core.domain.models import Task, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.tasks import TaskInput, create_task

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKeyConstraint, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guanxi.core.ids import new_id
-from guanxi.core.models import PERSONAL, Base, CustomerOwned, TenantScoped, utcnow
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.models import PERSONAL, Base, CustomerOwned, TenantScoped, utcnow
 
 
 def _fk(column: str, table: str, name: str | None = None) -> ForeignKeyConstraint:

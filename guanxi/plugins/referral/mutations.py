@@ -9,7 +9,7 @@ import msgspec
 import strawberry
 from strawberry.types import Info
 
-from guanxi.core.errors import ValidationError
+from guanxi.core.base.errors import ValidationError
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id
 from guanxi.plugins.referral import campaigns, ledger

@@ -11,12 +11,12 @@ import msgspec
 from sqlalchemy import select
 
 from guanxi import RequestContext, Runtime, hookimpl
-from guanxi.core.access import Permission
-from guanxi.core.context import Actor
-from guanxi.core.contracts import ScoreComponent
-from guanxi.core.events import ContactArrived, ContactLeft, CustomersMerged, StageChanged
-from guanxi.core.models import utcnow
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.base.context import Actor
+from guanxi.core.domain.access import Permission
+from guanxi.core.domain.contracts import ScoreComponent
+from guanxi.core.domain.events import ContactArrived, ContactLeft, CustomersMerged, StageChanged
+from guanxi.core.domain.models import utcnow
+from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.plugins.referral import attribution, ledger, merges, privacy, social
 from guanxi.plugins.referral.models import ReferralAttribution

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from guanxi.core.errors import ValidationError
+from guanxi.core.base.errors import ValidationError
 
 MIN_SIDE, MAX_SIDE = 64, 4000  # pixels: a poster is at most 4000 x 4000
 

@@ -14,10 +14,10 @@ from litestar.response import Redirect
 from sqlalchemy import select, update
 
 from guanxi import RequestContext, Runtime
-from guanxi.core.context import Actor
-from guanxi.core.models import Customer, Identity, User
+from guanxi.core.base.context import Actor
+from guanxi.core.domain.models import Customer, Identity, User
 from guanxi.core.services.interactions import InteractionInput, record_interaction
-from guanxi.core.tenancy import unscoped
+from guanxi.core.storage.tenancy import unscoped
 from guanxi.plugins.referral.campaigns import token_by_value
 from guanxi.plugins.referral.links import link_url, visitor_ok
 from guanxi.plugins.referral.models import ReferralCampaign, ReferralToken

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from guanxi.core.contracts import ScoreComponent
+from guanxi.core.domain.contracts import ScoreComponent
 from guanxi.plugins.referral import graph
 from guanxi.plugins.referral.settings import ReferralSettings
 

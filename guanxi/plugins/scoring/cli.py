@@ -19,10 +19,10 @@ def scoring() -> None:
 @click.pass_context
 def recompute(ctx: click.Context, slug: str | None, batch_size: int | None) -> None:
     """Recompute every customer's score in set-based SQL, batch by batch of customer ids."""
-    from guanxi.cli import _rt, run_async
+    from guanxi.cli.common import run_async, runtime_of
     from guanxi.plugins.scoring.recompute import recompute_tenant
 
-    rt = _rt(ctx)
+    rt = runtime_of(ctx)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task("scoring customers", total=None)

@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Float, Integer, String, and_, case, cast, func, ins
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
-from guanxi.core.models import Customer, Identity, Interaction, UTCDateTime
+from guanxi.core.domain.models import Customer, Identity, Interaction, UTCDateTime
 from guanxi.plugins.scoring.models import ScoringPart
 from guanxi.plugins.scoring.settings import PERIOD_SECONDS, ScoringSettings
 from guanxi.plugins.scoring.sql import Dialect, epoch_seconds

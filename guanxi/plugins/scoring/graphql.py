@@ -20,8 +20,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
-from guanxi.core.errors import ValidationError
-from guanxi.core.models import Customer as Customer_
+from guanxi.core.base.errors import ValidationError
+from guanxi.core.domain.models import Customer as Customer_
 from guanxi.graphql.pagination import check_page_size
 from guanxi.graphql.types import Customer
 from guanxi.plugins.scoring import explain

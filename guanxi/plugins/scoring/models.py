@@ -12,7 +12,7 @@ import uuid
 from sqlalchemy import JSON, Float, ForeignKeyConstraint, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guanxi.core.models import Base, CustomerOwned, TenantScoped
+from guanxi.core.domain.models import Base, CustomerOwned, TenantScoped
 
 
 def _customer_fk() -> ForeignKeyConstraint:

@@ -9,8 +9,8 @@ from typing import Any
 import click
 import msgspec
 
-from guanxi.core.access import Permission
-from guanxi.core.events import (
+from guanxi.core.domain.access import Permission
+from guanxi.core.domain.events import (
     ContactArrived,
     ContactLeft,
     CustomerCreated,
@@ -20,9 +20,9 @@ from guanxi.core.events import (
     InteractionRecorded,
     ReferralProgress,
 )
-from guanxi.core.plugins import hookimpl
+from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.scoring.recompute import rescore, rescore_merge
 from guanxi.plugins.scoring.settings import ScoringSettings
 from guanxi.plugins.scoring.sql import ensure_sqlite_math

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.scoring.models import ScoringHistory, ScoringPart, ScoringScore
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import msgspec
 from sqlalchemy import Float, and_, case, func, literal, select
 
-from guanxi.core.models import Customer, Interaction, Stage, Task
-from guanxi.core.queries import CUSTOMER_COLUMNS
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.domain.models import Customer, Interaction, Stage, Task
+from guanxi.core.services.queries import CUSTOMER_COLUMNS
+from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.scoring.models import ScoringScore
 from guanxi.plugins.scoring.settings import ScoringSettings
 from guanxi.plugins.scoring.sql import Dialect, epoch_seconds

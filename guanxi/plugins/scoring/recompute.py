@@ -24,17 +24,18 @@ from sqlalchemy import Float, case, delete, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from guanxi.core import plugins
-from guanxi.core.context import Actor, RequestContext
-from guanxi.core.contracts import ScoreComponent
-from guanxi.core.errors import PluginError
-from guanxi.core.models import Customer, UTCDateTime, utcnow
+from guanxi.core.base.context import Actor, RequestContext
+from guanxi.core.base.errors import PluginError
+from guanxi.core.domain.contracts import ScoreComponent
+from guanxi.core.domain.models import Customer, UTCDateTime, utcnow
+from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.plugins.scoring import components
 from guanxi.plugins.scoring.components import Scope, ids_scope, range_scope
 from guanxi.plugins.scoring.models import ScoringHistory, ScoringPart, ScoringScore
 from guanxi.plugins.scoring.settings import ScoringSettings
 from guanxi.plugins.scoring.sql import Dialect
+from guanxi.plugins.scoring.stages import apply_stage_rules
 
 NAME = "scoring"
 #: the actor of stage moves and tasks made by the batch recompute
@@ -174,8 +175,6 @@ async def score_set(
 
 async def score_customers(tx: Tx, ids: list[uuid.UUID], *, as_of: dt.datetime | None = None, cause: str) -> dict[uuid.UUID, float]:
     """Recompute some customers (the incremental path) and apply the stage rules to them."""
-    from guanxi.plugins.scoring.stages import apply_stage_rules
-
     if not ids:
         return {}
     if tx.runtime.engine.dialect.name == "postgresql":
@@ -183,7 +182,7 @@ async def score_customers(tx: Tx, ids: list[uuid.UUID], *, as_of: dt.datetime | 
         # (on SQLite the database write lock already serialises writers)
         await tx.session.execute(select(Customer.id).where(Customer.id.in_(ids)).order_by(Customer.id).with_for_update())
     totals = await score_set(tx, ids_scope(ids), ids, as_of=as_of or clock(), cause=cause)
-    await apply_stage_rules(tx, totals)
+    await apply_stage_rules(tx, totals, clock())
     return totals
 
 
@@ -220,8 +219,6 @@ async def recompute_tenant(
 ) -> RecomputeReport:
     """Recompute every customer of a tenant, batch by batch of customer ids (each batch one
     transaction, so the SQLite write lock is released between batches)."""
-    from guanxi.plugins.scoring.stages import apply_stage_rules
-
     settings = settings_of(runtime)
     size = batch_size or settings.batch_size
     as_of = as_of or clock()
@@ -249,7 +246,7 @@ async def recompute_tenant(
                 tx, range_scope(last, ids[-1]), ids, as_of=as_of, cause="recompute", history_min_change=settings.history_min_change
             )
             report.changed += runtime.state.get(CHANGED_KEY, 0) - before
-            report.moved += await apply_stage_rules(tx, totals)
+            report.moved += await apply_stage_rules(tx, totals, clock())
         last = ids[-1]
         report.customers += len(ids)
         report.batches += 1

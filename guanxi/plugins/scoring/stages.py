@@ -11,9 +11,9 @@ import uuid
 
 from sqlalchemy import and_, func, select
 
-from guanxi.core import plugins
-from guanxi.core.errors import ValidationError
-from guanxi.core.models import Customer, Stage, User, utcnow
+from guanxi.core.base.errors import ValidationError
+from guanxi.core.domain.models import Customer, Stage, User, utcnow
+from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Tx
 from guanxi.core.services.customers import CustomerPatch, get_customer, set_stage, snapshot, update_customer
 from guanxi.core.services.tasks import TaskInput, create_task
@@ -27,9 +27,10 @@ def rule_name(index: int) -> str:
     return f"scoring.stage_rules[{index}]"
 
 
-async def apply_stage_rules(tx: Tx, totals: dict[uuid.UUID, float]) -> int:
+async def apply_stage_rules(tx: Tx, totals: dict[uuid.UUID, float], now: dt.datetime) -> int:
     """Move the customers whose new total reaches a rule's threshold; returns how many moved.
-    Costs no statement when no total reaches the lowest threshold."""
+    Costs no statement when no total reaches the lowest threshold. ``now`` is the recompute's
+    clock: hand-over tasks are due relative to it."""
     settings: ScoringSettings = tx.runtime.plugin_settings("scoring")
     rules = settings.stage_rules
     if not rules or not totals:
@@ -64,11 +65,11 @@ async def apply_stage_rules(tx: Tx, totals: dict[uuid.UUID, float]) -> int:
             current, steps = rule.to_stage, steps + 1
         if steps:
             moved += 1
-            await _hand_over(tx, customer_id, current, total, settings.assignment)
+            await _hand_over(tx, customer_id, current, total, settings.assignment, now)
     return moved
 
 
-async def _hand_over(tx: Tx, customer_id: uuid.UUID, stage_key: str, total: float, cfg: Assignment) -> None:
+async def _hand_over(tx: Tx, customer_id: uuid.UUID, stage_key: str, total: float, cfg: Assignment, now: dt.datetime) -> None:
     """Give a moved customer an owner (if it has none) and its owner a follow-up task."""
     customer = await get_customer(tx.session, customer_id)
     owner = customer.owner_id
@@ -77,9 +78,7 @@ async def _hand_over(tx: Tx, customer_id: uuid.UUID, stage_key: str, total: floa
         if owner is not None:
             await update_customer(tx, customer_id, CustomerPatch(owner_id=owner))
     title = cfg.task_title.format(stage=stage_key, score=round(total, 1))
-    from guanxi.plugins.scoring.recompute import clock
-
-    due = clock() + dt.timedelta(hours=cfg.task_due_hours)
+    due = now + dt.timedelta(hours=cfg.task_due_hours)
     await create_task(tx, TaskInput(customer_id=customer_id, title=title, assignee_id=owner, due_at=due))
 
 

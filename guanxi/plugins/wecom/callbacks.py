@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 import xml.etree.ElementTree as ET
 
-from guanxi.core.channels import InboundEvent, ProfileInput
+from guanxi.core.domain.channels import InboundEvent, ProfileInput
 
 CHANNEL = "wecom"
 MAX_BODY = 64 * 1024

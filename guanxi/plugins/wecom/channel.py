@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from guanxi.core.channels import (
+from guanxi.core.domain.channels import (
     Attachment,
     Capabilities,
     Channel,

@@ -19,7 +19,7 @@ def wecom() -> None:
 @click.pass_context
 def sync(ctx: click.Context, corp_key: str | None) -> None:
     """Pull every follower's customers (paged), with a progress bar. Idempotent."""
-    from guanxi.cli import _rt, run_async
+    from guanxi.cli.common import run_async, runtime_of
 
     async def job(runtime: Runtime) -> service.SyncResult:
         settings = wecom_state(runtime).settings
@@ -31,5 +31,5 @@ def sync(ctx: click.Context, corp_key: str | None) -> None:
         with click.progressbar(length=0, label="customers", show_pos=True) as bar:
             return await service.initial_sync(runtime, tenant, corp.key, progress=bar.update)
 
-    result = run_async(_rt(ctx), job)  # WeCom errors are GuanxiErrors: a clean message, no secret
+    result = run_async(runtime_of(ctx), job)  # WeCom errors are GuanxiErrors: a clean message, no secret
     click.echo(f"staff: {result.staff}, customers: {result.customers}, new: {result.created}")

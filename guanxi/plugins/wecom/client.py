@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from guanxi.core.errors import GuanxiError
+from guanxi.core.base.errors import GuanxiError
 
 log = logging.getLogger("guanxi.wecom")
 _SECRET_PARAMS = re.compile(r"(access_token|corpsecret)=[^&\s\"']+")

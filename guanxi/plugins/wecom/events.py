@@ -13,13 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from guanxi.core.channels import InboundEvent
-from guanxi.core.context import Actor, RequestContext
-from guanxi.core.events import ContactArrived, ContactLeft, InboundApplied
-from guanxi.core.models import CustomerTag, Identity, Tag, User, utcnow
+from guanxi.core.base.context import Actor, RequestContext
+from guanxi.core.domain.channels import InboundEvent
+from guanxi.core.domain.events import ContactArrived, ContactLeft, InboundApplied
+from guanxi.core.domain.models import CustomerTag, Identity, Tag, User, utcnow
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import customers, identities, tags
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.wecom.callbacks import CHANNEL, FOLLOW_STATUS, dedupe_key
 from guanxi.plugins.wecom.models import WecomChat, WecomEvent, WecomFollow, WecomStaff, WecomTag
 from guanxi.plugins.wecom.settings import CorpSettings

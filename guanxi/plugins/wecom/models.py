@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ForeignKeyConstraint, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from guanxi.core.models import PERSONAL, Base, CustomerOwned, TenantScoped, utcnow
+from guanxi.core.domain.models import PERSONAL, Base, CustomerOwned, TenantScoped, utcnow
 
 
 class WecomFollow(CustomerOwned, TenantScoped, Base):

@@ -12,13 +12,13 @@ import msgspec
 from sqlalchemy import select, update
 
 from guanxi import Runtime, Tx, hookimpl
-from guanxi.core.access import Permission
-from guanxi.core.channels import Channel, InboundEvent
-from guanxi.core.contracts import EntryPoint, EntryPointRequest, ScoreComponent
-from guanxi.core.errors import ConfigError
-from guanxi.core.events import CustomersMerged, InboundApplied
-from guanxi.core.ids import new_id
-from guanxi.core.tenancy import TenantSession
+from guanxi.core.base.errors import ConfigError
+from guanxi.core.base.ids import new_id
+from guanxi.core.domain.access import Permission
+from guanxi.core.domain.channels import Channel, InboundEvent
+from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
+from guanxi.core.domain.events import CustomersMerged, InboundApplied
+from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.wecom import events
 from guanxi.plugins.wecom.channel import WecomChannel
 from guanxi.plugins.wecom.models import WecomContactWay, WecomFollow
@@ -107,7 +107,7 @@ async def guanxi_inbound_applied(tx: Tx, event: InboundEvent, applied: InboundAp
 @hookimpl
 async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
     """Follow rows follow the customer."""
-    from guanxi.core.context import RequestContext
+    from guanxi.core.base.context import RequestContext
 
     async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=events.ACTOR)) as tx:
         await tx.session.execute(

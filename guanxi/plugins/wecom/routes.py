@@ -16,8 +16,8 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
 from litestar.params import FromPath
 
-from guanxi.core.errors import ValidationError
-from guanxi.core.inbox import ingest
+from guanxi.core.base.errors import ValidationError
+from guanxi.core.queues.inbox import ingest
 from guanxi.plugins.wecom import callbacks, events
 from guanxi.plugins.wecom.crypto import CryptoError, ReceiveIdError, SignatureError
 from guanxi.plugins.wecom.settings import CorpSettings

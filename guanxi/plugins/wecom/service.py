@@ -11,9 +11,9 @@ from typing import Any
 import msgspec
 from sqlalchemy import select
 
-from guanxi.core.context import RequestContext
-from guanxi.core.errors import NotFoundError, ValidationError
-from guanxi.core.models import CustomerTag, Identity, Tag
+from guanxi.core.base.context import RequestContext
+from guanxi.core.base.errors import NotFoundError, ValidationError
+from guanxi.core.domain.models import CustomerTag, Identity, Tag
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import tags as tag_service
 from guanxi.plugins.wecom import events

@@ -14,7 +14,7 @@ import pytest
 from guanxi_pigeon.routes import signature
 
 from guanxi import Runtime
-from guanxi.core import inbox
+from guanxi.core.queues import inbox
 from guanxi.testing import GraphQL
 
 SECRET = "referral-test-secret"
@@ -100,7 +100,7 @@ async def customer_id_of(runtime: Runtime, tenant_id: uuid.UUID, external_id: st
     """The global id of the customer behind a channel account."""
     from sqlalchemy import select
 
-    from guanxi.core.models import Identity
+    from guanxi.core.domain.models import Identity
     from guanxi.graphql.ids import to_global_id
 
     async with runtime.session(tenant_id) as s:
@@ -111,7 +111,7 @@ async def customer_id_of(runtime: Runtime, tenant_id: uuid.UUID, external_id: st
 
 
 async def staff(runtime: Runtime, tenant_id: uuid.UUID, email: str = "li@example.com", name: str = "Li Wei") -> str:
-    from guanxi.core.context import RequestContext
+    from guanxi.core.base.context import RequestContext
     from guanxi.core.services.users import create_user
     from guanxi.graphql.ids import to_global_id
 

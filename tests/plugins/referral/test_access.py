@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from guanxi import Runtime
-from guanxi.core.models import Customer
+from guanxi.core.domain.models import Customer
 from guanxi.graphql.ids import from_global_id
 from guanxi.testing import GraphQL
 from guanxi.testing.plugin import api_key

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from guanxi import Runtime, hookimpl
-from guanxi.core.events import ReferralProgress
+from guanxi.core.domain.events import ReferralProgress
 from guanxi.testing import GraphQL
 from tests.plugins.referral.conftest import Pigeon, create_campaign, customer_id_of, mint, staff
 

@@ -18,7 +18,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from guanxi import Runtime
-from guanxi.core.models import Interaction
+from guanxi.core.domain.models import Interaction
 from guanxi.plugins.referral.links import visitor_signature
 from guanxi.plugins.referral.models import ReferralToken
 from guanxi.testing import GraphQL

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from guanxi import RequestContext, Runtime
-from guanxi.core.events import ContactArrived
-from guanxi.core.models import AuditEvent
+from guanxi.core.domain.events import ContactArrived
+from guanxi.core.domain.models import AuditEvent
 from guanxi.core.services.customers import CustomerInput, create_customer
 from guanxi.graphql.ids import to_global_id
 from guanxi.testing import GraphQL

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from guanxi import ConfigError, RequestContext, Runtime
-from guanxi.core.plugins import collect, per_plugin
+from guanxi.core.hooks.manager import collect, per_plugin
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.testing import GraphQL
 from guanxi.testing.plugin import write_config

@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from guanxi import Runtime
-from guanxi.core.models import Base
+from guanxi.core.domain.models import Base
 from guanxi.plugins.referral import models
 
 pytestmark = pytest.mark.plugins("referral")

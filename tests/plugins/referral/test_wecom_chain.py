@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from guanxi import Runtime
-from guanxi.core.context import RequestContext
+from guanxi.core.base.context import RequestContext
 from guanxi.core.services.users import create_user
 from guanxi.graphql.ids import to_global_id
 from guanxi.testing import GraphQL

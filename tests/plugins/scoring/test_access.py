@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from guanxi.core.context import RequestContext
+from guanxi.core.base.context import RequestContext
 from guanxi.core.runtime import Runtime
 from guanxi.core.services.users import create_user
 from guanxi.testing.plugin import api_key

@@ -136,8 +136,8 @@ async def test_a_merge_gives_the_survivor_the_score_of_both_timelines_and_drops_
 async def test_a_departure_reported_by_a_channel_rescores_the_customer(shop: Shop) -> None:
     """guanxi_contact_left recomputes: the channel's contact_removed interaction is counted even
     when the departure event is the last to arrive."""
-    from guanxi.core.events import ContactLeft
-    from guanxi.core.plugins import fire
+    from guanxi.core.domain.events import ContactLeft
+    from guanxi.core.hooks.manager import fire
     from guanxi.core.runtime import Tx
 
     cid = await shop.customer()

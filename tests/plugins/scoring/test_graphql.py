@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from guanxi.core.context import Actor, RequestContext
+from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.runtime import Runtime
 from guanxi.core.services.tasks import TaskInput, create_task
 from guanxi.core.services.users import create_user

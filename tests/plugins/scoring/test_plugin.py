@@ -9,9 +9,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from guanxi.core import plugins
-from guanxi.core.errors import ConfigError
-from guanxi.core.models import Base
+from guanxi.core.base.errors import ConfigError
+from guanxi.core.domain.models import Base
+from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Runtime
 from guanxi.plugins.scoring import models  # noqa: F401 - its tables are on Base.metadata
 from tests.plugins.scoring.conftest import Shop
@@ -73,7 +73,7 @@ def test_the_priority_queue_is_for_sales_managers_and_admins(runtime: Runtime) -
 class Gossip:
     @plugins.hookimpl
     def guanxi_score_components(self, customer_ids):  # type: ignore[no-untyped-def]
-        from guanxi.core.contracts import ScoreComponent
+        from guanxi.core.domain.contracts import ScoreComponent
 
         return [ScoreComponent(customer_id=c, name="gossip.said", value=1, reasons=["Li Lei said she loves us"]) for c in customer_ids]
 

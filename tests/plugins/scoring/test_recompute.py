@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from sqlalchemy import delete, select
 
 from guanxi.cli import build_cli
-from guanxi.core.context import RequestContext
-from guanxi.core.contracts import ScoreComponent
-from guanxi.core.plugins import hookimpl
+from guanxi.core.base.context import RequestContext
+from guanxi.core.domain.contracts import ScoreComponent
+from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
 from guanxi.plugins.scoring.models import ScoringHistory, ScoringPart, ScoringScore
 from guanxi.plugins.scoring.recompute import recompute_tenant
@@ -87,8 +87,8 @@ async def test_plugin_components_are_added_to_the_score_with_their_reasons(shop:
 async def test_referral_progress_and_new_contacts_rescore_for_other_plugins_components(shop: Shop, owl: NightOwl) -> None:
     """Another plugin's component changes without an interaction (a referral qualified): the
     scoring plugin recomputes on guanxi_referral_progress and guanxi_contact_arrived."""
-    from guanxi.core.events import ContactArrived, ReferralProgress
-    from guanxi.core.plugins import fire
+    from guanxi.core.domain.events import ContactArrived, ReferralProgress
+    from guanxi.core.hooks.manager import fire
 
     cid = await shop.customer()
     assert await shop.total(cid) == 2.5

@@ -9,9 +9,9 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from guanxi.core.context import RequestContext
-from guanxi.core.models import Customer, Stage, StageChange, Task
-from guanxi.core.plugins import hookimpl
+from guanxi.core.base.context import RequestContext
+from guanxi.core.domain.models import Customer, Stage, StageChange, Task
+from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
 from guanxi.core.services.users import create_user
 from tests.plugins.scoring.conftest import NOW, Shop

@@ -14,7 +14,7 @@ import pytest
 from wechatpy.enterprise.crypto import WeChatCrypto  # type: ignore[import-untyped]
 
 from guanxi import Runtime
-from guanxi.core import inbox
+from guanxi.core.queues import inbox
 from guanxi.plugins.wecom.state import wecom_state
 from tests.plugins.wecom.fake_wecom import CORP_ID, SECRET, FakeWecom, serve
 

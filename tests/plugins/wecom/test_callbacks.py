@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import func, select
 
 from guanxi import Runtime, hookimpl
-from guanxi.core.context import RequestContext
-from guanxi.core.events import ContactArrived, ContactLeft
-from guanxi.core.models import Customer, Identity, InboxEvent, Interaction
+from guanxi.core.base.context import RequestContext
+from guanxi.core.domain.events import ContactArrived, ContactLeft
+from guanxi.core.domain.models import Customer, Identity, InboxEvent, Interaction
 from guanxi.core.services import users
 from guanxi.plugins.wecom.models import WecomChat, WecomEvent, WecomFollow, WecomTag
 from tests.plugins.wecom.conftest import AES_KEY, SECRET, TOKEN, Sender, corp_event_xml, event_xml, settle
@@ -172,7 +172,7 @@ async def test_add_external_contact_makes_customer_identity_follow_interaction_a
     assert fake_wecom.called("/externalcontact/send_welcome_msg") == [
         {"welcome_code": "WELCOME-CODE-1", "text": {"content": "欢迎来到春季展会!"}}
     ]
-    from guanxi.core.models import CustomerTag, Tag
+    from guanxi.core.domain.models import CustomerTag, Tag
     from guanxi.core.services.tags import tag_label
 
     async with runtime.session(tenant_id) as s:
@@ -218,7 +218,7 @@ async def test_edit_refreshes_remark_and_corp_tags_and_transfer_fail_is_recorded
     await settle(runtime, tenant_id)
     (follow,) = await follows(runtime, tenant_id)  # transfer_fail changes no relation
     assert (follow.remark, follow.tag_ids) == ("老客户", ["et-b"])
-    from guanxi.core.models import CustomerTag, Tag
+    from guanxi.core.domain.models import CustomerTag, Tag
     from guanxi.core.services.tags import tag_label
 
     async with runtime.session(tenant_id) as s:
@@ -360,7 +360,7 @@ async def test_a_failure_in_the_follow_bookkeeping_undoes_the_event_and_the_inbo
     """The follow relation is written in the inbox's transaction (guanxi_inbound_applied): when it
     fails, neither the customer nor the interaction nor the arrival is kept, the inbox row waits
     for a retry with the error, and the retry applies everything once."""
-    from guanxi.core import inbox
+    from guanxi.core.queues import inbox
     from guanxi.plugins.wecom import events
 
     real = events.apply_contact_change

@@ -23,8 +23,8 @@ import pytest
 from wechatpy.enterprise.crypto import WeChatCrypto  # type: ignore[import-untyped]
 
 from guanxi import Runtime
-from guanxi.core.channels import Attachment, Channel, DeliveryResult, OutboundMessage, PermanentDeliveryError, TransientDeliveryError
-from guanxi.core.context import RequestContext
+from guanxi.core.base.context import RequestContext
+from guanxi.core.domain.channels import Attachment, Channel, DeliveryResult, OutboundMessage, PermanentDeliveryError, TransientDeliveryError
 from guanxi.core.services import customers, identities
 from guanxi.plugins.wecom.crypto import signature
 from guanxi.plugins.wecom.models import WecomFollow

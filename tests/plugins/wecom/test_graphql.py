@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from guanxi import Runtime
-from guanxi.core.context import RequestContext
-from guanxi.core.models import Identity
+from guanxi.core.base.context import RequestContext
+from guanxi.core.domain.models import Identity
 from guanxi.core.services import tags, users
 from guanxi.graphql.ids import to_global_id
 from guanxi.plugins.wecom.models import WecomContactWay, WecomFollow, WecomMassSend

@@ -12,12 +12,12 @@ from sqlalchemy import func, select
 
 from guanxi import Runtime
 from guanxi.cli import build_cli
-from guanxi.core import plugins
-from guanxi.core.context import RequestContext
-from guanxi.core.contracts import EntryPoint, EntryPointRequest
-from guanxi.core.models import Customer, CustomerTag, Identity, Tenant
+from guanxi.core.base.context import RequestContext
+from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest
+from guanxi.core.domain.models import Customer, CustomerTag, Identity, Tenant
+from guanxi.core.hooks import manager as plugins
 from guanxi.core.services import users
-from guanxi.core.tenancy import unscoped
+from guanxi.core.storage.tenancy import unscoped
 from guanxi.plugins.wecom.models import WecomContactWay, WecomFollow
 from guanxi.plugins.wecom.service import initial_sync
 from guanxi.testing.plugin import use_tenant
@@ -163,7 +163,7 @@ async def test_the_sync_command_prints_what_it_pulled(
 
 
 async def test_start_up_refuses_a_bad_corp_configuration_without_showing_secrets(tmp_path: Path) -> None:
-    from guanxi.core.errors import ConfigError
+    from guanxi.core.base.errors import ConfigError
     from guanxi.testing.plugin import write_config
 
     bad_key = "tooshort-SECRET"
@@ -185,7 +185,7 @@ async def test_start_up_refuses_a_bad_corp_configuration_without_showing_secrets
 async def test_score_components_weigh_relations_as_of_a_date_in_one_query(runtime: Runtime, tenant_id: uuid.UUID) -> None:
     import datetime as dt
 
-    from guanxi.core.contracts import ScoreComponent
+    from guanxi.core.domain.contracts import ScoreComponent
     from guanxi.core.services import customers
 
     day = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)

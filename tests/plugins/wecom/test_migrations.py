@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 
 import guanxi.plugins.wecom.models  # noqa: F401 - puts the wecom_ tables on Base.metadata
 from guanxi import Runtime
-from guanxi.core.models import Base
+from guanxi.core.domain.models import Base
 
 
 @pytest.mark.plugins("wecom")

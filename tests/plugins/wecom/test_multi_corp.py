@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from guanxi import Runtime
-from guanxi.core import inbox
-from guanxi.core.models import Identity
+from guanxi.core.domain.models import Identity
+from guanxi.core.queues import inbox
 from guanxi.core.services.pipelines import create_tenant
 from tests.plugins.wecom.conftest import AES_KEY, TOKEN, Sender, event_xml
 from tests.plugins.wecom.fake_wecom import FakeWecom

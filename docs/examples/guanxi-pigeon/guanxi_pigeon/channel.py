@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from guanxi.core.channels import (
+from guanxi import (
     Capabilities,
     Channel,
     DeliveryResult,

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from guanxi import InboundEvent, Runtime, Tx
-from guanxi.core.context import Actor
-from guanxi.core.contracts import EntryPoint, EntryPointRequest
-from guanxi.core.events import ContactArrived, ContactLeft, InboundApplied
+from guanxi import Actor, ContactArrived, ContactLeft, EntryPoint, EntryPointRequest, InboundApplied, InboundEvent, Runtime, Tx
 
 ACTOR = Actor(kind="plugin", name="pigeon")
 

@@ -6,10 +6,7 @@ from typing import Any
 
 import msgspec
 
-from guanxi import InboundEvent, Runtime, Tx, hookimpl
-from guanxi.core.channels import Channel
-from guanxi.core.contracts import EntryPoint, EntryPointRequest
-from guanxi.core.events import InboundApplied
+from guanxi import Channel, EntryPoint, EntryPointRequest, InboundApplied, InboundEvent, Runtime, Tx, hookimpl
 from guanxi_pigeon import contacts
 from guanxi_pigeon.channel import PigeonChannel
 from guanxi_pigeon.routes import pigeon_webhook

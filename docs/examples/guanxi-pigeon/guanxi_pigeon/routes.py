@@ -12,9 +12,7 @@ import msgspec
 from litestar import Request, post
 from litestar.exceptions import HTTPException, NotAuthorizedException
 
-from guanxi import Runtime, ValidationError
-from guanxi.core.channels import InboundEvent, ProfileInput
-from guanxi.core.inbox import ingest
+from guanxi import InboundEvent, ProfileInput, Runtime, ValidationError, ingest
 from guanxi_pigeon.settings import PigeonSettings
 
 MAX_SKEW_S = 300

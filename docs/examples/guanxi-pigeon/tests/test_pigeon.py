@@ -22,13 +22,20 @@ import uvicorn
 from guanxi_pigeon.routes import signature
 from litestar import Litestar, Request, Response, post
 
-from guanxi import Runtime, hookimpl
-from guanxi.core import inbox
-from guanxi.core.channels import Channel, DeliveryResult, OutboundMessage, TransientDeliveryError
-from guanxi.core.contracts import EntryPoint, EntryPointRequest
-from guanxi.core.events import ContactArrived, ContactLeft
-from guanxi.core.plugins import collect
-from guanxi.testing.contract import ChannelContract
+from guanxi import (
+    Channel,
+    ContactArrived,
+    ContactLeft,
+    DeliveryResult,
+    EntryPoint,
+    EntryPointRequest,
+    OutboundMessage,
+    Runtime,
+    TransientDeliveryError,
+    collect,
+    hookimpl,
+)
+from guanxi.testing import ChannelContract, process_inbox
 
 TOKEN = "test-token"
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -152,7 +159,7 @@ class TestPigeonContract(ChannelContract):
         event = {"event_id": "f1", "type": "follow", "sent_at": "2026-05-01T08:00:00+08:00", "from": {"id": "u9", "name": "Mei"}}
         body = msgspec.json.encode(event)
         assert (await client.post("/webhooks/pigeon", content=body, headers=self.sign(body))).status_code == 200
-        await inbox.run_once(runtime, tenant_id=tenant_id)
+        await process_inbox(runtime, tenant_id=tenant_id)
         (followed,) = await self.interactions(runtime, tenant_id)
         assert (followed.kind, followed.text) == ("follow", None)
 
@@ -195,7 +202,7 @@ class TestPigeonAttribution:
         ts = str(int(time.time()))
         headers = {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(WEBHOOK_SECRET, ts, body)}
         assert (await client.post("/webhooks/pigeon", content=body, headers=headers)).status_code == 200
-        await inbox.run_once(runtime, tenant_id=tenant_id)
+        await process_inbox(runtime, tenant_id=tenant_id)
 
     async def test_a_follow_with_state_reports_a_new_contact_with_the_token(
         self, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient, recorder: Recorder
@@ -219,7 +226,7 @@ class TestPigeonAttribution:
             ts = str(int(time.time()))
             headers = {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(WEBHOOK_SECRET, ts, body)}
             assert (await client.post("/webhooks/pigeon", content=body, headers=headers)).status_code == 200
-        assert await inbox.run_once(runtime, tenant_id=tenant_id) == 2  # one batch
+        assert await process_inbox(runtime, tenant_id=tenant_id) == 2  # one batch
         assert [(a.state, a.new_customer) for a in recorder.arrived] == [("tok_abc123", False)]
 
     async def test_an_unfollow_reports_that_the_contact_left(

@@ -1,0 +1,91 @@
+"""``guanxi db …`` (migrations, row-level security) and ``guanxi tenant …``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from guanxi.cli.common import run_async, runtime_of
+from guanxi.core.runtime import Runtime
+
+
+@click.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply core's and the enabled plugins' pending migrations."""
+    from guanxi.core import migrate
+
+    heads = run_async(runtime_of(ctx), migrate.upgrade, start_plugins=False)
+    for owner, revs in heads.items():
+        click.echo(f"{owner}: {', '.join(revs) or 'no revisions'}")
+
+
+@db.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Show the applied revisions and what is pending."""
+    from guanxi.core import migrate
+
+    async def show(rt: Runtime) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        return await migrate.current(rt), await migrate.pending(rt)
+
+    heads, todo = run_async(runtime_of(ctx), show, start_plugins=False)
+    for owner in heads:
+        click.echo(f"{owner}: applied {', '.join(heads[owner]) or 'nothing'}; pending {', '.join(todo.get(owner, [])) or 'nothing'}")
+
+
+@db.command("rls")
+@click.argument("action", type=click.Choice(["enable", "disable", "status"]))
+@click.pass_context
+def db_rls(ctx: click.Context, action: str) -> None:
+    """PostgreSQL row-level security on every tenant table (a second wall behind the ORM's
+    tenant filter). Then set database.row_level_security = true and run as a non-superuser."""
+    from guanxi.core.storage import rls
+
+    async def run(rt: Runtime) -> Any:
+        if rt.engine.dialect.name != "postgresql":
+            raise click.ClickException(f"row-level security needs PostgreSQL (this database is {rt.engine.dialect.name})")
+        async with rt.engine.begin() as conn:
+            return await conn.run_sync(getattr(rls, action))
+
+    result = run_async(runtime_of(ctx), run, start_plugins=False)
+    if action == "status":
+        for table, state in result.items():
+            flags = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in state.items())
+            click.echo(f"{table}: {flags}")
+        return
+    click.echo(f"row-level security {action}d on {len(result)} tables: {', '.join(result)}")
+    if action == "enable" and not runtime_of(ctx).settings.database.row_level_security:
+        click.echo("now set database.row_level_security = true (GUANXI__DATABASE__ROW_LEVEL_SECURITY=true) and restart", err=True)
+
+
+@click.group()
+def tenant() -> None:
+    """Tenants (companies) in this database."""
+
+
+@tenant.command("create")
+@click.argument("slug")
+@click.argument("name")
+@click.pass_context
+def tenant_create(ctx: click.Context, slug: str, name: str) -> None:
+    """Create a tenant with the default pipeline."""
+    from guanxi.core.services.pipelines import create_tenant
+
+    async def make(rt: Runtime) -> Any:
+        async with rt.write_session(None) as session:
+            return await create_tenant(session, slug, name)
+
+    click.echo(f"tenant {slug} created: {run_async(runtime_of(ctx), make)}")
+
+
+def register(group: click.Group) -> None:
+    """Add these commands to the ``guanxi`` group."""
+    group.add_command(db)
+    group.add_command(tenant)
