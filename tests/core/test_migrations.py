@@ -55,3 +55,19 @@ async def test_plugin_tables_exist_only_once_enabled_and_survive_disabling(tmp_p
     assert (await upgrade(disabled_again)) == {"core": [core_head()]}  # no error about loyalty's revision
     assert "loyalty_accounts" in await tables(disabled_again)
     await disabled_again.stop()
+
+
+def test_each_migration_history_has_a_single_head() -> None:
+    """Core and every builtin plugin keep one linear history: a branch merged with a migration
+    made on an older main shows up here as two heads (rebase it onto the latest revision)."""
+    from alembic.script import ScriptDirectory
+
+    from guanxi.core.migrate import CORE_MIGRATIONS
+
+    root = Path(__file__).resolve().parents[2] / "guanxi"
+    folders = [CORE_MIGRATIONS / "versions", *sorted(p for p in (root / "plugins").glob("*/migrations") if p.is_dir())]
+    assert len(folders) >= 4  # core, wecom, referral, scoring
+    for folder in folders:
+        script = ScriptDirectory(str(CORE_MIGRATIONS), version_locations=[str(folder)])
+        heads = script.get_heads()
+        assert len(heads) == 1, f"{folder.relative_to(root)} has heads {heads}"

@@ -106,6 +106,12 @@ class Tenant(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    #: IANA time zone of the company: schedules, reminders, reports by day
+    time_zone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai", server_default="Asia/Shanghai")
+    #: ISO 4217 code of amounts without a currency (deals, receivables, reports)
+    currency: Mapped[str] = mapped_column(String(3), default="CNY", server_default="CNY")
+    #: BCP 47 language tag of texts the system writes for the tenant (notifications, e-mails)
+    locale: Mapped[str] = mapped_column(String(35), default="zh-CN", server_default="zh-CN")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -129,6 +135,8 @@ class User(TenantScoped, Base):
     role: Mapped[str] = mapped_column(String(32), default="sales")
     team: Mapped[str | None] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: IANA time zone of the person (quiet hours, "due today"); None: the tenant's
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
