@@ -19,6 +19,7 @@ from guanxi.core.domain.channels import (
     OutboundMessage,
     PermanentDeliveryError,
     ProfileInput,
+    Receipt,
     TransientDeliveryError,
 )
 from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
@@ -75,6 +76,7 @@ __all__ = [
     "Permission",
     "PluginError",
     "ProfileInput",
+    "Receipt",
     "ReferralProgress",
     "RequestContext",
     "Runtime",

@@ -144,7 +144,9 @@ class TaskChanged(Event, frozen=True, kw_only=True):
 
 
 class MessageStatusChanged(Event, frozen=True, kw_only=True):
-    """An outbox message moved to ``queued``, ``sending``, ``sent`` or ``failed``."""
+    """An outbox message changed status: the outbox moved it to ``queued``, ``sending``, ``sent``
+    or ``failed``, or a receipt moved it on to ``delivered``, ``read``, ``failed``, ``bounced``
+    or ``complained``."""
 
     message_id: uuid.UUID
     customer_id: uuid.UUID
@@ -153,3 +155,9 @@ class MessageStatusChanged(Event, frozen=True, kw_only=True):
     attempts: int
     provider_message_id: str | None
     error: str | None
+    #: The status before this change (None for a newly queued message).
+    previous_status: str | None = None
+    #: ``"outbox"`` (the outbox worker or ``sendMessage``) or ``"receipt"`` (a provider's report).
+    source: str = "outbox"
+    #: When it happened: now for the outbox, the provider's time for a receipt.
+    occurred_at: dt.datetime | None = None
