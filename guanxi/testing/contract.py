@@ -111,6 +111,7 @@ class ChannelContract:
 
     @pytest.fixture
     def plugin_names(self, request: pytest.FixtureRequest) -> list[str]:
+        """The plugins the kit's ``runtime`` enables: ``plugins``, else the ``plugins`` marker."""
         marker = request.node.get_closest_marker("plugins")
         return list(self.plugins) or (list(marker.args) if marker else [])
 

@@ -23,10 +23,15 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     """What a channel can do. Sending something a channel cannot do is refused before any row
     is written (:class:`CapabilityError`)."""
 
+    #: It takes inbound traffic (webhooks); the contract's webhook tests need it.
     receive: bool = True
+    #: ``send`` takes messages with text.
     send_text: bool = False
+    #: ``send`` takes attachments.
     send_media: bool = False
+    #: The provider can send one message to many recipients.
     broadcast: bool = False
+    #: ``fetch_profile`` works (``refreshIdentityProfile`` in GraphQL).
     profile_fetch: bool = False
     #: After the customer's last inbound message, how long the channel lets a business write
     #: (e.g. 48 h on some IM channels); None means no window.
@@ -36,7 +41,10 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Attachment(msgspec.Struct, frozen=True, kw_only=True):
-    kind: str  # image | file | video | link | miniprogram
+    """A file or link sent with a message (channels with ``send_media``)."""
+
+    #: image, file, video, link or miniprogram.
+    kind: str
     url: str
     name: str | None = None
     mime_type: str | None = None
@@ -214,7 +222,10 @@ class Channel(abc.ABC):
     treated as transient.
     """
 
+    #: The channel's name everywhere (identities, interactions, ``sendMessage(channel:)``): lower
+    #: snake case, at most 32 characters.
     name: ClassVar[str]
+    #: What core may ask of it; checked before anything is queued.
     capabilities: ClassVar[Capabilities] = Capabilities()
 
     @abc.abstractmethod

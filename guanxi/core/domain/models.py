@@ -42,6 +42,7 @@ NAMING = {
 
 
 def utcnow() -> dt.datetime:
+    """The current time, timezone-aware in UTC (use it for defaults of timestamp columns)."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -68,6 +69,10 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 
 class Base(DeclarativeBase):
+    """The declarative base of core's and plugins' tables: one metadata with core's naming
+    conventions; ``Mapped[dt.datetime]`` maps to :class:`UTCDateTime`, ``Mapped[uuid.UUID]`` to
+    ``Uuid`` and ``Mapped[dict[str, Any]]`` / ``Mapped[list[str]]`` to ``JSON``."""
+
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dt.datetime: UTCDateTime(),

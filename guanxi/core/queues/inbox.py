@@ -37,7 +37,11 @@ CHANNEL_ACTOR = Actor(kind="system", name="inbox")
 
 
 class IngestResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What :func:`ingest` did with one event or receipt."""
+
+    #: The new inbox row's id; None for a duplicate.
     inbox_id: uuid.UUID | None
+    #: True when this (tenant, channel, provider event id) was stored before: nothing was done.
     duplicate: bool
 
 
