@@ -21,8 +21,10 @@ from guanxi.core.runtime import Runtime
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.graphql.ids import to_global_id
 from tests.core.test_outbox import ChannelsPlugin, customer_on, send, status_of
+from tests.graphql.test_subscriptions import next_data, server, subscribe
 
 T0 = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
+__all__ = ["server"]  # the loopback app server fixture of the subscription tests
 
 
 class Recorder(ChannelsPlugin):
@@ -279,3 +281,25 @@ async def test_outbox_depth_counts_delivered_and_read_as_finished_and_bounced_as
     await receipt(runtime, tenant_id, second.provider_message_id, "bounced")
     depth = await outbox.depth(runtime, tenant_id)
     assert (depth["finished"], depth["failed"]) == (1, 1)
+
+
+async def test_a_receipt_reaches_message_status_changed_subscribers(
+    runtime: Runtime, tenant_id: uuid.UUID, server: str, admin_key: str
+) -> None:
+    row = await sent_message(runtime, tenant_id)
+    assert row.provider_message_id is not None
+    query = "subscription { messageStatusChanged { messageId status previousStatus source occurredAt providerMessageId } }"
+    ws = await subscribe(server, query, key=admin_key)
+    try:
+        await receipt(runtime, tenant_id, row.provider_message_id, "delivered", 4)
+        data = (await next_data(ws))["messageStatusChanged"]
+    finally:
+        await ws.close()
+    assert data == {
+        "messageId": to_global_id("Message", row.id),
+        "status": "DELIVERED",
+        "previousStatus": "SENT",
+        "source": "receipt",
+        "occurredAt": (T0 + dt.timedelta(minutes=4)).isoformat(),
+        "providerMessageId": row.provider_message_id,
+    }
