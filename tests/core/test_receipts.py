@@ -303,3 +303,24 @@ async def test_a_receipt_reaches_message_status_changed_subscribers(
         "occurredAt": (T0 + dt.timedelta(minutes=4)).isoformat(),
         "providerMessageId": row.provider_message_id,
     }
+
+
+async def test_listing_messages_with_their_history_costs_the_same_statements_for_one_or_five(
+    runtime: Runtime, tenant_id: uuid.UUID, graphql: Callable[..., Awaitable[dict[str, Any]]]
+) -> None:
+    from guanxi.testing.sql import count_statements
+
+    query = "{ outboxMessages(first: 50) { status providerMessageId statusHistory { status at source } } }"
+    counts = []
+    for key in ("k1", "k2", "k3", "k4", "k5"):
+        row = await sent_message(runtime, tenant_id, key=key)
+        assert row.provider_message_id is not None
+        await receipt(runtime, tenant_id, row.provider_message_id, "delivered")
+        if key in ("k1", "k5"):
+            await graphql(query)  # the API key's first use is looked up and stamped once
+            with count_statements(runtime.engine) as statements:
+                body = await graphql(query)
+            assert len(body["data"]["outboxMessages"]) == int(key[1])
+            assert all(len(m["statusHistory"]) == 4 for m in body["data"]["outboxMessages"])
+            counts.append(len(statements))
+    assert counts[0] == counts[1], counts

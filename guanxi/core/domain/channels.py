@@ -205,6 +205,7 @@ class Receipt(msgspec.Struct, kw_only=True, tag_field="type", tag="receipt"):
     #: A failure only: the person does not want these messages (spam complaint, STOP); core
     #: records an opt-out of the channel for the customer.
     withdraw_consent: bool = False
+    #: The provider's report as it came, kept on the inbox row (for operations and replays).
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -294,7 +294,7 @@ async def retry(runtime: Runtime, tenant_id: uuid.UUID, message_id: uuid.UUID) -
     (sent, whatever its receipts said later) is never re-sent."""
     async with runtime.write_session(tenant_id) as session:
         row = await session.get(OutboxMessage, (tenant_id, message_id))
-        if row is None or row.sent_at is not None or row.status not in ("failed", "queued"):
+        if row is None or row.sent_at is not None:
             return False
         row.attempts, row.next_attempt_at, row.locked_until = 0, utcnow(), None
         lifecycle.outbox_transition(row, "queued")
