@@ -244,6 +244,7 @@ async def test_graphql_shows_the_status_enum_history_and_a_plugins_message_field
     query = """query($id: ID!) { message(id: $id) {
         status providerMessageId receiptCount statusHistory { status source applied at } } }"""
     body = await graphql(query, {"id": to_global_id("Message", row.id)})
+    assert await graphql(query, {"id": to_global_id("Message", row.id)}) == body, "the compiled plan answers the same"
     message = body["data"]["message"]
     assert (message["status"], message["providerMessageId"], message["receiptCount"]) == ("READ", row.provider_message_id, 2)
     assert [(e["status"], e["source"], e["applied"]) for e in message["statusHistory"]] == [
