@@ -96,7 +96,7 @@ def comments(cls: type) -> dict[str, str]:
                 continue
             match = re.match(r"^    (\w+)\s*[:=]", line)
             if match and pending:
-                found[match.group(1)] = re.sub(r"``([^`]+)``", r"`\1`", " ".join(pending))
+                found[match.group(1)] = markdown(" ".join(pending)).strip()
             pending = []
     return found
 
