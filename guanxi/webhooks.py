@@ -129,7 +129,7 @@ def webhook(
     :param tenant: the step that finds the tenant (default :func:`configured_tenant`).
     :param answer: builds the 200 response body from the ingest results (default
         ``{"ok": true, "stored": n, "duplicates": d}``), for providers that expect a given answer.
-    :param name: the route's name (default ``"<plugin>_webhook"``).
+    :param name: the route's name (default ``"<plugin>_webhook:<path>"``, unique per route).
     """
 
     async def handle(request: Request[Any, Any, Any]) -> Any:
@@ -161,8 +161,9 @@ def webhook(
             return answer(call, results)
         return {"ok": True, "stored": sum(not r.duplicate for r in results), "duplicates": sum(r.duplicate for r in results)}
 
-    handle.__name__ = handle.__qualname__ = name or f"{plugin}_webhook"
-    return post(path, status_code=200, name=name or f"{plugin}_webhook", operation_id=name or f"{plugin}_webhook")(handle)
+    route_name = name or f"{plugin}_webhook:{path}"
+    handle.__name__ = handle.__qualname__ = f"{plugin}_webhook"
+    return post(path, status_code=200, name=route_name, operation_id=route_name)(handle)
 
 
 __all__ = ["TenantStep", "WebhookCall", "WebhookTarget", "configured_tenant", "webhook"]

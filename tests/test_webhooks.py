@@ -54,7 +54,7 @@ class Hooky:
     def guanxi_routes(self) -> list[Any]:
         return [
             webhook("/hooky", plugin="hooky", verify=verify, parse=parse),
-            webhook("/hooky/{account:str}", plugin="hooky", verify=verify, parse=parse, tenant=by_account, name="hooky_accounts"),
+            webhook("/hooky/{account:str}", plugin="hooky", verify=verify, parse=parse, tenant=by_account),
             webhook("/hooky-plain", plugin="hooky", verify=verify, parse=parse, answer=lambda call, results: "success", name="plain"),
         ]
 
