@@ -4,6 +4,7 @@ through the durable inbox, in any order, and shows in GraphQL, the hook and the 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -325,3 +326,29 @@ async def test_listing_messages_with_their_history_costs_the_same_statements_for
             assert all(len(m["statusHistory"]) == 4 for m in body["data"]["outboxMessages"])
             counts.append(len(statements))
     assert counts[0] == counts[1], counts
+
+
+@pytest.mark.parametrize("receipts", list(itertools.permutations(("delivered", "failed", "bounced", "read", "complained", "sent"), 3)))
+def test_any_order_of_the_same_receipts_ends_in_the_same_status(receipts: tuple[str, ...]) -> None:
+    """The status after a set of receipts is the highest-ranked of them, whatever their order."""
+    from guanxi.core.queues.lifecycle import RANK, supersedes
+
+    status = "sent"
+    for reported in receipts:
+        if supersedes(status, reported):
+            status = reported
+    assert status == max(("sent", *receipts), key=RANK.__getitem__)
+    assert not supersedes("sending", "delivered") and not supersedes("queued", "read"), "receipts never touch an unsent message"
+
+
+async def test_a_failure_reported_after_delivery_fails_the_message_and_a_late_delivered_does_not_undo_it(
+    runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
+    first = await sent_message(runtime, tenant_id)
+    second = await sent_message(runtime, tenant_id, key="k2")
+    assert first.provider_message_id is not None and second.provider_message_id is not None
+    await receipt(runtime, tenant_id, first.provider_message_id, "delivered", 1)
+    await receipt(runtime, tenant_id, first.provider_message_id, "failed", 2, error="async bounce")
+    await receipt(runtime, tenant_id, second.provider_message_id, "failed", 2, error="async bounce")
+    await receipt(runtime, tenant_id, second.provider_message_id, "delivered", 1)
+    assert [(await status_of(runtime, tenant_id, m.id)).status for m in (first, second)] == ["failed", "failed"]

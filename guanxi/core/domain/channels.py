@@ -178,9 +178,11 @@ class Receipt(msgspec.Struct, kw_only=True, tag_field="type", tag="receipt"):
     :class:`InboundEvent`: it goes through the durable inbox (stored at once, retried,
     deduplicated) and the inbox worker applies it to the message with this provider message id.
 
-    Receipts are applied in any order: a status moves forward only (``sent`` → ``delivered`` or
-    ``failed``/``bounced`` → ``read`` → ``complained``), so a late ``delivered`` never overwrites
-    ``read``; every receipt is kept in the message's status history all the same. A receipt whose
+    Receipts are applied in any order with the same result: a status moves forward only, in the
+    order ``sent`` < ``delivered`` < ``failed`` < ``bounced`` < ``read`` < ``complained`` (a
+    failure reported after delivery wins over it; a read proves delivery and wins over a
+    failure), so a late ``delivered`` never overwrites ``read``; every receipt is kept in the
+    message's status history all the same. A receipt whose
     message is not known yet (the outbox has not recorded the provider's id) is retried by the
     inbox with backoff, and kept as ``failed`` in the inbox after the last attempt.
     """

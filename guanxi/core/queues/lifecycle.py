@@ -2,13 +2,14 @@
 
 Statuses (``MESSAGE_STATUSES``): ``queued → sending → sent`` (or back to ``queued`` for a retry,
 or ``failed``) belong to the outbox worker; after ``sent`` only receipts move a message on. A
-receipt moves it forward only, by rank::
+receipt moves it forward only, by rank, a total order::
 
-    sent (2) < delivered, failed, bounced (3) < read (4) < complained (5)
+    sent < delivered < failed < bounced < read < complained
 
-so receipts may arrive in any order: a late ``delivered`` after ``read`` changes nothing, a
-``failed`` after ``sent`` fails the message, a ``read`` after ``failed`` (the provider changed its
-mind) wins. Every transition and every receipt is appended to ``OutboxMessage.status_history``
+so the status after a set of receipts is the highest of them whatever order they came in: a
+late ``delivered`` after ``read`` changes nothing, a ``failed`` after ``sent`` or ``delivered``
+fails the message (a failure reported after delivery), a ``read`` wins over a failure (reading
+proves delivery), a spam complaint wins over everything. Every transition and every receipt is appended to ``OutboxMessage.status_history``
 with its time, applied or not.
 
 A receipt is an inbox row like any inbound event (``ingest`` stores it, the inbox worker calls
@@ -34,7 +35,7 @@ from guanxi.core.services import consent
 from guanxi.core.services.audit import audit
 from guanxi.core.storage.tenancy import ALL_OWNERS
 
-RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "failed": 3, "bounced": 3, "read": 4, "complained": 5}
+RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "failed": 4, "bounced": 5, "read": 6, "complained": 7}
 RECEIPT_ACTOR = Actor(kind="system", name="receipts")
 
 
@@ -98,6 +99,12 @@ def outbox_transition(row: OutboxMessage, status: str, *, error: str | None = No
     record(row, status, utcnow(), source="outbox", error=error)
 
 
+def supersedes(current: str, reported: str) -> bool:
+    """Whether a receipt reporting ``reported`` moves a message that is ``current`` on: only
+    after ``sent``, and only to a higher rank."""
+    return current in ("sent", *RECEIPT_STATUSES) and RANK[reported] > RANK[current]
+
+
 def check_receipt(receipt: Receipt) -> None:
     """Refuse a receipt core cannot apply (the route answers 400, nothing stored)."""
     if receipt.status not in RECEIPT_STATUSES:
@@ -133,7 +140,7 @@ async def apply_receipt(tx: Tx, receipt: Receipt) -> OutboxMessage:
     if row is None:
         raise UnknownMessageError(f"no {receipt.channel} message with provider message id {receipt.provider_message_id!r} (yet)")
     previous = row.status
-    moves = previous in ("sent", *RECEIPT_STATUSES) and RANK[receipt.status] > RANK.get(previous, 0)
+    moves = supersedes(previous, receipt.status)
     error = receipt.error or (f"{receipt.status} ({receipt.provider_code})" if receipt.status in FAILURE_STATUSES else None)
     record(row, receipt.status, receipt.occurred_at, source="receipt", applied=moves, error=error, provider_code=receipt.provider_code)
     if moves:
