@@ -37,10 +37,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from guanxi_pigeon.routes import signature  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from bench.graphql_list import cpu_seconds, free_port, log, pct, stop_server, wait_ready  # noqa: E402
+from guanxi import sign  # noqa: E402
 from guanxi.core.domain.models import InboxEvent, Interaction  # noqa: E402
 from guanxi.core.migrate import upgrade  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
@@ -73,7 +73,8 @@ def delivery(n: int, run: str) -> tuple[bytes, dict[str, str]]:
         }
     ).encode()
     ts = str(int(time.time()))
-    return body, {"content-type": "application/json", "X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(SECRET, ts, body)}
+    signature = sign(SECRET, body, timestamp=ts, prefix="sha256=")
+    return body, {"content-type": "application/json", "X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature}
 
 
 def accepted(response: httpx.Response) -> bool:

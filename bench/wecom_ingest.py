@@ -41,11 +41,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from guanxi_pigeon.routes import signature as pigeon_signature  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from bench.graphql_list import cpu_seconds, free_port, log, pct, stop_server, wait_ready  # noqa: E402
 from bench.ingest import blast, processed_count  # noqa: E402
+from guanxi import sign  # noqa: E402
 from guanxi.core.domain.models import Interaction  # noqa: E402
 from guanxi.core.migrate import upgrade  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
@@ -119,7 +119,7 @@ def pigeon_delivery(n: int, run: str) -> tuple[bytes, dict[str, str]]:
     return body, {
         "content-type": "application/json",
         "X-Pigeon-Timestamp": ts,
-        "X-Pigeon-Signature": pigeon_signature(PIGEON_SECRET, ts, body),
+        "X-Pigeon-Signature": sign(PIGEON_SECRET, body, timestamp=ts, prefix="sha256="),
     }
 
 

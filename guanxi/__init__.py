@@ -1,8 +1,10 @@
 """Guanxi (关系): a plugin-based, headless social CRM framework.
 
 The names a plugin author needs, and nothing else: channel types, errors, the runtime, the hook
-marker and helpers, the events hooks receive and the contracts plugins exchange. Tables are
-declared with :mod:`guanxi.models`; tests use :mod:`guanxi.testing`.
+marker and helpers, the events hooks receive, the contracts plugins exchange, and the helpers
+every channel repeats (webhook signatures, delivery errors from HTTP answers). Tables are
+declared with :mod:`guanxi.models`; a channel's webhook route comes from :mod:`guanxi.webhooks`;
+tests use :mod:`guanxi.testing`.
 """
 
 from guanxi.core.base.context import Actor, RequestContext
@@ -19,6 +21,7 @@ from guanxi.core.domain.channels import (
     OutboundMessage,
     PermanentDeliveryError,
     ProfileInput,
+    Receipt,
     TransientDeliveryError,
 )
 from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
@@ -39,6 +42,7 @@ from guanxi.core.domain.events import (
     TagsChanged,
     TaskChanged,
 )
+from guanxi.core.domain.providers import SignatureError, delivery_error, parse_retry_after, sign, verify_signature
 from guanxi.core.hooks.manager import collect, hookimpl
 from guanxi.core.queues.inbox import IngestResult, ingest
 from guanxi.core.runtime import Runtime, Tx
@@ -75,10 +79,12 @@ __all__ = [
     "Permission",
     "PluginError",
     "ProfileInput",
+    "Receipt",
     "ReferralProgress",
     "RequestContext",
     "Runtime",
     "ScoreComponent",
+    "SignatureError",
     "StageChanged",
     "TagsChanged",
     "TaskChanged",
@@ -86,7 +92,11 @@ __all__ = [
     "Tx",
     "ValidationError",
     "collect",
+    "delivery_error",
     "hookimpl",
     "ingest",
+    "parse_retry_after",
+    "sign",
+    "verify_signature",
 ]
 __version__ = "0.1.0"

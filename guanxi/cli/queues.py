@@ -12,6 +12,7 @@ import click
 import msgspec
 from sqlalchemy import select
 
+from guanxi.core.domain.channels import MESSAGE_STATUSES
 from guanxi.core.domain.models import InboxEvent, OutboxMessage
 from guanxi.core.runtime import Runtime
 
@@ -120,7 +121,7 @@ def outbox() -> None:
 
 @outbox.command("list")
 @TENANT
-@click.option("--status", type=click.Choice(["queued", "sending", "sent", "failed"]), default=None)
+@click.option("--status", type=click.Choice(MESSAGE_STATUSES), default=None)
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -143,7 +144,7 @@ def outbox_show(ctx: click.Context, slug: str | None, message_id: str) -> None:
 @click.argument("message_ids", nargs=-1, required=True)
 @click.pass_context
 def outbox_retry(ctx: click.Context, slug: str | None, message_ids: tuple[str, ...]) -> None:
-    """Queue failed messages again. A sent message is never sent again."""
+    """Queue failed messages again. A message the provider accepted once is never sent again."""
     from guanxi.cli.common import run_async, runtime_of
     from guanxi.core.queues import outbox as core_outbox
 

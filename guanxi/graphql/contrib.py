@@ -38,8 +38,9 @@ class GraphQLContribution:
     :param mutation: likewise for ``Mutation``.
     :param subscription: likewise for ``Subscription``.
     :param extend: core type name (``"Customer"``, ``"Identity"``, ``"Interaction"``, ``"User"``,
-        ``"Task"``, ``"Stage"``) → a ``@strawberry.type`` class whose fields are added to that
-        type. A resolver's ``self`` is the core object (e.g. ``self.uuid`` is the customer's id).
+        ``"Task"``, ``"Stage"``, ``"Message"``) → a ``@strawberry.type`` class whose fields are
+        added to that type. A resolver's ``self`` is the core object (e.g. ``self.uuid`` is the
+        customer's id, or the message's: the outbox row's id).
     :param types: extra types the schema must know that no field reaches directly.
     :param customer_filters: fields added to the ``CustomerFilter`` input of ``customers``
         (:class:`CustomerFilterField`).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 from uuid import UUID
 
@@ -21,29 +22,68 @@ from guanxi.graphql.pagination import check_page_size
 from guanxi.graphql.types import Identity
 
 
+@strawberry.enum(description="Where a message's delivery stands.")
+class MessageStatus(enum.Enum):
+    QUEUED = strawberry.enum_value("queued", description="accepted, waiting for the outbox worker (again, after a transient error)")
+    SENDING = strawberry.enum_value("sending", description="a worker is handing it to the channel")
+    SENT = strawberry.enum_value("sent", description="the channel's provider accepted it")
+    DELIVERED = strawberry.enum_value("delivered", description="the provider reported it delivered")
+    READ = strawberry.enum_value("read", description="the provider reported it read")
+    FAILED = strawberry.enum_value("failed", description="refused for good, out of retries, or reported undeliverable")
+    BOUNCED = strawberry.enum_value("bounced", description="the provider reported the address does not take it (email)")
+    COMPLAINED = strawberry.enum_value("complained", description="the recipient marked it unwanted (spam complaint)")
+
+
+@strawberry.type(description="One change of a message's status, or a receipt that did not change it.")
+class MessageStatusEntry:
+    status: MessageStatus
+    at: dt.datetime = strawberry.field(description="when it happened (for a receipt, the provider's time)")
+    source: str = strawberry.field(description="outbox (the outbox worker or sendMessage) or receipt (a provider's report)")
+    applied: bool = strawberry.field(description="false for a receipt that did not move the status forward (a late delivered after read)")
+    error: str | None = None
+    provider_code: str | None = None
+
+    @classmethod
+    def from_entry(cls, e: dict[str, Any]) -> MessageStatusEntry:
+        return cls(
+            status=MessageStatus(e["status"]),
+            at=dt.datetime.fromisoformat(e["at"]),
+            source=e["source"],
+            applied=e.get("applied", True),
+            error=e.get("error"),
+            provider_code=e.get("provider_code"),
+        )
+
+
 @strawberry.type(description="A message to a customer through a channel, and where its delivery stands.")
 class Message:
     id: strawberry.ID
     uuid: strawberry.Private[UUID]
+    history: strawberry.Private[list[dict[str, Any]]]
     channel: str
     text: str | None
     attachments: JSON
-    status: str = strawberry.field(description="queued, sending, sent or failed")
+    status: MessageStatus
     attempts: int
     last_error: str | None
-    provider_message_id: str | None
+    provider_message_id: str | None = strawberry.field(description="the provider's id of the message, once sent; receipts name it")
     created_at: dt.datetime
     sent_at: dt.datetime | None
+
+    @strawberry.field(description="Every status change and receipt, oldest first.")
+    def status_history(self) -> list[MessageStatusEntry]:
+        return [MessageStatusEntry.from_entry(e) for e in self.history]
 
     @classmethod
     def from_model(cls, m: Any) -> Message:
         return cls(
             id=strawberry.ID(to_global_id("Message", m.id)),
             uuid=m.id,
+            history=list(m.status_history or []),
             channel=m.channel,
             text=m.text,
             attachments=m.attachments,
-            status=m.status,
+            status=MessageStatus(m.status),
             attempts=m.attempts,
             last_error=m.last_error,
             provider_message_id=m.provider_message_id,
@@ -71,8 +111,8 @@ class SendMessagePayload:
 class QueueDepth:
     waiting: int = strawberry.field(description="inbox: pending; outbox: queued (including retries)")
     working: int = strawberry.field(description="inbox: processing; outbox: sending")
-    finished: int = strawberry.field(description="inbox: done; outbox: sent")
-    failed: int
+    finished: int = strawberry.field(description="inbox: done; outbox: sent, delivered, read or complained")
+    failed: int = strawberry.field(description="inbox: failed; outbox: failed or bounced")
     oldest_waiting_age_s: float | None = strawberry.field(description="seconds since the oldest unfinished row arrived")
 
 
@@ -174,10 +214,10 @@ class MessagingQuery:
         return [InboxItem.from_model(r) for r in (await info.context.loaders.execute(stmt)).scalars()]
 
     @strawberry.field(description="The newest outbox messages of this tenant (operations), optionally of one status.")
-    async def outbox_messages(self, info: Info, status: str | None = None, first: int = 20) -> list[Message]:
+    async def outbox_messages(self, info: Info, status: MessageStatus | None = None, first: int = 20) -> list[Message]:
         stmt = select(OutboxMessage).order_by(OutboxMessage.created_at.desc()).limit(_page(info, first))
         if status:
-            stmt = stmt.where(OutboxMessage.status == status)
+            stmt = stmt.where(OutboxMessage.status == status.value)
         return [Message.from_model(r) for r in (await info.context.loaders.execute(stmt)).scalars()]
 
     @strawberry.field(description="One message by id (null if none).")

@@ -32,7 +32,7 @@ from guanxi.graphql.compiled import CompiledPlan, NotCompilableError, compile_pl
 from guanxi.graphql.contrib import CustomerFilterField, CustomerOrdering, GraphQLContribution
 from guanxi.graphql.execution import FastLeafExecutionContext
 from guanxi.graphql.extensions import RequestLifecycle
-from guanxi.graphql.messaging import CustomerMessages, MessagingMutation, MessagingQuery
+from guanxi.graphql.messaging import CustomerMessages, Message, MessagingMutation, MessagingQuery
 from guanxi.graphql.mutation import Mutation
 from guanxi.graphql.query import Query, customers_query
 from guanxi.graphql.subscriptions import Subscription
@@ -45,6 +45,7 @@ EXTENSIBLE: dict[str, type] = {
     "User": core_types.User,
     "Task": core_types.Task,
     "Stage": core_types.Stage,
+    "Message": Message,
 }
 _build_lock = threading.Lock()
 log = logging.getLogger("guanxi.graphql")

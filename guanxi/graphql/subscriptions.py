@@ -15,6 +15,7 @@ from guanxi.core.realtime.broker import Envelope
 from guanxi.core.realtime.publisher import broker_of
 from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.ids import from_global_id, to_global_id
+from guanxi.graphql.messaging import MessageStatus
 from guanxi.graphql.types import Interaction
 
 
@@ -23,7 +24,10 @@ class MessageStatusUpdate:
     message_id: strawberry.ID
     customer_id: strawberry.ID
     channel: str
-    status: str = strawberry.field(description="queued, sending, sent or failed")
+    status: MessageStatus
+    previous_status: MessageStatus | None
+    source: str = strawberry.field(description="outbox or receipt")
+    occurred_at: dt.datetime | None
     attempts: int
     provider_message_id: str | None
     error: str | None
@@ -86,7 +90,10 @@ class Subscription:
                 message_id=strawberry.ID(to_global_id("Message", uuid.UUID(d["message_id"]))),
                 customer_id=strawberry.ID(to_global_id("Customer", uuid.UUID(d["customer_id"]))),
                 channel=d["channel"],
-                status=d["status"],
+                status=MessageStatus(d["status"]),
+                previous_status=MessageStatus(d["previous_status"]) if d.get("previous_status") else None,
+                source=d.get("source", "outbox"),
+                occurred_at=dt.datetime.fromisoformat(d["occurred_at"]) if d.get("occurred_at") else None,
                 attempts=d["attempts"],
                 provider_message_id=d["provider_message_id"],
                 error=d["error"],

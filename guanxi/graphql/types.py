@@ -99,6 +99,9 @@ class Identity:
     follower_count: int | None
     profile: JSON
     created_at: dt.datetime
+    unreachable_at: dt.datetime | None = strawberry.field(
+        default=None, description="set when a delivery report said the account is gone; sendMessage refuses it until it writes in"
+    )
 
     @classmethod
     def from_model(cls, i: Any) -> Identity:
@@ -113,6 +116,7 @@ class Identity:
             follower_count=i.follower_count,
             profile=i.profile,
             created_at=i.created_at,
+            unreachable_at=i.unreachable_at,
         )
 
 

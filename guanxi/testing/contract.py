@@ -20,10 +20,15 @@ against your adapter, through core's real outbox and inbox, on the kit's databas
         def arrange_slow(self) -> None: ...               # optional: ... takes longer than 1 s
         def webhook_body(self, event_id, sender_id) -> bytes: ...  # receiving channels
         def sign(self, body) -> dict[str, str]: ...       # the signature headers for a body
+        def receipt_body(self, event_id, provider_message_id, status) -> bytes: ...  # receipts
 
 Sending tests are skipped for a channel that cannot send text, webhook tests for one that does
 not ``receive`` or sets no ``webhook_path``, the slow-provider test when ``arrange_slow`` is not
-implemented and the too-long test when ``max_text_length`` is None.
+implemented, the too-long test when ``max_text_length`` is None, and the receipt tests when
+``receipt_body`` is not implemented (or a status is not in ``receipt_statuses``).
+
+Every attribute and helper below is part of the kit's reference (``docs/reference/testing.md``,
+generated from these docstrings; a test fails when one is added without a docstring).
 """
 
 from __future__ import annotations
@@ -82,8 +87,12 @@ class ChannelContract:
     webhook_path: ClassVar[str | None] = None
     #: The recipient (the account's external id on the channel) of the messages the tests send.
     recipient: ClassVar[str] = "contract-recipient"
-    #: Bodies that must be refused with 400 (each is signed correctly).
+    #: Bodies that must be refused with 400 (each is signed correctly); override for a provider
+    #: that does not post JSON.
     malformed_bodies: ClassVar[Sequence[bytes]] = (b"not json", b'{"truncated": ', b"{}", b"[1, 2]")
+    #: The receipt statuses the channel reports (a subset of ``sent``, ``delivered``, ``read``,
+    #: ``failed``, ``bounced``, ``complained``); receipt tests that need another one are skipped.
+    receipt_statuses: ClassVar[Sequence[str]] = ("delivered", "read", "failed")
 
     #: The fake provider (the ``fake_provider`` fixture), for the ``arrange_*`` methods.
     provider: Any = None
@@ -102,6 +111,7 @@ class ChannelContract:
 
     @pytest.fixture
     def plugin_names(self, request: pytest.FixtureRequest) -> list[str]:
+        """The plugins the kit's ``runtime`` enables: ``plugins``, else the ``plugins`` marker."""
         marker = request.node.get_closest_marker("plugins")
         return list(self.plugins) or (list(marker.args) if marker else [])
 
@@ -139,9 +149,17 @@ class ChannelContract:
         """The headers that authenticate ``body`` as the provider would sign it."""
         raise NotImplementedError("implement sign() for a channel that receives")
 
+    def receipt_body(self, event_id: str, provider_message_id: str, status: str) -> bytes:
+        """Optional: a valid webhook body in which the provider reports ``status`` (one of
+        ``receipt_statuses``) for the message it accepted with ``provider_message_id``, under
+        the provider event id ``event_id``. Without it the receipt tests are skipped."""
+        pytest.skip("receipt_body() is not implemented (the channel reports no receipts)")
+
     # -- helpers --------------------------------------------------------------------------------
 
     def message(self, text: str = "Hello from the contract suite") -> OutboundMessage:
+        """An :class:`OutboundMessage` to ``recipient`` with this text, a fresh id, tenant,
+        customer and idempotency key, as the outbox would hand it to ``channel.send``."""
         return OutboundMessage(
             id=uuid.uuid4(),
             tenant_id=uuid.uuid4(),
@@ -153,15 +171,18 @@ class ChannelContract:
         )
 
     def signed(self, body: bytes) -> WebhookRequest:
+        """``body`` with the headers :meth:`sign` gives it."""
         return WebhookRequest(body=body, headers=self.sign(body))
 
     async def post(self, client: httpx.AsyncClient, request: WebhookRequest) -> httpx.Response:
+        """POST ``request`` to ``webhook_path`` (with ``content-type: application/json`` unless
+        the request's headers set another)."""
         assert self.webhook_path is not None
         headers = {"content-type": "application/json", **request.headers}
         return await client.post(self.webhook_path, content=request.body, headers=headers)
 
     async def customer(self, runtime: Runtime, tenant_id: uuid.UUID) -> uuid.UUID:
-        """A customer with an account (``recipient``) on the channel."""
+        """A new customer with an account (``recipient``) on the channel; returns its id."""
         from guanxi.core.base.context import RequestContext
         from guanxi.core.services import customers, identities
 
@@ -170,17 +191,22 @@ class ChannelContract:
             await identities.attach_identity(tx, c.id, identities.IdentityInput(channel=self.channel_name, external_id=self.recipient))
         return c.id
 
-    async def queue(self, runtime: Runtime, tenant_id: uuid.UUID, text: str = "Hello through the outbox") -> OutboxMessage:
+    async def queue(
+        self, runtime: Runtime, tenant_id: uuid.UUID, text: str = "Hello through the outbox", *, customer_id: uuid.UUID | None = None
+    ) -> OutboxMessage:
+        """Queue a message through core's ``send_message`` (consent and capabilities checked) to
+        ``customer_id``, by default a new customer from :meth:`customer`; return the outbox row."""
         from guanxi.core.base.context import RequestContext
         from guanxi.core.queues import outbox
 
-        customer_id = await self.customer(runtime, tenant_id)
+        customer_id = customer_id or await self.customer(runtime, tenant_id)
         request = outbox.SendRequest(customer_id=customer_id, channel=self.channel_name, text=text, idempotency_key=secrets.token_hex(8))
         async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
             row, _ = await outbox.send_message(tx, request)
         return row
 
     async def outbox_row(self, runtime: Runtime, tenant_id: uuid.UUID, message_id: uuid.UUID) -> OutboxMessage:
+        """The outbox row of a message as it is now (status, attempts, errors, status history)."""
         from guanxi.core.domain.models import OutboxMessage
 
         async with runtime.session(tenant_id) as s:
@@ -189,6 +215,7 @@ class ChannelContract:
             return row
 
     async def inbox_count(self, runtime: Runtime, tenant_id: uuid.UUID) -> int:
+        """How many inbox rows (events and receipts) the tenant has on this channel."""
         from sqlalchemy import select
 
         from guanxi.core.domain.models import InboxEvent
@@ -197,12 +224,35 @@ class ChannelContract:
             return len((await s.execute(select(InboxEvent.id).where(InboxEvent.channel == self.channel_name))).all())
 
     async def interactions(self, runtime: Runtime, tenant_id: uuid.UUID) -> list[Interaction]:
+        """The tenant's interactions on this channel, in and out."""
         from sqlalchemy import select
 
         from guanxi.core.domain.models import Interaction
 
         async with runtime.session(tenant_id) as s:
             return list((await s.execute(select(Interaction).where(Interaction.channel == self.channel_name))).scalars())
+
+    async def sent(self, runtime: Runtime, tenant_id: uuid.UUID) -> OutboxMessage:
+        """A message the provider accepted: queued, delivered by one outbox batch, ``sent`` with
+        the provider's message id (the fake provider is arranged to succeed)."""
+        from guanxi.core.queues import outbox
+
+        self.arrange_success()
+        row = await self.queue(runtime, tenant_id)
+        await outbox.run_once(runtime, tenant_id=tenant_id)
+        sent = await self.outbox_row(runtime, tenant_id, row.id)
+        assert sent.status == "sent" and sent.provider_message_id, (sent.status, sent.last_error)
+        return sent
+
+    async def report(self, client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID, event_id: str, pid: str, status: str) -> None:
+        """Post a signed receipt (:meth:`receipt_body`) and run one inbox batch."""
+        from guanxi.core.queues import inbox
+
+        if status not in self.receipt_statuses:
+            pytest.skip(f"the channel does not report {status!r} (receipt_statuses)")
+        response = await self.post(client, self.signed(self.receipt_body(event_id, pid, status)))
+        assert 200 <= response.status_code < 300, response.text
+        await inbox.run_once(runtime, tenant_id=tenant_id)
 
     def _needs_send(self, channel: Channel) -> None:
         if not channel.capabilities.send_text:
@@ -361,3 +411,66 @@ class ChannelContract:
             assert response.status_code == 400, (body, response.status_code, response.text)
             assert response.text.strip(), f"400 without a reason for {body!r}"
         assert await self.inbox_count(runtime, tenant_id) == 0
+
+    # -- the contract: receipts ---------------------------------------------------------------------
+
+    def _needs_receipts(self, channel: Channel) -> None:
+        self._needs_send(channel)
+        self._needs_webhook(channel)
+        self.receipt_body("probe", "probe", self.receipt_statuses[0])  # skips when not implemented
+
+    async def test_a_receipt_for_an_unknown_message_is_acknowledged_kept_and_changes_nothing(
+        self, channel: Channel, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient
+    ) -> None:
+        """A report on a provider id no message has (yet) is stored and retried, not lost."""
+        from sqlalchemy import select
+
+        from guanxi.core.domain.models import InboxEvent
+
+        self._needs_receipts(channel)
+        await self.report(client, runtime, tenant_id, "contract-rcpt-0", "contract-unknown-id", self.receipt_statuses[0])
+        async with runtime.session(tenant_id) as s:
+            (row,) = (await s.execute(select(InboxEvent).where(InboxEvent.channel == self.channel_name))).scalars()
+        assert row.status == "pending", "an unmatched receipt stays in the inbox to be retried"
+        assert row.last_error and "contract-unknown-id" in row.last_error
+        assert await self.interactions(runtime, tenant_id) == []
+
+    async def test_the_same_receipt_three_times_is_stored_and_applied_once(
+        self, channel: Channel, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient
+    ) -> None:
+        self._needs_receipts(channel)
+        row = await self.sent(runtime, tenant_id)
+        assert row.provider_message_id
+        status = next((s for s in self.receipt_statuses if s in ("delivered", "read")), self.receipt_statuses[0])
+        for _ in range(3):
+            await self.report(client, runtime, tenant_id, "contract-rcpt-1", row.provider_message_id, status)
+        assert await self.inbox_count(runtime, tenant_id) == 1
+        after = await self.outbox_row(runtime, tenant_id, row.id)
+        assert after.status == status
+        assert [e["status"] for e in after.status_history if e["source"] == "receipt"] == [status]
+
+    async def test_receipts_out_of_order_never_move_the_status_back(
+        self, channel: Channel, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient
+    ) -> None:
+        self._needs_receipts(channel)
+        row = await self.sent(runtime, tenant_id)
+        assert row.provider_message_id
+        await self.report(client, runtime, tenant_id, "contract-rcpt-2", row.provider_message_id, "read")
+        await self.report(client, runtime, tenant_id, "contract-rcpt-3", row.provider_message_id, "delivered")
+        after = await self.outbox_row(runtime, tenant_id, row.id)
+        assert after.status == "read", "a late delivered must not overwrite read"
+        assert [(e["status"], e.get("applied", True)) for e in after.status_history[-2:]] == [("read", True), ("delivered", False)]
+
+    async def test_a_failure_receipt_after_sent_fails_the_message(
+        self, channel: Channel, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient
+    ) -> None:
+        self._needs_receipts(channel)
+        row = await self.sent(runtime, tenant_id)
+        assert row.provider_message_id
+        failure = next((s for s in self.receipt_statuses if s in ("failed", "bounced")), None)
+        if failure is None:
+            pytest.skip("the channel reports no failures (receipt_statuses)")
+        await self.report(client, runtime, tenant_id, "contract-rcpt-4", row.provider_message_id, failure)
+        after = await self.outbox_row(runtime, tenant_id, row.id)
+        assert after.status == failure
+        assert after.status_history[-1]["source"] == "receipt"

@@ -263,12 +263,12 @@ async def test_send_message_over_graphql_reports_status_and_typed_errors(
       sendMessage(customerId: $c, channel: "fakechat", text: $t, idempotencyKey: $k) {
         message { id status } created errors { field code message } } }"""
     ok = (await graphql(mutation, {"c": to_global_id("Customer", cid), "t": "hi", "k": "g1"}))["data"]["sendMessage"]
-    assert (ok["message"]["status"], ok["created"], ok["errors"]) == ("queued", True, [])
+    assert (ok["message"]["status"], ok["created"], ok["errors"]) == ("QUEUED", True, [])
     long = (await graphql(mutation, {"c": to_global_id("Customer", cid), "t": "x" * 50, "k": "g2"}))["data"]["sendMessage"]
     assert long["errors"][0]["field"] == "text" and long["message"] is None
     await outbox.run_once(runtime, tenant_id=tenant_id)
     status = await graphql("query($id: ID!) { message(id: $id) { status providerMessageId } }", {"id": ok["message"]["id"]})
-    assert status["data"]["message"] == {"status": "sent", "providerMessageId": "pm-1"}
+    assert status["data"]["message"] == {"status": "SENT", "providerMessageId": "pm-1"}
     queues = await graphql("{ queues { outbox { waiting finished failed } } }")
     assert queues["data"]["queues"]["outbox"] == {"waiting": 0, "finished": 1, "failed": 0}
 

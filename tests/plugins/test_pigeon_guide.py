@@ -49,3 +49,20 @@ def test_the_pigeon_plugin_is_installed_with_its_entry_point() -> None:
     assert found.value == "guanxi_pigeon.plugin"
     (kit,) = [ep for ep in entry_points(group="pytest11") if ep.name == "guanxi"]
     assert kit.value == "guanxi.testing.plugin"
+
+
+def test_the_guide_states_pigeons_line_count_as_the_counting_script_finds_it() -> None:
+    import importlib.util
+    import re
+
+    spec = importlib.util.spec_from_file_location("count_plugin_lines", ROOT / "scripts" / "count_plugin_lines.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    per_file = module.count(EXAMPLE)
+    total, without_contacts = sum(per_file.values()), sum(per_file.values()) - per_file["guanxi_pigeon/contacts.py"]
+    pattern = r"Pigeon counts (\d+) lines of plugin code.*?\((\d+) without `contacts.py`\)"
+    stated = re.search(pattern, GUIDE.read_text(encoding="utf-8"), re.S)
+    assert stated is not None
+    assert (int(stated.group(1)), int(stated.group(2))) == (total, without_contacts)
+    assert "tests/test_pigeon.py" not in per_file, "tests are not plugin code"

@@ -16,6 +16,9 @@ from guanxi.core.base.context import Actor
 
 
 class CustomerData(msgspec.Struct, frozen=True, kw_only=True):
+    """A snapshot of a customer as it was committed (in ``CustomerCreated``, ``CustomerUpdated``
+    and the ``guanxi_assign_owner`` decision)."""
+
     id: uuid.UUID
     display_name: str
     company: str | None
@@ -29,26 +32,41 @@ class CustomerData(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """The fields every event carries: whose data changed and who changed it."""
+
+    #: The tenant the change happened in.
     tenant_id: uuid.UUID
+    #: Who did it: a user, an API key, a plugin or a system worker (``actor.kind``, ``actor.name``).
     actor: Actor
 
 
 class CustomerCreated(Event, frozen=True, kw_only=True):
+    """A customer was created (by the API, an import, or the inbox for a new channel account)."""
+
     customer: CustomerData
 
 
 class CustomerUpdated(Event, frozen=True, kw_only=True):
+    """A customer's fields changed; ``customer`` is the new state."""
+
     customer: CustomerData
-    changed: dict[str, list[Any]]  # field -> [old, new]
+    #: Each changed field: ``[old, new]``.
+    changed: dict[str, list[Any]]
 
 
 class CustomersMerged(Event, frozen=True, kw_only=True):
+    """Two customers were merged: ``merged_id`` is now a tombstone pointing at ``survivor_id``.
+    Plugins move their own rows keyed by customer here."""
+
     survivor_id: uuid.UUID
     merged_id: uuid.UUID
-    moved: dict[str, int]  # what moved: identities, interactions, tags, tasks ...
+    #: What core moved, by kind: identities, interactions, tags, tasks …
+    moved: dict[str, int]
 
 
 class InteractionRecorded(Event, frozen=True, kw_only=True):
+    """A touchpoint was added to a customer's timeline (inbound event, outbound message, note …)."""
+
     interaction_id: uuid.UUID
     customer_id: uuid.UUID
     channel: str
@@ -60,20 +78,28 @@ class InteractionRecorded(Event, frozen=True, kw_only=True):
 
 
 class StageChanged(Event, frozen=True, kw_only=True):
+    """A customer moved to another lifecycle stage, by hand or by a rule."""
+
     customer_id: uuid.UUID
-    from_stage: str | None  # stage keys
+    #: The key of the stage before (None for a customer's first stage).
+    from_stage: str | None
+    #: The key of the new stage.
     to_stage: str
     rule: str | None
     reason: str | None
 
 
 class TagsChanged(Event, frozen=True, kw_only=True):
+    """Tags were added to or removed from a customer (tag names)."""
+
     customer_id: uuid.UUID
     added: list[str]
     removed: list[str]
 
 
 class IdentityAttached(Event, frozen=True, kw_only=True):
+    """A channel account was attached to a customer."""
+
     customer_id: uuid.UUID
     identity_id: uuid.UUID
     channel: str
@@ -87,8 +113,10 @@ class InboundApplied(msgspec.Struct, frozen=True, kw_only=True):
     identity_id: uuid.UUID
     external_id: str
     interaction_id: uuid.UUID
-    new_customer: bool  # this event created the customer
-    new_interaction: bool  # False when the interaction's dedupe key was already recorded
+    #: This event created the customer.
+    new_customer: bool
+    #: False when the interaction's dedupe key was already recorded.
+    new_interaction: bool
 
 
 class ContactArrived(Event, frozen=True, kw_only=True):
@@ -135,6 +163,8 @@ class ReferralProgress(Event, frozen=True, kw_only=True):
 
 
 class TaskChanged(Event, frozen=True, kw_only=True):
+    """A follow-up task was created or completed (``done``)."""
+
     task_id: uuid.UUID
     customer_id: uuid.UUID
     assignee_id: uuid.UUID | None
@@ -144,7 +174,9 @@ class TaskChanged(Event, frozen=True, kw_only=True):
 
 
 class MessageStatusChanged(Event, frozen=True, kw_only=True):
-    """An outbox message moved to ``queued``, ``sending``, ``sent`` or ``failed``."""
+    """An outbox message changed status: the outbox moved it to ``queued``, ``sending``, ``sent``
+    or ``failed``, or a receipt moved it on to ``delivered``, ``read``, ``failed``, ``bounced``
+    or ``complained``."""
 
     message_id: uuid.UUID
     customer_id: uuid.UUID
@@ -153,3 +185,9 @@ class MessageStatusChanged(Event, frozen=True, kw_only=True):
     attempts: int
     provider_message_id: str | None
     error: str | None
+    #: The status before this change (None for a newly queued message).
+    previous_status: str | None = None
+    #: ``"outbox"`` (the outbox worker or ``sendMessage``) or ``"receipt"`` (a provider's report).
+    source: str = "outbox"
+    #: When it happened: now for the outbox, the provider's time for a receipt.
+    occurred_at: dt.datetime | None = None

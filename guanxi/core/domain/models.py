@@ -42,6 +42,7 @@ NAMING = {
 
 
 def utcnow() -> dt.datetime:
+    """The current time, timezone-aware in UTC (use it for defaults of timestamp columns)."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -68,6 +69,10 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 
 class Base(DeclarativeBase):
+    """The declarative base of core's and plugins' tables: one metadata with core's naming
+    conventions; ``Mapped[dt.datetime]`` maps to :class:`UTCDateTime`, ``Mapped[uuid.UUID]`` to
+    ``Uuid`` and ``Mapped[dict[str, Any]]`` / ``Mapped[list[str]]`` to ``JSON``."""
+
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dt.datetime: UTCDateTime(),
@@ -260,6 +265,9 @@ class Identity(CustomerOwned, TenantScoped, Base):
     profile: Mapped[dict[str, Any]] = mapped_column(default=dict, info=PERSONAL)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: Set by a failure receipt that says the account is gone (``Receipt.unreachable``); the
+    #: outbox refuses to send to it until the account writes in again, which clears it.
+    unreachable_at: Mapped[dt.datetime | None]
 
 
 class Interaction(CustomerOwned, TenantScoped, Base):
@@ -426,6 +434,7 @@ class OutboxMessage(CustomerOwned, TenantScoped, Base):
         _fk(["tenant_id", "customer_id"], "customers"),
         Index("ix_outbox_messages_claim", "status", "next_attempt_at"),
         Index(None, "tenant_id", "customer_id", "created_at"),
+        Index(None, "tenant_id", "channel", "provider_message_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -436,7 +445,9 @@ class OutboxMessage(CustomerOwned, TenantScoped, Base):
     text: Mapped[str | None] = mapped_column(Text, info=PERSONAL)
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, info=PERSONAL)
     idempotency_key: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | sending | sent | failed
+    #: queued | sending | sent | delivered | read | failed | bounced | complained
+    #: (``guanxi.core.domain.channels.MESSAGE_STATUSES``)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[dt.datetime | None]
@@ -445,3 +456,7 @@ class OutboxMessage(CustomerOwned, TenantScoped, Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None]
     actor_id: Mapped[uuid.UUID | None]
+    #: Every transition, oldest first: ``{"status", "at" (ISO 8601), "source" ("outbox" or
+    #: "receipt"), "error"?, "provider_code"?}``; a receipt that does not move the status on (a
+    #: late "delivered" after "read") is kept here too, with ``"applied": false``.
+    status_history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")

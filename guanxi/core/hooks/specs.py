@@ -203,7 +203,13 @@ def guanxi_task_changed(runtime: Runtime, event: TaskChanged) -> Any:
 def guanxi_message_status_changed(runtime: Runtime, event: MessageStatusChanged) -> Any:
     """An outbox message changed status: ``queued`` (accepted by ``sendMessage``), ``sending``,
     ``sent`` (with the provider's message id) or ``failed`` (with the error, after the last
-    retry or a permanent error). Retries show as ``queued`` again with a higher ``attempts``."""
+    retry or a permanent error). Retries show as ``queued`` again with a higher ``attempts``.
+
+    After ``sent``, receipts from the provider (``guanxi.Receipt``, applied by the inbox worker)
+    move the message on to ``delivered``, ``read``, ``failed``, ``bounced`` or ``complained``
+    (``event.source == "receipt"``, ``event.occurred_at`` the provider's time). A receipt that
+    does not move the status forward (a late ``delivered`` after ``read``, a duplicate) fires
+    nothing. ``event.previous_status`` is the status before the change."""
 
 
 @hookspec

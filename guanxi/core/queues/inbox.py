@@ -21,10 +21,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.base.ids import new_id
-from guanxi.core.domain.channels import InboundEvent
+from guanxi.core.domain.channels import InboundEvent, Receipt
 from guanxi.core.domain.events import InboundApplied
 from guanxi.core.domain.models import InboxEvent, utcnow
 from guanxi.core.hooks import manager as plugins
+from guanxi.core.queues import lifecycle
 from guanxi.core.queues.queue import QueueWorker, backoff, claim
 from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
@@ -36,22 +37,32 @@ CHANNEL_ACTOR = Actor(kind="system", name="inbox")
 
 
 class IngestResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What :func:`ingest` did with one event or receipt."""
+
+    #: The new inbox row's id; None for a duplicate.
     inbox_id: uuid.UUID | None
+    #: True when this (tenant, channel, provider event id) was stored before: nothing was done.
     duplicate: bool
 
 
-def _check(event: InboundEvent) -> None:
+def _check(event: InboundEvent | Receipt) -> None:
     if not event.provider_event_id or len(event.provider_event_id) > 200:
         raise ValidationError("provider_event_id must be 1 to 200 characters", field="provider_event_id")
     if event.occurred_at.tzinfo is None:
         raise ValidationError("occurred_at must carry a time zone", field="occurred_at")
-    if not event.identity.external_id:
+    if isinstance(event, Receipt):
+        lifecycle.check_receipt(event)
+    elif not event.identity.external_id:
         raise ValidationError("identity.external_id must not be empty", field="identity.external_id")
 
 
-async def ingest(runtime: Runtime, tenant_id: uuid.UUID, event: InboundEvent) -> IngestResult:
-    """Store an inbound event durably and return at once; a duplicate delivery (same tenant,
-    channel and provider event id) is acknowledged and ignored. Wakes the inbox worker."""
+async def ingest(runtime: Runtime, tenant_id: uuid.UUID, event: InboundEvent | Receipt) -> IngestResult:
+    """Store an inbound event or a receipt durably and return at once; a duplicate delivery (same
+    tenant, channel and provider event id) is acknowledged and ignored. Wakes the inbox worker.
+
+    Raises :class:`~guanxi.core.base.errors.ValidationError` (nothing stored) for an event core
+    cannot take: an empty or longer than 200 characters event id, a naive ``occurred_at``, an
+    empty external id, a receipt with an unknown status."""
     _check(event)
     values = {
         "tenant_id": tenant_id,
@@ -78,6 +89,10 @@ async def _apply(tx: Tx, inbox_id: uuid.UUID) -> None:
     """The whole effect of one inbox row, inside the caller's transaction."""
     row = await tx.session.get(InboxEvent, (tx.tenant_id, inbox_id))
     if row is None or row.status == "done":
+        return
+    if row.event.get("type") == "receipt":
+        message = await lifecycle.apply_receipt(tx, msgspec.convert(row.event, Receipt))
+        _done(row, message.customer_id, message.interaction_id)
         return
     event = msgspec.convert(row.event, InboundEvent)
     ident = event.identity
@@ -109,6 +124,8 @@ async def _apply(tx: Tx, inbox_id: uuid.UUID) -> None:
             dedupe_key=f"inbox:{event.channel}:{event.provider_event_id}",
         ),
     )
+    if identity.unreachable_at is not None and event.direction == "in":  # it wrote in: reachable again
+        identity.unreachable_at = None
     applied = InboundApplied(
         customer_id=customer.id,
         identity_id=identity.id,
@@ -120,12 +137,16 @@ async def _apply(tx: Tx, inbox_id: uuid.UUID) -> None:
     # the channel plugin's own bookkeeping, in this transaction: a failure undoes the event and
     # the inbox retries it, so nothing is half-applied
     await plugins.call_all(tx.runtime.pm.hook.guanxi_inbound_applied, tx=tx, event=event, applied=applied)
+    _done(row, customer.id, interaction.id)
+
+
+def _done(row: InboxEvent, customer_id: uuid.UUID | None, interaction_id: uuid.UUID | None) -> None:
     row.status = "done"
     row.processed_at = utcnow()
     row.locked_until = None
     row.last_error = None
-    row.customer_id = customer.id
-    row.interaction_id = interaction.id
+    row.customer_id = customer_id
+    row.interaction_id = interaction_id
 
 
 async def process_one(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUID) -> None:

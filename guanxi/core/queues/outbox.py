@@ -33,8 +33,8 @@ from guanxi.core.domain.channels import (
     OutboundMessage,
     PermanentDeliveryError,
 )
-from guanxi.core.domain.events import MessageStatusChanged
 from guanxi.core.domain.models import Identity, Interaction, OutboxMessage, utcnow
+from guanxi.core.queues import lifecycle
 from guanxi.core.queues.queue import QueueWorker, backoff, claim
 from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
@@ -58,20 +58,6 @@ class SendRequest(msgspec.Struct, kw_only=True):
     idempotency_key: str
     text: str | None = None
     attachments: list[Attachment] = msgspec.field(default_factory=list)
-
-
-def _status_event(tx_or_tenant: uuid.UUID, actor: Actor, row: OutboxMessage) -> MessageStatusChanged:
-    return MessageStatusChanged(
-        tenant_id=tx_or_tenant,
-        actor=actor,
-        message_id=row.id,
-        customer_id=row.customer_id,
-        channel=row.channel,
-        status=row.status,
-        attempts=row.attempts,
-        provider_message_id=row.provider_message_id,
-        error=row.last_error,
-    )
 
 
 async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
@@ -115,6 +101,7 @@ async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
     ).scalar_one_or_none()
     if identity is None:
         raise ValidationError(f"the customer has no {req.channel} account to send to", field="channel")
+    _check_reachable(identity)
     if caps.messaging_window_s is not None:
         last_in = (
             await session.execute(
@@ -158,14 +145,25 @@ async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
         created_at=utcnow(),
         actor_id=tx.ctx.actor.user_id,
     )
+    lifecycle.record(row, "queued", row.created_at, source="outbox")
     session.add(row)
     await session.flush()
     audit(tx, "message.queue", "customer", customer.id, {"channel": req.channel, "message_id": message_id})
-    tx.emit("guanxi_message_status_changed", _status_event(tx.tenant_id, tx.ctx.actor, row))
+    tx.emit("guanxi_message_status_changed", lifecycle.status_event(tx.tenant_id, tx.ctx.actor, row, previous=None))
     worker = tx.runtime.state.get("outbox_worker")
     if worker is not None:
         worker.wake_after_commit(tx)
     return row, True
+
+
+def _check_reachable(identity: Identity) -> None:
+    """A receipt said this account is gone (``Receipt.unreachable``): refuse, writing nothing."""
+    if identity.unreachable_at is not None:
+        raise ValidationError(
+            f"the customer's {identity.channel} account is unreachable since {identity.unreachable_at.isoformat()} "
+            "(a delivery report said so); it becomes reachable again when it writes in",
+            field="channel",
+        )
 
 
 class TokenBucket:
@@ -209,9 +207,10 @@ class Deliverer:
         ctx = RequestContext(tenant_id=tenant_id, actor=WORKER)
         async with self.runtime.transaction(ctx) as tx:
             row = await tx.session.get(OutboxMessage, (tenant_id, message_id))
-            if row is None or row.status in ("sent", "failed"):
+            if row is None or row.status not in ("queued", "sending"):
                 return
-            tx.emit("guanxi_message_status_changed", _status_event(tenant_id, WORKER, row))  # sending
+            lifecycle.record(row, "sending", utcnow(), source="outbox")
+            tx.emit("guanxi_message_status_changed", lifecycle.status_event(tenant_id, WORKER, row, previous="queued"))
             message = OutboundMessage(
                 id=row.id,
                 tenant_id=tenant_id,
@@ -243,18 +242,23 @@ class Deliverer:
             if row is None:
                 return
             row.locked_until = None
+            previous = row.status
+            if previous not in ("queued", "sending"):  # another worker finished it after a lease ran out
+                return
             if error is None:
-                row.status, row.sent_at, row.last_error = "sent", utcnow(), None
+                row.sent_at, row.last_error = utcnow(), None
                 row.provider_message_id = result.provider_message_id if result else None
+                lifecycle.outbox_transition(row, "sent")
             else:
                 row.last_error = f"{type(error).__name__}: {error}"[:2000]
                 permanent = isinstance(error, DeliveryError) and not error.transient
                 if permanent or row.attempts >= self.max_attempts:
-                    row.status = "failed"
+                    lifecycle.outbox_transition(row, "failed", error=row.last_error)
                     log.error("message %s to %s failed for good after %d attempts: %s", row.id, row.channel, row.attempts, row.last_error)
                 else:
                     delay = getattr(error, "retry_after_s", None) or backoff(row.attempts)
-                    row.status, row.next_attempt_at = "queued", utcnow() + dt.timedelta(seconds=delay)
+                    row.next_attempt_at = utcnow() + dt.timedelta(seconds=delay)
+                    lifecycle.outbox_transition(row, "queued", error=row.last_error)
                     log.warning(
                         "message %s to %s failed (attempt %d), retry in %.1f s: %s",
                         row.id,
@@ -263,7 +267,7 @@ class Deliverer:
                         delay,
                         row.last_error,
                     )
-            tx.emit("guanxi_message_status_changed", _status_event(tenant_id, WORKER, row))
+            tx.emit("guanxi_message_status_changed", lifecycle.status_event(tenant_id, WORKER, row, previous=previous))
 
 
 async def run_once(
@@ -286,20 +290,30 @@ async def run_once(
 
 
 async def retry(runtime: Runtime, tenant_id: uuid.UUID, message_id: uuid.UUID) -> bool:
-    """Queue a failed message again (operator action); a sent message is never re-sent."""
+    """Queue a failed message again (operator action); a message the provider accepted once
+    (sent, whatever its receipts said later) is never re-sent."""
     async with runtime.write_session(tenant_id) as session:
         row = await session.get(OutboxMessage, (tenant_id, message_id))
-        if row is None or row.status == "sent":
+        if row is None or row.sent_at is not None:
             return False
-        row.status, row.attempts, row.next_attempt_at, row.locked_until = "queued", 0, utcnow(), None
+        row.attempts, row.next_attempt_at, row.locked_until = 0, utcnow(), None
+        lifecycle.outbox_transition(row, "queued")
     return True
 
 
 async def depth(runtime: Runtime, tenant_id: uuid.UUID | None = None) -> dict[str, int | float | None]:
     """Outbox metrics (all tenants, or one): ``waiting`` (queued), ``working`` (sending),
-    ``finished`` (sent), ``failed``, and ``oldest_waiting_age_s``."""
+    ``finished`` (sent, delivered, read or complained), ``failed`` (failed or bounced), and
+    ``oldest_waiting_age_s``."""
     return await queue_depth(
-        runtime.engine, OutboxMessage, waiting="queued", working="sending", finished="sent", since_column="created_at", tenant_id=tenant_id
+        runtime.engine,
+        OutboxMessage,
+        waiting="queued",
+        working="sending",
+        finished=("sent", "delivered", "read", "complained"),
+        failed=("failed", "bounced"),
+        since_column="created_at",
+        tenant_id=tenant_id,
     )
 
 

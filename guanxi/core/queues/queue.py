@@ -72,8 +72,9 @@ async def depth(
     *,
     waiting: str,
     working: str,
-    finished: str,
+    finished: str | tuple[str, ...],
     since_column: str,
+    failed: str | tuple[str, ...] = "failed",
     tenant_id: uuid.UUID | None = None,
 ) -> dict[str, int | float | None]:
     """Rows per state (all tenants, or one) and the age in seconds of the oldest row not yet
@@ -85,11 +86,15 @@ async def depth(
         counts = {str(status): int(n) for status, n in rows}
         oldest = (await conn.execute(select(func.min(t.c[since_column])).where(scope, t.c.status.in_((waiting, working))))).scalar()
     age = (utcnow() - oldest).total_seconds() if oldest is not None else None
+
+    def total(states: str | tuple[str, ...]) -> int:
+        return sum(counts.get(state, 0) for state in ((states,) if isinstance(states, str) else states))
+
     return {
         "waiting": counts.get(waiting, 0),
         "working": counts.get(working, 0),
-        "finished": counts.get(finished, 0),
-        "failed": counts.get("failed", 0),
+        "finished": total(finished),
+        "failed": total(failed),
         "oldest_waiting_age_s": age,
     }
 

@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from guanxi_pigeon.routes import signature
 
-from guanxi import Runtime
+from guanxi import Runtime, sign
 from guanxi.core.queues import inbox
 from guanxi.testing import GraphQL
 
@@ -50,7 +49,7 @@ class Pigeon:
             event["state"] = state
         body = msgspec.json.encode(event)
         ts = str(int(time.time()))
-        headers = {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(SECRET, ts, body)}
+        headers = {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": sign(SECRET, body, timestamp=ts, prefix="sha256=")}
         response = await self.client.post("/webhooks/pigeon", content=body, headers=headers)
         assert response.status_code == 200, response.text
         await inbox.run_once(self.runtime, tenant_id=self.tenant_id)

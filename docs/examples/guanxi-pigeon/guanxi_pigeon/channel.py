@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from guanxi import (
-    Capabilities,
-    Channel,
-    DeliveryResult,
-    OutboundMessage,
-    PermanentDeliveryError,
-    TransientDeliveryError,
-)
+from guanxi import Capabilities, Channel, DeliveryResult, OutboundMessage, TransientDeliveryError, delivery_error
 from guanxi_pigeon.settings import PigeonSettings
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None  # Pigeon sends seconds
 
 
 class PigeonChannel(Channel):
@@ -47,14 +35,12 @@ class PigeonChannel(Channel):
             )
         except httpx.TransportError as exc:  # timeouts, refused connections
             raise TransientDeliveryError(f"Pigeon unreachable: {type(exc).__name__}") from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientDeliveryError(
-                f"Pigeon answered {response.status_code}", provider_code=str(response.status_code), retry_after_s=retry_after(response)
-            )
-        if response.status_code >= 400:
-            code = response.json().get("error") if response.headers.get("content-type", "").startswith("application/json") else None
-            raise PermanentDeliveryError(f"Pigeon refused the message ({response.status_code} {code})", provider_code=code)
-        return DeliveryResult(provider_message_id=response.json()["id"])
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        retry_after = response.headers.get("Retry-After")
+        error = delivery_error(response.status_code, retry_after=retry_after, provider_code=body.get("error"), provider="Pigeon")
+        if error is not None:
+            raise error
+        return DeliveryResult(provider_message_id=body["id"])
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -1,21 +1,14 @@
-"""The webhook Pigeon calls for every event: check the signature, decode, store, answer."""
+"""The webhook Pigeon calls for every event and delivery report: check the signature, decode, store."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import time
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, post
-from litestar.exceptions import HTTPException, NotAuthorizedException
 
-from guanxi import InboundEvent, ProfileInput, Runtime, ValidationError, ingest
-from guanxi_pigeon.settings import PigeonSettings
-
-MAX_SKEW_S = 300
+from guanxi import InboundEvent, ProfileInput, Receipt, verify_signature
+from guanxi.webhooks import WebhookCall, webhook
 
 
 class Sender(msgspec.Struct, kw_only=True):
@@ -26,35 +19,42 @@ class Sender(msgspec.Struct, kw_only=True):
 
 class PigeonEvent(msgspec.Struct, kw_only=True):
     event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    type: Literal["message", "follow", "unfollow"]
+    type: Literal["message", "follow", "unfollow", "delivered", "read", "failed"]
     sent_at: Annotated[dt.datetime, msgspec.Meta(tz=True)]
-    sender: Sender = msgspec.field(name="from")
+    sender: Sender | None = msgspec.field(default=None, name="from")
     text: str | None = None
     #: The entry point's code a follow came through (e.g. a referral token), if any.
     state: Annotated[str, msgspec.Meta(max_length=30)] | None = None
-
-
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def verify(secret: str, timestamp: str | None, given: str | None, body: bytes) -> None:
-    if not secret or not timestamp or not given:
-        raise NotAuthorizedException("missing Pigeon signature")
-    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW_S:
-        raise NotAuthorizedException("stale or invalid X-Pigeon-Timestamp")
-    if not hmac.compare_digest(signature(secret, timestamp, body), given):
-        raise NotAuthorizedException("bad Pigeon signature")
+    #: Receipts: Pigeon's id of the message they report on, and why a message failed.
+    message_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    error: str | None = None
 
 
 KINDS = {"message": "message_in", "follow": "follow", "unfollow": "unfollow"}
 
 
-def to_inbound(event: PigeonEvent) -> InboundEvent:
-    payload: dict[str, Any] = {"pigeon_type": event.type}
-    if event.state:
-        payload["state"] = event.state
+def verify(call: WebhookCall) -> None:
+    signature, timestamp = call.header("X-Pigeon-Signature"), call.header("X-Pigeon-Timestamp")
+    verify_signature(call.settings.webhook_secret, call.body, signature, timestamp=timestamp, timestamped=True, prefix="sha256=")
+
+
+def parse(call: WebhookCall) -> InboundEvent | Receipt:
+    event = msgspec.json.decode(call.body, type=PigeonEvent)
+    if event.type not in KINDS:  # a delivery report on a message Pigeon accepted earlier
+        if event.message_id is None:
+            raise ValueError(f"a {event.type} report needs `message_id`")
+        return Receipt(
+            channel="pigeon",
+            provider_event_id=event.event_id,
+            provider_message_id=event.message_id,
+            status=event.type,
+            occurred_at=event.sent_at,
+            error=event.error,
+            unreachable=event.error == "unknown_recipient",
+        )
+    if event.sender is None:
+        raise ValueError(f"a {event.type} event needs `from`")
+    payload: dict[str, Any] = {"pigeon_type": event.type} | ({"state": event.state} if event.state else {})
     return InboundEvent(
         channel="pigeon",
         provider_event_id=event.event_id,
@@ -66,15 +66,4 @@ def to_inbound(event: PigeonEvent) -> InboundEvent:
     )
 
 
-@post("/webhooks/pigeon", status_code=200)
-async def pigeon_webhook(request: Request[Any, Any, Any]) -> dict[str, bool]:
-    runtime: Runtime = request.app.state.runtime
-    settings: PigeonSettings = runtime.plugin_settings("pigeon")
-    body = await request.body()
-    verify(settings.webhook_secret, request.headers.get("X-Pigeon-Timestamp"), request.headers.get("X-Pigeon-Signature"), body)
-    try:
-        event = msgspec.json.decode(body, type=PigeonEvent)
-        result = await ingest(runtime, await runtime.tenant_id(settings.tenant or None), to_inbound(event))
-    except (msgspec.DecodeError, ValidationError) as exc:
-        raise HTTPException(status_code=400, detail=f"malformed Pigeon event: {exc}") from None
-    return {"ok": True, "duplicate": result.duplicate}
+pigeon_webhook = webhook("/webhooks/pigeon", plugin="pigeon", verify=verify, parse=parse)

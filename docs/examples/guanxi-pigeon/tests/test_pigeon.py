@@ -19,7 +19,6 @@ import httpx
 import msgspec
 import pytest
 import uvicorn
-from guanxi_pigeon.routes import signature
 from litestar import Litestar, Request, Response, post
 
 from guanxi import (
@@ -32,13 +31,21 @@ from guanxi import (
     OutboundMessage,
     Runtime,
     TransientDeliveryError,
+    ValidationError,
     collect,
     hookimpl,
+    sign,
 )
-from guanxi.testing import ChannelContract, process_inbox
+from guanxi.testing import ChannelContract, deliver_outbox, process_inbox
 
 TOKEN = "test-token"
 WEBHOOK_SECRET = "test-webhook-secret"
+
+
+def pigeon_headers(body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The headers Pigeon signs a delivery with: HMAC-SHA256 over ``timestamp.body``."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    return {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": sign(WEBHOOK_SECRET, body, timestamp=ts, prefix="sha256=")}
 
 
 class FakePigeon:
@@ -130,8 +137,11 @@ class TestPigeonContract(ChannelContract):
         return msgspec.json.encode(event)
 
     def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        return {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(WEBHOOK_SECRET, ts, body)}
+        return pigeon_headers(body, timestamp)
+
+    def receipt_body(self, event_id: str, provider_message_id: str, status: str) -> bytes:
+        report = {"event_id": event_id, "type": status, "sent_at": "2026-05-01T08:00:00Z", "message_id": provider_message_id}
+        return msgspec.json.encode(report)
 
     # -- Pigeon's own details, beyond the contract --
 
@@ -139,7 +149,7 @@ class TestPigeonContract(ChannelContract):
         self.provider.outcomes.extend(["rate_limited", "server_error"])
         with pytest.raises(TransientDeliveryError) as limited:
             await channel.send(self.message())
-        assert (limited.value.retry_after_s, limited.value.provider_code) == (7.0, "429")
+        assert (limited.value.retry_after_s, limited.value.provider_code) == (7.0, "rate_limited")
         with pytest.raises(TransientDeliveryError):
             await channel.send(self.message())
 
@@ -162,6 +172,28 @@ class TestPigeonContract(ChannelContract):
         await process_inbox(runtime, tenant_id=tenant_id)
         (followed,) = await self.interactions(runtime, tenant_id)
         assert (followed.kind, followed.text) == ("follow", None)
+
+    async def test_an_unknown_recipient_report_marks_the_account_unreachable(
+        self, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient
+    ) -> None:
+        self.arrange_success()
+        row = await self.queue(runtime, tenant_id)
+        await deliver_outbox(runtime, tenant_id=tenant_id)
+        pid = (await self.outbox_row(runtime, tenant_id, row.id)).provider_message_id
+        report = {"event_id": "r1", "type": "failed", "sent_at": "2026-05-01T08:00:00Z", "message_id": pid, "error": "unknown_recipient"}
+        body = msgspec.json.encode(report)
+        assert (await client.post("/webhooks/pigeon", content=body, headers=pigeon_headers(body))).status_code == 200
+        await process_inbox(runtime, tenant_id=tenant_id)
+        failed = await self.outbox_row(runtime, tenant_id, row.id)
+        assert (failed.status, failed.last_error) == ("failed", "unknown_recipient")
+        with pytest.raises(ValidationError, match="unreachable"):
+            await self.queue(runtime, tenant_id, customer_id=row.customer_id)
+
+    async def test_a_report_without_message_id_is_400(self, client: httpx.AsyncClient) -> None:
+        body = msgspec.json.encode({"event_id": "r2", "type": "read", "sent_at": "2026-05-01T08:00:00Z"})
+        response = await client.post("/webhooks/pigeon", content=body, headers=pigeon_headers(body))
+        assert response.status_code == 400
+        assert "needs `message_id`" in response.json()["detail"]
 
 
 class Recorder:
@@ -199,9 +231,7 @@ class TestPigeonAttribution:
 
     async def post(self, client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID, event: dict[str, Any]) -> None:
         body = msgspec.json.encode(event)
-        ts = str(int(time.time()))
-        headers = {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(WEBHOOK_SECRET, ts, body)}
-        assert (await client.post("/webhooks/pigeon", content=body, headers=headers)).status_code == 200
+        assert (await client.post("/webhooks/pigeon", content=body, headers=pigeon_headers(body))).status_code == 200
         await process_inbox(runtime, tenant_id=tenant_id)
 
     async def test_a_follow_with_state_reports_a_new_contact_with_the_token(
@@ -223,9 +253,7 @@ class TestPigeonAttribution:
             {"event_id": "b2", "type": "follow", "sent_at": "2026-05-01T08:01:00Z", "from": {"id": "u6"}, "state": "tok_abc123"},
         ):
             body = msgspec.json.encode(event)
-            ts = str(int(time.time()))
-            headers = {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": signature(WEBHOOK_SECRET, ts, body)}
-            assert (await client.post("/webhooks/pigeon", content=body, headers=headers)).status_code == 200
+            assert (await client.post("/webhooks/pigeon", content=body, headers=pigeon_headers(body))).status_code == 200
         assert await process_inbox(runtime, tenant_id=tenant_id) == 2  # one batch
         assert [(a.state, a.new_customer) for a in recorder.arrived] == [("tok_abc123", False)]
 
