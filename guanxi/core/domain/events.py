@@ -153,3 +153,16 @@ class MessageStatusChanged(Event, frozen=True, kw_only=True):
     attempts: int
     provider_message_id: str | None
     error: str | None
+
+
+class NotificationCreated(Event, frozen=True, kw_only=True):
+    """A notification to a staff member was recorded (its channel deliveries are queued)."""
+
+    notification_id: uuid.UUID
+    user_id: uuid.UUID
+    kind: str
+    title: str
+    body: str | None
+    link_type: str | None
+    link_id: uuid.UUID | None
+    created_at: dt.datetime
