@@ -184,7 +184,7 @@ async def test_a_cancelled_job_does_not_run(runtime: Runtime, tenant_id: uuid.UU
         ({"cron": "61 * * * *"}, "Bad minute"),
         ({"cron": "* * *"}, "five fields"),
         ({}, "either run_at or cron"),
-        ({"run_at": dt.datetime(2030, 1, 1)}, "time zone"),  # noqa: DTZ001 - the naive value is the bad input
+        ({"run_at": dt.datetime(2030, 1, 1)}, "time zone"),
     ],
 )
 async def test_bad_schedules_are_refused_naming_the_problem(
@@ -204,5 +204,5 @@ async def test_two_plugins_offering_the_same_job_kind_fail_with_both_named(runti
 
     runtime.pm.register(Copy(), name="copy")
     runtime._job_kinds = None
-    with pytest.raises(PluginError, match="'jobs.record' is offered by both"):
+    with pytest.raises(PluginError, match=r"'jobs\.record' is offered by both"):
         scheduler.job_kinds(runtime)

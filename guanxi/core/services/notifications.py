@@ -32,6 +32,7 @@ from guanxi.core.base.ids import new_id
 from guanxi.core.domain.events import NotificationCreated
 from guanxi.core.domain.models import Notification, NotificationDelivery, NotificationSettings, Tenant, User, utcnow
 from guanxi.core.runtime import Tx
+from guanxi.core.services.audit import audit
 from guanxi.core.services.schedule import zone
 from guanxi.core.storage.tenancy import TenantSession
 
@@ -166,6 +167,8 @@ async def update_settings(tx: Tx, user_id: uuid.UUID, data: SettingsInput) -> No
         raise ValidationError("set both quiet_start and quiet_end, or neither", field="quietStart")
     row.updated_at = utcnow()
     await tx.session.flush()
+    changed = [f for f in ("channels", "kinds", "quiet_start", "quiet_end", "digest_at") if getattr(data, f) is not msgspec.UNSET]
+    audit(tx, "notification.preferences", "user", user_id, {"fields": changed})
     return row
 
 
@@ -298,4 +301,6 @@ async def mark_read(tx: Tx, user_id: uuid.UUID, ids: list[uuid.UUID] | None) -> 
     if ids is not None:
         stmt = stmt.where(Notification.id.in_(ids))
     result = await tx.session.execute(stmt.execution_options(synchronize_session=False))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    audit(tx, "notification.read", "user", user_id, {"count": count, "all": ids is None})
+    return count
