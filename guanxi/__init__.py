@@ -19,9 +19,11 @@ from guanxi.core.domain.channels import (
     OutboundMessage,
     PermanentDeliveryError,
     ProfileInput,
+    StaffChannel,
+    StaffNotice,
     TransientDeliveryError,
 )
-from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
+from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, JobRun, ScoreComponent
 from guanxi.core.domain.events import (
     ContactArrived,
     ContactLeft,
@@ -34,6 +36,7 @@ from guanxi.core.domain.events import (
     InboundApplied,
     InteractionRecorded,
     MessageStatusChanged,
+    NotificationCreated,
     ReferralProgress,
     StageChanged,
     TagsChanged,
@@ -68,8 +71,11 @@ __all__ = [
     "InboundEvent",
     "IngestResult",
     "InteractionRecorded",
+    "JobKind",
+    "JobRun",
     "MessageStatusChanged",
     "NotFoundError",
+    "NotificationCreated",
     "OutboundMessage",
     "PermanentDeliveryError",
     "Permission",
@@ -79,6 +85,8 @@ __all__ = [
     "RequestContext",
     "Runtime",
     "ScoreComponent",
+    "StaffChannel",
+    "StaffNotice",
     "StageChanged",
     "TagsChanged",
     "TaskChanged",
