@@ -90,7 +90,15 @@ async def victim(runtime: Runtime) -> Victim:
                 body="B-body",
             )
         )
-        s.add(ScheduledJob(id=found.job_id, kind="core.task_due_soon", key="B-job", payload={"secret": "B-payload"}, slot_at=utcnow()))
+        s.add(
+            ScheduledJob(
+                id=found.job_id,
+                kind="core.task_due_soon",
+                key="B-job",
+                payload={"task_id": str(world.tasks["ann"]), "secret": "B-payload"},
+                slot_at=utcnow(),
+            )
+        )
     return found
 
 

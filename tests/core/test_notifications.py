@@ -24,7 +24,7 @@ from guanxi.core.domain.channels import (
     StaffNotice,
     TransientDeliveryError,
 )
-from guanxi.core.domain.models import Notification, NotificationDelivery, ScheduledJob, User, utcnow
+from guanxi.core.domain.models import Notification, NotificationDelivery, ScheduledJob, Task, User, utcnow
 from guanxi.core.queues import scheduler, staff
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import customers, notifications, privacy, reminders, tasks, users
@@ -445,3 +445,43 @@ async def test_a_users_notifications_are_exported_and_erased_with_their_data(
         export = await privacy.export_user_data(s, user_id)
     assert export["notifications"] == [] and export["notificationDeliveries"] == []
     assert export["user"]["name"] == privacy.ERASED and not export["user"]["active"] and "li.lei" not in export["user"]["email"]
+
+
+async def test_erasing_a_customer_blanks_the_staff_notifications_that_name_them(
+    runtime: Runtime, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    task_id = await _task(runtime, tenant_id, user_id, dt.timedelta(minutes=1))
+    await scheduler.run_once(runtime, tenant_id=tenant_id)  # the due-soon reminder names the customer
+    await _notify(runtime, tenant_id, note(user_id, "other", title="Team meeting"))
+    async with runtime.session(tenant_id) as s:
+        task = await s.get(Task, (tenant_id, task_id))
+        assert task is not None
+        customer_id = task.customer_id
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        counts = await privacy.erase_customer(tx, customer_id)
+    assert counts["notifications"] == 1
+    async with runtime.session(tenant_id) as s:
+        rows = {n.dedupe_key.split(":")[0]: (n.title, n.body) for n in await notifications.list_notifications(s, user_id, first=10)}
+    assert rows == {"task.due_soon": (privacy.ERASED, None), "other": ("Team meeting", None)}
+
+
+async def test_reading_notifications_and_sending_a_digest_cost_the_same_statements_for_few_or_many(
+    runtime: Runtime, tenant_id: uuid.UUID, user_id: uuid.UUID, me: Any, pager: Pager
+) -> None:
+    from guanxi.testing.sql import count_statements
+
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        await notifications.update_settings(tx, user_id, notifications.SettingsInput(kinds={"test.digest": {"digest": True}}))
+    counts = []
+    for batch, n in (("a", 2), ("b", 12)):
+        for i in range(n):
+            await _notify(runtime, tenant_id, note(user_id, f"{batch}{i}", kind="test.digest", title=f"{batch}{i}"))
+        await me(MY)  # warm the caller's key cache
+        with count_statements(runtime.engine) as listing:
+            body = await me(MY)
+        await _due_now(runtime, tenant_id)
+        with count_statements(runtime.engine) as sending:
+            assert await staff.run_once(runtime, limit=1, tenant_id=tenant_id) == 1
+        counts.append((len(listing), len(sending)))
+        assert len(pager.sent[-1].items) == n and len(body["data"]["myNotifications"]["items"]) >= n
+    assert counts[0] == counts[1], counts

@@ -14,7 +14,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import String, cast, delete, or_, select, update
+from sqlalchemy import String, and_, cast, delete, or_, select, update
 
 from guanxi.core.base.errors import NotFoundError
 from guanxi.core.domain.models import (
@@ -216,6 +216,12 @@ async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
     counts["inbox_events"] = (await session.execute(update(InboxEvent).where(or_(*raw)).values(event={}))).rowcount or 0  # type: ignore[attr-defined]
     # the trail about the person: entries on the customer and on their tasks, identities, messages
     task_ids = (await session.scalars(select(Task.id).where(Task.customer_id.in_(ids)))).all()
+    # staff notifications about the person or their tasks name them (a reminder's title and body)
+    about_them = or_(
+        and_(Notification.link_type == "customer", Notification.link_id.in_(ids)),
+        and_(Notification.link_type == "task", Notification.link_id.in_(task_ids)),
+    )
+    counts["notifications"] = (await session.execute(update(Notification).where(about_them).values(title=ERASED, body=None))).rowcount or 0  # type: ignore[attr-defined]
     about = [*ids, *task_ids, *(i.id for i in identities)]
     trail = (await session.scalars(select(AuditEvent).where(AuditEvent.object_id.in_(about)))).all()
     for event in trail:

@@ -55,8 +55,12 @@ async def schedule_reminders(tx: Tx, task: Task) -> None:
 
 
 async def _remind(job: JobRun) -> None:
+    try:
+        task_id = uuid.UUID(str(job.payload["task_id"]))
+    except (KeyError, ValueError):
+        raise ValueError(f"a {job.kind} job needs the task's id in its payload (task_id), not {job.payload!r}") from None
     async with job.runtime.transaction(RequestContext(tenant_id=job.tenant_id, actor=ACTOR)) as tx:
-        task = await tx.session.get(Task, (job.tenant_id, uuid.UUID(job.payload["task_id"])))
+        task = await tx.session.get(Task, (job.tenant_id, task_id))
         if task is None or task.done_at is not None or task.assignee_id is None or task.due_at is None:
             return
         due = task.due_at.astimezone(dt.UTC)

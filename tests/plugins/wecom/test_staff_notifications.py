@@ -92,9 +92,8 @@ async def test_a_task_due_in_a_minute_reminds_its_assignee_in_app_and_on_wecom_o
     finally:
         await rt.engine.dispose()
     assert [(n.kind, n.link_id, n.read_at) for n in rows] == [("task.due_soon", task.id, None)]
-    assert [(d.channel, d.recipient, d.status, d.provider_message_id) for d in deliveries] == [
-        ("wecom", "ww-test-corp:zhangsan", "sent", "app-msg-1")
-    ]
+    assert [(d.channel, d.recipient, d.status) for d in deliveries] == [("wecom", "ww-test-corp:zhangsan", "sent")]
+    assert (deliveries[0].provider_message_id or "").startswith("app-msg-")
 
 
 async def test_a_staff_member_without_a_wecom_account_keeps_the_in_app_notification_only(
