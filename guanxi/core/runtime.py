@@ -91,6 +91,8 @@ class Runtime:
         self.state: dict[str, Any] = {}  # a place for plugins to keep per-runtime objects
         self._channels: dict[str, Channel] | None = None
         self._staff_channels: dict[str, StaffChannel] | None = None
+        #: the plugin that offers each staff channel (for per-tenant plugin checks)
+        self.staff_channel_owners: dict[str, str] = {}
         self._job_kinds: dict[str, tuple[str, JobKind]] | None = None
 
     @classmethod
@@ -163,7 +165,7 @@ class Runtime:
                     if adapter.name in found:
                         raise PluginError(f"staff channel {adapter.name!r} is offered by both {owners[adapter.name]} and {plugin}")
                     found[adapter.name], owners[adapter.name] = adapter, plugin
-            self._staff_channels = found
+            self._staff_channels, self.staff_channel_owners = found, owners
         return self._staff_channels
 
     def job_kinds(self, core: Mapping[str, JobKind]) -> dict[str, tuple[str, JobKind]]:

@@ -248,6 +248,8 @@ async def _queue_deliveries(tx: Tx, user: User, row: Notification, now: dt.datet
     tz = await user_zone(tx.session, user)
     when = next_digest(now, settings.digest_at, tz) if digest else after_quiet_hours(now, settings.quiet_start, settings.quiet_end, tz)
     queued = 0
+    # the one place a staff channel is chosen for a user: a per-tenant plugin check goes here
+    # (the offering plugin is tx.runtime.staff_channel_owners[name])
     for name, channel in sorted(tx.runtime.staff_channels.items()):
         if wanted is not None and name not in wanted:
             continue
