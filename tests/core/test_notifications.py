@@ -485,3 +485,19 @@ async def test_reading_notifications_and_sending_a_digest_cost_the_same_statemen
         counts.append((len(listing), len(sending)))
         assert len(pager.sent[-1].items) == n and len(body["data"]["myNotifications"]["items"]) >= n
     assert counts[0] == counts[1], counts
+
+
+async def test_a_retry_that_would_fall_in_quiet_hours_waits_for_their_end(
+    runtime: Runtime, tenant_id: uuid.UUID, user_id: uuid.UUID, pager: Pager
+) -> None:
+    await _notify(runtime, tenant_id, note(user_id))  # queued before the quiet hours were set
+    tz = ZoneInfo("Asia/Shanghai")  # the tenant's zone; the user has none
+    now = utcnow().astimezone(tz)
+    end = (now + dt.timedelta(hours=3)).replace(second=0, microsecond=0)
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        quiet = notifications.SettingsInput(quiet_start=(now - dt.timedelta(hours=1)).strftime("%H:%M"), quiet_end=end.strftime("%H:%M"))
+        await notifications.update_settings(tx, user_id, quiet)
+    pager.outcomes = ["transient"]
+    await staff.run_once(runtime, tenant_id=tenant_id)
+    [row] = await _deliveries(runtime, tenant_id)
+    assert row.status == "queued" and row.next_attempt_at == end.astimezone(dt.UTC)

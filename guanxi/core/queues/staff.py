@@ -20,10 +20,12 @@ import uuid
 from sqlalchemy import select
 
 from guanxi.core.domain.channels import DeliveryError, DeliveryResult, PermanentDeliveryError, StaffNotice
-from guanxi.core.domain.models import Notification, NotificationDelivery, utcnow
+from guanxi.core.domain.models import Notification, NotificationDelivery, User, utcnow
 from guanxi.core.queues.queue import QueueWorker, backoff, claim
 from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime
+from guanxi.core.services import notifications
+from guanxi.core.storage.tenancy import TenantSession
 
 log = logging.getLogger("guanxi.staff")
 
@@ -34,6 +36,15 @@ def _text(notification: Notification) -> str:
 
 def _shorten(text: str, limit: int | None) -> str:
     return text if limit is None or len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+async def _outside_quiet_hours(session: TenantSession, user_id: uuid.UUID, at: dt.datetime) -> dt.datetime:
+    """A retry that would land in the user's quiet hours waits for their end."""
+    user = await session.get(User, (session.tenant_id, user_id))
+    if user is None:
+        return at
+    settings = await notifications.get_settings(session, user_id)
+    return notifications.after_quiet_hours(at, settings.quiet_start, settings.quiet_end, await notifications.user_zone(session, user))
 
 
 class StaffDeliverer:
@@ -132,6 +143,7 @@ class StaffDeliverer:
                 permanent = isinstance(error, DeliveryError) and not error.transient
                 if not permanent and carrier.attempts < self.max_attempts:
                     retry_at = now + dt.timedelta(seconds=getattr(error, "retry_after_s", None) or backoff(carrier.attempts))
+                    retry_at = await _outside_quiet_hours(session, carrier.user_id, retry_at)
             for r in rows:
                 r.locked_until = None
                 if error is None:
