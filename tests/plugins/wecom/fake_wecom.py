@@ -102,9 +102,12 @@ class FakeWecom:
         async def handler(request: Request[Any, Any, Any], path: FromPath[str]) -> dict[str, Any]:
             body = await request.json() if request.method == "POST" else None
             delay = self.delay_s.pop(path, 0.0)
+            # answered on arrival, sent after the delay: a slow answer the client gave up on must
+            # not take a failure scripted later (by the next test) from the queue
+            answer = self.answer(path, dict(request.query_params), body)
             if delay:
                 await asyncio.sleep(delay)
-            return self.answer(path, dict(request.query_params), body)
+            return answer
 
         return Litestar([handler])
 
