@@ -22,9 +22,11 @@ from guanxi.core.domain.channels import (
     PermanentDeliveryError,
     ProfileInput,
     Receipt,
+    StaffChannel,
+    StaffNotice,
     TransientDeliveryError,
 )
-from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
+from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, JobRun, ScoreComponent
 from guanxi.core.domain.events import (
     ContactArrived,
     ContactLeft,
@@ -37,6 +39,7 @@ from guanxi.core.domain.events import (
     InboundApplied,
     InteractionRecorded,
     MessageStatusChanged,
+    NotificationCreated,
     ReferralProgress,
     StageChanged,
     TagsChanged,
@@ -72,8 +75,11 @@ __all__ = [
     "InboundEvent",
     "IngestResult",
     "InteractionRecorded",
+    "JobKind",
+    "JobRun",
     "MessageStatusChanged",
     "NotFoundError",
+    "NotificationCreated",
     "OutboundMessage",
     "PermanentDeliveryError",
     "Permission",
@@ -85,6 +91,8 @@ __all__ = [
     "Runtime",
     "ScoreComponent",
     "SignatureError",
+    "StaffChannel",
+    "StaffNotice",
     "StageChanged",
     "TagsChanged",
     "TaskChanged",

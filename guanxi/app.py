@@ -22,6 +22,8 @@ from guanxi.core.base.errors import NotFoundError
 from guanxi.core.base.logs import configure_logging
 from guanxi.core.queues.inbox import InboxWorker
 from guanxi.core.queues.outbox import Deliverer, OutboxWorker
+from guanxi.core.queues.scheduler import SchedulerWorker
+from guanxi.core.queues.staff import StaffDeliverer, StaffDeliveryWorker
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.extensions import shape_error
@@ -54,15 +56,21 @@ def tune_gc() -> None:
 
 
 def start_workers(rt: Runtime) -> list[Any]:
-    """Start the in-process inbox and outbox workers of a server process."""
+    """Start the in-process workers of a server process: inbox, outbox, scheduler and staff
+    notification deliveries."""
     q = rt.settings.queues
     inbox_worker = InboxWorker(rt, poll_s=q.poll_s, lease_s=q.lease_s, max_attempts=q.inbox_max_attempts, batch=q.batch)
     deliverer = Deliverer(rt, send_timeout_s=q.send_timeout_s, max_attempts=q.outbox_max_attempts, rates=dict(q.rate_per_s))
     outbox_worker = OutboxWorker(rt, deliverer, poll_s=q.poll_s, lease_s=q.lease_s, batch=q.batch)
+    scheduler = SchedulerWorker(rt, poll_s=q.poll_s, lease_s=q.lease_s, batch=q.batch, timeout_s=q.job_timeout_s)
+    staff_deliverer = StaffDeliverer(rt, send_timeout_s=q.send_timeout_s, max_attempts=q.staff_max_attempts, lease_s=q.lease_s)
+    staff_worker = StaffDeliveryWorker(rt, staff_deliverer, poll_s=q.poll_s, lease_s=q.lease_s, batch=q.batch)
     rt.state["inbox_worker"], rt.state["outbox_worker"] = inbox_worker, outbox_worker
-    inbox_worker.start()
-    outbox_worker.start()
-    return [inbox_worker, outbox_worker]
+    rt.state["scheduler_worker"], rt.state["staff_worker"] = scheduler, staff_worker
+    workers = [inbox_worker, outbox_worker, scheduler, staff_worker]
+    for worker in workers:
+        worker.start()
+    return workers
 
 
 def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = None, debug: bool = False) -> Litestar:

@@ -150,3 +150,43 @@ def test_db_rls_needs_postgresql(tmp_path: Path) -> None:
     invoke(_secret_runtime(tmp_path), "db", "upgrade")
     code, out = invoke(_secret_runtime(tmp_path), "db", "rls", "enable")
     assert code != 0 and "row-level security needs PostgreSQL" in out
+
+
+def test_jobs_and_notifications_commands_list_run_and_cancel(tmp_path: Path) -> None:
+    """A task's reminders show in ``guanxi jobs list``; ``worker --once`` runs the due one and
+    records the in-app notification; ``jobs cancel`` cancels the other, then refuses a second time."""
+    import asyncio
+    import datetime as dt
+    import json
+
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.services import customers, tasks, users
+
+    invoke(_runtime(tmp_path), "db", "upgrade")
+    invoke(_runtime(tmp_path), "tenant", "create", "demo", "Demo")
+
+    async def seed() -> None:
+        r = _runtime(tmp_path)
+        async with r.transaction(RequestContext(tenant_id=await r.tenant_id("demo"))) as tx:
+            user = await users.create_user(tx, email="li@acme.example", name="Li")
+            c = await customers.create_customer(tx, customers.CustomerInput(display_name="Wang", owner_id=user.id))
+            due = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+            await tasks.create_task(tx, tasks.TaskInput(customer_id=c.id, title="Call", due_at=due))
+        await r.engine.dispose()
+
+    asyncio.run(seed())
+    code, out = invoke(_runtime(tmp_path), "jobs", "list", "--json")
+    assert code == 0, out
+    listed = {r["kind"]: r for r in json.loads(out)}
+    assert sorted(listed) == ["core.task_due_soon", "core.task_overdue"]
+    code, out = invoke(_runtime(tmp_path), "worker", "--once")
+    assert code == 0 and json.loads(out.splitlines()[-1])["scheduler"] == 1  # due soon: now; overdue: in 5 minutes
+    code, out = invoke(_runtime(tmp_path), "jobs", "show", listed["core.task_due_soon"]["id"])
+    assert code == 0 and json.loads(out)["status"] == "done"
+    overdue = listed["core.task_overdue"]["id"]
+    code, out = invoke(_runtime(tmp_path), "jobs", "cancel", overdue)
+    assert code == 0 and f"{overdue}: cancelled" in out
+    code, out = invoke(_runtime(tmp_path), "jobs", "cancel", overdue)
+    assert code == 0 and "not cancelled: the job is already cancelled" in out
+    code, out = invoke(_runtime(tmp_path), "notifications", "list")
+    assert code == 0 and "(none)" in out  # no staff channel is enabled: the reminder is in-app only

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from guanxi.core.base.config import CoreSettings, decode_plugin_section, load_settings
 from guanxi.core.base.context import RequestContext
 from guanxi.core.base.errors import ConfigError, NotFoundError, PluginError
-from guanxi.core.domain.channels import Channel
+from guanxi.core.domain.channels import Channel, StaffChannel
+from guanxi.core.domain.contracts import JobKind
 from guanxi.core.domain.events import Event
 from guanxi.core.domain.models import Tenant
 from guanxi.core.hooks import manager as plugin_mod
@@ -89,6 +90,10 @@ class Runtime:
         self._tenant_ids: dict[str, uuid.UUID] = {}
         self.state: dict[str, Any] = {}  # a place for plugins to keep per-runtime objects
         self._channels: dict[str, Channel] | None = None
+        self._staff_channels: dict[str, StaffChannel] | None = None
+        #: the plugin that offers each staff channel (for per-tenant plugin checks)
+        self.staff_channel_owners: dict[str, str] = {}
+        self._job_kinds: dict[str, tuple[str, JobKind]] | None = None
 
     @classmethod
     def from_config(
@@ -145,6 +150,40 @@ class Runtime:
             self._channels = found
         return self._channels
 
+    @property
+    def staff_channels(self) -> dict[str, StaffChannel]:
+        """Staff notification channels of the enabled plugins, by name (collected once)."""
+        if self._staff_channels is None:
+            found: dict[str, StaffChannel] = {}
+            owners: dict[str, str] = {}
+            for plugin, adapters in plugin_mod.per_plugin(self.pm.hook.guanxi_staff_channels, runtime=self):
+                for adapter in adapters:
+                    if not isinstance(adapter, StaffChannel):
+                        raise PluginError(
+                            f"plugin {plugin!r}: guanxi_staff_channels must return StaffChannel instances, not {type(adapter).__name__}"
+                        )
+                    if adapter.name in found:
+                        raise PluginError(f"staff channel {adapter.name!r} is offered by both {owners[adapter.name]} and {plugin}")
+                    found[adapter.name], owners[adapter.name] = adapter, plugin
+            self._staff_channels, self.staff_channel_owners = found, owners
+        return self._staff_channels
+
+    def job_kinds(self, core: Mapping[str, JobKind]) -> dict[str, tuple[str, JobKind]]:
+        """Scheduled job kinds by name, with their owner (``core`` or a plugin's name): core's
+        own (given by the scheduler, which sits above the runtime) and the enabled plugins'
+        (``guanxi_job_kinds``), collected once."""
+        if self._job_kinds is None:
+            found: dict[str, tuple[str, JobKind]] = {name: ("core", kind) for name, kind in core.items()}
+            for plugin, kinds in plugin_mod.per_plugin(self.pm.hook.guanxi_job_kinds, runtime=self):
+                for kind in kinds:
+                    if not isinstance(kind, JobKind):
+                        raise PluginError(f"plugin {plugin!r}: guanxi_job_kinds must return JobKind instances, not {type(kind).__name__}")
+                    if kind.name in found:
+                        raise PluginError(f"job kind {kind.name!r} is offered by both {found[kind.name][0]} and {plugin}")
+                    found[kind.name] = (plugin, kind)
+            self._job_kinds = found
+        return self._job_kinds
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -155,6 +194,8 @@ class Runtime:
             await plugin_mod.call_all(self.pm.hook.guanxi_shutdown, reverse=True, runtime=self)
             for adapter in (self._channels or {}).values():
                 await adapter.aclose()
+            for staff in (self._staff_channels or {}).values():
+                await staff.aclose()
         finally:
             await self.engine.dispose()
 

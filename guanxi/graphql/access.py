@@ -104,8 +104,31 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         name="queues.read",
         roles=("admin",),
-        fields=("Query.inboxEvents", "Query.queues"),
-        description="Inspect the inbox (raw provider events) and queue depths",
+        fields=("Query.inboxEvents", "Query.queues", "Query.scheduledJobs"),
+        description="Inspect the inbox (raw provider events), the scheduler's jobs and queue depths",
+    ),
+    Permission(
+        name="jobs.cancel",
+        roles=("admin",),
+        fields=("Mutation.cancelScheduledJob",),
+        description="Cancel a scheduled job",
+    ),
+    Permission(
+        name="notifications.own",
+        roles=ALL,
+        fields=(
+            "Query.myNotifications",
+            "Query.myNotificationPreferences",
+            "Mutation.markNotificationsRead",
+            "Mutation.updateMyNotificationPreferences",
+        ),
+        description="Read one's own notifications, mark them read, set one's notification preferences",
+    ),
+    Permission(
+        name="users.privacy",
+        roles=("admin",),
+        fields=("Query.exportUserData", "Mutation.eraseUserData"),
+        description="Export or erase a staff member's personal data (PIPL / GDPR)",
     ),
     Permission(
         name="messages.read",

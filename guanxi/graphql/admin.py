@@ -91,6 +91,12 @@ class EraseCustomerPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.type
+class EraseUserPayload:
+    erased: JSON | None = strawberry.field(default=None, description="what was erased, by table")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
 @strawberry.input
 class CreateApiKeyInput:
     name: str
@@ -123,6 +129,11 @@ class AdminQuery:
     @strawberry.field(description="The tenant's API keys, revoked ones included (admins).")
     async def api_keys(self, info: Info) -> list[ApiKey]:
         return [ApiKey.from_info(k) for k in await auth.list_api_keys(info.context.session)]
+
+    @strawberry.field(description="Everything held on a staff member as a person (profile, notifications), as JSON (admins).")
+    async def export_user_data(self, info: Info, id: strawberry.ID) -> JSON:
+        data = await privacy.export_user_data(info.context.session, from_global_id(id, "User"))
+        return cast(Any, data)
 
     @strawberry.field(description="Everything held on a person, core and plugins, as JSON (PIPL / GDPR access; admins, managers).")
     async def export_customer_data(self, info: Info, id: strawberry.ID) -> JSON:
@@ -171,3 +182,14 @@ class AdminMutation:
             return EraseCustomerPayload(customer=customer, erased=cast(Any, counts))
 
         return await as_payload(run, EraseCustomerPayload)
+
+    @strawberry.mutation(
+        description="Erase a staff member's personal data: notifications and preferences deleted, the user anonymised (admins)."
+    )
+    async def erase_user_data(self, info: Info, id: strawberry.ID) -> EraseUserPayload:
+        async def run() -> EraseUserPayload:
+            async with info.context.transaction() as tx:
+                counts = await privacy.erase_user_data(tx, from_global_id(id, "User"))
+            return EraseUserPayload(erased=cast(Any, counts))
+
+        return await as_payload(run, EraseUserPayload)

@@ -14,7 +14,7 @@ from strawberry.types import Info
 
 from guanxi.core.domain.channels import Attachment
 from guanxi.core.domain.models import InboxEvent, OutboxMessage
-from guanxi.core.queues import inbox, outbox
+from guanxi.core.queues import inbox, outbox, scheduler, staff
 from guanxi.core.services.profiles import refresh_profile
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id, to_global_id
@@ -131,6 +131,8 @@ def _depth(d: dict[str, int | float | None]) -> QueueDepth:
 class Queues:
     inbox: QueueDepth
     outbox: QueueDepth
+    staff: QueueDepth = strawberry.field(description="staff notification deliveries: queued, sending, sent, failed")
+    scheduler: QueueDepth = strawberry.field(description="scheduled jobs: scheduled (future ones too), running, done, failed")
 
 
 @strawberry.type
@@ -231,7 +233,8 @@ class MessagingQuery:
         tenant = info.context.tenant_id
         rt = info.context.rt
         i, o = await inbox.depth(rt, tenant), await outbox.depth(rt, tenant)
-        return Queues(inbox=_depth(i), outbox=_depth(o))
+        st, sc = await staff.depth(rt, tenant), await scheduler.depth(rt, tenant)
+        return Queues(inbox=_depth(i), outbox=_depth(o), staff=_depth(st), scheduler=_depth(sc))
 
 
 def _page(info: Info, first: int) -> int:

@@ -34,6 +34,7 @@ from guanxi.graphql.execution import FastLeafExecutionContext
 from guanxi.graphql.extensions import RequestLifecycle
 from guanxi.graphql.messaging import CustomerMessages, Message, MessagingMutation, MessagingQuery
 from guanxi.graphql.mutation import Mutation
+from guanxi.graphql.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
 from guanxi.graphql.query import Query, customers_query
 from guanxi.graphql.subscriptions import Subscription
 
@@ -287,13 +288,22 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
     the environment variable ``GUANXI_GRAPHQL_COMPILE=0`` turns it off."""
     parts = contributions(runtime)
     customers = customers_query(*_customer_list_extensions(parts))
-    core_query = [("core", customers), ("core", Query), ("core", MessagingQuery), ("core", AdminQuery)]
+    core_query = [("core", customers), ("core", Query), ("core", MessagingQuery), ("core", AdminQuery), ("core", NotificationQuery)]
     query = _merge_root("Query", [*core_query, *[(n, c.query) for n, c in parts if c.query]])
     mutation = _merge_root(
         "Mutation",
-        [("core", Mutation), ("core", MessagingMutation), ("core", AdminMutation), *[(n, c.mutation) for n, c in parts if c.mutation]],
+        [
+            ("core", Mutation),
+            ("core", MessagingMutation),
+            ("core", AdminMutation),
+            ("core", NotificationMutation),
+            *[(n, c.mutation) for n, c in parts if c.mutation],
+        ],
     )
-    subscription = _merge_root("Subscription", [("core", Subscription), *[(n, c.subscription) for n, c in parts if c.subscription]])
+    subscription = _merge_root(
+        "Subscription",
+        [("core", Subscription), ("core", NotificationSubscription), *[(n, c.subscription) for n, c in parts if c.subscription]],
+    )
     extensions: dict[str, list[tuple[str, type]]] = {"Customer": [("core", CustomerMessages)]}
     for name, c in parts:
         for type_name, cls in c.extend.items():

@@ -145,7 +145,28 @@ CASES: list[tuple[str, str, Callable[[World, dict[str, Any]], dict[str, Any]], s
         lambda w, s: {"id": cid(w, "cy")},
         "customer.erase",
     ),
+    (
+        "cancelScheduledJob",
+        "mutation($id: ID!) { cancelScheduledJob(id: $id) { errors { code } } }",
+        lambda w, s: {"id": s["job"]},
+        "job.cancel",
+    ),
+    (
+        "eraseUserData",
+        "mutation($id: ID!) { eraseUserData(id: $id) { errors { code } } }",
+        lambda w, s: {"id": to_global_id("User", w.users["cy"])},
+        "user.erase",
+    ),
+    ("markNotificationsRead", "mutation { markNotificationsRead(all: true) { errors { code } } }", lambda w, s: {}, "notification.read"),
+    (
+        "updateMyNotificationPreferences",
+        'mutation { updateMyNotificationPreferences(input: {digestAt: "08:00"}) { errors { code } } }',
+        lambda w, s: {},
+        "notification.preferences",
+    ),
 ]
+#: mutations on the caller's own notifications: called with an admin key that acts for a user
+AS_USER = ("markNotificationsRead", "updateMyNotificationPreferences")
 
 
 @pytest.mark.plugins("chat")
@@ -159,6 +180,7 @@ async def test_every_core_mutation_writes_an_audit_entry_with_its_actor(
     mutation: str,
     variables: Callable[[World, dict[str, Any]], dict[str, Any]],
     action: str,
+    as_key: Callable[[str], Caller],
 ) -> None:
     setup: dict[str, Any] = {"key_id": (await key_for(runtime, tenant_id, "readonly")).split("_")[1]}
     if field in ("sendMessage", "refreshIdentityProfile"):
@@ -167,14 +189,28 @@ async def test_every_core_mutation_writes_an_audit_entry_with_its_actor(
             {"id": cid(world)},
         )
         setup["identity"] = attached["data"]["attachIdentity"]["identity"]["id"]
-    body = await graphql(mutation, variables(world, setup))
+    if field == "cancelScheduledJob":  # a task with a due time schedules its reminders
+        await graphql(
+            'mutation($id: ID!) { createTask(input: {customerId: $id, title: "call", dueAt: "2031-01-01T09:00:00+08:00"})'
+            " { errors { code } } }",
+            {"id": cid(world)},
+        )
+        jobs = await graphql('{ scheduledJobs(status: "scheduled") { id } }')
+        setup["job"] = jobs["data"]["scheduledJobs"][0]["id"]
+    if field in AS_USER:
+        body = await as_key(await key_for(runtime, tenant_id, "admin", world.users["ann"]))(mutation, variables(world, setup))
+    else:
+        body = await graphql(mutation, variables(world, setup))
     assert next(iter(body["data"].values()))["errors"] == [], body
     trail = (await graphql("query($a: String) { auditEvents(action: $a) { action actor actorId objectType changes } }", {"a": action}))[
         "data"
     ]
     assert trail["auditEvents"], f"{field} wrote no {action} entry"
     entry = trail["auditEvents"][0]
-    assert entry["actor"].startswith("key ") and "(test admin)" in entry["actor"]  # the API key that did it
+    if field in AS_USER:  # the user the key acts for, and the key
+        assert entry["actor"].startswith("ann@corp.cn (key ") and entry["actorId"] == to_global_id("User", world.users["ann"])
+    else:
+        assert entry["actor"].startswith("key ") and "(test admin)" in entry["actor"]  # the API key that did it
 
 
 def test_every_core_mutation_is_covered_by_the_audit_test(runtime: Runtime) -> None:

@@ -22,7 +22,18 @@ import pytest
 from sqlalchemy import func, select
 
 from guanxi.core.base.context import RequestContext
-from guanxi.core.domain.models import Customer, CustomerTag, InboxEvent, Interaction, OutboxMessage, Task
+from guanxi.core.domain.models import (
+    Customer,
+    CustomerTag,
+    InboxEvent,
+    Interaction,
+    Notification,
+    OutboxMessage,
+    ScheduledJob,
+    Task,
+    User,
+    utcnow,
+)
 from guanxi.core.runtime import Runtime
 from guanxi.core.services.pipelines import create_tenant
 from guanxi.graphql.ids import to_global_id
@@ -32,6 +43,8 @@ from tests.access.conftest import Caller, World, key_for, seed_world
 class Victim:
     def __init__(self, world: World, message_id: uuid.UUID, identity_id: uuid.UUID, key_id: str) -> None:
         self.world = world
+        self.notification_id = uuid.uuid4()
+        self.job_id = uuid.uuid4()
         self.message_id = message_id
         self.identity_id = identity_id
         self.key_id = key_id
@@ -65,7 +78,28 @@ async def victim(runtime: Runtime) -> Victim:
 
     async with runtime.session(tenant_b) as s:
         identity_id = (await s.scalars(select(Identity.id).where(Identity.customer_id == world.customers["ann"]))).one()
-    return Victim(world, message.id, identity_id, key.split("_")[1])
+    found = Victim(world, message.id, identity_id, key.split("_")[1])
+    async with runtime.write_session(tenant_b) as s:
+        s.add(
+            Notification(
+                id=found.notification_id,
+                user_id=world.users["ann"],
+                kind="task.due_soon",
+                title="B-reminder",
+                dedupe_key="B-n1",
+                body="B-body",
+            )
+        )
+        s.add(
+            ScheduledJob(
+                id=found.job_id,
+                kind="core.task_due_soon",
+                key="B-job",
+                payload={"task_id": str(world.tasks["ann"]), "secret": "B-payload"},
+                slot_at=utcnow(),
+            )
+        )
+    return found
 
 
 @pytest.fixture
@@ -87,6 +121,9 @@ async def snapshot(runtime: Runtime, tenant_id: uuid.UUID) -> dict[str, Any]:
             "tasks": [(t.title, t.done_at) for t in (await s.scalars(select(Task).order_by(Task.id))).all()],
             "interactions": (await s.execute(select(func.count()).select_from(Interaction))).scalar(),
             "messages": (await s.execute(select(func.count()).select_from(OutboxMessage))).scalar(),
+            "notifications": [(n.title, n.read_at) for n in (await s.scalars(select(Notification).order_by(Notification.id))).all()],
+            "jobs": [(j.key, j.status) for j in (await s.scalars(select(ScheduledJob).order_by(ScheduledJob.id))).all()],
+            "users": [(u.name, u.email, u.active) for u in (await s.scalars(select(User).order_by(User.id))).all()],
         }
 
 
@@ -139,6 +176,11 @@ QUERIES: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
     ("Query.auditEvents", "{ auditEvents(first: 100) { action changes actor } }", lambda v: {}),
     ("Query.apiKeys", "{ apiKeys { keyId name } }", lambda v: {}),
     ("Query.exportCustomerData", "query($id: ID!) { exportCustomerData(id: $id) }", lambda v: {"id": v.gid("Customer")}),
+    ("Query.exportUserData", "query($id: ID!) { exportUserData(id: $id) }", lambda v: {"id": v.gid("User")}),
+    ("Query.scheduledJobs", "{ scheduledJobs(first: 100) { id key kind payload lastError } }", lambda v: {}),
+    ("Query.scheduledJobs", '{ scheduledJobs(kind: "core.task_due_soon") { id key payload } }', lambda v: {}),
+    ("Query.myNotifications", "{ myNotifications(first: 100) { unreadCount items { title body } } }", lambda v: {}),
+    ("Query.myNotificationPreferences", "{ myNotificationPreferences { channels kinds } }", lambda v: {}),
 ]
 
 MUTATIONS: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
@@ -216,9 +258,26 @@ MUTATIONS: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
     ),
     ("Mutation.revokeApiKey", "mutation($k: String!) { revokeApiKey(keyId: $k) { errors { code } } }", lambda v: {"k": v.key_id}),
     ("Mutation.eraseCustomer", "mutation($id: ID!) { eraseCustomer(id: $id) { errors { code } } }", lambda v: {"id": v.gid("Customer")}),
+    ("Mutation.eraseUserData", "mutation($id: ID!) { eraseUserData(id: $id) { erased errors { code } } }", lambda v: {"id": v.gid("User")}),
+    (
+        "Mutation.cancelScheduledJob",
+        "mutation($id: ID!) { cancelScheduledJob(id: $id) { job { key } errors { code } } }",
+        lambda v: {"id": to_global_id("ScheduledJob", v.job_id)},
+    ),
+    (
+        "Mutation.markNotificationsRead",
+        "mutation($ids: [ID!]) { markNotificationsRead(ids: $ids) { count errors { code } } }",
+        lambda v: {"ids": [to_global_id("Notification", v.notification_id)]},
+    ),
+    (
+        "Mutation.updateMyNotificationPreferences",
+        'mutation { updateMyNotificationPreferences(input: {digestAt: "06:00"}) { errors { code } } }',
+        lambda v: {},
+    ),
 ]
 
-SUBSCRIPTIONS = ["Subscription.interactionRecorded", "Subscription.messageStatusChanged"]  # attacked in the test below
+#: attacked in the tests below
+SUBSCRIPTIONS = ["Subscription.interactionRecorded", "Subscription.messageStatusChanged", "Subscription.notificationReceived"]
 
 
 @pytest.mark.parametrize(("coordinate", "query", "variables"), QUERIES, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(QUERIES)])
@@ -246,7 +305,9 @@ async def test_no_mutation_reaches_another_tenants_data(
     no_leak(body)
     assert await snapshot(runtime, victim.world.tenant_id) == before
     payload = next(iter((body.get("data") or {}).values()), None)
-    aimed_at_b = any(isinstance(v, str) and v != "B-1" for v in variables(victim).values()) or "keyId" in query
+    aimed_at_b = any(isinstance(v, str | list) and v != "B-1" for v in variables(victim).values()) or "keyId" in query
+    if coordinate == "Mutation.markNotificationsRead":
+        aimed_at_b = False  # an admin key without a user is refused; a user of A is tried below
     if aimed_at_b and payload is not None:
         assert payload["errors"], body  # refused (NOT_FOUND, or a check that comes first)
 
@@ -295,3 +356,45 @@ def test_the_suite_attacks_every_root_field(runtime: Runtime) -> None:
     fields = {f"{t.name}.{f}" for t in (schema.query_type, schema.mutation_type, schema.subscription_type) if t for f in t.fields}
     attacked = {c for c, _, _ in QUERIES} | {c for c, _, _ in MUTATIONS} | set(SUBSCRIPTIONS)
     assert fields - attacked == set(), "add an attack for each new root field"
+
+
+async def test_a_user_of_another_tenant_neither_sees_nor_marks_nor_hears_notifications(
+    runtime: Runtime, tenant_id: uuid.UUID, victim: Victim, as_key: Callable[[str], Caller]
+) -> None:
+    """A user key of tenant A (whose user id is looked up in A only) against B's notification."""
+    from guanxi.core.services.notifications import NotificationInput, notify
+    from guanxi.graphql.context import GraphQLContext
+    from guanxi.graphql.schema import build_schema
+    from tests.access.conftest import make_user
+
+    me = await make_user(runtime, tenant_id, "a-user@corp.cn", "sales")
+    caller = as_key(await key_for(runtime, tenant_id, "sales", me))
+    before = await snapshot(runtime, victim.world.tenant_id)
+    listed = await caller("{ myNotifications(first: 100) { unreadCount items { title } } }")
+    no_leak(listed)
+    assert listed["data"]["myNotifications"] == {"unreadCount": 0, "items": []}
+    marked = await caller(
+        "mutation($ids: [ID!]) { markNotificationsRead(ids: $ids) { count } }",
+        {"ids": [to_global_id("Notification", victim.notification_id)]},
+    )
+    assert marked["data"]["markNotificationsRead"]["count"] == 0
+    assert (await caller("mutation { markNotificationsRead(all: true) { count } }"))["data"]["markNotificationsRead"]["count"] == 0
+    assert await snapshot(runtime, victim.world.tenant_id) == before
+
+    from guanxi.core.base.context import Actor
+
+    schema = build_schema(runtime)
+    # the same user id in another tenant's event must not reach A's caller (tenant checked, not only the user)
+    ctx = RequestContext(tenant_id=tenant_id, actor=Actor(kind="user", user_id=victim.world.users["ann"], name="x", roles=("sales",)))
+    stream = await schema.subscribe(
+        "subscription { notificationReceived { title } }", context_value=GraphQLContext(runtime=runtime, request_context=ctx)
+    )
+    receive = asyncio.ensure_future(stream.__anext__())  # type: ignore[union-attr]
+    await asyncio.sleep(0.05)
+    async with runtime.transaction(RequestContext(tenant_id=victim.world.tenant_id)) as tx:
+        await notify(tx, NotificationInput(user_id=victim.world.users["ann"], kind="test.live", title="B-live", dedupe_key="B-live"))
+    await asyncio.sleep(0.2)
+    assert not receive.done()
+    receive.cancel()
+    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+        await receive

@@ -122,6 +122,19 @@ class QueueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     outbox_max_attempts: Positive = 6
     send_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     rate_per_s: dict[str, Annotated[float, msgspec.Meta(gt=0)]] = msgspec.field(default_factory=dict)
+    # the scheduler (guanxi.core.queues.scheduler): a run longer than this is stopped and retried
+    job_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # the staff delivery queue (guanxi.core.queues.staff)
+    staff_max_attempts: Positive = 6
+
+
+class NotifySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Staff notifications and core's task reminders (guanxi.core.services.reminders)."""
+
+    # remind a task's assignee before the due time (task.due_soon) and when it passes (task.overdue)
+    task_reminders: bool = True
+    # how long before the due time the due-soon reminder goes out
+    task_due_soon_s: Annotated[int, msgspec.Meta(ge=0)] = 3600
 
 
 class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -131,6 +144,7 @@ class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     graphql: GraphQLSettings = msgspec.field(default_factory=GraphQLSettings)
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     queues: QueueSettings = msgspec.field(default_factory=QueueSettings)
+    notifications: NotifySettings = msgspec.field(default_factory=NotifySettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
 
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import uuid
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
 from guanxi.core.base.errors import GuanxiError
+
+if TYPE_CHECKING:
+    from guanxi.core.storage.tenancy import TenantSession
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
@@ -238,6 +241,58 @@ class Channel(abc.ABC):
     async def fetch_profile(self, external_id: str) -> ProfileInput | None:
         """Fetch the current profile of an account from the provider (None if unknown)."""
         raise CapabilityError(f"channel {self.name!r} cannot fetch profiles")
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release clients (called when the application stops)."""
+
+
+# -- staff notifications ---------------------------------------------------------------------
+
+
+class StaffNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """One notification (or a digest of several) to deliver to a staff member on one staff
+    channel. ``text`` is the ready-to-send plain text (title, body, and for a digest one line per
+    item); ``items`` are the notifications it carries, for channels that format their own.
+    ``idempotency_key`` is the same on every attempt: pass it to providers that deduplicate."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    channel: str
+    recipient: str
+    kind: str
+    title: str
+    text: str
+    link_type: str | None = None
+    link_id: uuid.UUID | None = None
+    items: tuple[dict[str, Any], ...] = ()
+    idempotency_key: str
+    attempt: int = 1
+
+
+class StaffChannel(abc.ABC):
+    """Base class of staff notification channels (a WeCom application message to the employee,
+    an e-mail to a colleague), contributed through the ``guanxi_staff_channels`` hook.
+
+    Unlike :class:`Channel` it addresses staff members, not customers: no consent, no customer
+    timeline. :meth:`recipient` tells core where a user can be reached on this channel (None:
+    not reachable, so nothing is queued for it); :meth:`send` delivers one notice and, like
+    :meth:`Channel.send`, raises :class:`TransientDeliveryError` or
+    :class:`PermanentDeliveryError` (anything else counts as transient) and writes nothing.
+    """
+
+    name: ClassVar[str]
+    #: the longest text the channel takes (core shortens longer texts)
+    max_text_length: ClassVar[int | None] = None
+
+    @abc.abstractmethod
+    async def recipient(self, session: TenantSession, user_id: uuid.UUID) -> str | None:
+        """The user's address on this channel, or None when the user cannot be reached on it.
+        ``session`` is the notifying transaction's, scoped to the user's tenant."""
+
+    @abc.abstractmethod
+    async def send(self, notice: StaffNotice) -> DeliveryResult:
+        """Deliver one notice; return the provider's message id."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients (called when the application stops)."""

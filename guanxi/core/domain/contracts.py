@@ -7,7 +7,10 @@ neither imports the other (checked by import-linter).
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 
@@ -56,3 +59,39 @@ class EntryPoint(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     url: str
     reference: str | None = None
+
+
+class JobRun(msgspec.Struct, frozen=True, kw_only=True):
+    """One run of a scheduled job, as its kind's handler receives it.
+
+    ``slot_at`` is the time the run is for (the ``run_at`` of a one-off job, the cron slot of a
+    recurring one). ``idempotency_key`` (``<job id>:<slot>``) is the same when the run is
+    retried after an error or re-run after a worker died mid-way: use it to make the run's
+    effects happen once (a notification's dedupe key, a provider's request id). ``attempt``
+    counts from 1. ``runtime`` is the running :class:`guanxi.Runtime`."""
+
+    runtime: Any
+    tenant_id: uuid.UUID
+    job_id: uuid.UUID
+    kind: str
+    key: str
+    payload: dict[str, Any]
+    slot_at: dt.datetime
+    attempt: int
+    idempotency_key: str
+
+
+class JobKind(msgspec.Struct, frozen=True, kw_only=True):
+    """A kind of scheduled job, contributed through ``guanxi_job_kinds``.
+
+    ``name`` is unique across core and plugins, prefixed with the plugin's name
+    (``sales.pool_return``). ``run`` is an ``async def run(job: JobRun) -> None``: it opens its own
+    transactions (``job.runtime.transaction(...)``); an exception is retried with backoff up to
+    ``max_attempts``, then the job is marked failed with the error. A run may happen twice (a
+    worker died after the effect committed): make effects idempotent with ``job.idempotency_key``.
+    """
+
+    name: str
+    run: Callable[[JobRun], Awaitable[None]]
+    description: str = ""
+    max_attempts: int = 5

@@ -191,3 +191,16 @@ class MessageStatusChanged(Event, frozen=True, kw_only=True):
     source: str = "outbox"
     #: When it happened: now for the outbox, the provider's time for a receipt.
     occurred_at: dt.datetime | None = None
+
+
+class NotificationCreated(Event, frozen=True, kw_only=True):
+    """A notification to a staff member was recorded (its channel deliveries are queued)."""
+
+    notification_id: uuid.UUID
+    user_id: uuid.UUID
+    kind: str
+    title: str
+    body: str | None
+    link_type: str | None
+    link_id: uuid.UUID | None
+    created_at: dt.datetime

@@ -460,3 +460,113 @@ class OutboxMessage(CustomerOwned, TenantScoped, Base):
     #: "receipt"), "error"?, "provider_code"?}``; a receipt that does not move the status on (a
     #: late "delivered" after "read") is kept here too, with ``"applied": false``.
     status_history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
+
+
+class ScheduledJob(TenantScoped, Base):
+    """A durable job of the scheduler: run once at ``next_attempt_at``, or on a cron schedule
+    (``cron``, in the tenant's time zone). Claimed like the inbox (one worker runs a run once).
+
+    ``key`` is unique per tenant: scheduling the same key again replaces the pending job (a task's
+    reminder moves with its due date). ``slot_at`` is the time the current run is for; the run's
+    idempotency key is ``<id>:<slot_at>``, the same when a run is retried or re-run after a crash.
+    ``catch_up``: after downtime, run every missed cron slot (default: one run for all of them).
+    """
+
+    __tablename__ = "scheduled_jobs"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "key"),
+        Index("ix_scheduled_jobs_claim", "status", "next_attempt_at"),
+        Index(None, "tenant_id", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cron: Mapped[str | None] = mapped_column(String(100))
+    catch_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")  # scheduled | running | done | failed | cancelled
+    slot_at: Mapped[dt.datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    last_run_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Notification(TenantScoped, Base):
+    """A notification to a staff member (in-app; never lost whatever its deliveries do).
+
+    ``dedupe_key`` is unique per tenant: the same reminder is recorded (and sent) once. ``link_type``
+    and ``link_id`` point at the object it is about (customer, task, message, deal)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "dedupe_key"),
+        _fk(["tenant_id", "user_id"], "users"),
+        Index(None, "tenant_id", "user_id", "read_at", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID]
+    kind: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300), info=PERSONAL)
+    body: Mapped[str | None] = mapped_column(Text, info=PERSONAL)
+    link_type: Mapped[str | None] = mapped_column(String(32))
+    link_id: Mapped[uuid.UUID | None]
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[dt.datetime | None]
+
+
+class NotificationDelivery(TenantScoped, Base):
+    """One notification on one staff channel (the staff delivery queue, separate from the
+    customer outbox: no consent, no timeline). ``digest`` rows wait for the user's digest time
+    and leave together as one message."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "notification_id", "channel"),
+        _fk(["tenant_id", "notification_id"], "notifications"),
+        Index("ix_notification_deliveries_claim", "status", "next_attempt_at"),
+        Index(None, "tenant_id", "user_id", "channel", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    notification_id: Mapped[uuid.UUID]
+    user_id: Mapped[uuid.UUID]
+    channel: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(200), info=PERSONAL)
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+
+
+class NotificationSettings(TenantScoped, Base):
+    """A staff member's notification preferences (no row: the defaults).
+
+    ``channels``: the staff channels to deliver on (None: every channel that can reach the user).
+    ``kinds``: per kind, ``{"channels": [...], "digest": bool, "muted": bool}`` overriding the
+    defaults. Quiet hours (``"22:00"`` to ``"08:00"``) and the digest time are in the user's time
+    zone (the tenant's when the user has none)."""
+
+    __tablename__ = "notification_settings"
+    __table_args__ = (_fk(["tenant_id", "user_id"], "users"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    channels: Mapped[list[str] | None] = mapped_column(JSON)
+    kinds: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    digest_at: Mapped[str] = mapped_column(String(5), default="09:00")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     import msgspec
 
     from guanxi.core.domain.access import Permission
-    from guanxi.core.domain.channels import Channel, InboundEvent
-    from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
+    from guanxi.core.domain.channels import Channel, InboundEvent, StaffChannel
+    from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, ScoreComponent
     from guanxi.core.domain.events import (
         ContactArrived,
         ContactLeft,
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         InboundApplied,
         InteractionRecorded,
         MessageStatusChanged,
+        NotificationCreated,
         ReferralProgress,
         StageChanged,
         TagsChanged,
@@ -131,6 +132,32 @@ def guanxi_channels(runtime: Runtime) -> list[Channel] | None:
 
 
 @hookspec
+def guanxi_staff_channels(runtime: Runtime) -> list[StaffChannel] | None:
+    """Return this plugin's staff notification channels (instances of :class:`guanxi.StaffChannel`):
+    ways to reach an *employee* (a WeCom application message, an e-mail), not a customer.
+
+    Called once, the first time core delivers a notification. A staff channel's ``name`` must be
+    unique across plugins (it may equal the plugin's customer channel name, e.g. ``wecom``). Core
+    asks each channel for the user's address when a notification is recorded (no address: the
+    user is not reachable there and keeps the in-app notification only), queues one delivery per
+    reachable channel the user chose, and calls ``send`` from the staff delivery worker with
+    retries, quiet hours and digests applied. Synchronous.
+    """
+
+
+@hookspec
+def guanxi_job_kinds(runtime: Runtime) -> list[JobKind] | None:
+    """Return the kinds of scheduled job this plugin runs (:class:`guanxi.JobKind`: a name
+    prefixed with the plugin's, an ``async def run(job)``, retry limit).
+
+    Called once, the first time the scheduler needs the kinds. Jobs of a kind are scheduled with
+    :func:`guanxi.core.services.schedule.schedule_job` (at a time, or on a cron schedule in the
+    tenant's time zone) and run by the scheduler worker, once per slot across processes. A name
+    already taken (by core or another plugin) fails with both owners named. Synchronous.
+    """
+
+
+@hookspec
 def guanxi_cli(group: click.Group) -> None:
     """Add commands to the ``guanxi`` command line, e.g. ``group.add_command(my_group)``.
 
@@ -210,6 +237,13 @@ def guanxi_message_status_changed(runtime: Runtime, event: MessageStatusChanged)
     (``event.source == "receipt"``, ``event.occurred_at`` the provider's time). A receipt that
     does not move the status forward (a late ``delivered`` after ``read``, a duplicate) fires
     nothing. ``event.previous_status`` is the status before the change."""
+
+
+@hookspec
+def guanxi_notification_created(runtime: Runtime, event: NotificationCreated) -> Any:
+    """A notification to a staff member was recorded (``event.user_id``); its deliveries on the
+    user's staff channels are queued. Core's real-time plugin feeds the ``notificationReceived``
+    subscription from it."""
 
 
 @hookspec

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from guanxi.core.domain.events import InteractionRecorded, MessageStatusChanged
+from guanxi.core.domain.events import InteractionRecorded, MessageStatusChanged, NotificationCreated
 from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.realtime.broker import MAX_TEXT, Broker, Envelope, asyncpg_dsn
 
@@ -66,3 +66,18 @@ async def guanxi_message_status_changed(runtime: Any, event: MessageStatusChange
         "error": event.error[:MAX_TEXT] if event.error else None,
     }
     await broker_of(runtime).publish(Envelope("message_status_changed", event.tenant_id, data))
+
+
+@hookimpl
+async def guanxi_notification_created(runtime: Any, event: NotificationCreated) -> None:
+    data = {
+        "id": str(event.notification_id),
+        "user_id": str(event.user_id),
+        "kind": event.kind,
+        "title": event.title,
+        "body": event.body[:MAX_TEXT] if event.body else event.body,
+        "link_type": event.link_type,
+        "link_id": str(event.link_id) if event.link_id else None,
+        "created_at": event.created_at.isoformat(),
+    }
+    await broker_of(runtime).publish(Envelope("notification_created", event.tenant_id, data))

@@ -14,8 +14,9 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import String, cast, delete, or_, select, update
+from sqlalchemy import String, and_, cast, delete, or_, select, update
 
+from guanxi.core.base.errors import NotFoundError
 from guanxi.core.domain.models import (
     AuditEvent,
     Consent,
@@ -25,11 +26,15 @@ from guanxi.core.domain.models import (
     Identity,
     InboxEvent,
     Interaction,
+    Notification,
+    NotificationDelivery,
+    NotificationSettings,
     OutboxMessage,
     Stage,
     StageChange,
     Tag,
     Task,
+    User,
     utcnow,
 )
 from guanxi.core.hooks import manager as plugins
@@ -211,6 +216,12 @@ async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
     counts["inbox_events"] = (await session.execute(update(InboxEvent).where(or_(*raw)).values(event={}))).rowcount or 0  # type: ignore[attr-defined]
     # the trail about the person: entries on the customer and on their tasks, identities, messages
     task_ids = (await session.scalars(select(Task.id).where(Task.customer_id.in_(ids)))).all()
+    # staff notifications about the person or their tasks name them (a reminder's title and body)
+    about_them = or_(
+        and_(Notification.link_type == "customer", Notification.link_id.in_(ids)),
+        and_(Notification.link_type == "task", Notification.link_id.in_(task_ids)),
+    )
+    counts["notifications"] = (await session.execute(update(Notification).where(about_them).values(title=ERASED, body=None))).rowcount or 0  # type: ignore[attr-defined]
     about = [*ids, *task_ids, *(i.id for i in identities)]
     trail = (await session.scalars(select(AuditEvent).where(AuditEvent.object_id.in_(about)))).all()
     for event in trail:
@@ -223,4 +234,83 @@ async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
         for kind, n in erased.items():
             counts[f"{name}.{kind}"] = int(n)
     audit(tx, "customer.erase", "customer", customer.id, {"erased": counts})
+    return counts
+
+
+# -- staff members --------------------------------------------------------------------------------
+
+
+async def export_user_data(session: TenantSession, user_id: uuid.UUID) -> dict[str, Any]:
+    """Everything core holds on a staff member as a person: the profile, notification
+    preferences, notifications and their deliveries."""
+    user = await session.get(User, (session.tenant_id, user_id))
+    if user is None:
+        raise NotFoundError(f"user {user_id} not found")
+    settings = await session.get(NotificationSettings, (session.tenant_id, user_id))
+    rows = (await session.scalars(select(Notification).where(Notification.user_id == user_id).order_by(Notification.created_at))).all()
+    deliveries = (
+        await session.scalars(
+            select(NotificationDelivery).where(NotificationDelivery.user_id == user_id).order_by(NotificationDelivery.created_at)
+        )
+    ).all()
+    return {
+        "exportedAt": utcnow().isoformat(),
+        "user": {
+            "id": str(user.id),
+            "email": user.email,
+            "name": user.name,
+            "role": user.role,
+            "team": user.team,
+            "timeZone": user.time_zone,
+            "active": user.active,
+            "createdAt": _iso(user.created_at),
+        },
+        "notificationSettings": None
+        if settings is None
+        else {
+            "channels": settings.channels,
+            "kinds": settings.kinds,
+            "quietStart": settings.quiet_start,
+            "quietEnd": settings.quiet_end,
+            "digestAt": settings.digest_at,
+        },
+        "notifications": [
+            {
+                "kind": n.kind,
+                "title": n.title,
+                "body": n.body,
+                "linkType": n.link_type,
+                "linkId": str(n.link_id) if n.link_id else None,
+                "createdAt": _iso(n.created_at),
+                "readAt": _iso(n.read_at),
+            }
+            for n in rows
+        ],
+        "notificationDeliveries": [
+            {"channel": d.channel, "recipient": d.recipient, "status": d.status, "createdAt": _iso(d.created_at), "sentAt": _iso(d.sent_at)}
+            for d in deliveries
+        ],
+    }
+
+
+async def erase_user_data(tx: Tx, user_id: uuid.UUID) -> dict[str, int]:
+    """Erase a staff member's personal data: notifications, their deliveries and preferences
+    are deleted, and the user row is deactivated under a placeholder name and address (customers
+    and tasks they own keep pointing at it, so counts by owner stay). Audited."""
+    session = tx.session
+    user = await session.get(User, (tx.tenant_id, user_id))
+    if user is None:
+        raise NotFoundError(f"user {user_id} not found")
+    counts: dict[str, int] = {}
+    counts["notification_deliveries"] = (
+        await session.execute(delete(NotificationDelivery).where(NotificationDelivery.user_id == user_id))
+    ).rowcount or 0  # type: ignore[attr-defined]
+    counts["notifications"] = (await session.execute(delete(Notification).where(Notification.user_id == user_id))).rowcount or 0  # type: ignore[attr-defined]
+    counts["notification_settings"] = (
+        await session.execute(delete(NotificationSettings).where(NotificationSettings.user_id == user_id))
+    ).rowcount or 0  # type: ignore[attr-defined]
+    user.name, user.email, user.team, user.time_zone, user.active = ERASED, f"erased-{user.id.hex}@erased.invalid", None, None, False
+    counts["users"] = 1
+    await session.flush()
+    audit(tx, "user.erase", "user", user.id, {"erased": counts})
     return counts

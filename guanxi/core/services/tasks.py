@@ -12,6 +12,7 @@ from guanxi.core.base.ids import new_id
 from guanxi.core.domain.events import TaskChanged
 from guanxi.core.domain.models import Task, User, utcnow
 from guanxi.core.runtime import Tx
+from guanxi.core.services import reminders
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer
 
@@ -61,6 +62,7 @@ async def create_task(tx: Tx, data: TaskInput) -> Task:
     )
     tx.session.add(task)
     await tx.session.flush()
+    await reminders.schedule_reminders(tx, task)
     audit(tx, "task.create", "task", task.id, {"customer_id": customer.id, "title": title, "due_at": data.due_at})
     tx.emit("guanxi_task_changed", _event(tx, task))
     return task
@@ -73,5 +75,6 @@ async def complete_task(tx: Tx, task_id: uuid.UUID) -> Task:
     if task.done_at is None:
         task.done_at = utcnow()
         audit(tx, "task.complete", "task", task.id)
+        await reminders.schedule_reminders(tx, task)
         tx.emit("guanxi_task_changed", _event(tx, task))
     return task

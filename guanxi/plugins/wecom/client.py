@@ -275,3 +275,23 @@ class WecomClient:
 
     async def group_msg_result(self, msgid: str) -> dict[str, Any]:
         return await self.post("/externalcontact/get_group_msg_result", {"msgid": msgid})
+
+    # -- application messages (to employees) ------------------------------------------------------
+
+    async def send_app_text(self, agent_id: int, touser: str, content: str, *, duplicate_check_s: int = 1800) -> dict[str, Any]:
+        """``message/send``: a text application message from app ``agent_id`` to a member
+        (``touser`` is the member's UserID). WeCom drops a repeat of the same content to the same
+        member within ``duplicate_check_s`` (a re-send after a crash is not shown twice).
+        Returns ``{"msgid", "invaliduser"}``; ``invaliduser`` lists UserIDs WeCom could not reach."""
+        body = {
+            "touser": touser,
+            "msgtype": "text",
+            "agentid": agent_id,
+            "text": {"content": content},
+            "safe": 0,
+            "enable_duplicate_check": 1,
+            "duplicate_check_interval": duplicate_check_s,
+        }
+        answer = await self.post("/message/send", body)
+        invalid = [u for u in str(answer.get("invaliduser") or "").split("|") if u]
+        return {"msgid": answer.get("msgid"), "invaliduser": invalid}

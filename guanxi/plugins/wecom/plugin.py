@@ -15,7 +15,7 @@ from guanxi import Runtime, Tx, hookimpl
 from guanxi.core.base.errors import ConfigError
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.access import Permission
-from guanxi.core.domain.channels import Channel, InboundEvent
+from guanxi.core.domain.channels import Channel, InboundEvent, StaffChannel
 from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
 from guanxi.core.domain.events import CustomersMerged, InboundApplied
 from guanxi.core.storage.tenancy import TenantSession
@@ -45,6 +45,13 @@ def guanxi_routes(runtime: Runtime) -> list[Any]:
 @hookimpl
 def guanxi_channels(runtime: Runtime) -> list[Channel]:
     return [WecomChannel(runtime)]
+
+
+@hookimpl
+def guanxi_staff_channels(runtime: Runtime) -> list[StaffChannel]:
+    from guanxi.plugins.wecom.staff import WecomStaffChannel
+
+    return [WecomStaffChannel(runtime)]
 
 
 @hookimpl

@@ -24,6 +24,11 @@ class CorpSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     secret: str = ""
     #: Slug of the Guanxi tenant this corp feeds; "" means the configured tenant.
     tenant: str = ""
+    #: AgentId of the self-built app that sends staff notifications as application messages
+    #: (``message/send``); unset: staff are not notified through WeCom.
+    agent_id: int | None = None
+    #: Secret: that app's secret; "" means ``secret`` (a self-built app allowed both).
+    agent_secret: str = ""
     #: WeCom UserID → Guanxi user email, for the staff mapping (``wecom_staff``).
     staff: dict[str, str] = msgspec.field(default_factory=dict)
     #: Welcome text per contact-way ``state``; ``"*"`` is the default for any other add.

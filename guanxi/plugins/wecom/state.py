@@ -69,14 +69,24 @@ class WecomState:
 
     def client(self, corp: CorpSettings) -> WecomClient | None:
         """The API client of a corp, or None when no secret is configured."""
-        if not corp.secret:
+        return self._client(corp.corp_id, corp.secret)
+
+    def app_client(self, corp: CorpSettings) -> WecomClient | None:
+        """The client of the corp's notifying app (``agent_secret``, else ``secret``), or None
+        when the corp has no app (``agent_id``) or no secret for it."""
+        if corp.agent_id is None:
             return None
-        key = (corp.corp_id, corp.secret)
+        return self._client(corp.corp_id, corp.agent_secret or corp.secret)
+
+    def _client(self, corp_id: str, secret: str) -> WecomClient | None:
+        if not secret:
+            return None
+        key = (corp_id, secret)
         found = self._clients.get(key)
         if found is None:
             found = self._clients[key] = WecomClient(
-                corp.corp_id,
-                corp.secret,
+                corp_id,
+                secret,
                 base_url=self.settings.api_base_url,
                 http=self.http,
                 backoff_s=self.settings.backoff_s,

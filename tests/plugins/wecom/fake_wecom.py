@@ -38,6 +38,8 @@ class FakeWecom:
         self.responses: dict[str, Callable[[dict[str, str], Any], dict[str, Any]] | dict[str, Any]] = {}
         self.delay_s: dict[str, float] = {}
         self.msgids = 0
+        #: member UserIDs that message/send reports in ``invaliduser``
+        self.unknown_members: set[str] = set()
 
     # -- scripting ------------------------------------------------------------------------------
 
@@ -82,6 +84,13 @@ class FakeWecom:
         if path == "/externalcontact/add_msg_template":
             self.msgids += 1
             return {**ok, "fail_list": [], "msgid": f"msg-{self.msgids}"}
+        if path == "/message/send":  # an application message to members (touser: "a|b")
+            if not isinstance(body, dict) or body.get("msgtype") != "text" or not body.get("agentid"):
+                return {"errcode": 40008, "errmsg": "invalid message type"}
+            members = [u for u in str(body.get("touser") or "").split("|") if u]
+            invalid = [u for u in members if u in self.unknown_members]
+            self.msgids += 1
+            return {**ok, "invaliduser": "|".join(invalid), "msgid": f"app-msg-{self.msgids}"}
         if path == "/externalcontact/get_corp_tag_list":
             return {**ok, "tag_group": []}
         if path == "/externalcontact/get_follow_user_list":
@@ -93,9 +102,12 @@ class FakeWecom:
         async def handler(request: Request[Any, Any, Any], path: FromPath[str]) -> dict[str, Any]:
             body = await request.json() if request.method == "POST" else None
             delay = self.delay_s.pop(path, 0.0)
+            # answered on arrival, sent after the delay: a slow answer the client gave up on must
+            # not take a failure scripted later (by the next test) from the queue
+            answer = self.answer(path, dict(request.query_params), body)
             if delay:
                 await asyncio.sleep(delay)
-            return self.answer(path, dict(request.query_params), body)
+            return answer
 
         return Litestar([handler])
 
