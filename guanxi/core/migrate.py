@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from guanxi.core.base.errors import PluginError
+from guanxi.core.base.errors import NotMigratedError, PluginError
 from guanxi.core.hooks.manager import per_plugin
 from guanxi.core.runtime import Runtime
 
@@ -98,6 +98,25 @@ async def pending(runtime: Runtime) -> dict[str, list[str]]:
                 todo.append(rev.revision)
         out[owner] = todo
     return out
+
+
+async def require_migrated(runtime: Runtime) -> None:
+    """Fail with "run `guanxi db upgrade`" unless core's tables are at this version's head.
+
+    Creates nothing: a SQLite database file that does not exist is reported, not created (a
+    connection would create it), and the check only reads core's version table."""
+    url = runtime.engine.url
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database not in ("", ":memory:") and not database.startswith("file:") and not Path(database).exists():
+            raise NotMigratedError(f"the database {database} does not exist yet: run `guanxi db upgrade` first")
+    async with runtime.engine.connect() as conn:
+        heads = await conn.run_sync(_current_heads, CORE_VERSION_TABLE)
+    head = core_head()
+    if not heads:
+        raise NotMigratedError("the database has no Guanxi tables yet: run `guanxi db upgrade` first")
+    if head not in heads:
+        raise NotMigratedError(f"the database is at revision {', '.join(heads)}, this Guanxi needs {head}: run `guanxi db upgrade`")
 
 
 def core_head() -> str:

@@ -50,3 +50,9 @@ class ConflictError(GuanxiError):
     """The change clashes with the current state (e.g. a duplicate unique value)."""
 
     code = "CONFLICT"
+
+
+class NotMigratedError(GuanxiError):
+    """The database has no tables yet, or an older schema than this Guanxi needs."""
+
+    code = "NOT_MIGRATED"
