@@ -45,7 +45,11 @@ class UpdateCustomerInput:
     company: str | None = strawberry.UNSET
     phones: list[str] | None = strawberry.UNSET
     emails: list[str] | None = strawberry.UNSET
-    attributes: JSON | None = strawberry.UNSET
+    attributes: JSON | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A JSON merge patch (RFC 7396) of the attributes: the keys given are set (objects merged), "
+        "a key set to null is removed, other keys stay; null removes every attribute.",
+    )
     owner_id: strawberry.ID | None = strawberry.UNSET
     source: str | None = strawberry.UNSET
 

@@ -77,6 +77,13 @@ def json_object(value: Any, field: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _attributes_patch(value: Any) -> Any:
+    """``attributes`` of ``updateCustomer``: a JSON merge patch (an object), or null for none."""
+    if value is strawberry.UNSET:
+        return msgspec.UNSET
+    return None if value is None else json_object(value, "attributes")
+
+
 def _unset_to_msgspec(value: Any) -> Any:
     return msgspec.UNSET if value is strawberry.UNSET else value
 
@@ -117,7 +124,7 @@ class Mutation:
                 company=_unset_to_msgspec(input.company),
                 phones=msgspec.UNSET if input.phones is strawberry.UNSET else list(input.phones or []),
                 emails=msgspec.UNSET if input.emails is strawberry.UNSET else list(input.emails or []),
-                attributes=msgspec.UNSET if input.attributes is strawberry.UNSET else json_object(input.attributes, "attributes"),
+                attributes=_attributes_patch(input.attributes),
                 owner_id=owner,
                 source=_unset_to_msgspec(input.source),
             )
