@@ -167,7 +167,11 @@ def _fresh(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_commands_in_a_directory_never_migrated_say_run_db_upgrade_and_create_nothing(tmp_path: Path) -> None:
     """`apikey create` and `serve` in a fresh directory: a one-line hint, no traceback, and
     neither guanxi.db nor .guanxi/secret left behind; `db upgrade` then creates the database."""
-    for args in (["apikey", "create", "--tenant", "demo", "--role", "admin", "--name", "x"], ["serve"], ["customers", "export", "x", "--tenant", "demo"]):
+    for args in (
+        ["apikey", "create", "--tenant", "demo", "--role", "admin", "--name", "x"],
+        ["serve"],
+        ["customers", "export", "x", "--tenant", "demo"],
+    ):
         proc = _fresh(tmp_path, *args)
         assert proc.returncode == 1, proc.stderr
         assert "run `guanxi db upgrade`" in proc.stderr

@@ -162,5 +162,5 @@ async def test_documented_funnel_reports_current_reached_and_conversion(gql: GQL
 async def test_documented_attribute_merge_patch_gives_the_documented_result(gql: GQL) -> None:
     start = {"grade": "A", "city": "上海", "prefs": {"lang": "zh", "tz": "Asia/Shanghai"}}
     created = (await run(gql, "CreateCustomer", {"input": {"displayName": "王芳", "attributes": start}}))["createCustomer"]
-    patched = (await gql(documented("PatchAttributes"), {"id": created["customer"]["id"]}))
+    patched = await gql(documented("PatchAttributes"), {"id": created["customer"]["id"]})
     assert patched == {"data": {"updateCustomer": {"customer": {"attributes": {"grade": "B", "prefs": {"lang": "zh"}}}, "errors": []}}}

@@ -15,9 +15,7 @@ from guanxi.core.runtime import Runtime
 T = TypeVar("T")
 
 
-def run_async(
-    runtime: Runtime, fn: Callable[[Runtime], Awaitable[T]], *, start_plugins: bool = True, needs_tables: bool = True
-) -> T:
+def run_async(runtime: Runtime, fn: Callable[[Runtime], Awaitable[T]], *, start_plugins: bool = True, needs_tables: bool = True) -> T:
     """Run one async job with the runtime started (plugins' ``guanxi_startup`` called unless
     ``start_plugins`` is false, as for migrations, which run before plugin tables exist), and
     stop it afterwards.

@@ -9,6 +9,7 @@ from typing import TypeVar
 import strawberry
 
 from guanxi.core.base.errors import GuanxiError
+from guanxi.graphql.ids import client_ids
 
 
 @strawberry.type(description="Why a mutation did not do what was asked.")
@@ -19,7 +20,8 @@ class UserError:
 
 
 def user_error(exc: GuanxiError) -> UserError:
-    return UserError(field=getattr(exc, "field", None), code=exc.code, message=str(exc.args[0]) if exc.args else exc.code)
+    message = client_ids(str(exc.args[0])) if exc.args else exc.code
+    return UserError(field=getattr(exc, "field", None), code=exc.code, message=message)
 
 
 T = TypeVar("T")

@@ -32,6 +32,7 @@ from guanxi.graphql.compiled import CompiledPlan, NotCompilableError, compile_pl
 from guanxi.graphql.contrib import CustomerFilterField, CustomerOrdering, GraphQLContribution
 from guanxi.graphql.execution import FastLeafExecutionContext
 from guanxi.graphql.extensions import RequestLifecycle
+from guanxi.graphql.ids import remembering_sent_ids
 from guanxi.graphql.messaging import CustomerMessages, MessagingMutation, MessagingQuery
 from guanxi.graphql.mutation import Mutation
 from guanxi.graphql.query import Query, customers_query
@@ -166,6 +167,21 @@ class GuanxiSchema(strawberry.Schema):
         operation_name: str | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
+    ) -> StrawberryExecutionResult:
+        with remembering_sent_ids():  # error messages quote the global ids the caller sent
+            return await self._execute(
+                query, variable_values, context_value, root_value, operation_name, allowed_operation_types, operation_extensions
+            )
+
+    async def _execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None,
+        context_value: Any | None,
+        root_value: Any | None,
+        operation_name: str | None,
+        allowed_operation_types: Iterable[OperationType] | None,
+        operation_extensions: dict[str, Any] | None,
     ) -> StrawberryExecutionResult:
         forbidden = self._forbidden(query, operation_name, context_value)
         if forbidden is not None:

@@ -111,7 +111,7 @@ async def test_create_api_key_shows_the_key_once_and_it_works(graphql: Callable[
 
 async def test_a_sales_key_needs_a_user(graphql: Callable[..., object]) -> None:
     body = await graphql('mutation { createApiKey(input: {name: "x", role: "sales"}) { key errors { field code } } }')  # type: ignore[operator]
-    assert body["data"]["createApiKey"] == {"key": None, "errors": [{"field": "user", "code": "VALIDATION"}]}
+    assert body["data"]["createApiKey"] == {"key": None, "errors": [{"field": "userId", "code": "VALIDATION"}]}
     body = await graphql('mutation { createApiKey(input: {name: "x", role: "boss"}) { key errors { field code } } }')  # type: ignore[operator]
     assert body["data"]["createApiKey"]["errors"] == [{"field": "role", "code": "VALIDATION"}]
 

@@ -87,5 +87,5 @@ def test_a_bad_file_value_beside_an_unrelated_environment_value_still_names_the_
 
 
 def test_an_environment_value_that_is_not_toml_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match="^environment variable GUANXI__QUEUES__RATE_PER_S: "):
+    with pytest.raises(ConfigError, match=r"^environment variable GUANXI__QUEUES__RATE_PER_S: "):
         load_settings(environ={"GUANXI__QUEUES__RATE_PER_S": "{wecom = "})

@@ -276,8 +276,12 @@ async def test_import_and_update_customer_merge_attributes_alike(runtime: Runtim
     both set the keys given and keep the others (an empty cell, like a key not sent, removes nothing)."""
     start = {"grade": "A", "city": "上海", "prefs": {"lang": "zh"}}
     async with runtime.transaction(ctx) as tx:
-        by_import = await customers.create_customer(tx, customers.CustomerInput(display_name="Ann", emails=["ann@example.com"], attributes=start))
-        by_api = await customers.create_customer(tx, customers.CustomerInput(display_name="Bob", emails=["bob@example.com"], attributes=start))
+        by_import = await customers.create_customer(
+            tx, customers.CustomerInput(display_name="Ann", emails=["ann@example.com"], attributes=start)
+        )
+        by_api = await customers.create_customer(
+            tx, customers.CustomerInput(display_name="Bob", emails=["bob@example.com"], attributes=start)
+        )
     path = write_csv(tmp_path / "grades.csv", ["display_name", "email", "grade", "city"], [["Ann", "ann@example.com", "B", ""]])
     report = await import_customers(runtime, ctx.tenant_id, path)
     assert (report.updated, report.errors) == (1, [])

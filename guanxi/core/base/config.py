@@ -236,9 +236,7 @@ def _label(source: str, path: str) -> str:
     return source.label(path) if isinstance(source, ConfigSource) else source
 
 
-def read_raw(
-    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
-) -> tuple[dict[str, Any], ConfigSource]:
+def read_raw(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], ConfigSource]:
     """Read the TOML file (if any) and apply environment overrides; return the tree and its source."""
     env = os.environ if environ is None else environ
     explicit = path is not None or "GUANXI_CONFIG" in env
