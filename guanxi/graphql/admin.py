@@ -18,6 +18,7 @@ from strawberry.types import Info
 from guanxi.core import auth
 from guanxi.core.domain.models import AuditEvent
 from guanxi.core.services import privacy
+from guanxi.graphql.enums import Role
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import decode_global_id, from_global_id, to_global_id
 from guanxi.graphql.pagination import check_page_size
@@ -56,7 +57,7 @@ class AuditEntry:
 class ApiKey:
     key_id: str = strawberry.field(description="the public part of the key (gx_<keyId>_…), used to revoke it")
     name: str
-    role: str
+    role: Role
     user_id: strawberry.ID | None
     created_at: dt.datetime
     created_by: str | None
@@ -68,7 +69,7 @@ class ApiKey:
         return cls(
             key_id=k.key_id,
             name=k.name,
-            role=k.role,
+            role=Role(k.role),
             user_id=strawberry.ID(to_global_id("User", k.user_id)) if k.user_id else None,
             created_at=k.created_at,
             created_by=k.created_by,
@@ -94,7 +95,7 @@ class EraseCustomerPayload:
 @strawberry.input
 class CreateApiKeyInput:
     name: str
-    role: str = strawberry.field(description="admin, manager, marketing, sales, service or readonly")
+    role: Role
     user_id: strawberry.ID | None = strawberry.field(default=None, description="the user the key acts for (required for sales, manager)")
 
 
@@ -144,7 +145,7 @@ class AdminMutation:
             user = from_global_id(input.user_id, "User", field="userId") if input.user_id else None
             async with info.context.transaction() as tx:
                 secret = auth.authenticator_of(info.context.rt).secret
-                created = await auth.create_api_key(tx, secret, name=input.name, role=input.role, user_id=user)
+                created = await auth.create_api_key(tx, secret, name=input.name, role=input.role.value, user_id=user)
             return ApiKeyPayload(key=created.key, api_key=ApiKey.from_info(created.info))
 
         return await as_payload(run, ApiKeyPayload)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 
 import strawberry
 from strawberry.scalars import JSON
 
 from guanxi.core.services.queries import CustomerOrder as CoreOrder
+from guanxi.graphql.enums import ConsentStatus, Direction, Role
 
 CustomerOrder = strawberry.enum(CoreOrder, name="CustomerOrder", description="How a customer list is sorted.")
 
@@ -70,7 +70,7 @@ class RecordInteractionInput:
     customer_id: strawberry.ID
     channel: str
     kind: str
-    direction: str = "in"
+    direction: Direction = Direction.IN
     occurred_at: dt.datetime | None = None
     text: str | None = None
     payload: JSON | None = None
@@ -86,15 +86,13 @@ class CreateTaskInput:
     notes: str | None = None
 
 
-@strawberry.enum
-class ConsentStatus(enum.Enum):
-    OPTED_IN = "opted_in"
-    OPTED_OUT = "opted_out"
-
-
 @strawberry.input
 class CreateUserInput:
     email: str
     name: str
-    role: str = "sales"
+    role: Role = Role.SALES
     team: str | None = None
+
+
+#: ConsentStatus was defined here before the enums moved to guanxi.graphql.enums
+__all__ = ["ConsentStatus"]

@@ -17,6 +17,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from guanxi.core.services.tags import tag_label
+from guanxi.graphql.enums import ConsentStatus, Direction, Role, StageCategory
 from guanxi.graphql.ids import to_global_id
 from guanxi.graphql.pagination import PageInfo, check_page_size, decode_cursor, encode_cursor
 
@@ -29,14 +30,20 @@ class User:
     uuid: strawberry.Private[UUID]
     email: str
     name: str
-    role: str
+    role: Role
     team: str | None
     active: bool
 
     @classmethod
     def from_model(cls, u: Any) -> User:
         return cls(
-            id=strawberry.ID(to_global_id("User", u.id)), uuid=u.id, email=u.email, name=u.name, role=u.role, team=u.team, active=u.active
+            id=strawberry.ID(to_global_id("User", u.id)),
+            uuid=u.id,
+            email=u.email,
+            name=u.name,
+            role=Role(u.role),
+            team=u.team,
+            active=u.active,
         )
 
 
@@ -47,12 +54,17 @@ class Stage:
     key: str
     name: str
     position: int
-    category: str = strawberry.field(description="open, won, lost, retained or churned")
+    category: StageCategory
 
     @classmethod
     def from_model(cls, s: Any) -> Stage:
         return cls(
-            id=strawberry.ID(to_global_id("Stage", s.id)), uuid=s.id, key=s.key, name=s.name, position=s.position, category=s.category
+            id=strawberry.ID(to_global_id("Stage", s.id)),
+            uuid=s.id,
+            key=s.key,
+            name=s.name,
+            position=s.position,
+            category=StageCategory(s.category),
         )
 
 
@@ -124,7 +136,7 @@ class Interaction:
     ctx: strawberry.Private[Any]
     channel: str
     kind: str
-    direction: str
+    direction: Direction
     occurred_at: dt.datetime
     text: str | None
     payload: JSON
@@ -143,7 +155,7 @@ class Interaction:
             ctx=ctx,
             channel=i.channel,
             kind=i.kind,
-            direction=i.direction,
+            direction=Direction(i.direction),
             occurred_at=i.occurred_at,
             text=i.text,
             payload=i.payload,
@@ -273,13 +285,13 @@ class Task:
 @strawberry.type(description="Whether a customer agreed to be contacted on a channel.")
 class Consent:
     channel: str
-    status: str = strawberry.field(description="opted_in or opted_out")
+    status: ConsentStatus
     source: str | None
     changed_at: dt.datetime
 
     @classmethod
     def from_model(cls, c: Any) -> Consent:
-        return cls(channel=c.channel, status=c.status, source=c.source, changed_at=c.changed_at)
+        return cls(channel=c.channel, status=ConsentStatus(c.status), source=c.source, changed_at=c.changed_at)
 
 
 @strawberry.type(description="One person or company.")

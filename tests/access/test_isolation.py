@@ -211,7 +211,7 @@ MUTATIONS: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
     ),
     (
         "Mutation.createApiKey",
-        'mutation($u: ID!) { createApiKey(input: {name: "x", role: "sales", userId: $u}) { key errors { code } } }',
+        'mutation($u: ID!) { createApiKey(input: {name: "x", role: SALES, userId: $u}) { key errors { code } } }',
         lambda v: {"u": v.gid("User")},
     ),
     ("Mutation.revokeApiKey", "mutation($k: String!) { revokeApiKey(keyId: $k) { errors { code } } }", lambda v: {"k": v.key_id}),

@@ -128,8 +128,8 @@ async def test_admin_only_operations(runtime: Runtime, world: World, as_key: Cal
         "{ apiKeys { keyId } }",
         "{ auditEvents { action } }",
         "{ inboxEvents { id } }",
-        'mutation { createApiKey(input: {name: "x", role: "admin"}) { key } }',
-        'mutation { createUser(input: {email: "e@x.cn", name: "E", role: "admin"}) { errors { code } } }',
+        'mutation { createApiKey(input: {name: "x", role: ADMIN}) { key } }',
+        'mutation { createUser(input: {email: "e@x.cn", name: "E", role: ADMIN}) { errors { code } } }',
         "mutation($id: ID!) { eraseCustomer(id: $id) { errors { code } } }",
     ):
         body = await max_(query, {"id": cid} if "$id" in query else None)

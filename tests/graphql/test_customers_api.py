@@ -172,7 +172,7 @@ async def test_consent_set_through_the_api_is_readable_on_the_customer(gql: GQL)
     )
     assert body["data"]["setConsent"]["errors"] == []
     got = (await gql("query($id: ID!) { customer(id: $id) { consents { channel status source } } }", {"id": c["id"]}))["data"]["customer"]
-    assert got["consents"] == [{"channel": "email", "status": "opted_out", "source": "unsubscribe link"}]
+    assert got["consents"] == [{"channel": "email", "status": "OPTED_OUT", "source": "unsubscribe link"}]
 
 
 async def test_update_customer_attributes_is_a_json_merge_patch(gql: GQL) -> None:

@@ -117,7 +117,7 @@ async def test_error_messages_quote_the_global_ids_the_caller_sent_never_interna
     (error,) = (await gql(update, {"id": ghost_customer, "o": None}))["data"]["updateCustomer"]["errors"]
     assert error == {"field": None, "code": "NOT_FOUND", "message": f"customer {ghost_customer} not found"}
 
-    key = 'mutation($u: ID) { createApiKey(input: {name: "x", role: "sales", userId: $u}) { errors { field code message } } }'
+    key = 'mutation($u: ID) { createApiKey(input: {name: "x", role: SALES, userId: $u}) { errors { field code message } } }'
     (error,) = (await gql(key, {"u": ghost_user}))["data"]["createApiKey"]["errors"]
     assert error == {"field": "userId", "code": "NOT_FOUND", "message": f"user {ghost_user} not found or inactive"}
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from typing import Any
 
@@ -114,6 +115,19 @@ class ReferralTouch:
     at: dt.datetime
 
 
+@strawberry.enum(description="Whether a referred customer still counts for the inviter.")
+class ReferralAttributionStatus(enum.Enum):
+    ACTIVE = "active"
+    LEFT = strawberry.enum_value("left", description="the invitee left within the campaign's reversal window")
+
+
+@strawberry.enum(description="Where a referral reward stands.")
+class ReferralRewardStatus(enum.Enum):
+    GRANTED = "granted"
+    REDEEMED = "redeemed"
+    REVERSED = "reversed"
+
+
 @strawberry.type(description="Who brought a customer in.")
 class ReferralAttributionType:
     inviter_customer_uuid: strawberry.Private[uuid.UUID | None]
@@ -121,7 +135,7 @@ class ReferralAttributionType:
     channel: str
     referred_at: dt.datetime
     campaign: str
-    status: str = strawberry.field(description="active, or left (left within the reversal window)")
+    status: ReferralAttributionStatus
     first_touch: ReferralTouch
     last_touch: ReferralTouch
 
@@ -172,7 +186,7 @@ class ReferralRewardType:
     kind: str
     points: int
     code: str | None
-    status: str = strawberry.field(description="granted, redeemed or reversed")
+    status: ReferralRewardStatus
     created_at: dt.datetime
     redeemed_at: dt.datetime | None
     reversed_at: dt.datetime | None
@@ -200,7 +214,7 @@ class ReferralRewardType:
             kind=r.kind,
             points=r.points,
             code=r.code,
-            status=r.status,
+            status=ReferralRewardStatus(r.status),
             created_at=r.created_at,
             redeemed_at=r.redeemed_at,
             reversed_at=r.reversed_at,
