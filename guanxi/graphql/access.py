@@ -172,6 +172,11 @@ class AccessPolicy:
             self._cache.popitem(last=False)
         return found
 
+    def allows(self, roles: Iterable[str], coordinate: str) -> bool:
+        """Whether the roles may use this coordinate (one no permission names is open to every role)."""
+        allowed = self.rules.get(coordinate)
+        return allowed is None or bool(allowed & frozenset(roles))
+
     def denied(self, roles: Iterable[str], query: str | None, operation_name: str | None) -> str | None:
         """The first selected coordinate the roles may not use (with its permission), or None."""
         if not isinstance(query, str):

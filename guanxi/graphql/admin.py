@@ -22,11 +22,11 @@ from guanxi.graphql.enums import Role
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import decode_global_id, from_global_id, to_global_id
 from guanxi.graphql.pagination import check_page_size
-from guanxi.graphql.types import Customer
+from guanxi.graphql.types import Customer, Node
 
 
 @strawberry.type(description="One entry of the audit trail. Personal values are masked.")
-class AuditEntry:
+class AuditEntry(Node):
     id: strawberry.ID
     occurred_at: dt.datetime
     action: str = strawberry.field(description="e.g. customer.update, customer.erase, apikey.create")

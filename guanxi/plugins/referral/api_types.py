@@ -13,7 +13,7 @@ from strawberry.types import Info
 
 from guanxi.graphql.ids import to_global_id
 from guanxi.graphql.pagination import PageInfo
-from guanxi.graphql.types import Customer, User
+from guanxi.graphql.types import Customer, Node, User
 from guanxi.plugins.referral import campaigns
 from guanxi.plugins.referral.links import image_url, link_url
 from guanxi.plugins.referral.models import ReferralCampaign, ReferralToken
@@ -35,7 +35,7 @@ async def user_of(info: Info, user_id: uuid.UUID | None) -> User | None:
 
 
 @strawberry.type(description="An invite-N campaign (裂变).")
-class ReferralCampaignType:
+class ReferralCampaignType(Node):
     id: strawberry.ID
     uuid: strawberry.Private[uuid.UUID]
     key: str
@@ -180,7 +180,7 @@ class ReferralProgressType:
 
 
 @strawberry.type(description="An entry of the reward ledger.")
-class ReferralRewardType:
+class ReferralRewardType(Node):
     id: strawberry.ID
     campaign: str
     kind: str

@@ -13,6 +13,7 @@ from strawberry.types import Info
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.domain.models import Customer as CustomerModel
 from guanxi.core.domain.models import User as UserModel
+from guanxi.graphql.contrib import NodeType
 from guanxi.graphql.pagination import PageInfo, check_page_size, decode_cursor, encode_cursor
 from guanxi.graphql.types import Customer, User
 from guanxi.plugins.referral import campaigns, graph
@@ -258,3 +259,24 @@ class ReferralQuery:
             stmt = stmt.where(ReferralReward.status == status.value)
         rows = await _rows(info, stmt.order_by(desc(ReferralReward.created_at)).limit(MAX_PAGE))
         return [ReferralRewardType.from_model(r, k) for r, k in rows.all()]
+
+
+async def _campaigns_by_id(info: Info, ids: list[uuid.UUID]) -> dict[uuid.UUID, ReferralCampaignType]:
+    rows = await _rows(info, select(ReferralCampaign).where(ReferralCampaign.id.in_(ids)))
+    return {c.id: ReferralCampaignType.from_model(c) for c in rows.scalars()}
+
+
+async def _rewards_by_id(info: Info, ids: list[uuid.UUID]) -> dict[uuid.UUID, ReferralRewardType]:
+    stmt = (
+        select(ReferralReward, ReferralCampaign.key)
+        .join(ReferralCampaign, ReferralCampaign.id == ReferralReward.campaign_id)
+        .where(ReferralReward.id.in_(ids))
+    )
+    return {r.id: ReferralRewardType.from_model(r, k) for r, k in (await _rows(info, stmt)).all()}
+
+
+#: what node(id:) fetches of this plugin (campaigns and rewards have global ids)
+NODES = (
+    NodeType("ReferralCampaign", _campaigns_by_id, guard="Query.referralCampaigns"),
+    NodeType("ReferralReward", _rewards_by_id, guard="Query.referralRewards"),
+)
