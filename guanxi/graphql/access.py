@@ -185,7 +185,9 @@ class AccessPolicy:
         if coordinates is None:
             return None
         held = frozenset(roles)
-        for coordinate in sorted(coordinates):
+        roots = {t.name for t in (self.schema.query_type, self.schema.mutation_type, self.schema.subscription_type) if t is not None}
+        # root fields first, so that a refusal names what the caller asked for (Query.customers)
+        for coordinate in sorted(coordinates, key=lambda c: (c.partition(".")[0] not in roots, c)):
             type_name, _, field = coordinate.partition(".")
             if field in META_FIELDS or type_name.startswith("__"):
                 continue  # introspection
