@@ -32,7 +32,7 @@ def test_db_upgrade_applies_core_then_reports_nothing_pending(tmp_path: Path) ->
 
 def test_schema_prints_the_sdl_of_the_enabled_set(tmp_path: Path) -> None:
     code, out = invoke(_runtime(tmp_path), "schema")
-    assert code == 0 and "type Customer {" in out and "loyaltyPoints" not in out
+    assert code == 0 and "type Customer implements Node {" in out and "loyaltyPoints" not in out
     code, out = invoke(_runtime(tmp_path, "loyalty"), "schema")
     assert code == 0 and "loyaltyPoints: Int!" in out
 
