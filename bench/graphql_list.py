@@ -34,6 +34,7 @@ import httpx  # noqa: E402
 import msgspec  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
+from bench._smoke import add_smoke, parse  # noqa: E402
 from guanxi.core.base.ids import new_id  # noqa: E402
 from guanxi.core.domain import models as m  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
@@ -371,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-limit", type=float, default=120.0, help="hard limit in seconds for the measured rounds")
     p.add_argument("--database-url", help="use this database (e.g. PostgreSQL) instead of a fresh SQLite file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    args = p.parse_args(argv)
+    add_smoke(p, customers=150, page=10, requests=20, concurrency=2, rounds=2, time_limit=60.0)
+    args = parse(p, argv)
     if args.customers < args.page:
         p.error("--customers must be at least --page")
 

@@ -14,6 +14,7 @@ import asyncio
 import cProfile
 import gc
 import io
+import json
 import pstats
 import secrets
 import sys
@@ -26,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench._server import baseline_page  # noqa: E402
+from bench._smoke import add_smoke, parse  # noqa: E402
 from bench.graphql_list import PAGE, make_runtime, seed  # noqa: E402
 from guanxi.core.base.context import Actor, RequestContext  # noqa: E402
 from guanxi.core.migrate import upgrade  # noqa: E402
@@ -65,6 +67,11 @@ async def run(args: argparse.Namespace, db: Path) -> None:
         prof.disable()
         gql_ms = (time.perf_counter() - t0) / args.runs * 1000
         gc.enable()
+        if args.json:
+            ratio = round(base_ms / gql_ms, 4) if gql_ms else None
+            print(json.dumps({"customers": args.customers, "page_size": args.page, "runs": args.runs, "gql_ms": round(gql_ms, 2),
+                              "baseline_ms": round(base_ms, 2), "ratio": ratio}))  # fmt: skip
+            return
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats(args.sort).print_stats(args.limit)
         print(out.getvalue())
@@ -81,7 +88,11 @@ def main() -> None:
     p.add_argument("--sort", default="cumulative")
     p.add_argument("--limit", type=int, default=40)
     p.add_argument("--no-gc", action="store_true", help="disable the cyclic garbage collector while profiling")
-    args = p.parse_args()
+    p.add_argument(
+        "--json", action="store_true", help="print the timings as JSON instead of the profile (ratio: baseline ms / profiled GraphQL ms)"
+    )
+    add_smoke(p, customers=20, page=5, runs=3)
+    args = parse(p)
     with tempfile.TemporaryDirectory(prefix="guanxi-prof-") as tmp:
         asyncio.run(run(args, Path(tmp) / "prof.db"))
 

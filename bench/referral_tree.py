@@ -6,7 +6,11 @@ Seeds a fresh SQLite database (or ``--database-url``) with N customers and a ran
 forest (preferential attachment: people who already brought others in are likelier to bring
 more), then asks the app in process (httpx on the ASGI app, no network) for
 ``referrals(depth: 5, first: 50)`` and ``referralStats`` of the inviter with the most direct
-referrals, and prints the p50/p99 times and the SQL statements per request (see bench/README.md).
+referrals, authenticated with an admin API key like any client, and prints the p50/p99 times
+and the SQL statements per request (see bench/README.md). The baseline builds the same tree
+page with one hand-written recursive statement on the engine (no ORM, no GraphQL), encoded with
+msgspec; ``ratio`` = baseline p50 / GraphQL p50 (1.0 = as fast) and ``same_page`` says the two
+documents were equal. ``--smoke`` is a tiny run for CI.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ import httpx  # noqa: E402
 import msgspec  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 
+from bench._smoke import add_smoke, parse  # noqa: E402
+from bench.graphql_list import admin_key  # noqa: E402
 from guanxi.core.base.ids import new_id  # noqa: E402
 from guanxi.core.domain import models as m  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
@@ -139,6 +145,47 @@ async def seed(runtime: Runtime, slug: str, n: int, share: float, rng: random.Ra
     return tenant_id
 
 
+def baseline_tree(tenant_id: uuid.UUID, root: uuid.UUID, depth: int, size: int) -> Any:
+    """The tree page of TREE by hand: a recursive CTE over the tables (tenant in every join),
+    the customer's row for ``customer(id:)``, ordered by depth then id like the API."""
+    from sqlalchemy import and_, literal
+
+    a, c = ReferralAttribution.__table__, m.Customer.__table__
+    seed_rows = (
+        select(a.c.customer_id.label("id"), literal(1).label("depth"))
+        .where(a.c.tenant_id == tenant_id, a.c.inviter_customer_id == root, a.c.status == "active")
+        .cte("tree", recursive=True)
+    )
+    child = a.alias("child")
+    tree = seed_rows.union_all(
+        select(child.c.customer_id, seed_rows.c.depth + 1)
+        .join(seed_rows, child.c.inviter_customer_id == seed_rows.c.id)
+        .where(child.c.tenant_id == tenant_id, child.c.status == "active", seed_rows.c.depth < depth)
+    )
+    return (
+        select(c.c.id, c.c.display_name, tree.c.depth, a.c.channel)
+        .select_from(tree)
+        .join(c, and_(c.c.tenant_id == tenant_id, c.c.id == tree.c.id))
+        .join(a, and_(a.c.tenant_id == tenant_id, a.c.customer_id == tree.c.id))
+        .order_by(tree.c.depth, tree.c.id)
+        .limit(size + 1)
+    )
+
+
+async def baseline_page(runtime: Runtime, tenant_id: uuid.UUID, root: uuid.UUID) -> bytes:
+    c = m.Customer.__table__
+    async with runtime.engine.connect() as conn:
+        found = (await conn.execute(select(c.c.id).where(c.c.tenant_id == tenant_id, c.c.id == root))).first()
+        rows = (await conn.execute(baseline_tree(tenant_id, root, 5, 50))).all() if found else []
+    if not found:
+        return msgspec.json.encode({"data": {"customer": None}})
+    edges = [
+        {"depth": r.depth, "channel": r.channel, "node": {"id": to_global_id("Customer", r.id), "displayName": r.display_name}}
+        for r in rows[:50]
+    ]
+    return msgspec.json.encode({"data": {"customer": {"referrals": {"edges": edges, "pageInfo": {"hasNextPage": len(rows) > 50}}}}})
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from guanxi.app import create_app
     from guanxi.core.migrate import upgrade
@@ -147,7 +194,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     tmp = tempfile.TemporaryDirectory(prefix="guanxi-referral-bench-")
     url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp.name) / 'bench.db'}"
-    runtime = Runtime.from_config(None, environ={"GUANXI_DATABASE_URL": url, "GUANXI_PLUGINS": "referral"})
+    runtime = Runtime.from_config(
+        None, environ={"GUANXI_DATABASE_URL": url, "GUANXI_PLUGINS": "referral", "GUANXI__AUTH__SECRET": secrets.token_hex(32)}
+    )
     try:
         await upgrade(runtime)
         await runtime.start()
@@ -173,7 +222,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await use_tenant(runtime, tenant_id)
         app = create_app(runtime)
         variables = {"id": to_global_id("Customer", top)}
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench.local") as client:
+        key = await admin_key(runtime, tenant_id)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench.local", headers=headers) as client:
 
             async def ask(query: str) -> dict[str, Any]:
                 response = await client.post("/graphql", json={"query": query, "variables": variables})
@@ -205,6 +256,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 times.sort()
                 figures[f"{name}_p50_ms"] = round(statistics.median(times), 2)
                 figures[f"{name}_p99_ms"] = round(times[min(len(times) - 1, int(len(times) * 0.99))], 2)
+                if name == "referrals":
+                    figures["same_page"] = msgspec.json.decode(await baseline_page(runtime, tenant_id, top)) == body
+            for _ in range(min(10, args.requests)):
+                await baseline_page(runtime, tenant_id, top)
+            times = []
+            for _ in range(args.requests):
+                t = time.perf_counter()
+                await baseline_page(runtime, tenant_id, top)
+                times.append((time.perf_counter() - t) * 1000)
+            times.sort()
+            figures["baseline_p50_ms"] = round(statistics.median(times), 2)
+            figures["baseline_p99_ms"] = round(times[min(len(times) - 1, int(len(times) * 0.99))], 2)
+            figures["ratio"] = round(figures["baseline_p50_ms"] / figures["referrals_p50_ms"], 4) if figures["referrals_p50_ms"] else None
         return {
             "customers": args.customers,
             "referred_share": args.share,
@@ -230,7 +294,8 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--show-sql", action="store_true", help="print the counted statements to stderr")
-    args = parser.parse_args()
+    add_smoke(parser, customers=200, requests=10)
+    args = parse(parser)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     result = asyncio.run(run(args))
     if args.json:

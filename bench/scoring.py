@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import insert, select, text  # noqa: E402
 
+from bench._smoke import add_smoke, parse  # noqa: E402
 from bench.graphql_list import log, pct  # noqa: E402
 from guanxi.core.base.ids import new_id  # noqa: E402
 from guanxi.core.domain import models as m  # noqa: E402
@@ -259,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stage-rules", action="store_true", help="keep the default stage rules (moves, owners and tasks count in recompute_s)"
     )
-    args = parser.parse_args(argv)
+    add_smoke(parser, customers=300, interactions=3000, batch_size=100, samples=5)
+    args = parse(parser, argv)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'scoring.db'}"
         result = asyncio.run(run(args, url))

@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import func, select  # noqa: E402
 
+from bench._smoke import add_smoke, parse  # noqa: E402
 from bench.graphql_list import cpu_seconds, free_port, log, pct, stop_server, wait_ready  # noqa: E402
 from bench.ingest import blast, processed_count  # noqa: E402
 from guanxi import sign  # noqa: E402
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
     p.add_argument("--time-limit", type=float, default=300.0, help="hard limit for the whole load, seconds")
     p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
+    add_smoke(p, events=60, concurrency=4, time_limit=60.0)
+    args = parse(p, argv)
     with tempfile.TemporaryDirectory(prefix="guanxi-wecom-") as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'wecom.db'}"
         log(f"wecom ingest bench on {url.split('://')[0]} with {args.events} events …")

@@ -32,7 +32,7 @@ def test_db_upgrade_applies_core_then_reports_nothing_pending(tmp_path: Path) ->
 
 def test_schema_prints_the_sdl_of_the_enabled_set(tmp_path: Path) -> None:
     code, out = invoke(_runtime(tmp_path), "schema")
-    assert code == 0 and "type Customer {" in out and "loyaltyPoints" not in out
+    assert code == 0 and "type Customer implements Node {" in out and "loyaltyPoints" not in out
     code, out = invoke(_runtime(tmp_path, "loyalty"), "schema")
     assert code == 0 and "loyaltyPoints: Int!" in out
 
@@ -190,3 +190,58 @@ def test_jobs_and_notifications_commands_list_run_and_cancel(tmp_path: Path) -> 
     assert code == 0 and "not cancelled: the job is already cancelled" in out
     code, out = invoke(_runtime(tmp_path), "notifications", "list")
     assert code == 0 and "(none)" in out  # no staff channel is enabled: the reminder is in-app only
+
+
+def _fresh(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "guanxi", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_commands_in_a_directory_never_migrated_say_run_db_upgrade_and_create_nothing(tmp_path: Path) -> None:
+    """`apikey create` and `serve` in a fresh directory: a one-line hint, no traceback, and
+    neither guanxi.db nor .guanxi/secret left behind; `db upgrade` then creates the database."""
+    for args in (
+        ["apikey", "create", "--tenant", "demo", "--role", "admin", "--name", "x"],
+        ["serve"],
+        ["customers", "export", "x", "--tenant", "demo"],
+    ):
+        proc = _fresh(tmp_path, *args)
+        assert proc.returncode == 1, proc.stderr
+        assert "run `guanxi db upgrade`" in proc.stderr
+        assert "Traceback" not in proc.stderr and "no such table" not in proc.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == [], args
+    proc = _fresh(tmp_path, "db", "upgrade")
+    assert proc.returncode == 0 and (tmp_path / "guanxi.db").exists()
+
+
+def test_an_empty_database_file_is_reported_as_not_migrated(tmp_path: Path) -> None:
+    (tmp_path / "guanxi.db").write_bytes(b"")
+    proc = _fresh(tmp_path, "apikey", "list", "--tenant", "demo")
+    assert proc.returncode == 1 and "no Guanxi tables yet: run `guanxi db upgrade`" in proc.stderr
+    assert not (tmp_path / ".guanxi").exists()
+
+
+def test_serve_refuses_a_port_out_of_range_from_the_option_and_the_environment(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    code, out = invoke(rt, "serve", "--port", "99999")
+    assert code == 2 and "'--port': 99999 is not in the range 1<=x<=65535" in out
+    code, out = invoke(rt, "serve", "--port", "0")
+    assert code == 2 and "is not in the range" in out
+    proc = subprocess.run(
+        [sys.executable, "-m", "guanxi", "serve"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "GUANXI__SERVER__PORT": "99999"},
+    )
+    assert proc.returncode == 2
+    assert "environment variable GUANXI__SERVER__PORT: invalid config at `$.server.port`: Expected `int` <= 65535" in proc.stderr

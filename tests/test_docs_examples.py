@@ -157,3 +157,23 @@ async def test_documented_funnel_reports_current_reached_and_conversion(gql: GQL
     assert (by["mql"]["current"], by["mql"]["reached"], by["mql"]["conversionFromPrevious"]) == (2, 2, 0.5)
     assert by["sql"]["conversionFromPrevious"] == 0.0
     assert by["lost"]["conversionFromPrevious"] is None
+
+
+async def test_documented_attribute_merge_patch_gives_the_documented_result(gql: GQL) -> None:
+    start = {"grade": "A", "city": "上海", "prefs": {"lang": "zh", "tz": "Asia/Shanghai"}}
+    created = (await run(gql, "CreateCustomer", {"input": {"displayName": "王芳", "attributes": start}}))["createCustomer"]
+    patched = await gql(documented("PatchAttributes"), {"id": created["customer"]["id"]})
+    assert patched == {"data": {"updateCustomer": {"customer": {"attributes": {"grade": "B", "prefs": {"lang": "zh"}}}, "errors": []}}}
+
+
+async def test_documented_node_queries_and_backward_paging_answer_as_described(gql: GQL) -> None:
+    ids = []
+    for name in ("Ann", "Bo", "Cy"):
+        ids.append((await run(gql, "CreateCustomer", {"input": {"displayName": name}}))["createCustomer"]["customer"]["id"])
+    assert (await run(gql, "NodeById", {"id": ids[0]}))["node"] == {"__typename": "Customer", "id": ids[0], "displayName": "Ann"}
+    unknown = "Q3VzdG9tZXI6MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAw"
+    assert (await run(gql, "NodesByIds", {"ids": [ids[1], unknown]}))["nodes"] == [{"__typename": "Customer", "id": ids[1]}, None]
+    last = (await run(gql, "CustomerPageBackward", {"last": 2}))["customers"]
+    assert [e["node"]["displayName"] for e in last["edges"]] == ["Bo", "Cy"] and last["pageInfo"]["hasPreviousPage"] is True
+    before = (await run(gql, "CustomerPageBackward", {"last": 2, "before": last["pageInfo"]["startCursor"]}))["customers"]
+    assert [e["node"]["displayName"] for e in before["edges"]] == ["Ann"] and before["pageInfo"]["hasPreviousPage"] is False

@@ -15,12 +15,24 @@ from guanxi.core.runtime import Runtime
 T = TypeVar("T")
 
 
-def run_async(runtime: Runtime, fn: Callable[[Runtime], Awaitable[T]], *, start_plugins: bool = True) -> T:
+def run_async(runtime: Runtime, fn: Callable[[Runtime], Awaitable[T]], *, start_plugins: bool = True, needs_tables: bool = True) -> T:
     """Run one async job with the runtime started (plugins' ``guanxi_startup`` called unless
     ``start_plugins`` is false, as for migrations, which run before plugin tables exist), and
-    stop it afterwards."""
+    stop it afterwards.
+
+    Unless ``needs_tables`` is false (``guanxi db upgrade`` and ``db current``), a database
+    that was never migrated stops the command first with "run `guanxi db upgrade`", before
+    anything (the database file, the server secret) is created."""
 
     async def job() -> T:
+        if needs_tables:
+            from guanxi.core.migrate import require_migrated
+
+            try:
+                await require_migrated(runtime)
+            except BaseException:
+                await runtime.engine.dispose()
+                raise
         if start_plugins:
             await runtime.start()
         try:

@@ -38,7 +38,8 @@ def import_group() -> None:
 @click.option("--dry-run", is_flag=True, help="Validate only; write nothing.")
 @click.pass_context
 def import_customers_cmd(ctx: click.Context, file: Path, slug: str | None, dry_run: bool) -> None:
-    """Import customers from a CSV file (header row required; see docs/operations.md).
+    """Import customers from a CSV file (header row required; the columns are listed in
+    docs/operations.md, section "Importing customers from CSV").
 
     The whole file is checked first: if any row is invalid, nothing is written and every
     error is listed with its row number."""

@@ -21,7 +21,7 @@ def db_upgrade(ctx: click.Context) -> None:
     """Apply core's and the enabled plugins' pending migrations."""
     from guanxi.core import migrate
 
-    heads = run_async(runtime_of(ctx), migrate.upgrade, start_plugins=False)
+    heads = run_async(runtime_of(ctx), migrate.upgrade, start_plugins=False, needs_tables=False)
     for owner, revs in heads.items():
         click.echo(f"{owner}: {', '.join(revs) or 'no revisions'}")
 
@@ -35,7 +35,7 @@ def db_current(ctx: click.Context) -> None:
     async def show(rt: Runtime) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         return await migrate.current(rt), await migrate.pending(rt)
 
-    heads, todo = run_async(runtime_of(ctx), show, start_plugins=False)
+    heads, todo = run_async(runtime_of(ctx), show, start_plugins=False, needs_tables=False)
     for owner in heads:
         click.echo(f"{owner}: applied {', '.join(heads[owner]) or 'nothing'}; pending {', '.join(todo.get(owner, [])) or 'nothing'}")
 

@@ -122,11 +122,11 @@ async def create_api_key(tx: Tx, secret: bytes, *, name: str, role: str, user_id
     session = tx.session
     _check_role(role)
     if role in ("sales", "manager") and user_id is None:
-        raise ValidationError(f"a {role} key acts for a user: give one", field="user")
+        raise ValidationError(f"a {role} key acts for a user: give one", field="userId")
     if user_id is not None:
         user = await session.get(User, (session.tenant_id, user_id))
         if user is None or not user.active:
-            raise NotFoundError(f"user {user_id} not found or inactive")
+            raise NotFoundError(f"user {user_id} not found or inactive", field="userId")
     key_id = secrets.token_hex(8)
     key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
     row = ApiKey(

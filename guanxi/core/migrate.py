@@ -9,6 +9,7 @@ plugins from upgrading.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from guanxi.core.base.errors import PluginError
+from guanxi.core.base.errors import NotMigratedError, PluginError
 from guanxi.core.hooks.manager import per_plugin
 from guanxi.core.runtime import Runtime
 
@@ -98,6 +99,32 @@ async def pending(runtime: Runtime) -> dict[str, list[str]]:
                 todo.append(rev.revision)
         out[owner] = todo
     return out
+
+
+def _missing_sqlite_file(runtime: Runtime) -> str | None:
+    """The path of a SQLite database file that does not exist (connecting would create it)."""
+    url = runtime.engine.url
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return None if os.path.exists(database) else database
+
+
+async def require_migrated(runtime: Runtime) -> None:
+    """Fail with "run `guanxi db upgrade`" unless core's tables are at this version's head.
+
+    Creates nothing: a SQLite database file that does not exist is reported, not created (a
+    connection would create it), and the check only reads core's version table."""
+    missing = _missing_sqlite_file(runtime)
+    if missing is not None:
+        raise NotMigratedError(f"the database {missing} does not exist yet: run `guanxi db upgrade` first")
+    async with runtime.engine.connect() as conn:
+        heads = await conn.run_sync(_current_heads, CORE_VERSION_TABLE)
+    head = core_head()
+    if not heads:
+        raise NotMigratedError("the database has no Guanxi tables yet: run `guanxi db upgrade` first")
+    if head not in heads:
+        raise NotMigratedError(f"the database is at revision {', '.join(heads)}, this Guanxi needs {head}: run `guanxi db upgrade`")
 
 
 def core_head() -> str:

@@ -118,7 +118,8 @@ class Runtime:
             schema = schemas.get(name)
             if schema is None:
                 if name in sections:
-                    raise ConfigError(f"{source}: invalid config at `$.plugins.{name}`: plugin {name!r} takes no settings")
+                    where = f"$.plugins.{name}"
+                    raise ConfigError(f"{source.label(where)}: invalid config at `{where}`: plugin {name!r} takes no settings")
                 continue
             decoded[name] = decode_plugin_section(name, schema, sections.get(name), source)
         return cls(core, pm, decoded, source)

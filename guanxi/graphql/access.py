@@ -195,6 +195,11 @@ class AccessPolicy:
             self._cache.popitem(last=False)
         return found
 
+    def allows(self, roles: Iterable[str], coordinate: str) -> bool:
+        """Whether the roles may use this coordinate (one no permission names is open to every role)."""
+        allowed = self.rules.get(coordinate)
+        return allowed is None or bool(allowed & frozenset(roles))
+
     def denied(self, roles: Iterable[str], query: str | None, operation_name: str | None) -> str | None:
         """The first selected coordinate the roles may not use (with its permission), or None."""
         if not isinstance(query, str):
@@ -203,7 +208,9 @@ class AccessPolicy:
         if coordinates is None:
             return None
         held = frozenset(roles)
-        for coordinate in sorted(coordinates):
+        roots = {t.name for t in (self.schema.query_type, self.schema.mutation_type, self.schema.subscription_type) if t is not None}
+        # root fields first, so that a refusal names what the caller asked for (Query.customers)
+        for coordinate in sorted(coordinates, key=lambda c: (c.partition(".")[0] not in roots, c)):
             type_name, _, field = coordinate.partition(".")
             if field in META_FIELDS or type_name.startswith("__"):
                 continue  # introspection

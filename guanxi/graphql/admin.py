@@ -18,14 +18,15 @@ from strawberry.types import Info
 from guanxi.core import auth
 from guanxi.core.domain.models import AuditEvent
 from guanxi.core.services import privacy
+from guanxi.graphql.enums import Role
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import decode_global_id, from_global_id, to_global_id
 from guanxi.graphql.pagination import check_page_size
-from guanxi.graphql.types import Customer
+from guanxi.graphql.types import Customer, Node
 
 
 @strawberry.type(description="One entry of the audit trail. Personal values are masked.")
-class AuditEntry:
+class AuditEntry(Node):
     id: strawberry.ID
     occurred_at: dt.datetime
     action: str = strawberry.field(description="e.g. customer.update, customer.erase, apikey.create")
@@ -56,7 +57,7 @@ class AuditEntry:
 class ApiKey:
     key_id: str = strawberry.field(description="the public part of the key (gx_<keyId>_…), used to revoke it")
     name: str
-    role: str
+    role: Role
     user_id: strawberry.ID | None
     created_at: dt.datetime
     created_by: str | None
@@ -68,7 +69,7 @@ class ApiKey:
         return cls(
             key_id=k.key_id,
             name=k.name,
-            role=k.role,
+            role=Role(k.role),
             user_id=strawberry.ID(to_global_id("User", k.user_id)) if k.user_id else None,
             created_at=k.created_at,
             created_by=k.created_by,
@@ -100,7 +101,7 @@ class EraseUserPayload:
 @strawberry.input
 class CreateApiKeyInput:
     name: str
-    role: str = strawberry.field(description="admin, manager, marketing, sales, service or readonly")
+    role: Role
     user_id: strawberry.ID | None = strawberry.field(default=None, description="the user the key acts for (required for sales, manager)")
 
 
@@ -155,7 +156,7 @@ class AdminMutation:
             user = from_global_id(input.user_id, "User", field="userId") if input.user_id else None
             async with info.context.transaction() as tx:
                 secret = auth.authenticator_of(info.context.rt).secret
-                created = await auth.create_api_key(tx, secret, name=input.name, role=input.role, user_id=user)
+                created = await auth.create_api_key(tx, secret, name=input.name, role=input.role.value, user_id=user)
             return ApiKeyPayload(key=created.key, api_key=ApiKey.from_info(created.info))
 
         return await as_payload(run, ApiKeyPayload)

@@ -16,8 +16,10 @@ and the caller runs the operation through Strawberry/graphql-core instead (query
 read-only, so running them again is safe).
 
 Not compiled: mutations and subscriptions, any directive in the document, abstract types
-(interfaces, unions), object types with ``is_type_of``, introspection fields other than
-``__typename``, fragment variables.
+(fields of an interface or union type), object types with an ``is_type_of`` of their own
+(Strawberry's, which every type implementing an interface gets, is called as graphql-core
+calls it: a value it refuses falls back), introspection fields other than ``__typename``,
+fragment variables.
 
 Resolvers run level by level: the synchronous parts of the tree are completed in one pass,
 the awaitables found on the way are awaited together (``gather``), so DataLoaders batch every
@@ -122,12 +124,14 @@ class FieldPlan:
 
 
 class ObjectPlan:
-    __slots__ = ("fields", "needs_path", "type", "type_name")
+    __slots__ = ("fields", "is_type_of", "needs_path", "type", "type_name")
 
     def __init__(self, type_: GraphQLObjectType, fields: list[FieldPlan]) -> None:
         self.type = type_
         self.type_name = type_.name
         self.fields = fields
+        # Strawberry's generated check (it ignores its info argument); None: the type has none
+        self.is_type_of: Callable[[Any, Any], Any] | None = type_.is_type_of
         # a resolver below gets a resolve-info object, so the path is built down to it
         self.needs_path = any(f.kind == RESOLVER or (f.out is not None and f.out.needs_path) for f in fields)
 
@@ -195,6 +199,14 @@ def _direct_call(field_def: GraphQLField, strawberry_schema: Any) -> tuple[Calla
     return fn, tuple(mapping)
 
 
+def _strawberry_is_type_of(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is the ``is_type_of`` Strawberry generates for a type that implements an
+    interface (an isinstance check that never reads its info argument)."""
+    return getattr(fn, "__module__", "") == "strawberry.schema.schema_converter" and fn.__qualname__.endswith(
+        "_get_is_type_of.<locals>.is_type_of"
+    )
+
+
 class _Compiler:
     def __init__(self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, strawberry_schema: Any) -> None:
         self.schema = schema
@@ -216,8 +228,8 @@ class _Compiler:
     def object_plan(self, type_: GraphQLObjectType, grouped: dict[str, list[FieldDetails]], defers: Any, forbidden: Any) -> ObjectPlan:
         if defers or forbidden:
             raise NotCompilableError("defer")
-        if type_.is_type_of is not None:
-            raise NotCompilableError(f"{type_.name} has is_type_of")
+        if type_.is_type_of is not None and not _strawberry_is_type_of(type_.is_type_of):
+            raise NotCompilableError(f"{type_.name} has its own is_type_of")
         fields = []
         for key, details in grouped.items():
             if any(d.fragment_variable_values is not None or d.defer_usage is not None for d in details):
@@ -402,7 +414,10 @@ class _Run:
                 raise FallbackError("leaf coerced to null")
             return coerced
         if kind == OBJECT:
-            return self.complete_object(out.plan, value, path)  # type: ignore[arg-type]
+            plan = out.plan
+            if plan.is_type_of is not None and plan.is_type_of(value, None) is not True:  # type: ignore[union-attr]
+                raise FallbackError(f"is_type_of refused a value for {plan.type_name}")  # type: ignore[union-attr]
+            return self.complete_object(plan, value, path)  # type: ignore[arg-type]
         # LIST
         if type(value) is not list and type(value) is not tuple:
             raise FallbackError("list value is not a list")

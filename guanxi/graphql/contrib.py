@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select
 
 from guanxi.core.services.queries import CustomerOrdering
+from guanxi.graphql.types import Node
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,24 @@ class CustomerFilterField:
 
 
 @dataclass(frozen=True)
+class NodeType:
+    """A type that ``node(id:)`` and ``nodes(ids:)`` can fetch by its global id.
+
+    :param name: the type name inside its global ids (``to_global_id("ReferralReward", …)``).
+    :param load: ``await load(info, uuids)`` returns the objects found, by uuid (objects of a
+        ``@strawberry.type`` that implements :class:`Node`). Query on the request's session
+        (``info.context.loaders.execute(select(…))``): tenancy and record ownership then apply,
+        so another tenant's or another salesperson's object is simply not found.
+    :param guard: a schema coordinate (``"Query.referralRewards"``) whose permission the caller
+        must hold to fetch this type by id; without one, the type's own fields' permissions apply.
+    """
+
+    name: str
+    load: Callable[[Any, list[uuid.UUID]], Awaitable[Mapping[uuid.UUID, Any]]]
+    guard: str | None = None
+
+
+@dataclass(frozen=True)
 class GraphQLContribution:
     """A plugin's part of the schema.
 
@@ -46,6 +66,8 @@ class GraphQLContribution:
         (:class:`CustomerFilterField`).
     :param customer_orderings: values added to the ``CustomerOrder`` enum of ``customers(orderBy:)``
         (:class:`guanxi.core.services.queries.CustomerOrdering`), with keyset pagination like core's.
+    :param nodes: the plugin's types with global ids that ``node(id:)`` can fetch
+        (:class:`NodeType`); their classes implement :class:`Node`.
     """
 
     query: type | None = None
@@ -55,6 +77,7 @@ class GraphQLContribution:
     types: Sequence[type] = ()
     customer_filters: Sequence[CustomerFilterField] = ()
     customer_orderings: Sequence[CustomerOrdering] = ()
+    nodes: Sequence[NodeType] = ()
 
 
-__all__ = ["CustomerFilterField", "CustomerOrdering", "GraphQLContribution"]
+__all__ = ["CustomerFilterField", "CustomerOrdering", "GraphQLContribution", "Node", "NodeType"]

@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from guanxi.core.base.errors import GuanxiError
+from guanxi.graphql.ids import client_ids
 
 log = logging.getLogger("guanxi.graphql")
 
@@ -26,7 +27,7 @@ def shape_error(error: GraphQLError) -> GraphQLError:
         ext: dict[str, Any] = {"code": original.code}
         if getattr(original, "field", None):
             ext["field"] = original.field
-        message = str(original.args[0]) if original.args else original.code
+        message = client_ids(str(original.args[0])) if original.args else original.code
         return GraphQLError(message, error.nodes, error.source, error.positions, error.path, None, ext)
     if isinstance(original, GraphQLError):
         return shape_error(original)

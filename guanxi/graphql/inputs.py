@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 
 import strawberry
 from strawberry.scalars import JSON
 
 from guanxi.core.services.queries import CustomerOrder as CoreOrder
+from guanxi.graphql.enums import ConsentStatus, Direction, Role
 
 CustomerOrder = strawberry.enum(CoreOrder, name="CustomerOrder", description="How a customer list is sorted.")
 
@@ -45,7 +45,11 @@ class UpdateCustomerInput:
     company: str | None = strawberry.UNSET
     phones: list[str] | None = strawberry.UNSET
     emails: list[str] | None = strawberry.UNSET
-    attributes: JSON | None = strawberry.UNSET
+    attributes: JSON | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A JSON merge patch (RFC 7396) of the attributes: the keys given are set (objects merged), "
+        "a key set to null is removed, other keys stay; null removes every attribute.",
+    )
     owner_id: strawberry.ID | None = strawberry.UNSET
     source: str | None = strawberry.UNSET
 
@@ -66,7 +70,7 @@ class RecordInteractionInput:
     customer_id: strawberry.ID
     channel: str
     kind: str
-    direction: str = "in"
+    direction: Direction = Direction.IN
     occurred_at: dt.datetime | None = None
     text: str | None = None
     payload: JSON | None = None
@@ -82,15 +86,13 @@ class CreateTaskInput:
     notes: str | None = None
 
 
-@strawberry.enum
-class ConsentStatus(enum.Enum):
-    OPTED_IN = "opted_in"
-    OPTED_OUT = "opted_out"
-
-
 @strawberry.input
 class CreateUserInput:
     email: str
     name: str
-    role: str = "sales"
+    role: Role = Role.SALES
     team: str | None = None
+
+
+#: ConsentStatus was defined here before the enums moved to guanxi.graphql.enums
+__all__ = ["ConsentStatus"]

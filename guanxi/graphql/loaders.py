@@ -60,6 +60,7 @@ class Loaders:
         self.open_tasks = DataLoader(self._aligned(self.tasks_of))
         self.consents = DataLoader(self._aligned(self.consents_of))
         self.recent_interactions: DataLoader[InteractionKey, list[Any]] = DataLoader(self._load_recent_interactions)
+        self.interaction_counts: DataLoader[tuple[uuid.UUID, tuple[str, ...] | None], int] = DataLoader(self._count_interactions)
 
     async def execute(self, stmt: Any) -> Any:
         """Run a statement on the request session; loaders dispatch concurrently, the session
@@ -166,3 +167,36 @@ class Loaders:
             stmt = stmt.where(m.Interaction.kind.in_(kinds))
         stmt = stmt.order_by(m.Interaction.occurred_at.desc(), m.Interaction.id.desc()).limit(size + 1)
         return list((await self.execute(stmt)).all())
+
+    async def interactions_before(
+        self, customer_id: uuid.UUID, size: int, kinds: tuple[str, ...] | None, before: tuple[Any, uuid.UUID] | None
+    ) -> list[Any]:
+        """One customer's ``size + 1`` interactions newer than a cursor (all: from the oldest),
+        oldest first: the rows of a backward page (``last``/``before``)."""
+        stmt = select(*columns(m.Interaction, skip=INTERACTION_UNUSED)).where(m.Interaction.customer_id == customer_id)
+        if before is not None:
+            at, last_id = before
+            stmt = stmt.where(or_(m.Interaction.occurred_at > at, and_(m.Interaction.occurred_at == at, m.Interaction.id > last_id)))
+        if kinds:
+            stmt = stmt.where(m.Interaction.kind.in_(kinds))
+        stmt = stmt.order_by(m.Interaction.occurred_at.asc(), m.Interaction.id.asc()).limit(size + 1)
+        return list((await self.execute(stmt)).all())
+
+    async def _count_interactions(self, keys: Sequence[tuple[uuid.UUID, tuple[str, ...] | None]]) -> list[int]:
+        """Timeline sizes of many customers: one grouped count per set of kinds asked."""
+        groups: dict[tuple[str, ...] | None, set[uuid.UUID]] = defaultdict(set)
+        for customer_id, kinds in keys:
+            groups[kinds].add(customer_id)
+        found: dict[tuple[uuid.UUID, tuple[str, ...] | None], int] = {}
+        for kinds, customer_ids in groups.items():
+            stmt = (
+                select(m.Interaction.customer_id, func.count())
+                .where(m.Interaction.customer_id.in_(customer_ids))
+                .group_by(m.Interaction.customer_id)
+            )
+            if kinds:
+                stmt = stmt.where(m.Interaction.kind.in_(kinds))
+            counts = dict((await self.execute(stmt)).all())
+            for customer_id in customer_ids:
+                found[(customer_id, kinds)] = int(counts.get(customer_id, 0))
+        return [found[k] for k in keys]

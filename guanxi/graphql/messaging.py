@@ -19,7 +19,7 @@ from guanxi.core.services.profiles import refresh_profile
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.pagination import check_page_size
-from guanxi.graphql.types import Identity
+from guanxi.graphql.types import Identity, Node
 
 
 @strawberry.enum(description="Where a message's delivery stands.")
@@ -56,7 +56,7 @@ class MessageStatusEntry:
 
 
 @strawberry.type(description="A message to a customer through a channel, and where its delivery stands.")
-class Message:
+class Message(Node):
     id: strawberry.ID
     uuid: strawberry.Private[UUID]
     history: strawberry.Private[list[dict[str, Any]]]
@@ -174,7 +174,7 @@ class MessagingMutation:
 
 
 @strawberry.type(description="An event received from a channel webhook, and where its processing stands.")
-class InboxItem:
+class InboxItem(Node):
     id: strawberry.ID
     channel: str
     provider_event_id: str

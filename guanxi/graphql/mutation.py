@@ -12,6 +12,7 @@ from strawberry.types import Info
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.services import consent, customers, identities, interactions, merge, tags, tasks, users
 from guanxi.graphql import inputs
+from guanxi.graphql.enums import ConsentStatus
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id
 from guanxi.graphql.types import Customer, Identity, Interaction, Task, User
@@ -77,6 +78,13 @@ def json_object(value: Any, field: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _attributes_patch(value: Any) -> Any:
+    """``attributes`` of ``updateCustomer``: a JSON merge patch (an object), or null for none."""
+    if value is strawberry.UNSET:
+        return msgspec.UNSET
+    return None if value is None else json_object(value, "attributes")
+
+
 def _unset_to_msgspec(value: Any) -> Any:
     return msgspec.UNSET if value is strawberry.UNSET else value
 
@@ -117,7 +125,7 @@ class Mutation:
                 company=_unset_to_msgspec(input.company),
                 phones=msgspec.UNSET if input.phones is strawberry.UNSET else list(input.phones or []),
                 emails=msgspec.UNSET if input.emails is strawberry.UNSET else list(input.emails or []),
-                attributes=msgspec.UNSET if input.attributes is strawberry.UNSET else json_object(input.attributes, "attributes"),
+                attributes=_attributes_patch(input.attributes),
                 owner_id=owner,
                 source=_unset_to_msgspec(input.source),
             )
@@ -176,7 +184,7 @@ class Mutation:
                 customer_id=from_global_id(input.customer_id, "Customer", field="customerId"),
                 channel=input.channel,
                 kind=input.kind,
-                direction=input.direction,
+                direction=input.direction.value,
                 occurred_at=input.occurred_at,
                 text=input.text,
                 payload=json_object(input.payload, "payload"),
@@ -236,7 +244,7 @@ class Mutation:
 
     @strawberry.mutation(description="Record a customer's consent to be contacted on a channel.")
     async def set_consent(
-        self, info: Info, customer_id: strawberry.ID, channel: str, status: inputs.ConsentStatus, source: str | None = None
+        self, info: Info, customer_id: strawberry.ID, channel: str, status: ConsentStatus, source: str | None = None
     ) -> CustomerPayload:
         async def run() -> CustomerPayload:
             async with info.context.transaction() as tx:
@@ -251,7 +259,7 @@ class Mutation:
     async def create_user(self, info: Info, input: inputs.CreateUserInput) -> UserPayload:
         async def run() -> UserPayload:
             async with info.context.transaction() as tx:
-                u = await users.create_user(tx, email=input.email, name=input.name, role=input.role, team=input.team)
+                u = await users.create_user(tx, email=input.email, name=input.name, role=input.role.value, team=input.team)
             return UserPayload(user=User.from_model(u))
 
         return await as_payload(run, UserPayload)

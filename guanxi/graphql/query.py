@@ -16,7 +16,7 @@ from guanxi.core.services import queries
 from guanxi.graphql import inputs
 from guanxi.graphql.contrib import CustomerFilterField
 from guanxi.graphql.ids import from_global_id, to_global_id
-from guanxi.graphql.pagination import PageInfo, check_page_size, decode_cursor, encode_cursor
+from guanxi.graphql.pagination import encode_cursor, page_info, page_window
 from guanxi.graphql.prefetch import materialize, node_fields
 from guanxi.graphql.types import Customer, CustomerConnection, CustomerEdge, Funnel, FunnelStep, Pipeline, Stage, Tag, User
 
@@ -85,17 +85,20 @@ def customers_query(filters: Sequence[CustomerFilterField] = (), orderings: Sequ
         order_by: Any = default_order,
         first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> CustomerConnection:
         context = info.context
         settings = context.rt.settings.graphql
-        size = check_page_size(first, settings.default_page_size, settings.max_page_size)
         value = getattr(order_by, "value", order_by)
         order: queries.CustomerOrder | queries.CustomerOrdering = by_key[value] if value in by_key else queries.CustomerOrder(value)
         order_name = value
+        window = page_window(first, after, last, before, order_name, settings.default_page_size, settings.max_page_size)
         flt = core_filter(filter, filters)
-        cursor = decode_cursor(after, order_name) if after else None
         async with context.loaders.lock:
-            rows, more = await queries.list_customers(context.session, flt=flt, order=order, first=size, after=cursor)
+            rows, more = await queries.list_customers(
+                context.session, flt=flt, order=order, first=window.size, after=window.cursor, backward=window.backward
+            )
         nodes = await materialize(context, rows, node_fields(info))
 
         async def count() -> int:
@@ -106,16 +109,7 @@ def customers_query(filters: Sequence[CustomerFilterField] = (), orderings: Sequ
             CustomerEdge(cursor=encode_cursor(order_name, queries.sort_key(order, r), r.id), node=n)
             for r, n in zip(rows, nodes, strict=True)
         ]
-        return CustomerConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=more,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-            count=count,
-        )
+        return CustomerConnection(edges=edges, page_info=page_info([e.cursor for e in edges], more, window), count=count)
 
     customers.__annotations__ = {
         "self": Any,
@@ -124,6 +118,8 @@ def customers_query(filters: Sequence[CustomerFilterField] = (), orderings: Sequ
         "order_by": order_type,
         "first": int | None,
         "after": str | None,
+        "last": int | None,
+        "before": str | None,
         "return": CustomerConnection,
     }
     field = strawberry.field(

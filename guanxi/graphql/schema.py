@@ -9,10 +9,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, parse
+from graphql import GraphQLError, OperationDefinitionNode, parse
 from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -29,11 +30,13 @@ from guanxi.graphql import types as core_types
 from guanxi.graphql.access import CORE_PERMISSIONS, AccessPolicy
 from guanxi.graphql.admin import AdminMutation, AdminQuery
 from guanxi.graphql.compiled import CompiledPlan, NotCompilableError, compile_plan, run_plan
-from guanxi.graphql.contrib import CustomerFilterField, CustomerOrdering, GraphQLContribution
+from guanxi.graphql.contrib import CustomerFilterField, CustomerOrdering, GraphQLContribution, NodeType
 from guanxi.graphql.execution import FastLeafExecutionContext
 from guanxi.graphql.extensions import RequestLifecycle
+from guanxi.graphql.ids import remembering_sent_ids
 from guanxi.graphql.messaging import CustomerMessages, Message, MessagingMutation, MessagingQuery
 from guanxi.graphql.mutation import Mutation
+from guanxi.graphql.nodes import NodeQuery, node_registry
 from guanxi.graphql.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
 from guanxi.graphql.query import Query, customers_query
 from guanxi.graphql.subscriptions import Subscription
@@ -124,6 +127,8 @@ class GuanxiSchema(strawberry.Schema):
 
     #: who may use which field (set by :func:`build_schema`); None: no checks (bare schemas in tests)
     policy: AccessPolicy | None = None
+    #: what ``node(id:)`` can fetch, by the type name in global ids (set by :func:`build_schema`)
+    node_types: dict[str, NodeType] = {}  # noqa: RUF012 - replaced per schema, never mutated
 
     def _forbidden(self, query: str | None, operation_name: str | None, context_value: Any) -> GraphQLError | None:
         """The access check of :mod:`guanxi.graphql.access`, before any resolver runs."""
@@ -148,7 +153,7 @@ class GuanxiSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> Any:
-        forbidden = self._forbidden(query, operation_name, context_value)
+        forbidden = self._forbidden(query, operation_name, context_value) or _operation_name_missing(query, operation_name)
         if forbidden is not None:
             return PreExecutionError(data=None, errors=[forbidden])
         return await super().stream(
@@ -169,7 +174,22 @@ class GuanxiSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> StrawberryExecutionResult:
-        forbidden = self._forbidden(query, operation_name, context_value)
+        with remembering_sent_ids():  # error messages quote the global ids the caller sent
+            return await self._execute(
+                query, variable_values, context_value, root_value, operation_name, allowed_operation_types, operation_extensions
+            )
+
+    async def _execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None,
+        context_value: Any | None,
+        root_value: Any | None,
+        operation_name: str | None,
+        allowed_operation_types: Iterable[OperationType] | None,
+        operation_extensions: dict[str, Any] | None,
+    ) -> StrawberryExecutionResult:
+        forbidden = self._forbidden(query, operation_name, context_value) or _operation_name_missing(query, operation_name)
         if forbidden is not None:
             return StrawberryExecutionResult(data=None, errors=[forbidden], extensions={})
         if not self.compile_operations or not isinstance(query, str) or not isinstance(operation_name, str | None):
@@ -227,6 +247,27 @@ class GuanxiSchema(strawberry.Schema):
 
 
 _MISSING: Any = object()
+
+
+@lru_cache(maxsize=512)
+def _operation_count(query: str) -> int:
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return 0  # the normal execution reports the syntax error
+    return sum(1 for d in document.definitions if isinstance(d, OperationDefinitionNode))
+
+
+def _operation_name_missing(query: str | None, operation_name: str | None) -> GraphQLError | None:
+    """The spec's GetOperation: without an operation name, a document of several operations is
+    a request error. (Strawberry would pick the first operation's name and run it.)"""
+    if operation_name is not None or not isinstance(query, str) or _operation_count(query) < 2:
+        return None
+    return GraphQLError(
+        "the document has several operations: say which to run with operationName", extensions={"code": "GRAPHQL_VALIDATION"}
+    )
+
+
 #: schema extensions the compiled path may skip: they close the session (done by the compiled
 #: path too), cache parsing/validation or limit the document (same document, same outcome)
 _SKIPPABLE_EXTENSIONS = (RequestLifecycle, ParserCache, ValidationCache, QueryDepthLimiter, MaxAliasesLimiter, MaxTokensLimiter)
@@ -288,7 +329,14 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
     the environment variable ``GUANXI_GRAPHQL_COMPILE=0`` turns it off."""
     parts = contributions(runtime)
     customers = customers_query(*_customer_list_extensions(parts))
-    core_query = [("core", customers), ("core", Query), ("core", MessagingQuery), ("core", AdminQuery), ("core", NotificationQuery)]
+    core_query = [
+        ("core", customers),
+        ("core", Query),
+        ("core", NodeQuery),
+        ("core", MessagingQuery),
+        ("core", AdminQuery),
+        ("core", NotificationQuery),
+    ]
     query = _merge_root("Query", [*core_query, *[(n, c.query) for n, c in parts if c.query]])
     mutation = _merge_root(
         "Mutation",
@@ -334,4 +382,5 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
     for name, permissions in per_plugin(runtime.pm.hook.guanxi_permissions):
         declared += [(name, p) for p in permissions]
     schema.policy = AccessPolicy(schema._schema, declared)
+    schema.node_types = node_registry((name, n) for name, c in parts for n in c.nodes)
     return schema

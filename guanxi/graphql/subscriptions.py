@@ -14,6 +14,7 @@ from guanxi.core.domain.models import Customer
 from guanxi.core.realtime.broker import Envelope
 from guanxi.core.realtime.publisher import broker_of
 from guanxi.graphql.context import GraphQLContext
+from guanxi.graphql.enums import Direction
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.messaging import MessageStatus
 from guanxi.graphql.types import Interaction
@@ -74,7 +75,7 @@ class Subscription:
                 ctx=info.context,
                 channel=d["channel"],
                 kind=d["kind"],
-                direction=d["direction"],
+                direction=Direction(d["direction"]),
                 occurred_at=dt.datetime.fromisoformat(d["occurred_at"]),
                 text=d["text"],
                 payload=d.get("payload", {}),

@@ -17,47 +17,66 @@ import strawberry
 from strawberry.scalars import JSON
 
 from guanxi.core.services.tags import tag_label
+from guanxi.graphql.enums import ConsentStatus, Direction, Role, StageCategory
 from guanxi.graphql.ids import to_global_id
-from guanxi.graphql.pagination import PageInfo, check_page_size, decode_cursor, encode_cursor
+from guanxi.graphql.pagination import PageInfo, Window, encode_cursor, page_info, page_window
 
 ID_DOC = "Stable, opaque global id."
 
 
+@strawberry.interface(
+    description="An object with a stable global id: `node(id:)` and `nodes(ids:)` fetch any of them again (Relay's Node)."
+)
+class Node:
+    id: strawberry.ID = strawberry.field(description=ID_DOC)
+
+
 @strawberry.type(description="A staff member: sales, marketing, service, manager or admin.")
-class User:
+class User(Node):
     id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     email: str
     name: str
-    role: str
+    role: Role
     team: str | None
     active: bool
 
     @classmethod
     def from_model(cls, u: Any) -> User:
         return cls(
-            id=strawberry.ID(to_global_id("User", u.id)), uuid=u.id, email=u.email, name=u.name, role=u.role, team=u.team, active=u.active
+            id=strawberry.ID(to_global_id("User", u.id)),
+            uuid=u.id,
+            email=u.email,
+            name=u.name,
+            role=Role(u.role),
+            team=u.team,
+            active=u.active,
         )
 
 
 @strawberry.type(description="A lifecycle stage of a pipeline.")
-class Stage:
+class Stage(Node):
     id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     key: str
     name: str
     position: int
-    category: str = strawberry.field(description="open, won, lost, retained or churned")
+    category: StageCategory
 
     @classmethod
     def from_model(cls, s: Any) -> Stage:
         return cls(
-            id=strawberry.ID(to_global_id("Stage", s.id)), uuid=s.id, key=s.key, name=s.name, position=s.position, category=s.category
+            id=strawberry.ID(to_global_id("Stage", s.id)),
+            uuid=s.id,
+            key=s.key,
+            name=s.name,
+            position=s.position,
+            category=StageCategory(s.category),
         )
 
 
 @strawberry.type(description="An ordered set of lifecycle stages.")
-class Pipeline:
+class Pipeline(Node):
     id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     key: str
@@ -67,7 +86,7 @@ class Pipeline:
 
 
 @strawberry.type(description="A label on customers; `label` is `group/name`, or `name` without a group.")
-class Tag:
+class Tag(Node):
     id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     name: str
@@ -88,7 +107,7 @@ class Tag:
 
 
 @strawberry.type(description="A customer's account on one channel.")
-class Identity:
+class Identity(Node):
     id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     channel: str
@@ -121,14 +140,14 @@ class Identity:
 
 
 @strawberry.type(description="One touchpoint on a customer's timeline.")
-class Interaction:
+class Interaction(Node):
     id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     customer_uuid: strawberry.Private[UUID]
     ctx: strawberry.Private[Any]
     channel: str
     kind: str
-    direction: str
+    direction: Direction
     occurred_at: dt.datetime
     text: str | None
     payload: JSON
@@ -147,7 +166,7 @@ class Interaction:
             ctx=ctx,
             channel=i.channel,
             kind=i.kind,
-            direction=i.direction,
+            direction=Direction(i.direction),
             occurred_at=i.occurred_at,
             text=i.text,
             payload=i.payload,
@@ -164,24 +183,31 @@ class InteractionEdge:
 class InteractionConnection:
     edges: list[InteractionEdge]
     page_info: PageInfo
+    count: strawberry.Private[Any]
+
+    @strawberry.field(description="How many interactions the timeline has (all pages; with `kinds`, of those kinds only).")
+    async def total_count(self) -> int:
+        return int(await self.count())
 
 
-def interaction_connection(rows: list[Any], size: int, after: str | None, ctx: Any) -> InteractionConnection:
-    page, more = rows[:size], len(rows) > size
+def interaction_connection(
+    rows: list[Any], window: Window, ctx: Any, customer_uuid: UUID, kinds: tuple[str, ...] | None
+) -> InteractionConnection:
+    """A page from ``size + 1`` rows fetched in the direction of paging (newest first forward,
+    oldest first backward)."""
+    page, more = rows[: window.size], len(rows) > window.size
+    if window.backward:
+        page.reverse()
     edges = [InteractionEdge(cursor=encode_cursor("interactions", i.occurred_at, i.id), node=Interaction.from_model(i, ctx)) for i in page]
-    return InteractionConnection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=more,
-            has_previous_page=after is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
-    )
+
+    def count() -> Any:
+        return ctx.loaders.interaction_counts.load((customer_uuid, kinds))
+
+    return InteractionConnection(edges=edges, page_info=page_info([e.cursor for e in edges], more, window), count=count)
 
 
 @strawberry.type(description="A move between lifecycle stages.")
-class StageChange:
+class StageChange(Node):
     id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     from_uuid: strawberry.Private[UUID | None]
@@ -226,7 +252,7 @@ class StageChange:
 
 
 @strawberry.type(description="A follow-up for a staff member.")
-class Task:
+class Task(Node):
     id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     customer_uuid: strawberry.Private[UUID]
@@ -277,17 +303,17 @@ class Task:
 @strawberry.type(description="Whether a customer agreed to be contacted on a channel.")
 class Consent:
     channel: str
-    status: str = strawberry.field(description="opted_in or opted_out")
+    status: ConsentStatus
     source: str | None
     changed_at: dt.datetime
 
     @classmethod
     def from_model(cls, c: Any) -> Consent:
-        return cls(channel=c.channel, status=c.status, source=c.source, changed_at=c.changed_at)
+        return cls(channel=c.channel, status=ConsentStatus(c.status), source=c.source, changed_at=c.changed_at)
 
 
 @strawberry.type(description="One person or company.")
-class Customer:
+class Customer(Node):
     id: strawberry.ID = strawberry.field(description="Stable global id. A merged customer's id keeps resolving to the survivor.")
     uuid: strawberry.Private[UUID]
     owner_uuid: strawberry.Private[UUID | None]
@@ -396,22 +422,31 @@ class Customer:
     async def consents(self) -> list[Consent]:
         return [Consent.from_model(c) for c in await self.ctx.loaders.consents.load(self.uuid)]
 
-    @strawberry.field(description="The timeline, newest first.")
-    def interactions(self, first: int | None = None, after: str | None = None, kinds: list[str] | None = None) -> InteractionConnection:
+    @strawberry.field(description="The timeline, newest first (first/after forward, last/before backward).")
+    def interactions(
+        self,
+        first: int | None = None,
+        after: str | None = None,
+        kinds: list[str] | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> InteractionConnection:
         settings = self.ctx.rt.settings.graphql
-        size = check_page_size(first, settings.default_page_size, settings.max_page_size)
+        window = page_window(first, after, last, before, "interactions", settings.default_page_size, settings.max_page_size)
         kinds_key = tuple(sorted(kinds)) if kinds else None
         pre = self.pre.get("interactions")
-        if after is None and pre is not None and pre[0] == (size, kinds_key):
-            return interaction_connection(pre[1], size, None, self.ctx)
-        return self._interactions(size, after, kinds_key)  # type: ignore[return-value]
+        if window.cursor is None and not window.backward and pre is not None and pre[0] == (window.size, kinds_key):
+            return interaction_connection(pre[1], window, self.ctx, self.uuid, kinds_key)
+        return self._interactions(window, kinds_key)  # type: ignore[return-value]
 
-    async def _interactions(self, size: int, after: str | None, kinds: tuple[str, ...] | None) -> InteractionConnection:
-        if after is None:
-            rows = await self.ctx.loaders.recent_interactions.load((self.uuid, size, kinds))
+    async def _interactions(self, window: Window, kinds: tuple[str, ...] | None) -> InteractionConnection:
+        if window.backward:
+            rows = await self.ctx.loaders.interactions_before(self.uuid, window.size, kinds, window.cursor)
+        elif window.cursor is None:
+            rows = await self.ctx.loaders.recent_interactions.load((self.uuid, window.size, kinds))
         else:
-            rows = await self.ctx.loaders.interactions_after(self.uuid, size, kinds, decode_cursor(after, "interactions"))
-        return interaction_connection(rows, size, after, self.ctx)
+            rows = await self.ctx.loaders.interactions_after(self.uuid, window.size, kinds, window.cursor)
+        return interaction_connection(rows, window, self.ctx, self.uuid, kinds)
 
 
 @strawberry.type

@@ -34,7 +34,9 @@ one of its keys already belongs to a customer, tried in this order: the identity
 decides; a value shared by several customers picks the oldest of them. Rows earlier in the same
 file count as existing customers, so duplicates within the file collapse into one customer.
 An update sets the display name and every non-empty scalar cell (company, stage, owner, source),
-adds phones, emails, tags and the identity (never removes any), and merges attributes. A stage
+adds phones, emails, tags and the identity (never removes any), and merges attributes as
+``updateCustomer`` does (:func:`~guanxi.core.services.customers.merge_patch`: the row's
+attribute columns are set, the customer's other attributes stay; an empty cell removes nothing). A stage
 change is recorded in the stage history (reason ``imported``). New customers without a stage
 start in the pipeline's first stage.
 
@@ -84,7 +86,15 @@ from guanxi.core.domain.models import ContactPoint, Customer, CustomerTag, Ident
 from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services.audit import audit
-from guanxi.core.services.customers import _clean_name, get_customer, normalize_email, normalize_phone, search_text, snapshot
+from guanxi.core.services.customers import (
+    _clean_name,
+    get_customer,
+    merge_patch,
+    normalize_email,
+    normalize_phone,
+    search_text,
+    snapshot,
+)
 from guanxi.core.services.pipelines import default_pipeline, stages_of
 from guanxi.core.services.tags import split_tag
 from guanxi.core.storage.db import WRITE
@@ -386,7 +396,7 @@ class _Pending:
         self.company = row.company or self.company
         self.phones = list(dict.fromkeys([*self.phones, *row.phones]))
         self.emails = list(dict.fromkeys([*self.emails, *row.emails]))
-        self.attributes.update(row.attributes)
+        self.attributes = merge_patch(self.attributes, row.attributes)
         self.owner_id = row.owner_id or self.owner_id
         self.stage_id = row.stage_id or self.stage_id
         self.source = row.source or self.source
@@ -594,7 +604,7 @@ class _Writer:
                 c.source = row.source or c.source
                 phones = list(dict.fromkeys([*phones, *row.phones]))
                 emails = list(dict.fromkeys([*emails, *row.emails]))
-                attributes.update(row.attributes)
+                attributes = merge_patch(attributes, row.attributes)
                 if row.stage_id is not None and row.stage_id != c.stage_id:
                     stage_change(cid, c.stage_id, row.stage_id)
                     c.stage_id = row.stage_id

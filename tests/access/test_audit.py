@@ -129,7 +129,7 @@ CASES: list[tuple[str, str, Callable[[World, dict[str, Any]], dict[str, Any]], s
     ),
     (
         "createApiKey",
-        'mutation { createApiKey(input: {name: "bi", role: "readonly"}) { errors { code } } }',
+        'mutation { createApiKey(input: {name: "bi", role: READONLY}) { errors { code } } }',
         lambda w, s: {},
         "apikey.create",
     ),

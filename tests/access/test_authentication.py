@@ -80,8 +80,8 @@ async def test_api_keys_are_listed_with_role_and_revocation_time(
     assert revoked["data"]["revokeApiKey"]["apiKey"]["revokedAt"] is not None
     listed = await graphql("{ apiKeys { keyId role revokedAt } }")  # type: ignore[operator]
     by_role = {k["role"]: k for k in listed["data"]["apiKeys"]}
-    assert set(by_role) == {"admin", "sales"}
-    assert by_role["sales"]["revokedAt"] is not None and by_role["admin"]["revokedAt"] is None
+    assert set(by_role) == {"ADMIN", "SALES"}
+    assert by_role["SALES"]["revokedAt"] is not None and by_role["ADMIN"]["revokedAt"] is None
     missing = await graphql('mutation { revokeApiKey(keyId: "nope") { errors { code } } }')  # type: ignore[operator]
     assert missing["data"]["revokeApiKey"]["errors"] == [{"code": "NOT_FOUND"}]
 
@@ -99,10 +99,10 @@ async def test_revocation_refuses_the_next_request(
 
 async def test_create_api_key_shows_the_key_once_and_it_works(graphql: Callable[..., object], as_key: Callable[[str], Caller]) -> None:
     created = await graphql(
-        'mutation { createApiKey(input: {name: "bi export", role: "readonly"}) { key apiKey { keyId role name } errors { code } } }'
+        'mutation { createApiKey(input: {name: "bi export", role: READONLY}) { key apiKey { keyId role name } errors { code } } }'
     )  # type: ignore[operator]
     payload = created["data"]["createApiKey"]
-    assert payload["errors"] == [] and payload["apiKey"]["role"] == "readonly"
+    assert payload["errors"] == [] and payload["apiKey"]["role"] == "READONLY"
     assert payload["key"].startswith(f"gx_{payload['apiKey']['keyId']}_")
     assert (await as_key(payload["key"])("{ customers { totalCount } }"))["data"]["customers"]["totalCount"] == 0
     listed = await graphql("{ apiKeys { keyId name } }")  # type: ignore[operator]
@@ -110,10 +110,11 @@ async def test_create_api_key_shows_the_key_once_and_it_works(graphql: Callable[
 
 
 async def test_a_sales_key_needs_a_user(graphql: Callable[..., object]) -> None:
-    body = await graphql('mutation { createApiKey(input: {name: "x", role: "sales"}) { key errors { field code } } }')  # type: ignore[operator]
-    assert body["data"]["createApiKey"] == {"key": None, "errors": [{"field": "user", "code": "VALIDATION"}]}
-    body = await graphql('mutation { createApiKey(input: {name: "x", role: "boss"}) { key errors { field code } } }')  # type: ignore[operator]
-    assert body["data"]["createApiKey"]["errors"] == [{"field": "role", "code": "VALIDATION"}]
+    body = await graphql('mutation { createApiKey(input: {name: "x", role: SALES}) { key errors { field code } } }')  # type: ignore[operator]
+    assert body["data"]["createApiKey"] == {"key": None, "errors": [{"field": "userId", "code": "VALIDATION"}]}
+    body = await graphql('mutation { createApiKey(input: {name: "x", role: BOSS}) { key errors { field code } } }', ok=False)  # type: ignore[operator]
+    assert body["data"] is None and body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION"
+    assert "Value 'BOSS' does not exist in 'Role' enum" in body["errors"][0]["message"]
 
 
 def _jwt_runtime(runtime: Runtime, **auth: str) -> Runtime:

@@ -45,7 +45,7 @@ async def test_secrets_never_reach_the_logs(
     with caplog.at_level(logging.DEBUG):
         key = await key_for(runtime, tenant_id, "admin")
         call = as_key(key)
-        created = await call('mutation { createApiKey(input: {name: "leak test", role: "readonly"}) { key } }')
+        created = await call('mutation { createApiKey(input: {name: "leak test", role: READONLY}) { key } }')
         new_key = created["data"]["createApiKey"]["key"]
         await call("mutation($k: String!) { revokeApiKey(keyId: $k) { errors { code } } }", {"k": new_key.split("_")[1]})
         await http.post("/graphql", json={"query": "{ users { id } }"}, headers={"Authorization": f"Bearer {new_key}"})  # revoked

@@ -175,6 +175,27 @@ QUERIES: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
     ),
     ("Query.auditEvents", "{ auditEvents(first: 100) { action changes actor } }", lambda v: {}),
     ("Query.apiKeys", "{ apiKeys { keyId name } }", lambda v: {}),
+    (
+        "Query.node",
+        "query($id: ID!) { node(id: $id) { id ... on Customer { displayName phones emails } } }",
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    (
+        "Query.nodes",
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id ...on Customer { displayName } ...on Task { title } ...on Interaction { text }"
+        " ...on User { email name } ...on Message { text } ...on Identity { externalId nickname } } }",
+        lambda v: {
+            "ids": [
+                v.gid("Customer"),
+                v.gid("Customer", "bo"),
+                v.gid("Task"),
+                v.gid("Interaction"),
+                v.gid("User"),
+                to_global_id("Message", v.message_id),
+                to_global_id("Identity", v.identity_id),
+            ]
+        },
+    ),
     ("Query.exportCustomerData", "query($id: ID!) { exportCustomerData(id: $id) }", lambda v: {"id": v.gid("Customer")}),
     ("Query.exportUserData", "query($id: ID!) { exportUserData(id: $id) }", lambda v: {"id": v.gid("User")}),
     ("Query.scheduledJobs", "{ scheduledJobs(first: 100) { id key kind payload lastError } }", lambda v: {}),
@@ -253,7 +274,7 @@ MUTATIONS: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
     ),
     (
         "Mutation.createApiKey",
-        'mutation($u: ID!) { createApiKey(input: {name: "x", role: "sales", userId: $u}) { key errors { code } } }',
+        'mutation($u: ID!) { createApiKey(input: {name: "x", role: SALES, userId: $u}) { key errors { code } } }',
         lambda v: {"u": v.gid("User")},
     ),
     ("Mutation.revokeApiKey", "mutation($k: String!) { revokeApiKey(keyId: $k) { errors { code } } }", lambda v: {"k": v.key_id}),
@@ -286,8 +307,10 @@ async def test_no_query_returns_another_tenants_data(
 ) -> None:
     body = await attacker(query, variables(victim))
     no_leak(body)
-    if coordinate in ("Query.customer", "Query.message"):
+    if coordinate in ("Query.customer", "Query.message", "Query.node"):
         assert next(iter(body["data"].values())) is None
+    if coordinate == "Query.nodes":
+        assert body["data"]["nodes"] == [None] * len(variables(victim)["ids"])
     if coordinate == "Query.queues":  # B has a failed inbox event and a waiting message: not counted for A
         assert body["data"]["queues"] == {"inbox": {"waiting": 0, "failed": 0}, "outbox": {"waiting": 0, "failed": 0}}
     if coordinate == "Query.exportCustomerData":

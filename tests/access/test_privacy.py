@@ -48,7 +48,9 @@ class DiaryPlugin:
 
     @hookimpl
     async def guanxi_erase_customer(self, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int]:
-        result = await session.execute(update(DiaryEntry).where(DiaryEntry.customer_id == customer_id).values(note=None))
+        result = await session.execute(
+            update(DiaryEntry).where(DiaryEntry.customer_id == customer_id, DiaryEntry.note.is_not(None)).values(note=None)
+        )
         return {"entries": result.rowcount}  # type: ignore[attr-defined]
 
 
@@ -170,3 +172,24 @@ def test_plugins_check_reports_a_plugin_storing_personal_data_without_the_hooks(
 def test_plugins_check_passes_when_every_plugin_can_export_and_erase(runtime: Runtime) -> None:
     result = CliRunner().invoke(build_cli(runtime), ["plugins", "--check"], obj=runtime)
     assert result.exit_code == 0 and result.output.startswith("ok:")
+
+
+@pytest.mark.plugins("diary")
+async def test_erasing_an_erased_customer_again_reports_zero_everywhere_but_erases_what_came_since(
+    runtime: Runtime, world: World, graphql: GraphQL
+) -> None:
+    erase = "mutation($id: ID!) { eraseCustomer(id: $id) { erased errors { code message } } }"
+    ann = to_global_id("Customer", world.customers["ann"])
+    first = (await graphql(erase, {"id": ann}))["data"]["eraseCustomer"]
+    assert first["errors"] == [] and first["erased"]["customers"] == 1 and first["erased"]["interactions"] == 1
+    again = (await graphql(erase, {"id": ann}))["data"]["eraseCustomer"]
+    assert again["errors"] == [] and again["erased"] and set(again["erased"].values()) == {0}, again["erased"]
+    recorded = await graphql(
+        'mutation($c: ID!) { recordInteraction(input: {customerId: $c, channel: "web", kind: "note", text: "call me"}) { created } }',
+        {"c": ann},
+    )
+    assert recorded["data"]["recordInteraction"]["created"] is True
+    third = (await graphql(erase, {"id": ann}))["data"]["eraseCustomer"]["erased"]
+    assert third["interactions"] == 1 and {k: v for k, v in third.items() if k not in ("interactions", "audit_events")} == {
+        k: 0 for k in third if k not in ("interactions", "audit_events")
+    }

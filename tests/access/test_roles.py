@@ -67,6 +67,26 @@ async def test_a_salesperson_cannot_read_or_change_another_salespersons_customer
     assert body["data"]["completeTask"]["errors"] == [{"code": "NOT_FOUND"}]
 
 
+async def test_node_respects_record_ownership_and_the_guards_of_each_type(
+    runtime: Runtime, world: World, as_key: Callable[[str], Caller]
+) -> None:
+    """node(id:) is another way to read: a salesperson's node of another's customer (or of its
+    task or interaction) is null, their own is there; a type whose list needs a permission
+    (the audit trail) is null without it; a field a role may not use is refused as anywhere."""
+    ann = await caller(runtime, world, as_key, "sales", "ann")
+    query = "query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Customer { displayName } ... on Task { title } } }"
+    mine, theirs = to_global_id("Customer", world.customers["ann"]), to_global_id("Customer", world.customers["bo"])
+    ids = [mine, theirs, to_global_id("Task", world.tasks["bo"]), to_global_id("Interaction", world.interactions["bo"])]
+    assert (await ann(query, {"ids": ids}))["data"]["nodes"] == [{"id": mine, "displayName": "Customer of ann"}, None, None, None]
+    admin = await caller(runtime, world, as_key, "admin")
+    audit_id = (await admin("{ auditEvents(first: 1) { id } }"))["data"]["auditEvents"][0]["id"]
+    assert (await admin("query($id: ID!) { node(id: $id) { id } }", {"id": audit_id}))["data"]["node"] == {"id": audit_id}
+    assert (await ann("query($id: ID!) { node(id: $id) { id } }", {"id": audit_id}))["data"]["node"] is None
+    marketing = await caller(runtime, world, as_key, "marketing")
+    body = await marketing("query($id: ID!) { node(id: $id) { ... on Customer { displayName } } }", {"id": mine})
+    assert body["data"]["node"] == {"displayName": "Customer of ann"}
+
+
 async def test_a_salespersons_new_customer_is_theirs(runtime: Runtime, world: World, as_key: Callable[[str], Caller]) -> None:
     ann = await caller(runtime, world, as_key, "sales", "ann")
     body = await ann('mutation { createCustomer(input: {displayName: "New lead"}) { customer { owner { email } } } }')
@@ -128,8 +148,8 @@ async def test_admin_only_operations(runtime: Runtime, world: World, as_key: Cal
         "{ apiKeys { keyId } }",
         "{ auditEvents { action } }",
         "{ inboxEvents { id } }",
-        'mutation { createApiKey(input: {name: "x", role: "admin"}) { key } }',
-        'mutation { createUser(input: {email: "e@x.cn", name: "E", role: "admin"}) { errors { code } } }',
+        'mutation { createApiKey(input: {name: "x", role: ADMIN}) { key } }',
+        'mutation { createUser(input: {email: "e@x.cn", name: "E", role: ADMIN}) { errors { code } } }',
         "mutation($id: ID!) { eraseCustomer(id: $id) { errors { code } } }",
     ):
         body = await max_(query, {"id": cid} if "$id" in query else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,31 @@ def test_invalid_toml_is_reported_with_the_file_name(tmp_path: Path) -> None:
     f.write_text("[graphql\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(f, environ={})
+
+
+@pytest.mark.parametrize(
+    ("environ", "label", "path"),
+    [
+        ({"GUANXI__SERVER__PORT": "99999"}, "environment variable GUANXI__SERVER__PORT", "$.server.port"),
+        ({"GUANXI__SERVER": "{port = 0}"}, "environment variable GUANXI__SERVER", "$.server.port"),
+        ({"GUANXI_DATABASE_URL": "not a url"}, "environment variable GUANXI_DATABASE_URL", "$.database.url"),
+        ({"GUANXI_PLUGINS": "Bad-Name"}, "environment variable GUANXI_PLUGINS", "$.plugins.enabled[0]"),
+    ],
+)
+def test_a_bad_environment_value_names_the_variable_not_defaults(environ: dict[str, str], label: str, path: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ=environ)
+    assert str(err.value).startswith(f"{label}: invalid config at `{path}`")
+    assert "<defaults>" not in str(err.value)
+
+
+def test_a_bad_file_value_beside_an_unrelated_environment_value_still_names_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "guanxi.toml"
+    f.write_text("[server]\nport = 70000\n")
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(f))}: invalid config at `\\$.server.port`"):
+        load_settings(f, environ={"GUANXI__SERVER__HOST": "127.0.0.1"})
+
+
+def test_an_environment_value_that_is_not_toml_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"^environment variable GUANXI__QUEUES__RATE_PER_S: "):
+        load_settings(environ={"GUANXI__QUEUES__RATE_PER_S": "{wecom = "})

@@ -269,3 +269,44 @@ async def test_the_example_file_in_fixtures_imports_cleanly(runtime: Runtime, ct
     report = await import_customers(runtime, ctx.tenant_id, path)
     assert (report.created, report.updated, report.errors, len(report.warnings)) == (4, 0, [], 1)
     assert await count(runtime, ctx.tenant_id, Identity) == 2
+
+
+async def test_import_and_update_customer_merge_attributes_alike(runtime: Runtime, ctx: RequestContext, tmp_path: Path) -> None:
+    """One semantics for attributes: the import's attribute columns and updateCustomer's patch
+    both set the keys given and keep the others (an empty cell, like a key not sent, removes nothing)."""
+    start = {"grade": "A", "city": "上海", "prefs": {"lang": "zh"}}
+    async with runtime.transaction(ctx) as tx:
+        by_import = await customers.create_customer(
+            tx, customers.CustomerInput(display_name="Ann", emails=["ann@example.com"], attributes=start)
+        )
+        by_api = await customers.create_customer(
+            tx, customers.CustomerInput(display_name="Bob", emails=["bob@example.com"], attributes=start)
+        )
+    path = write_csv(tmp_path / "grades.csv", ["display_name", "email", "grade", "city"], [["Ann", "ann@example.com", "B", ""]])
+    report = await import_customers(runtime, ctx.tenant_id, path)
+    assert (report.updated, report.errors) == (1, [])
+    async with runtime.transaction(ctx) as tx:
+        await customers.update_customer(tx, by_api.id, customers.CustomerPatch(attributes={"grade": "B"}))
+    async with runtime.session(ctx.tenant_id) as s:
+        imported, patched = (await s.get(Customer, (ctx.tenant_id, by_import.id))), (await s.get(Customer, (ctx.tenant_id, by_api.id)))
+        assert imported is not None and patched is not None
+        assert imported.attributes == patched.attributes == {"grade": "B", "city": "上海", "prefs": {"lang": "zh"}}
+
+
+def test_merge_patch_follows_rfc_7396_examples() -> None:
+    """The examples of RFC 7396, appendix A."""
+    cases = [
+        ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+        ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+        ({"a": "b"}, {"a": None}, {}),
+        ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+        ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+        ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+        ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+        ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+        ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+        ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+        ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+    ]
+    for target, patch, expected in cases:
+        assert customers.merge_patch(target, patch) == expected

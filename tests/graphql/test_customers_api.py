@@ -172,4 +172,24 @@ async def test_consent_set_through_the_api_is_readable_on_the_customer(gql: GQL)
     )
     assert body["data"]["setConsent"]["errors"] == []
     got = (await gql("query($id: ID!) { customer(id: $id) { consents { channel status source } } }", {"id": c["id"]}))["data"]["customer"]
-    assert got["consents"] == [{"channel": "email", "status": "opted_out", "source": "unsubscribe link"}]
+    assert got["consents"] == [{"channel": "email", "status": "OPTED_OUT", "source": "unsubscribe link"}]
+
+
+async def test_update_customer_attributes_is_a_json_merge_patch(gql: GQL) -> None:
+    """updateCustomer's attributes merge (RFC 7396): keys given are set, nested objects merge,
+    null removes a key, keys not given stay; attributes: null removes them all."""
+    c = await create(gql, displayName="王芳", attributes={"grade": "A", "city": "上海", "prefs": {"lang": "zh", "tz": "Asia/Shanghai"}})
+    update = """mutation($id: ID!, $input: UpdateCustomerInput!) {
+      updateCustomer(id: $id, input: $input) { customer { attributes } errors { field code message } } }"""
+
+    async def patch(attributes: Any) -> Any:
+        payload = (await gql(update, {"id": c["id"], "input": {"attributes": attributes}}))["data"]["updateCustomer"]
+        assert payload["errors"] == []
+        return payload["customer"]["attributes"]
+
+    assert await patch({"grade": "B"}) == {"grade": "B", "city": "上海", "prefs": {"lang": "zh", "tz": "Asia/Shanghai"}}
+    assert await patch({"city": None, "prefs": {"tz": None, "vip": True}}) == {"grade": "B", "prefs": {"lang": "zh", "vip": True}}
+    assert await patch({}) == {"grade": "B", "prefs": {"lang": "zh", "vip": True}}
+    assert await patch(None) == {}
+    payload = (await gql(update, {"id": c["id"], "input": {"attributes": ["a"]}}))["data"]["updateCustomer"]
+    assert payload["errors"] == [{"field": "attributes", "code": "VALIDATION", "message": "attributes must be a JSON object, not list"}]

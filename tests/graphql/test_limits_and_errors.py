@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -94,3 +95,34 @@ async def test_attributes_must_be_a_json_object(gql: GQL) -> None:
     body = await gql('mutation { createCustomer(input: {displayName: "A", attributes: [1, 2]}) { errors { field code message } } }')
     expected = {"field": "attributes", "code": "VALIDATION", "message": "attributes must be a JSON object, not list"}
     assert body["data"]["createCustomer"]["errors"] == [expected]
+
+
+async def test_error_messages_quote_the_global_ids_the_caller_sent_never_internal_uuids(gql: GQL) -> None:
+    """Services word errors with uuids; the API answers with the global ids (the ones sent,
+    or the typed global id of one the caller did not send), on payload and GraphQL errors."""
+    import re
+    import uuid
+
+    from guanxi.graphql.ids import to_global_id
+
+    uuid_re = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    create = "mutation($n: String!) { createCustomer(input: {displayName: $n}) { customer { id } } }"
+    a = (await gql(create, {"n": "Survivor"}))["data"]["createCustomer"]["customer"]["id"]
+    b = (await gql(create, {"n": "Duplicate"}))["data"]["createCustomer"]["customer"]["id"]
+    ghost_user, ghost_customer = to_global_id("User", uuid.uuid4()), to_global_id("Customer", uuid.uuid4())
+
+    update = "mutation($id: ID!, $o: ID) { updateCustomer(id: $id, input: {ownerId: $o}) { errors { field code message } } }"
+    (error,) = (await gql(update, {"id": a, "o": ghost_user}))["data"]["updateCustomer"]["errors"]
+    assert error == {"field": "ownerId", "code": "VALIDATION", "message": f"owner {ghost_user} is not an active user of this tenant"}
+    (error,) = (await gql(update, {"id": ghost_customer, "o": None}))["data"]["updateCustomer"]["errors"]
+    assert error == {"field": None, "code": "NOT_FOUND", "message": f"customer {ghost_customer} not found"}
+
+    key = 'mutation($u: ID) { createApiKey(input: {name: "x", role: SALES, userId: $u}) { errors { field code message } } }'
+    (error,) = (await gql(key, {"u": ghost_user}))["data"]["createApiKey"]["errors"]
+    assert error == {"field": "userId", "code": "NOT_FOUND", "message": f"user {ghost_user} not found or inactive"}
+
+    merge = "mutation($a: ID!, $b: ID!) { mergeCustomers(survivorId: $a, mergedId: $b, dryRun: false) { errors { message } } }"
+    assert (await gql(merge, {"a": a, "b": b}))["data"]["mergeCustomers"]["errors"] == []
+    (error,) = (await gql(merge, {"a": a, "b": b}))["data"]["mergeCustomers"]["errors"]
+    assert error["message"] == f"customer {b} was already merged into {a}"
+    assert not uuid_re.search(json.dumps(error))

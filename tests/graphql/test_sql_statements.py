@@ -45,3 +45,18 @@ async def test_statement_count_is_the_same_for_pages_of_5_and_50(runtime: Runtim
         counts[n] = len(seen)
     # customers page, count, stages, tags, identities, interactions (no owners in this data)
     assert counts[5] == counts[50] <= 6, counts
+
+
+async def test_timeline_total_count_costs_one_statement_for_a_whole_page(runtime: Runtime, tenant_id: uuid.UUID, gql: GQL) -> None:
+    """interactions { totalCount } on every customer of a page: one grouped COUNT, whatever the size."""
+    await _seed(runtime, tenant_id, 20)
+    await gql("{ pipelines { key } }")
+    page = "query($n: Int!) { customers(first: $n) { edges { node { interactions(first: 1) { totalCount } } } } }"
+    counts = {}
+    for n in (2, 20):
+        with count_statements(runtime.engine) as seen:
+            body = await gql(page, {"n": n})
+        assert [e["node"]["interactions"]["totalCount"] for e in body["data"]["customers"]["edges"]] == [7] * n
+        counts[n] = len(seen)
+    # customers page, recent interactions, the grouped count
+    assert counts[2] == counts[20] == 3, counts

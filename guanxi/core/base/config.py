@@ -164,38 +164,71 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return list(self.core.plugins.enabled)
 
 
-def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+class ConfigSource(str):
+    """Where the configuration came from (the file's path, or ``<defaults>``), plus which key
+    paths environment variables set, so that an error in such a value names the variable
+    rather than the file."""
+
+    env: dict[str, str]
+
+    def __new__(cls, value: str, env: Mapping[str, str] | None = None) -> ConfigSource:
+        self = super().__new__(cls, value)
+        self.env = dict(env or {})
+        return self
+
+    def label(self, path: str) -> str:
+        """Who set ``path`` (``$.server.port``): the environment variable that set it (or a table
+        above it), else the file (or ``<defaults>``)."""
+        probe = path
+        while True:
+            if probe in self.env:
+                return f"environment variable {self.env[probe]}"
+            cut = max(probe.rfind("."), probe.rfind("["))
+            if cut <= 0:
+                return str(self)
+            probe = probe[:cut]
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any, variable: str) -> None:
     node = tree
     for key in path[:-1]:
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"environment override of `$.{'.'.join(path)}`: `{key}` is not a table")
+            raise ConfigError(f"environment variable {variable}: `$.{'.'.join(path)}` cannot be set, `{key}` is not a table")
         node = child
     node[path[-1]] = value
 
 
-def _env_value(raw: str) -> Any:
+def _env_value(raw: str, variable: str) -> Any:
     """Environment values are strings (converted to numbers or booleans where the key wants
     one); a value starting with ``[`` or ``{`` is read as a TOML array or inline table."""
     if raw.lstrip().startswith(("[", "{")):
         try:
             return tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"environment value {raw[:40]!r} is not a TOML array or table: {exc}") from None
+            raise ConfigError(f"environment variable {variable}: {raw[:40]!r} is not a TOML array or table: {exc}") from None
     return raw
 
 
-def _apply_env(tree: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _apply_env(tree: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Apply the overrides; return which key path (``$.a.b``) each variable set."""
+    origins: dict[str, str] = {}
+
+    def put(path: list[str], value: Any, variable: str) -> None:
+        _set_path(tree, path, value, variable)
+        origins["$." + ".".join(path)] = variable
+
     if url := environ.get("GUANXI_DATABASE_URL"):
-        _set_path(tree, ["database", "url"], url)
+        put(["database", "url"], url, "GUANXI_DATABASE_URL")
     if (enabled := environ.get("GUANXI_PLUGINS")) is not None:
         names = [n.strip() for n in enabled.split(",") if n.strip()]
-        _set_path(tree, ["plugins", "enabled"], names)
+        put(["plugins", "enabled"], names, "GUANXI_PLUGINS")
     for key, raw in environ.items():
         if key.startswith("GUANXI__"):
             path = [p.lower() for p in key[len("GUANXI__") :].split("__") if p]
             if path:
-                _set_path(tree, path, _env_value(raw))
+                put(path, _env_value(raw, key), key)
+    return origins
 
 
 def _decode(kind: type[Any], data: Any, prefix: str, source: str) -> Any:
@@ -210,10 +243,14 @@ def _decode(kind: type[Any], data: Any, prefix: str, source: str) -> Any:
             reason = message[: match.start()]
         else:
             path, reason = prefix, message
-        raise ConfigError(f"{source}: invalid config at `{path}`: {reason}") from None
+        raise ConfigError(f"{_label(source, path)}: invalid config at `{path}`: {reason}") from None
 
 
-def read_raw(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], str]:
+def _label(source: str, path: str) -> str:
+    return source.label(path) if isinstance(source, ConfigSource) else source
+
+
+def read_raw(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], ConfigSource]:
     """Read the TOML file (if any) and apply environment overrides; return the tree and its source."""
     env = os.environ if environ is None else environ
     explicit = path is not None or "GUANXI_CONFIG" in env
@@ -228,8 +265,8 @@ def read_raw(path: str | os.PathLike[str] | None = None, environ: Mapping[str, s
         source = str(file)
     elif explicit:
         raise ConfigError(f"config file {file} does not exist")
-    _apply_env(tree, env)
-    return tree, source
+    origins = _apply_env(tree, env)
+    return tree, ConfigSource(source, origins)
 
 
 def load_core(tree: Mapping[str, Any], source: str) -> tuple[CoreSettings, dict[str, Any]]:
@@ -246,7 +283,7 @@ def load_core(tree: Mapping[str, Any], source: str) -> tuple[CoreSettings, dict[
     for name in sections:
         if name not in core.plugins.enabled:
             raise ConfigError(
-                f"{source}: invalid config at `$.plugins.{name}`: section for plugin {name!r}, "
+                f"{_label(source, f'$.plugins.{name}')}: invalid config at `$.plugins.{name}`: section for plugin {name!r}, "
                 f"which is not enabled (enabled: {', '.join(core.plugins.enabled) or 'none'})"
             )
     return core, sections
@@ -259,7 +296,7 @@ def decode_plugin_section(name: str, schema: type[Any], raw: Any, source: str) -
 
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
-) -> tuple[CoreSettings, dict[str, Any], str]:
+) -> tuple[CoreSettings, dict[str, Any], ConfigSource]:
     """Read file and environment; decode the core part. Plugin sections are decoded by the plugin
     manager once it knows each enabled plugin's schema (see :func:`guanxi.core.hooks.manager.load`)."""
     tree, source = read_raw(path, environ)

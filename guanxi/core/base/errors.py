@@ -10,6 +10,8 @@ class GuanxiError(Exception):
     """Base of every error Guanxi raises on purpose. ``field`` names the input at fault, if any."""
 
     code = "ERROR"
+    #: True for a provider API's failure (its ``code`` is the provider's own, e.g. ``WECOM_41054``)
+    provider = False
 
     def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -50,3 +52,9 @@ class ConflictError(GuanxiError):
     """The change clashes with the current state (e.g. a duplicate unique value)."""
 
     code = "CONFLICT"
+
+
+class NotMigratedError(GuanxiError):
+    """The database has no tables yet, or an older schema than this Guanxi needs."""
+
+    code = "NOT_MIGRATED"

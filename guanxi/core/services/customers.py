@@ -36,15 +36,35 @@ class CustomerInput(msgspec.Struct, kw_only=True):
 
 
 class CustomerPatch(msgspec.Struct, kw_only=True):
-    """Fields left UNSET are not changed; ``None`` clears an optional field."""
+    """Fields left UNSET are not changed; ``None`` clears an optional field.
+
+    ``attributes`` is a JSON merge patch (RFC 7396, :func:`merge_patch`) of the customer's
+    attributes: the keys given are set (objects merged key by key), a key whose value is
+    ``None`` is removed, keys not given stay; ``None`` for the whole removes every attribute."""
 
     display_name: str | msgspec.UnsetType = UNSET
     company: str | msgspec.UnsetType | None = UNSET
     phones: list[str] | msgspec.UnsetType = UNSET
     emails: list[str] | msgspec.UnsetType = UNSET
-    attributes: dict[str, Any] | msgspec.UnsetType = UNSET
+    attributes: dict[str, Any] | msgspec.UnsetType | None = UNSET
     owner_id: uuid.UUID | msgspec.UnsetType | None = UNSET
     source: str | msgspec.UnsetType | None = UNSET
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """Apply a JSON merge patch (RFC 7396) to ``target``; neither argument is changed.
+
+    A patch that is an object merges into the target key by key (recursively); a ``None``
+    value removes the key; any other patch (a string, a list, ``None``) replaces the target."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
 
 
 def normalize_phone(raw: str) -> str:
@@ -196,7 +216,7 @@ async def update_customer(tx: Tx, customer_id: uuid.UUID, patch: CustomerPatch) 
     if patch.emails is not UNSET:
         setf("emails", _dedupe([normalize_email(e) for e in patch.emails]))
     if patch.attributes is not UNSET:
-        setf("attributes", dict(patch.attributes))
+        setf("attributes", {} if patch.attributes is None else merge_patch(customer.attributes, patch.attributes))
     if patch.owner_id is not UNSET:
         if patch.owner_id is not None:
             await _check_owner(session, patch.owner_id)

@@ -168,9 +168,19 @@ async def export_customer_data(runtime: Runtime, session: TenantSession, custome
     return data
 
 
+def _rows(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _json_not(column: Any, empty: str) -> Any:
+    """``column`` (JSON) is not the empty value ``empty`` (``{}`` or ``[]``), in any dialect."""
+    return cast(column, String) != empty
+
+
 async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
     """Erase a person's personal data across core and plugins, in the caller's transaction
-    (a plugin failing undoes everything). Returns what was erased, by kind. Audited."""
+    (a plugin failing undoes everything). Returns what was erased, by kind: only what still held
+    personal data, so erasing an erased customer again reports zero everywhere. Audited."""
     session = tx.session
     customer = await get_customer(session, customer_id)
     ids = await _with_tombstones(session, customer.id)
@@ -182,38 +192,65 @@ async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
         | {i.external_id for i in identities}
         | {i.union_id for i in identities if i.union_id}
     )
+    # Only what still holds personal data is changed and counted, so erasing again reports zeros.
     counts: dict[str, int] = {}
     now = utcnow()
-    for person in people:
+    blank_person: tuple[Any, ...] = (ERASED_NAME, None, [], [], {}, "")
+    people_left = [
+        p
+        for p in people
+        if p.erased_at is None or (p.display_name, p.company, p.phones, p.emails, p.attributes, p.search_text) != blank_person
+    ]
+    for person in people_left:
         person.display_name = ERASED_NAME
         person.company = None
         person.phones = []
         person.emails = []
         person.attributes = {}
         person.search_text = ""
-        person.erased_at = now
+        person.erased_at = person.erased_at or now
         person.updated_at = now
-    counts["customers"] = len(people)
-    counts["contact_points"] = (await session.execute(delete(ContactPoint).where(ContactPoint.customer_id.in_(ids)))).rowcount or 0  # type: ignore[attr-defined]
-    for identity in identities:
+    counts["customers"] = len(people_left)
+    counts["contact_points"] = _rows(await session.execute(delete(ContactPoint).where(ContactPoint.customer_id.in_(ids))))
+    identities_left = [
+        i for i in identities if i.external_id != f"erased:{i.id.hex}" or i.union_id or i.nickname or i.avatar_url or i.profile
+    ]
+    for identity in identities_left:
         identity.external_id = f"erased:{identity.id.hex}"
         identity.union_id = None
         identity.nickname = None
         identity.avatar_url = None
         identity.profile = {}
         identity.updated_at = now
-    counts["identities"] = len(identities)
-    counts["interactions"] = (
-        await session.execute(update(Interaction).where(Interaction.customer_id.in_(ids)).values(text=None, payload={}))
-    ).rowcount or 0  # type: ignore[attr-defined]
-    counts["tasks"] = (await session.execute(update(Task).where(Task.customer_id.in_(ids)).values(title=ERASED, notes=None))).rowcount or 0  # type: ignore[attr-defined]
-    counts["messages"] = (
+    counts["identities"] = len(identities_left)
+    counts["interactions"] = _rows(
         await session.execute(
-            update(OutboxMessage).where(OutboxMessage.customer_id.in_(ids)).values(text=None, attachments=[], recipient=ERASED)
+            update(Interaction)
+            .where(Interaction.customer_id.in_(ids), or_(Interaction.text.is_not(None), _json_not(Interaction.payload, "{}")))
+            .values(text=None, payload={})
         )
-    ).rowcount or 0  # type: ignore[attr-defined]
+    )
+    counts["tasks"] = _rows(
+        await session.execute(
+            update(Task)
+            .where(Task.customer_id.in_(ids), or_(Task.title != ERASED, Task.notes.is_not(None)))
+            .values(title=ERASED, notes=None)
+        )
+    )
+    counts["messages"] = _rows(
+        await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.customer_id.in_(ids),
+                or_(OutboxMessage.text.is_not(None), OutboxMessage.recipient != ERASED, _json_not(OutboxMessage.attachments, "[]")),
+            )
+            .values(text=None, attachments=[], recipient=ERASED)
+        )
+    )
     raw = [InboxEvent.customer_id.in_(ids)] + [cast(InboxEvent.event, String).contains(n, autoescape=True) for n in sorted(needles)]
-    counts["inbox_events"] = (await session.execute(update(InboxEvent).where(or_(*raw)).values(event={}))).rowcount or 0  # type: ignore[attr-defined]
+    counts["inbox_events"] = _rows(
+        await session.execute(update(InboxEvent).where(or_(*raw), _json_not(InboxEvent.event, "{}")).values(event={}))
+    )
     # the trail about the person: entries on the customer and on their tasks, identities, messages
     task_ids = (await session.scalars(select(Task.id).where(Task.customer_id.in_(ids)))).all()
     # staff notifications about the person or their tasks name them (a reminder's title and body)
@@ -224,9 +261,12 @@ async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
     counts["notifications"] = (await session.execute(update(Notification).where(about_them).values(title=ERASED, body=None))).rowcount or 0  # type: ignore[attr-defined]
     about = [*ids, *task_ids, *(i.id for i in identities)]
     trail = (await session.scalars(select(AuditEvent).where(AuditEvent.object_id.in_(about)))).all()
+    counts["audit_events"] = 0
     for event in trail:
-        event.changes = {k: (ERASED if k in PERSONAL_FIELDS else v) for k, v in event.changes.items()}
-    counts["audit_events"] = len(trail)
+        blanked = {k: (ERASED if k in PERSONAL_FIELDS else v) for k, v in event.changes.items()}
+        if blanked != event.changes:
+            event.changes = blanked
+            counts["audit_events"] += 1
     await session.flush()
     for name, erased in await plugins.collect(
         tx.runtime.pm.hook.guanxi_erase_customer, runtime=tx.runtime, session=session, customer_id=customer.id

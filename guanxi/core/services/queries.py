@@ -185,11 +185,17 @@ async def list_customers(
     order: CustomerOrder | CustomerOrdering = CustomerOrder.CREATED_AT_DESC,
     first: int = 20,
     after: tuple[Any, uuid.UUID] | None = None,
+    backward: bool = False,
 ) -> tuple[list[Any], bool]:
     """One page of customers (rows of :data:`CUSTOMER_COLUMNS`) and whether more follow.
     ``after`` is the (sort value, id) of the last row of the previous page. With a plugin's
-    :class:`CustomerOrdering`, rows also carry the sort key as ``sort_value``."""
+    :class:`CustomerOrdering`, rows also carry the sort key as ``sort_value``.
+
+    ``backward``: the ``first`` rows *before* ``after`` (the end of the list when it is None),
+    still in the list's order; the flag says whether more rows precede them."""
     col, desc = _order_columns(order)
+    if backward:
+        desc = not desc
     columns = (*CUSTOMER_COLUMNS, col.label("sort_value")) if isinstance(order, CustomerOrdering) else CUSTOMER_COLUMNS
     stmt = await apply_filter(session, select(*columns), flt)
     if stmt is None:
@@ -202,7 +208,10 @@ async def list_customers(
             stmt = stmt.where(or_(col > value, and_(col == value, Customer.id > last_id)))
     stmt = stmt.order_by(col.desc() if desc else col.asc(), Customer.id.desc() if desc else Customer.id.asc()).limit(first + 1)
     rows = list((await session.execute(stmt)).all())
-    return rows[:first], len(rows) > first
+    page = rows[:first]
+    if backward:
+        page.reverse()
+    return page, len(rows) > first
 
 
 async def count_customers(session: TenantSession, flt: CustomerFilter | None = None) -> int:

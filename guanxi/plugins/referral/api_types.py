@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from typing import Any
 
@@ -12,7 +13,7 @@ from strawberry.types import Info
 
 from guanxi.graphql.ids import to_global_id
 from guanxi.graphql.pagination import PageInfo
-from guanxi.graphql.types import Customer, User
+from guanxi.graphql.types import Customer, Node, User
 from guanxi.plugins.referral import campaigns
 from guanxi.plugins.referral.links import image_url, link_url
 from guanxi.plugins.referral.models import ReferralCampaign, ReferralToken
@@ -34,7 +35,7 @@ async def user_of(info: Info, user_id: uuid.UUID | None) -> User | None:
 
 
 @strawberry.type(description="An invite-N campaign (裂变).")
-class ReferralCampaignType:
+class ReferralCampaignType(Node):
     id: strawberry.ID
     uuid: strawberry.Private[uuid.UUID]
     key: str
@@ -114,6 +115,19 @@ class ReferralTouch:
     at: dt.datetime
 
 
+@strawberry.enum(description="Whether a referred customer still counts for the inviter.")
+class ReferralAttributionStatus(enum.Enum):
+    ACTIVE = "active"
+    LEFT = strawberry.enum_value("left", description="the invitee left within the campaign's reversal window")
+
+
+@strawberry.enum(description="Where a referral reward stands.")
+class ReferralRewardStatus(enum.Enum):
+    GRANTED = "granted"
+    REDEEMED = "redeemed"
+    REVERSED = "reversed"
+
+
 @strawberry.type(description="Who brought a customer in.")
 class ReferralAttributionType:
     inviter_customer_uuid: strawberry.Private[uuid.UUID | None]
@@ -121,7 +135,7 @@ class ReferralAttributionType:
     channel: str
     referred_at: dt.datetime
     campaign: str
-    status: str = strawberry.field(description="active, or left (left within the reversal window)")
+    status: ReferralAttributionStatus
     first_touch: ReferralTouch
     last_touch: ReferralTouch
 
@@ -166,13 +180,13 @@ class ReferralProgressType:
 
 
 @strawberry.type(description="An entry of the reward ledger.")
-class ReferralRewardType:
+class ReferralRewardType(Node):
     id: strawberry.ID
     campaign: str
     kind: str
     points: int
     code: str | None
-    status: str = strawberry.field(description="granted, redeemed or reversed")
+    status: ReferralRewardStatus
     created_at: dt.datetime
     redeemed_at: dt.datetime | None
     reversed_at: dt.datetime | None
@@ -200,7 +214,7 @@ class ReferralRewardType:
             kind=r.kind,
             points=r.points,
             code=r.code,
-            status=r.status,
+            status=ReferralRewardStatus(r.status),
             created_at=r.created_at,
             redeemed_at=r.redeemed_at,
             reversed_at=r.reversed_at,

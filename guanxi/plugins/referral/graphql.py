@@ -13,16 +13,19 @@ from strawberry.types import Info
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.domain.models import Customer as CustomerModel
 from guanxi.core.domain.models import User as UserModel
+from guanxi.graphql.contrib import NodeType
 from guanxi.graphql.pagination import PageInfo, check_page_size, decode_cursor, encode_cursor
 from guanxi.graphql.types import Customer, User
 from guanxi.plugins.referral import campaigns, graph
 from guanxi.plugins.referral.api_types import (
+    ReferralAttributionStatus,
     ReferralAttributionType,
     ReferralCampaignType,
     ReferralConnection,
     ReferralEdge,
     ReferralLeader,
     ReferralProgressType,
+    ReferralRewardStatus,
     ReferralRewardType,
     ReferralStaffLeader,
     ReferralStats,
@@ -100,7 +103,7 @@ class CustomerReferrals:
             channel=a.channel,
             referred_at=a.first_at,
             campaign=key,
-            status=a.status,
+            status=ReferralAttributionStatus(a.status),
             first_touch=ReferralTouch(channel=a.first_channel, at=a.first_at),
             last_touch=ReferralTouch(channel=a.last_channel, at=a.last_at),
         )
@@ -246,11 +249,34 @@ class ReferralQuery:
         ]
 
     @strawberry.field(description="The reward ledger, newest first (optionally one campaign, one status).")
-    async def referral_rewards(self, info: Info, campaign: str | None = None, status: str | None = None) -> list[ReferralRewardType]:
+    async def referral_rewards(
+        self, info: Info, campaign: str | None = None, status: ReferralRewardStatus | None = None
+    ) -> list[ReferralRewardType]:
         stmt = select(ReferralReward, ReferralCampaign.key).join(ReferralCampaign, ReferralCampaign.id == ReferralReward.campaign_id)
         if campaign is not None:
             stmt = stmt.where(ReferralCampaign.key == campaign)
         if status is not None:
-            stmt = stmt.where(ReferralReward.status == status)
+            stmt = stmt.where(ReferralReward.status == status.value)
         rows = await _rows(info, stmt.order_by(desc(ReferralReward.created_at)).limit(MAX_PAGE))
         return [ReferralRewardType.from_model(r, k) for r, k in rows.all()]
+
+
+async def _campaigns_by_id(info: Info, ids: list[uuid.UUID]) -> dict[uuid.UUID, ReferralCampaignType]:
+    rows = await _rows(info, select(ReferralCampaign).where(ReferralCampaign.id.in_(ids)))
+    return {c.id: ReferralCampaignType.from_model(c) for c in rows.scalars()}
+
+
+async def _rewards_by_id(info: Info, ids: list[uuid.UUID]) -> dict[uuid.UUID, ReferralRewardType]:
+    stmt = (
+        select(ReferralReward, ReferralCampaign.key)
+        .join(ReferralCampaign, ReferralCampaign.id == ReferralReward.campaign_id)
+        .where(ReferralReward.id.in_(ids))
+    )
+    return {r.id: ReferralRewardType.from_model(r, k) for r, k in (await _rows(info, stmt)).all()}
+
+
+#: what node(id:) fetches of this plugin (campaigns and rewards have global ids)
+NODES = (
+    NodeType("ReferralCampaign", _campaigns_by_id, guard="Query.referralCampaigns"),
+    NodeType("ReferralReward", _rewards_by_id, guard="Query.referralRewards"),
+)

@@ -56,7 +56,10 @@ def guanxi_graphql(runtime: Runtime) -> GraphQLContribution:
     from guanxi.plugins.referral.mutations import ReferralMutation
 
     return GraphQLContribution(
-        query=g.ReferralQuery, mutation=ReferralMutation, extend={"Customer": g.CustomerReferrals, "User": g.UserReferrals}
+        query=g.ReferralQuery,
+        mutation=ReferralMutation,
+        extend={"Customer": g.CustomerReferrals, "User": g.UserReferrals},
+        nodes=g.NODES,
     )
 
 

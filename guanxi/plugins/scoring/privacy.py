@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, cast, select, update
 
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.scoring.models import ScoringHistory, ScoringPart, ScoringScore
@@ -48,7 +48,7 @@ async def export_customer(session: TenantSession, customer_id: uuid.UUID) -> dic
 async def erase_customer(session: TenantSession, customer_id: uuid.UUID) -> dict[str, int]:
     parts = await session.execute(
         update(ScoringPart)
-        .where(ScoringPart.customer_id == customer_id, ScoringPart.item == "")
+        .where(ScoringPart.customer_id == customer_id, ScoringPart.item == "", cast(ScoringPart.reasons, String) != "[]")
         .values(reasons=[])
         .execution_options(synchronize_session=False)
     )

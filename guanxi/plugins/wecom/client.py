@@ -53,6 +53,7 @@ class WecomError(GuanxiError):
     ``WECOM_<errcode>`` (``WECOM_UNAVAILABLE`` without one), as API callers see it."""
 
     transient = False
+    provider = True
 
     def __init__(self, message: str, *, errcode: int | None = None, retry_after_s: float | None = None) -> None:
         super().__init__(message, code=f"WECOM_{errcode}" if errcode is not None else "WECOM_UNAVAILABLE")

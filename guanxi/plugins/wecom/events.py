@@ -299,16 +299,37 @@ async def refresh_customer(runtime: Runtime, tenant_id: uuid.UUID, corp: CorpSet
     client = wecom_state(runtime).client(corp)
     if client is None:
         return
+    as_of = utcnow()  # before the request: the answer describes WeCom no earlier than this
     detail = await client.get_external_contact(external_userid)
     async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=ACTOR)) as tx:
-        await apply_profile(tx, corp, detail["external_contact"] or {"external_userid": external_userid}, detail["follow_user"])
+        contact = detail["external_contact"] or {"external_userid": external_userid}
+        await apply_profile(tx, corp, contact, detail["follow_user"], as_of=as_of)
 
 
-async def apply_profile(tx: Tx, corp: CorpSettings, contact: dict[str, Any], follows: list[dict[str, Any]]) -> tuple[uuid.UUID, bool]:
+def _listed_since_removal(follow: WecomFollow, item: dict[str, Any], as_of: dt.datetime) -> bool:
+    """Whether a profile that lists this follow relation is newer than the relation's removal.
+
+    The item's ``createtime`` is when the relation WeCom lists began: a relation that began
+    after the removal is a re-add; one that began before it is the relation that was removed,
+    seen in an answer older than the removal (a refresh fetched before a ``del_follow_user``
+    was applied). Without ``createtime``, the time the profile was fetched decides."""
+    if follow.removed_at is None:
+        return True
+    created = str(item.get("createtime", ""))
+    seen = dt.datetime.fromtimestamp(int(created), dt.UTC) if created.isdigit() and int(created) > 0 else as_of
+    return seen > follow.removed_at
+
+
+async def apply_profile(
+    tx: Tx, corp: CorpSettings, contact: dict[str, Any], follows: list[dict[str, Any]], *, as_of: dt.datetime | None = None
+) -> tuple[uuid.UUID, bool]:
     """Make the customer, identity, follow rows and WeCom tags match what the API says.
 
     ``follows`` are ``follow_user`` items (``tags`` with names) or ``follow_info`` items
-    (``tag_id`` only, names looked up in ``wecom_tags``). Returns (customer id, created)."""
+    (``tag_id`` only, names looked up in ``wecom_tags``). ``as_of``: when the answer was
+    requested (default: now); a listed relation that was removed later than the answer
+    describes stays removed. Returns (customer id, created)."""
+    as_of = as_of or utcnow()
     external = str(contact.get("external_userid") or "")
     name = str(contact.get("name") or "") or None
     data = identities.IdentityInput(
@@ -361,6 +382,8 @@ async def apply_profile(tx: Tx, corp: CorpSettings, contact: dict[str, Any], fol
                 )
         tag_ids.extend(str(t) for t in item.get("tag_id") or [])
         follow = rows.get(userid)
+        if follow is not None and not _listed_since_removal(follow, item, as_of):
+            continue  # an answer older than the removal: it neither revives the relation nor edits it
         if follow is None:
             follow = rows[userid] = await ensure_row(
                 tx,

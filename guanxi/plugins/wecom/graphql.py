@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -19,14 +20,20 @@ from guanxi.plugins.wecom import service
 from guanxi.plugins.wecom.models import WecomFollow, WecomStaff, WecomTag
 
 
+@strawberry.enum(description="Where a follow relation between a customer and a WeCom member stands.")
+class WecomFollowStatus(enum.Enum):
+    ACTIVE = strawberry.enum_value("active", description="mutual contacts")
+    HALF = strawberry.enum_value("half", description="the customer added the member; not yet mutual")
+    REMOVED_STAFF = strawberry.enum_value("removed_staff", description="the customer removed the member")
+    REMOVED_BY_STAFF = strawberry.enum_value("removed_by_staff", description="the member removed the customer")
+
+
 @strawberry.type(description="A staff member (WeCom UserID) who has the customer as an external contact.")
 class WecomFollower:
     corp_id: str
     userid: str = strawberry.field(description="The member's WeCom UserID.")
     staff_user_id: strawberry.ID | None = strawberry.field(description="The mapped Guanxi user (global id), if any.")
-    status: str = strawberry.field(
-        description="active, half (not yet mutual), removed_staff (customer removed the member), removed_by_staff."
-    )
+    status: WecomFollowStatus
     remark: str | None
     description: str | None
     add_way: int | None = strawberry.field(description="WeCom add_way code (1 QR scan, 2 phone search, …).")
@@ -77,7 +84,7 @@ async def _load_follows(info: Info, ids: Sequence[uuid.UUID]) -> list[CustomerWe
                     corp_id=f.corp_id,
                     userid=f.userid,
                     staff_user_id=strawberry.ID(to_global_id("User", user)) if user else None,
-                    status=f.status,
+                    status=WecomFollowStatus(f.status),
                     remark=f.remark,
                     description=f.description,
                     add_way=f.add_way,

@@ -202,7 +202,11 @@ def _follow_dict(row: WecomFollow) -> dict[str, Any]:
 
 @hookimpl
 async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
-    rows = (await session.execute(select(WecomFollow).where(WecomFollow.customer_id == customer_id))).scalars().all()
+    rows = [
+        row
+        for row in (await session.execute(select(WecomFollow).where(WecomFollow.customer_id == customer_id))).scalars()
+        if not row.external_userid.startswith("erased:") or row.remark or row.description or row.remark_mobiles
+    ]  # rows already erased are not counted again
     if not rows:
         return None
     return {"follows": [_follow_dict(r) for r in rows]}
@@ -212,7 +216,11 @@ async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, 
 async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
     """Blank remarks, descriptions and mobiles and replace the ExternalUserID with a random
     placeholder; the rows stay so follower counts and acquisition states still add up."""
-    rows = (await session.execute(select(WecomFollow).where(WecomFollow.customer_id == customer_id))).scalars().all()
+    rows = [
+        row
+        for row in (await session.execute(select(WecomFollow).where(WecomFollow.customer_id == customer_id))).scalars()
+        if not row.external_userid.startswith("erased:") or row.remark or row.description or row.remark_mobiles
+    ]  # rows already erased are not counted again
     if not rows:
         return None
     placeholder = f"erased:{new_id().hex}"

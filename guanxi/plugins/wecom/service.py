@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from guanxi.core.base.context import RequestContext
 from guanxi.core.base.errors import NotFoundError, ValidationError
-from guanxi.core.domain.models import CustomerTag, Identity, Tag
+from guanxi.core.domain.models import CustomerTag, Identity, Tag, utcnow
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import tags as tag_service
 from guanxi.plugins.wecom import events
@@ -222,6 +222,7 @@ async def initial_sync(
     staff = await client.follow_users()
     seen: set[str] = set()
     created = 0
+    as_of = utcnow()
     async for page in client.batch_get_by_user(staff):
         by_customer: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         for item in page:
@@ -231,7 +232,7 @@ async def initial_sync(
                 by_customer.setdefault(external, (contact, []))[1].append(item.get("follow_info") or {})
         async with runtime.transaction(ctx) as tx:
             for contact, follows in by_customer.values():
-                _, new = await events.apply_profile(tx, corp, contact, follows)
+                _, new = await events.apply_profile(tx, corp, contact, follows, as_of=as_of)
                 created += int(new)
         seen.update(by_customer)
         if progress is not None:

@@ -65,7 +65,7 @@ async def test_reaching_the_goal_writes_points_to_the_ledger_and_fires_progress(
     assert listener.progress[0].campaign_name == "Spring invite" and listener.progress[0].inviter_user_id is not None
     data = await ledger(graphql)
     assert [(r["kind"], r["points"], r["status"], r["user"]) for r in data["referralRewards"]] == [
-        ("points", 100, "granted", {"name": "Li Wei"})
+        ("points", 100, "GRANTED", {"name": "Li Wei"})
     ]
     assert data["referralLeaderboard"] == [{"qualified": 2, "rewarded": True, "user": {"name": "Li Wei"}, "customer": None}]
     assert data["staff"] == [{"user": {"name": "Li Wei"}, "direct": 2, "viaCustomers": 0, "total": 2}]
@@ -85,14 +85,14 @@ async def test_an_invitee_leaving_within_the_window_reverses_the_credit_and_the_
     await pigeon.unfollow("b2", at="2026-05-03T08:00:00Z")
     assert [(p.qualified, p.rewarded) for p in listener.progress] == [(1, False), (2, True), (1, False)]
     data = await ledger(graphql)
-    assert [r["status"] for r in data["referralRewards"]] == ["reversed"]
+    assert [r["status"] for r in data["referralRewards"]] == ["REVERSED"]
     assert data["referralLeaderboard"][0]["qualified"] == 1
     b2 = await customer_id_of(runtime, tenant_id, "b2")
     status = "query($id: ID!) { customer(id: $id) { referredBy { status } } }"
-    assert (await graphql(status, {"id": b2}))["data"]["customer"]["referredBy"] == {"status": "left"}
+    assert (await graphql(status, {"id": b2}))["data"]["customer"]["referredBy"] == {"status": "LEFT"}
     # a new invitee brings the count back to the goal: a new reward
     await pigeon.follow("b3", token, at="2026-05-04T08:00:00Z")
-    assert [r["status"] for r in (await ledger(graphql))["referralRewards"]] == ["granted", "reversed"]
+    assert [r["status"] for r in (await ledger(graphql))["referralRewards"]] == ["GRANTED", "REVERSED"]
 
 
 async def test_a_redeemed_reward_stays_when_an_invitee_leaves(
@@ -105,10 +105,10 @@ async def test_a_redeemed_reward_stays_when_an_invitee_leaves(
     await pigeon.follow("c2", token)
     (reward,) = (await ledger(graphql))["referralRewards"]
     redeem = "mutation($id: ID!) { redeemReferralReward(id: $id) { reward { status } errors { code } } }"
-    assert (await graphql(redeem, {"id": reward["id"]}))["data"]["redeemReferralReward"] == {"reward": {"status": "redeemed"}, "errors": []}
+    assert (await graphql(redeem, {"id": reward["id"]}))["data"]["redeemReferralReward"] == {"reward": {"status": "REDEEMED"}, "errors": []}
     await pigeon.unfollow("c2")
     data = await ledger(graphql)
-    assert [r["status"] for r in data["referralRewards"]] == ["redeemed"]
+    assert [r["status"] for r in data["referralRewards"]] == ["REDEEMED"]
     assert data["referralLeaderboard"][0]["qualified"] == 1
 
 
@@ -122,7 +122,7 @@ async def test_leaving_after_the_reversal_window_keeps_the_credit(
     await pigeon.follow("d2", token, at="2026-05-01T08:00:00Z")
     await pigeon.unfollow("d2", at="2026-05-05T08:00:00Z")
     data = await ledger(graphql)
-    assert [r["status"] for r in data["referralRewards"]] == ["granted"]
+    assert [r["status"] for r in data["referralRewards"]] == ["GRANTED"]
     assert data["referralLeaderboard"][0]["qualified"] == 2
 
 
@@ -137,8 +137,8 @@ async def test_a_coupon_reward_takes_a_code_from_the_pool_and_a_reversal_returns
     await pigeon.follow("e2", bob_token)
     rewards = (await ledger(graphql))["referralRewards"]
     assert sorted((r["user"]["name"], r["code"], r["status"]) for r in rewards) == [
-        ("Bob", "SPRING-A", "granted"),
-        ("Li Wei", "SPRING-A", "reversed"),
+        ("Bob", "SPRING-A", "GRANTED"),
+        ("Li Wei", "SPRING-A", "REVERSED"),
     ]
 
 
@@ -156,7 +156,7 @@ async def test_a_task_reward_asks_staff_to_hand_over_the_gift(
     } }"""
     found = (await graphql(query, {"id": fan}))["data"]["customer"]
     assert found["tasks"] == [{"title": "Give Li's customer a tea set"}]
-    assert [(r["kind"], r["status"], r["taskId"] is not None) for r in found["referralRewards"]] == [("task", "granted", True)]
+    assert [(r["kind"], r["status"], r["taskId"] is not None) for r in found["referralRewards"]] == [("task", "GRANTED", True)]
     assert found["referralProgress"] == {"qualified": 1, "goal": 1, "remaining": 0, "rewarded": True}
 
 

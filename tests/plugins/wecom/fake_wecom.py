@@ -37,11 +37,18 @@ class FakeWecom:
         self.failures: dict[str, deque[int]] = defaultdict(deque)
         self.responses: dict[str, Callable[[dict[str, str], Any], dict[str, Any]] | dict[str, Any]] = {}
         self.delay_s: dict[str, float] = {}
+        self.holds: dict[str, threading.Event] = {}
         self.msgids = 0
         #: member UserIDs that message/send reports in ``invaliduser``
         self.unknown_members: set[str] = set()
 
     # -- scripting ------------------------------------------------------------------------------
+
+    def hold(self, path: str) -> threading.Event:
+        """Answer calls of ``path`` only once the returned event is set (a response in flight
+        while the test does something else)."""
+        gate = self.holds[path] = threading.Event()
+        return gate
 
     def fail(self, path: str, errcode: int, times: int = 1) -> None:
         self.failures[path].extend([errcode] * times)
@@ -101,6 +108,9 @@ class FakeWecom:
         @route("/cgi-bin/{path:path}", http_method=["GET", "POST"], status_code=200)
         async def handler(request: Request[Any, Any, Any], path: FromPath[str]) -> dict[str, Any]:
             body = await request.json() if request.method == "POST" else None
+            gate = self.holds.get(path)
+            if gate is not None:
+                await asyncio.to_thread(gate.wait, 30)
             delay = self.delay_s.pop(path, 0.0)
             # answered on arrival, sent after the delay: a slow answer the client gave up on must
             # not take a failure scripted later (by the next test) from the queue

@@ -381,3 +381,35 @@ async def test_a_failure_in_the_follow_bookkeeping_undoes_the_event_and_the_inbo
     await inbox.process_one(runtime, tenant_id, row.id)
     assert [(f.status, f.state) for f in await follows(runtime, tenant_id)] == [("active", "s1")]
     assert await count(runtime, tenant_id, Interaction) == 1 and [a.state for a in recorder.arrived] == ["s1"]
+
+
+async def test_a_profile_refresh_older_than_a_removal_does_not_revive_the_follow_but_a_later_re_add_does(
+    runtime: Runtime, tenant_id: uuid.UUID, sender: Sender, fake_wecom: FakeWecom
+) -> None:
+    """The add's profile refresh is still in flight when del_follow_user is applied: its answer
+    (the relation that began at the add) must not set the follow back to active nor clear
+    removed_at. A refresh listing a relation that began after the removal (a re-add) does."""
+    import datetime as dt
+
+    from guanxi.core.queues import inbox
+
+    t = int(time.time())
+    fake_wecom.responses["/externalcontact/get"] = profile(createtime=t)
+    gate = fake_wecom.hold("/externalcontact/get")
+    await sender.send(event_xml("add_external_contact", State="fair", create_time=t))
+    assert await inbox.run_once(runtime, tenant_id=tenant_id)  # the add; its profile refresh now waits on WeCom
+    await sender.send(event_xml("del_follow_user", create_time=t + 1))
+    assert await inbox.run_once(runtime, tenant_id=tenant_id)
+    gate.set()
+    await settle(runtime, tenant_id)
+    assert len(fake_wecom.called("/externalcontact/get")) == 1
+    (follow,) = await follows(runtime, tenant_id)
+    removed = dt.datetime.fromtimestamp(t + 1, dt.UTC)
+    assert (follow.status, follow.removed_at, follow.remark) == ("removed_staff", removed, None)
+
+    del fake_wecom.holds["/externalcontact/get"]
+    fake_wecom.responses["/externalcontact/get"] = profile(createtime=t + 5)
+    await sender.send(event_xml("edit_external_contact", create_time=t + 6))
+    await settle(runtime, tenant_id)
+    (follow,) = await follows(runtime, tenant_id)
+    assert (follow.status, follow.removed_at, follow.remark) == ("active", None, "展会客户")

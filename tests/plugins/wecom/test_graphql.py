@@ -84,7 +84,7 @@ async def test_customer_wecom_shows_followers_state_and_tags_in_a_fixed_number_o
     wecom = nodes[0]["wecom"]
     assert (wecom["state"], wecom["addWay"], wecom["tags"]) == ("fair", 1, ["行业/教育"])
     (follower,) = wecom["followers"]
-    assert follower["userid"] == "zhangsan" and follower["status"] == "active" and follower["remark"] == "备注01"
+    assert follower["userid"] == "zhangsan" and follower["status"] == "ACTIVE" and follower["remark"] == "备注01"
     assert follower["staffUserId"] == to_global_id("User", staff.id) and follower["removedAt"] is None
 
     await arrive(runtime, tenant_id, sender, fake_wecom, [f"wm{n:02d}" for n in range(3, 9)], ["et-edu", "et-fin"])
@@ -117,8 +117,8 @@ async def test_create_contact_way_returns_the_qr_code_and_remembers_it(
     too_long = await graphql(f'mutation {{ createWecomContactWay(userid: "u", state: "{"s" * 31}") {{ errors {{ field code }} }} }}')
     assert too_long["data"]["createWecomContactWay"]["errors"] == [{"field": "state", "code": "VALIDATION"}]
     fake_wecom.fail("/externalcontact/add_contact_way", 41054)
-    failed = await graphql('mutation { createWecomContactWay(userid: "inactive") { contactWay { configId } errors { code } } }')
-    assert failed["data"]["createWecomContactWay"] == {"contactWay": None, "errors": [{"code": "WECOM_41054"}]}
+    failed = await graphql('mutation { createWecomContactWay(userid: "inactive") { contactWay { configId } errors { code detail } } }')
+    assert failed["data"]["createWecomContactWay"] == {"contactWay": None, "errors": [{"code": "PROVIDER_ERROR", "detail": "WECOM_41054"}]}
 
 
 async def test_sync_tags_pulls_creates_missing_and_pushes_core_tags_with_mark_tag(

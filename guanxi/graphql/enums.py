@@ -1,0 +1,81 @@
+"""The schema's enums for values that are a fixed set: roles, stage categories, directions,
+consent statuses and error codes. GraphQL names are UPPER_CASE; each member's value is what the
+database and the services use (``Role.SALES.value == "sales"``), so converting is ``Role(row.role)``
+one way and ``.value`` the other. tests/graphql/test_enums.py keeps them equal to the domain's sets."""
+
+from __future__ import annotations
+
+import enum
+
+import strawberry
+
+
+@strawberry.enum(description="Whether a customer agreed to be contacted on a channel (setConsent, Consent.status).")
+class ConsentStatus(enum.Enum):
+    OPTED_IN = "opted_in"
+    OPTED_OUT = "opted_out"
+
+
+@strawberry.enum(description="A staff member's (or an API key's) role; see the permission table in docs/operations.md.")
+class Role(enum.Enum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    MARKETING = "marketing"
+    SALES = "sales"
+    SERVICE = "service"
+    READONLY = "readonly"
+
+
+@strawberry.enum(description="What reaching a lifecycle stage means.")
+class StageCategory(enum.Enum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+    RETAINED = "retained"
+    CHURNED = "churned"
+
+
+@strawberry.enum(description="Who an interaction went from: the customer (IN), the company (OUT), or staff only (INTERNAL).")
+class Direction(enum.Enum):
+    IN = "in"
+    OUT = "out"
+    INTERNAL = "internal"
+
+
+@strawberry.enum(description="Why a mutation did not do what was asked (UserError.code).")
+class ErrorCode(enum.Enum):
+    ERROR = strawberry.enum_value("ERROR", description="another error; `detail` may name it more precisely")
+    VALIDATION = strawberry.enum_value("VALIDATION", description="an input is invalid; `field` names it")
+    NOT_FOUND = strawberry.enum_value("NOT_FOUND", description="the object does not exist in this tenant (or was merged away)")
+    CONFLICT = strawberry.enum_value("CONFLICT", description="the change clashes with the current state")
+    BAD_ID = strawberry.enum_value("BAD_ID", description="an id is malformed or of another type")
+    BAD_CURSOR = strawberry.enum_value("BAD_CURSOR", description="a cursor was not returned by this API for this ordering")
+    BAD_PAGE_SIZE = strawberry.enum_value("BAD_PAGE_SIZE", description="`first` or `last` is negative or above the largest page")
+    NO_CONSENT = strawberry.enum_value("NO_CONSENT", description="the customer opted out of this channel")
+    DELIVERY_FAILED = strawberry.enum_value("DELIVERY_FAILED", description="the channel refused or failed the delivery")
+    CHANNEL_CAPABILITY = strawberry.enum_value("CHANNEL_CAPABILITY", description="the channel cannot do this")
+    UNAUTHENTICATED = strawberry.enum_value("UNAUTHENTICATED", description="credentials are missing or invalid")
+    FORBIDDEN = strawberry.enum_value("FORBIDDEN", description="the caller's role may not do this")
+    BUSY = strawberry.enum_value("BUSY", description="the database is busy; retry shortly")
+    NOT_A_USER = strawberry.enum_value("NOT_A_USER", description="the caller is not a signed-in staff user")
+    PROVIDER_ERROR = strawberry.enum_value(
+        "PROVIDER_ERROR", description="a provider's API (e.g. WeCom) failed; `detail` has its own code, e.g. WECOM_41054"
+    )
+    BAD_CONFIG = strawberry.enum_value("BAD_CONFIG", description="the server's configuration is invalid")
+    PLUGIN_ERROR = strawberry.enum_value("PLUGIN_ERROR", description="a plugin broke the plugin contract")
+    NOT_MIGRATED = strawberry.enum_value("NOT_MIGRATED", description="the database needs `guanxi db upgrade`")
+
+
+_CODES: dict[str, ErrorCode] = {m.name: m for m in ErrorCode}
+
+
+def error_code(code: str, *, provider: bool = False) -> tuple[ErrorCode, str | None]:
+    """The enum member for an error's code, and the original code when the member is only its
+    category (a provider's own code, or a code a third-party plugin made up)."""
+    member = _CODES.get(code)
+    if member is not None:
+        return member, None
+    return (ErrorCode.PROVIDER_ERROR if provider else ErrorCode.ERROR), code
+
+
+__all__ = ["ConsentStatus", "Direction", "ErrorCode", "Role", "StageCategory", "error_code"]
