@@ -25,6 +25,7 @@ from guanxi.core.queues.outbox import Deliverer, OutboxWorker
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.extensions import shape_error
+from guanxi.graphql.ide import graphiql_assets_router, offline_graphiql_html
 from guanxi.graphql.schema import build_schema
 from guanxi.security import SCOPE_KEY, GraphQLAuthMiddleware
 
@@ -105,6 +106,11 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         dependencies: ClassVar[dict[str, Any]] = {**base.dependencies, "response": Provide(_response_getter, sync_to_thread=False)}
         middleware: ClassVar[list[Any]] = [GraphQLAuthMiddleware(rt)]
 
+        @property
+        def graphql_ide_html(self) -> str:
+            # Strawberry's page, with its scripts served by this application (no CDN)
+            return offline_graphiql_html(settings.path)
+
         async def on_ws_connect(self, context: GraphQLContext) -> Any:
             """A WebSocket without an Authorization header authenticates in connection_init."""
             if context.request_context is None:
@@ -151,8 +157,9 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
             if manage_runtime:
                 await rt.stop()
 
+    ide_routes = [graphiql_assets_router(settings.path)] if settings.graphiql else []
     app = Litestar(
-        route_handlers=[GraphQLController, healthz, *_plugin_routes(rt)],
+        route_handlers=[GraphQLController, healthz, *ide_routes, *_plugin_routes(rt)],
         lifespan=[lifespan],
         debug=debug,
     )
