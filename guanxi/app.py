@@ -26,7 +26,9 @@ from guanxi.core.runtime import Runtime
 from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.extensions import shape_error
 from guanxi.graphql.ide import graphiql_assets_router, offline_graphiql_html
+from guanxi.graphql.metrics import GraphQLMetrics
 from guanxi.graphql.schema import build_schema
+from guanxi.metrics import http_metrics_middleware, metrics_route
 from guanxi.security import SCOPE_KEY, GraphQLAuthMiddleware
 
 log = logging.getLogger("guanxi.app")
@@ -85,6 +87,7 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         rt = runtime
     schema = build_schema(rt)
     settings = rt.settings.graphql
+    metrics_on = rt.settings.metrics.enabled
     # read the server secret and the JWT keys now: a bad file fails start-up, not the first request
     _ = authenticator_of(rt).secret
 
@@ -128,6 +131,9 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
             # Every error leaves with a code; unexpected ones as "internal error" (see shape_error).
             if result.errors:
                 result.errors = [shape_error(e) for e in result.errors]
+                if metrics_on:
+                    for error in result.errors:
+                        GraphQLMetrics.error(str((error.extensions or {}).get("code", "INTERNAL")))
             return process_result(result)
 
     @get("/healthz", include_in_schema=False)
@@ -158,8 +164,10 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
                 await rt.stop()
 
     ide_routes = [graphiql_assets_router(settings.path)] if settings.graphiql else []
+    metrics_routes = [metrics_route(rt)] if metrics_on else []
     app = Litestar(
-        route_handlers=[GraphQLController, healthz, *ide_routes, *_plugin_routes(rt)],
+        route_handlers=[GraphQLController, healthz, *ide_routes, *metrics_routes, *_plugin_routes(rt)],
+        middleware=[http_metrics_middleware(rt.settings.metrics)] if metrics_on else [],
         lifespan=[lifespan],
         debug=debug,
     )

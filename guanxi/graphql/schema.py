@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from guanxi.graphql.contrib import CustomerFilterField, CustomerOrdering, GraphQ
 from guanxi.graphql.execution import FastLeafExecutionContext
 from guanxi.graphql.extensions import RequestLifecycle
 from guanxi.graphql.messaging import CustomerMessages, MessagingMutation, MessagingQuery
+from guanxi.graphql.metrics import GraphQLMetrics
 from guanxi.graphql.mutation import Mutation
 from guanxi.graphql.query import Query, customers_query
 from guanxi.graphql.subscriptions import Subscription
@@ -122,6 +124,8 @@ class GuanxiSchema(strawberry.Schema):
 
     #: who may use which field (set by :func:`build_schema`); None: no checks (bare schemas in tests)
     policy: AccessPolicy | None = None
+    #: operation counts and latencies (set by :func:`build_schema`); None: not recorded
+    metrics: GraphQLMetrics | None = None
 
     def _forbidden(self, query: str | None, operation_name: str | None, context_value: Any) -> GraphQLError | None:
         """The access check of :mod:`guanxi.graphql.access`, before any resolver runs."""
@@ -166,6 +170,27 @@ class GuanxiSchema(strawberry.Schema):
         operation_name: str | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
+    ) -> StrawberryExecutionResult:
+        if self.metrics is None:
+            return await self._execute(
+                query, variable_values, context_value, root_value, operation_name, allowed_operation_types, operation_extensions
+            )
+        started = time.perf_counter()
+        result = await self._execute(
+            query, variable_values, context_value, root_value, operation_name, allowed_operation_types, operation_extensions
+        )
+        self.metrics.observe(query, operation_name, time.perf_counter() - started, not result.errors)
+        return result
+
+    async def _execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None,
+        context_value: Any | None,
+        root_value: Any | None,
+        operation_name: str | None,
+        allowed_operation_types: Iterable[OperationType] | None,
+        operation_extensions: dict[str, Any] | None,
     ) -> StrawberryExecutionResult:
         forbidden = self._forbidden(query, operation_name, context_value)
         if forbidden is not None:
@@ -323,4 +348,6 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
     for name, permissions in per_plugin(runtime.pm.hook.guanxi_permissions):
         declared += [(name, p) for p in permissions]
     schema.policy = AccessPolicy(schema._schema, declared)
+    if runtime.settings.metrics.enabled:
+        schema.metrics = GraphQLMetrics(runtime.settings.metrics.max_operation_names)
     return schema

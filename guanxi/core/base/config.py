@@ -124,6 +124,17 @@ class QueueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     rate_per_s: dict[str, Annotated[float, msgspec.Meta(gt=0)]] = msgspec.field(default_factory=dict)
 
 
+class MetricsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The Prometheus endpoint (see guanxi/metrics.py). Secrets are never logged nor shown in errors."""
+
+    enabled: bool = True
+    path: Annotated[str, msgspec.Meta(pattern=r"^/")] = "/metrics"
+    # a scraper sends `Authorization: Bearer <token>`; empty: only loopback clients may scrape
+    token: str = ""
+    # GraphQL operation names kept as label values per process; later names count as "other"
+    max_operation_names: Positive = 100
+
+
 class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     tenant: str = "demo"
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
@@ -132,6 +143,11 @@ class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     queues: QueueSettings = msgspec.field(default_factory=QueueSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+
+    def __post_init__(self) -> None:
+        if self.metrics.enabled and self.metrics.path.rstrip("/") == self.graphql.path.rstrip("/"):
+            raise ValueError("metrics.path must differ from graphql.path")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,6 +18,7 @@ import msgspec
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from guanxi.core.base import metrics
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.base.ids import new_id
@@ -158,6 +159,7 @@ async def _record_failure(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid
         row.locked_until = None
         if row.attempts >= max_attempts:
             row.status = "failed"
+            metrics.inbox_events.labels("failed").inc()
             log.error(
                 "inbox event %s (%s %s) failed for good after %d attempts: %s",
                 row.id,
@@ -169,6 +171,7 @@ async def _record_failure(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid
         else:
             row.status = "pending"
             row.next_attempt_at = utcnow() + dt.timedelta(seconds=backoff(row.attempts))
+            metrics.inbox_events.labels("retry").inc()
             log.warning("inbox event %s failed (attempt %d), retrying: %s", row.id, row.attempts, row.last_error)
 
 
@@ -194,6 +197,7 @@ async def run_once(
                     await process_one(runtime, row_tenant, inbox_id)
                 except Exception as one_error:
                     failures.append((inbox_id, one_error))
+        metrics.inbox_events.labels("done").inc(len(ids) - len(failures))
         for inbox_id, error in failures:  # the row stays for a retry; the error is kept on it
             await _record_failure(runtime, row_tenant, inbox_id, error, max_attempts)
     return len(claimed)

@@ -23,6 +23,7 @@ import uuid
 import msgspec
 from sqlalchemy import desc, select
 
+from guanxi.core.base import metrics
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ConflictError, GuanxiError, ValidationError
 from guanxi.core.base.ids import new_id
@@ -232,12 +233,14 @@ class Deliverer:
             bucket = self._bucket(message.channel)
             if bucket is not None:
                 await bucket.take()
+            started = time.perf_counter()
             try:
                 result = await asyncio.wait_for(adapter.send(message), timeout=self.send_timeout_s)
             except TimeoutError:
                 error = DeliveryError(f"channel {message.channel!r} did not answer within {self.send_timeout_s} s")
             except Exception as exc:  # DeliveryError subclasses, or a bug in the adapter (transient)
                 error = exc
+            metrics.outbox_send_seconds.labels(message.channel).observe(time.perf_counter() - started)
         async with self.runtime.transaction(ctx) as tx:
             row = await tx.session.get(OutboxMessage, (tenant_id, message_id))
             if row is None:
@@ -246,15 +249,18 @@ class Deliverer:
             if error is None:
                 row.status, row.sent_at, row.last_error = "sent", utcnow(), None
                 row.provider_message_id = result.provider_message_id if result else None
+                metrics.outbox_attempts.labels(row.channel, "sent").inc()
             else:
                 row.last_error = f"{type(error).__name__}: {error}"[:2000]
                 permanent = isinstance(error, DeliveryError) and not error.transient
                 if permanent or row.attempts >= self.max_attempts:
                     row.status = "failed"
+                    metrics.outbox_attempts.labels(row.channel, "failed").inc()
                     log.error("message %s to %s failed for good after %d attempts: %s", row.id, row.channel, row.attempts, row.last_error)
                 else:
                     delay = getattr(error, "retry_after_s", None) or backoff(row.attempts)
                     row.status, row.next_attempt_at = "queued", utcnow() + dt.timedelta(seconds=delay)
+                    metrics.outbox_attempts.labels(row.channel, "retry").inc()
                     log.warning(
                         "message %s to %s failed (attempt %d), retry in %.1f s: %s",
                         row.id,
