@@ -12,6 +12,7 @@ repository root; it rewrites ``guanxi/plugins/referral/fonts/NotoSansSC-Guanxi-s
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -22,17 +23,18 @@ SOURCE = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 FACE = 2  # Noto Sans CJK SC
 TARGET = Path("guanxi/plugins/referral/fonts/NotoSansSC-Guanxi-subset.otf")
 #: common in given names, missing from GB 2312
-EXTRA = "喆玥珺瑄昇堃淼垚焱犇骉鑫琍姮婕婳嫣妤娅婧嬿珏玮琛琨琦瑜瑾璇璐璟玙珩珂琰瑛琪琳瑶璋璞璨瓒钰铄镕昊晟晔暄曦昱炜烨熠煜焜赟赫彧祎祺禛禕禹筠芃芮芷苒茜荟莜萱蓁蔚蕙蕊蕾薇"
+EXTRA = (
+    "喆玥珺瑄昇堃淼垚焱犇骉鑫琍姮婕婳嫣妤娅婧嬿珏玮琛琨琦瑜瑾璇璐璟玙珩珂琰瑛琪琳瑶"
+    "璋璞璨瓒钰铄镕昊晟晔暄曦昱炜烨熠煜焜赟赫彧祎祺禛禕禹筠芃芮芷苒茜荟莜萱蓁蔚蕙蕊蕾薇"
+)
 
 
 def characters() -> str:
     chars = {chr(c) for c in range(0x20, 0x7F)}
     for first in range(0xA1, 0xF8):
         for second in range(0xA1, 0xFF):
-            try:
+            with contextlib.suppress(UnicodeDecodeError):
                 chars.add(bytes((first, second)).decode("gb2312"))
-            except UnicodeDecodeError:
-                pass
     chars.update(EXTRA)
     return "".join(sorted(chars))
 
