@@ -29,6 +29,7 @@ from guanxi.graphql.ide import graphiql_assets_router, offline_graphiql_html
 from guanxi.graphql.metrics import GraphQLMetrics
 from guanxi.graphql.schema import build_schema
 from guanxi.metrics import http_metrics_middleware, metrics_route
+from guanxi.observability import RequestIdMiddleware
 from guanxi.security import SCOPE_KEY, GraphQLAuthMiddleware
 
 log = logging.getLogger("guanxi.app")
@@ -82,7 +83,7 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         # a server worker process (`guanxi serve`, or uvicorn with --factory): set up logging
         # here too, since worker processes do not run the CLI's set-up
         rt = Runtime.from_config()
-        configure_logging(rt.settings.server.log_level, trace=rt.settings.plugins.trace)
+        configure_logging(rt.settings.server.log_level, trace=rt.settings.plugins.trace, log_format=rt.settings.server.log_format)
     else:
         rt = runtime
     schema = build_schema(rt)
@@ -167,7 +168,7 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
     metrics_routes = [metrics_route(rt)] if metrics_on else []
     app = Litestar(
         route_handlers=[GraphQLController, healthz, *ide_routes, *metrics_routes, *_plugin_routes(rt)],
-        middleware=[http_metrics_middleware(rt.settings.metrics)] if metrics_on else [],
+        middleware=[RequestIdMiddleware, *([http_metrics_middleware(rt.settings.metrics)] if metrics_on else [])],
         lifespan=[lifespan],
         debug=debug,
     )

@@ -82,6 +82,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
     workers: Positive = 1
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # "json": one JSON object per line, with the request id and the tenant
+    log_format: Literal["text", "json"] = "text"
     gc_tuning: bool = True
     # development only: GraphiQL and introspection answer without credentials (loopback hosts only)
     dev: bool = False

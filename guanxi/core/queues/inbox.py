@@ -22,6 +22,7 @@ from guanxi.core.base import metrics
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.base.ids import new_id
+from guanxi.core.base.logs import log_context, tenant_var
 from guanxi.core.domain.channels import InboundEvent
 from guanxi.core.domain.events import InboundApplied
 from guanxi.core.domain.models import InboxEvent, utcnow
@@ -54,6 +55,7 @@ async def ingest(runtime: Runtime, tenant_id: uuid.UUID, event: InboundEvent) ->
     """Store an inbound event durably and return at once; a duplicate delivery (same tenant,
     channel and provider event id) is acknowledged and ignored. Wakes the inbox worker."""
     _check(event)
+    tenant_var.set(str(tenant_id))  # the rest of the request logs under this tenant
     values = {
         "tenant_id": tenant_id,
         "id": new_id(),
@@ -187,20 +189,26 @@ async def run_once(
     for row_tenant, inbox_id in sorted(claimed, key=lambda pair: pair[1]):  # UUIDv7: arrival order
         by_tenant.setdefault(row_tenant, []).append(inbox_id)
     for row_tenant, ids in by_tenant.items():
-        try:
-            failures = await process_batch(runtime, row_tenant, ids)
-        except Exception:  # the batch's commit itself failed: try the rows one by one
-            log.exception("inbox batch of %d events failed to commit; processing them one at a time", len(ids))
-            failures = []
-            for inbox_id in ids:
-                try:
-                    await process_one(runtime, row_tenant, inbox_id)
-                except Exception as one_error:
-                    failures.append((inbox_id, one_error))
-        metrics.inbox_events.labels("done").inc(len(ids) - len(failures))
-        for inbox_id, error in failures:  # the row stays for a retry; the error is kept on it
-            await _record_failure(runtime, row_tenant, inbox_id, error, max_attempts)
+        with log_context(tenant=row_tenant, request_id=f"inbox:{ids[0]}"):
+            await _run_tenant_batch(runtime, row_tenant, ids, max_attempts)
     return len(claimed)
+
+
+async def _run_tenant_batch(runtime: Runtime, row_tenant: uuid.UUID, ids: list[uuid.UUID], max_attempts: int) -> None:
+    """Apply one tenant's claimed rows (one transaction); record the failures for a retry."""
+    try:
+        failures = await process_batch(runtime, row_tenant, ids)
+    except Exception:  # the batch's commit itself failed: try the rows one by one
+        log.exception("inbox batch of %d events failed to commit; processing them one at a time", len(ids))
+        failures = []
+        for inbox_id in ids:
+            try:
+                await process_one(runtime, row_tenant, inbox_id)
+            except Exception as one_error:
+                failures.append((inbox_id, one_error))
+    metrics.inbox_events.labels("done").inc(len(ids) - len(failures))
+    for inbox_id, error in failures:  # the row stays for a retry; the error is kept on it
+        await _record_failure(runtime, row_tenant, inbox_id, error, max_attempts)
 
 
 async def replay(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUID) -> bool:

@@ -27,6 +27,7 @@ from guanxi.core.base import metrics
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ConflictError, GuanxiError, ValidationError
 from guanxi.core.base.ids import new_id
+from guanxi.core.base.logs import log_context
 from guanxi.core.domain.channels import (
     Attachment,
     CapabilityError,
@@ -207,6 +208,10 @@ class Deliverer:
         return self._buckets[channel]
 
     async def deliver(self, tenant_id: uuid.UUID, message_id: uuid.UUID) -> None:
+        with log_context(tenant=tenant_id, request_id=f"outbox:{message_id}"):
+            await self._deliver(tenant_id, message_id)
+
+    async def _deliver(self, tenant_id: uuid.UUID, message_id: uuid.UUID) -> None:
         ctx = RequestContext(tenant_id=tenant_id, actor=WORKER)
         async with self.runtime.transaction(ctx) as tx:
             row = await tx.session.get(OutboxMessage, (tenant_id, message_id))
