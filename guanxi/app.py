@@ -166,7 +166,14 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
 
     ide_routes = [graphiql_assets_router(settings.path)] if settings.graphiql else []
     metrics_routes = [metrics_route(rt)] if metrics_on else []
+    plugins: list[Any] = []
+    if rt.settings.tracing.enabled:
+        from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+        excluded = [rt.settings.metrics.path, "/healthz", f"{settings.path.rstrip('/')}/assets"]
+        plugins.append(OpenTelemetryPlugin(OpenTelemetryConfig(exclude=excluded, exclude_spans=["receive", "send"])))
     app = Litestar(
+        plugins=plugins,
         route_handlers=[GraphQLController, healthz, *ide_routes, *metrics_routes, *_plugin_routes(rt)],
         middleware=[RequestIdMiddleware, *([http_metrics_middleware(rt.settings.metrics)] if metrics_on else [])],
         lifespan=[lifespan],

@@ -334,6 +334,12 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
         MaxTokensLimiter(max_token_count=settings.max_tokens),
     ]
     schema_extensions: list[Any] = [RequestLifecycle, *[(lambda ext=ext: ext) for ext in shared]]
+    if runtime.settings.tracing.enabled:
+        # spans per operation and per resolver; only while tracing is on, since an extension
+        # that resolves per field switches the compiled fast path off
+        from strawberry.extensions.tracing import OpenTelemetryExtension
+
+        schema_extensions.append(OpenTelemetryExtension)
     with _build_lock, _extended(extensions):
         schema = GuanxiSchema(
             query=query,

@@ -137,6 +137,17 @@ class MetricsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     max_operation_names: Positive = 100
 
 
+class TracingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """OpenTelemetry traces (see guanxi/core/base/tracing.py); needs the otel extra when enabled."""
+
+    enabled: bool = False
+    # OTLP over HTTP, e.g. "http://otel-collector:4318/v1/traces"; empty: OTEL_EXPORTER_OTLP_* or the default
+    otlp_endpoint: str = ""
+    service_name: str = "guanxi"
+    # the share of new traces recorded (a trace continued from a stored context follows its parent)
+    sample_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+
+
 class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     tenant: str = "demo"
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
@@ -146,6 +157,7 @@ class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     queues: QueueSettings = msgspec.field(default_factory=QueueSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    tracing: TracingSettings = msgspec.field(default_factory=TracingSettings)
 
     def __post_init__(self) -> None:
         if self.metrics.enabled and self.metrics.path.rstrip("/") == self.graphql.path.rstrip("/"):

@@ -414,6 +414,8 @@ class InboxEvent(TenantScoped, Base):
     processed_at: Mapped[dt.datetime | None]
     customer_id: Mapped[uuid.UUID | None]
     interaction_id: Mapped[uuid.UUID | None]
+    # W3C traceparent of the request that stored the event (tracing on), continued by the worker
+    trace_context: Mapped[str | None] = mapped_column(String(64))
 
 
 class OutboxMessage(CustomerOwned, TenantScoped, Base):
@@ -445,3 +447,5 @@ class OutboxMessage(CustomerOwned, TenantScoped, Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None]
     actor_id: Mapped[uuid.UUID | None]
+    # W3C traceparent of the request or hook that queued the message, continued by the sender
+    trace_context: Mapped[str | None] = mapped_column(String(64))

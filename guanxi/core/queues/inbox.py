@@ -18,7 +18,7 @@ import msgspec
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from guanxi.core.base import metrics
+from guanxi.core.base import metrics, tracing
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.base.ids import new_id
@@ -66,6 +66,7 @@ async def ingest(runtime: Runtime, tenant_id: uuid.UUID, event: InboundEvent) ->
         "attempts": 0,
         "next_attempt_at": utcnow(),
         "event": msgspec.to_builtins(event),
+        "trace_context": tracing.current_traceparent(),
     }
     insert = pg_insert if runtime.engine.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(InboxEvent).values(**values).on_conflict_do_nothing().returning(InboxEvent.id)
@@ -82,6 +83,12 @@ async def _apply(tx: Tx, inbox_id: uuid.UUID) -> None:
     row = await tx.session.get(InboxEvent, (tx.tenant_id, inbox_id))
     if row is None or row.status == "done":
         return
+    # the trace of the webhook that stored the row goes on here (tracing on)
+    with tracing.continued(row.trace_context, "guanxi.inbox.apply", channel=row.channel, inbox_id=str(row.id)):
+        await _apply_row(tx, row)
+
+
+async def _apply_row(tx: Tx, row: InboxEvent) -> None:
     event = msgspec.convert(row.event, InboundEvent)
     ident = event.identity
     customer, identity, created = await identities.resolve_identity(

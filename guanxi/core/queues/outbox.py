@@ -23,7 +23,7 @@ import uuid
 import msgspec
 from sqlalchemy import desc, select
 
-from guanxi.core.base import metrics
+from guanxi.core.base import metrics, tracing
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ConflictError, GuanxiError, ValidationError
 from guanxi.core.base.ids import new_id
@@ -159,6 +159,7 @@ async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
         next_attempt_at=utcnow(),
         created_at=utcnow(),
         actor_id=tx.ctx.actor.user_id,
+        trace_context=tracing.current_traceparent(),
     )
     session.add(row)
     await session.flush()
@@ -229,6 +230,13 @@ class Deliverer:
                 idempotency_key=row.idempotency_key,
                 attempt=row.attempts,
             )
+            trace_context = row.trace_context
+        # the trace of the request (or hook) that queued the message goes on here (tracing on)
+        with tracing.continued(trace_context, "guanxi.outbox.deliver", channel=message.channel, message_id=str(message_id)):
+            await self._send(ctx, message)
+
+    async def _send(self, ctx: RequestContext, message: OutboundMessage) -> None:
+        tenant_id, message_id = ctx.tenant_id, message.id
         adapter = self.runtime.channels.get(message.channel)
         error: BaseException | None = None
         result = None
