@@ -117,7 +117,7 @@ async def test_one_trace_follows_a_webhook_through_the_inbox_worker_hooks_and_th
         body, headers = webhook("trace-1", "你好")
         assert (await client.post("/webhooks/pigeon", content=body, headers=headers)).status_code == 200
     assert await inbox.run_once(runtime, tenant_id=tenant_id) == 1
-    assert await outbox.run_once(runtime, outbox.Deliverer(runtime)) == 1
+    assert await outbox.run_once(runtime, outbox.Deliverer(runtime), tenant_id=tenant_id) == 1
     assert [m.text for m in provider_sends] == ["收到"]
 
     spans = list(exporter.get_finished_spans())

@@ -31,10 +31,12 @@ import pytest
 import websockets
 from guanxi_pigeon.routes import signature
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from guanxi.core.domain.models import InboxEvent, Interaction
 from guanxi.core.runtime import Runtime
-from guanxi.testing.plugin import PG_ENV, TEST_SECRET, api_key, use_tenant
+from guanxi.core.services.pipelines import create_tenant
+from guanxi.testing.plugin import PG_ENV, TEST_SECRET, _pg_admin, api_key
 
 pytestmark = [
     pytest.mark.plugins("pigeon", "loyalty"),
@@ -88,10 +90,42 @@ class Processes:
 
 
 @pytest.fixture
-def processes(tmp_path: Path, database_url: str) -> Iterator[Processes]:
+async def own_database(database_url: str, plugin_names: list[str]) -> AsyncIterator[str]:
+    """A database of this test alone (workers claim the rows of every tenant, so rows other
+    tests left in the session database must not be there), migrated for pigeon and loyalty."""
+    from guanxi.core.migrate import upgrade
+
+    name = f"guanxi_mp_{uuid.uuid4().hex[:8]}"
+    await _pg_admin(database_url, f'CREATE DATABASE "{name}"')
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    rt = Runtime.from_config(
+        environ={"GUANXI_DATABASE_URL": url, "GUANXI_PLUGINS": ",".join(plugin_names), "GUANXI__AUTH__SECRET": TEST_SECRET}
+    )
+    await upgrade(rt)
+    await rt.engine.dispose()
+    try:
+        yield url
+    finally:
+        await _pg_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def own_runtime(own_database: str, plugin_names: list[str]) -> AsyncIterator[Runtime]:
+    rt = Runtime.from_config(
+        environ={"GUANXI_DATABASE_URL": own_database, "GUANXI_PLUGINS": ",".join(plugin_names), "GUANXI__AUTH__SECRET": TEST_SECRET}
+    )
+    await rt.start()
+    try:
+        yield rt
+    finally:
+        await rt.stop()
+
+
+@pytest.fixture
+def processes(tmp_path: Path, own_database: str) -> Iterator[Processes]:
     environ = {
         **{k: v for k, v in os.environ.items() if not k.startswith("GUANXI")},
-        "GUANXI_DATABASE_URL": database_url,
+        "GUANXI_DATABASE_URL": own_database,
         "GUANXI_PLUGINS": "pigeon,loyalty",
         "GUANXI__AUTH__SECRET": TEST_SECRET,
         "GUANXI__PLUGINS__PIGEON__WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -168,12 +202,13 @@ async def websockets_closed() -> AsyncIterator[list[Any]]:
 
 
 async def test_two_api_and_two_worker_processes_process_every_webhook_once_through_a_worker_crash(
-    runtime: Runtime, tenant_id: uuid.UUID, database_url: str, processes: Processes, tmp_path: Path, websockets_closed: list[Any]
+    own_runtime: Runtime, processes: Processes, tmp_path: Path, websockets_closed: list[Any]
 ) -> None:
-    assert database_url.startswith("postgresql")
-    await use_tenant(runtime, tenant_id)
+    runtime = own_runtime
+    async with runtime.write_session(None) as s:
+        tenant_id = await create_tenant(s, "many-processes", "Many processes")
     key = await api_key(runtime, tenant_id, "admin")
-    tenant = {"GUANXI__TENANT": runtime.settings.tenant}
+    tenant = {"GUANXI__TENANT": "many-processes"}
     ports = [free_port(), free_port()]
     api = [f"http://127.0.0.1:{port}" for port in ports]
     for n, port in enumerate(ports):
