@@ -7,6 +7,8 @@
 #   make test-pg   the test suite on a throw-away PostgreSQL server (scripts/pg-test-server.sh)
 #   make lint      ruff (lint and format check), mypy, import-linter
 #   make format    apply ruff's formatter and safe fixes
+#   make docs      serve the docs site on http://127.0.0.1:8001 (mkdocs, Material theme)
+#   make docs-build  build the docs site into site/ with --strict (broken links fail)
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -21,7 +23,7 @@ PYTEST_ARGS ?=
 export UV_PYTHON_DOWNLOADS := never
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-pg lint format clean distclean
+.PHONY: help install run test test-pg lint format docs docs-build clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -71,8 +73,14 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
+
+docs-build: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf site .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 	find . -name __pycache__ -type d -not -path './.venv/*' -not -path './.tools/*' -prune -exec rm -rf {} +
 
 distclean: clean

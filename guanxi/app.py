@@ -27,7 +27,11 @@ from guanxi.core.queues.staff import StaffDeliverer, StaffDeliveryWorker
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.extensions import shape_error
+from guanxi.graphql.ide import graphiql_assets_router, offline_graphiql_html
+from guanxi.graphql.metrics import GraphQLMetrics
 from guanxi.graphql.schema import build_schema
+from guanxi.metrics import http_metrics_middleware, metrics_route
+from guanxi.observability import RequestIdMiddleware
 from guanxi.security import SCOPE_KEY, GraphQLAuthMiddleware
 
 log = logging.getLogger("guanxi.app")
@@ -87,11 +91,12 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         # a server worker process (`guanxi serve`, or uvicorn with --factory): set up logging
         # here too, since worker processes do not run the CLI's set-up
         rt = Runtime.from_config()
-        configure_logging(rt.settings.server.log_level, trace=rt.settings.plugins.trace)
+        configure_logging(rt.settings.server.log_level, trace=rt.settings.plugins.trace, log_format=rt.settings.server.log_format)
     else:
         rt = runtime
     schema = build_schema(rt)
     settings = rt.settings.graphql
+    metrics_on = rt.settings.metrics.enabled
     # read the server secret and the JWT keys now: a bad file fails start-up, not the first request
     _ = authenticator_of(rt).secret
 
@@ -113,6 +118,11 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         dependencies: ClassVar[dict[str, Any]] = {**base.dependencies, "response": Provide(_response_getter, sync_to_thread=False)}
         middleware: ClassVar[list[Any]] = [GraphQLAuthMiddleware(rt)]
 
+        @property
+        def graphql_ide_html(self) -> str:
+            # Strawberry's page, with its scripts served by this application (no CDN)
+            return offline_graphiql_html(settings.path)
+
         async def on_ws_connect(self, context: GraphQLContext) -> Any:
             """A WebSocket without an Authorization header authenticates in connection_init."""
             if context.request_context is None:
@@ -130,6 +140,9 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
             # Every error leaves with a code; unexpected ones as "internal error" (see shape_error).
             if result.errors:
                 result.errors = [shape_error(e) for e in result.errors]
+                if metrics_on:
+                    for error in result.errors:
+                        GraphQLMetrics.error(str((error.extensions or {}).get("code", "INTERNAL")))
             return process_result(result)
 
     @get("/healthz", include_in_schema=False)
@@ -159,8 +172,18 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
             if manage_runtime:
                 await rt.stop()
 
+    ide_routes = [graphiql_assets_router(settings.path)] if settings.graphiql else []
+    metrics_routes = [metrics_route(rt)] if metrics_on else []
+    plugins: list[Any] = []
+    if rt.settings.tracing.enabled:
+        from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+        excluded = [rt.settings.metrics.path, "/healthz", f"{settings.path.rstrip('/')}/assets"]
+        plugins.append(OpenTelemetryPlugin(OpenTelemetryConfig(exclude=excluded, exclude_spans=["receive", "send"])))
     app = Litestar(
-        route_handlers=[GraphQLController, healthz, *_plugin_routes(rt)],
+        plugins=plugins,
+        route_handlers=[GraphQLController, healthz, *ide_routes, *metrics_routes, *_plugin_routes(rt)],
+        middleware=[RequestIdMiddleware, *([http_metrics_middleware(rt.settings.metrics)] if metrics_on else [])],
         lifespan=[lifespan],
         debug=debug,
     )

@@ -25,6 +25,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from guanxi.core.auth import AuthenticationError, authenticator_of
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import NotFoundError
+from guanxi.core.base.logs import tenant_var
 from guanxi.core.runtime import Runtime
 
 log = logging.getLogger("guanxi.security")
@@ -112,6 +113,8 @@ class GraphQLAuthMiddleware(ASGIMiddleware):
                 retry = str(max(1, math.ceil(wait))).encode()
                 await _refuse(send, 429, "RATE_LIMITED", "too many requests for this key; retry later", [(b"retry-after", retry)])
                 return
+        if context is not None:
+            tenant_var.set(str(context.tenant_id))  # on every log line of the request
         scope_any: Any = scope
         scope_any[SCOPE_KEY] = context
         scope_any[PRINCIPAL_KEY] = principal

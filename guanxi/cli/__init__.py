@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> None:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         click.echo(f"guanxi: {exc}", err=True)
         sys.exit(2)
-    configure_logging(runtime.settings.server.log_level, trace=runtime.settings.plugins.trace)
+    configure_logging(
+        runtime.settings.server.log_level, trace=runtime.settings.plugins.trace, log_format=runtime.settings.server.log_format
+    )
     group = build_cli(runtime)
     try:
         group.main(args=argv, obj=runtime, standalone_mode=True)

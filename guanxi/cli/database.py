@@ -40,6 +40,38 @@ def db_current(ctx: click.Context) -> None:
         click.echo(f"{owner}: applied {', '.join(heads[owner]) or 'nothing'}; pending {', '.join(todo.get(owner, [])) or 'nothing'}")
 
 
+@db.command("backup")
+@click.argument("target", type=click.Path(dir_okay=False, writable=True))
+@click.pass_context
+def db_backup(ctx: click.Context, target: str) -> None:
+    """SQLite: copy the database to TARGET while the server runs (SQLite's online backup API).
+    PostgreSQL: use pg_dump (see docs/operations.md, Backup and restore)."""
+    import sqlite3
+    from pathlib import Path
+
+    url = runtime_of(ctx).engine.url
+    if url.get_backend_name() != "sqlite":
+        raise click.UsageError("guanxi db backup copies a SQLite database; for PostgreSQL use pg_dump -Fc (docs/operations.md)")
+    source = url.database
+    if not source or source == ":memory:" or not Path(source).is_file():
+        raise click.UsageError(f"no SQLite database file at {source!r}")
+    if Path(target).exists():
+        raise click.UsageError(f"{target} exists; choose a new file")
+    src = sqlite3.connect(f"file:{Path(source).resolve()}?mode=ro", uri=True, timeout=30)
+    dst = sqlite3.connect(target)
+    try:
+        # page by page, releasing the read lock between steps: writers are not held up
+        src.backup(dst, pages=1024, sleep=0.005)
+        (check,) = dst.execute("PRAGMA integrity_check").fetchone()
+    finally:
+        dst.close()
+        src.close()
+    if check != "ok":
+        Path(target).unlink(missing_ok=True)
+        raise click.ClickException(f"the copy failed its integrity check ({check}); nothing was kept")
+    click.echo(f"backed up {source} to {target} ({Path(target).stat().st_size} bytes)")
+
+
 @db.command("rls")
 @click.argument("action", type=click.Choice(["enable", "disable", "status"]))
 @click.pass_context

@@ -18,7 +18,9 @@ PORT = click.IntRange(1, 65535)
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None, dev: bool) -> None:
     """Serve the HTTP API (GraphQL at /graphql, GraphiQL in a browser)."""
+    import contextlib
     import os
+    import tempfile
 
     import uvicorn
 
@@ -35,7 +37,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     port = port if port is not None else settings.port
     workers = workers if workers is not None else settings.workers
     click.echo(f"Guanxi on http://{host}:{port}{runtime_of(ctx).settings.graphql.path} ({workers} worker{'s' if workers > 1 else ''})")
-    uvicorn.run("guanxi.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=settings.log_level)
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # each worker process writes its metrics here; a scrape of any of them adds them up
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(tempfile.TemporaryDirectory(prefix="guanxi-metrics-"))
+        uvicorn.run("guanxi.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=settings.log_level)
 
 
 def register(group: click.Group) -> None:

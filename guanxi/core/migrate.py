@@ -10,6 +10,8 @@ plugins from upgrading.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from guanxi.core.base.errors import NotMigratedError, PluginError
@@ -25,6 +28,9 @@ from guanxi.core.runtime import Runtime
 
 CORE_MIGRATIONS = Path(__file__).parent / "migrations"
 CORE_VERSION_TABLE = "alembic_version"
+#: the PostgreSQL advisory lock that serialises ``guanxi db upgrade`` runs (any 64-bit number
+#: no other application on the database uses; this one is "guanxi" in ASCII)
+MIGRATION_LOCK_KEY = 0x6775616E7869
 
 
 def histories(runtime: Runtime) -> list[tuple[str, Path, str]]:
@@ -61,12 +67,32 @@ def _with_connection(cfg: Config, fn: Any) -> Any:
     return run
 
 
+@asynccontextmanager
+async def migration_lock(runtime: Runtime) -> AsyncIterator[None]:
+    """On PostgreSQL, hold a session advisory lock while migrating, so that several
+    ``guanxi db upgrade`` started at once (one per host or container at deploy time) run one
+    after the other: the first applies the pending revisions, the others find nothing to do.
+    SQLite is migrated by one process (its write lock does not cover Alembic's version check)."""
+    if runtime.engine.dialect.name != "postgresql":
+        yield
+        return
+    async with runtime.engine.connect() as conn:
+        await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            await conn.commit()
+
+
 async def upgrade(runtime: Runtime) -> dict[str, list[str]]:
     """Apply every pending revision of core, then of each enabled plugin; return the heads."""
-    for _owner, versions, table in histories(runtime):
-        cfg = alembic_config(runtime, versions, table)
-        async with runtime.engine.begin() as conn:
-            await conn.run_sync(_with_connection(cfg, lambda _c, cfg=cfg: command.upgrade(cfg, "heads")))
+    async with migration_lock(runtime):
+        for _owner, versions, table in histories(runtime):
+            cfg = alembic_config(runtime, versions, table)
+            async with runtime.engine.begin() as conn:
+                await conn.run_sync(_with_connection(cfg, lambda _c, cfg=cfg: command.upgrade(cfg, "heads")))
     return await current(runtime)
 
 

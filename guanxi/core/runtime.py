@@ -12,6 +12,7 @@ from typing import Any
 import pluggy
 from sqlalchemy import select
 
+from guanxi.core.base import tracing
 from guanxi.core.base.config import CoreSettings, decode_plugin_section, load_settings
 from guanxi.core.base.context import RequestContext
 from guanxi.core.base.errors import ConfigError, NotFoundError, PluginError
@@ -34,7 +35,7 @@ class Tx:
         self.runtime = runtime
         self.session = session
         self.ctx = ctx
-        self._events: list[tuple[str, Event]] = []
+        self._events: list[tuple[str, Event, Any]] = []
         self._callbacks: list[Callable[[], None]] = []
 
     @property
@@ -42,8 +43,9 @@ class Tx:
         return self.ctx.tenant_id
 
     def emit(self, hook_name: str, event: Event) -> None:
-        """Queue an event hook call; it runs only if the transaction commits."""
-        self._events.append((hook_name, event))
+        """Queue an event hook call; it runs only if the transaction commits (in the trace of
+        the work that emitted it, when tracing is on)."""
+        self._events.append((hook_name, event, tracing.capture()))
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run a plain callback once the transaction has committed (before the event hooks)."""
@@ -67,8 +69,9 @@ class Tx:
         for callback in callbacks:
             callback()
         events, self._events = self._events, []
-        for name, event in events:
-            await plugin_mod.fire(getattr(self.runtime.pm.hook, name), runtime=self.runtime, event=event)
+        for name, event, trace_context in events:
+            with tracing.attached(trace_context):
+                await plugin_mod.fire(getattr(self.runtime.pm.hook, name), runtime=self.runtime, event=event)
 
 
 class Runtime:
@@ -188,6 +191,8 @@ class Runtime:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.settings.tracing.enabled:
+            tracing.configure(self.settings.tracing, self.engine)
         await plugin_mod.call_all(self.pm.hook.guanxi_startup, runtime=self)
 
     async def stop(self) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from guanxi.graphql.execution import FastLeafExecutionContext
 from guanxi.graphql.extensions import RequestLifecycle
 from guanxi.graphql.ids import remembering_sent_ids
 from guanxi.graphql.messaging import CustomerMessages, Message, MessagingMutation, MessagingQuery
+from guanxi.graphql.metrics import GraphQLMetrics
 from guanxi.graphql.mutation import Mutation
 from guanxi.graphql.nodes import NodeQuery, node_registry
 from guanxi.graphql.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
@@ -129,6 +131,8 @@ class GuanxiSchema(strawberry.Schema):
     policy: AccessPolicy | None = None
     #: what ``node(id:)`` can fetch, by the type name in global ids (set by :func:`build_schema`)
     node_types: dict[str, NodeType] = {}  # noqa: RUF012 - replaced per schema, never mutated
+    #: operation counts and latencies (set by :func:`build_schema`); None: not recorded
+    metrics: GraphQLMetrics | None = None
 
     def _forbidden(self, query: str | None, operation_name: str | None, context_value: Any) -> GraphQLError | None:
         """The access check of :mod:`guanxi.graphql.access`, before any resolver runs."""
@@ -175,9 +179,16 @@ class GuanxiSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
     ) -> StrawberryExecutionResult:
         with remembering_sent_ids():  # error messages quote the global ids the caller sent
-            return await self._execute(
+            if self.metrics is None:
+                return await self._execute(
+                    query, variable_values, context_value, root_value, operation_name, allowed_operation_types, operation_extensions
+                )
+            started = time.perf_counter()
+            result = await self._execute(
                 query, variable_values, context_value, root_value, operation_name, allowed_operation_types, operation_extensions
             )
+            self.metrics.observe(query, operation_name, time.perf_counter() - started, not result.errors)
+            return result
 
     async def _execute(
         self,
@@ -368,6 +379,12 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
         MaxTokensLimiter(max_token_count=settings.max_tokens),
     ]
     schema_extensions: list[Any] = [RequestLifecycle, *[(lambda ext=ext: ext) for ext in shared]]
+    if runtime.settings.tracing.enabled:
+        # spans per operation and per resolver; only while tracing is on, since an extension
+        # that resolves per field switches the compiled fast path off
+        from strawberry.extensions.tracing import OpenTelemetryExtension
+
+        schema_extensions.append(OpenTelemetryExtension)
     with _build_lock, _extended(extensions):
         schema = GuanxiSchema(
             query=query,
@@ -383,4 +400,6 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
         declared += [(name, p) for p in permissions]
     schema.policy = AccessPolicy(schema._schema, declared)
     schema.node_types = node_registry((name, n) for name, c in parts for n in c.nodes)
+    if runtime.settings.metrics.enabled:
+        schema.metrics = GraphQLMetrics(runtime.settings.metrics.max_operation_names)
     return schema

@@ -285,3 +285,35 @@ async def test_an_identity_profile_is_refreshed_from_its_channel(runtime: Runtim
     assert (refreshed.nickname, refreshed.follower_count) == ("Fresh Name", 120_000)
     with pytest.raises(CapabilityError, match="cannot fetch profiles"):
         await refresh_profile(runtime, RequestContext(tenant_id=tenant_id), ids["fakechat"])
+
+
+def _sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_delivery_attempts_count_by_channel_and_outcome_and_a_failed_message_is_a_dead_letter(
+    runtime: Runtime, tenant_id: uuid.UUID, plugin: ChannelsPlugin
+) -> None:
+    """A transient failure then a success count one retry and one sent; a permanent failure
+    counts one failed and shows as a dead letter of the channel (read from the database)."""
+    from guanxi.metrics import queue_families
+
+    def dead(families: list[Any]) -> float:
+        (family,) = [f for f in families if f.name == "guanxi_queue_dead_letters"]
+        return sum(s.value for s in family.samples if s.labels == {"queue": "outbox", "channel": "fakechat"})
+
+    before = {o: _sample("guanxi_outbox_attempts_total", channel="fakechat", outcome=o) for o in ("sent", "retry", "failed")}
+    dead_before = dead(await queue_families(runtime))
+    cid = await customer_on(runtime, tenant_id, "fakechat")
+    plugin.chat.outcomes = ["transient", "ok", "permanent"]
+    await send(runtime, tenant_id, cid, key="m1")
+    assert await outbox.run_once(runtime, tenant_id=tenant_id) == 1
+    assert await outbox.run_once(runtime, tenant_id=tenant_id) == 1
+    await send(runtime, tenant_id, cid, key="m2")
+    assert await outbox.run_once(runtime, tenant_id=tenant_id) == 1
+    after = {o: _sample("guanxi_outbox_attempts_total", channel="fakechat", outcome=o) for o in ("sent", "retry", "failed")}
+    assert {o: after[o] - before[o] for o in after} == {"sent": 1, "retry": 1, "failed": 1}
+    assert dead(await queue_families(runtime)) - dead_before == 1
+    assert _sample("guanxi_outbox_send_seconds_count", channel="fakechat") >= 3

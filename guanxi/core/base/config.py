@@ -82,6 +82,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
     workers: Positive = 1
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # "json": one JSON object per line, with the request id and the tenant
+    log_format: Literal["text", "json"] = "text"
     gc_tuning: bool = True
     # development only: GraphiQL and introspection answer without credentials (loopback hosts only)
     dev: bool = False
@@ -137,6 +139,28 @@ class NotifySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     task_due_soon_s: Annotated[int, msgspec.Meta(ge=0)] = 3600
 
 
+class MetricsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The Prometheus endpoint (see guanxi/metrics.py). Secrets are never logged nor shown in errors."""
+
+    enabled: bool = True
+    path: Annotated[str, msgspec.Meta(pattern=r"^/")] = "/metrics"
+    # a scraper sends `Authorization: Bearer <token>`; empty: only loopback clients may scrape
+    token: str = ""
+    # GraphQL operation names kept as label values per process; later names count as "other"
+    max_operation_names: Positive = 100
+
+
+class TracingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """OpenTelemetry traces (see guanxi/core/base/tracing.py); needs the otel extra when enabled."""
+
+    enabled: bool = False
+    # OTLP over HTTP, e.g. "http://otel-collector:4318/v1/traces"; empty: OTEL_EXPORTER_OTLP_* or the default
+    otlp_endpoint: str = ""
+    service_name: str = "guanxi"
+    # the share of new traces recorded (a trace continued from a stored context follows its parent)
+    sample_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+
+
 class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     tenant: str = "demo"
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
@@ -146,6 +170,12 @@ class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     queues: QueueSettings = msgspec.field(default_factory=QueueSettings)
     notifications: NotifySettings = msgspec.field(default_factory=NotifySettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    tracing: TracingSettings = msgspec.field(default_factory=TracingSettings)
+
+    def __post_init__(self) -> None:
+        if self.metrics.enabled and self.metrics.path.rstrip("/") == self.graphql.path.rstrip("/"):
+            raise ValueError("metrics.path must differ from graphql.path")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

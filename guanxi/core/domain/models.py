@@ -422,6 +422,8 @@ class InboxEvent(TenantScoped, Base):
     processed_at: Mapped[dt.datetime | None]
     customer_id: Mapped[uuid.UUID | None]
     interaction_id: Mapped[uuid.UUID | None]
+    # W3C traceparent of the request that stored the event (tracing on), continued by the worker
+    trace_context: Mapped[str | None] = mapped_column(String(64))
 
 
 class OutboxMessage(CustomerOwned, TenantScoped, Base):
@@ -460,6 +462,8 @@ class OutboxMessage(CustomerOwned, TenantScoped, Base):
     #: "receipt"), "error"?, "provider_code"?}``; a receipt that does not move the status on (a
     #: late "delivered" after "read") is kept here too, with ``"applied": false``.
     status_history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
+    # W3C traceparent of the request or hook that queued the message, continued by the sender
+    trace_context: Mapped[str | None] = mapped_column(String(64))
 
 
 class ScheduledJob(TenantScoped, Base):

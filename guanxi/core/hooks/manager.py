@@ -16,6 +16,7 @@ from typing import Any
 
 import pluggy
 
+from guanxi.core.base import tracing
 from guanxi.core.base.config import PluginSettings
 from guanxi.core.base.errors import PluginError
 from guanxi.core.hooks import specs as hookspecs
@@ -134,9 +135,10 @@ async def fire(hook: pluggy.HookCaller, **kwargs: Any) -> None:
     propagates (the change has committed) nor stops the implementations after it."""
     for impl in _impls(hook):
         try:
-            result = _call(hook, impl, kwargs)
-            if inspect.isawaitable(result):
-                await result
+            with tracing.span(f"guanxi.hook {hook.name}", plugin=impl.plugin_name):
+                result = _call(hook, impl, kwargs)
+                if inspect.isawaitable(result):
+                    await result
         except Exception:
             log.exception("plugin %r failed in %s", impl.plugin_name, hook.name)
 
@@ -161,6 +163,7 @@ async def call_all(hook: pluggy.HookCaller, *, reverse: bool = False, **kwargs: 
     application)."""
     out = []
     for impl in _impls(hook, reverse=reverse):
-        result = _call(hook, impl, kwargs)
-        out.append(await result if inspect.isawaitable(result) else result)
+        with tracing.span(f"guanxi.hook {hook.name}", plugin=impl.plugin_name):
+            result = _call(hook, impl, kwargs)
+            out.append(await result if inspect.isawaitable(result) else result)
     return out

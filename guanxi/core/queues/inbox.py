@@ -18,9 +18,11 @@ import msgspec
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from guanxi.core.base import metrics, tracing
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.base.ids import new_id
+from guanxi.core.base.logs import log_context, tenant_var
 from guanxi.core.domain.channels import InboundEvent, Receipt
 from guanxi.core.domain.events import InboundApplied
 from guanxi.core.domain.models import InboxEvent, utcnow
@@ -64,6 +66,7 @@ async def ingest(runtime: Runtime, tenant_id: uuid.UUID, event: InboundEvent | R
     cannot take: an empty or longer than 200 characters event id, a naive ``occurred_at``, an
     empty external id, a receipt with an unknown status."""
     _check(event)
+    tenant_var.set(str(tenant_id))  # the rest of the request logs under this tenant
     values = {
         "tenant_id": tenant_id,
         "id": new_id(),
@@ -74,6 +77,7 @@ async def ingest(runtime: Runtime, tenant_id: uuid.UUID, event: InboundEvent | R
         "attempts": 0,
         "next_attempt_at": utcnow(),
         "event": msgspec.to_builtins(event),
+        "trace_context": tracing.current_traceparent(),
     }
     insert = pg_insert if runtime.engine.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(InboxEvent).values(**values).on_conflict_do_nothing().returning(InboxEvent.id)
@@ -90,6 +94,12 @@ async def _apply(tx: Tx, inbox_id: uuid.UUID) -> None:
     row = await tx.session.get(InboxEvent, (tx.tenant_id, inbox_id))
     if row is None or row.status == "done":
         return
+    # the trace of the webhook that stored the row goes on here (tracing on)
+    with tracing.continued(row.trace_context, "guanxi.inbox.apply", channel=row.channel, inbox_id=str(row.id)):
+        await _apply_row(tx, row)
+
+
+async def _apply_row(tx: Tx, row: InboxEvent) -> None:
     if row.event.get("type") == "receipt":
         message = await lifecycle.apply_receipt(tx, msgspec.convert(row.event, Receipt))
         _done(row, message.customer_id, message.interaction_id)
@@ -179,6 +189,7 @@ async def _record_failure(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid
         row.locked_until = None
         if row.attempts >= max_attempts:
             row.status = "failed"
+            metrics.inbox_events.labels("failed").inc()
             log.error(
                 "inbox event %s (%s %s) failed for good after %d attempts: %s",
                 row.id,
@@ -190,6 +201,7 @@ async def _record_failure(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid
         else:
             row.status = "pending"
             row.next_attempt_at = utcnow() + dt.timedelta(seconds=backoff(row.attempts))
+            metrics.inbox_events.labels("retry").inc()
             log.warning("inbox event %s failed (attempt %d), retrying: %s", row.id, row.attempts, row.last_error)
 
 
@@ -205,19 +217,26 @@ async def run_once(
     for row_tenant, inbox_id in sorted(claimed, key=lambda pair: pair[1]):  # UUIDv7: arrival order
         by_tenant.setdefault(row_tenant, []).append(inbox_id)
     for row_tenant, ids in by_tenant.items():
-        try:
-            failures = await process_batch(runtime, row_tenant, ids)
-        except Exception:  # the batch's commit itself failed: try the rows one by one
-            log.exception("inbox batch of %d events failed to commit; processing them one at a time", len(ids))
-            failures = []
-            for inbox_id in ids:
-                try:
-                    await process_one(runtime, row_tenant, inbox_id)
-                except Exception as one_error:
-                    failures.append((inbox_id, one_error))
-        for inbox_id, error in failures:  # the row stays for a retry; the error is kept on it
-            await _record_failure(runtime, row_tenant, inbox_id, error, max_attempts)
+        with log_context(tenant=row_tenant, request_id=f"inbox:{ids[0]}"):
+            await _run_tenant_batch(runtime, row_tenant, ids, max_attempts)
     return len(claimed)
+
+
+async def _run_tenant_batch(runtime: Runtime, row_tenant: uuid.UUID, ids: list[uuid.UUID], max_attempts: int) -> None:
+    """Apply one tenant's claimed rows (one transaction); record the failures for a retry."""
+    try:
+        failures = await process_batch(runtime, row_tenant, ids)
+    except Exception:  # the batch's commit itself failed: try the rows one by one
+        log.exception("inbox batch of %d events failed to commit; processing them one at a time", len(ids))
+        failures = []
+        for inbox_id in ids:
+            try:
+                await process_one(runtime, row_tenant, inbox_id)
+            except Exception as one_error:
+                failures.append((inbox_id, one_error))
+    metrics.inbox_events.labels("done").inc(len(ids) - len(failures))
+    for inbox_id, error in failures:  # the row stays for a retry; the error is kept on it
+        await _record_failure(runtime, row_tenant, inbox_id, error, max_attempts)
 
 
 async def replay(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUID) -> bool:

@@ -23,9 +23,11 @@ import uuid
 import msgspec
 from sqlalchemy import desc, select
 
+from guanxi.core.base import metrics, tracing
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ConflictError, GuanxiError, ValidationError
 from guanxi.core.base.ids import new_id
+from guanxi.core.base.logs import log_context
 from guanxi.core.domain.channels import (
     Attachment,
     CapabilityError,
@@ -144,6 +146,7 @@ async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
         next_attempt_at=utcnow(),
         created_at=utcnow(),
         actor_id=tx.ctx.actor.user_id,
+        trace_context=tracing.current_traceparent(),
     )
     lifecycle.record(row, "queued", row.created_at, source="outbox")
     session.add(row)
@@ -204,6 +207,10 @@ class Deliverer:
         return self._buckets[channel]
 
     async def deliver(self, tenant_id: uuid.UUID, message_id: uuid.UUID) -> None:
+        with log_context(tenant=tenant_id, request_id=f"outbox:{message_id}"):
+            await self._deliver(tenant_id, message_id)
+
+    async def _deliver(self, tenant_id: uuid.UUID, message_id: uuid.UUID) -> None:
         ctx = RequestContext(tenant_id=tenant_id, actor=WORKER)
         async with self.runtime.transaction(ctx) as tx:
             row = await tx.session.get(OutboxMessage, (tenant_id, message_id))
@@ -222,6 +229,13 @@ class Deliverer:
                 idempotency_key=row.idempotency_key,
                 attempt=row.attempts,
             )
+            trace_context = row.trace_context
+        # the trace of the request (or hook) that queued the message goes on here (tracing on)
+        with tracing.continued(trace_context, "guanxi.outbox.deliver", channel=message.channel, message_id=str(message_id)):
+            await self._send(ctx, message)
+
+    async def _send(self, ctx: RequestContext, message: OutboundMessage) -> None:
+        tenant_id, message_id = ctx.tenant_id, message.id
         adapter = self.runtime.channels.get(message.channel)
         error: BaseException | None = None
         result = None
@@ -231,12 +245,14 @@ class Deliverer:
             bucket = self._bucket(message.channel)
             if bucket is not None:
                 await bucket.take()
+            started = time.perf_counter()
             try:
                 result = await asyncio.wait_for(adapter.send(message), timeout=self.send_timeout_s)
             except TimeoutError:
                 error = DeliveryError(f"channel {message.channel!r} did not answer within {self.send_timeout_s} s")
             except Exception as exc:  # DeliveryError subclasses, or a bug in the adapter (transient)
                 error = exc
+            metrics.outbox_send_seconds.labels(message.channel).observe(time.perf_counter() - started)
         async with self.runtime.transaction(ctx) as tx:
             row = await tx.session.get(OutboxMessage, (tenant_id, message_id))
             if row is None:
@@ -249,16 +265,19 @@ class Deliverer:
                 row.sent_at, row.last_error = utcnow(), None
                 row.provider_message_id = result.provider_message_id if result else None
                 lifecycle.outbox_transition(row, "sent")
+                metrics.outbox_attempts.labels(row.channel, "sent").inc()
             else:
                 row.last_error = f"{type(error).__name__}: {error}"[:2000]
                 permanent = isinstance(error, DeliveryError) and not error.transient
                 if permanent or row.attempts >= self.max_attempts:
                     lifecycle.outbox_transition(row, "failed", error=row.last_error)
+                    metrics.outbox_attempts.labels(row.channel, "failed").inc()
                     log.error("message %s to %s failed for good after %d attempts: %s", row.id, row.channel, row.attempts, row.last_error)
                 else:
                     delay = getattr(error, "retry_after_s", None) or backoff(row.attempts)
                     row.next_attempt_at = utcnow() + dt.timedelta(seconds=delay)
                     lifecycle.outbox_transition(row, "queued", error=row.last_error)
+                    metrics.outbox_attempts.labels(row.channel, "retry").inc()
                     log.warning(
                         "message %s to %s failed (attempt %d), retry in %.1f s: %s",
                         row.id,

@@ -113,10 +113,15 @@ def _avatar(inputs: PosterInputs, size: int, font_path: str) -> Any:
     return image
 
 
+#: the font of names on posters when ``font_path`` is empty: a Noto Sans SC subset shipped with
+#: the plugin (ASCII and GB 2312; see fonts/README.md and its licence, fonts/OFL.txt)
+DEFAULT_FONT = Path(__file__).parent / "fonts" / "NotoSansSC-Guanxi-subset.otf"
+
+
 def _font(font_path: str, size: int) -> Any:
     from PIL import ImageFont
 
-    return ImageFont.truetype(font_path, size) if font_path else ImageFont.load_default(size=size)
+    return ImageFont.truetype(font_path or str(DEFAULT_FONT), size)
 
 
 def render(inputs: PosterInputs) -> bytes:

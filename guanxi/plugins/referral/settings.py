@@ -32,7 +32,8 @@ class ReferralSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     #: Secret that signs a known visitor on ``/r/{token}?channel=…&uid=…&sig=…`` (set it in the
     #: environment: GUANXI__PLUGINS__REFERRAL__VISITOR_SECRET). Empty: every visit is anonymous.
     visitor_secret: str = ""
-    #: A TrueType/OpenType font for names on posters (use a CJK font for Chinese names).
+    #: A TrueType/OpenType font for names on posters; empty: the Noto Sans SC subset shipped
+    #: with the plugin (Chinese names out of the box).
     font_path: str = ""
 
     def __post_init__(self) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import Float, case, delete, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from guanxi.core.base import metrics
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import PluginError
 from guanxi.core.domain.contracts import ScoreComponent
@@ -173,6 +174,10 @@ async def score_set(
     return {r.customer_id: float(r.total) for r in rows}
 
 
+#: scoring throughput: customers scored, by path (incremental after an event, or recompute)
+RESCORED = metrics.counter("guanxi_scoring_customers_scored", "Customers the scoring plugin scored", ["path"])
+
+
 async def score_customers(tx: Tx, ids: list[uuid.UUID], *, as_of: dt.datetime | None = None, cause: str) -> dict[uuid.UUID, float]:
     """Recompute some customers (the incremental path) and apply the stage rules to them."""
     if not ids:
@@ -183,6 +188,7 @@ async def score_customers(tx: Tx, ids: list[uuid.UUID], *, as_of: dt.datetime | 
         await tx.session.execute(select(Customer.id).where(Customer.id.in_(ids)).order_by(Customer.id).with_for_update())
     totals = await score_set(tx, ids_scope(ids), ids, as_of=as_of or clock(), cause=cause)
     await apply_stage_rules(tx, totals, clock())
+    RESCORED.labels("incremental").inc(len(totals))
     return totals
 
 
@@ -248,6 +254,7 @@ async def recompute_tenant(
             report.changed += runtime.state.get(CHANGED_KEY, 0) - before
             report.moved += await apply_stage_rules(tx, totals, clock())
         last = ids[-1]
+        RESCORED.labels("recompute").inc(len(ids))
         report.customers += len(ids)
         report.batches += 1
         if on_progress:

@@ -193,3 +193,20 @@ async def test_recompute_records_drift_once_it_adds_up_to_the_minimum_change(sho
     assert [r.cause for r in rows] == ["created", "interaction:visit@wecom", "recompute"]
     assert rows[-1].previous == pytest.approx(12.5) and rows[-1].total == pytest.approx(2.5 + 10 * 0.5 ** (5 / 30))
     assert await shop.total(cid) == pytest.approx(2.5 + 10 * 0.5 ** (5 / 30))
+
+
+async def test_scoring_throughput_is_counted_by_path(runtime: Runtime, ctx: RequestContext, shop: Shop) -> None:
+    """guanxi_scoring_customers_scored_total counts the customers scored after an event
+    (incremental) and by a batch recompute (recompute)."""
+    from prometheus_client import REGISTRY
+
+    def scored(path: str) -> float:
+        return REGISTRY.get_sample_value("guanxi_scoring_customers_scored_total", {"path": path}) or 0.0
+
+    incremental, batch = scored("incremental"), scored("recompute")
+    first = await shop.customer("A")
+    await shop.customer("B")
+    await shop.interact(first, "message_in", at=NOW - DAY)
+    assert scored("incremental") > incremental
+    await recompute_tenant(runtime, ctx.tenant_id)
+    assert scored("recompute") - batch == 2
