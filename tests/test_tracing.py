@@ -13,14 +13,13 @@ import httpx
 import msgspec
 import pytest
 from guanxi_pigeon.channel import PigeonChannel
-from guanxi_pigeon.routes import signature
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import select
 
-from guanxi import hookimpl
+from guanxi import hookimpl, sign
 from guanxi.app import create_app
 from guanxi.core.base import tracing
 from guanxi.core.base.context import RequestContext
@@ -100,7 +99,7 @@ def webhook(event_id: str, text: str) -> tuple[bytes, dict[str, str]]:
         {"event_id": event_id, "type": "message", "sent_at": dt.datetime.now(dt.UTC).isoformat(), "from": {"id": "u-trace"}, "text": text}
     )
     timestamp = str(int(time.time()))
-    return body, {"X-Pigeon-Timestamp": timestamp, "X-Pigeon-Signature": signature(SECRET, timestamp, body)}
+    return body, {"X-Pigeon-Timestamp": timestamp, "X-Pigeon-Signature": sign(SECRET, body, timestamp=timestamp, prefix="sha256=")}
 
 
 def names(spans: list[ReadableSpan]) -> list[str]:

@@ -29,10 +29,10 @@ import httpx
 import msgspec
 import pytest
 import websockets
-from guanxi_pigeon.routes import signature
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from guanxi import sign
 from guanxi.core.domain.models import InboxEvent, Interaction
 from guanxi.core.runtime import Runtime
 from guanxi.core.services.pipelines import create_tenant
@@ -185,7 +185,7 @@ def webhook(i: int) -> tuple[bytes, dict[str, str]]:
         {"event_id": f"mp-{i}", "type": "message", "sent_at": sent.isoformat(), "from": {"id": f"sender-{i % 8}"}, "text": f"event {i}"}
     )
     timestamp = str(int(time.time()))
-    return body, {"X-Pigeon-Timestamp": timestamp, "X-Pigeon-Signature": signature(WEBHOOK_SECRET, timestamp, body)}
+    return body, {"X-Pigeon-Timestamp": timestamp, "X-Pigeon-Signature": sign(WEBHOOK_SECRET, body, timestamp=timestamp, prefix="sha256=")}
 
 
 async def count(runtime: Runtime, tenant_id: uuid.UUID, model: Any, *where: Any) -> int:
