@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 import pluggy
 from sqlalchemy import select
 
 from guanxi.core.base.config import CoreSettings, decode_plugin_section, load_settings
 from guanxi.core.base.context import RequestContext
-from guanxi.core.base.errors import ConfigError, NotFoundError, PluginError
+from guanxi.core.base.errors import ConfigError, NotFoundError, PluginDisabledError, PluginError
 from guanxi.core.domain.channels import Channel
 from guanxi.core.domain.events import Event
-from guanxi.core.domain.models import Tenant
+from guanxi.core.domain.models import Tenant, TenantPlugin
 from guanxi.core.hooks import manager as plugin_mod
 from guanxi.core.realtime import publisher
 from guanxi.core.storage.db import WRITE, create_engine, create_sessionmaker, sqlite_writer
-from guanxi.core.storage.tenancy import TenantSession, unscoped
+from guanxi.core.storage.tenancy import TENANT_KEY, TenantSession, unscoped
 
 log = logging.getLogger("guanxi")
 
@@ -61,13 +63,42 @@ class Tx:
             del self._callbacks[callbacks:]
             raise
 
+    async def hooks(self) -> TenantHooks:
+        """The hooks of the plugins this transaction's tenant enabled (see :meth:`Runtime.hooks`)."""
+        return await self.runtime.hooks(self.tenant_id, session=self.session)
+
     async def flush_events(self) -> None:
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             callback()
         events, self._events = self._events, []
+        if not events:
+            return
+        hooks = await self.runtime.hooks(self.tenant_id)
         for name, event in events:
-            await plugin_mod.fire(getattr(self.runtime.pm.hook, name), runtime=self.runtime, event=event)
+            await plugin_mod.fire(getattr(hooks, name), runtime=self.runtime, event=event)
+
+
+class TenantPlugins(msgspec.Struct, frozen=True, kw_only=True):
+    """What one tenant chose about the loaded plugins: those it disabled, and its setting
+    overrides by plugin (only the keys it overrides)."""
+
+    disabled: frozenset[str] = frozenset()
+    overrides: Mapping[str, Mapping[str, Any]] = msgspec.field(default_factory=dict)
+
+
+class TenantHooks:
+    """``pm.hook`` for one tenant: each hook caller leaves out the plugins the tenant disabled
+    (pluggy's ``subset_hook_caller``). Core's own plugins are never left out."""
+
+    def __init__(self, pm: pluggy.PluginManager, disabled: frozenset[str]) -> None:
+        self._pm = pm
+        self._remove = [p for p in (pm.get_plugin(name) for name in sorted(disabled)) if p is not None]
+
+    def __getattr__(self, name: str) -> pluggy.HookCaller:
+        if not self._remove:
+            return getattr(self._pm.hook, name)
+        return self._pm.subset_hook_caller(name, remove_plugins=self._remove)
 
 
 class Runtime:
@@ -89,6 +120,9 @@ class Runtime:
         self._tenant_ids: dict[str, uuid.UUID] = {}
         self.state: dict[str, Any] = {}  # a place for plugins to keep per-runtime objects
         self._channels: dict[str, Channel] | None = None
+        self._channel_owners: dict[str, str] = {}
+        #: tenant id -> (monotonic expiry, its plugin choices); see :meth:`tenant_plugins`
+        self._tenant_plugins: dict[uuid.UUID, tuple[float, TenantPlugins]] = {}
 
     @classmethod
     def from_config(
@@ -142,8 +176,70 @@ class Runtime:
                     if adapter.name in found:
                         raise PluginError(f"channel {adapter.name!r} is offered by both {owners[adapter.name]} and {plugin}")
                     found[adapter.name], owners[adapter.name] = adapter, plugin
-            self._channels = found
+            self._channels, self._channel_owners = found, owners
         return self._channels
+
+    def channel_plugin(self, channel: str) -> str | None:
+        """The plugin that offers a channel (None: no loaded plugin does)."""
+        _ = self.channels
+        return self._channel_owners.get(channel)
+
+    async def tenant_channel(self, tenant_id: uuid.UUID, channel: str) -> Channel | None:
+        """A channel's adapter for work of one tenant: None when no loaded plugin offers it;
+        :class:`PluginDisabledError` when the tenant disabled the plugin that does."""
+        adapter = self.channels.get(channel)
+        owner = self._channel_owners.get(channel)
+        if adapter is not None and owner is not None:
+            await self.require_plugin(owner, tenant_id)
+        return adapter
+
+    # -- tenant plugins -------------------------------------------------------------------------
+
+    async def tenant_plugins(self, tenant_id: uuid.UUID, *, session: TenantSession | None = None) -> TenantPlugins:
+        """The tenant's plugin choices (``tenant_plugins`` rows), read at most once every
+        ``plugins.tenant_cache_s`` seconds per process: a change made in another process applies
+        here within that time; one made in this process applies at once (:meth:`forget_tenant`)."""
+        now = time.monotonic()
+        cached = self._tenant_plugins.get(tenant_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        if session is not None and session.sync_session.info.get(TENANT_KEY) == tenant_id:
+            rows = (await session.execute(select(TenantPlugin))).scalars().all()
+        else:
+            async with self.session(tenant_id) as own:
+                rows = (await own.execute(select(TenantPlugin))).scalars().all()
+        loaded = set(self.settings.plugins.enabled)
+        state = TenantPlugins(
+            disabled=frozenset(r.plugin for r in rows if not r.enabled and r.plugin in loaded),
+            overrides={r.plugin: dict(r.settings) for r in rows if r.settings and r.plugin in loaded},
+        )
+        self._tenant_plugins[tenant_id] = (now + self.settings.plugins.tenant_cache_s, state)
+        return state
+
+    def forget_tenant(self, tenant_id: uuid.UUID) -> None:
+        """Drop this process's copy of a tenant's plugin choices (after changing them)."""
+        self._tenant_plugins.pop(tenant_id, None)
+
+    async def disabled_plugins(self, tenant_id: uuid.UUID) -> frozenset[str]:
+        """The loaded plugins this tenant has disabled (empty for most deployments)."""
+        return (await self.tenant_plugins(tenant_id)).disabled
+
+    async def plugin_enabled(self, name: str, tenant_id: uuid.UUID) -> bool:
+        """Is plugin ``name`` loaded by the deployment and enabled for this tenant? The one
+        question every per-tenant piece of work asks (routes, loops, schedulers, channels)."""
+        return name in self.settings.plugins.enabled and name not in await self.disabled_plugins(tenant_id)
+
+    async def require_plugin(self, name: str, tenant_id: uuid.UUID) -> None:
+        """Raise :class:`PluginDisabledError` unless ``name`` is enabled for the tenant (a plugin's
+        route calls it once it knows the tenant, and answers 404)."""
+        if not await self.plugin_enabled(name, tenant_id):
+            raise PluginDisabledError(name)
+
+    async def hooks(self, tenant_id: uuid.UUID, *, session: TenantSession | None = None) -> TenantHooks:
+        """The hooks to call for work of one tenant: like ``pm.hook`` without the plugins the
+        tenant disabled. Event, decision and contribution hooks of per-tenant work go through it;
+        the export and erasure hooks do not (personal-data rights do not lapse)."""
+        return TenantHooks(self.pm, (await self.tenant_plugins(tenant_id, session=session)).disabled)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

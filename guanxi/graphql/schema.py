@@ -22,6 +22,7 @@ from strawberry.types import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from guanxi.core.base.context import RequestContext
 from guanxi.core.base.errors import PluginError
 from guanxi.core.hooks.manager import per_plugin
 from guanxi.core.runtime import Runtime
@@ -36,6 +37,7 @@ from guanxi.graphql.messaging import CustomerMessages, MessagingMutation, Messag
 from guanxi.graphql.mutation import Mutation
 from guanxi.graphql.query import Query, customers_query
 from guanxi.graphql.subscriptions import Subscription
+from guanxi.graphql.tenant import TenantMutation, TenantQuery
 
 #: Core types a plugin may add fields to (``GraphQLContribution.extend``).
 EXTENSIBLE: dict[str, type] = {
@@ -123,18 +125,25 @@ class GuanxiSchema(strawberry.Schema):
     #: who may use which field (set by :func:`build_schema`); None: no checks (bare schemas in tests)
     policy: AccessPolicy | None = None
 
-    def _forbidden(self, query: str | None, operation_name: str | None, context_value: Any) -> GraphQLError | None:
-        """The access check of :mod:`guanxi.graphql.access`, before any resolver runs."""
+    async def _forbidden(self, query: str | None, operation_name: str | None, variables: Any, context_value: Any) -> GraphQLError | None:
+        """The checks of :mod:`guanxi.graphql.access`, before any resolver runs: the caller's
+        roles, then the plugins the caller's tenant enabled."""
         if self.policy is None:
             return None
         request_context = getattr(context_value, "request_context", None)
         roles = request_context.actor.roles if request_context is not None else ()
         denied = self.policy.denied(roles, query, operation_name)
-        if denied is None:
-            return None
-        if not roles:  # the anonymous dev-mode caller: everything but introspection needs a key
-            return GraphQLError(f"credentials required for {denied.split(' ')[0]}", extensions={"code": "UNAUTHENTICATED"})
-        return GraphQLError(f"forbidden: {denied}", extensions={"code": "FORBIDDEN"})
+        if denied is not None:
+            if not roles:  # the anonymous dev-mode caller: everything but introspection needs a key
+                return GraphQLError(f"credentials required for {denied.split(' ')[0]}", extensions={"code": "UNAUTHENTICATED"})
+            return GraphQLError(f"forbidden: {denied}", extensions={"code": "FORBIDDEN"})
+        runtime = getattr(context_value, "runtime", None)
+        if self.policy.plugin_of and isinstance(request_context, RequestContext) and runtime is not None:
+            disabled = await runtime.disabled_plugins(request_context.tenant_id)
+            used = self.policy.plugin_used(disabled, query, operation_name, variables)
+            if used is not None:
+                return GraphQLError(f"plugin not enabled for this tenant: {used}", extensions={"code": "PLUGIN_DISABLED"})
+        return None
 
     async def stream(
         self,
@@ -146,7 +155,7 @@ class GuanxiSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> Any:
-        forbidden = self._forbidden(query, operation_name, context_value)
+        forbidden = await self._forbidden(query, operation_name, variable_values, context_value)
         if forbidden is not None:
             return PreExecutionError(data=None, errors=[forbidden])
         return await super().stream(
@@ -167,7 +176,7 @@ class GuanxiSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> StrawberryExecutionResult:
-        forbidden = self._forbidden(query, operation_name, context_value)
+        forbidden = await self._forbidden(query, operation_name, variable_values, context_value)
         if forbidden is not None:
             return StrawberryExecutionResult(data=None, errors=[forbidden], extensions={})
         if not self.compile_operations or not isinstance(query, str) or not isinstance(operation_name, str | None):
@@ -286,11 +295,17 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
     the environment variable ``GUANXI_GRAPHQL_COMPILE=0`` turns it off."""
     parts = contributions(runtime)
     customers = customers_query(*_customer_list_extensions(parts))
-    core_query = [("core", customers), ("core", Query), ("core", MessagingQuery), ("core", AdminQuery)]
+    core_query = [("core", customers), ("core", Query), ("core", MessagingQuery), ("core", AdminQuery), ("core", TenantQuery)]
     query = _merge_root("Query", [*core_query, *[(n, c.query) for n, c in parts if c.query]])
     mutation = _merge_root(
         "Mutation",
-        [("core", Mutation), ("core", MessagingMutation), ("core", AdminMutation), *[(n, c.mutation) for n, c in parts if c.mutation]],
+        [
+            ("core", Mutation),
+            ("core", MessagingMutation),
+            ("core", AdminMutation),
+            ("core", TenantMutation),
+            *[(n, c.mutation) for n, c in parts if c.mutation],
+        ],
     )
     subscription = _merge_root("Subscription", [("core", Subscription), *[(n, c.subscription) for n, c in parts if c.subscription]])
     extensions: dict[str, list[tuple[str, type]]] = {"Customer": [("core", CustomerMessages)]}
@@ -322,5 +337,23 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
     declared = [("core", p) for p in CORE_PERMISSIONS]
     for name, permissions in per_plugin(runtime.pm.hook.guanxi_permissions):
         declared += [(name, p) for p in permissions]
-    schema.policy = AccessPolicy(schema._schema, declared)
+    schema.policy = AccessPolicy(schema._schema, declared, plugin_coordinates(schema, parts))
     return schema
+
+
+def plugin_coordinates(schema: strawberry.Schema, parts: list[tuple[str, GraphQLContribution]]) -> dict[str, str]:
+    """Which plugin contributed each coordinate of the schema: root fields, fields added to core
+    types, ``CustomerFilter`` input fields and ``CustomerOrder`` values. The access policy uses
+    it to refuse a disabled plugin's parts (``PLUGIN_DISABLED``)."""
+    names = schema.config.name_converter
+    owners: dict[str, str] = {}
+    for name, c in parts:
+        for root, cls in (("Query", c.query), ("Mutation", c.mutation), ("Subscription", c.subscription), *c.extend.items()):
+            if cls is not None:
+                for f in _fields(cls):
+                    owners[f"{root}.{names.get_graphql_name(f)}"] = name
+        for flt in c.customer_filters:
+            owners[f"CustomerFilter.{names.apply_naming_config(flt.name)}"] = name
+        for order in c.customer_orderings:
+            owners[f"CustomerOrder.{order.key.upper()}"] = name
+    return owners

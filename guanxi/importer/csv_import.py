@@ -628,7 +628,7 @@ class _Writer:
             return answer in active
 
         owner = await plugins.call_first(
-            self.tx.runtime.pm.hook.guanxi_assign_owner, accept=active_user, session=self.session, customer=data
+            (await self.tx.hooks()).guanxi_assign_owner, accept=active_user, session=self.session, customer=data
         )
         return cast(uuid.UUID | None, owner)
 
@@ -765,8 +765,9 @@ async def _refresh_statistics(session: TenantSession, dialect: str) -> None:
 
 
 async def _fire_events(runtime: Runtime, tenant_id: uuid.UUID, actor: Actor, writer: _Writer) -> None:
-    """After the commit: the created and updated events, for the plugins that listen."""
-    hook = runtime.pm.hook
+    """After the commit: the created and updated events, for the plugins that listen (and that
+    the tenant enabled)."""
+    hook = await runtime.hooks(tenant_id)
     for chunk in _chunks(writer.created_ids):
         async with runtime.session(tenant_id) as session:
             customers = (await session.execute(select(Customer).where(Customer.id.in_(chunk)))).scalars().all()

@@ -145,6 +145,12 @@ CASES: list[tuple[str, str, Callable[[World, dict[str, Any]], dict[str, Any]], s
         lambda w, s: {"id": cid(w, "cy")},
         "customer.erase",
     ),
+    (
+        "setPluginEnabled",
+        'mutation { setPluginEnabled(plugin: "chat", enabled: false) { errors { code } } }',
+        lambda w, s: {},
+        "tenant.plugin_disable",
+    ),
 ]
 
 

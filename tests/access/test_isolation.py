@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func, select
 
 from guanxi.core.base.context import RequestContext
-from guanxi.core.domain.models import Customer, CustomerTag, InboxEvent, Interaction, OutboxMessage, Task
+from guanxi.core.domain.models import Customer, CustomerTag, InboxEvent, Interaction, OutboxMessage, Task, TenantPlugin
 from guanxi.core.runtime import Runtime
 from guanxi.core.services.pipelines import create_tenant
 from guanxi.graphql.ids import to_global_id
@@ -87,6 +87,9 @@ async def snapshot(runtime: Runtime, tenant_id: uuid.UUID) -> dict[str, Any]:
             "tasks": [(t.title, t.done_at) for t in (await s.scalars(select(Task).order_by(Task.id))).all()],
             "interactions": (await s.execute(select(func.count()).select_from(Interaction))).scalar(),
             "messages": (await s.execute(select(func.count()).select_from(OutboxMessage))).scalar(),
+            "plugins": [
+                (p.plugin, p.enabled, p.settings) for p in (await s.scalars(select(TenantPlugin).order_by(TenantPlugin.plugin))).all()
+            ],
         }
 
 
@@ -100,6 +103,8 @@ def no_leak(body: dict[str, Any]) -> None:
 
 #: (schema coordinate, operation, variables from the victim)
 QUERIES: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
+    ("Query.enabledPlugins", "{ enabledPlugins }", lambda v: {}),
+    ("Query.tenantPlugins", "{ tenantPlugins { name enabled } }", lambda v: {}),
     ("Query.customers", "{ customers(first: 100) { totalCount edges { node { displayName phones emails } } } }", lambda v: {}),
     (
         "Query.customers",
@@ -216,6 +221,11 @@ MUTATIONS: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
     ),
     ("Mutation.revokeApiKey", "mutation($k: String!) { revokeApiKey(keyId: $k) { errors { code } } }", lambda v: {"k": v.key_id}),
     ("Mutation.eraseCustomer", "mutation($id: ID!) { eraseCustomer(id: $id) { errors { code } } }", lambda v: {"id": v.gid("Customer")}),
+    (
+        "Mutation.setPluginEnabled",
+        'mutation { setPluginEnabled(plugin: "scoring", enabled: false) { plugin { name } errors { code } } }',
+        lambda v: {},
+    ),
 ]
 
 SUBSCRIPTIONS = ["Subscription.interactionRecorded", "Subscription.messageStatusChanged"]  # attacked in the test below

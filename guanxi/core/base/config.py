@@ -57,6 +57,10 @@ class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
 class PluginSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     enabled: list[PluginName] = msgspec.field(default_factory=list)
     trace: bool = False
+    #: how long a process trusts what it read of a tenant's plugin choices (enabled plugins,
+    #: setting overrides) before reading them again: the bound on how late a change made in
+    #: another process applies here
+    tenant_cache_s: Annotated[float, msgspec.Meta(ge=0)] = 2.0
 
     def __post_init__(self) -> None:
         if len(set(self.enabled)) != len(self.enabled):

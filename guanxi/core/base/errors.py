@@ -50,3 +50,13 @@ class ConflictError(GuanxiError):
     """The change clashes with the current state (e.g. a duplicate unique value)."""
 
     code = "CONFLICT"
+
+
+class PluginDisabledError(GuanxiError):
+    """The plugin is loaded by the deployment but the caller's tenant has not enabled it."""
+
+    code = "PLUGIN_DISABLED"
+
+    def __init__(self, plugin: str, message: str | None = None) -> None:
+        super().__init__(message or f"plugin {plugin!r} is not enabled for this tenant")
+        self.plugin = plugin

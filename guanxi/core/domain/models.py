@@ -166,6 +166,22 @@ class ApiKey(TenantScoped, Base):
     revoked_at: Mapped[dt.datetime | None]
 
 
+class TenantPlugin(TenantScoped, Base):
+    """A tenant's choice about one loaded plugin: enabled or not, and its setting overrides.
+
+    No row means the default: every plugin the deployment loads is enabled for every tenant with
+    the deployment's settings. ``settings`` holds only the keys the tenant overrides (validated
+    against the plugin's ``guanxi_tenant_settings`` struct)."""
+
+    __tablename__ = "tenant_plugins"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),)
+
+    plugin: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Pipeline(TenantScoped, Base):
     __tablename__ = "pipelines"
     __table_args__ = (UniqueConstraint("tenant_id", "key"), ForeignKeyConstraint(["tenant_id"], ["tenants.id"]))

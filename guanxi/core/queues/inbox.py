@@ -119,7 +119,7 @@ async def _apply(tx: Tx, inbox_id: uuid.UUID) -> None:
     )
     # the channel plugin's own bookkeeping, in this transaction: a failure undoes the event and
     # the inbox retries it, so nothing is half-applied
-    await plugins.call_all(tx.runtime.pm.hook.guanxi_inbound_applied, tx=tx, event=event, applied=applied)
+    await plugins.call_all((await tx.hooks()).guanxi_inbound_applied, tx=tx, event=event, applied=applied)
     row.status = "done"
     row.processed_at = utcnow()
     row.locked_until = None

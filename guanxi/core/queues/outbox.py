@@ -24,11 +24,12 @@ import msgspec
 from sqlalchemy import desc, select
 
 from guanxi.core.base.context import Actor, RequestContext
-from guanxi.core.base.errors import ConflictError, GuanxiError, ValidationError
+from guanxi.core.base.errors import ConflictError, GuanxiError, PluginDisabledError, ValidationError
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.channels import (
     Attachment,
     CapabilityError,
+    Channel,
     DeliveryError,
     OutboundMessage,
     PermanentDeliveryError,
@@ -88,7 +89,7 @@ async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
         if not same:
             raise ConflictError(f"idempotency key {key!r} was already used for a different message", field="idempotencyKey")
         return existing, False
-    adapter = tx.runtime.channels.get(req.channel)
+    adapter = await tx.runtime.tenant_channel(tx.tenant_id, req.channel)  # PLUGIN_DISABLED for the tenant
     if adapter is None:
         known = ", ".join(sorted(tx.runtime.channels)) or "none"
         raise CapabilityError(f"no channel {req.channel!r} is enabled (channels: {known})")
@@ -223,12 +224,9 @@ class Deliverer:
                 idempotency_key=row.idempotency_key,
                 attempt=row.attempts,
             )
-        adapter = self.runtime.channels.get(message.channel)
-        error: BaseException | None = None
+        adapter, error = await _deliverable_channel(self.runtime, tenant_id, message.channel)
         result = None
-        if adapter is None:
-            error = PermanentDeliveryError(f"channel {message.channel!r} is no longer enabled")
-        else:
+        if adapter is not None:
             bucket = self._bucket(message.channel)
             if bucket is not None:
                 await bucket.take()
@@ -264,6 +262,18 @@ class Deliverer:
                         row.last_error,
                     )
             tx.emit("guanxi_message_status_changed", _status_event(tenant_id, WORKER, row))
+
+
+async def _deliverable_channel(runtime: Runtime, tenant_id: uuid.UUID, channel: str) -> tuple[Channel | None, BaseException | None]:
+    """The adapter to deliver with, or the permanent error why there is none: no loaded plugin
+    offers the channel any more, or the tenant disabled the plugin that does."""
+    try:
+        adapter = await runtime.tenant_channel(tenant_id, channel)
+    except PluginDisabledError as exc:
+        return None, PermanentDeliveryError(f"channel {channel!r}: {exc}")
+    if adapter is None:
+        return None, PermanentDeliveryError(f"channel {channel!r} is no longer enabled")
+    return adapter, None
 
 
 async def run_once(

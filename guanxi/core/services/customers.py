@@ -154,7 +154,7 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
             return True
 
         customer.owner_id = await plugins.call_first(
-            tx.runtime.pm.hook.guanxi_assign_owner, accept=active_user, session=session, customer=snapshot(customer)
+            (await tx.hooks()).guanxi_assign_owner, accept=active_user, session=session, customer=snapshot(customer)
         )
     customer.search_text = search_text(customer)
     session.add(customer)

@@ -63,7 +63,7 @@ def _dialect_insert(runtime: Runtime) -> Any:
 
 async def _plugin_parts(tx: Tx, ids: list[uuid.UUID], as_of: dt.datetime) -> list[dict[str, Any]]:
     """Other plugins' components for these customers, as part rows (one per customer and name)."""
-    hook = tx.runtime.pm.hook.guanxi_score_components
+    hook = (await tx.hooks()).guanxi_score_components
     if not hook.get_hookimpls():
         return []
     merged: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}

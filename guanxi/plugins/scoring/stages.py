@@ -93,7 +93,7 @@ async def pick_owner(tx: Tx, customer: Customer, cfg: Assignment) -> uuid.UUID |
         return user is not None and user.active
 
     chosen: uuid.UUID | None = await plugins.call_first(
-        tx.runtime.pm.hook.guanxi_assign_owner, accept=active, session=session, customer=snapshot(customer)
+        (await tx.hooks()).guanxi_assign_owner, accept=active, session=session, customer=snapshot(customer)
     )
     if chosen is not None:
         return chosen
