@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import click
 
 from guanxi.cli.common import run_async, runtime_of
 from guanxi.core.runtime import Runtime
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -20,10 +25,19 @@ def db() -> None:
 def db_upgrade(ctx: click.Context) -> None:
     """Apply core's and the enabled plugins' pending migrations."""
     from guanxi.core import migrate
+    from guanxi.core.services import accounts
 
-    heads = run_async(runtime_of(ctx), migrate.upgrade, start_plugins=False)
+    async def run(rt: Runtime) -> tuple[dict[str, list[str]], tuple[list[str], list[str]]]:
+        heads = await migrate.upgrade(rt)
+        return heads, await accounts.import_config_accounts(rt)
+
+    heads, (imported, skipped) = run_async(runtime_of(ctx), run, start_plugins=False)
     for owner, revs in heads.items():
         click.echo(f"{owner}: {', '.join(revs) or 'no revisions'}")
+    for name in imported:
+        click.echo(f"imported the configured account {name}")
+    for why in skipped:
+        click.echo(f"not imported yet: {why} (run `guanxi db upgrade` again once it exists)", err=True)
 
 
 @db.command("current")
@@ -83,6 +97,139 @@ def tenant_create(ctx: click.Context, slug: str, name: str) -> None:
             return await create_tenant(session, slug, name)
 
     click.echo(f"tenant {slug} created: {run_async(runtime_of(ctx), make)}")
+
+
+def _in_tenant(slug: str, fn: Callable[[Any], Awaitable[T]]) -> Callable[[Runtime], Awaitable[T]]:
+    """A job acting in tenant ``slug`` as the command line (an admin), in one transaction."""
+
+    async def job(rt: Runtime) -> T:
+        from guanxi.core.base.context import Actor, RequestContext
+
+        ctx = RequestContext(tenant_id=await rt.tenant_id(slug), actor=Actor(kind="system", name="cli"))
+        async with rt.transaction(ctx) as tx:
+            return await fn(tx)
+
+    return job
+
+
+@tenant.command("plugins")
+@click.argument("slug")
+@click.pass_context
+def tenant_plugins(ctx: click.Context, slug: str) -> None:
+    """List the loaded plugins and whether the tenant enables each."""
+    from guanxi.core.services.tenant_plugins import plugin_choices
+
+    async def show(tx: Any) -> list[tuple[str, bool]]:
+        return await plugin_choices(tx.session, tx.runtime)
+
+    for name, enabled in run_async(runtime_of(ctx), _in_tenant(slug, show), start_plugins=False):
+        click.echo(f"{name}: {'enabled' if enabled else 'disabled'}")
+
+
+@tenant.command("plugin")
+@click.argument("slug")
+@click.argument("plugin")
+@click.argument("state", type=click.Choice(["enable", "disable"]))
+@click.pass_context
+def tenant_plugin(ctx: click.Context, slug: str, plugin: str, state: str) -> None:
+    """Enable or disable a loaded plugin for one tenant (its data is kept)."""
+    from guanxi.core.services.tenant_plugins import set_plugin_enabled
+
+    async def change(tx: Any) -> None:
+        await set_plugin_enabled(tx, plugin, state == "enable")
+
+    run_async(runtime_of(ctx), _in_tenant(slug, change), start_plugins=False)
+    click.echo(f"{plugin} {state}d for {slug}")
+
+
+def _secret_value(name: str, source: str | None) -> str:
+    if source is None:
+        return str(click.prompt(f"{name}", hide_input=True, default="", show_default=False))
+    if source.startswith("env:"):
+        value = os.environ.get(source[4:])
+        if value is None:
+            raise click.UsageError(f"--secret {name}: the environment variable {source[4:]} is not set")
+        return value
+    raise click.UsageError(f"--secret {name}=…: give env:VARIABLE (a secret on the command line would stay in the shell history)")
+
+
+@tenant.command("account-set")
+@click.argument("slug")
+@click.argument("channel")
+@click.argument("key")
+@click.option("--settings", "settings_json", default=None, help="The public settings as a JSON object (required to create).")
+@click.option(
+    "--secret",
+    "secret_specs",
+    multiple=True,
+    help="A secret field: NAME (asked for, not echoed) or NAME=env:VARIABLE. Repeat for each; fields not named are kept.",
+)
+@click.pass_context
+def tenant_account_set(
+    ctx: click.Context, slug: str, channel: str, key: str, settings_json: str | None, secret_specs: tuple[str, ...]
+) -> None:
+    """Create or update a channel account of a tenant (a WeCom corp: channel wecom)."""
+    from guanxi.core.services import accounts
+
+    try:
+        settings = json.loads(settings_json) if settings_json is not None else None
+    except json.JSONDecodeError as exc:
+        raise click.UsageError(f"--settings is not JSON: {exc}") from None
+    if settings is not None and not isinstance(settings, dict):
+        raise click.UsageError("--settings must be a JSON object")
+    secrets: dict[str, str | None] = {}
+    for spec in secret_specs:
+        name, _, source = spec.partition("=")
+        secrets[name] = _secret_value(name, source or None)
+
+    async def save(tx: Any) -> accounts.Account:
+        return await accounts.save_account(tx, channel, key, settings=settings, secrets=secrets)
+
+    account = run_async(runtime_of(ctx), _in_tenant(slug, save), start_plugins=False)
+    click.echo(f"{channel} account {account.key} saved for {slug} ({account.provider_id})")
+
+
+@tenant.command("accounts")
+@click.argument("slug")
+@click.pass_context
+def tenant_accounts(ctx: click.Context, slug: str) -> None:
+    """List a tenant's channel accounts: key, provider id, which secrets are set, broken or not."""
+    from guanxi.core.services import accounts
+
+    async def show(tx: Any) -> list[accounts.Account]:
+        return await accounts.tenant_accounts(tx.runtime, tx.tenant_id, session=tx.session)
+
+    for a in run_async(runtime_of(ctx), _in_tenant(slug, show), start_plugins=False):
+        secrets = ", ".join(f"{n}={'set ' + f if f else 'unset'}" for n, f in a.fingerprints.items())
+        state = f"BROKEN: {a.broken}" if a.broken else "ok"
+        click.echo(f"{a.channel}/{a.key}: {a.provider_id}; {secrets}; {state}")
+
+
+@tenant.command("account-delete")
+@click.argument("slug")
+@click.argument("channel")
+@click.argument("key")
+@click.pass_context
+def tenant_account_delete(ctx: click.Context, slug: str, channel: str, key: str) -> None:
+    """Remove a channel account of a tenant."""
+    from guanxi.core.services import accounts
+
+    async def delete(tx: Any) -> None:
+        await accounts.delete_account(tx, channel, key)
+
+    run_async(runtime_of(ctx), _in_tenant(slug, delete), start_plugins=False)
+    click.echo(f"{channel} account {key} deleted from {slug}")
+
+
+@tenant.command("accounts-rekey")
+@click.pass_context
+def tenant_accounts_rekey(ctx: click.Context) -> None:
+    """Re-seal every channel account's secrets under the current server secret (after a
+    rotation with the old secret in auth.previous_secrets)."""
+    from guanxi.core.services import accounts
+
+    resealed, broken = run_async(runtime_of(ctx), accounts.rekey, start_plugins=False)
+    click.echo(f"re-sealed {resealed} accounts; {broken} could not be opened (broken)")
 
 
 def register(group: click.Group) -> None:

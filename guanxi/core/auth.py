@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import time
 import uuid
@@ -33,13 +32,13 @@ from sqlalchemy import select, update
 
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ConfigError, GuanxiError, NotFoundError, ValidationError
+from guanxi.core.base.sealing import server_secret
 from guanxi.core.domain.access import ROLES
 from guanxi.core.domain.models import ApiKey, Tenant, User, utcnow
 from guanxi.core.services.audit import audit
 from guanxi.core.storage.tenancy import unscoped
 
 if TYPE_CHECKING:
-    from guanxi.core.base.config import AuthSettings
     from guanxi.core.runtime import Runtime, Tx
     from guanxi.core.storage.tenancy import TenantSession
 
@@ -87,24 +86,6 @@ def _info(row: ApiKey) -> ApiKeyInfo:
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
     )
-
-
-def server_secret(settings: AuthSettings) -> bytes:
-    """The HMAC key: ``auth.secret``, else the content of ``auth.secret_file`` (created with 32
-    random bytes and mode 0600 on first use)."""
-    if settings.secret:
-        return settings.secret.encode()
-    path = Path(settings.secret_file)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-        log.info("created a new server secret in %s", path)
-    value = path.read_text(encoding="utf-8").strip()
-    if len(value) < 32:
-        raise ConfigError(f"$.auth.secret_file: {path} holds fewer than 32 characters")
-    return value.encode()
 
 
 def hash_key(secret: bytes, key: str) -> str:

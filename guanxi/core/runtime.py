@@ -115,6 +115,9 @@ class Runtime:
         self.pm = pm
         self.source = source
         self._plugin_settings = dict(plugin_settings)
+        #: plugin -> the struct of the settings a tenant may override (``guanxi_tenant_settings``)
+        self.tenant_settings_types: dict[str, type[msgspec.Struct]] = _tenant_settings_types(pm, self._plugin_settings)
+        self._merged_settings: dict[tuple[uuid.UUID, str], tuple[TenantPlugins, Any]] = {}
         self.engine = create_engine(settings.database)
         self.sessionmaker = create_sessionmaker(self.engine, row_level_security=settings.database.row_level_security)
         self._tenant_ids: dict[str, uuid.UUID] = {}
@@ -152,12 +155,31 @@ class Runtime:
             decoded[name] = decode_plugin_section(name, schema, sections.get(name), source)
         return cls(core, pm, decoded, source)
 
-    def plugin_settings(self, name: str) -> Any:
-        """The decoded config section of an enabled plugin (its ``guanxi_config_schema`` type)."""
+    def plugin_settings(self, name: str, tenant_id: uuid.UUID | None = None) -> Any:
+        """The decoded config section of an enabled plugin (its ``guanxi_config_schema`` type);
+        with ``tenant_id``, with that tenant's overrides applied (the keys its
+        ``guanxi_tenant_settings`` struct allows). The tenant's overrides are those core read for
+        the current request or transaction (``runtime.transaction`` and every GraphQL request
+        read them, at most ``plugins.tenant_cache_s`` old); work outside both calls
+        ``await runtime.tenant_plugins(tenant_id)`` first."""
         try:
-            return self._plugin_settings[name]
+            base = self._plugin_settings[name]
         except KeyError:
             raise ConfigError(f"plugin {name!r} has no settings (not enabled, or it declares no schema)") from None
+        if tenant_id is None:
+            return base
+        cached = self._tenant_plugins.get(tenant_id)
+        if cached is None:
+            raise ConfigError(f"the settings of tenant {tenant_id} are not loaded: await runtime.tenant_plugins(tenant_id) first")
+        state = cached[1]
+        overrides = state.overrides.get(name)
+        if not overrides:
+            return base
+        merged = self._merged_settings.get((tenant_id, name))
+        if merged is None or merged[0] is not state:
+            merged = (state, apply_overrides(base, self.tenant_settings_types.get(name), overrides))
+            self._merged_settings[(tenant_id, name)] = merged
+        return merged[1]
 
     @property
     def enabled_plugins(self) -> list[str]:
@@ -217,8 +239,11 @@ class Runtime:
         return state
 
     def forget_tenant(self, tenant_id: uuid.UUID) -> None:
-        """Drop this process's copy of a tenant's plugin choices (after changing them)."""
-        self._tenant_plugins.pop(tenant_id, None)
+        """Expire this process's copy of a tenant's plugin choices (after changing them): the next
+        :meth:`tenant_plugins` reads them again (a synchronous reader meanwhile sees the copy)."""
+        cached = self._tenant_plugins.get(tenant_id)
+        if cached is not None:
+            self._tenant_plugins[tenant_id] = (0.0, cached[1])
 
     async def disabled_plugins(self, tenant_id: uuid.UUID) -> frozenset[str]:
         """The loaded plugins this tenant has disabled (empty for most deployments)."""
@@ -270,8 +295,11 @@ class Runtime:
 
     @asynccontextmanager
     async def transaction(self, ctx: RequestContext) -> AsyncIterator[Tx]:
-        """Run a unit of work: commit on success, roll back on error, then fire queued events."""
+        """Run a unit of work: commit on success, roll back on error, then fire queued events.
+        The tenant's plugin choices are read first (if this process's copy expired), so
+        ``plugin_settings(name, tx.tenant_id)`` and ``tx.hooks()`` answer for it."""
         async with self.write_session(ctx.tenant_id, ctx.owners) as session:
+            await self.tenant_plugins(ctx.tenant_id, session=session)
             tx = Tx(self, session, ctx)
             yield tx
         await tx.flush_events()
@@ -288,3 +316,27 @@ class Runtime:
             raise NotFoundError(f"tenant {slug!r} does not exist (run `guanxi demo` or `guanxi tenant create`)")
         self._tenant_ids[slug] = tid
         return tid
+
+
+def _tenant_settings_types(pm: pluggy.PluginManager, decoded: Mapping[str, Any]) -> dict[str, type[msgspec.Struct]]:
+    """Each plugin's ``guanxi_tenant_settings`` struct, checked against its config struct: every
+    field must be a field of the config section (a tenant overrides settings, it adds none)."""
+    found: dict[str, type[msgspec.Struct]] = {}
+    for name, struct in plugin_mod.per_plugin(pm.hook.guanxi_tenant_settings):
+        base = decoded.get(name)
+        if base is None:
+            raise PluginError(f"plugin {name!r}: guanxi_tenant_settings needs a config section (guanxi_config_schema)")
+        unknown = [f for f in struct.__struct_fields__ if f not in type(base).__struct_fields__]
+        if unknown:
+            raise PluginError(f"plugin {name!r}: tenant settings {unknown} are not fields of its config section")
+        found[name] = struct
+    return found
+
+
+def apply_overrides(base: Any, struct: type[msgspec.Struct] | None, overrides: Mapping[str, Any]) -> Any:
+    """The config section ``base`` with a tenant's overrides (stored as JSON) put over it."""
+    if struct is None:
+        return base  # the plugin no longer lets tenants override anything: the deployment's settings
+    typed = msgspec.convert(dict(overrides), struct)
+    values = {k: getattr(typed, k) for k in overrides if k in struct.__struct_fields__}
+    return msgspec.structs.replace(base, **values)

@@ -127,8 +127,14 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         name="tenant.plugins",
         roles=("admin",),
-        fields=("Query.tenantPlugins", "Mutation.setPluginEnabled"),
+        fields=("Query.tenantPlugins", "Query.pluginSettings", "Mutation.setPluginEnabled", "Mutation.setPluginSettings"),
         description="See and choose the tenant's plugins",
+    ),
+    Permission(
+        name="channel_accounts.manage",
+        roles=("admin",),
+        fields=("Query.channelAccounts", "Mutation.saveChannelAccount", "Mutation.deleteChannelAccount"),
+        description="See and connect the tenant's channel accounts (secrets are write-only)",
     ),
     Permission(
         name="messages.read",

@@ -138,7 +138,8 @@ class GuanxiSchema(strawberry.Schema):
                 return GraphQLError(f"credentials required for {denied.split(' ')[0]}", extensions={"code": "UNAUTHENTICATED"})
             return GraphQLError(f"forbidden: {denied}", extensions={"code": "FORBIDDEN"})
         runtime = getattr(context_value, "runtime", None)
-        if self.policy.plugin_of and isinstance(request_context, RequestContext) and runtime is not None:
+        if isinstance(request_context, RequestContext) and runtime is not None:
+            # also reads the tenant's setting overrides for the resolvers (plugin_settings)
             disabled = await runtime.disabled_plugins(request_context.tenant_id)
             used = self.policy.plugin_used(disabled, query, operation_name, variables)
             if used is not None:

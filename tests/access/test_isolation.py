@@ -105,6 +105,8 @@ def no_leak(body: dict[str, Any]) -> None:
 QUERIES: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
     ("Query.enabledPlugins", "{ enabledPlugins }", lambda v: {}),
     ("Query.tenantPlugins", "{ tenantPlugins { name enabled } }", lambda v: {}),
+    ("Query.pluginSettings", '{ pluginSettings(plugin: "scoring") { overrides } }', lambda v: {}),
+    ("Query.channelAccounts", "{ channelAccounts { key providerId settings secretFingerprints } }", lambda v: {}),
     ("Query.customers", "{ customers(first: 100) { totalCount edges { node { displayName phones emails } } } }", lambda v: {}),
     (
         "Query.customers",
@@ -221,6 +223,21 @@ MUTATIONS: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
     ),
     ("Mutation.revokeApiKey", "mutation($k: String!) { revokeApiKey(keyId: $k) { errors { code } } }", lambda v: {"k": v.key_id}),
     ("Mutation.eraseCustomer", "mutation($id: ID!) { eraseCustomer(id: $id) { errors { code } } }", lambda v: {"id": v.gid("Customer")}),
+    (
+        "Mutation.setPluginSettings",
+        'mutation { setPluginSettings(plugin: "scoring", settings: {history_limit: 1}) { errors { code } } }',
+        lambda v: {},
+    ),
+    (
+        "Mutation.saveChannelAccount",
+        'mutation { saveChannelAccount(input: {channel: "wecom", key: "B-corp", settings: {corp_id: "B-ww"}}) { errors { code } } }',
+        lambda v: {},
+    ),
+    (
+        "Mutation.deleteChannelAccount",
+        'mutation { deleteChannelAccount(channel: "wecom", key: "B-corp") { errors { code } } }',
+        lambda v: {},
+    ),
     (
         "Mutation.setPluginEnabled",
         'mutation { setPluginEnabled(plugin: "scoring", enabled: false) { plugin { name } errors { code } } }',

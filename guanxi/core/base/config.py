@@ -101,6 +101,9 @@ class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     # HMAC key for API key hashes; empty: read (or create, 0600) secret_file
     secret: str = ""
     secret_file: str = ".guanxi/secret"
+    #: earlier server secrets, still accepted to open channel-account secrets sealed under them
+    #: (rotation: see guanxi.core.base.sealing)
+    previous_secrets: list[str] = msgspec.field(default_factory=list)
     # JWT bearer tokens: HS256 with jwt_secret, RS256 with a PEM public key or a JWKS file
     jwt_secret: str = ""
     jwt_public_key_file: str = ""

@@ -182,6 +182,34 @@ class TenantPlugin(TenantScoped, Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ChannelAccount(TenantScoped, Base):
+    """A tenant's account on a channel: a WeCom corp, a Douyin app, a mailbox.
+
+    ``key`` names it in webhook URLs (``/wecom/callback/<key>``) and is unique per channel across
+    the deployment, since a webhook finds its tenant through it; ``provider_id`` (the corp id, the
+    app id) is unique per channel across tenants too: two tenants cannot connect the same corp.
+    ``settings`` are the public settings (the plugin's declared struct); ``secrets`` is one
+    AES-GCM sealed JSON object (:mod:`guanxi.core.base.sealing`), never plaintext; ``fingerprints``
+    tell which secret fields are set, and whether one changed, without revealing them."""
+
+    __tablename__ = "channel_accounts"
+    __table_args__ = (
+        UniqueConstraint("channel", "key"),
+        UniqueConstraint("channel", "provider_id"),
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    channel: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64))
+    provider_id: Mapped[str] = mapped_column(String(128))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secrets: Mapped[str | None] = mapped_column(Text)
+    fingerprints: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Pipeline(TenantScoped, Base):
     __tablename__ = "pipelines"
     __table_args__ = (UniqueConstraint("tenant_id", "key"), ForeignKeyConstraint(["tenant_id"], ["tenants.id"]))

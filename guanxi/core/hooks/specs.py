@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import msgspec
 
     from guanxi.core.domain.access import Permission
-    from guanxi.core.domain.channels import Channel, InboundEvent
+    from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent
     from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
     from guanxi.core.domain.events import (
         ContactArrived,
@@ -71,6 +71,19 @@ def guanxi_config_schema() -> type[msgspec.Struct] | None:
     start-up with its key path, e.g. ``$.plugins.wecom.corp_id``. The decoded value is available
     as ``runtime.plugin_settings("<name>")``. Return None (or do not implement the hook) when the
     plugin takes no settings; a section for such a plugin is then rejected.
+    """
+
+
+@hookspec
+def guanxi_tenant_settings() -> type[msgspec.Struct] | None:
+    """Return the msgspec Struct type of the settings a tenant may override, or None.
+
+    Its fields are a subset of the plugin's ``guanxi_config_schema`` struct, with the same names
+    and types (start-up fails otherwise). Never deployment concerns (API base URLs, file paths,
+    public URLs, secrets): a tenant admin writes them, and could turn a URL into a request from the
+    server or a path into a file probe. A tenant's overrides are validated against this struct
+    and then against the whole config struct, stored in the database and read with
+    ``runtime.plugin_settings(name, tenant_id)``. Called once at start-up. Synchronous.
     """
 
 
@@ -127,6 +140,19 @@ def guanxi_channels(runtime: Runtime) -> list[Channel] | None:
     Called once, the first time core needs the channels (sending, profile refresh). A channel's
     ``name`` must be unique across plugins; two plugins offering the same name fail with both
     named. Synchronous; adapters may open clients lazily and close them in ``aclose``.
+    """
+
+
+@hookspec
+def guanxi_channel_accounts(runtime: Runtime) -> list[AccountSpec] | None:
+    """Declare the accounts of this plugin's channels (:class:`guanxi.AccountSpec`): their public
+    settings, their secret fields and which field is the provider's account id.
+
+    Core keeps each tenant's accounts in ``channel_accounts`` rows, secrets sealed at rest, and
+    gives them back through :mod:`guanxi.core.services.accounts` (``account_by_key`` for a
+    webhook, which learns the tenant from the account; ``tenant_accounts`` for a tenant's work).
+    Accounts listed in ``config_accounts`` are imported on ``guanxi db upgrade``. Called when
+    core first needs the specs. Synchronous.
     """
 
 

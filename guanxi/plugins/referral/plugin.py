@@ -21,7 +21,7 @@ from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.plugins.referral import attribution, ledger, merges, privacy, social
 from guanxi.plugins.referral.models import ReferralAttribution
 from guanxi.plugins.referral.poster import cache_dir
-from guanxi.plugins.referral.settings import ReferralSettings
+from guanxi.plugins.referral.settings import ReferralSettings, ReferralTenantSettings
 
 NAME = "referral"
 ACTOR = Actor(kind="plugin", name=NAME)
@@ -36,6 +36,11 @@ def _settings(runtime: Runtime) -> ReferralSettings:
 @hookimpl
 def guanxi_config_schema() -> type[msgspec.Struct]:
     return ReferralSettings
+
+
+@hookimpl
+def guanxi_tenant_settings() -> type[msgspec.Struct]:
+    return ReferralTenantSettings
 
 
 @hookimpl
@@ -107,7 +112,7 @@ async def guanxi_contact_arrived(runtime: Runtime, event: ContactArrived) -> Non
     if not event.state:
         return
     async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
-        await attribution.attribute(tx, event, _settings(runtime))
+        await attribution.attribute(tx, event, runtime.plugin_settings(NAME, tx.tenant_id))
 
 
 @hookimpl
@@ -139,7 +144,7 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
 async def guanxi_score_components(
     runtime: Runtime, session: TenantSession, customer_ids: list[uuid.UUID], as_of: dt.datetime
 ) -> list[ScoreComponent] | None:
-    return await social.components(session, customer_ids, _settings(runtime)) or None
+    return await social.components(session, customer_ids, runtime.plugin_settings(NAME, session.tenant_id)) or None
 
 
 @hookimpl

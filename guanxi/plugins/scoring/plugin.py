@@ -24,7 +24,7 @@ from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.scoring.recompute import rescore, rescore_merge
-from guanxi.plugins.scoring.settings import ScoringSettings
+from guanxi.plugins.scoring.settings import ScoringSettings, ScoringTenantSettings
 from guanxi.plugins.scoring.sql import ensure_sqlite_math
 
 #: Customer fields that the profile-fit component reads.
@@ -34,6 +34,11 @@ PROFILE_FIELDS = frozenset({"company", "phones", "emails", "source", "attributes
 @hookimpl
 def guanxi_config_schema() -> type[msgspec.Struct]:
     return ScoringSettings
+
+
+@hookimpl
+def guanxi_tenant_settings() -> type[msgspec.Struct]:
+    return ScoringTenantSettings
 
 
 @hookimpl

@@ -52,8 +52,9 @@ def clock() -> dt.datetime:
     return utcnow()
 
 
-def settings_of(runtime: Runtime) -> ScoringSettings:
-    found: ScoringSettings = runtime.plugin_settings(NAME)
+def settings_of(runtime: Runtime, tenant_id: uuid.UUID) -> ScoringSettings:
+    """The tenant's scoring settings (the deployment's, with the tenant's overrides)."""
+    found: ScoringSettings = runtime.plugin_settings(NAME, tenant_id)
     return found
 
 
@@ -121,7 +122,7 @@ async def score_set(
     them for other plugins' components). Returns the new totals. A history row is written for a
     customer's first score and for a total that moved by more than ``history_min_change``."""
     runtime, session, tenant_id = tx.runtime, tx.session, tx.tenant_id
-    settings = settings_of(runtime)
+    settings = settings_of(runtime, tenant_id)
     d = Dialect(runtime.engine.dialect.name)
     await session.execute(delete(ScoringPart).where(ScoringPart.tenant_id == tenant_id, scope(ScoringPart.customer_id)))
     for stmt in (
@@ -219,7 +220,8 @@ async def recompute_tenant(
 ) -> RecomputeReport:
     """Recompute every customer of a tenant, batch by batch of customer ids (each batch one
     transaction, so the SQLite write lock is released between batches)."""
-    settings = settings_of(runtime)
+    await runtime.tenant_plugins(tenant_id)
+    settings = settings_of(runtime, tenant_id)
     size = batch_size or settings.batch_size
     as_of = as_of or clock()
     report = RecomputeReport(tenant_id=tenant_id)

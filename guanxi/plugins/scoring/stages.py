@@ -31,7 +31,7 @@ async def apply_stage_rules(tx: Tx, totals: dict[uuid.UUID, float], now: dt.date
     """Move the customers whose new total reaches a rule's threshold; returns how many moved.
     Costs no statement when no total reaches the lowest threshold. ``now`` is the recompute's
     clock: hand-over tasks are due relative to it."""
-    settings: ScoringSettings = tx.runtime.plugin_settings("scoring")
+    settings: ScoringSettings = tx.runtime.plugin_settings("scoring", tx.tenant_id)
     rules = settings.stage_rules
     if not rules or not totals:
         return 0

@@ -15,10 +15,11 @@ from guanxi import Runtime, Tx, hookimpl
 from guanxi.core.base.errors import ConfigError
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.access import Permission
-from guanxi.core.domain.channels import Channel, InboundEvent
+from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent
 from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
 from guanxi.core.domain.events import CustomersMerged, InboundApplied
 from guanxi.core.storage.tenancy import TenantSession
+from guanxi.plugins.wecom import accounts as corp_accounts
 from guanxi.plugins.wecom import events
 from guanxi.plugins.wecom.channel import WecomChannel
 from guanxi.plugins.wecom.models import WecomContactWay, WecomFollow
@@ -45,6 +46,11 @@ def guanxi_routes(runtime: Runtime) -> list[Any]:
 @hookimpl
 def guanxi_channels(runtime: Runtime) -> list[Channel]:
     return [WecomChannel(runtime)]
+
+
+@hookimpl
+def guanxi_channel_accounts(runtime: Runtime) -> list[AccountSpec]:
+    return [corp_accounts.spec(runtime.plugin_settings("wecom"))]
 
 
 @hookimpl
@@ -122,7 +128,7 @@ async def guanxi_entry_points(runtime: Runtime, session: TenantSession, request:
     if request.staff_user_id is None:
         return None
     state = wecom_state(runtime)
-    for corp in state.settings.corps:
+    for corp in await corp_accounts.tenant_corps(runtime, session.tenant_id, session=session):
         client = state.client(corp)
         if client is None:
             continue
