@@ -25,6 +25,7 @@ from guanxi.core.queues.outbox import Deliverer, OutboxWorker
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.extensions import shape_error
+from guanxi.graphql.operator import operator_controller
 from guanxi.graphql.schema import build_schema
 from guanxi.security import SCOPE_KEY, GraphQLAuthMiddleware
 
@@ -152,7 +153,7 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
                 await rt.stop()
 
     app = Litestar(
-        route_handlers=[GraphQLController, healthz, *_plugin_routes(rt)],
+        route_handlers=[GraphQLController, operator_controller(rt), healthz, *_plugin_routes(rt)],
         lifespan=[lifespan],
         debug=debug,
     )

@@ -87,16 +87,114 @@ def tenant() -> None:
 @tenant.command("create")
 @click.argument("slug")
 @click.argument("name")
+@click.option("--time-zone", default="Asia/Shanghai", show_default=True, help="IANA time zone of the company.")
+@click.option("--currency", default="CNY", show_default=True, help="ISO 4217 currency of amounts.")
+@click.option("--locale", default="zh-CN", show_default=True, help="BCP 47 language of texts the system writes.")
+@click.option("--plugins", default=None, help="Comma-separated loaded plugins it enables (default: all).")
 @click.pass_context
-def tenant_create(ctx: click.Context, slug: str, name: str) -> None:
+def tenant_create(ctx: click.Context, slug: str, name: str, time_zone: str, currency: str, locale: str, plugins: str | None) -> None:
     """Create a tenant with the default pipeline."""
-    from guanxi.core.services.pipelines import create_tenant
+    from guanxi.core.services import tenants
+
+    chosen = [p.strip() for p in plugins.split(",") if p.strip()] if plugins is not None else None
 
     async def make(rt: Runtime) -> Any:
-        async with rt.write_session(None) as session:
-            return await create_tenant(session, slug, name)
+        return await tenants.create_tenant(rt, slug, name, time_zone=time_zone, currency=currency, locale=locale, plugins_enabled=chosen)
 
-    click.echo(f"tenant {slug} created: {run_async(runtime_of(ctx), make)}")
+    created = run_async(runtime_of(ctx), make)
+    click.echo(f"tenant {slug} created: {created.id}")
+
+
+@tenant.command("list")
+@click.pass_context
+def tenant_list(ctx: click.Context) -> None:
+    """List the tenants: slug, status, time zone, currency, locale, name."""
+    from guanxi.core.services import tenants
+
+    for t in run_async(runtime_of(ctx), tenants.list_tenants, start_plugins=False):
+        click.echo(f"{t.slug}\t{t.status}\t{t.time_zone}\t{t.currency}\t{t.locale}\t{t.name}")
+
+
+@tenant.command("suspend")
+@click.argument("slug")
+@click.pass_context
+def tenant_suspend(ctx: click.Context, slug: str) -> None:
+    """Suspend a tenant: its keys get 403, its webhooks are stored but wait."""
+    from guanxi.core.services import tenants
+
+    async def run(rt: Runtime) -> Any:
+        return await tenants.set_suspended(rt, slug, True)
+
+    run_async(runtime_of(ctx), run, start_plugins=False)
+    click.echo(f"tenant {slug} suspended")
+
+
+@tenant.command("resume")
+@click.argument("slug")
+@click.pass_context
+def tenant_resume(ctx: click.Context, slug: str) -> None:
+    """Resume a suspended tenant."""
+    from guanxi.core.services import tenants
+
+    async def run(rt: Runtime) -> Any:
+        return await tenants.set_suspended(rt, slug, False)
+
+    run_async(runtime_of(ctx), run, start_plugins=False)
+    click.echo(f"tenant {slug} resumed")
+
+
+@tenant.command("delete")
+@click.argument("slug")
+@click.option("--export-dir", default=None, help="Where the export is written first (default: server.export_dir).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def tenant_delete(ctx: click.Context, slug: str, export_dir: str | None, yes: bool) -> None:
+    """Export a tenant's data, then remove every row of it. There is no undo."""
+    from guanxi.core.services import tenants
+
+    if not yes:
+        click.confirm(f"delete tenant {slug} and all its data (exported first)?", abort=True)
+    runtime = runtime_of(ctx)
+
+    async def run(rt: Runtime) -> Any:
+        return await tenants.delete_tenant(rt, slug, export_dir or rt.settings.server.export_dir)
+
+    path, counts = run_async(runtime, run)
+    click.echo(f"tenant {slug} exported to {path} and deleted ({sum(counts.values())} rows)")
+
+
+@click.group()
+def operator() -> None:
+    """Platform-operator keys (for /operator/graphql: tenants' lifecycle)."""
+
+
+@operator.command("key")
+@click.argument("name")
+@click.pass_context
+def operator_key(ctx: click.Context, name: str) -> None:
+    """Create an operator key; it is printed once."""
+    from guanxi.core import auth
+
+    async def run(rt: Runtime) -> Any:
+        return await auth.create_operator_key(rt, auth.server_secret(rt.settings.auth), name=name)
+
+    info, key = run_async(runtime_of(ctx), run, start_plugins=False)
+    click.echo(f"operator key {info.key_id} ({info.name}); store it now, it is not shown again:")
+    click.echo(key)
+
+
+@operator.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+def operator_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke an operator key by its key id."""
+    from guanxi.core import auth
+
+    async def run(rt: Runtime) -> None:
+        await auth.revoke_operator_key(rt, key_id)
+
+    run_async(runtime_of(ctx), run, start_plugins=False)
+    click.echo(f"operator key {key_id} revoked")
 
 
 def _in_tenant(slug: str, fn: Callable[[Any], Awaitable[T]]) -> Callable[[Runtime], Awaitable[T]]:
@@ -236,3 +334,4 @@ def register(group: click.Group) -> None:
     """Add these commands to the ``guanxi`` group."""
     group.add_command(db)
     group.add_command(tenant)
+    group.add_command(operator)

@@ -85,6 +85,12 @@ class TenantPlugins(msgspec.Struct, frozen=True, kw_only=True):
 
     disabled: frozenset[str] = frozenset()
     overrides: Mapping[str, Mapping[str, Any]] = msgspec.field(default_factory=dict)
+    #: the operator suspended the tenant (or it no longer exists)
+    suspended: bool = False
+    #: the operator's quota overrides of the tenant (``tenants.quotas``)
+    quotas: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    #: the tenant's IANA time zone (its days, for daily quotas)
+    time_zone: str = "UTC"
 
 
 class TenantHooks:
@@ -225,15 +231,21 @@ class Runtime:
         cached = self._tenant_plugins.get(tenant_id)
         if cached is not None and cached[0] > now:
             return cached[1]
+        tenant_of = select(Tenant.status, Tenant.quotas, Tenant.time_zone).where(Tenant.id == tenant_id)
         if session is not None and session.sync_session.info.get(TENANT_KEY) == tenant_id:
             rows = (await session.execute(select(TenantPlugin))).scalars().all()
+            tenant = (await session.execute(tenant_of)).first()
         else:
             async with self.session(tenant_id) as own:
                 rows = (await own.execute(select(TenantPlugin))).scalars().all()
+                tenant = (await own.execute(tenant_of)).first()
         loaded = set(self.settings.plugins.enabled)
         state = TenantPlugins(
             disabled=frozenset(r.plugin for r in rows if not r.enabled and r.plugin in loaded),
             overrides={r.plugin: dict(r.settings) for r in rows if r.settings and r.plugin in loaded},
+            suspended=tenant is None or tenant.status != "active",
+            quotas=dict(tenant.quotas or {}) if tenant is not None else {},
+            time_zone=tenant.time_zone if tenant is not None else "UTC",
         )
         self._tenant_plugins[tenant_id] = (now + self.settings.plugins.tenant_cache_s, state)
         return state
@@ -244,6 +256,10 @@ class Runtime:
         cached = self._tenant_plugins.get(tenant_id)
         if cached is not None:
             self._tenant_plugins[tenant_id] = (0.0, cached[1])
+
+    async def tenant_suspended(self, tenant_id: uuid.UUID) -> bool:
+        """Has the operator suspended this tenant (or deleted it)? Read like the plugin choices."""
+        return (await self.tenant_plugins(tenant_id)).suspended
 
     async def disabled_plugins(self, tenant_id: uuid.UUID) -> frozenset[str]:
         """The loaded plugins this tenant has disabled (empty for most deployments)."""

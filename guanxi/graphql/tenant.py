@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from guanxi.core.base.errors import ValidationError
-from guanxi.core.services import accounts, tenant_plugins
+from guanxi.core.services import accounts, quotas, tenant_plugins
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import to_global_id
 
@@ -87,6 +87,14 @@ class PluginSettingsPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.type(description="One of the tenant's limits and its use (limit 0: no limit).")
+class QuotaUsage:
+    name: str = strawberry.field(description="customers, requests_per_s or messages_per_day[<channel>]")
+    limit: int
+    used: int
+    window: str = strawberry.field(description="what 'used' counts over: all time, the current second, or the tenant's day")
+
+
 @strawberry.type
 class TenantPluginPayload:
     plugin: TenantPluginState | None = None
@@ -112,6 +120,11 @@ class TenantQuery:
     async def plugin_settings(self, info: Info, plugin: str) -> PluginSettings:
         keys, overrides, effective = await tenant_plugins.plugin_settings_view(info.context.session, info.context.rt, plugin)
         return PluginSettings(plugin=plugin, overridable=keys, overrides=cast(Any, overrides), effective=cast(Any, effective))
+
+    @strawberry.field(description="The tenant's limits and how much of each it uses.")
+    async def quota_usage(self, info: Info) -> list[QuotaUsage]:
+        found = await quotas.usage(info.context.rt, info.context.session)
+        return [QuotaUsage(name=u.name, limit=u.limit, used=u.used, window=u.window) for u in found]
 
     @strawberry.field(description="The tenant's channel accounts, of one channel or all (admins).")
     async def channel_accounts(self, info: Info, channel: str | None = None) -> list[ChannelAccount]:

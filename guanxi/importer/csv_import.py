@@ -83,6 +83,7 @@ from guanxi.core.domain.events import CustomerCreated, CustomerData, CustomerUpd
 from guanxi.core.domain.models import ContactPoint, Customer, CustomerTag, Identity, StageChange, Tag, User, utcnow
 from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Runtime, Tx
+from guanxi.core.services import quotas
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import _clean_name, get_customer, normalize_email, normalize_phone, search_text, snapshot
 from guanxi.core.services.pipelines import default_pipeline, stages_of
@@ -532,6 +533,8 @@ class _Writer:
                 add_identity(p.id, key)
 
         await session.flush()  # the ORM updates of existing customers
+        if customers:
+            await quotas.check_new_customers(self.tx, len(customers))
         for model, values in (
             (Customer, customers),
             (ContactPoint, contact_points),

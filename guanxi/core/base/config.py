@@ -89,6 +89,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     gc_tuning: bool = True
     # development only: GraphiQL and introspection answer without credentials (loopback hosts only)
     dev: bool = False
+    #: where deleting a tenant writes its export first (personal data: keep it private)
+    export_dir: str = ".guanxi/exports"
 
     def __post_init__(self) -> None:
         if self.dev and self.host not in ("127.0.0.1", "::1", "localhost"):
@@ -131,6 +133,15 @@ class QueueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     rate_per_s: dict[str, Annotated[float, msgspec.Meta(gt=0)]] = msgspec.field(default_factory=dict)
 
 
+class QuotaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Every tenant's limits unless the operator set its own (0: no limit)."""
+
+    customers: Annotated[int, msgspec.Meta(ge=0)] = 0
+    requests_per_s: Annotated[int, msgspec.Meta(ge=0)] = 0
+    #: channel name -> outbound messages per day (the tenant's day); "*" for every other channel
+    messages_per_day: dict[str, Annotated[int, msgspec.Meta(ge=0)]] = msgspec.field(default_factory=dict)
+
+
 class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     tenant: str = "demo"
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
@@ -139,6 +150,7 @@ class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     queues: QueueSettings = msgspec.field(default_factory=QueueSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    quotas: QuotaSettings = msgspec.field(default_factory=QuotaSettings)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

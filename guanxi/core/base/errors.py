@@ -60,3 +60,9 @@ class PluginDisabledError(GuanxiError):
     def __init__(self, plugin: str, message: str | None = None) -> None:
         super().__init__(message or f"plugin {plugin!r} is not enabled for this tenant")
         self.plugin = plugin
+
+
+class QuotaExceededError(GuanxiError):
+    """A tenant reached one of its limits; the message names the limit and its value."""
+
+    code = "QUOTA_EXCEEDED"

@@ -113,6 +113,26 @@ class Tenant(Base):
     #: BCP 47 language tag of texts the system writes for the tenant (notifications, e-mails)
     locale: Mapped[str] = mapped_column(String(35), default="zh-CN", server_default="zh-CN")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: active | suspended (its keys get 403, its webhooks are stored but not processed)
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    suspended_at: Mapped[dt.datetime | None]
+    #: the operator's quota overrides of the deployment's ``[quotas]`` (only the limits it set)
+    quotas: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+
+
+class OperatorKey(Base):
+    """A platform operator's key (``gxop_<key_id>_<secret>``): manages tenants, reads none of
+    their data. Stored like API keys: only an HMAC keyed with the server secret."""
+
+    __tablename__ = "operator_keys"
+    __table_args__ = (UniqueConstraint("key_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    key_id: Mapped[str] = mapped_column(String(32))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None]
 
 
 def _fk(cols: list[str], table: str, ondelete: str | None = None) -> ForeignKeyConstraint:
@@ -180,6 +200,19 @@ class TenantPlugin(TenantScoped, Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TenantUsage(TenantScoped, Base):
+    """A quota counter: ``used`` units of ``metric`` (``customers``, ``requests``,
+    ``messages:<channel>``) in ``window`` (a second, a day of the tenant's time zone, or "" for
+    all time). Incremented in the database, so a limit holds across every process."""
+
+    __tablename__ = "tenant_usage"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),)
+
+    metric: Mapped[str] = mapped_column(String(80), primary_key=True)
+    window: Mapped[str] = mapped_column(String(32), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ChannelAccount(TenantScoped, Base):

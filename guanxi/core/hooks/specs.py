@@ -296,6 +296,28 @@ def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id:
 
 
 @hookspec
+def guanxi_export_tenant(runtime: Runtime, session: TenantSession) -> dict[str, Any] | None:
+    """Return everything this plugin holds for the session's tenant, as JSON-compatible values:
+    every row of its tables, tenant-level ones too (staff mappings, campaigns, tags), not only
+    the per-customer data. Called when the operator deletes a tenant, before anything is
+    removed, for every loaded plugin (also one the tenant disabled). The answer is the plugin's
+    section of the tenant export. ``guanxi.core.services.tenants.dump_models(session, models)``
+    dumps tables. Return None when the plugin holds nothing. May be ``async def``; an exception
+    stops the deletion (nothing is removed).
+    """
+
+
+@hookspec
+def guanxi_purge_tenant(runtime: Runtime, session: TenantSession) -> dict[str, int] | None:
+    """Remove every row this plugin holds for the session's tenant (and any file it keeps for
+    it), inside the deleting transaction (``session`` writes; an exception undoes the whole
+    deletion). Called after :func:`guanxi_export_tenant`, before core removes its own rows, for
+    every loaded plugin (also one the tenant disabled). Return the rows deleted by table;
+    ``guanxi.core.services.tenants.purge_models(session, models)`` deletes tables in a safe order.
+    """
+
+
+@hookspec
 def guanxi_entry_points(runtime: Runtime, session: TenantSession, request: EntryPointRequest) -> list[EntryPoint] | None:
     """Make this channel's entry points for an attribution token (WeCom: a contact-way QR code
     whose ``state`` is the token). Called by the referral plugin when it mints a token; every

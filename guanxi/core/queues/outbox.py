@@ -39,7 +39,7 @@ from guanxi.core.domain.models import Identity, Interaction, OutboxMessage, utcn
 from guanxi.core.queues.queue import QueueWorker, backoff, claim
 from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
-from guanxi.core.services import consent, interactions
+from guanxi.core.services import consent, interactions, quotas
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer
 
@@ -116,6 +116,7 @@ async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
     ).scalar_one_or_none()
     if identity is None:
         raise ValidationError(f"the customer has no {req.channel} account to send to", field="channel")
+    await quotas.count_message(tx, req.channel)  # QUOTA_EXCEEDED: the tenant's messages_per_day
     if caps.messaging_window_s is not None:
         last_in = (
             await session.execute(

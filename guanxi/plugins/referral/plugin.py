@@ -155,3 +155,21 @@ async def guanxi_export_customer_data(session: TenantSession, customer_id: uuid.
 @hookimpl
 async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
     return await privacy.erase(session, customer_id, cache_dir(_settings(runtime).poster_cache_dir))
+
+
+@hookimpl
+async def guanxi_export_tenant(runtime: Runtime, session: TenantSession) -> dict[str, Any]:
+    """Every row of the plugin's tables for the tenant (before the operator deletes it)."""
+    from guanxi.core.services.tenants import dump_models
+    from guanxi.plugins.referral.models import TABLES
+
+    return await dump_models(session, TABLES)
+
+
+@hookimpl
+async def guanxi_purge_tenant(runtime: Runtime, session: TenantSession) -> dict[str, int]:
+    """Remove every row of the plugin's tables for the tenant (the operator deletes it)."""
+    from guanxi.core.services.tenants import purge_models
+    from guanxi.plugins.referral.models import TABLES
+
+    return await purge_models(session, TABLES)

@@ -140,3 +140,21 @@ async def guanxi_erase_customer(session: TenantSession, customer_id: uuid.UUID) 
     from guanxi.plugins.scoring.privacy import erase_customer
 
     return await erase_customer(session, customer_id)
+
+
+@hookimpl
+async def guanxi_export_tenant(runtime: Runtime, session: TenantSession) -> dict[str, Any]:
+    """Every row of the plugin's tables for the tenant (before the operator deletes it)."""
+    from guanxi.core.services.tenants import dump_models
+    from guanxi.plugins.scoring.models import TABLES
+
+    return await dump_models(session, TABLES)
+
+
+@hookimpl
+async def guanxi_purge_tenant(runtime: Runtime, session: TenantSession) -> dict[str, int]:
+    """Remove every row of the plugin's tables for the tenant (the operator deletes it)."""
+    from guanxi.core.services.tenants import purge_models
+    from guanxi.plugins.scoring.models import TABLES
+
+    return await purge_models(session, TABLES)

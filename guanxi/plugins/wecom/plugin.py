@@ -223,3 +223,21 @@ async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, custom
             .execution_options(synchronize_session=False)
         )
     return {"follows": len(rows)}
+
+
+@hookimpl
+async def guanxi_export_tenant(runtime: Runtime, session: TenantSession) -> dict[str, Any]:
+    """Every row of the plugin's tables for the tenant (before the operator deletes it)."""
+    from guanxi.core.services.tenants import dump_models
+    from guanxi.plugins.wecom.models import TABLES
+
+    return await dump_models(session, TABLES)
+
+
+@hookimpl
+async def guanxi_purge_tenant(runtime: Runtime, session: TenantSession) -> dict[str, int]:
+    """Remove every row of the plugin's tables for the tenant (the operator deletes it)."""
+    from guanxi.core.services.tenants import purge_models
+    from guanxi.plugins.wecom.models import TABLES
+
+    return await purge_models(session, TABLES)
