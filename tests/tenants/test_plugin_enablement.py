@@ -157,3 +157,14 @@ async def test_a_change_reaches_another_process_when_its_copy_expires(
         assert await other.plugin_enabled("scoring", without.id) is True
     finally:
         await other.stop()
+
+
+async def test_a_recompute_for_a_tenant_that_disabled_scoring_is_refused(runtime: Runtime, tenants: tuple[Tenant, Tenant]) -> None:
+    from guanxi.core.base.errors import PluginDisabledError
+    from guanxi.plugins.scoring.recompute import recompute_tenant
+
+    with_scoring, without = tenants
+    await without.customer(runtime, "B-Wang")
+    with pytest.raises(PluginDisabledError, match="'scoring' is not enabled"):
+        await recompute_tenant(runtime, without.id)
+    assert (await recompute_tenant(runtime, with_scoring.id)).customers == 0

@@ -220,7 +220,7 @@ async def recompute_tenant(
 ) -> RecomputeReport:
     """Recompute every customer of a tenant, batch by batch of customer ids (each batch one
     transaction, so the SQLite write lock is released between batches)."""
-    await runtime.tenant_plugins(tenant_id)
+    await runtime.require_plugin(NAME, tenant_id)  # a tenant that disabled scoring gets no scores
     settings = settings_of(runtime, tenant_id)
     size = batch_size or settings.batch_size
     as_of = as_of or clock()
