@@ -240,6 +240,35 @@ def tenant_plugin(ctx: click.Context, slug: str, plugin: str, state: str) -> Non
     click.echo(f"{plugin} {state}d for {slug}")
 
 
+@tenant.command("plugin-settings")
+@click.argument("slug")
+@click.argument("plugin")
+@click.option("--set", "new", default=None, help="Replace the tenant's overrides with this JSON object ('{}': none).")
+@click.pass_context
+def tenant_plugin_settings(ctx: click.Context, slug: str, plugin: str, new: str | None) -> None:
+    """Show a tenant's overrides of a plugin's settings, or replace them (--set)."""
+    from guanxi.core.services import tenant_plugins
+
+    values: dict[str, Any] | None = None
+    if new is not None:
+        try:
+            values = json.loads(new)
+        except json.JSONDecodeError as exc:
+            raise click.UsageError(f"--set is not JSON: {exc}") from None
+        if not isinstance(values, dict):
+            raise click.UsageError("--set must be a JSON object")
+
+    async def run(tx: Any) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+        if values is not None:
+            await tenant_plugins.set_plugin_settings(tx, plugin, values)
+            await tx.session.flush()
+        return await tenant_plugins.plugin_settings_view(tx.session, tx.runtime, plugin)
+
+    keys, overrides, _effective = run_async(runtime_of(ctx), _in_tenant(slug, run), start_plugins=False)
+    click.echo(f"overridable: {', '.join(keys) or 'nothing'}")
+    click.echo(f"overrides: {json.dumps(overrides, ensure_ascii=False, sort_keys=True)}")
+
+
 def _secret_value(name: str, source: str | None) -> str:
     if source is None:
         return str(click.prompt(f"{name}", hide_input=True, default="", show_default=False))
