@@ -8,13 +8,23 @@ tests use :mod:`guanxi.testing`.
 """
 
 from guanxi.core.base.context import Actor, RequestContext
-from guanxi.core.base.errors import ConfigError, ConflictError, GuanxiError, NotFoundError, PluginError, ValidationError
+from guanxi.core.base.errors import (
+    ConfigError,
+    ConflictError,
+    GuanxiError,
+    NotFoundError,
+    PluginDisabledError,
+    PluginError,
+    ValidationError,
+)
 from guanxi.core.domain.access import Permission
 from guanxi.core.domain.channels import (
+    AccountSpec,
     Attachment,
     Capabilities,
     CapabilityError,
     Channel,
+    ConfigAccount,
     DeliveryError,
     DeliveryResult,
     InboundEvent,
@@ -51,11 +61,13 @@ from guanxi.core.queues.inbox import IngestResult, ingest
 from guanxi.core.runtime import Runtime, Tx
 
 __all__ = [
+    "AccountSpec",
     "Actor",
     "Attachment",
     "Capabilities",
     "CapabilityError",
     "Channel",
+    "ConfigAccount",
     "ConfigError",
     "ConflictError",
     "ContactArrived",
@@ -83,6 +95,7 @@ __all__ = [
     "OutboundMessage",
     "PermanentDeliveryError",
     "Permission",
+    "PluginDisabledError",
     "PluginError",
     "ProfileInput",
     "Receipt",

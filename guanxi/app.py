@@ -29,6 +29,7 @@ from guanxi.graphql.context import GraphQLContext
 from guanxi.graphql.extensions import shape_error
 from guanxi.graphql.ide import graphiql_assets_router, offline_graphiql_html
 from guanxi.graphql.metrics import GraphQLMetrics
+from guanxi.graphql.operator import operator_controller
 from guanxi.graphql.schema import build_schema
 from guanxi.metrics import http_metrics_middleware, metrics_route
 from guanxi.observability import RequestIdMiddleware
@@ -182,7 +183,7 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         plugins.append(OpenTelemetryPlugin(OpenTelemetryConfig(exclude=excluded, exclude_spans=["receive", "send"])))
     app = Litestar(
         plugins=plugins,
-        route_handlers=[GraphQLController, healthz, *ide_routes, *metrics_routes, *_plugin_routes(rt)],
+        route_handlers=[GraphQLController, operator_controller(rt), healthz, *ide_routes, *metrics_routes, *_plugin_routes(rt)],
         middleware=[RequestIdMiddleware, *([http_metrics_middleware(rt.settings.metrics)] if metrics_on else [])],
         lifespan=[lifespan],
         debug=debug,

@@ -27,6 +27,7 @@ from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import NotFoundError
 from guanxi.core.base.logs import tenant_var
 from guanxi.core.runtime import Runtime
+from guanxi.core.services import quotas
 
 log = logging.getLogger("guanxi.security")
 
@@ -104,6 +105,21 @@ class GraphQLAuthMiddleware(ASGIMiddleware):
                 return
             await _refuse(send, 401, exc.code, str(exc), [(b"www-authenticate", b'Bearer realm="guanxi"')])
             return
+        if context is not None and principal is not None and await self.runtime.tenant_suspended(context.tenant_id):
+            log.info("refused a GraphQL request of suspended tenant %s", context.tenant_id)
+            if websocket:
+                await send({"type": "websocket.close", "code": 4403, "reason": "Tenant suspended"})
+                return
+            await _refuse(send, 403, "TENANT_SUSPENDED", "this tenant is suspended by the platform operator")
+            return
+        if context is not None and principal is not None:
+            over = await quotas.count_request(self.runtime, context.tenant_id)
+            if over is not None:
+                if websocket:
+                    await send({"type": "websocket.close", "code": 4429, "reason": "Quota exceeded"})
+                    return
+                await _refuse(send, 429, "QUOTA_EXCEEDED", over, [(b"retry-after", b"1")])
+                return
         if principal is not None:
             wait = self.limiter.take(principal)
             if wait > 0:

@@ -245,3 +245,41 @@ def test_serve_refuses_a_port_out_of_range_from_the_option_and_the_environment(t
     )
     assert proc.returncode == 2
     assert "environment variable GUANXI__SERVER__PORT: invalid config at `$.server.port`: Expected `int` <= 65535" in proc.stderr
+
+
+def test_tenant_commands_create_list_choose_plugins_and_settings_suspend_and_delete(tmp_path: Path) -> None:
+    """The operator's and the tenant admin's CLI: a tenant with its profile, its plugin choice and
+    setting overrides (validated with the key path), suspended, resumed, then deleted with an export."""
+
+    def rt() -> Runtime:
+        return Runtime.from_config(
+            environ={
+                "GUANXI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+                "GUANXI_PLUGINS": "scoring",
+                "GUANXI__AUTH__SECRET_FILE": str(tmp_path / "secret"),
+            }
+        )
+
+    invoke(rt(), "db", "upgrade")
+    code, out = invoke(rt(), "tenant", "create", "acme", "ACME", "--time-zone", "Europe/Paris", "--currency", "EUR", "--locale", "fr-FR")
+    assert code == 0, out
+    code, out = invoke(rt(), "tenant", "create", "bad", "Bad", "--time-zone", "Mars/Base")
+    assert code != 0 and "unknown IANA time zone 'Mars/Base'" in out
+    code, out = invoke(rt(), "tenant", "list")
+    assert "acme\tactive\tEurope/Paris\tEUR\tfr-FR\tACME" in out
+    code, out = invoke(rt(), "tenant", "plugin-settings", "acme", "scoring", "--set", '{"history_limit": 5}')
+    assert code == 0 and 'overrides: {"history_limit": 5}' in out, out
+    code, out = invoke(rt(), "tenant", "plugin-settings", "acme", "scoring", "--set", '{"history_limit": 0}')
+    assert code != 0 and "settings.history_limit" in out
+    code, out = invoke(rt(), "tenant", "plugin-settings", "acme", "scoring")
+    assert 'overrides: {"history_limit": 5}' in out  # the bad change kept the old overrides
+    assert invoke(rt(), "tenant", "plugin", "acme", "scoring", "disable")[0] == 0
+    code, out = invoke(rt(), "tenant", "plugins", "acme")
+    assert "scoring: disabled" in out
+    assert invoke(rt(), "tenant", "suspend", "acme")[0] == 0
+    assert "acme\tsuspended" in invoke(rt(), "tenant", "list")[1]
+    assert invoke(rt(), "tenant", "resume", "acme")[0] == 0
+    code, out = invoke(rt(), "tenant", "delete", "acme", "--export-dir", str(tmp_path / "exports"), "--yes")
+    assert code == 0 and "exported to" in out, out
+    assert len(list((tmp_path / "exports").glob("acme-*.json"))) == 1
+    assert "acme" not in invoke(rt(), "tenant", "list")[1]

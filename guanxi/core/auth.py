@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import time
 import uuid
@@ -33,13 +32,13 @@ from sqlalchemy import select, update
 
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ConfigError, GuanxiError, NotFoundError, ValidationError
+from guanxi.core.base.sealing import server_secret
 from guanxi.core.domain.access import ROLES
-from guanxi.core.domain.models import ApiKey, Tenant, User, utcnow
+from guanxi.core.domain.models import ApiKey, OperatorKey, Tenant, User, utcnow
 from guanxi.core.services.audit import audit
 from guanxi.core.storage.tenancy import unscoped
 
 if TYPE_CHECKING:
-    from guanxi.core.base.config import AuthSettings
     from guanxi.core.runtime import Runtime, Tx
     from guanxi.core.storage.tenancy import TenantSession
 
@@ -87,24 +86,6 @@ def _info(row: ApiKey) -> ApiKeyInfo:
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
     )
-
-
-def server_secret(settings: AuthSettings) -> bytes:
-    """The HMAC key: ``auth.secret``, else the content of ``auth.secret_file`` (created with 32
-    random bytes and mode 0600 on first use)."""
-    if settings.secret:
-        return settings.secret.encode()
-    path = Path(settings.secret_file)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-        log.info("created a new server secret in %s", path)
-    value = path.read_text(encoding="utf-8").strip()
-    if len(value) < 32:
-        raise ConfigError(f"$.auth.secret_file: {path} holds fewer than 32 characters")
-    return value.encode()
 
 
 def hash_key(secret: bytes, key: str) -> str:
@@ -350,3 +331,68 @@ async def _owners(session: TenantSession, tenant_id: uuid.UUID, actor: Actor, us
         team = await session.scalars(select(User.id).where(User.tenant_id == tenant_id, User.team == user.team, User.active.is_(True)))
         return frozenset({user.id, *team})
     return frozenset({user.id})
+
+
+# -- platform operator ------------------------------------------------------------------------------
+
+OPERATOR_PREFIX = "gxop_"
+
+
+class OperatorKeyInfo(msgspec.Struct, frozen=True, kw_only=True):
+    key_id: str
+    name: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+async def create_operator_key(runtime: Runtime, secret: bytes, *, name: str) -> tuple[OperatorKeyInfo, str]:
+    """A platform-operator key ``gxop_<key_id>_<secret>`` (shown once): it manages tenants
+    (list, create, suspend, resume, delete) on the operator endpoint and reads no tenant's data.
+    Only its HMAC under the server secret is kept. Made with the CLI (``guanxi operator key``)."""
+    if not name.strip() or len(name) > 200:
+        raise ValidationError("name must be 1 to 200 characters", field="name")
+    key_id = secrets.token_hex(8)
+    key = f"{OPERATOR_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
+    row = OperatorKey(key_id=key_id, secret_hash=hash_key(secret, key), name=name)
+    async with runtime.write_session(None) as session:
+        session.add(row)
+        await session.flush()
+        info = OperatorKeyInfo(key_id=row.key_id, name=row.name, created_at=row.created_at, revoked_at=None)
+    log.info("operator key %s (%s) created", key_id, name)
+    return info, key
+
+
+async def revoke_operator_key(runtime: Runtime, key_id: str) -> None:
+    async with runtime.write_session(None) as session:
+        row = (await session.scalars(select(OperatorKey).where(OperatorKey.key_id == key_id))).one_or_none()
+        if row is None:
+            raise NotFoundError(f"operator key {key_id!r} not found")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+    log.info("operator key %s revoked", key_id)
+
+
+async def authenticate_operator(runtime: Runtime, secret: bytes, authorization: str | None) -> str:
+    """The operator's principal (``operator:<key id>``) for ``Authorization: Bearer gxop_…``.
+
+    :raises AuthenticationError: no credential, a tenant's credential (code FORBIDDEN: a tenant
+        key is never an operator key), an unknown or revoked operator key.
+    """
+    if not authorization:
+        raise AuthenticationError("operator credentials required: send 'Authorization: Bearer gxop_…'")
+    scheme, _, credential = authorization.strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise AuthenticationError("the Authorization header must be 'Bearer <operator key>'")
+    if not credential.startswith(OPERATOR_PREFIX):
+        raise AuthenticationError("this endpoint takes operator keys only, not a tenant's credentials", code="FORBIDDEN")
+    key_id, sep, rest = credential.removeprefix(OPERATOR_PREFIX).partition("_")
+    if not sep or not key_id or not rest or len(key_id) > 32:
+        raise AuthenticationError("malformed operator key")
+    async with runtime.session(None) as session:
+        row = (await session.scalars(select(OperatorKey).where(OperatorKey.key_id == key_id))).one_or_none()
+    if row is None or not hmac.compare_digest(row.secret_hash, hash_key(secret, credential)):
+        raise AuthenticationError("unknown operator key")
+    if row.revoked_at is not None:
+        raise AuthenticationError("this operator key was revoked")
+    return f"operator:{key_id}"

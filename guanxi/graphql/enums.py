@@ -64,6 +64,11 @@ class ErrorCode(enum.Enum):
     BAD_CONFIG = strawberry.enum_value("BAD_CONFIG", description="the server's configuration is invalid")
     PLUGIN_ERROR = strawberry.enum_value("PLUGIN_ERROR", description="a plugin broke the plugin contract")
     NOT_MIGRATED = strawberry.enum_value("NOT_MIGRATED", description="the database needs `guanxi db upgrade`")
+    PLUGIN_DISABLED = strawberry.enum_value(
+        "PLUGIN_DISABLED", description="the operation uses a plugin the caller's tenant has not enabled"
+    )
+    QUOTA_EXCEEDED = strawberry.enum_value("QUOTA_EXCEEDED", description="the tenant reached a limit; the message names it")
+    TENANT_SUSPENDED = strawberry.enum_value("TENANT_SUSPENDED", description="the platform operator suspended the tenant")
     BAD_SIGNATURE = strawberry.enum_value("BAD_SIGNATURE", description="a webhook's signature or timestamp did not verify")
     UNKNOWN_MESSAGE = strawberry.enum_value(
         "UNKNOWN_MESSAGE", description="a receipt names a provider message id no message of this channel carries"

@@ -24,6 +24,7 @@ from strawberry.types import ExecutionResult as StrawberryExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from guanxi.core.base.context import RequestContext
 from guanxi.core.base.errors import PluginError
 from guanxi.core.hooks.manager import per_plugin
 from guanxi.core.runtime import Runtime
@@ -42,6 +43,7 @@ from guanxi.graphql.nodes import NodeQuery, node_registry
 from guanxi.graphql.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
 from guanxi.graphql.query import Query, customers_query
 from guanxi.graphql.subscriptions import Subscription
+from guanxi.graphql.tenant import TenantMutation, TenantQuery
 
 #: Core types a plugin may add fields to (``GraphQLContribution.extend``).
 EXTENSIBLE: dict[str, type] = {
@@ -134,18 +136,26 @@ class GuanxiSchema(strawberry.Schema):
     #: operation counts and latencies (set by :func:`build_schema`); None: not recorded
     metrics: GraphQLMetrics | None = None
 
-    def _forbidden(self, query: str | None, operation_name: str | None, context_value: Any) -> GraphQLError | None:
-        """The access check of :mod:`guanxi.graphql.access`, before any resolver runs."""
+    async def _forbidden(self, query: str | None, operation_name: str | None, variables: Any, context_value: Any) -> GraphQLError | None:
+        """The checks of :mod:`guanxi.graphql.access`, before any resolver runs: the caller's
+        roles, then the plugins the caller's tenant enabled."""
         if self.policy is None:
             return None
         request_context = getattr(context_value, "request_context", None)
         roles = request_context.actor.roles if request_context is not None else ()
         denied = self.policy.denied(roles, query, operation_name)
-        if denied is None:
-            return None
-        if not roles:  # the anonymous dev-mode caller: everything but introspection needs a key
-            return GraphQLError(f"credentials required for {denied.split(' ')[0]}", extensions={"code": "UNAUTHENTICATED"})
-        return GraphQLError(f"forbidden: {denied}", extensions={"code": "FORBIDDEN"})
+        if denied is not None:
+            if not roles:  # the anonymous dev-mode caller: everything but introspection needs a key
+                return GraphQLError(f"credentials required for {denied.split(' ')[0]}", extensions={"code": "UNAUTHENTICATED"})
+            return GraphQLError(f"forbidden: {denied}", extensions={"code": "FORBIDDEN"})
+        runtime = getattr(context_value, "runtime", None)
+        if isinstance(request_context, RequestContext) and runtime is not None:
+            # also reads the tenant's setting overrides for the resolvers (plugin_settings)
+            disabled = await runtime.disabled_plugins(request_context.tenant_id)
+            used = self.policy.plugin_used(disabled, query, operation_name, variables)
+            if used is not None:
+                return GraphQLError(f"plugin not enabled for this tenant: {used}", extensions={"code": "PLUGIN_DISABLED"})
+        return None
 
     async def stream(
         self,
@@ -157,7 +167,9 @@ class GuanxiSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> Any:
-        forbidden = self._forbidden(query, operation_name, context_value) or _operation_name_missing(query, operation_name)
+        forbidden = await self._forbidden(query, operation_name, variable_values, context_value) or _operation_name_missing(
+            query, operation_name
+        )
         if forbidden is not None:
             return PreExecutionError(data=None, errors=[forbidden])
         return await super().stream(
@@ -200,7 +212,9 @@ class GuanxiSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None,
         operation_extensions: dict[str, Any] | None,
     ) -> StrawberryExecutionResult:
-        forbidden = self._forbidden(query, operation_name, context_value) or _operation_name_missing(query, operation_name)
+        forbidden = await self._forbidden(query, operation_name, variable_values, context_value) or _operation_name_missing(
+            query, operation_name
+        )
         if forbidden is not None:
             return StrawberryExecutionResult(data=None, errors=[forbidden], extensions={})
         if not self.compile_operations or not isinstance(query, str) or not isinstance(operation_name, str | None):
@@ -347,6 +361,7 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
         ("core", MessagingQuery),
         ("core", AdminQuery),
         ("core", NotificationQuery),
+        ("core", TenantQuery),
     ]
     query = _merge_root("Query", [*core_query, *[(n, c.query) for n, c in parts if c.query]])
     mutation = _merge_root(
@@ -356,6 +371,7 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
             ("core", MessagingMutation),
             ("core", AdminMutation),
             ("core", NotificationMutation),
+            ("core", TenantMutation),
             *[(n, c.mutation) for n, c in parts if c.mutation],
         ],
     )
@@ -398,8 +414,26 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
     declared = [("core", p) for p in CORE_PERMISSIONS]
     for name, permissions in per_plugin(runtime.pm.hook.guanxi_permissions):
         declared += [(name, p) for p in permissions]
-    schema.policy = AccessPolicy(schema._schema, declared)
+    schema.policy = AccessPolicy(schema._schema, declared, plugin_coordinates(schema, parts))
     schema.node_types = node_registry((name, n) for name, c in parts for n in c.nodes)
     if runtime.settings.metrics.enabled:
         schema.metrics = GraphQLMetrics(runtime.settings.metrics.max_operation_names)
     return schema
+
+
+def plugin_coordinates(schema: strawberry.Schema, parts: list[tuple[str, GraphQLContribution]]) -> dict[str, str]:
+    """Which plugin contributed each coordinate of the schema: root fields, fields added to core
+    types, ``CustomerFilter`` input fields and ``CustomerOrder`` values. The access policy uses
+    it to refuse a disabled plugin's parts (``PLUGIN_DISABLED``)."""
+    names = schema.config.name_converter
+    owners: dict[str, str] = {}
+    for name, c in parts:
+        for root, cls in (("Query", c.query), ("Mutation", c.mutation), ("Subscription", c.subscription), *c.extend.items()):
+            if cls is not None:
+                for f in _fields(cls):
+                    owners[f"{root}.{names.get_graphql_name(f)}"] = name
+        for flt in c.customer_filters:
+            owners[f"CustomerFilter.{names.apply_naming_config(flt.name)}"] = name
+        for order in c.customer_orderings:
+            owners[f"CustomerOrder.{order.key.upper()}"] = name
+    return owners

@@ -85,6 +85,7 @@ from guanxi.core.domain.events import CustomerCreated, CustomerData, CustomerUpd
 from guanxi.core.domain.models import ContactPoint, Customer, CustomerTag, Identity, StageChange, Tag, User, utcnow
 from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Runtime, Tx
+from guanxi.core.services import quotas
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import (
     _clean_name,
@@ -542,6 +543,8 @@ class _Writer:
                 add_identity(p.id, key)
 
         await session.flush()  # the ORM updates of existing customers
+        if customers:
+            await quotas.check_new_customers(self.tx, len(customers))
         for model, values in (
             (Customer, customers),
             (ContactPoint, contact_points),
@@ -638,7 +641,7 @@ class _Writer:
             return answer in active
 
         owner = await plugins.call_first(
-            self.tx.runtime.pm.hook.guanxi_assign_owner, accept=active_user, session=self.session, customer=data
+            (await self.tx.hooks()).guanxi_assign_owner, accept=active_user, session=self.session, customer=data
         )
         return cast(uuid.UUID | None, owner)
 
@@ -775,8 +778,9 @@ async def _refresh_statistics(session: TenantSession, dialect: str) -> None:
 
 
 async def _fire_events(runtime: Runtime, tenant_id: uuid.UUID, actor: Actor, writer: _Writer) -> None:
-    """After the commit: the created and updated events, for the plugins that listen."""
-    hook = runtime.pm.hook
+    """After the commit: the created and updated events, for the plugins that listen (and that
+    the tenant enabled)."""
+    hook = await runtime.hooks(tenant_id)
     for chunk in _chunks(writer.created_ids):
         async with runtime.session(tenant_id) as session:
             customers = (await session.execute(select(Customer).where(Customer.id.in_(chunk)))).scalars().all()

@@ -96,6 +96,8 @@ class ChannelContract:
 
     #: The fake provider (the ``fake_provider`` fixture), for the ``arrange_*`` methods.
     provider: Any = None
+    #: The test's tenant (set by the ``channel`` fixture), the tenant of :meth:`message`'s messages.
+    tenant_id: uuid.UUID | None = None
 
     # -- what the plugin provides -------------------------------------------------------------
 
@@ -116,8 +118,11 @@ class ChannelContract:
         return list(self.plugins) or (list(marker.args) if marker else [])
 
     @pytest.fixture
-    def channel(self, runtime: Runtime) -> Channel:
-        """The adapter under test: the enabled channel named ``channel_name``."""
+    def channel(self, runtime: Runtime, tenant_id: uuid.UUID) -> Channel:
+        """The adapter under test: the enabled channel named ``channel_name``. Messages of
+        :meth:`message` belong to the test's tenant, which holds the channel accounts of the
+        test's plugin config."""
+        self.tenant_id = tenant_id
         assert self.channel_name in runtime.channels, f"no channel {self.channel_name!r}; enabled: {sorted(runtime.channels)}"
         return runtime.channels[self.channel_name]
 
@@ -162,7 +167,7 @@ class ChannelContract:
         customer and idempotency key, as the outbox would hand it to ``channel.send``."""
         return OutboundMessage(
             id=uuid.uuid4(),
-            tenant_id=uuid.uuid4(),
+            tenant_id=self.tenant_id or uuid.uuid4(),
             customer_id=uuid.uuid4(),
             channel=self.channel_name,
             recipient=self.recipient,

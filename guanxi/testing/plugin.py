@@ -172,12 +172,25 @@ async def runtime(
 
 
 @_async_fixture
-async def tenant_id(runtime: Runtime) -> uuid.UUID:
-    """A fresh tenant (with the default pipeline) for this test alone."""
+async def tenant_id(runtime: Runtime) -> AsyncIterator[uuid.UUID]:
+    """A fresh tenant (with the default pipeline) for this test alone. The channel accounts of
+    the test's plugin config (e.g. ``[plugins.wecom] corps``) that name no tenant are imported
+    into it, as ``guanxi db upgrade`` does for the configured tenant, and removed afterwards, so
+    the next test can connect the same accounts (keys are unique across tenants)."""
+    from sqlalchemy import delete
+
+    from guanxi.core.domain.models import ChannelAccount
+    from guanxi.core.services.accounts import import_config_accounts
     from guanxi.core.services.pipelines import create_tenant
 
     async with runtime.write_session(None) as session:
-        return await create_tenant(session, f"t-{secrets.token_hex(6)}", "Test tenant")
+        tid = await create_tenant(session, f"t-{secrets.token_hex(6)}", "Test tenant")
+    await import_config_accounts(runtime, tenant_id=tid)
+    try:
+        yield tid
+    finally:
+        async with runtime.write_session(tid) as session:
+            await session.execute(delete(ChannelAccount))
 
 
 @pytest.fixture

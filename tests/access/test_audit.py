@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 
-from guanxi.core.domain.channels import Capabilities, Channel, DeliveryResult, OutboundMessage, ProfileInput
+from guanxi.core.domain.channels import AccountSpec, Capabilities, Channel, DeliveryResult, OutboundMessage, ProfileInput
 from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
 from guanxi.graphql.ids import to_global_id
@@ -23,14 +24,42 @@ class Chat(Channel):
     async def send(self, message: OutboundMessage) -> DeliveryResult:
         return DeliveryResult(provider_message_id="m-1")
 
-    async def fetch_profile(self, external_id: str) -> ProfileInput | None:
+    async def fetch_profile(self, external_id: str, *, tenant_id: uuid.UUID) -> ProfileInput | None:
         return ProfileInput(external_id=external_id, nickname="Fresh", follower_count=7)
+
+
+class ChatAccount(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    handle: str
+
+
+class ChatSecrets(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    api_key: str = ""
+
+
+class ChatSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    greeting: str = "hi"
+
+
+class ChatTenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    greeting: str = "hi"
 
 
 class ChatPlugin:
     @hookimpl
     def guanxi_channels(self) -> list[Channel]:
         return [Chat()]
+
+    @hookimpl
+    def guanxi_config_schema(self) -> type[msgspec.Struct]:
+        return ChatSettings
+
+    @hookimpl
+    def guanxi_tenant_settings(self) -> type[msgspec.Struct]:
+        return ChatTenantSettings
+
+    @hookimpl
+    def guanxi_channel_accounts(self) -> list[AccountSpec]:
+        return [AccountSpec(channel="chat", settings=ChatAccount, secrets=ChatSecrets, provider_id="handle")]
 
 
 @pytest.fixture
@@ -164,6 +193,30 @@ CASES: list[tuple[str, str, Callable[[World, dict[str, Any]], dict[str, Any]], s
         lambda w, s: {},
         "notification.preferences",
     ),
+    (
+        "setPluginEnabled",
+        'mutation { setPluginEnabled(plugin: "chat", enabled: false) { errors { code } } }',
+        lambda w, s: {},
+        "tenant.plugin_disable",
+    ),
+    (
+        "setPluginSettings",
+        'mutation { setPluginSettings(plugin: "chat", settings: {greeting: "你好"}) { errors { code } } }',
+        lambda w, s: {},
+        "tenant.plugin_settings",
+    ),
+    (
+        "saveChannelAccount",
+        "mutation($i: ChannelAccountInput!) { saveChannelAccount(input: $i) { errors { code } } }",
+        lambda w, s: {"i": {"channel": "chat", "key": s["account"], "settings": {"handle": s["account"]}, "secrets": {"api_key": "k-1"}}},
+        "channel_account.create",
+    ),
+    (
+        "deleteChannelAccount",
+        'mutation($k: String!) { deleteChannelAccount(channel: "chat", key: $k) { errors { code } } }',
+        lambda w, s: {"k": s["existing_account"]},
+        "channel_account.delete",
+    ),
 ]
 #: mutations on the caller's own notifications: called with an admin key that acts for a user
 AS_USER = ("markNotificationsRead", "updateMyNotificationPreferences")
@@ -182,7 +235,15 @@ async def test_every_core_mutation_writes_an_audit_entry_with_its_actor(
     action: str,
     as_key: Callable[[str], Caller],
 ) -> None:
-    setup: dict[str, Any] = {"key_id": (await key_for(runtime, tenant_id, "readonly")).split("_")[1]}
+    setup: dict[str, Any] = {
+        "key_id": (await key_for(runtime, tenant_id, "readonly")).split("_")[1],
+        "account": f"a{uuid.uuid4().hex[:12]}",
+    }
+    if field == "deleteChannelAccount":
+        setup["existing_account"] = f"a{uuid.uuid4().hex[:12]}"
+        save = "mutation($i: ChannelAccountInput!) { saveChannelAccount(input: $i) { errors { code } } }"
+        account = {"channel": "chat", "key": setup["existing_account"], "settings": {"handle": setup["existing_account"]}}
+        assert (await graphql(save, {"i": account}))["data"]["saveChannelAccount"]["errors"] == []
     if field in ("sendMessage", "refreshIdentityProfile"):
         attached = await graphql(
             'mutation($id: ID!) { attachIdentity(customerId: $id, input: {channel: "chat", externalId: "c-1"}) { identity { id } } }',

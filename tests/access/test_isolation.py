@@ -31,6 +31,7 @@ from guanxi.core.domain.models import (
     OutboxMessage,
     ScheduledJob,
     Task,
+    TenantPlugin,
     User,
     utcnow,
 )
@@ -124,6 +125,9 @@ async def snapshot(runtime: Runtime, tenant_id: uuid.UUID) -> dict[str, Any]:
             "notifications": [(n.title, n.read_at) for n in (await s.scalars(select(Notification).order_by(Notification.id))).all()],
             "jobs": [(j.key, j.status) for j in (await s.scalars(select(ScheduledJob).order_by(ScheduledJob.id))).all()],
             "users": [(u.name, u.email, u.active) for u in (await s.scalars(select(User).order_by(User.id))).all()],
+            "plugins": [
+                (p.plugin, p.enabled, p.settings) for p in (await s.scalars(select(TenantPlugin).order_by(TenantPlugin.plugin))).all()
+            ],
         }
 
 
@@ -137,6 +141,11 @@ def no_leak(body: dict[str, Any]) -> None:
 
 #: (schema coordinate, operation, variables from the victim)
 QUERIES: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
+    ("Query.enabledPlugins", "{ enabledPlugins }", lambda v: {}),
+    ("Query.tenantPlugins", "{ tenantPlugins { name enabled } }", lambda v: {}),
+    ("Query.quotaUsage", "{ quotaUsage { name limit used window } }", lambda v: {}),
+    ("Query.pluginSettings", '{ pluginSettings(plugin: "scoring") { overrides } }', lambda v: {}),
+    ("Query.channelAccounts", "{ channelAccounts { key providerId settings secretFingerprints } }", lambda v: {}),
     ("Query.customers", "{ customers(first: 100) { totalCount edges { node { displayName phones emails } } } }", lambda v: {}),
     (
         "Query.customers",
@@ -295,6 +304,26 @@ MUTATIONS: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
         'mutation { updateMyNotificationPreferences(input: {digestAt: "06:00"}) { errors { code } } }',
         lambda v: {},
     ),
+    (
+        "Mutation.setPluginSettings",
+        'mutation { setPluginSettings(plugin: "scoring", settings: {history_limit: 1}) { errors { code } } }',
+        lambda v: {},
+    ),
+    (
+        "Mutation.saveChannelAccount",
+        'mutation { saveChannelAccount(input: {channel: "wecom", key: "B-corp", settings: {corp_id: "B-ww"}}) { errors { code } } }',
+        lambda v: {},
+    ),
+    (
+        "Mutation.deleteChannelAccount",
+        'mutation { deleteChannelAccount(channel: "wecom", key: "B-corp") { errors { code } } }',
+        lambda v: {},
+    ),
+    (
+        "Mutation.setPluginEnabled",
+        'mutation { setPluginEnabled(plugin: "scoring", enabled: false) { plugin { name } errors { code } } }',
+        lambda v: {},
+    ),
 ]
 
 #: attacked in the tests below
@@ -421,3 +450,88 @@ async def test_a_user_of_another_tenant_neither_sees_nor_marks_nor_hears_notific
     receive.cancel()
     with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
         await receive
+
+
+#: every root field of the operator endpoint, as a tenant's admin would try it against tenant B
+OPERATOR_ATTACKS = [
+    ("tenants", "{ tenants { slug name } }"),
+    ("tenant", '{ tenant(slug: "b") { slug } }'),
+    ("createTenant", 'mutation { createTenant(input: {slug: "mine", name: "x"}) { errors { code } } }'),
+    ("updateTenant", 'mutation { updateTenant(slug: "b", input: {name: "x"}) { errors { code } } }'),
+    ("suspendTenant", 'mutation { suspendTenant(slug: "b") { errors { code } } }'),
+    ("resumeTenant", 'mutation { resumeTenant(slug: "b") { errors { code } } }'),
+    ("deleteTenant", 'mutation { deleteTenant(slug: "b", confirm: "b") { errors { code } } }'),
+    ("createTenantApiKey", 'mutation { createTenantApiKey(slug: "b", name: "x") { key } }'),
+    ("setTenantQuotas", 'mutation { setTenantQuotas(slug: "b", quotas: {customers: 1}) { errors { code } } }'),
+]
+
+
+def test_every_operator_root_field_is_attacked() -> None:
+    from guanxi.graphql.operator import OperatorMutation, OperatorQuery
+
+    fields = {f.name or f.python_name for t in (OperatorQuery, OperatorMutation) for f in t.__strawberry_definition__.fields}  # type: ignore[attr-defined]
+    camel = {"".join(w if i == 0 else w.title() for i, w in enumerate(f.split("_"))) for f in fields}
+    assert camel == {name for name, _ in OPERATOR_ATTACKS}
+
+
+@pytest.mark.parametrize(("field", "operation"), OPERATOR_ATTACKS, ids=[name for name, _ in OPERATOR_ATTACKS])
+async def test_a_tenant_admin_key_cannot_use_the_operator_api(
+    runtime: Runtime, http: Any, tenant_id: uuid.UUID, victim: Victim, field: str, operation: str
+) -> None:
+    """The operator endpoint refuses a tenant's credentials (403) before anything runs: no
+    tenant is listed, created, suspended or deleted, and tenant B is untouched."""
+    from guanxi.core.services.tenants import list_tenants
+
+    key = await key_for(runtime, tenant_id, "admin")
+    before, tenants_before = await snapshot(runtime, victim.world.tenant_id), await list_tenants(runtime)
+    response = await http.post("/operator/graphql", json={"query": operation}, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 403, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert "B-" not in response.text and "Tenant B" not in response.text
+    assert await snapshot(runtime, victim.world.tenant_id) == before
+    assert await list_tenants(runtime) == tenants_before
+
+
+class TestPluginSettingsAndChannelAccounts:
+    """With a plugin that has tenant settings and channel accounts: tenant A's admin cannot
+    see, change, take over or delete tenant B's account, nor touch B's plugin choices."""
+
+    @pytest.fixture
+    def plugin_names(self) -> list[str]:
+        return ["chat"]
+
+    @pytest.fixture
+    def extra_plugins(self) -> dict[str, object]:
+        from tests.access.test_audit import ChatPlugin
+
+        return {"chat": ChatPlugin()}
+
+    async def test_another_tenants_account_and_settings_are_out_of_reach(self, runtime: Runtime, victim: Victim, attacker: Caller) -> None:
+        from guanxi.core.services import accounts
+        from guanxi.core.services.tenant_plugins import set_plugin_settings
+
+        b = victim.world.tenant_id
+        async with runtime.transaction(RequestContext(tenant_id=b)) as tx:
+            await accounts.save_account(tx, "chat", "b-main", settings={"handle": "B-handle"}, secrets={"api_key": "B-secret-key"})
+            await set_plugin_settings(tx, "chat", {"greeting": "B-hello"})
+        before = await snapshot(runtime, b)
+        listed = await attacker("{ channelAccounts { key providerId settings secretFingerprints } }")
+        assert listed["data"]["channelAccounts"] == []
+        take = "mutation($i: ChannelAccountInput!) { saveChannelAccount(input: $i) { errors { code field } } }"
+        same_key = await attacker(take, {"i": {"channel": "chat", "key": "b-main", "settings": {"handle": "mine"}}})
+        assert same_key["data"]["saveChannelAccount"]["errors"] == [{"code": "CONFLICT", "field": "key"}]
+        same_handle = await attacker(take, {"i": {"channel": "chat", "key": "a-main", "settings": {"handle": "B-handle"}}})
+        assert same_handle["data"]["saveChannelAccount"]["errors"] == [{"code": "CONFLICT", "field": "settings.handle"}]
+        gone = await attacker('mutation { deleteChannelAccount(channel: "chat", key: "b-main") { errors { code } } }')
+        assert gone["data"]["deleteChannelAccount"]["errors"] == [{"code": "NOT_FOUND"}]
+        mine = await attacker('mutation { setPluginSettings(plugin: "chat", settings: {greeting: "A-hi"}) { errors { code } } }')
+        assert mine["data"]["setPluginSettings"]["errors"] == []
+        view = await attacker('{ pluginSettings(plugin: "chat") { overrides effective } }')
+        assert view["data"]["pluginSettings"] == {"overrides": {"greeting": "A-hi"}, "effective": {"greeting": "A-hi"}}
+        await attacker('mutation { setPluginEnabled(plugin: "chat", enabled: false) { errors { code } } }')
+        for body in (listed, same_key, same_handle, gone, view):
+            no_leak(body)
+        assert await snapshot(runtime, b) == before
+        assert await runtime.plugin_enabled("chat", b)
+        await runtime.tenant_plugins(b)
+        assert runtime.plugin_settings("chat", b).greeting == "B-hello"

@@ -54,7 +54,7 @@ class ProfiledChat(FakeChat):
     name = "profiled"
     capabilities = Capabilities(send_text=True, profile_fetch=True)
 
-    async def fetch_profile(self, external_id: str) -> ProfileInput | None:
+    async def fetch_profile(self, external_id: str, *, tenant_id: uuid.UUID) -> ProfileInput | None:
         return ProfileInput(external_id=external_id, nickname="Fresh Name", follower_count=120_000)
 
 

@@ -57,6 +57,10 @@ class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
 class PluginSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     enabled: list[PluginName] = msgspec.field(default_factory=list)
     trace: bool = False
+    #: how long a process trusts what it read of a tenant's plugin choices (enabled plugins,
+    #: setting overrides) before reading them again: the bound on how late a change made in
+    #: another process applies here
+    tenant_cache_s: Annotated[float, msgspec.Meta(ge=0)] = 2.0
 
     def __post_init__(self) -> None:
         if len(set(self.enabled)) != len(self.enabled):
@@ -87,6 +91,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     gc_tuning: bool = True
     # development only: GraphiQL and introspection answer without credentials (loopback hosts only)
     dev: bool = False
+    #: where deleting a tenant writes its export first (personal data: keep it private)
+    export_dir: str = ".guanxi/exports"
 
     def __post_init__(self) -> None:
         if self.dev and self.host not in ("127.0.0.1", "::1", "localhost"):
@@ -99,6 +105,9 @@ class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     # HMAC key for API key hashes; empty: read (or create, 0600) secret_file
     secret: str = ""
     secret_file: str = ".guanxi/secret"
+    #: earlier server secrets, still accepted to open channel-account secrets sealed under them
+    #: (rotation: see guanxi.core.base.sealing)
+    previous_secrets: list[str] = msgspec.field(default_factory=list)
     # JWT bearer tokens: HS256 with jwt_secret, RS256 with a PEM public key or a JWKS file
     jwt_secret: str = ""
     jwt_public_key_file: str = ""
@@ -161,6 +170,15 @@ class TracingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     sample_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
 
 
+class QuotaSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Every tenant's limits unless the operator set its own (0: no limit)."""
+
+    customers: Annotated[int, msgspec.Meta(ge=0)] = 0
+    requests_per_s: Annotated[int, msgspec.Meta(ge=0)] = 0
+    #: channel name -> outbound messages per day (the tenant's day); "*" for every other channel
+    messages_per_day: dict[str, Annotated[int, msgspec.Meta(ge=0)]] = msgspec.field(default_factory=dict)
+
+
 class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     tenant: str = "demo"
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
@@ -172,6 +190,7 @@ class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     tracing: TracingSettings = msgspec.field(default_factory=TracingSettings)
+    quotas: QuotaSettings = msgspec.field(default_factory=QuotaSettings)
 
     def __post_init__(self) -> None:
         if self.metrics.enabled and self.metrics.path.rstrip("/") == self.graphql.path.rstrip("/"):

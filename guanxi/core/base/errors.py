@@ -58,3 +58,19 @@ class NotMigratedError(GuanxiError):
     """The database has no tables yet, or an older schema than this Guanxi needs."""
 
     code = "NOT_MIGRATED"
+
+
+class PluginDisabledError(GuanxiError):
+    """The plugin is loaded by the deployment but the caller's tenant has not enabled it."""
+
+    code = "PLUGIN_DISABLED"
+
+    def __init__(self, plugin: str, message: str | None = None) -> None:
+        super().__init__(message or f"plugin {plugin!r} is not enabled for this tenant")
+        self.plugin = plugin
+
+
+class QuotaExceededError(GuanxiError):
+    """A tenant reached one of its limits; the message names the limit and its value."""
+
+    code = "QUOTA_EXCEEDED"

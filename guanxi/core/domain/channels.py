@@ -238,8 +238,9 @@ class Channel(abc.ABC):
     async def send(self, message: OutboundMessage) -> DeliveryResult:
         """Deliver one message; return the provider's message id."""
 
-    async def fetch_profile(self, external_id: str) -> ProfileInput | None:
-        """Fetch the current profile of an account from the provider (None if unknown)."""
+    async def fetch_profile(self, external_id: str, *, tenant_id: uuid.UUID) -> ProfileInput | None:
+        """Fetch the current profile of an account from the provider (None if unknown), using
+        the accounts of ``tenant_id`` (the tenant whose identity it is)."""
         raise CapabilityError(f"channel {self.name!r} cannot fetch profiles")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
@@ -296,3 +297,42 @@ class StaffChannel(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients (called when the application stops)."""
+
+
+# -- channel accounts ------------------------------------------------------------------------
+
+
+class ConfigAccount(msgspec.Struct, frozen=True, kw_only=True):
+    """An account written in the configuration file (single-company deployments), imported into
+    a ``channel_accounts`` row by ``guanxi db upgrade`` when no account has its key yet.
+    ``tenant`` is a tenant slug ("" for the configured tenant)."""
+
+    key: str
+    tenant: str = ""
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+    secrets: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class AccountSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What a channel plugin's accounts hold (returned from ``guanxi_channel_accounts``).
+
+    :param channel: the channel name (``wecom``).
+    :param settings: a msgspec Struct type (``forbid_unknown_fields``) of the public settings:
+        readable back through the API. A tenant admin writes them, so never a URL or a file path
+        the server would fetch or open.
+    :param secrets: a msgspec Struct type whose fields are all ``str`` (``""``: not set): sealed
+        at rest, write-only through the API (a fingerprint shows whether each is set).
+    :param provider_id: the name of the ``settings`` field that is the provider's account id
+        (``corp_id``): unique per channel across tenants, so two tenants cannot connect one account.
+    :param check: optional ``check(settings, secrets) -> [(field, problem), ...]`` for rules a
+        struct cannot say (two fields set together, a key's format); ``field`` is a key path
+        such as ``secrets.encoding_aes_key``.
+    :param config_accounts: accounts from the plugin's config section, imported on upgrade.
+    """
+
+    channel: str
+    settings: Any
+    secrets: Any
+    provider_id: str
+    check: Any = None
+    config_accounts: tuple[ConfigAccount, ...] = ()

@@ -118,6 +118,26 @@ class Tenant(Base):
     #: BCP 47 language tag of texts the system writes for the tenant (notifications, e-mails)
     locale: Mapped[str] = mapped_column(String(35), default="zh-CN", server_default="zh-CN")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: active | suspended (its keys get 403, its webhooks are stored but not processed)
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    suspended_at: Mapped[dt.datetime | None]
+    #: the operator's quota overrides of the deployment's ``[quotas]`` (only the limits it set)
+    quotas: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+
+
+class OperatorKey(Base):
+    """A platform operator's key (``gxop_<key_id>_<secret>``): manages tenants, reads none of
+    their data. Stored like API keys: only an HMAC keyed with the server secret."""
+
+    __tablename__ = "operator_keys"
+    __table_args__ = (UniqueConstraint("key_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    key_id: Mapped[str] = mapped_column(String(32))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None]
 
 
 def _fk(cols: list[str], table: str, ondelete: str | None = None) -> ForeignKeyConstraint:
@@ -169,6 +189,63 @@ class ApiKey(TenantScoped, Base):
     created_by: Mapped[str | None] = mapped_column(String(200))
     last_used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+
+
+class TenantPlugin(TenantScoped, Base):
+    """A tenant's choice about one loaded plugin: enabled or not, and its setting overrides.
+
+    No row means the default: every plugin the deployment loads is enabled for every tenant with
+    the deployment's settings. ``settings`` holds only the keys the tenant overrides (validated
+    against the plugin's ``guanxi_tenant_settings`` struct)."""
+
+    __tablename__ = "tenant_plugins"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),)
+
+    plugin: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TenantUsage(TenantScoped, Base):
+    """A quota counter: ``used`` units of ``metric`` (``customers``, ``requests``,
+    ``messages:<channel>``) in ``window`` (a second, a day of the tenant's time zone, or "" for
+    all time). Incremented in the database, so a limit holds across every process."""
+
+    __tablename__ = "tenant_usage"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),)
+
+    metric: Mapped[str] = mapped_column(String(80), primary_key=True)
+    window: Mapped[str] = mapped_column(String(32), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChannelAccount(TenantScoped, Base):
+    """A tenant's account on a channel: a WeCom corp, a Douyin app, a mailbox.
+
+    ``key`` names it in webhook URLs (``/wecom/callback/<key>``) and is unique per channel across
+    the deployment, since a webhook finds its tenant through it; ``provider_id`` (the corp id, the
+    app id) is unique per channel across tenants too: two tenants cannot connect the same corp.
+    ``settings`` are the public settings (the plugin's declared struct); ``secrets`` is one
+    AES-GCM sealed JSON object (:mod:`guanxi.core.base.sealing`), never plaintext; ``fingerprints``
+    tell which secret fields are set, and whether one changed, without revealing them."""
+
+    __tablename__ = "channel_accounts"
+    __table_args__ = (
+        UniqueConstraint("channel", "key"),
+        UniqueConstraint("channel", "provider_id"),
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    channel: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64))
+    provider_id: Mapped[str] = mapped_column(String(128))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secrets: Mapped[str | None] = mapped_column(Text)
+    fingerprints: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Pipeline(TenantScoped, Base):

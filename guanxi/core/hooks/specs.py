@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import msgspec
 
     from guanxi.core.domain.access import Permission
-    from guanxi.core.domain.channels import Channel, InboundEvent, StaffChannel
+    from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, StaffChannel
     from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, ScoreComponent
     from guanxi.core.domain.events import (
         ContactArrived,
@@ -72,6 +72,19 @@ def guanxi_config_schema() -> type[msgspec.Struct] | None:
     start-up with its key path, e.g. ``$.plugins.wecom.corp_id``. The decoded value is available
     as ``runtime.plugin_settings("<name>")``. Return None (or do not implement the hook) when the
     plugin takes no settings; a section for such a plugin is then rejected.
+    """
+
+
+@hookspec
+def guanxi_tenant_settings() -> type[msgspec.Struct] | None:
+    """Return the msgspec Struct type of the settings a tenant may override, or None.
+
+    Its fields are a subset of the plugin's ``guanxi_config_schema`` struct, with the same names
+    and types (start-up fails otherwise). Never deployment concerns (API base URLs, file paths,
+    public URLs, secrets): a tenant admin writes them, and could turn a URL into a request from the
+    server or a path into a file probe. A tenant's overrides are validated against this struct
+    and then against the whole config struct, stored in the database and read with
+    ``runtime.plugin_settings(name, tenant_id)``. Called once at start-up. Synchronous.
     """
 
 
@@ -154,6 +167,19 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind] | None:
     :func:`guanxi.core.services.schedule.schedule_job` (at a time, or on a cron schedule in the
     tenant's time zone) and run by the scheduler worker, once per slot across processes. A name
     already taken (by core or another plugin) fails with both owners named. Synchronous.
+    """
+
+
+@hookspec
+def guanxi_channel_accounts(runtime: Runtime) -> list[AccountSpec] | None:
+    """Declare the accounts of this plugin's channels (:class:`guanxi.AccountSpec`): their public
+    settings, their secret fields and which field is the provider's account id.
+
+    Core keeps each tenant's accounts in ``channel_accounts`` rows, secrets sealed at rest, and
+    gives them back through :mod:`guanxi.core.services.accounts` (``account_by_key`` for a
+    webhook, which learns the tenant from the account; ``tenant_accounts`` for a tenant's work).
+    Accounts listed in ``config_accounts`` are imported on ``guanxi db upgrade``. Called when
+    core first needs the specs. Synchronous.
     """
 
 
@@ -306,6 +332,28 @@ def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id:
     Keep what aggregates need (counts, scores, campaign progress) without the person's data:
     blank names, texts and external ids rather than deleting rows others count. Return what was
     erased, e.g. ``{"followers": 2, "messages": 14}``.
+    """
+
+
+@hookspec
+def guanxi_export_tenant(runtime: Runtime, session: TenantSession) -> dict[str, Any] | None:
+    """Return everything this plugin holds for the session's tenant, as JSON-compatible values:
+    every row of its tables, tenant-level ones too (staff mappings, campaigns, tags), not only
+    the per-customer data. Called when the operator deletes a tenant, before anything is
+    removed, for every loaded plugin (also one the tenant disabled). The answer is the plugin's
+    section of the tenant export. ``guanxi.core.services.tenants.dump_models(session, models)``
+    dumps tables. Return None when the plugin holds nothing. May be ``async def``; an exception
+    stops the deletion (nothing is removed).
+    """
+
+
+@hookspec
+def guanxi_purge_tenant(runtime: Runtime, session: TenantSession) -> dict[str, int] | None:
+    """Remove every row this plugin holds for the session's tenant (and any file it keeps for
+    it), inside the deleting transaction (``session`` writes; an exception undoes the whole
+    deletion). Called after :func:`guanxi_export_tenant`, before core removes its own rows, for
+    every loaded plugin (also one the tenant disabled). Return the rows deleted by table;
+    ``guanxi.core.services.tenants.purge_models(session, models)`` deletes tables in a safe order.
     """
 
 

@@ -146,7 +146,7 @@ async def _apply_row(tx: Tx, row: InboxEvent) -> None:
     )
     # the channel plugin's own bookkeeping, in this transaction: a failure undoes the event and
     # the inbox retries it, so nothing is half-applied
-    await plugins.call_all(tx.runtime.pm.hook.guanxi_inbound_applied, tx=tx, event=event, applied=applied)
+    await plugins.call_all((await tx.hooks()).guanxi_inbound_applied, tx=tx, event=event, applied=applied)
     _done(row, customer.id, interaction.id)
 
 

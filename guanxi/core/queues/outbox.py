@@ -25,12 +25,13 @@ from sqlalchemy import desc, select
 
 from guanxi.core.base import metrics, tracing
 from guanxi.core.base.context import Actor, RequestContext
-from guanxi.core.base.errors import ConflictError, GuanxiError, ValidationError
+from guanxi.core.base.errors import ConflictError, GuanxiError, PluginDisabledError, ValidationError
 from guanxi.core.base.ids import new_id
 from guanxi.core.base.logs import log_context
 from guanxi.core.domain.channels import (
     Attachment,
     CapabilityError,
+    Channel,
     DeliveryError,
     OutboundMessage,
     PermanentDeliveryError,
@@ -40,7 +41,7 @@ from guanxi.core.queues import lifecycle
 from guanxi.core.queues.queue import QueueWorker, backoff, claim
 from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
-from guanxi.core.services import consent, interactions
+from guanxi.core.services import consent, interactions, quotas
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer
 
@@ -76,7 +77,7 @@ async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
         if not same:
             raise ConflictError(f"idempotency key {key!r} was already used for a different message", field="idempotencyKey")
         return existing, False
-    adapter = tx.runtime.channels.get(req.channel)
+    adapter = await tx.runtime.tenant_channel(tx.tenant_id, req.channel)  # PLUGIN_DISABLED for the tenant
     if adapter is None:
         known = ", ".join(sorted(tx.runtime.channels)) or "none"
         raise CapabilityError(f"no channel {req.channel!r} is enabled (channels: {known})")
@@ -104,6 +105,7 @@ async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
     if identity is None:
         raise ValidationError(f"the customer has no {req.channel} account to send to", field="channel")
     _check_reachable(identity)
+    await quotas.count_message(tx, req.channel)  # QUOTA_EXCEEDED: the tenant's messages_per_day
     if caps.messaging_window_s is not None:
         last_in = (
             await session.execute(
@@ -236,12 +238,9 @@ class Deliverer:
 
     async def _send(self, ctx: RequestContext, message: OutboundMessage) -> None:
         tenant_id, message_id = ctx.tenant_id, message.id
-        adapter = self.runtime.channels.get(message.channel)
-        error: BaseException | None = None
+        adapter, error = await _deliverable_channel(self.runtime, tenant_id, message.channel)
         result = None
-        if adapter is None:
-            error = PermanentDeliveryError(f"channel {message.channel!r} is no longer enabled")
-        else:
+        if adapter is not None:
             bucket = self._bucket(message.channel)
             if bucket is not None:
                 await bucket.take()
@@ -287,6 +286,18 @@ class Deliverer:
                         row.last_error,
                     )
             tx.emit("guanxi_message_status_changed", lifecycle.status_event(tenant_id, WORKER, row, previous=previous))
+
+
+async def _deliverable_channel(runtime: Runtime, tenant_id: uuid.UUID, channel: str) -> tuple[Channel | None, BaseException | None]:
+    """The adapter to deliver with, or the permanent error why there is none: no loaded plugin
+    offers the channel any more, or the tenant disabled the plugin that does."""
+    try:
+        adapter = await runtime.tenant_channel(tenant_id, channel)
+    except PluginDisabledError as exc:
+        return None, PermanentDeliveryError(f"channel {channel!r}: {exc}")
+    if adapter is None:
+        return None, PermanentDeliveryError(f"channel {channel!r} is no longer enabled")
+    return adapter, None
 
 
 async def run_once(

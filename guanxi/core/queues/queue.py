@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from guanxi.core.domain.models import utcnow
+from guanxi.core.domain.models import Tenant, utcnow
 from guanxi.core.storage.db import write_transaction
 
 log = logging.getLogger("guanxi.queue")
@@ -45,7 +45,9 @@ async def claim(
         and_(t.c.status == due_status, t.c.next_attempt_at <= now),
         and_(t.c.status == busy_status, t.c.locked_until < now),
     )
-    pick = select(t.c.tenant_id, t.c.id).where(due).order_by(t.c.next_attempt_at).limit(limit)
+    # a suspended tenant's rows wait (stored, not processed) until the operator resumes it
+    suspended = select(Tenant.id).where(Tenant.status == "suspended")
+    pick = select(t.c.tenant_id, t.c.id).where(due, t.c.tenant_id.not_in(suspended)).order_by(t.c.next_attempt_at).limit(limit)
     if tenant_id is not None:
         pick = pick.where(t.c.tenant_id == tenant_id)
     if engine.dialect.name == "postgresql":

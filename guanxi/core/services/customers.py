@@ -15,6 +15,7 @@ from guanxi.core.domain.events import CustomerCreated, CustomerData, CustomerUpd
 from guanxi.core.domain.models import ContactPoint, Customer, Identity, User, utcnow
 from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Tx
+from guanxi.core.services import quotas
 from guanxi.core.services.audit import audit
 from guanxi.core.services.pipelines import move_stage, stage_by_key
 from guanxi.core.storage.tenancy import TenantSession
@@ -144,6 +145,7 @@ async def get_customer(session: TenantSession, customer_id: uuid.UUID, *, follow
 
 async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
     session = tx.session
+    await quotas.check_new_customers(tx)
     customer = Customer(
         id=new_id(),
         display_name=_clean_name(data.display_name),
@@ -174,7 +176,7 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
             return True
 
         customer.owner_id = await plugins.call_first(
-            tx.runtime.pm.hook.guanxi_assign_owner, accept=active_user, session=session, customer=snapshot(customer)
+            (await tx.hooks()).guanxi_assign_owner, accept=active_user, session=session, customer=snapshot(customer)
         )
     customer.search_text = search_text(customer)
     session.add(customer)

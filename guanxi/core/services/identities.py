@@ -163,7 +163,7 @@ async def resolve_identity(
             return True
 
         customer_id = await plugins.call_first(
-            tx.runtime.pm.hook.guanxi_resolve_customer, accept=live_customer, session=tx.session, identity=data
+            (await tx.hooks()).guanxi_resolve_customer, accept=live_customer, session=tx.session, identity=data
         )
     created = False
     if customer_id is None:

@@ -20,10 +20,10 @@ async def refresh_profile(runtime: Runtime, ctx: RequestContext, identity_id: uu
         if identity is None:
             raise NotFoundError("identity not found", field="identityId")
         channel, external_id, customer_id = identity.channel, identity.external_id, identity.customer_id
-    adapter = runtime.channels.get(channel)
+    adapter = await runtime.tenant_channel(ctx.tenant_id, channel)
     if adapter is None or not adapter.capabilities.profile_fetch:
         raise CapabilityError(f"channel {channel!r} cannot fetch profiles")
-    profile = await adapter.fetch_profile(external_id)
+    profile = await adapter.fetch_profile(external_id, tenant_id=ctx.tenant_id)
     async with runtime.transaction(ctx) as tx:
         if profile is None:
             found = await tx.session.get(Identity, (ctx.tenant_id, identity_id))

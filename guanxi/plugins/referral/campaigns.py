@@ -224,7 +224,7 @@ async def mint_token(
         inviter_customer_id=customer_id,
         staff_user_id=staff,
     )
-    answers = await plugins.collect(tx.runtime.pm.hook.guanxi_entry_points, runtime=tx.runtime, session=tx.session, request=request)
+    answers = await plugins.collect((await tx.hooks()).guanxi_entry_points, runtime=tx.runtime, session=tx.session, request=request)
     found: list[dict[str, Any]] = []
     for _plugin, points in answers:
         for point in points:

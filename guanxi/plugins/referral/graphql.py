@@ -38,7 +38,7 @@ DEFAULT_PAGE, MAX_PAGE = 20, 100
 
 
 def settings_of(info: Info) -> ReferralSettings:
-    settings: ReferralSettings = info.context.rt.plugin_settings("referral")
+    settings: ReferralSettings = info.context.rt.plugin_settings("referral", info.context.tenant_id)
     return settings
 
 

@@ -160,3 +160,14 @@ class ReferralCoupon(TenantScoped, Base):
     campaign_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     reward_id: Mapped[uuid.UUID | None]
+
+
+#: every table of the plugin (tenant export and purge)
+TABLES: tuple[type, ...] = (
+    ReferralCampaign,
+    ReferralToken,
+    ReferralAttribution,
+    ReferralCredit,
+    ReferralReward,
+    ReferralCoupon,
+)

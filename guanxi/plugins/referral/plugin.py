@@ -21,7 +21,7 @@ from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.plugins.referral import attribution, ledger, merges, privacy, social
 from guanxi.plugins.referral.models import ReferralAttribution
 from guanxi.plugins.referral.poster import cache_dir
-from guanxi.plugins.referral.settings import ReferralSettings
+from guanxi.plugins.referral.settings import ReferralSettings, ReferralTenantSettings
 
 NAME = "referral"
 ACTOR = Actor(kind="plugin", name=NAME)
@@ -36,6 +36,11 @@ def _settings(runtime: Runtime) -> ReferralSettings:
 @hookimpl
 def guanxi_config_schema() -> type[msgspec.Struct]:
     return ReferralSettings
+
+
+@hookimpl
+def guanxi_tenant_settings() -> type[msgspec.Struct]:
+    return ReferralTenantSettings
 
 
 @hookimpl
@@ -110,7 +115,7 @@ async def guanxi_contact_arrived(runtime: Runtime, event: ContactArrived) -> Non
     if not event.state:
         return
     async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
-        await attribution.attribute(tx, event, _settings(runtime))
+        await attribution.attribute(tx, event, runtime.plugin_settings(NAME, tx.tenant_id))
 
 
 @hookimpl
@@ -142,7 +147,7 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
 async def guanxi_score_components(
     runtime: Runtime, session: TenantSession, customer_ids: list[uuid.UUID], as_of: dt.datetime
 ) -> list[ScoreComponent] | None:
-    return await social.components(session, customer_ids, _settings(runtime)) or None
+    return await social.components(session, customer_ids, runtime.plugin_settings(NAME, session.tenant_id)) or None
 
 
 @hookimpl
@@ -153,3 +158,21 @@ async def guanxi_export_customer_data(session: TenantSession, customer_id: uuid.
 @hookimpl
 async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
     return await privacy.erase(session, customer_id, cache_dir(_settings(runtime).poster_cache_dir))
+
+
+@hookimpl
+async def guanxi_export_tenant(runtime: Runtime, session: TenantSession) -> dict[str, Any]:
+    """Every row of the plugin's tables for the tenant (before the operator deletes it)."""
+    from guanxi.core.services.tenants import dump_models
+    from guanxi.plugins.referral.models import TABLES
+
+    return await dump_models(session, TABLES)
+
+
+@hookimpl
+async def guanxi_purge_tenant(runtime: Runtime, session: TenantSession) -> dict[str, int]:
+    """Remove every row of the plugin's tables for the tenant (the operator deletes it)."""
+    from guanxi.core.services.tenants import purge_models
+    from guanxi.plugins.referral.models import TABLES
+
+    return await purge_models(session, TABLES)

@@ -37,8 +37,8 @@ async def _token(runtime: Runtime, value: str) -> tuple[Any, ReferralToken, Refe
     # links of every tenant, not only the configured default one
     async with runtime.session(None) as session, unscoped(session):
         tenant_id = (await session.execute(select(ReferralToken.tenant_id).where(ReferralToken.token == value))).scalar_one_or_none()
-    if tenant_id is None:
-        raise NotFoundException("unknown referral link")
+    if tenant_id is None or not await runtime.plugin_enabled("referral", tenant_id) or await runtime.tenant_suspended(tenant_id):
+        raise NotFoundException("unknown referral link")  # a tenant that disabled referral, or is suspended, has no links
     async with runtime.session(tenant_id) as session:
         token = await token_by_value(session, value)
         campaign = await session.get(ReferralCampaign, (tenant_id, token.campaign_id)) if token else None

@@ -43,3 +43,17 @@ class ReferralSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
             raise ValueError("cooldown_hours must not be negative")
         if not 1 <= self.max_depth <= 50:
             raise ValueError("max_depth must be between 1 and 50")
+
+
+class ReferralTenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The referral settings a tenant may override (``guanxi_tenant_settings``): its attribution
+    rules and social-value weights. Never ``public_url``, ``landing_hosts``, the folders, the
+    font or the visitor secret: deployment concerns a tenant admin must not steer."""
+
+    attribution_model: Literal["first_touch", "last_touch"] = "first_touch"
+    cooldown_hours: float = 24.0
+    converted_stage: str = "won"
+    max_depth: int = 10
+    direct_weight: float = 5.0
+    indirect_weight: float = 1.0
+    converted_weight: float = 10.0

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, and_, case, cast, func, insert, literal, null, select, union_all
+from sqlalchemy import JSON, Float, Integer, String, Uuid, and_, case, cast, func, insert, literal, null, select, union_all
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -55,7 +55,9 @@ def _row(
 ) -> list[Any]:
     """The select list of one part row, in :data:`PART_COLUMNS` order."""
     return [
-        literal(tenant_id).label("tenant_id"),
+        # typed: a tenant id read by asyncpg (an API key's tenant) is asyncpg's own UUID class,
+        # which an untyped literal would send as text (PostgreSQL refuses text for a uuid column)
+        literal(tenant_id, Uuid).label("tenant_id"),
         customer_id.label("customer_id"),
         literal(component, String).label("component"),
         (item if not isinstance(item, str) else literal(item, String)).label("item"),

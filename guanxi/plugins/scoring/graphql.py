@@ -33,7 +33,7 @@ STATE_KEY = "scoring.loaders"
 
 
 def _settings(info: Info) -> ScoringSettings:
-    found: ScoringSettings = info.context.rt.plugin_settings("scoring")
+    found: ScoringSettings = info.context.rt.plugin_settings("scoring", info.context.tenant_id)
     return found
 
 
@@ -105,7 +105,7 @@ class ScoreLoaders:
             stmt = select(ScoringPart).where(ScoringPart.customer_id.in_(scores)).order_by(ScoringPart.component, ScoringPart.item)
             for p in (await execute(stmt)).scalars():
                 parts[p.customer_id].append(p)
-        settings: ScoringSettings = self._context.rt.plugin_settings("scoring")
+        settings: ScoringSettings = self._context.rt.plugin_settings("scoring", self._context.tenant_id)
         out: list[Score | None] = []
         for i in ids:
             s = scores.get(i)

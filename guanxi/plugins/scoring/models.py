@@ -76,3 +76,12 @@ class ScoringAssignment(TenantScoped, Base):
 
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     last_assigned_at: Mapped[dt.datetime]
+
+
+#: every table of the plugin (tenant export and purge)
+TABLES: tuple[type, ...] = (
+    ScoringScore,
+    ScoringPart,
+    ScoringHistory,
+    ScoringAssignment,
+)

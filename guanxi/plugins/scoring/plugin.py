@@ -24,7 +24,7 @@ from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.scoring.recompute import rescore, rescore_merge
-from guanxi.plugins.scoring.settings import ScoringSettings
+from guanxi.plugins.scoring.settings import ScoringSettings, ScoringTenantSettings
 from guanxi.plugins.scoring.sql import ensure_sqlite_math
 
 #: Customer fields that the profile-fit component reads.
@@ -34,6 +34,11 @@ PROFILE_FIELDS = frozenset({"company", "phones", "emails", "source", "attributes
 @hookimpl
 def guanxi_config_schema() -> type[msgspec.Struct]:
     return ScoringSettings
+
+
+@hookimpl
+def guanxi_tenant_settings() -> type[msgspec.Struct]:
+    return ScoringTenantSettings
 
 
 @hookimpl
@@ -135,3 +140,21 @@ async def guanxi_erase_customer(session: TenantSession, customer_id: uuid.UUID) 
     from guanxi.plugins.scoring.privacy import erase_customer
 
     return await erase_customer(session, customer_id)
+
+
+@hookimpl
+async def guanxi_export_tenant(runtime: Runtime, session: TenantSession) -> dict[str, Any]:
+    """Every row of the plugin's tables for the tenant (before the operator deletes it)."""
+    from guanxi.core.services.tenants import dump_models
+    from guanxi.plugins.scoring.models import TABLES
+
+    return await dump_models(session, TABLES)
+
+
+@hookimpl
+async def guanxi_purge_tenant(runtime: Runtime, session: TenantSession) -> dict[str, int]:
+    """Remove every row of the plugin's tables for the tenant (the operator deletes it)."""
+    from guanxi.core.services.tenants import purge_models
+    from guanxi.plugins.scoring.models import TABLES
+
+    return await purge_models(session, TABLES)

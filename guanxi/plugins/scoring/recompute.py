@@ -53,8 +53,9 @@ def clock() -> dt.datetime:
     return utcnow()
 
 
-def settings_of(runtime: Runtime) -> ScoringSettings:
-    found: ScoringSettings = runtime.plugin_settings(NAME)
+def settings_of(runtime: Runtime, tenant_id: uuid.UUID) -> ScoringSettings:
+    """The tenant's scoring settings (the deployment's, with the tenant's overrides)."""
+    found: ScoringSettings = runtime.plugin_settings(NAME, tenant_id)
     return found
 
 
@@ -64,7 +65,7 @@ def _dialect_insert(runtime: Runtime) -> Any:
 
 async def _plugin_parts(tx: Tx, ids: list[uuid.UUID], as_of: dt.datetime) -> list[dict[str, Any]]:
     """Other plugins' components for these customers, as part rows (one per customer and name)."""
-    hook = tx.runtime.pm.hook.guanxi_score_components
+    hook = (await tx.hooks()).guanxi_score_components
     if not hook.get_hookimpls():
         return []
     merged: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
@@ -122,7 +123,7 @@ async def score_set(
     them for other plugins' components). Returns the new totals. A history row is written for a
     customer's first score and for a total that moved by more than ``history_min_change``."""
     runtime, session, tenant_id = tx.runtime, tx.session, tx.tenant_id
-    settings = settings_of(runtime)
+    settings = settings_of(runtime, tenant_id)
     d = Dialect(runtime.engine.dialect.name)
     await session.execute(delete(ScoringPart).where(ScoringPart.tenant_id == tenant_id, scope(ScoringPart.customer_id)))
     for stmt in (
@@ -225,7 +226,8 @@ async def recompute_tenant(
 ) -> RecomputeReport:
     """Recompute every customer of a tenant, batch by batch of customer ids (each batch one
     transaction, so the SQLite write lock is released between batches)."""
-    settings = settings_of(runtime)
+    await runtime.require_plugin(NAME, tenant_id)  # a tenant that disabled scoring gets no scores
+    settings = settings_of(runtime, tenant_id)
     size = batch_size or settings.batch_size
     as_of = as_of or clock()
     report = RecomputeReport(tenant_id=tenant_id)

@@ -201,3 +201,18 @@ class ScoringSettings(_Section, frozen=True, kw_only=True):
             if rule.from_stage in froms:
                 raise ValueError(f"stage_rules[{i}]: a second rule from stage {rule.from_stage!r}")
             froms.add(rule.from_stage)
+
+
+class ScoringTenantSettings(_Section, frozen=True, kw_only=True):
+    """The scoring settings a tenant may override (``guanxi_tenant_settings``): its weights,
+    decay, rules and hand-over; not ``batch_size``, which is the deployment's load concern."""
+
+    engagement: Engagement = msgspec.field(default_factory=Engagement)
+    profile: ProfileFit = msgspec.field(default_factory=ProfileFit)
+    social: Social = msgspec.field(default_factory=Social)
+    purchase: Purchase = msgspec.field(default_factory=Purchase)
+    stage_rules: list[StageRule] = msgspec.field(default_factory=_default_stage_rules)
+    assignment: Assignment = msgspec.field(default_factory=Assignment)
+    queue: Queue = msgspec.field(default_factory=Queue)
+    history_limit: Annotated[int, Meta(ge=1)] = 100
+    history_min_change: Annotated[float, Meta(ge=0)] = 1.0

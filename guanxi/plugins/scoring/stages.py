@@ -31,7 +31,7 @@ async def apply_stage_rules(tx: Tx, totals: dict[uuid.UUID, float], now: dt.date
     """Move the customers whose new total reaches a rule's threshold; returns how many moved.
     Costs no statement when no total reaches the lowest threshold. ``now`` is the recompute's
     clock: hand-over tasks are due relative to it."""
-    settings: ScoringSettings = tx.runtime.plugin_settings("scoring")
+    settings: ScoringSettings = tx.runtime.plugin_settings("scoring", tx.tenant_id)
     rules = settings.stage_rules
     if not rules or not totals:
         return 0
@@ -93,7 +93,7 @@ async def pick_owner(tx: Tx, customer: Customer, cfg: Assignment) -> uuid.UUID |
         return user is not None and user.active
 
     chosen: uuid.UUID | None = await plugins.call_first(
-        tx.runtime.pm.hook.guanxi_assign_owner, accept=active, session=session, customer=snapshot(customer)
+        (await tx.hooks()).guanxi_assign_owner, accept=active, session=session, customer=snapshot(customer)
     )
     if chosen is not None:
         return chosen

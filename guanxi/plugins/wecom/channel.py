@@ -4,6 +4,7 @@ client; WeCom has no API to push a message to a customer directly."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from guanxi.core.domain.channels import (
     TransientDeliveryError,
 )
 from guanxi.core.runtime import Runtime
+from guanxi.plugins.wecom import accounts as corp_accounts
 from guanxi.plugins.wecom.client import WecomError
 from guanxi.plugins.wecom.models import WecomFollow
 from guanxi.plugins.wecom.settings import CorpSettings
@@ -42,8 +44,9 @@ class WecomChannel(Channel):
         self.runtime = runtime
 
     async def _route(self, message: OutboundMessage) -> tuple[CorpSettings, str | None]:
-        """The corp and the member who follows the recipient (most recent active follow)."""
-        settings = wecom_state(self.runtime).settings
+        """The corp (of the message's tenant) and the member who follows the recipient (most
+        recent active follow)."""
+        corps = await corp_accounts.tenant_corps(self.runtime, message.tenant_id)
         async with self.runtime.session(message.tenant_id) as session:
             row = (
                 await session.execute(
@@ -54,18 +57,18 @@ class WecomChannel(Channel):
                 )
             ).first()
         if row is not None:
-            corp = settings.corp_by_id(row.corp_id)
+            corp = next((c for c in corps if c.corp_id == row.corp_id), None)
             if corp is not None:
                 return corp, row.userid
-        if len(settings.corps) == 1:
-            return settings.corps[0], None  # WeCom then gives the task to every follower
+        if len(corps) == 1:
+            return corps[0], None  # WeCom then gives the task to every follower
         raise PermanentDeliveryError(f"no active WeCom follow for recipient {message.recipient!r}")
 
-    async def fetch_profile(self, external_id: str) -> ProfileInput | None:
-        """The customer as ``externalcontact/get`` describes it, from the first configured corp
-        that knows the ExternalUserID (40096 / 84061: not this corp's contact)."""
+    async def fetch_profile(self, external_id: str, *, tenant_id: uuid.UUID) -> ProfileInput | None:
+        """The customer as ``externalcontact/get`` describes it, from the first of the tenant's
+        corps that knows the ExternalUserID (40096 / 84061: not this corp's contact)."""
         state = wecom_state(self.runtime)
-        for corp in state.settings.corps:
+        for corp in await corp_accounts.tenant_corps(self.runtime, tenant_id):
             client = state.client(corp)
             if client is None:
                 continue

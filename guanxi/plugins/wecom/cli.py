@@ -6,7 +6,6 @@ import click
 
 from guanxi.core.runtime import Runtime
 from guanxi.plugins.wecom import service
-from guanxi.plugins.wecom.state import wecom_state
 
 
 @click.group()
@@ -15,19 +14,20 @@ def wecom() -> None:
 
 
 @wecom.command()
-@click.option("--corp", "corp_key", default=None, help="The corp's key in [plugins.wecom] (optional with one corp).")
+@click.option("--corp", "corp_key", default=None, help="The corp's account key (optional when the tenant has one corp).")
+@click.option("--tenant", "tenant_slug", default=None, help="The tenant's slug (default: the configured tenant).")
 @click.pass_context
-def sync(ctx: click.Context, corp_key: str | None) -> None:
+def sync(ctx: click.Context, corp_key: str | None, tenant_slug: str | None) -> None:
     """Pull every follower's customers (paged), with a progress bar. Idempotent."""
     from guanxi.cli.common import run_async, runtime_of
 
     async def job(runtime: Runtime) -> service.SyncResult:
-        settings = wecom_state(runtime).settings
-        corp = settings.corp(corp_key) if corp_key else (settings.corps[0] if len(settings.corps) == 1 else None)
+        tenant = await runtime.tenant_id(tenant_slug)
+        corps = await service.tenant_corps(runtime, tenant)
+        corp = next((c for c in corps if c.key == corp_key), None) if corp_key else (corps[0] if len(corps) == 1 else None)
         if corp is None:
-            known = ", ".join(c.key for c in settings.corps) or "none"
-            raise click.UsageError(f"no WeCom corp {corp_key!r} is configured; give --corp (one of: {known})")
-        tenant = await runtime.tenant_id(corp.tenant or None)
+            known = ", ".join(c.key for c in corps) or "none"
+            raise click.UsageError(f"no WeCom corp {corp_key!r} is connected for this tenant; give --corp (one of: {known})")
         with click.progressbar(length=0, label="customers", show_pos=True) as bar:
             return await service.initial_sync(runtime, tenant, corp.key, progress=bar.update)
 

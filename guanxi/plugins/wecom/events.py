@@ -20,6 +20,7 @@ from guanxi.core.domain.models import CustomerTag, Identity, Tag, User, utcnow
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import customers, identities, tags
 from guanxi.core.storage.tenancy import TenantSession
+from guanxi.plugins.wecom import accounts as corp_accounts
 from guanxi.plugins.wecom.callbacks import CHANNEL, FOLLOW_STATUS, dedupe_key
 from guanxi.plugins.wecom.models import WecomChat, WecomEvent, WecomFollow, WecomStaff, WecomTag
 from guanxi.plugins.wecom.settings import CorpSettings
@@ -176,7 +177,7 @@ async def on_inbound(tx: Tx, event: InboundEvent, applied: InboundApplied) -> No
     if event.channel != CHANNEL or "change_type" not in event.payload:
         return
     state = wecom_state(tx.runtime)
-    corp = state.settings.corp_by_id(str(event.payload.get("corp_id", "")))
+    corp = await corp_accounts.tenant_corp_by_id(tx.runtime, tx.tenant_id, str(event.payload.get("corp_id", "")), session=tx.session)
     if corp is None:
         return
     identity = await tx.session.get(Identity, (tx.tenant_id, applied.identity_id))

@@ -125,3 +125,15 @@ class WecomMassSend(TenantScoped, Base):
     recipients: Mapped[int] = mapped_column(default=0)
     failed: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+#: every table of the plugin (tenant export and purge)
+TABLES: tuple[type, ...] = (
+    WecomFollow,
+    WecomStaff,
+    WecomTag,
+    WecomContactWay,
+    WecomEvent,
+    WecomChat,
+    WecomMassSend,
+)

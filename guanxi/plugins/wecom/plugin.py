@@ -15,10 +15,11 @@ from guanxi import Runtime, Tx, hookimpl
 from guanxi.core.base.errors import ConfigError
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.access import Permission
-from guanxi.core.domain.channels import Channel, InboundEvent, StaffChannel
+from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, StaffChannel
 from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
 from guanxi.core.domain.events import CustomersMerged, InboundApplied
 from guanxi.core.storage.tenancy import TenantSession
+from guanxi.plugins.wecom import accounts as corp_accounts
 from guanxi.plugins.wecom import events
 from guanxi.plugins.wecom.channel import WecomChannel
 from guanxi.plugins.wecom.models import WecomContactWay, WecomFollow
@@ -52,6 +53,11 @@ def guanxi_staff_channels(runtime: Runtime) -> list[StaffChannel]:
     from guanxi.plugins.wecom.staff import WecomStaffChannel
 
     return [WecomStaffChannel(runtime)]
+
+
+@hookimpl
+def guanxi_channel_accounts(runtime: Runtime) -> list[AccountSpec]:
+    return [corp_accounts.spec(runtime.plugin_settings("wecom"))]
 
 
 @hookimpl
@@ -129,7 +135,7 @@ async def guanxi_entry_points(runtime: Runtime, session: TenantSession, request:
     if request.staff_user_id is None:
         return None
     state = wecom_state(runtime)
-    for corp in state.settings.corps:
+    for corp in await corp_accounts.tenant_corps(runtime, session.tenant_id, session=session):
         client = state.client(corp)
         if client is None:
             continue
@@ -232,3 +238,21 @@ async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, custom
             .execution_options(synchronize_session=False)
         )
     return {"follows": len(rows)}
+
+
+@hookimpl
+async def guanxi_export_tenant(runtime: Runtime, session: TenantSession) -> dict[str, Any]:
+    """Every row of the plugin's tables for the tenant (before the operator deletes it)."""
+    from guanxi.core.services.tenants import dump_models
+    from guanxi.plugins.wecom.models import TABLES
+
+    return await dump_models(session, TABLES)
+
+
+@hookimpl
+async def guanxi_purge_tenant(runtime: Runtime, session: TenantSession) -> dict[str, int]:
+    """Remove every row of the plugin's tables for the tenant (the operator deletes it)."""
+    from guanxi.core.services.tenants import purge_models
+    from guanxi.plugins.wecom.models import TABLES
+
+    return await purge_models(session, TABLES)

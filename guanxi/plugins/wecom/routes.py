@@ -1,4 +1,9 @@
-"""The callback URL of each configured corp: ``/wecom/callback/<key>``.
+"""The callback URL of each connected corp: ``/wecom/callback/<account key>``.
+
+The key names a channel account (:mod:`guanxi.core.services.accounts`), and so its tenant: a
+callback is never routed by a default tenant. A key no account has, or whose tenant disabled
+WeCom, answers 404; an account whose secrets cannot be read (broken) answers 503, so WeCom
+retries once an admin has set them again.
 
 GET answers WeCom's URL verification with the decrypted ``echostr``; POST verifies, decrypts and
 stores the event (core inbox for customer events, ``wecom_events`` for corp-level ones) and
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -18,7 +24,11 @@ from litestar.params import FromPath
 
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.queues.inbox import ingest
+from guanxi.core.runtime import Runtime
+from guanxi.core.services import accounts
 from guanxi.plugins.wecom import callbacks, events
+from guanxi.plugins.wecom.accounts import corp_of
+from guanxi.plugins.wecom.callbacks import CHANNEL
 from guanxi.plugins.wecom.crypto import CryptoError, ReceiveIdError, SignatureError
 from guanxi.plugins.wecom.settings import CorpSettings
 from guanxi.plugins.wecom.state import WecomState, wecom_state
@@ -26,11 +36,18 @@ from guanxi.plugins.wecom.state import WecomState, wecom_state
 log = logging.getLogger("guanxi.wecom")
 
 
-def _corp(state: WecomState, key: str) -> CorpSettings:
-    corp = state.settings.corp(key)
-    if corp is None or not corp.token or not corp.encoding_aes_key:
+async def _corp(runtime: Runtime, key: str) -> tuple[uuid.UUID, CorpSettings]:
+    """The tenant and corp of the account the URL names."""
+    account = await accounts.account_by_key(runtime, CHANNEL, key)
+    if account is None or not await runtime.plugin_enabled("wecom", account.tenant_id):
         raise NotFoundException(f"no WeCom corp {key!r} is configured")
-    return corp
+    if account.broken is not None:
+        log.error("wecom callback for corp %s refused: the account is broken: %s", key, account.broken)
+        raise HTTPException(status_code=503, detail=f"WeCom corp {key!r} cannot be used until its secrets are set again")
+    corp = corp_of(account)
+    if not corp.token or not corp.encoding_aes_key:
+        raise NotFoundException(f"no WeCom corp {key!r} is configured")
+    return account.tenant_id, corp
 
 
 def _query(request: Request[Any, Any, Any], name: str) -> str:
@@ -53,11 +70,11 @@ def _open(state: WecomState, corp: CorpSettings, signature: str, timestamp: str,
         raise HTTPException(status_code=400, detail=exc.reason) from None
 
 
-@get("/wecom/callback/{key:str}", sync_to_thread=False)
-def wecom_verify(request: Request[Any, Any, Any], key: FromPath[str]) -> Response[bytes]:
+@get("/wecom/callback/{key:str}")
+async def wecom_verify(request: Request[Any, Any, Any], key: FromPath[str]) -> Response[bytes]:
     """URL verification: answer the decrypted echostr as the raw body (no quotes, no newline)."""
     state = wecom_state(request.app.state.runtime)
-    corp = _corp(state, key)
+    _tenant, corp = await _corp(request.app.state.runtime, key)
     echo = _open(
         state, corp, _query(request, "msg_signature"), _query(request, "timestamp"), _query(request, "nonce"), _query(request, "echostr")
     )
@@ -68,7 +85,7 @@ def wecom_verify(request: Request[Any, Any, Any], key: FromPath[str]) -> Respons
 async def wecom_callback(request: Request[Any, Any, Any], key: FromPath[str]) -> Response[bytes]:
     runtime = request.app.state.runtime
     state = wecom_state(runtime)
-    corp = _corp(state, key)
+    tenant, corp = await _corp(runtime, key)
     signature, timestamp, nonce = _query(request, "msg_signature"), _query(request, "timestamp"), _query(request, "nonce")
     if not signature:
         raise NotAuthorizedException("missing msg_signature")
@@ -87,7 +104,6 @@ async def wecom_callback(request: Request[Any, Any, Any], key: FromPath[str]) ->
     plain = _open(state, corp, signature, timestamp, nonce, encrypt)
     try:
         fields = callbacks.parse_xml(plain)
-        tenant = await runtime.tenant_id(corp.tenant or None)
         if fields.get("Event") == "change_external_contact":
             event = callbacks.to_inbound(corp.corp_id, fields)
             result = await ingest(runtime, tenant, event)

@@ -16,6 +16,7 @@ from guanxi.core.base.errors import NotFoundError, ValidationError
 from guanxi.core.domain.models import CustomerTag, Identity, Tag, utcnow
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import tags as tag_service
+from guanxi.plugins.wecom import accounts as corp_accounts
 from guanxi.plugins.wecom import events
 from guanxi.plugins.wecom.callbacks import CHANNEL
 from guanxi.plugins.wecom.client import WecomClient
@@ -25,26 +26,22 @@ from guanxi.plugins.wecom.state import wecom_state
 
 
 async def tenant_corps(runtime: Runtime, tenant_id: uuid.UUID) -> list[CorpSettings]:
-    """The corps that feed this tenant: the one place a corp is chosen for a caller, so a corp
-    configured for another tenant is invisible (not merely refused) to it."""
-    found = []
-    for corp in wecom_state(runtime).settings.corps:
-        try:
-            if await runtime.tenant_id(corp.tenant or None) == tenant_id:
-                found.append(corp)
-        except NotFoundError:  # a corp whose tenant does not exist (yet) feeds nobody
-            continue
-    return found
+    """The corps this tenant connected (its channel-account rows, read through the tenant
+    chokepoint): the one place a corp is chosen for a caller, so a corp of another tenant is
+    invisible (not merely refused) to it."""
+    return await corp_accounts.tenant_corps(runtime, tenant_id)
 
 
 async def corp_and_client(runtime: Runtime, tenant_id: uuid.UUID, key: str | None) -> tuple[CorpSettings, WecomClient]:
     """The caller's corp by key (optional when its tenant has exactly one) and its API client.
-    A corp of another tenant answers exactly like a corp that does not exist."""
-    corps = await tenant_corps(runtime, tenant_id)
-    corp = corps[0] if key is None and len(corps) == 1 else next((c for c in corps if c.key == key), None)
-    if corp is None:
-        known = ", ".join(c.key for c in corps) or "none"
+    A corp of another tenant answers exactly like a corp that does not exist; a broken one
+    (its secrets do not open) says so."""
+    found = await corp_accounts.tenant_corp_accounts(runtime, tenant_id)
+    account = found[0] if key is None and len(found) == 1 else next((a for a in found if a.key == key), None)
+    if account is None:
+        known = ", ".join(a.key for a in found) or "none"
         raise NotFoundError(f"no WeCom corp {key!r} is configured for this tenant (corps: {known})")
+    corp = corp_accounts.usable(account)
     client = wecom_state(runtime).client(corp)
     if client is None:
         raise ValidationError(f"WeCom corp {corp.key!r} has no secret configured", field="corp")

@@ -15,9 +15,9 @@ from guanxi.core.domain.channels import (
 )
 from guanxi.core.runtime import Runtime
 from guanxi.core.storage.tenancy import TenantSession
+from guanxi.plugins.wecom import accounts as corp_accounts
 from guanxi.plugins.wecom import events
 from guanxi.plugins.wecom.client import WecomError
-from guanxi.plugins.wecom.service import tenant_corps
 from guanxi.plugins.wecom.state import wecom_state
 
 #: WeCom's limit for a text application message, in bytes of UTF-8
@@ -40,7 +40,7 @@ class WecomStaffChannel(StaffChannel):
         """``<corp id>:<UserID>`` of the first of the tenant's corps with a notifying app that
         has the user in its staff mapping."""
         state = wecom_state(self.runtime)
-        for corp in await tenant_corps(self.runtime, session.tenant_id):
+        for corp in await corp_accounts.tenant_corps(self.runtime, session.tenant_id, session=session):
             if state.app_client(corp) is None:
                 continue
             userid = await events.wecom_userid(session, corp, user_id)
@@ -51,7 +51,7 @@ class WecomStaffChannel(StaffChannel):
     async def send(self, notice: StaffNotice) -> DeliveryResult:
         corp_id, _, userid = notice.recipient.partition(":")
         state = wecom_state(self.runtime)
-        corp = state.settings.corp_by_id(corp_id)
+        corp = await corp_accounts.tenant_corp_by_id(self.runtime, notice.tenant_id, corp_id)
         client = state.app_client(corp) if corp is not None else None
         if corp is None or client is None or corp.agent_id is None:
             raise PermanentDeliveryError(f"WeCom corp {corp_id!r} has no notifying app (agent_id and a secret) configured")

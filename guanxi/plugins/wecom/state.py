@@ -49,16 +49,17 @@ class WecomState:
         self.runtime = runtime
         self.settings: WecomSettings = runtime.plugin_settings("wecom")
         self.nonces = NonceCache(self.settings.nonce_ttl_s)
-        self._crypto: dict[str, WecomCrypto] = {}
+        self._crypto: dict[tuple[str, str, str], WecomCrypto] = {}
         self._clients: dict[tuple[str, str], WecomClient] = {}
         self._http: httpx.AsyncClient | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         #: (tenant, customer) created by the inbox for a WeCom event, until its arrival is reported.
 
     def crypto(self, corp: CorpSettings) -> WecomCrypto:
-        found = self._crypto.get(corp.key)
+        key = (corp.corp_id, corp.token, corp.encoding_aes_key)  # an account's secrets may change
+        found = self._crypto.get(key)
         if found is None:
-            found = self._crypto[corp.key] = WecomCrypto(corp.token, corp.encoding_aes_key, corp.corp_id)
+            found = self._crypto[key] = WecomCrypto(corp.token, corp.encoding_aes_key, corp.corp_id)
         return found
 
     @property

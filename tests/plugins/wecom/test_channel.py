@@ -132,7 +132,9 @@ class TestWecomContract(ChannelContract):
         assert (raised.value.provider_code, raised.value.retry_after_s) == ("45009", 60.0)
 
 
-async def test_fetch_profile_asks_externalcontact_get_and_unknown_contacts_are_none(fake_wecom: FakeWecom, runtime: Runtime) -> None:
+async def test_fetch_profile_asks_externalcontact_get_and_unknown_contacts_are_none(
+    fake_wecom: FakeWecom, runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
     channel = runtime.channels["wecom"]
     fake_wecom.responses["/externalcontact/get"] = {
         "errcode": 0,
@@ -146,7 +148,7 @@ async def test_fetch_profile_asks_externalcontact_get_and_unknown_contacts_are_n
         },
         "follow_user": [],
     }
-    profile = await channel.fetch_profile("wm9")
+    profile = await channel.fetch_profile("wm9", tenant_id=tenant_id)
     assert profile is not None
     assert (profile.nickname, profile.avatar_url, profile.union_id, profile.profile) == (
         "王芳",
@@ -156,7 +158,7 @@ async def test_fetch_profile_asks_externalcontact_get_and_unknown_contacts_are_n
     )
     assert fake_wecom.called("/externalcontact/get") == [{"external_userid": "wm9"}]
     fake_wecom.fail("/externalcontact/get", 40096)
-    assert await channel.fetch_profile("wm-unknown") is None
+    assert await channel.fetch_profile("wm-unknown", tenant_id=tenant_id) is None
 
 
 def _fields(message: OutboundMessage) -> dict[str, Any]:

@@ -6,7 +6,7 @@ the fake WeCom server receives no call at all (so nothing is read from or sent o
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -82,3 +82,37 @@ async def test_the_owning_tenant_still_uses_its_corp(graphql: Any, fake_wecom: F
     body = await graphql('mutation { createWecomContactWay(userid: "zhangsan", corp: "acme") { contactWay { qrCode } errors { code } } }')
     assert body["data"]["createWecomContactWay"]["errors"] == []
     assert any("add_contact_way" in path for path, _, _ in fake_wecom.calls)
+
+
+async def test_corps_are_channel_account_rows_found_through_the_tenant_chokepoint(
+    runtime: Runtime, tenant_id: uuid.UUID, anonymous_client: httpx.AsyncClient, other_tenant_keys: dict[str, str], fake_wecom: FakeWecom
+) -> None:
+    """Tenant B connects its own corp through GraphQL: A's corp (imported from the config file)
+    and B's are rows of their tenants; each tenant's corp lookup sees only its own; B's attacks
+    on A's account row (list, overwrite, take its corp id, delete) change nothing."""
+    from guanxi.core.services import accounts
+    from guanxi.plugins.wecom.service import tenant_corps
+
+    headers = {"Authorization": f"Bearer {other_tenant_keys['admin']}"}
+
+    async def as_b(query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = await anonymous_client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+        assert response.status_code == 200, response.text
+        return cast(dict[str, Any], response.json())
+
+    save = "mutation($i: ChannelAccountInput!) { saveChannelAccount(input: $i) { account { key } errors { code field } } }"
+    own = {"channel": "wecom", "key": f"b-{uuid.uuid4().hex[:8]}", "settings": {"corp_id": f"wwB{uuid.uuid4().hex[:8]}"}}
+    assert (await as_b(save, {"i": own}))["data"]["saveChannelAccount"]["errors"] == []
+    [a_before] = await accounts.tenant_accounts(runtime, tenant_id, "wecom")
+    listed = (await as_b('{ channelAccounts(channel: "wecom") { key providerId } }'))["data"]["channelAccounts"]
+    assert listed == [{"key": own["key"], "providerId": own["settings"]["corp_id"]}]
+    overwrite = await as_b(save, {"i": {"channel": "wecom", "key": CORP_KEY, "settings": {"corp_id": "wwSTOLEN"}}})
+    assert overwrite["data"]["saveChannelAccount"]["errors"] == [{"code": "CONFLICT", "field": "key"}]
+    take = await as_b(save, {"i": {**own, "settings": {"corp_id": a_before.provider_id}}})
+    assert take["data"]["saveChannelAccount"]["errors"] == [{"code": "CONFLICT", "field": "settings.corp_id"}]
+    gone = await as_b(f'mutation {{ deleteChannelAccount(channel: "wecom", key: "{CORP_KEY}") {{ errors {{ code }} }} }}')
+    assert gone["data"]["deleteChannelAccount"]["errors"] == [{"code": "NOT_FOUND"}]
+    [a_after] = await accounts.tenant_accounts(runtime, tenant_id, "wecom")
+    assert a_after == a_before
+    assert [c.key for c in await tenant_corps(runtime, tenant_id)] == [CORP_KEY]
+    assert fake_wecom.calls == []

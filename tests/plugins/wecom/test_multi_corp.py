@@ -7,11 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from guanxi import Runtime
-from guanxi.core.domain.models import Identity
+from guanxi.core.domain.models import ChannelAccount, Identity
 from guanxi.core.queues import inbox
+from guanxi.core.services.accounts import import_config_accounts
 from guanxi.core.services.pipelines import create_tenant
 from tests.plugins.wecom.conftest import AES_KEY, TOKEN, Sender, event_xml
 from tests.plugins.wecom.fake_wecom import FakeWecom
@@ -37,6 +38,17 @@ def plugin_config(fake_wecom: FakeWecom) -> dict[str, dict[str, Any]]:
 async def test_each_corp_url_checks_its_own_keys_and_feeds_its_own_tenant(runtime: Runtime, client: httpx.AsyncClient) -> None:
     async with runtime.write_session(None) as session:
         tenants = [await create_tenant(session, slug, slug) for slug in SLUGS]
+    imported, _ = await import_config_accounts(runtime)  # as `guanxi db upgrade` does once the tenants exist
+    assert imported == ["wecom/alpha", "wecom/beta"]
+    try:
+        await _callbacks_reach_their_tenants(runtime, client, tenants)
+    finally:  # the keys and corp ids are unique across tenants: free them for other tests
+        for tenant in tenants:
+            async with runtime.write_session(tenant) as session:
+                await session.execute(delete(ChannelAccount))
+
+
+async def _callbacks_reach_their_tenants(runtime: Runtime, client: httpx.AsyncClient, tenants: list[Any]) -> None:
     alpha, beta = Sender(client, corp_id="wwALPHA"), Sender(client, corp_id="wwBETA", token="beta-token", key=KEY_B)
     assert (
         await alpha.post(*alpha.envelope(event_xml("add_external_contact", external="wmA")), path="/wecom/callback/alpha")
