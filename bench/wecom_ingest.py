@@ -125,6 +125,7 @@ def pigeon_delivery(n: int, run: str) -> tuple[bytes, dict[str, str]]:
 
 
 async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
+    from guanxi.core.services.accounts import import_config_accounts
     from guanxi.core.services.pipelines import create_tenant
 
     slug = f"wecom-{secrets.token_hex(3)}"
@@ -133,6 +134,7 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
     await upgrade(rt)
     async with rt.session(None) as s, s.begin():
         tenant_id = await create_tenant(s, slug, "WeCom ingest benchmark")
+    await import_config_accounts(rt, tenant_id=tenant_id)  # the config file's corp becomes the new tenant's account
     port = free_port()
     proc = start(port, url, slug, config)
     base = f"http://127.0.0.1:{port}"

@@ -91,7 +91,8 @@ async def test_a_second_tenant_connects_its_corp_gets_its_callbacks_and_cannot_u
     assert saved["errors"] == []
     account = saved["account"]
     assert (account["key"], account["providerId"], account["broken"]) == ("beta", "wwBETA", None)
-    assert set(account["secretFingerprints"]) == {"token", "encoding_aes_key", "secret"}
+    assert set(account["secretFingerprints"]) == {"token", "encoding_aes_key", "secret", "agent_secret"}
+    assert account["secretFingerprints"].pop("agent_secret") is None  # not given: no notifying app
     assert all(f.startswith("hmac:") for f in account["secretFingerprints"].values())
     # the callback at beta's URL lands in beta's tenant, never in the configured (first) tenant
     sender = Sender(anonymous_client, corp_id="wwBETA", token=TOKEN_B, key=KEY_B)

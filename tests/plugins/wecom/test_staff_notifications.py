@@ -148,10 +148,12 @@ async def test_a_corp_without_a_notifying_app_reaches_nobody(
         assert await channel.recipient(s, user_id) == "ww-test-corp:zhangsan"
     import msgspec
 
-    from guanxi.plugins.wecom.state import wecom_state
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.services import accounts
 
-    state = wecom_state(runtime)
-    state.settings = msgspec.structs.replace(state.settings, corps=[msgspec.structs.replace(state.settings.corps[0], agent_id=None)])
+    corp = await accounts.tenant_account(runtime, tenant_id, "wecom", "acme")
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:  # the corp's notifying app is removed
+        await accounts.save_account(tx, "wecom", "acme", settings={**msgspec.to_builtins(corp.settings), "agent_id": None})
     async with runtime.session(tenant_id) as s:
         assert await channel.recipient(s, user_id) is None
     assert clip("提醒" * 2000).encode().__len__() <= 2048
