@@ -16,7 +16,11 @@ start-up and migration code, which work across tenants, use :func:`unscoped`.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, select
@@ -38,7 +42,33 @@ class TenantScopeError(RuntimeError):
 
 
 class TenantSession(AsyncSession):
-    """An AsyncSession bound to one tenant (set with :meth:`for_tenant`)."""
+    """An AsyncSession bound to one tenant (set with :meth:`for_tenant`).
+
+    It takes one operation at a time: a GraphQL request shares one session between root fields
+    and DataLoaders that run concurrently, and SQLAlchemy refuses concurrent use of a session
+    ("This session is provisioning a new connection; concurrent operations are not
+    permitted"). Every database-touching method waits for the one in flight (in order); a call
+    made from inside another one of the same task (``scalars`` calls ``execute``) goes through.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._op_lock = asyncio.Lock()
+        self._op_owner: asyncio.Task[Any] | None = None
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold the session for a sequence of operations (e.g. a ``stream`` and its reads)."""
+        task = asyncio.current_task()
+        if task is not None and self._op_owner is task:
+            yield
+            return
+        async with self._op_lock:
+            self._op_owner = task
+            try:
+                yield
+            finally:
+                self._op_owner = None
 
     def for_tenant(self, tenant_id: uuid.UUID | None) -> TenantSession:
         self.sync_session.info[TENANT_KEY] = tenant_id
@@ -62,6 +92,40 @@ class TenantSession(AsyncSession):
         if tenant is None:
             raise TenantScopeError("this session has no tenant")
         return tenant
+
+
+def _one_at_a_time(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
+    base = getattr(AsyncSession, name)
+
+    @functools.wraps(base)
+    async def method(self: TenantSession, *args: Any, **kwargs: Any) -> Any:
+        async with self.exclusive():
+            return await base(self, *args, **kwargs)
+
+    return method
+
+
+for _name in (
+    "execute",
+    "scalar",
+    "scalars",
+    "get",
+    "get_one",
+    "stream",
+    "stream_scalars",
+    "refresh",
+    "merge",
+    "flush",
+    "delete",
+    "run_sync",
+    "connection",
+    "commit",
+    "rollback",
+    "close",
+    "reset",
+    "invalidate",
+):
+    setattr(TenantSession, _name, _one_at_a_time(_name))
 
 
 class unscoped:  # noqa: N801 - used like a function: ``with unscoped(session):``
