@@ -23,7 +23,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from guanxi.core.auth import AuthenticationError, authenticator_of
-from guanxi.core.base.errors import NotFoundError
+from guanxi.core.base.errors import BusyError, NotFoundError
 from guanxi.core.base.logs import configure_logging
 from guanxi.core.queues.inbox import InboxWorker
 from guanxi.core.queues.outbox import Deliverer, OutboxWorker
@@ -90,6 +90,13 @@ def _plugin_routes(runtime: Runtime) -> list[Any]:
         if contributed:
             routes.extend(contributed)
     return routes
+
+
+def _busy(request: Request[Any, Any, Any], exc: BusyError) -> Response[Any]:
+    """A route (a webhook, a plugin's page) that met a busy database: 503, retry shortly."""
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    body = {"errors": [{"message": str(exc), "extensions": {"code": exc.code}}]}
+    return Response(body, status_code=503, media_type="application/json", headers={"Retry-After": "5"})
 
 
 def _client(request: Request[Any, Any, Any]) -> str:
@@ -255,6 +262,7 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         # no OpenAPI pages (/schema, /schema/swagger …): the API is GraphQL, described by its
         # own introspection, and those pages were public
         openapi_config=None,
+        exception_handlers={BusyError: _busy},
     )
     app.state.runtime = rt
     app.state.schema = schema

@@ -29,7 +29,7 @@ from guanxi.core.queues.queue import QueueWorker, backoff, claim
 from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import identities, interactions
-from guanxi.core.storage.db import write_transaction
+from guanxi.core.storage.db import is_busy, write_transaction
 
 log = logging.getLogger("guanxi.inbox")
 CHANNEL_ACTOR = Actor(kind="system", name="inbox")
@@ -208,7 +208,9 @@ async def run_once(
     for row_tenant, ids in by_tenant.items():
         try:
             failures = await process_batch(runtime, row_tenant, ids)
-        except Exception:  # the batch's commit itself failed: try the rows one by one
+        except Exception as exc:  # the batch's commit itself failed: try the rows one by one
+            if is_busy(exc):
+                raise  # the worker backs off; the rows are claimed again after their lease
             log.exception("inbox batch of %d events failed to commit; processing them one at a time", len(ids))
             failures = []
             for inbox_id in ids:

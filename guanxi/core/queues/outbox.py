@@ -41,6 +41,7 @@ from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import consent, interactions
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer
+from guanxi.core.storage.db import is_busy
 
 log = logging.getLogger("guanxi.outbox")
 WORKER = Actor(kind="system", name="outbox")
@@ -280,7 +281,9 @@ async def run_once(
     for row_tenant, message_id in claimed:
         try:
             await deliverer.deliver(row_tenant, message_id)
-        except Exception:
+        except Exception as exc:
+            if is_busy(exc):
+                raise  # the worker backs off; the message is retried after its lease
             log.exception("delivering message %s failed unexpectedly; it will be retried after its lease", message_id)
     return len(claimed)
 
