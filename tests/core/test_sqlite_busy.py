@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import sqlite3
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -204,26 +203,25 @@ async def test_a_bulk_csv_import_runs_beside_a_live_server_on_one_sqlite_file(rt
     rows = 10_000
     csv = tmp_path / "big.csv"
     lines = ["display_name,company,phones,emails,stage,tags,source"]
-    lines += [
-        f"Customer {n},Company {n % 50},+86 138 {n:04d} {n % 9000 + 1000},c{n}@example.com,lead,batch/big,import" for n in range(rows)
-    ]
+    lines += [f"Customer {n},Co {n % 50},+86 138 {n:04d} {n % 9000 + 1000},c{n}@example.com,lead,big,import" for n in range(rows)]
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     env = {
         **_environ(tmp_path / "guanxi.db", 300),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "GUANXI_CONFIG": str(tmp_path / "guanxi.toml"),
     }
-    importer = subprocess.Popen(
-        [sys.executable, "-m", "guanxi", "import", "customers", str(csv), "--tenant", "acme"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    out_file, err_file = tmp_path / "import.out", tmp_path / "import.err"
+    with out_file.open("wb") as stdout, err_file.open("wb") as stderr:
+        importer = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "guanxi", "import", "customers", str(csv), "--tenant", "acme"],
+            cwd=tmp_path,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+        )
     reads = writes = busy = 0
     async with await _client(rt, key) as client:
-        while importer.poll() is None or reads < 5:
+        while importer.returncode is None or reads < 5:
             body = await _post(client, "{ customers(first: 5) { totalCount edges { node { displayName } } } }")
             assert "errors" not in body, body
             reads += 1
@@ -233,7 +231,8 @@ async def test_a_bulk_csv_import_runs_beside_a_live_server_on_one_sqlite_file(rt
             writes += 1
             busy += codes == ["BUSY"]
             await asyncio.sleep(0.02)
-    out, err = importer.communicate(timeout=120)
+    await asyncio.wait_for(importer.wait(), 120)
+    out, err = out_file.read_text(encoding="utf-8"), err_file.read_text(encoding="utf-8")
     assert importer.returncode == 0, err
     assert f"created {rows}" in out
     assert "Traceback" not in err
