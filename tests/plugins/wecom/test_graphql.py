@@ -77,6 +77,7 @@ async def test_customer_wecom_shows_followers_state_and_tags_in_a_fixed_number_o
         staff = await users.create_user(tx, email="zhangsan@acme.example", name="张三")
     await arrive(runtime, tenant_id, sender, fake_wecom, ["wm01", "wm02"], ["et-edu"])
     await graphql("{ __typename }")  # authenticates the test client's key (a lookup, once)
+    await runtime.drain()  # and writes its last_used_at beside the request
     with count_statements(runtime.engine) as two:
         body = await graphql(QUERY)
     nodes = sorted((e["node"] for e in body["data"]["customers"]["edges"]), key=lambda n: n["displayName"])
