@@ -6,7 +6,7 @@ declared with :mod:`guanxi.models`; tests use :mod:`guanxi.testing`.
 """
 
 from guanxi.core.base.context import Actor, RequestContext
-from guanxi.core.base.errors import ConfigError, ConflictError, GuanxiError, NotFoundError, PluginError, ValidationError
+from guanxi.core.base.errors import BusyError, ConfigError, ConflictError, GuanxiError, NotFoundError, PluginError, ValidationError
 from guanxi.core.domain.access import Permission
 from guanxi.core.domain.channels import (
     Attachment,
@@ -42,15 +42,18 @@ from guanxi.core.domain.events import (
 from guanxi.core.hooks.manager import collect, hookimpl
 from guanxi.core.queues.inbox import IngestResult, ingest
 from guanxi.core.runtime import Runtime, Tx
+from guanxi.core.services.outbound import ConsentError, Recipient, Refusal, Screening, record_outbound, screen_outbound
 
 __all__ = [
     "Actor",
     "Attachment",
+    "BusyError",
     "Capabilities",
     "CapabilityError",
     "Channel",
     "ConfigError",
     "ConflictError",
+    "ConsentError",
     "ContactArrived",
     "ContactLeft",
     "CustomerCreated",
@@ -75,10 +78,13 @@ __all__ = [
     "Permission",
     "PluginError",
     "ProfileInput",
+    "Recipient",
     "ReferralProgress",
+    "Refusal",
     "RequestContext",
     "Runtime",
     "ScoreComponent",
+    "Screening",
     "StageChanged",
     "TagsChanged",
     "TaskChanged",
@@ -88,5 +94,7 @@ __all__ = [
     "collect",
     "hookimpl",
     "ingest",
+    "record_outbound",
+    "screen_outbound",
 ]
 __version__ = "0.1.0"
