@@ -140,7 +140,7 @@ def test_fuzzing_every_root_field_never_gives_a_5xx_or_internal(server: tuple[st
             sent += 1
             text = response.text
             if response.status_code >= 500 or '"INTERNAL"' in text:
-                bad.append(f"{operation.label}: HTTP {response.status_code} {text[:300]}\n  query: {str(case.body)[:500]}")
+                bad.append(f"{case.operation.label}: HTTP {response.status_code} {text[:300]}\n  query: {str(case.body)[:500]}")
 
         run()
     assert sent >= len(operations) * 2
