@@ -241,54 +241,47 @@ def _leftmost(element: Any) -> Any:
     return element
 
 
-def _core_froms(element: Any) -> list[Any]:
-    """The FROM elements of one select or DML statement that are Core uses of tenant tables: a
-    tenant table of its FROM list that none of its own clauses reaches through a mapped class
-    (an ORM column such as ``A.customer_id.label("id")`` makes the FROM the plain table, and
-    ``with_loader_criteria`` covers it)."""
-    if isinstance(element, Select):
-        froms: list[Any] = []
-        for f in element.get_final_froms():
-            froms.extend(_join_parts(f))
-        candidates = [f for f in froms if _core_tenant_from(f) is not None]
-        if not candidates:
-            return []
-        mapped = _mapped_tables(element)
-        return [f for f in candidates if f not in mapped]
-    if isinstance(element, Update | Delete) and _core_tenant_from(element.table) is not None:
-        return [element.table]
-    return []
-
-
-def _mapped_tables(select_: Any) -> set[Any]:
-    """Tables reached through a mapped class by the clauses of this select (nested selects,
-    subqueries and CTEs are their own statements and are not looked into)."""
-    found: set[Any] = set()
+def _own_tables(select_: Any) -> tuple[list[Any], set[Any]]:
+    """The tenant tables (and aliases) a select's own clauses use as plain Core tables, and the
+    tables they reach through a mapped class (nested selects, subqueries and CTEs are statements
+    of their own and are not looked into). A mapped column such as ``A.customer_id.label("id")``
+    also shows its plain table; ``with_loader_criteria`` covers that one."""
+    plain: list[Any] = []
+    mapped: set[Any] = set()
+    names = _tenant_tables()[0]
     stack = list(select_.get_children())
     while stack:
         item = stack.pop()
-        entity = item._annotations.get("parententity") if hasattr(item, "_annotations") else None
+        annotations = getattr(item, "_annotations", None)
+        entity = annotations.get("parententity") if annotations else None
         if entity is not None:
-            mapper = getattr(entity, "mapper", None)
-            if mapper is not None and getattr(entity, "is_aliased_class", False) is False:
-                found.update(mapper.tables)
+            if getattr(entity, "is_aliased_class", False):  # aliased(Model): its alias is scoped
+                selectable = entity.selectable
+                mapped.update((selectable, selectable._deannotate()))
+            elif getattr(entity, "mapper", None) is not None:
+                mapped.update(entity.mapper.tables)
+        elif isinstance(item, TableClause):
+            if item.name in names:
+                plain.append(item)
+        elif isinstance(item, Alias) and _core_tenant_from(item) is not None:
+            plain.append(item)
         if isinstance(item, Select | AliasedReturnsRows | CompoundSelect):
             continue
         stack.extend(item.get_children())
-    return found
-
-
-def _join_parts(element: Any) -> list[Any]:
-    if isinstance(element, Join):
-        return [*_join_parts(element.left), *_join_parts(element.right)]
-    return [element]
+    return plain, mapped
 
 
 def _has_core_tenant_table(statement: Any) -> bool:
-    """Whether a tenant-owned table is a FROM (or the target) of the statement or of any select
-    nested in it as a Core table. Only FROM lists count: the columns of a mapped class point at
-    the plain table too, but their statement's FROM is the mapped (annotated) one."""
-    return any(_core_froms(e) for e in visitors.iterate(statement) if isinstance(e, Select | Update | Delete))
+    """Whether a tenant table is used as a plain Core table by the statement or by any select
+    nested in it (a FROM, a join, the target of a Core update or delete)."""
+    for element in visitors.iterate(statement):
+        if isinstance(element, Select):
+            plain, mapped = _own_tables(element)
+            if any(t not in mapped for t in plain):
+                return True
+        elif isinstance(element, Update | Delete) and _core_tenant_from(element.table) is not None:
+            return True
+    return False
 
 
 class _CorePredicates:
