@@ -271,9 +271,26 @@ def _own_tables(select_: Any) -> tuple[list[Any], set[Any]]:
     return plain, mapped
 
 
+_core_use_cache: dict[Any, bool] = {}
+
+
 def _has_core_tenant_table(statement: Any) -> bool:
     """Whether a tenant table is used as a plain Core table by the statement or by any select
-    nested in it (a FROM, a join, the target of a Core update or delete)."""
+    nested in it (a FROM, a join, the target of a Core update or delete). Remembered per
+    statement shape (SQLAlchemy's cache key, which it computes once per statement and needs
+    anyway; bound values are not part of it)."""
+    key = statement._generate_cache_key()
+    if key is None:
+        return _find_core_use(statement)
+    found = _core_use_cache.get(key.key)
+    if found is None:
+        if len(_core_use_cache) >= 4096:
+            _core_use_cache.clear()
+        found = _core_use_cache[key.key] = _find_core_use(statement)
+    return found
+
+
+def _find_core_use(statement: Any) -> bool:
     for element in visitors.iterate(statement):
         if isinstance(element, Select):
             plain, mapped = _own_tables(element)
