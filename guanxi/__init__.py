@@ -9,6 +9,7 @@ tests use :mod:`guanxi.testing`.
 
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import (
+    BusyError,
     ConfigError,
     ConflictError,
     GuanxiError,
@@ -59,17 +60,20 @@ from guanxi.core.domain.providers import SignatureError, delivery_error, parse_r
 from guanxi.core.hooks.manager import collect, hookimpl
 from guanxi.core.queues.inbox import IngestResult, ingest
 from guanxi.core.runtime import Runtime, Tx
+from guanxi.core.services.outbound import ConsentError, Recipient, Refusal, Screening, record_outbound, screen_outbound
 
 __all__ = [
     "AccountSpec",
     "Actor",
     "Attachment",
+    "BusyError",
     "Capabilities",
     "CapabilityError",
     "Channel",
     "ConfigAccount",
     "ConfigError",
     "ConflictError",
+    "ConsentError",
     "ContactArrived",
     "ContactLeft",
     "CustomerCreated",
@@ -99,10 +103,13 @@ __all__ = [
     "PluginError",
     "ProfileInput",
     "Receipt",
+    "Recipient",
     "ReferralProgress",
+    "Refusal",
     "RequestContext",
     "Runtime",
     "ScoreComponent",
+    "Screening",
     "SignatureError",
     "StaffChannel",
     "StaffNotice",
@@ -117,6 +124,8 @@ __all__ = [
     "hookimpl",
     "ingest",
     "parse_retry_after",
+    "record_outbound",
+    "screen_outbound",
     "sign",
     "verify_signature",
 ]

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
+import msgspec
+from cross_web import HTTPException
 from graphql import ExecutionResult
 from litestar import Litestar, Request, Response, get
 from litestar.background_tasks import BackgroundTasks
 from litestar.di import Provide
 from sqlalchemy import text
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.litestar import make_graphql_controller
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 from guanxi.core.auth import AuthenticationError, authenticator_of
-from guanxi.core.base.errors import NotFoundError
+from guanxi.core.base.errors import BusyError, NotFoundError
 from guanxi.core.base.logs import configure_logging
 from guanxi.core.queues.inbox import InboxWorker
 from guanxi.core.queues.outbox import Deliverer, OutboxWorker
@@ -37,6 +42,50 @@ from guanxi.security import SCOPE_KEY, GraphQLAuthMiddleware
 
 log = logging.getLogger("guanxi.app")
 
+#: how deep JSON may nest in a GraphQL request body (variables included)
+MAX_JSON_DEPTH = 64
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
+
+
+def decode_request_json(data: str | bytes) -> object:
+    """Decode a GraphQL request's JSON (body, or a GET's ``variables``/``extensions``): valid
+    UTF-8, valid JSON without lone surrogates (msgspec refuses them, as ``\\ud800`` cannot
+    be stored or sent anywhere), nested at most :data:`MAX_JSON_DEPTH` deep, a JSON object (or
+    a list, which the view refuses as a batch). Anything else is a 400 naming the problem."""
+    try:
+        value = msgspec.json.decode(data)
+    except RecursionError:
+        raise HTTPException(400, f"the request's JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        if _SURROGATE_ESCAPE.search(data if isinstance(data, bytes) else data.encode("utf-8", "replace")):
+            raise HTTPException(
+                400, "the request's JSON holds a lone UTF-16 surrogate escape (\\uD800 to \\uDFFF): not valid Unicode"
+            ) from None
+        raise HTTPException(400, f"the request body is not valid JSON in UTF-8: {exc}") from None
+    if not isinstance(value, dict | list):
+        raise HTTPException(400, "the request body must be a JSON object with a `query` (and optional `variables`, `operationName`)")
+    _check_depth(value)
+    return value
+
+
+def _check_depth(value: object) -> None:
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if level > MAX_JSON_DEPTH:
+            raise HTTPException(400, f"the request's JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item if isinstance(v, dict | list))
+
+
+def graphql_error_response(status: int, message: str) -> Response[Any]:
+    """A refused request in GraphQL's shape: ``{"errors": [{"message", "extensions": {"code"}}]}``."""
+    code = _HTTP_CODES.get(status, "BAD_REQUEST")
+    return Response({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status, media_type="application/json")
+
 
 def _response_getter() -> Response[Any]:
     return Response({}, background=BackgroundTasks([]))
@@ -48,6 +97,17 @@ def _plugin_routes(runtime: Runtime) -> list[Any]:
         if contributed:
             routes.extend(contributed)
     return routes
+
+
+def _busy(request: Request[Any, Any, Any], exc: BusyError) -> Response[Any]:
+    """A route (a webhook, a plugin's page) that met a busy database: 503, retry shortly."""
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    body = {"errors": [{"message": str(exc), "extensions": {"code": exc.code}}]}
+    return Response(body, status_code=503, media_type="application/json", headers={"Retry-After": "5"})
+
+
+def _client(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "?"
 
 
 def tune_gc() -> None:
@@ -137,6 +197,50 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
                     raise ConnectionRejectionError() from None
             return await super().on_ws_connect(context)
 
+        def decode_json(self, data: str | bytes) -> object:
+            return decode_request_json(data)
+
+        async def execute_request(self, request: Request[Any, Any, Any], context: Any, root_value: Any) -> Response[Any]:
+            # Strawberry answers a bad request with plain text; answer in GraphQL's shape, and
+            # log it (never the body: it may hold personal data or credentials)
+            try:
+                return await self.run(request, context=context, root_value=root_value)
+            except HTTPException as exc:
+                log.warning("refused a GraphQL %s request from %s: %s %s", request.method, _client(request), exc.status_code, exc.reason)
+                return graphql_error_response(exc.status_code, exc.reason)
+
+        async def execute_single(
+            self,
+            request: Any,
+            request_adapter: Any,
+            sub_response: Any,
+            context: Any,
+            root_value: Any,
+            request_data: Any,
+        ) -> ExecutionResult:
+            # A subscription needs a stream: over the WebSocket (or a streaming transport, which
+            # never comes here); a plain GET or POST runs queries (GET) and mutations (POST) only.
+            allowed = {OperationType.QUERY} if request_adapter.method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
+            try:
+                return await self.schema.execute(
+                    request_data.query,
+                    root_value=root_value,
+                    variable_values=request_data.variables,
+                    context_value=context,
+                    operation_name=request_data.operation_name,
+                    allowed_operation_types=allowed,
+                    operation_extensions=request_data.extensions,
+                )
+            except CannotGetOperationTypeError as exc:
+                raise HTTPException(400, exc.as_http_error_reason()) from exc
+            except InvalidOperationTypeError as exc:
+                if exc.operation_type == OperationType.SUBSCRIPTION:
+                    where = f"the WebSocket at {settings.path} (graphql-transport-ws)"
+                    raise HTTPException(400, f"subscriptions are served over {where}, not HTTP {request_adapter.method}") from exc
+                raise HTTPException(400, exc.as_http_error_reason(request_adapter.method)) from exc
+            except MissingQueryError as exc:
+                raise HTTPException(400, "No GraphQL query found in the request") from exc
+
         async def process_result(self, request: Request[Any, Any, Any], result: ExecutionResult) -> GraphQLHTTPResponse:
             # Every error leaves with a code; unexpected ones as "internal error" (see shape_error).
             if result.errors:
@@ -187,6 +291,10 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
         middleware=[RequestIdMiddleware, *([http_metrics_middleware(rt.settings.metrics)] if metrics_on else [])],
         lifespan=[lifespan],
         debug=debug,
+        # no OpenAPI pages (/schema, /schema/swagger …): the API is GraphQL, described by its
+        # own introspection, and those pages were public
+        openapi_config=None,
+        exception_handlers={BusyError: _busy},
     )
     app.state.runtime = rt
     app.state.schema = schema

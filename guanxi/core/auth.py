@@ -16,6 +16,7 @@ Nothing here logs a key, a token or a secret, and error messages never contain t
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -31,7 +32,7 @@ import msgspec
 from sqlalchemy import select, update
 
 from guanxi.core.base.context import Actor, RequestContext
-from guanxi.core.base.errors import ConfigError, GuanxiError, NotFoundError, ValidationError
+from guanxi.core.base.errors import BusyError, ConfigError, GuanxiError, NotFoundError, ValidationError
 from guanxi.core.base.sealing import server_secret
 from guanxi.core.domain.access import ROLES
 from guanxi.core.domain.models import ApiKey, OperatorKey, Tenant, User, utcnow
@@ -156,6 +157,8 @@ class Authenticator:
         self._secret: bytes | None = None
         self._cache: dict[str, _Cached] = {}
         self._last_used: dict[str, float] = {}
+        self._unwritten: dict[str, tuple[uuid.UUID, dt.datetime]] = {}
+        self._writer: asyncio.Task[None] | None = None
         self._jwt_key: Any = None
         self._jwks: Any = None
         self._load_jwt_keys()
@@ -217,14 +220,43 @@ class Authenticator:
         return await self._jwt(credential)
 
     async def _touch(self, credential: str, cached: _Cached, now: float) -> None:
+        """Note that a key was used. The write (``last_used_at``, at most once a minute per key)
+        happens beside the request, never on its path: a read must not wait on, or fail for,
+        bookkeeping when another process holds SQLite's write lock (a bulk import)."""
         if not credential.startswith(KEY_PREFIX):
             return
         key_id = cached.principal.removeprefix("apikey:")
         if now - self._last_used.get(key_id, -LAST_USED_EVERY_S) < LAST_USED_EVERY_S:
             return
         self._last_used[key_id] = now
-        async with self.runtime.write_session(cached.context.tenant_id) as session:
-            await session.execute(update(ApiKey).where(ApiKey.key_id == key_id).values(last_used_at=utcnow()))
+        self._unwritten[key_id] = (cached.context.tenant_id, utcnow())
+        if self._writer is None or self._writer.done():
+            self._writer = self.runtime.spawn(self._write_last_used(), name="guanxi-apikey-last-used")
+
+    async def _write_last_used(self) -> None:
+        """Write the pending ``last_used_at`` values, one transaction per tenant. A busy database
+        keeps them for the next attempt (the next use of any key), with one warning line."""
+        while self._unwritten:
+            pending, self._unwritten = self._unwritten, {}
+            by_tenant: dict[uuid.UUID, list[tuple[str, dt.datetime]]] = {}
+            for key_id, (tenant_id, at) in pending.items():
+                by_tenant.setdefault(tenant_id, []).append((key_id, at))
+            for tenant_id, keys in by_tenant.items():
+                try:
+                    async with self.runtime.write_session(tenant_id) as session:
+                        for key_id, at in keys:
+                            await session.execute(update(ApiKey).where(ApiKey.key_id == key_id).values(last_used_at=at))
+                except BusyError as exc:
+                    log.warning("API keys' last use not recorded yet (%s); kept for the next attempt", exc)
+                    for key_id, at in keys:
+                        self._unwritten.setdefault(key_id, (tenant_id, at))
+                        self._last_used.pop(key_id, None)
+                    return
+
+    async def flush_last_used(self) -> None:
+        """Wait until the ``last_used_at`` writes started so far are done (tests, shut-down)."""
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
 
     async def _api_key(self, credential: str) -> tuple[RequestContext, str]:
         body = credential.removeprefix(KEY_PREFIX)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,7 +25,7 @@ from guanxi.core.domain.events import Event
 from guanxi.core.domain.models import Tenant, TenantPlugin
 from guanxi.core.hooks import manager as plugin_mod
 from guanxi.core.realtime import publisher
-from guanxi.core.storage.db import WRITE, create_engine, create_sessionmaker, sqlite_writer
+from guanxi.core.storage.db import WRITE, busy_as_error, create_engine, create_sessionmaker, sqlite_writer
 from guanxi.core.storage.tenancy import TENANT_KEY, TenantSession, unscoped
 
 log = logging.getLogger("guanxi")
@@ -140,6 +141,7 @@ class Runtime:
         self._channel_owners: dict[str, str] = {}
         #: tenant id -> (monotonic expiry, its plugin choices); see :meth:`tenant_plugins`
         self._tenant_plugins: dict[uuid.UUID, tuple[float, TenantPlugins]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
 
     @classmethod
     def from_config(
@@ -332,7 +334,27 @@ class Runtime:
             tracing.configure(self.settings.tracing, self.engine)
         await plugin_mod.call_all(self.pm.hook.guanxi_startup, runtime=self)
 
+    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run best-effort work beside the request that asked for it (bookkeeping such as an
+        API key's ``last_used_at``): the caller does not wait for it, its failure is logged in
+        one line, and :meth:`stop` waits for it before closing the database."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background task %s failed: %s", task.get_name(), task.exception())
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait for the background work started with :meth:`spawn` (up to ``timeout_s``)."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout_s)
+
     async def stop(self) -> None:
+        await self.drain()
         try:
             await plugin_mod.call_all(self.pm.hook.guanxi_shutdown, reverse=True, runtime=self)
             for adapter in (self._channels or {}).values():
@@ -351,8 +373,11 @@ class Runtime:
     @asynccontextmanager
     async def write_session(self, tenant_id: uuid.UUID | None, owners: frozenset[uuid.UUID] | None = None) -> AsyncIterator[TenantSession]:
         """A session in a transaction that will write (on SQLite it takes the write lock at
-        BEGIN, so it waits for other writers instead of failing). Commits on success."""
-        async with sqlite_writer(self.engine), self.session(tenant_id, owners) as session, session.begin():
+        BEGIN, so it waits for other writers, up to ``database.busy_timeout_ms``, instead of
+        failing). Commits on success. A write that does not get the lock in time raises
+        :class:`~guanxi.core.base.errors.BusyError` (``BUSY``, retryable), never a raw
+        "database is locked"."""
+        async with busy_as_error(), sqlite_writer(self.engine), self.session(tenant_id, owners) as session, session.begin():
             await session.connection(execution_options={WRITE: True})
             yield session
 

@@ -14,7 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, OperationDefinitionNode, parse
+from graphql import ArgumentNode, GraphQLError, ObjectFieldNode, OperationDefinitionNode, StringValueNode, parse, visit
+from graphql.language import Visitor
 from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -135,6 +136,23 @@ class GuanxiSchema(strawberry.Schema):
     node_types: dict[str, NodeType] = {}  # noqa: RUF012 - replaced per schema, never mutated
     #: operation counts and latencies (set by :func:`build_schema`); None: not recorded
     metrics: GraphQLMetrics | None = None
+    #: the longest string accepted in an operation's input (``graphql.max_string_length``)
+    max_string_length: int = 10_000
+
+    def _too_long(self, query: str | None, variable_values: Any) -> GraphQLError | None:
+        """A string in the input longer than :attr:`max_string_length`: refused before anything
+        runs (a 50,000-character search made SQLite fail with "LIKE pattern too complex")."""
+        limit = self.max_string_length
+        found = _long_string(variable_values, limit, "$") if isinstance(variable_values, dict) else None
+        if found is None and isinstance(query, str) and len(query) > limit:
+            try:
+                found = _long_literal(parse(query), limit)
+            except GraphQLError:
+                found = None  # a syntax error: graphql-core reports it
+        if found is None:
+            return None
+        message = f"{found}: a string longer than {limit} characters (graphql.max_string_length)"
+        return GraphQLError(message, extensions={"code": "VALIDATION", "field": found})
 
     async def _forbidden(self, query: str | None, operation_name: str | None, variables: Any, context_value: Any) -> GraphQLError | None:
         """The checks of :mod:`guanxi.graphql.access`, before any resolver runs: the caller's
@@ -167,8 +185,10 @@ class GuanxiSchema(strawberry.Schema):
         operation_extensions: dict[str, Any] | None = None,
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> Any:
-        forbidden = await self._forbidden(query, operation_name, variable_values, context_value) or _operation_name_missing(
-            query, operation_name
+        forbidden = (
+            await self._forbidden(query, operation_name, variable_values, context_value)
+            or _operation_name_missing(query, operation_name)
+            or self._too_long(query, variable_values)
         )
         if forbidden is not None:
             return PreExecutionError(data=None, errors=[forbidden])
@@ -212,8 +232,10 @@ class GuanxiSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None,
         operation_extensions: dict[str, Any] | None,
     ) -> StrawberryExecutionResult:
-        forbidden = await self._forbidden(query, operation_name, variable_values, context_value) or _operation_name_missing(
-            query, operation_name
+        forbidden = (
+            await self._forbidden(query, operation_name, variable_values, context_value)
+            or _operation_name_missing(query, operation_name)
+            or self._too_long(query, variable_values)
         )
         if forbidden is not None:
             return StrawberryExecutionResult(data=None, errors=[forbidden], extensions={})
@@ -269,6 +291,38 @@ class GuanxiSchema(strawberry.Schema):
         self._plans[key] = compiled
         while len(self._plans) > self._plans_max:
             self._plans.popitem(last=False)
+
+
+def _long_string(value: Any, limit: int, path: str) -> str | None:
+    """The path of the first string in a JSON value longer than ``limit`` (``$var.key.0``)."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if len(item) > limit:
+                return where
+        elif isinstance(item, dict):
+            stack.extend((v, f"{where}{k}" if where == "$" else f"{where}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}.{i}") for i, v in enumerate(item))
+    return None
+
+
+def _long_literal(document: Any, limit: int) -> str | None:
+    """The argument (``search`` of ``customers(filter: {search: "…"})``) holding the first string
+    literal longer than ``limit``."""
+    found: list[str] = []
+
+    class Find(Visitor):
+        def enter_string_value(self, node: StringValueNode, _key: Any, parent: Any, _path: Any, ancestors: Any) -> Any:
+            if len(node.value) > limit:
+                names = [a.name.value for a in [*ancestors, parent] if isinstance(a, ArgumentNode | ObjectFieldNode)]
+                found.append(".".join(names) or "query")
+                return Visitor.BREAK
+            return None
+
+    visit(document, Find())
+    return found[0] if found else None
 
 
 _MISSING: Any = object()
@@ -418,6 +472,7 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
     schema.node_types = node_registry((name, n) for name, c in parts for n in c.nodes)
     if runtime.settings.metrics.enabled:
         schema.metrics = GraphQLMetrics(runtime.settings.metrics.max_operation_names)
+    schema.max_string_length = settings.max_string_length
     return schema
 
 

@@ -99,7 +99,7 @@ from guanxi.core.services.customers import (
 from guanxi.core.services.pipelines import default_pipeline, stages_of
 from guanxi.core.services.tags import split_tag
 from guanxi.core.storage.db import WRITE
-from guanxi.core.storage.tenancy import TenantSession
+from guanxi.core.storage.tenancy import UNSCOPED, TenantSession
 
 __all__ = ["MAX_LISTED_ERRORS", "ImportReport", "RowError", "import_customers"]
 
@@ -772,7 +772,8 @@ async def _refresh_statistics(session: TenantSession, dialect: str) -> None:
     for table in ("customers", "contact_points", "identities", "customer_tags"):
         try:
             async with session.begin_nested():
-                await session.execute(text(f"ANALYZE {table}"))
+                # statistics of the whole table, not rows of a tenant: marked as such for the chokepoint
+                await session.execute(text(f"ANALYZE {table}").execution_options(**{UNSCOPED: True}))
         except DBAPIError:
             log.warning("could not ANALYZE %s during the import; lookups may get slower", table)
 

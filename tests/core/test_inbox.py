@@ -172,3 +172,63 @@ async def test_failed_inbox_events_are_listed_for_operations_over_graphql(
     body = await graphql('{ inboxEvents(status: "pending") { providerEventId status event } }')
     (item,) = body["data"]["inboxEvents"]
     assert (item["providerEventId"], item["status"], item["event"]["text"]) == ("evt-1", "pending", "你好 1")
+
+
+async def test_replaying_an_erased_customers_event_fails_at_once_with_its_reason(
+    runtime: Runtime, tenant_id: uuid.UUID, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Erasure blanks the stored event; replaying it can never succeed, so it is not retried."""
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.services import privacy
+
+    ingested = await inbox.ingest(runtime, tenant_id, event(1))
+    await inbox.run_once(runtime, tenant_id=tenant_id)
+    async with runtime.session(tenant_id) as s:
+        customer_id = (await s.execute(select(Customer.id))).scalar_one()
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        await privacy.erase_customer(tx, customer_id)
+    assert ingested.inbox_id is not None and await inbox.replay(runtime, tenant_id, ingested.inbox_id)
+    with caplog.at_level("WARNING", logger="guanxi.inbox"):
+        assert await inbox.run_once(runtime, tenant_id=tenant_id, max_attempts=8) == 1
+    async with runtime.session(tenant_id) as s:
+        row = (await s.execute(select(InboxEvent))).scalar_one()
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert "ValidationError" in (row.last_error or "")
+    assert await inbox.run_once(runtime, tenant_id=tenant_id) == 0  # nothing left to retry
+    (line,) = [r for r in caplog.records if r.name == "guanxi.inbox"]
+    assert "permanent" in line.getMessage() and line.exc_info is None
+
+
+class Refusing:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    @hookimpl
+    def guanxi_resolve_customer(self) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "attempts"),
+    [
+        (ValidationError("the account is not ours", field="external_id"), "failed", 1),
+        (type("Gone", (RuntimeError,), {"permanent": True})("the account was deleted"), "failed", 1),
+        (RuntimeError("CRM lookup timed out"), "pending", 1),
+    ],
+    ids=["validation", "marked-permanent", "transient"],
+)
+async def test_a_permanent_error_fails_the_row_at_once_and_a_transient_one_keeps_the_backoff(
+    runtime: Runtime, tenant_id: uuid.UUID, error: Exception, status: str, attempts: int
+) -> None:
+    runtime.pm.register(Refusing(error), name="refusing")
+    try:
+        await inbox.ingest(runtime, tenant_id, event(1))
+        await inbox.run_once(runtime, tenant_id=tenant_id, max_attempts=8)
+    finally:
+        runtime.pm.unregister(name="refusing")
+    async with runtime.session(tenant_id) as s:
+        row = (await s.execute(select(InboxEvent))).scalar_one()
+    assert (row.status, row.attempts) == (status, attempts)
+    assert str(error) in (row.last_error or "")
+    if status == "pending":
+        assert row.next_attempt_at is not None

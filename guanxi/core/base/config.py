@@ -73,6 +73,7 @@ class GraphQLSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     max_depth: Positive = 12
     max_aliases: Positive = 30
     max_tokens: Positive = 5000
+    max_string_length: Positive = 10_000
     default_page_size: Positive = 20
     max_page_size: Positive = 100
 

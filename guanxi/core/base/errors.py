@@ -74,3 +74,17 @@ class QuotaExceededError(GuanxiError):
     """A tenant reached one of its limits; the message names the limit and its value."""
 
     code = "QUOTA_EXCEEDED"
+
+
+class BusyError(GuanxiError):
+    """The database is busy with another writer (on SQLite: another process, such as a bulk
+    import, holds the write lock) and the write did not get its turn within the busy timeout.
+    Nothing was changed; retrying later is safe."""
+
+    code = "BUSY"
+    permanent = False
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message or "the database is busy with another writer (e.g. a bulk import); nothing was changed, retry in a few seconds"
+        )

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from guanxi.core.base import metrics, tracing
 from guanxi.core.base.context import Actor, RequestContext
-from guanxi.core.base.errors import ValidationError
+from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationError
 from guanxi.core.base.ids import new_id
 from guanxi.core.base.logs import log_context, tenant_var
 from guanxi.core.domain.channels import InboundEvent, Receipt
@@ -32,10 +32,23 @@ from guanxi.core.queues.queue import QueueWorker, backoff, claim
 from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import identities, interactions
-from guanxi.core.storage.db import write_transaction
+from guanxi.core.storage.db import is_busy, write_transaction
 
 log = logging.getLogger("guanxi.inbox")
 CHANNEL_ACTOR = Actor(kind="system", name="inbox")
+
+
+#: errors that fail again on every retry: the event (or what it refers to) is wrong, not the moment
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (ValidationError, NotFoundError, ConflictError, msgspec.ValidationError)
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether an inbox event that failed with ``error`` must fail at once instead of being
+    retried: invalid input (``ValidationError``, also a stored event that no longer decodes,
+    e.g. one blanked by an erasure), something missing (``NotFoundError``) or clashing
+    (``ConflictError``), or any exception with a true ``permanent`` attribute. Anything else
+    (a timeout, a lock, a provider outage) is transient and retried with backoff."""
+    return isinstance(error, PERMANENT_ERRORS) or bool(getattr(error, "permanent", False))
 
 
 class IngestResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -187,7 +200,16 @@ async def _record_failure(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid
             return
         row.last_error = "".join(traceback.format_exception_only(type(error), error)).strip()[:2000]
         row.locked_until = None
-        if row.attempts >= max_attempts:
+        if is_permanent(error):
+            row.status = "failed"
+            log.warning(
+                "inbox event %s (%s %s) failed for good (not retried, the error is permanent): %s",
+                row.id,
+                row.channel,
+                row.provider_event_id,
+                row.last_error,
+            )
+        elif row.attempts >= max_attempts:
             row.status = "failed"
             metrics.inbox_events.labels("failed").inc()
             log.error(
@@ -226,7 +248,9 @@ async def _run_tenant_batch(runtime: Runtime, row_tenant: uuid.UUID, ids: list[u
     """Apply one tenant's claimed rows (one transaction); record the failures for a retry."""
     try:
         failures = await process_batch(runtime, row_tenant, ids)
-    except Exception:  # the batch's commit itself failed: try the rows one by one
+    except Exception as exc:  # the batch's commit itself failed: try the rows one by one
+        if is_busy(exc):
+            raise  # the worker backs off; the rows are claimed again after their lease
         log.exception("inbox batch of %d events failed to commit; processing them one at a time", len(ids))
         failures = []
         for inbox_id in ids:

@@ -21,38 +21,32 @@ import time
 import uuid
 
 import msgspec
-from sqlalchemy import desc, select
+from sqlalchemy import select
 
 from guanxi.core.base import metrics, tracing
 from guanxi.core.base.context import Actor, RequestContext
-from guanxi.core.base.errors import ConflictError, GuanxiError, PluginDisabledError, ValidationError
+from guanxi.core.base.errors import ConflictError, PluginDisabledError, ValidationError
 from guanxi.core.base.ids import new_id
 from guanxi.core.base.logs import log_context
 from guanxi.core.domain.channels import (
     Attachment,
-    CapabilityError,
     Channel,
     DeliveryError,
     OutboundMessage,
     PermanentDeliveryError,
 )
-from guanxi.core.domain.models import Identity, Interaction, OutboxMessage, utcnow
+from guanxi.core.domain.models import OutboxMessage, utcnow
 from guanxi.core.queues import lifecycle
 from guanxi.core.queues.queue import QueueWorker, backoff, claim
 from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
-from guanxi.core.services import consent, interactions, quotas
+from guanxi.core.services import outbound, quotas
 from guanxi.core.services.audit import audit
-from guanxi.core.services.customers import get_customer
+from guanxi.core.services.outbound import ConsentError
+from guanxi.core.storage.db import is_busy
 
 log = logging.getLogger("guanxi.outbox")
 WORKER = Actor(kind="system", name="outbox")
-
-
-class ConsentError(GuanxiError):
-    """The customer opted out of the channel."""
-
-    code = "NO_CONSENT"
 
 
 class SendRequest(msgspec.Struct, kw_only=True):
@@ -77,68 +71,32 @@ async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
         if not same:
             raise ConflictError(f"idempotency key {key!r} was already used for a different message", field="idempotencyKey")
         return existing, False
-    adapter = await tx.runtime.tenant_channel(tx.tenant_id, req.channel)  # PLUGIN_DISABLED for the tenant
-    if adapter is None:
-        known = ", ".join(sorted(tx.runtime.channels)) or "none"
-        raise CapabilityError(f"no channel {req.channel!r} is enabled (channels: {known})")
-    caps = adapter.capabilities
     text = req.text if req.text and req.text.strip() else None
     if text is None and not req.attachments:
         raise ValidationError("a message needs text or attachments", field="text")
-    if text is not None and not caps.send_text:
-        raise CapabilityError(f"channel {req.channel!r} cannot send text")
-    if req.attachments and not caps.send_media:
-        raise CapabilityError(f"channel {req.channel!r} cannot send attachments")
-    if text is not None and caps.max_text_length is not None and len(text) > caps.max_text_length:
-        raise ValidationError(f"text is {len(text)} characters; channel {req.channel!r} takes at most {caps.max_text_length}", field="text")
-    customer = await get_customer(session, req.customer_id)
-    if not await consent.has_consent(tx, customer.id, req.channel):
-        raise ConsentError(f"the customer opted out of {req.channel}; nothing was sent")
-    identity = (
-        await session.execute(
-            select(Identity)
-            .where(Identity.customer_id == customer.id, Identity.channel == req.channel)
-            .order_by(desc(Identity.updated_at))
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    if identity is None:
-        raise ValidationError(f"the customer has no {req.channel} account to send to", field="channel")
-    _check_reachable(identity)
+    # the one consent and channel-policy check of every outbound path (services/outbound.py)
+    screening = await outbound.screen_outbound(
+        tx.runtime, session, req.channel, [req.customer_id], text=text, attachments=bool(req.attachments)
+    )
+    if screening.refused:
+        raise screening.refused[0].error()
+    (recipient,) = screening.allowed
     await quotas.count_message(tx, req.channel)  # QUOTA_EXCEEDED: the tenant's messages_per_day
-    if caps.messaging_window_s is not None:
-        last_in = (
-            await session.execute(
-                select(Interaction.occurred_at)
-                .where(Interaction.customer_id == customer.id, Interaction.channel == req.channel, Interaction.direction == "in")
-                .order_by(desc(Interaction.occurred_at))
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-        if last_in is None or utcnow() - last_in > dt.timedelta(seconds=caps.messaging_window_s):
-            raise CapabilityError(
-                f"the {req.channel} messaging window ({caps.messaging_window_s} s after the customer's last message) is closed"
-            )
     message_id = new_id()
     attachments = [msgspec.to_builtins(a) for a in req.attachments]
-    interaction, _ = await interactions.record_interaction(
+    interaction = await outbound.record_outbound(
         tx,
-        interactions.InteractionInput(
-            customer_id=customer.id,
-            identity_id=identity.id,
-            channel=req.channel,
-            kind="message_out",
-            direction="out",
-            text=text,
-            payload={"outbox_id": str(message_id), "attachments": attachments},
-            dedupe_key=f"outbox:{key}",
-        ),
+        recipient,
+        req.channel,
+        text=text,
+        payload={"outbox_id": str(message_id), "attachments": attachments},
+        dedupe_key=f"outbox:{key}",
     )
     row = OutboxMessage(
         id=message_id,
-        customer_id=customer.id,
+        customer_id=recipient.customer_id,
         channel=req.channel,
-        recipient=identity.external_id,
+        recipient=recipient.external_id,
         interaction_id=interaction.id,
         text=text,
         attachments=attachments,
@@ -153,22 +111,12 @@ async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
     lifecycle.record(row, "queued", row.created_at, source="outbox")
     session.add(row)
     await session.flush()
-    audit(tx, "message.queue", "customer", customer.id, {"channel": req.channel, "message_id": message_id})
+    audit(tx, "message.queue", "customer", recipient.customer_id, {"channel": req.channel, "message_id": message_id})
     tx.emit("guanxi_message_status_changed", lifecycle.status_event(tx.tenant_id, tx.ctx.actor, row, previous=None))
     worker = tx.runtime.state.get("outbox_worker")
     if worker is not None:
         worker.wake_after_commit(tx)
     return row, True
-
-
-def _check_reachable(identity: Identity) -> None:
-    """A receipt said this account is gone (``Receipt.unreachable``): refuse, writing nothing."""
-    if identity.unreachable_at is not None:
-        raise ValidationError(
-            f"the customer's {identity.channel} account is unreachable since {identity.unreachable_at.isoformat()} "
-            "(a delivery report said so); it becomes reachable again when it writes in",
-            field="channel",
-        )
 
 
 class TokenBucket:
@@ -314,7 +262,9 @@ async def run_once(
     for row_tenant, message_id in claimed:
         try:
             await deliverer.deliver(row_tenant, message_id)
-        except Exception:
+        except Exception as exc:
+            if is_busy(exc):
+                raise  # the worker backs off; the message is retried after its lease
             log.exception("delivering message %s failed unexpectedly; it will be retried after its lease", message_id)
     return len(claimed)
 
@@ -363,3 +313,7 @@ class OutboxWorker(QueueWorker):
 
     async def run_batch(self) -> int:
         return await run_once(self.runtime, self.deliverer, limit=self.batch, lease_s=self.lease_s)
+
+
+# ConsentError moved to guanxi.core.services.outbound (the one outbound check); still importable here
+__all__ = ["ConsentError", "Deliverer", "OutboxWorker", "SendRequest", "TokenBucket", "depth", "retry", "run_once", "send_message"]

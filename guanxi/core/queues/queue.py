@@ -21,9 +21,11 @@ from sqlalchemy import and_, func, or_, select, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guanxi.core.domain.models import Tenant, utcnow
-from guanxi.core.storage.db import write_transaction
+from guanxi.core.storage.db import is_busy, write_transaction
 
 log = logging.getLogger("guanxi.queue")
+#: longest pause of a worker that keeps meeting a busy database
+BUSY_BACKOFF_CAP_S = 30.0
 
 
 async def claim(
@@ -112,6 +114,8 @@ class QueueWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: batches that met a busy database (another process holding SQLite's write lock)
+        self.busy_batches = 0
 
     async def run_batch(self) -> int:
         """Claim and handle one batch; return how many rows were claimed."""
@@ -130,13 +134,30 @@ class QueueWorker:
             await self._task
 
     async def _loop(self) -> None:
+        busy_streak = 0
         while not self._stopping:
+            wait = self.poll_s
             try:
                 n = await self.run_batch()
-            except Exception:
-                log.exception("%s worker batch failed", self.name)
+            except Exception as exc:
                 n = 0
+                if is_busy(exc) or is_busy(exc.__cause__ or exc):
+                    # another process holds SQLite's write lock (a bulk import): not a bug, back
+                    # off, and say so once per spell rather than a traceback every poll
+                    busy_streak += 1
+                    self.busy_batches += 1
+                    wait = min(BUSY_BACKOFF_CAP_S, self.poll_s * 2**busy_streak)
+                    if busy_streak == 1:
+                        log.warning(
+                            "%s worker: the database is busy with another writer; backing off (up to %g s)", self.name, BUSY_BACKOFF_CAP_S
+                        )
+                else:
+                    log.exception("%s worker batch failed", self.name)
+            else:
+                if busy_streak:
+                    log.info("%s worker: the database is free again after %d busy attempts", self.name, busy_streak)
+                busy_streak = 0
             if n == 0 and not self._stopping:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, literal, or_, select
 
+from guanxi.core.base.errors import ValidationError
 from guanxi.core.domain.models import Customer, CustomerTag, Identity, Pipeline, Stage, StageChange, Tag
 from guanxi.core.services.tags import split_tag
 from guanxi.core.storage.tenancy import TenantSession
@@ -120,6 +121,10 @@ def sort_key(order: CustomerOrder | CustomerOrdering, row: Any) -> Any:
             return row.last_interaction_at or EPOCH
 
 
+#: the longest ``search`` of a customer filter
+MAX_SEARCH_CHARS = 200
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -171,6 +176,10 @@ async def apply_filter(session: TenantSession, stmt: Select[Any], flt: CustomerF
     if flt.created_before is not None:
         stmt = stmt.where(Customer.created_at < flt.created_before)
     if flt.search and flt.search.strip():
+        if len(flt.search) > MAX_SEARCH_CHARS:
+            # SQLite refuses LIKE patterns past 50,000 bytes ("pattern too complex"); a search
+            # this long finds nothing anyway
+            raise ValidationError(f"search is longer than {MAX_SEARCH_CHARS} characters", field="search")
         for word in flt.search.lower().split():
             stmt = stmt.where(Customer.search_text.like(f"%{_escape_like(word)}%", escape="\\"))
     for condition in flt.conditions:

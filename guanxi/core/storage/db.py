@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 
 from guanxi.core.base.config import DatabaseSettings
-from guanxi.core.base.errors import ConfigError
+from guanxi.core.base.errors import BusyError, ConfigError
 from guanxi.core.storage.tenancy import RLS_KEY, TenantSession
 
 
@@ -77,6 +77,29 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     return engine
 
 
+def is_busy(error: BaseException) -> bool:
+    """Whether an error is SQLite's "database is locked" (or "busy"): another connection holds
+    the write lock past the busy timeout. Transient; the statement changed nothing."""
+    if isinstance(error, BusyError):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    text = str(error.orig if error.orig is not None else error).lower()
+    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+
+
+@asynccontextmanager
+async def busy_as_error() -> AsyncIterator[None]:
+    """Turn SQLite's "database is locked" inside the block into :class:`BusyError` (a clear,
+    retryable ``BUSY`` for API callers, a one-line warning for workers)."""
+    try:
+        yield
+    except OperationalError as exc:
+        if is_busy(exc):
+            raise BusyError() from exc
+        raise
+
+
 WRITE = "guanxi_write"
 _write_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
@@ -98,7 +121,9 @@ async def sqlite_writer(engine: AsyncEngine, timeout_s: float = 5.0) -> AsyncIte
     try:
         await asyncio.wait_for(lock.acquire(), timeout_s)
     except TimeoutError:
-        raise OperationalError("BEGIN IMMEDIATE", {}, Exception(f"database is locked: no write slot within {timeout_s} s")) from None
+        raise BusyError(
+            f"the database is busy: no write slot within {timeout_s:g} s (another write of this process is running); retry in a few seconds"
+        ) from None
     try:
         yield
     finally:
@@ -108,7 +133,7 @@ async def sqlite_writer(engine: AsyncEngine, timeout_s: float = 5.0) -> AsyncIte
 @asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A Core connection in a transaction that will write (see ``_sqlite_begin``)."""
-    async with sqlite_writer(engine), engine.connect() as plain:
+    async with busy_as_error(), sqlite_writer(engine), engine.connect() as plain:
         conn = await plain.execution_options(**{WRITE: True})
         async with conn.begin():
             yield conn

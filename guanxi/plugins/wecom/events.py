@@ -14,11 +14,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from guanxi.core.base.context import Actor, RequestContext
-from guanxi.core.domain.channels import InboundEvent
+from guanxi.core.domain.channels import InboundEvent, ProfileInput
 from guanxi.core.domain.events import ContactArrived, ContactLeft, InboundApplied
 from guanxi.core.domain.models import CustomerTag, Identity, Tag, User, utcnow
+from guanxi.core.queues.inbox import ingest
 from guanxi.core.runtime import Runtime, Tx
-from guanxi.core.services import customers, identities, tags
+from guanxi.core.services import customers, identities, outbound, tags
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.wecom import accounts as corp_accounts
 from guanxi.plugins.wecom.callbacks import CHANNEL, FOLLOW_STATUS, dedupe_key
@@ -92,7 +93,7 @@ def welcome_text(corp: CorpSettings, state: str | None) -> str | None:
     return corp.welcome.get(state or "") or corp.welcome.get("*")
 
 
-def after_contact_callback(state: WecomState, corp: CorpSettings, fields: dict[str, str]) -> None:
+def after_contact_callback(state: WecomState, corp: CorpSettings, fields: dict[str, str], tenant_id: uuid.UUID) -> None:
     """Right after an add event is stored: send the welcome message now, in the background of
     the request, not behind the inbox queue (the WelcomeCode is valid for 20 seconds)."""
     code = fields.get("WelcomeCode")
@@ -102,7 +103,41 @@ def after_contact_callback(state: WecomState, corp: CorpSettings, fields: dict[s
     client = state.client(corp)
     if text is None or client is None:
         return
-    state.spawn(client.send_welcome_msg(code, text), f"welcome message for corp {corp.key}")
+    state.spawn(send_welcome(state.runtime, tenant_id, corp, client, code, text, fields), f"welcome message for corp {corp.key}")
+
+
+async def send_welcome(
+    runtime: Runtime, tenant_id: uuid.UUID, corp: CorpSettings, client: Any, code: str, text: str, fields: dict[str, str]
+) -> bool:
+    """Send a welcome message unless the person is a customer who opted out of WeCom (core's
+    outbound check, as for every send), then put it on their timeline: an outbound inbox event,
+    applied after the add event that creates the customer. Returns whether it was sent."""
+    external = fields.get("ExternalUserID", "")
+    async with runtime.session(tenant_id) as session:
+        stmt = select(Identity.customer_id).where(Identity.channel == CHANNEL, Identity.external_id == external)
+        customer_id = (await session.execute(stmt)).scalar_one_or_none()
+        if customer_id is not None:
+            screening = await outbound.screen_outbound(runtime, session, CHANNEL, [customer_id], text=text, window=False)
+            refused = [r for r in screening.refused if r.code == "NO_CONSENT"]
+            if refused:
+                log.info("wecom corp %s: no welcome message for a customer who opted out of WeCom", corp.key)
+                return False
+    await client.send_welcome_msg(code, text)
+    await ingest(
+        runtime,
+        tenant_id,
+        InboundEvent(
+            channel=CHANNEL,
+            provider_event_id=f"welcome:{dedupe_key(corp.corp_id, fields)}"[:200],
+            occurred_at=utcnow(),
+            identity=ProfileInput(external_id=external),
+            kind="welcome_message",
+            direction="out",
+            text=text,
+            payload={"corp_id": corp.corp_id, "userid": fields.get("UserID", ""), "state": fields.get("State") or None},
+        ),
+    )
+    return True
 
 
 async def store_corp_event(runtime: Runtime, tenant_id: uuid.UUID, corp: CorpSettings, fields: dict[str, str]) -> bool:

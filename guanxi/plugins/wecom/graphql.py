@@ -15,7 +15,7 @@ from strawberry.types import Info
 
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.graphql.errors import UserError, as_payload
-from guanxi.graphql.ids import from_global_id
+from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.plugins.wecom import service
 from guanxi.plugins.wecom.models import WecomFollow, WecomStaff, WecomTag
 
@@ -148,11 +148,21 @@ class WecomTagSyncPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.type(description="A customer of a mass send's segment who was left out, and why.")
+class WecomMassSendSkip:
+    customer_id: strawberry.ID
+    code: str = strawberry.field(description="NO_CONSENT (opted out of WeCom), VALIDATION (no WeCom account), NOT_FOUND")
+    message: str
+
+
 @strawberry.type
 class WecomMassSend:
     msgid: str
     recipients: int
     failed: list[str] = strawberry.field(description="ExternalUserIDs WeCom could not reach.")
+    skipped: list[WecomMassSendSkip] = strawberry.field(
+        default_factory=list, description="Customers of the segment left out by the consent and channel checks (as sendMessage)."
+    )
 
 
 @strawberry.type
@@ -233,7 +243,12 @@ class WecomMutation:
             result = await service.mass_send(
                 info.context.rt, info.context.ctx, corp_key=corp, text=text, tag=tag, customer_ids=ids, sender=sender
             )
-            return WecomMassSendPayload(mass_send=WecomMassSend(msgid=result.msgid, recipients=result.recipients, failed=result.failed))
+            skipped = [
+                WecomMassSendSkip(customer_id=strawberry.ID(to_global_id("Customer", r.customer_id)), code=r.code, message=r.reason)
+                for r in result.skipped
+            ]
+            mass = WecomMassSend(msgid=result.msgid, recipients=result.recipients, failed=result.failed, skipped=skipped)
+            return WecomMassSendPayload(mass_send=mass)
 
         return await _run(run, WecomMassSendPayload)
 

@@ -108,7 +108,7 @@ async def wecom_callback(request: Request[Any, Any, Any], key: FromPath[str]) ->
             event = callbacks.to_inbound(corp.corp_id, fields)
             result = await ingest(runtime, tenant, event)
             if not result.duplicate:
-                events.after_contact_callback(state, corp, fields)
+                events.after_contact_callback(state, corp, fields, tenant)
         elif fields.get("Event") in callbacks.CORP_EVENTS:
             await events.store_corp_event(runtime, tenant, corp, fields)
         else:

@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from guanxi.core.base.context import RequestContext
 from guanxi.core.base.errors import NotFoundError, ValidationError
-from guanxi.core.domain.models import CustomerTag, Identity, Tag, utcnow
+from guanxi.core.domain.models import CustomerTag, Tag, utcnow
 from guanxi.core.runtime import Runtime
+from guanxi.core.services import outbound
 from guanxi.core.services import tags as tag_service
 from guanxi.plugins.wecom import accounts as corp_accounts
 from guanxi.plugins.wecom import events
@@ -148,6 +149,8 @@ class MassSendResult(msgspec.Struct, frozen=True, kw_only=True):
     msgid: str
     recipients: int
     failed: list[str]
+    #: customers of the segment left out, with why (``NO_CONSENT``: opted out of WeCom …)
+    skipped: list[outbound.Refusal] = msgspec.field(default_factory=list)
 
 
 async def mass_send(
@@ -162,12 +165,17 @@ async def mass_send(
 ) -> MassSendResult:
     """Create a mass-send task (add_msg_template, chat_type single) for a segment: the
     customers carrying a core tag and/or the given customers, through their WeCom identities.
-    The task waits for the sender (or every follower) to confirm it in the client."""
+    The task waits for the sender (or every follower) to confirm it in the client.
+
+    Every customer passes core's outbound check (:func:`guanxi.core.services.outbound.screen_outbound`,
+    as ``sendMessage``): one who opted out of WeCom, or has no WeCom account, is skipped and
+    reported; when nobody is left the call fails like ``sendMessage`` would (``NO_CONSENT`` if
+    consent is what stopped everyone). Each recipient gets the message on their timeline."""
     if not text.strip() or len(text.encode("utf-8")) > 4000:
         raise ValidationError("text must be 1 to 4000 bytes", field="text")
     corp, client = await corp_and_client(runtime, ctx.tenant_id, corp_key)
     async with runtime.session(ctx.tenant_id) as session:
-        wanted = set(customer_ids)
+        wanted = list(dict.fromkeys(customer_ids))
         if tag:
             group, name = tag_service.split_tag(tag)
             tagged = await session.execute(
@@ -175,31 +183,41 @@ async def mass_send(
                 .join(Tag, (Tag.tenant_id == CustomerTag.tenant_id) & (Tag.id == CustomerTag.tag_id))
                 .where(Tag.group_name == group, Tag.name == name)
             )
-            wanted.update(tagged.scalars())
+            wanted += [c for c in tagged.scalars() if c not in wanted]
         if not wanted:
             raise ValidationError("the segment is empty: give a tag or customer ids", field="tag")
-        externals = (
-            (await session.execute(select(Identity.external_id).where(Identity.channel == CHANNEL, Identity.customer_id.in_(wanted))))
-            .scalars()
-            .all()
-        )
-    if not externals:
-        raise ValidationError("no customer of the segment has a WeCom identity", field="tag")
-    if len(externals) > 10_000:
+        # a broadcast: no messaging window, but consent and the channel's rules as for any send
+        screening = await outbound.screen_outbound(runtime, session, CHANNEL, wanted, text=text, window=False)
+    allowed, skipped = screening.allowed, screening.refused
+    if not allowed:
+        codes = {r.code for r in skipped}
+        if codes == {"NO_CONSENT"}:
+            raise outbound.ConsentError(f"every customer of the segment opted out of {CHANNEL}; nothing was sent")
+        raise ValidationError("no customer of the segment has a WeCom identity (or may receive it)", field="tag")
+    by_external = {r.external_id: r for r in allowed}
+    if len(by_external) > 10_000:
         raise ValidationError("WeCom takes at most 10 000 recipients per task", field="tag")
-    answer = await client.add_msg_template(external_userids=sorted(externals), sender=sender, text=text)
+    answer = await client.add_msg_template(external_userids=sorted(by_external), sender=sender, text=text)
+    msgid = str(answer["msgid"])
     async with runtime.transaction(ctx) as tx:
         tx.session.add(
             WecomMassSend(
-                corp_id=corp.corp_id,
-                msgid=str(answer["msgid"]),
-                sender=sender,
-                text=text,
-                recipients=len(externals),
-                failed=answer["fail_list"],
+                corp_id=corp.corp_id, msgid=msgid, sender=sender, text=text, recipients=len(by_external), failed=answer["fail_list"]
             )
         )
-    return MassSendResult(msgid=str(answer["msgid"]), recipients=len(externals), failed=list(answer["fail_list"]))
+        failed = set(answer["fail_list"])
+        for external, recipient in by_external.items():
+            if external not in failed:
+                await outbound.record_outbound(
+                    tx,
+                    recipient,
+                    CHANNEL,
+                    text=text,
+                    kind="mass_send",
+                    payload={"msgid": msgid, "corp_id": corp.corp_id, "sender": sender},
+                    dedupe_key=f"wecom:mass:{msgid}:{recipient.customer_id}",
+                )
+    return MassSendResult(msgid=msgid, recipients=len(by_external), failed=list(answer["fail_list"]), skipped=skipped)
 
 
 class SyncResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -65,7 +65,7 @@ async def kinds(runtime: Runtime, tenant_id: uuid.UUID) -> list[tuple[str, str]]
         rows = await s.execute(
             select(Interaction.kind, Interaction.payload).where(Interaction.channel == "wecom").order_by(Interaction.occurred_at)
         )
-        return [(kind, payload["change_type"]) for kind, payload in rows]
+        return [(kind, payload.get("change_type")) for kind, payload in rows]
 
 
 def profile(name: str = "李雷", tags: list[dict[str, Any]] | None = None, **follow: Any) -> dict[str, Any]:
@@ -159,7 +159,11 @@ async def test_add_external_contact_makes_customer_identity_follow_interaction_a
         1,
         ["et-edu"],
     )
-    assert await kinds(runtime, tenant_id) == [("contact_added", "add_external_contact")]
+    # the welcome message is on the timeline too, after the arrival (an outbound interaction)
+    assert await kinds(runtime, tenant_id) == [("contact_added", "add_external_contact"), ("welcome_message", None)]
+    async with runtime.session(tenant_id) as s:
+        welcome = (await s.execute(select(Interaction).where(Interaction.kind == "welcome_message"))).scalar_one()
+    assert (welcome.direction, welcome.text, welcome.customer_id) == ("out", "欢迎来到春季展会!", customer.id)
     (arrived,) = recorder.arrived
     assert (arrived.state, arrived.staff_user_id, arrived.new_customer, arrived.channel, arrived.external_id) == (
         "spring-fair",

@@ -77,6 +77,7 @@ async def test_customer_wecom_shows_followers_state_and_tags_in_a_fixed_number_o
         staff = await users.create_user(tx, email="zhangsan@acme.example", name="张三")
     await arrive(runtime, tenant_id, sender, fake_wecom, ["wm01", "wm02"], ["et-edu"])
     await graphql("{ __typename }")  # authenticates the test client's key (a lookup, once)
+    await runtime.drain()  # and writes its last_used_at beside the request
     with count_statements(runtime.engine) as two:
         body = await graphql(QUERY)
     nodes = sorted((e["node"] for e in body["data"]["customers"]["edges"]), key=lambda n: n["displayName"])
@@ -194,3 +195,65 @@ async def test_mass_send_result_lists_who_was_reached(fake_wecom: FakeWecom, gra
     fake_wecom.fail("/externalcontact/get_group_msg_result", 48002)
     failed = await graphql('query { wecomMassSendResult(msgid: "x") { status } }', ok=False)
     assert [e["extensions"]["code"] for e in failed["errors"]] == ["WECOM_48002"]
+
+
+OPT_OUT = 'mutation($c: ID!) { setConsent(customerId: $c, channel: "wecom", status: OPTED_OUT, source: "STOP") { errors { code } } }'
+MASS_SEND = (
+    'mutation($t: String!, $tag: String, $ids: [ID!]) { wecomMassSend(text: $t, tag: $tag, customerIds: $ids, sender: "zhangsan") '
+    "{ massSend { msgid recipients failed skipped { customerId code message } } errors { field code message } } }"
+)
+
+
+async def test_mass_send_skips_who_opted_out_like_send_message_and_puts_it_on_each_timeline(
+    runtime: Runtime, tenant_id: uuid.UUID, sender: Sender, fake_wecom: FakeWecom, graphql: GraphQL
+) -> None:
+    await arrive(runtime, tenant_id, sender, fake_wecom, ["wm01", "wm02", "wm03"], ["et-edu"])
+    out = to_global_id("Customer", await customer_id(runtime, tenant_id, "wm02"))
+    await graphql(OPT_OUT, {"c": out})
+    # sendMessage refuses that customer with NO_CONSENT ...
+    refused = await graphql(
+        'mutation($c: ID!) { sendMessage(customerId: $c, channel: "wecom", text: "hi", idempotencyKey: "k1") { errors { code } } }',
+        {"c": out},
+    )
+    assert refused["data"]["sendMessage"]["errors"] == [{"code": "NO_CONSENT"}]
+    # ... and the mass send leaves them out, says so, and sends to the others
+    fake_wecom.responses["/externalcontact/add_msg_template"] = {"errcode": 0, "fail_list": [], "msgid": "msgC1"}
+    body = await graphql(MASS_SEND, {"t": "新品上市", "tag": "行业/教育"})
+    mass = body["data"]["wecomMassSend"]["massSend"]
+    assert mass["recipients"] == 2
+    assert mass["skipped"] == [{"customerId": out, "code": "NO_CONSENT", "message": "the customer opted out of wecom; nothing was sent"}]
+    (task,) = fake_wecom.called("/externalcontact/add_msg_template")
+    assert task["external_userid"] == ["wm01", "wm03"]
+    timeline = """query($c: ID!) { customer(id: $c) { interactions(first: 10) { edges { node { kind direction text } } } } }"""
+    for external, expected in (("wm01", 1), ("wm02", 0), ("wm03", 1)):
+        cid = to_global_id("Customer", await customer_id(runtime, tenant_id, external))
+        edges = (await graphql(timeline, {"c": cid}))["data"]["customer"]["interactions"]["edges"]
+        sent = [e["node"] for e in edges if e["node"]["kind"] == "mass_send"]
+        assert [(n["kind"], n["direction"].lower(), n["text"]) for n in sent] == [("mass_send", "out", "新品上市")] * expected
+
+
+async def test_a_mass_send_to_only_opted_out_customers_is_refused_with_no_consent_and_sends_nothing(
+    runtime: Runtime, tenant_id: uuid.UUID, sender: Sender, fake_wecom: FakeWecom, graphql: GraphQL
+) -> None:
+    await arrive(runtime, tenant_id, sender, fake_wecom, ["wm01"], ["et-edu"])
+    only = to_global_id("Customer", await customer_id(runtime, tenant_id, "wm01"))
+    await graphql(OPT_OUT, {"c": only})
+    body = await graphql(MASS_SEND, {"t": "hi", "ids": [only]})
+    assert body["data"]["wecomMassSend"]["massSend"] is None
+    assert [e["code"] for e in body["data"]["wecomMassSend"]["errors"]] == ["NO_CONSENT"]
+    assert fake_wecom.called("/externalcontact/add_msg_template") == []
+
+
+async def test_no_welcome_message_for_a_customer_who_opted_out_and_adds_staff_again(
+    runtime: Runtime, tenant_id: uuid.UUID, sender: Sender, fake_wecom: FakeWecom, graphql: GraphQL
+) -> None:
+    fake_wecom.responses["/externalcontact/get"] = lambda query, body: detail(query["external_userid"], ["et-edu"])
+    await sender.send(event_xml("add_external_contact", external="wm01", State="fair", WelcomeCode="WC-1"))
+    await settle(runtime, tenant_id)
+    assert len(fake_wecom.called("/externalcontact/send_welcome_msg")) == 1
+    await graphql(OPT_OUT, {"c": to_global_id("Customer", await customer_id(runtime, tenant_id, "wm01"))})
+    later = int(time.time()) + 60
+    again = event_xml("add_external_contact", external="wm01", userid="lisi", State="fair", WelcomeCode="WC-2", create_time=later)
+    await sender.send(again)
+    await settle(runtime, tenant_id)
+    assert len(fake_wecom.called("/externalcontact/send_welcome_msg")) == 1  # not a second one
