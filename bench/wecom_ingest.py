@@ -57,6 +57,9 @@ CORP_ID = "wwbench0000000001"
 TOKEN = secrets.token_hex(8)
 AES_KEY = secrets.token_urlsafe(40).replace("-", "a").replace("_", "b")[:43]
 PIGEON_SECRET = secrets.token_hex(16)
+#: the server secret of this run, shared by the bench's runtime and the server process (the corp's
+#: account secrets are sealed with a key derived from it)
+SERVER_SECRET = secrets.token_hex(32)
 CRYPTO = WecomCrypto(TOKEN, AES_KEY, CORP_ID)
 
 
@@ -79,6 +82,7 @@ def start(port: int, url: str, slug: str, config: Path) -> subprocess.Popen[byte
         "GUANXI_DATABASE_URL": url,
         "GUANXI__TENANT": slug,
         "GUANXI_PLUGINS": "pigeon,wecom",
+        "GUANXI__AUTH__SECRET": SERVER_SECRET,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "bench._ingest_server", "--app", "guanxi", "--port", str(port)], cwd=ROOT, env=env, start_new_session=True
@@ -130,7 +134,8 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
 
     slug = f"wecom-{secrets.token_hex(3)}"
     config = config_file(folder)
-    rt = Runtime.from_config(config, environ={"GUANXI_DATABASE_URL": url, "GUANXI_PLUGINS": "pigeon,wecom"})
+    environ = {"GUANXI_DATABASE_URL": url, "GUANXI_PLUGINS": "pigeon,wecom", "GUANXI__AUTH__SECRET": SERVER_SECRET}
+    rt = Runtime.from_config(config, environ=environ)
     await upgrade(rt)
     async with rt.session(None) as s, s.begin():
         tenant_id = await create_tenant(s, slug, "WeCom ingest benchmark")

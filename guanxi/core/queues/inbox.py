@@ -47,8 +47,13 @@ def is_permanent(error: BaseException) -> bool:
     retried: invalid input (``ValidationError``, also a stored event that no longer decodes,
     e.g. one blanked by an erasure), something missing (``NotFoundError``) or clashing
     (``ConflictError``), or any exception with a true ``permanent`` attribute. Anything else
-    (a timeout, a lock, a provider outage) is transient and retried with backoff."""
-    return isinstance(error, PERMANENT_ERRORS) or bool(getattr(error, "permanent", False))
+    (a timeout, a lock, a provider outage) is transient and retried with backoff. An error class
+    may say ``permanent = False`` to be retried although it is one of those kinds (a receipt
+    for a message the outbox has not recorded yet)."""
+    marked = getattr(error, "permanent", None)
+    if marked is not None:
+        return bool(marked)
+    return isinstance(error, PERMANENT_ERRORS)
 
 
 class IngestResult(msgspec.Struct, frozen=True, kw_only=True):

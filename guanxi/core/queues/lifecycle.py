@@ -40,9 +40,11 @@ RECEIPT_ACTOR = Actor(kind="system", name="receipts")
 
 
 class UnknownMessageError(NotFoundError):
-    """A receipt names a provider message id no message of the tenant's channel has (yet)."""
+    """A receipt names a provider message id no message of the tenant's channel has (yet): the
+    receipt may have overtaken the outbox's record of the send, so it is retried with backoff."""
 
     code = "UNKNOWN_MESSAGE"
+    permanent = False
 
 
 def status_event(

@@ -61,6 +61,8 @@ _ERRORS: dict[str, type[GuanxiError]] = {"NO_CONSENT": ConsentError, "CHANNEL_CA
 
 
 class Screening(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of :func:`screen_outbound`: who may be sent to, and who not with why."""
+
     allowed: list[Recipient]
     refused: list[Refusal]
 
