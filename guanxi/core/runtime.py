@@ -23,6 +23,7 @@ from guanxi.core.domain.models import Tenant
 from guanxi.core.hooks import manager as plugin_mod
 from guanxi.core.realtime import publisher
 from guanxi.core.storage.db import WRITE, create_engine, create_sessionmaker, sqlite_writer
+from guanxi.core.storage.files import LocalFileStore
 from guanxi.core.storage.tenancy import TenantSession, unscoped
 
 log = logging.getLogger("guanxi")
@@ -133,6 +134,15 @@ class Runtime:
             return self._plugin_settings[name]
         except KeyError:
             raise ConfigError(f"plugin {name!r} has no settings (not enabled, or it declares no schema)") from None
+
+    @property
+    def files(self) -> LocalFileStore:
+        """The core file store (``[files]``): where plugins keep uploaded bytes, by content hash."""
+        store = self.state.get("files")
+        if store is None:
+            store = self.state["files"] = LocalFileStore(self.settings.files.root, self.settings.files.max_bytes)
+        assert isinstance(store, LocalFileStore)
+        return store
 
     @property
     def enabled_plugins(self) -> list[str]:

@@ -1,0 +1,88 @@
+"""Hook implementations of the materials plugin: wiring only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from guanxi import Runtime, hookimpl
+from guanxi.core.domain.access import Permission
+from guanxi.core.domain.contracts import ScoreComponent
+from guanxi.core.storage.tenancy import TenantSession
+from guanxi.graphql.contrib import GraphQLContribution
+from guanxi.plugins.materials import privacy, scores
+from guanxi.plugins.materials.routes import MANAGE_ROLES
+from guanxi.plugins.materials.settings import MaterialsSettings
+
+NAME = "materials"
+ALL_ROLES = ("admin", "manager", "marketing", "sales", "service", "readonly")
+
+
+@hookimpl
+def guanxi_config_schema() -> type[msgspec.Struct]:
+    return MaterialsSettings
+
+
+@hookimpl
+def guanxi_migrations() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+@hookimpl
+def guanxi_routes(runtime: Runtime) -> list[Any]:
+    from guanxi.plugins.materials.routes import routes
+
+    return routes(runtime)
+
+
+@hookimpl
+def guanxi_graphql(runtime: Runtime) -> GraphQLContribution:
+    from guanxi.plugins.materials import graphql as g
+
+    return GraphQLContribution(query=g.MaterialsQuery, mutation=g.MaterialsMutation, nodes=g.NODES)
+
+
+@hookimpl
+def guanxi_permissions() -> list[Permission]:
+    return [
+        Permission(
+            name="materials.manage",
+            roles=MANAGE_ROLES,
+            fields=("Mutation.createMaterial",),
+            description="Add articles, videos and link cards to the material library (uploads: POST /materials/upload)",
+        ),
+        Permission(
+            name="materials.share",
+            roles=("admin", "manager", "marketing", "sales", "service"),
+            fields=("Mutation.shareMaterial",),
+            description="Share a material with a customer as a radar link",
+        ),
+        Permission(
+            name="materials.read",
+            roles=ALL_ROLES,
+            fields=("Query.materials",),
+            description="Read the material library (what the caller's roles may see)",
+        ),
+    ]
+
+
+@hookimpl
+async def guanxi_score_components(
+    runtime: Runtime, session: TenantSession, customer_ids: list[uuid.UUID], as_of: dt.datetime
+) -> list[ScoreComponent] | None:
+    settings: MaterialsSettings = runtime.plugin_settings(NAME)
+    return await scores.components(session, customer_ids, settings) or None
+
+
+@hookimpl
+async def guanxi_export_customer_data(session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    return await privacy.export(session, customer_id)
+
+
+@hookimpl
+async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
+    return await privacy.erase(session, customer_id)
