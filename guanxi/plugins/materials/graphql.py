@@ -3,7 +3,9 @@ and ``Mutation.shareMaterial``."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import enum
 import uuid
 
 import strawberry
@@ -13,8 +15,8 @@ from guanxi.core.base.errors import ValidationError
 from guanxi.graphql.contrib import NodeType
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id, to_global_id
-from guanxi.graphql.types import Node
-from guanxi.plugins.materials import library, radar
+from guanxi.graphql.types import Node, User
+from guanxi.plugins.materials import library, radar, report
 from guanxi.plugins.materials.models import Material
 from guanxi.plugins.materials.routes import link_url
 
@@ -81,6 +83,23 @@ class MaterialSharePayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.enum(description="What a content report row is about.")
+class MaterialReportBy(enum.Enum):
+    MATERIAL = "material"
+    SALESPERSON = "sharer"
+
+
+@strawberry.type(description="Content performance of one material or one salesperson (the sharer of the links).")
+class MaterialReportRow:
+    material: MaterialType | None = strawberry.field(description="set when grouped by material (null: not visible to you)")
+    salesperson: User | None = strawberry.field(description="set when grouped by salesperson")
+    views: int = strawberry.field(description="openings by people (previews by crawlers excluded)")
+    unique_viewers: int = strawberry.field(description="distinct customers, or anonymous browsers until identified")
+    average_read_ms: int
+    previews: int = strawberry.field(description="openings by bots and link-preview crawlers")
+    forwards: int = strawberry.field(description="child links made by forwarding")
+
+
 def _roles(info: Info) -> tuple[str, ...]:
     return tuple(info.context.ctx.actor.roles)
 
@@ -95,6 +114,33 @@ class MaterialsQuery:
             raise ValidationError(f"first must be between 1 and {MAX_PAGE}", field="first")
         rows = await info.context.loaders.execute(library.list_stmt(_roles(info), folder=folder, tag=tag, kind=kind).limit(first))
         return [MaterialType.from_model(m) for m in rows.scalars()]
+
+    @strawberry.field(description="Views, unique viewers, average read time and forwards per material or per salesperson.")
+    async def material_report(
+        self, info: Info, by: MaterialReportBy = MaterialReportBy.MATERIAL, first: int = 20
+    ) -> list[MaterialReportRow]:
+        if not 0 < first <= MAX_PAGE:
+            raise ValidationError(f"first must be between 1 and {MAX_PAGE}", field="first")
+        async with info.context.loaders.lock:
+            rows = await report.report(info.context.session, by.value, first)
+        out = []
+        materials = await _by_id(info, [r.key for r in rows]) if by is MaterialReportBy.MATERIAL else {}
+        users = await asyncio.gather(*[info.context.loaders.users.load(r.key) for r in rows]) if by is MaterialReportBy.SALESPERSON else []
+        people = {u.id: User.from_model(u) for u in users if u is not None}
+        for r in rows:
+            person = people.get(r.key)
+            out.append(
+                MaterialReportRow(
+                    material=materials.get(r.key),
+                    salesperson=person,
+                    views=r.views,
+                    unique_viewers=r.unique_viewers,
+                    average_read_ms=r.average_read_ms,
+                    previews=r.previews,
+                    forwards=r.forwards,
+                )
+            )
+        return out
 
 
 @strawberry.type

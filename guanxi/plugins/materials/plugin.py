@@ -67,6 +67,12 @@ def guanxi_permissions() -> list[Permission]:
             fields=("Query.materials",),
             description="Read the material library (what the caller's roles may see)",
         ),
+        Permission(
+            name="materials.report",
+            roles=("admin", "manager", "marketing"),
+            fields=("Query.materialReport",),
+            description="Read content performance per material and per salesperson",
+        ),
     ]
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from guanxi.core.base.errors import NotFoundError, ValidationError
 from guanxi.core.domain.models import Customer, Interaction
 from guanxi.core.runtime import Tx
+from guanxi.core.services.audit import audit
 from guanxi.core.services.interactions import InteractionInput, record_interaction
 from guanxi.core.services.notifications import NotificationInput, notify
 from guanxi.plugins.materials.models import Material, MaterialShare, MaterialView, MaterialVisitor
@@ -50,6 +51,7 @@ async def share(tx: Tx, material: Material, customer_id: uuid.UUID | None) -> Ma
     row = MaterialShare(id=uuid.uuid4(), material_id=material.id, sharer_id=sharer, customer_id=customer_id)
     tx.session.add(row)
     await tx.session.flush()
+    audit(tx, "material.share", "material", material.id, {"customer_id": str(customer_id) if customer_id else None})
     return row
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from guanxi.core.storage.files import LocalFileStore, sniff
 from guanxi.plugins.materials.sanitize import clean
-from tests.plugins.materials.conftest import CREATE, LIST, PDF, PNG, Staff
+from guanxi.testing import GraphQL
+from tests.plugins.materials.conftest import CREATE, LIST, PDF, PNG, SHARE, Staff
 
 pytestmark = pytest.mark.plugins("materials")
 
@@ -160,3 +161,12 @@ async def test_upload_checks_content_and_size_and_serves_the_file(
     assert (await refused(PNG, headers={})).status_code == 401
     assert (await refused(PNG, headers=sales.headers)).status_code == 403
     assert len(list((files.root).rglob("*"))) == 3  # two folder levels and the one PDF
+
+
+async def test_creating_and_sharing_a_material_are_audited(marketing: Staff, sales: Staff, graphql: GraphQL) -> None:
+    body = await marketing.gql(CREATE, {"input": {"kind": "link", "title": "Card", "url": "https://a.example"}})
+    material = body["data"]["createMaterial"]["material"]["id"]
+    await sales.gql(SHARE, {"material": material})
+    trail = (await graphql("{ auditEvents { action actorId objectType } }"))["data"]["auditEvents"]
+    actions = {(e["action"], e["objectType"]) for e in trail}
+    assert {("material.create", "material"), ("material.share", "material")} <= actions
