@@ -12,11 +12,13 @@ import strawberry
 from strawberry.types import Info
 
 from guanxi.core.base.errors import ValidationError
+from guanxi.core.services.customers import get_customer
 from guanxi.graphql.contrib import NodeType
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id, to_global_id
+from guanxi.graphql.messaging import Message, SendMessagePayload
 from guanxi.graphql.types import Node, User
-from guanxi.plugins.materials import library, radar, report
+from guanxi.plugins.materials import library, radar, report, scripts
 from guanxi.plugins.materials.models import Material
 from guanxi.plugins.materials.routes import link_url
 
@@ -100,6 +102,58 @@ class MaterialReportRow:
     forwards: int = strawberry.field(description="child links made by forwarding")
 
 
+@strawberry.type(description="How often one salesperson sent a script.")
+class ScriptUseType:
+    salesperson: User | None
+    count: int
+    last_used_at: dt.datetime
+
+
+@strawberry.type(name="Script", description="A reply snippet (话术); {{name}}-style variables are filled from the customer.")
+class ScriptType(Node):
+    id: strawberry.ID
+    scene: str
+    title: str
+    text: str
+    variables: list[str]
+    uses: int = strawberry.field(description="sends by everyone")
+    usage: list[ScriptUseType] = strawberry.field(description="sends per salesperson, most first")
+
+
+@strawberry.input
+class CreateScriptInput:
+    scene: str = strawberry.field(description="lower_snake_case: first_contact, price_objection, after_sales …")
+    title: str
+    text: str
+
+
+@strawberry.type
+class ScriptPayload:
+    script: ScriptType | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+async def _scripts(info: Info, rows: list[scripts.Script]) -> list[ScriptType]:
+    """The scripts with their usage: one statement for the uses, one batch for the users."""
+    async with info.context.loaders.lock:
+        uses = await scripts.uses_of(info.context.session, [r.id for r in rows])
+    user_ids = list({u.user_id for us in uses.values() for u in us})
+    found = await asyncio.gather(*[info.context.loaders.users.load(i) for i in user_ids])
+    people = {u.id: User.from_model(u) for u in found if u is not None}
+    return [
+        ScriptType(
+            id=strawberry.ID(to_global_id("Script", r.id)),
+            scene=r.scene,
+            title=r.title,
+            text=r.text,
+            variables=scripts.variables(r.text),
+            uses=sum(u.count for u in uses[r.id]),
+            usage=[ScriptUseType(salesperson=people.get(u.user_id), count=u.count, last_used_at=u.last_used_at) for u in uses[r.id]],
+        )
+        for r in rows
+    ]
+
+
 def _roles(info: Info) -> tuple[str, ...]:
     return tuple(info.context.ctx.actor.roles)
 
@@ -142,9 +196,47 @@ class MaterialsQuery:
             )
         return out
 
+    @strawberry.field(description="Scripts (话术) of a scene, or matching every word of search in title or text.")
+    async def scripts(self, info: Info, scene: str | None = None, search: str | None = None, first: int = 20) -> list[ScriptType]:
+        if not 0 < first <= MAX_PAGE:
+            raise ValidationError(f"first must be between 1 and {MAX_PAGE}", field="first")
+        rows = await info.context.loaders.execute(scripts.list_stmt(scene=scene, search=search).limit(first))
+        return await _scripts(info, list(rows.scalars()))
+
+    @strawberry.field(description="A script's text filled for a customer (what sendScript would send).")
+    async def render_script(self, info: Info, script_id: strawberry.ID, customer_id: strawberry.ID) -> str:
+        sid = from_global_id(script_id, "Script", field="scriptId")
+        cid = from_global_id(customer_id, "Customer", field="customerId")
+        async with info.context.loaders.lock:
+            script = await scripts.get_script(info.context.session, sid)
+            customer = await get_customer(info.context.session, cid)
+        return scripts.render(script.text, customer)
+
 
 @strawberry.type
 class MaterialsMutation:
+    @strawberry.mutation(description="Add a script (话术) to a scene.")
+    async def create_script(self, info: Info, input: CreateScriptInput) -> ScriptPayload:
+        async def run() -> ScriptPayload:
+            async with info.context.transaction() as tx:
+                row = await scripts.create_script(tx, scripts.ScriptInput(scene=input.scene, title=input.title, text=input.text))
+            return ScriptPayload(script=(await _scripts(info, [row]))[0])
+
+        return await as_payload(run, ScriptPayload)
+
+    @strawberry.mutation(description="Send a script, filled for the customer, through sendMessage (consent, capabilities, idempotency).")
+    async def send_script(
+        self, info: Info, script_id: strawberry.ID, customer_id: strawberry.ID, channel: str, idempotency_key: str
+    ) -> SendMessagePayload:
+        async def run() -> SendMessagePayload:
+            sid = from_global_id(script_id, "Script", field="scriptId")
+            cid = from_global_id(customer_id, "Customer", field="customerId")
+            async with info.context.transaction() as tx:
+                row, created = await scripts.send_script(tx, sid, cid, channel, idempotency_key)
+            return SendMessagePayload(message=Message.from_model(row), created=created)
+
+        return await as_payload(run, SendMessagePayload)
+
     @strawberry.mutation(description="Create an article (HTML sanitised), a video or a link card.")
     async def create_material(self, info: Info, input: CreateMaterialInput) -> MaterialPayload:
         async def run() -> MaterialPayload:

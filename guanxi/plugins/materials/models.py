@@ -103,3 +103,30 @@ class MaterialView(TenantScoped, Base):
     kind: Mapped[str] = mapped_column(String(16))
     read_ms: Mapped[int] = mapped_column(Integer, default=0)
     opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Script(TenantScoped, Base):
+    """A reply snippet (话术) of a ``scene`` (first contact, price objection, after-sales…);
+    ``text`` may hold ``{{name}}``-style variables filled from the customer when it is sent."""
+
+    __tablename__ = "materials_scripts"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"]), _fk("created_by", "users"), Index(None, "tenant_id", "scene"))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    scene: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[uuid.UUID | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ScriptUse(TenantScoped, Base):
+    """How often ``user_id`` sent ``script_id`` (each message queued once counts once)."""
+
+    __tablename__ = "materials_script_uses"
+    __table_args__ = (_fk("script_id", "materials_scripts"), _fk("user_id", "users"))
+
+    script_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    last_used_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

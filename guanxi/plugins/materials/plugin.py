@@ -52,20 +52,20 @@ def guanxi_permissions() -> list[Permission]:
         Permission(
             name="materials.manage",
             roles=MANAGE_ROLES,
-            fields=("Mutation.createMaterial",),
-            description="Add articles, videos and link cards to the material library (uploads: POST /materials/upload)",
+            fields=("Mutation.createMaterial", "Mutation.createScript"),
+            description="Add articles, videos, link cards (uploads: POST /materials/upload) and scripts to the library",
         ),
         Permission(
             name="materials.share",
             roles=("admin", "manager", "marketing", "sales", "service"),
-            fields=("Mutation.shareMaterial",),
-            description="Share a material with a customer as a radar link",
+            fields=("Mutation.shareMaterial", "Mutation.sendScript"),
+            description="Share a material with a customer as a radar link; send a script",
         ),
         Permission(
             name="materials.read",
             roles=ALL_ROLES,
-            fields=("Query.materials",),
-            description="Read the material library (what the caller's roles may see)",
+            fields=("Query.materials", "Query.scripts", "Query.renderScript"),
+            description="Read the material library (what the caller's roles may see) and the scripts",
         ),
         Permission(
             name="materials.report",
