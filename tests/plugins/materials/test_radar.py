@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from guanxi import RequestContext, Runtime
 from guanxi.core.domain.models import Interaction
+from guanxi.core.services.privacy import erase_customer, export_customer_data
 from guanxi.graphql.ids import to_global_id
 from guanxi.plugins.materials import privacy, radar, scores
 from guanxi.plugins.materials.models import MaterialView, MaterialVisitor
@@ -164,11 +165,16 @@ async def test_views_count_in_the_score_component_and_are_exported_and_erased(
     async with runtime.session(tenant_id) as s:
         found = await scores.components(s, [zhao, uuid.uuid4()], MaterialsSettings())
     assert [(c.customer_id, c.value, c.reasons) for c in found] == [(zhao, 4.0, ["1 material views x 2", "2 minutes read x 1"])]
-    async with runtime.write_session(tenant_id) as s:
-        exported = await privacy.export(s, zhao)
-        assert exported is not None and exported["views"][0]["material"] == "Brochure" and exported["views"][0]["read_ms"] == 150_000
-        assert await privacy.erase(s, zhao) == {"views": 1, "visitors": 1, "shares": 1}
+    # through core's export and erasure, which call the plugin's hooks
+    async with runtime.session(tenant_id) as s:
+        exported = (await export_customer_data(runtime, s, zhao))["plugins"]["materials"]
+    assert exported["views"][0]["material"] == "Brochure" and exported["views"][0]["read_ms"] == 150_000
+    assert exported["visitors"][0]["user_agent"] == BROWSER
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        await erase_customer(tx, zhao)
+    async with runtime.session(tenant_id) as s:
         assert await privacy.export(s, zhao) is None
+        assert (await s.execute(select(func.count()).select_from(MaterialVisitor))).scalar_one() == 0
 
 
 async def test_a_salesperson_cannot_share_with_a_customer_they_may_not_see(
