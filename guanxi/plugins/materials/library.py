@@ -22,7 +22,7 @@ URL_KINDS = frozenset({"video", "link"})
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 FILE_TYPES = IMAGE_TYPES | {"application/pdf"}
 ROLE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-TAG = re.compile(r"^[^,]{1,50}$")
+TAG = re.compile(r"^[^,/]{1,50}$")
 MAX_BODY = 200_000
 
 
@@ -53,7 +53,7 @@ def _check(data: MaterialInput) -> None:
         raise ValidationError("folder must be at most 200 characters", field="folder")
     for tag in data.tags:
         if not TAG.match(tag):
-            raise ValidationError(f"a tag is 1 to 50 characters without commas, not {tag[:60]!r}", field="tags")
+            raise ValidationError(f"a tag is 1 to 50 characters without commas or slashes, not {tag[:60]!r}", field="tags")
     for role in data.roles:
         if not ROLE.match(role):
             raise ValidationError(f"not a role name: {role[:40]!r}", field="roles")

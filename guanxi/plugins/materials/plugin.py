@@ -9,16 +9,20 @@ from typing import Any
 
 import msgspec
 
-from guanxi import Runtime, hookimpl
+from guanxi import RequestContext, Runtime, hookimpl
+from guanxi.core.base.context import Actor
 from guanxi.core.domain.access import Permission
 from guanxi.core.domain.contracts import ScoreComponent
+from guanxi.core.domain.events import ContactArrived
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
-from guanxi.plugins.materials import privacy, scores
+from guanxi.plugins.materials import privacy, radar, scores
+from guanxi.plugins.materials.models import MaterialVisitor
 from guanxi.plugins.materials.routes import MANAGE_ROLES
 from guanxi.plugins.materials.settings import MaterialsSettings
 
 NAME = "materials"
+ACTOR = Actor(kind="plugin", name=NAME)
 ALL_ROLES = ("admin", "manager", "marketing", "sales", "service", "readonly")
 
 
@@ -74,6 +78,18 @@ def guanxi_permissions() -> list[Permission]:
             description="Read content performance per material and per salesperson",
         ),
     ]
+
+
+@hookimpl
+async def guanxi_contact_arrived(runtime: Runtime, event: ContactArrived) -> None:
+    """A contact arrived with a visitor's state (shown on the radar page): the anonymous visitor
+    becomes that customer, with their earlier views."""
+    visitor_id = radar.visitor_of_state(event.state)
+    if visitor_id is None:
+        return
+    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
+        if await tx.session.get(MaterialVisitor, (tx.tenant_id, visitor_id)) is not None:
+            await radar.identify(tx, visitor_id, event.customer_id, runtime.plugin_settings(NAME))
 
 
 @hookimpl

@@ -16,6 +16,8 @@ tell the sharer.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 
 from sqlalchemy import func, select
@@ -26,11 +28,29 @@ from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.interactions import InteractionInput, record_interaction
 from guanxi.core.services.notifications import NotificationInput, notify
+from guanxi.core.services.tags import change_tags
+from guanxi.plugins.materials.library import split
 from guanxi.plugins.materials.models import Material, MaterialShare, MaterialView, MaterialVisitor
 from guanxi.plugins.materials.settings import MaterialsSettings
 
+STATE_PREFIX = "mv"
 CHANNEL = "materials"
 KIND = "material_view"
+
+
+def visitor_state(visitor_id: uuid.UUID) -> str:
+    """The ``state`` an entry point carries to identify this visitor when they become a contact
+    (24 characters: fits WeCom's 30-character ``state``)."""
+    return STATE_PREFIX + base64.urlsafe_b64encode(visitor_id.bytes).decode().rstrip("=")
+
+
+def visitor_of_state(state: str | None) -> uuid.UUID | None:
+    if not state or len(state) != 24 or not state.startswith(STATE_PREFIX):
+        return None
+    try:
+        return uuid.UUID(bytes=base64.urlsafe_b64decode(state[2:] + "=="))
+    except (ValueError, binascii.Error):
+        return None
 
 
 def is_preview(user_agent: str | None, settings: MaterialsSettings) -> bool:
@@ -109,7 +129,17 @@ async def open_share(
                 dedupe_key=f"{KIND}:{view.id}",
             ),
         )
+        await interest_tags(tx, view.customer_id, [material], settings)
     return view, visitor
+
+
+async def interest_tags(tx: Tx, customer_id: uuid.UUID, materials: list[Material], settings: MaterialsSettings) -> None:
+    """Tag the customer with the viewed materials' tags, in ``interest_tag_group``."""
+    if not settings.interest_tag_group:
+        return
+    labels = sorted({f"{settings.interest_tag_group}/{t}" for m in materials for t in split(m.tags)})
+    if labels:
+        await change_tags(tx, customer_id, add=labels)
 
 
 def _seconds(ms: int) -> str:
@@ -156,12 +186,15 @@ async def beacon(tx: Tx, found: MaterialShare, view_id: uuid.UUID, ms: int, fina
     return view
 
 
-async def identify(tx: Tx, visitor_id: uuid.UUID, customer_id: uuid.UUID) -> int:
+async def identify(tx: Tx, visitor_id: uuid.UUID, customer_id: uuid.UUID, settings: MaterialsSettings) -> int:
     """Attach an anonymous visitor to the customer they turned out to be; their earlier views
-    become the customer's. Returns how many views were attached."""
+    become the customer's (and their materials' interest tags). Returns how many views were
+    attached."""
     visitor = await tx.session.get(MaterialVisitor, (tx.tenant_id, visitor_id))
     if visitor is None:
         raise NotFoundError("visitor not found")
+    if visitor.customer_id is not None and visitor.customer_id != customer_id:
+        return 0  # a browser already known as someone else keeps its first identity
     if await tx.session.get(Customer, (tx.tenant_id, customer_id)) is None:
         raise NotFoundError("customer not found")
     visitor.customer_id = customer_id
@@ -172,4 +205,8 @@ async def identify(tx: Tx, visitor_id: uuid.UUID, customer_id: uuid.UUID) -> int
     )
     for view in views:
         view.customer_id = customer_id
+    seen = {v.material_id for v in views if v.kind == "view"}
+    if seen:
+        materials = (await tx.session.execute(select(Material).where(Material.id.in_(seen)))).scalars().all()
+        await interest_tags(tx, customer_id, list(materials), settings)
     return len(views)

@@ -112,7 +112,7 @@ def _visitor_cookie(request: Request[Any, Any, Any]) -> uuid.UUID | None:
         return None
 
 
-def _page(material: Material, token: str, view_id: uuid.UUID | None, nonce: str) -> str:
+def _page(material: Material, token: str, view_id: uuid.UUID | None, nonce: str, state: str | None) -> str:
     title = html.escape(material.title)
     if material.kind == "article":
         content = material.body or ""  # sanitised when stored
@@ -133,8 +133,9 @@ document.addEventListener("visibilitychange",function(){{if(document.hidden){{se
 window.addEventListener("pagehide",function(){{send(true);}});}})();
 </script>"""
     return (
-        f'<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-        f"<title>{title}</title></head><body><h1>{title}</h1>{content}{script}</body></html>"
+        '<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+        + (f'<meta name="guanxi-visitor-state" content="{state}">' if state else "")
+        + f"<title>{title}</title></head><body><h1>{title}</h1>{content}{script}</body></html>"
     )
 
 
@@ -155,7 +156,9 @@ async def material_page(request: Request[Any, Any, Any], token: FromPath[str]) -
     nonce = secrets.token_urlsafe(16)
     policy = f"default-src 'none'; img-src 'self' https:; script-src 'nonce-{nonce}'; connect-src 'self'; style-src 'unsafe-inline'"
     headers = {**NO_STORE, "Content-Security-Policy": policy}
-    response = Response(_page(material, token, view.id if visitor else None, nonce), media_type="text/html", headers=headers)
+    state = radar.visitor_state(visitor.id) if visitor is not None else None
+    page = _page(material, token, view.id if visitor else None, nonce, state)
+    response = Response(page, media_type="text/html", headers=headers)
     if visitor is not None:
         response.set_cookie(COOKIE, str(visitor.id), max_age=365 * 86400, httponly=True, samesite="lax", path="/m")
     return response

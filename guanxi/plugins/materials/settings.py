@@ -28,6 +28,9 @@ class MaterialsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     preview_agents: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_PREVIEW_AGENTS))
     #: Longest read time one view can report, in seconds (a tab left open counts this much).
     max_read_s: int = 3600
+    #: Tag group of interest tags: a customer's view adds the material's tags as ``<group>/<tag>``
+    #: core tags on the customer. Empty: no interest tags.
+    interest_tag_group: str = "interest"
     #: Score component ``materials.views``: points per view and per full minute read.
     view_weight: float = 2.0
     minute_weight: float = 1.0

@@ -17,6 +17,7 @@ from guanxi.testing.plugin import api_key
 from tests.access.conftest import make_user
 
 PUBLIC_URL = "https://crm.example.com"
+PIGEON_SECRET = "referral-test-secret"  # the Pigeon webhook helper of the referral tests signs with it
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.47"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PDF = b"%PDF-1.7\n" + b"1 0 obj << >> endobj\n" * 4
@@ -24,7 +25,8 @@ PDF = b"%PDF-1.7\n" + b"1 0 obj << >> endobj\n" * 4
 
 @pytest.fixture
 def plugin_config(plugin_names: list[str]) -> dict[str, dict[str, Any]]:
-    return {"materials": {"public_url": PUBLIC_URL, "max_read_s": 600}} if "materials" in plugin_names else {}
+    sections = {"materials": {"public_url": PUBLIC_URL, "max_read_s": 600}, "pigeon": {"webhook_secret": PIGEON_SECRET}}
+    return {name: section for name, section in sections.items() if name in plugin_names}
 
 
 @pytest.fixture

@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from guanxi import RequestContext, Runtime
-from guanxi.core.domain.models import Interaction
+from guanxi.core.domain.models import Customer, Interaction
 from guanxi.core.services.privacy import erase_customer, export_customer_data
 from guanxi.graphql.ids import to_global_id
 from guanxi.plugins.materials import privacy, radar, scores
 from guanxi.plugins.materials.models import MaterialView, MaterialVisitor
 from guanxi.plugins.materials.settings import MaterialsSettings
+from guanxi.testing import GraphQL
 from tests.plugins.materials.conftest import BROWSER, CREATE, PUBLIC_URL, SHARE, Staff, customer
 
 pytestmark = pytest.mark.plugins("materials")
@@ -148,7 +149,7 @@ async def test_a_forward_is_a_child_link_of_the_sharer_and_its_viewer_stays_anon
 
     qian = await customer(runtime, tenant_id, "钱先生")
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
-        assert await radar.identify(tx, visitor_id, qian) == 2
+        assert await radar.identify(tx, visitor_id, qian, MaterialsSettings()) == 2
     async with runtime.session(tenant_id) as s:
         assert (await s.execute(select(func.count()).where(MaterialView.customer_id == qian))).scalar_one() == 2
 
@@ -186,3 +187,46 @@ async def test_a_salesperson_cannot_share_with_a_customer_they_may_not_see(
     assert body["data"]["shareMaterial"]["errors"][0]["code"] == "NOT_FOUND"
     bad = await sales.gql(SHARE, {"material": "nonsense"})
     assert bad["data"]["shareMaterial"]["errors"][0]["field"] == "materialId"
+
+
+@pytest.mark.plugins("materials", "pigeon")
+async def test_a_forwarded_friend_who_adds_with_the_pages_state_becomes_the_viewer_with_interest_tags(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    marketing: Staff,
+    sales: Staff,
+    anonymous_client: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    graphql: GraphQL,
+) -> None:
+    """The customer forwards the brochure; the friend reads it anonymously, then follows on the
+    channel with the state the page carries: the friend's views become theirs (timeline rows are
+    not back-filled, the views and tags are), tagged with the brochure's interest tags, and no
+    customer was made for the anonymous visit."""
+    from tests.plugins.referral.conftest import Pigeon
+
+    zhao = await customer(runtime, tenant_id, "赵女士", owner=sales.user_id)
+    body = await marketing.gql(CREATE, {"input": {"kind": "article", "title": "Brochure", "body": "<p>x</p>", "tags": ["solar"]}})
+    mid = body["data"]["createMaterial"]["material"]["id"]
+    token = (await sales.gql(SHARE, {"material": mid, "customer": to_global_id("Customer", zhao)}))["data"]["shareMaterial"]["share"][
+        "token"
+    ]
+    await anonymous_client.get(f"/m/{token}", headers={"User-Agent": BROWSER})
+    child = (await anonymous_client.post(f"/m/{token}/forward")).json()["token"]
+    async with httpx.AsyncClient(transport=anonymous_client._transport, base_url=str(anonymous_client.base_url)) as friend:
+        page = await friend.get(f"/m/{child}", headers={"User-Agent": BROWSER})
+    state = radar.visitor_state(uuid.UUID(page.cookies["gx_mv"]))
+    assert f'<meta name="guanxi-visitor-state" content="{state}">' in page.text and len(state) <= 30
+    async with runtime.session(tenant_id) as s:
+        customers_before = (await s.execute(select(func.count()).select_from(Customer))).scalar_one()
+    assert customers_before == 1
+
+    await Pigeon(client, runtime, tenant_id).follow("friend-1", state, name="钱先生")
+    async with runtime.session(tenant_id) as s:
+        friend_id = (await s.execute(select(Customer.id).where(Customer.display_name == "钱先生"))).scalar_one()
+        views = (await s.execute(select(MaterialView.customer_id, MaterialView.sharer_id).order_by(MaterialView.opened_at))).all()
+    assert views == [(zhao, sales.user_id), (friend_id, sales.user_id)]
+    tags = "query($id: ID!) { customer(id: $id) { tags { label } } }"
+    for who in (zhao, friend_id):
+        found = (await graphql(tags, {"id": to_global_id("Customer", who)}))["data"]["customer"]["tags"]
+        assert found == [{"label": "interest/solar"}], found
