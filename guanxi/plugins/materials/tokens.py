@@ -34,6 +34,6 @@ def verify(key: bytes, token: str) -> uuid.UUID | None:
         raw = base64.urlsafe_b64decode(token + "=")
     except (binascii.Error, ValueError):
         return None
-    if len(raw) != 32 or sign(key, uuid.UUID(bytes=raw[:16])) != token:
+    if len(raw) != 32 or not hmac.compare_digest(sign(key, uuid.UUID(bytes=raw[:16])), token):
         return None
     return uuid.UUID(bytes=raw[:16])

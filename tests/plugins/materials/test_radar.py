@@ -14,7 +14,7 @@ from guanxi import RequestContext, Runtime
 from guanxi.core.domain.models import Customer, Interaction
 from guanxi.core.services.privacy import erase_customer, export_customer_data
 from guanxi.graphql.ids import to_global_id
-from guanxi.plugins.materials import privacy, radar, scores
+from guanxi.plugins.materials import privacy, radar, scores, tokens
 from guanxi.plugins.materials.models import MaterialView, MaterialVisitor
 from guanxi.plugins.materials.settings import MaterialsSettings
 from guanxi.testing import GraphQL
@@ -230,3 +230,15 @@ async def test_a_forwarded_friend_who_adds_with_the_pages_state_becomes_the_view
     for who in (zhao, friend_id):
         found = (await graphql(tags, {"id": to_global_id("Customer", who)}))["data"]["customer"]["tags"]
         assert found == [{"label": "interest/solar"}], found
+
+
+def test_a_token_verifies_only_under_the_key_it_was_signed_with() -> None:
+    """The radar key is derived from the server secret: another deployment's (or a rotated
+    secret's) tokens do not verify, and neither does any token that is not 43 base64url chars."""
+    share = uuid.uuid4()
+    key, other = tokens.derive_key(b"s" * 32), tokens.derive_key(b"t" * 32)
+    token = tokens.sign(key, share)
+    assert len(token) == tokens.TOKEN_LEN and tokens.verify(key, token) == share
+    assert tokens.verify(other, token) is None
+    assert tokens.verify(key, token[:-1] + "!") is None and tokens.verify(key, "") is None
+    assert key != tokens.derive_key(b"s" * 31 + b"x") and key != b"s" * 32
