@@ -26,6 +26,7 @@ from guanxi.core.domain.models import Tenant, TenantPlugin
 from guanxi.core.hooks import manager as plugin_mod
 from guanxi.core.realtime import publisher
 from guanxi.core.storage.db import WRITE, busy_as_error, create_engine, create_sessionmaker, sqlite_writer
+from guanxi.core.storage.files import LocalFileStore
 from guanxi.core.storage.tenancy import TENANT_KEY, TenantSession, unscoped
 
 log = logging.getLogger("guanxi")
@@ -197,6 +198,15 @@ class Runtime:
             merged = (state, apply_overrides(base, self.tenant_settings_types.get(name), overrides))
             self._merged_settings[(tenant_id, name)] = merged
         return merged[1]
+
+    @property
+    def files(self) -> LocalFileStore:
+        """The core file store (``[files]``): where plugins keep uploaded bytes, by content hash."""
+        store = self.state.get("files")
+        if store is None:
+            store = self.state["files"] = LocalFileStore(self.settings.files.root, self.settings.files.max_bytes)
+        assert isinstance(store, LocalFileStore)
+        return store
 
     @property
     def enabled_plugins(self) -> list[str]:

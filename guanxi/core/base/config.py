@@ -140,6 +140,13 @@ class QueueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     staff_max_attempts: Positive = 6
 
 
+class FilesSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The core file store (uploads of plugins): a local directory, content-addressed."""
+
+    root: str = ".guanxi/files"
+    max_bytes: Positive = 20 * 1024 * 1024
+
+
 class NotifySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Staff notifications and core's task reminders (guanxi.core.services.reminders)."""
 
@@ -188,6 +195,7 @@ class CoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     queues: QueueSettings = msgspec.field(default_factory=QueueSettings)
     notifications: NotifySettings = msgspec.field(default_factory=NotifySettings)
+    files: FilesSettings = msgspec.field(default_factory=FilesSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     tracing: TracingSettings = msgspec.field(default_factory=TracingSettings)

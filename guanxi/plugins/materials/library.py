@@ -1,0 +1,122 @@
+"""The library: create materials (articles sanitised, files checked by content) and list the
+ones a caller's roles may see."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from sqlalchemy import Select, or_, select
+
+from guanxi.core.base.errors import NotFoundError, ValidationError
+from guanxi.core.runtime import Tx
+from guanxi.core.services.audit import audit
+from guanxi.plugins.materials.models import Material
+from guanxi.plugins.materials.sanitize import clean
+
+KINDS = frozenset({"article", "image", "file", "video", "link"})
+URL_KINDS = frozenset({"video", "link"})
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+FILE_TYPES = IMAGE_TYPES | {"application/pdf"}
+ROLE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+TAG = re.compile(r"^[^,/]{1,50}$")
+MAX_BODY = 200_000
+
+
+class MaterialInput(msgspec.Struct, kw_only=True):
+    kind: str
+    title: str
+    body: str | None = None
+    url: str | None = None
+    folder: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    roles: list[str] = msgspec.field(default_factory=list)
+
+
+def _joined(values: list[str]) -> str:
+    return f",{','.join(values)}," if values else ""
+
+
+def split(value: str) -> list[str]:
+    return [v for v in value.split(",") if v]
+
+
+def _check(data: MaterialInput) -> None:
+    if data.kind not in KINDS:
+        raise ValidationError(f"kind must be one of {sorted(KINDS)}, not {data.kind!r}", field="kind")
+    if not 0 < len(data.title.strip()) <= 200:
+        raise ValidationError("title must be 1 to 200 characters", field="title")
+    if len(data.folder) > 200:
+        raise ValidationError("folder must be at most 200 characters", field="folder")
+    for tag in data.tags:
+        if not TAG.match(tag):
+            raise ValidationError(f"a tag is 1 to 50 characters without commas or slashes, not {tag[:60]!r}", field="tags")
+    for role in data.roles:
+        if not ROLE.match(role):
+            raise ValidationError(f"not a role name: {role[:40]!r}", field="roles")
+    if data.kind == "article":
+        if not data.body or len(data.body) > MAX_BODY:
+            raise ValidationError(f"an article needs a body of 1 to {MAX_BODY} characters", field="body")
+    elif data.kind in URL_KINDS:
+        parts = urlsplit(data.url or "")
+        if parts.scheme not in ("http", "https") or not parts.hostname or len(data.url or "") > 2000:
+            raise ValidationError("url must be an http(s) URL of at most 2000 characters", field="url")
+
+
+async def create_material(tx: Tx, data: MaterialInput, *, file: bytes | None = None, file_name: str | None = None) -> Material:
+    """A new material owned by the caller. ``article`` bodies are sanitised; ``image`` and
+    ``file`` need ``file`` (checked by content and size, stored in the core file store);
+    ``video`` and ``link`` need a URL, which is stored and never fetched."""
+    _check(data)
+    row = Material(
+        kind=data.kind,
+        title=data.title.strip(),
+        folder=data.folder.strip("/ "),
+        tags=_joined(sorted(set(data.tags))),
+        roles=_joined(sorted(set(data.roles))),
+        owner_id=tx.ctx.actor.user_id,
+    )
+    if data.kind == "article":
+        row.body = clean(data.body or "")
+    elif data.kind in URL_KINDS:
+        row.url = data.url
+    else:
+        if file is None:
+            raise ValidationError(f"an {data.kind} material needs an uploaded file", field="file")
+        store = tx.runtime.files
+        row.media_type = store.check(file, allowed=IMAGE_TYPES if data.kind == "image" else FILE_TYPES)
+        row.file_key = store.put(file)
+        row.size = len(file)
+        row.body = (file_name or "")[:200] or None
+    tx.session.add(row)
+    await tx.session.flush()
+    audit(tx, "material.create", "material", row.id, {"kind": row.kind, "title": row.title})
+    return row
+
+
+def visible(stmt: Select[Any], roles: tuple[str, ...]) -> Select[Any]:
+    """Only materials whose roles include one of ``roles`` (or that name none); admins see all."""
+    if "admin" in roles:
+        return stmt
+    return stmt.where(or_(Material.roles == "", *[Material.roles.contains(f",{r},") for r in roles]))
+
+
+def list_stmt(roles: tuple[str, ...], *, folder: str | None = None, tag: str | None = None, kind: str | None = None) -> Select[Any]:
+    stmt = select(Material)
+    if folder is not None:
+        stmt = stmt.where(Material.folder == folder.strip("/ "))
+    if tag is not None:
+        stmt = stmt.where(Material.tags.contains(f",{tag},"))
+    if kind is not None:
+        stmt = stmt.where(Material.kind == kind)
+    return visible(stmt, roles).order_by(Material.created_at.desc(), Material.id)
+
+
+async def material_for(session: Any, material_id: uuid.UUID, roles: tuple[str, ...]) -> Material:
+    found = (await session.execute(visible(select(Material).where(Material.id == material_id), roles))).scalar_one_or_none()
+    if found is None:
+        raise NotFoundError("material not found")
+    return found
