@@ -13,10 +13,10 @@ Another plugin supplies a better model through ``guanxi_insights_sentiment``
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
-import threading
 from typing import Any
 
 import msgspec
@@ -56,28 +56,19 @@ def label(score: float) -> str:
     return "pos" if score > POLAR else "neg" if score < -POLAR else "neu"
 
 
-_tokenizer: Any = None  # jieba's Tokenizer once built; False without jieba
-_tokenizer_lock = threading.Lock()
-
-
+@functools.cache
 def _jieba() -> Any:
     """jieba's segmenter with the lexicon as user dictionary (built once, on first use), or
-    False when jieba is not installed."""
-    global _tokenizer
-    if _tokenizer is None:
-        with _tokenizer_lock:
-            if _tokenizer is None:
-                try:
-                    import jieba
-                except ImportError:  # pragma: no cover - jieba is the plugin's extra
-                    _tokenizer = False
-                    return _tokenizer
-                jieba.setLogLevel(logging.WARNING)
-                tokenizer = jieba.Tokenizer()
-                for word in (*ZH, *NEGATORS_ZH, *(w for w in INTENSIFIERS if _HAN.search(w))):
-                    tokenizer.add_word(word, freq=200000)
-                _tokenizer = tokenizer
-    return _tokenizer
+    None when jieba is not installed."""
+    try:
+        import jieba
+    except ImportError:  # pragma: no cover - jieba is the plugin's extra
+        return None
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    for word in (*ZH, *NEGATORS_ZH, *(w for w in INTENSIFIERS if _HAN.search(w))):
+        tokenizer.add_word(word, freq=200000)
+    return tokenizer
 
 
 def add_words(words: list[str]) -> None:

@@ -1,0 +1,61 @@
+"""Hook implementations of the insights plugin: wiring only."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from guanxi.core.domain.events import CustomersMerged, InteractionRecorded
+from guanxi.core.hooks.manager import hookimpl
+from guanxi.core.runtime import Runtime
+from guanxi.core.storage.tenancy import TenantSession
+from guanxi.plugins.insights import hookspecs
+from guanxi.plugins.insights.analysis import analyse
+from guanxi.plugins.insights.settings import InsightsSettings
+
+
+@hookimpl
+def guanxi_config_schema() -> type[msgspec.Struct]:
+    return InsightsSettings
+
+
+@hookimpl
+def guanxi_startup(runtime: Runtime) -> None:
+    """Adds the plugin's own hook (``guanxi_insights_sentiment``) to the plugin manager."""
+    if not hasattr(runtime.pm.hook, "guanxi_insights_sentiment") or runtime.pm.hook.guanxi_insights_sentiment.spec is None:
+        runtime.pm.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def guanxi_migrations() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+@hookimpl
+async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
+    """Every inbound text is scored after it commits (and may raise an alert)."""
+    await analyse(runtime, event)
+
+
+@hookimpl
+async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
+    from guanxi.plugins.insights.privacy import move_to_survivor
+
+    await move_to_survivor(runtime, event)
+
+
+@hookimpl
+async def guanxi_export_customer_data(session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    from guanxi.plugins.insights.privacy import export_customer
+
+    return await export_customer(session, customer_id)
+
+
+@hookimpl
+async def guanxi_erase_customer(session: TenantSession, customer_id: uuid.UUID) -> dict[str, int]:
+    from guanxi.plugins.insights.privacy import erase_customer
+
+    return await erase_customer(session, customer_id)
