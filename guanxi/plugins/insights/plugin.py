@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from guanxi.core.domain.contracts import ScoreComponent
 from guanxi.core.domain.events import CustomersMerged, InteractionRecorded
 from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
@@ -34,10 +36,20 @@ def guanxi_migrations() -> Path:
     return Path(__file__).parent / "migrations"
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
-    """Every inbound text is scored after it commits (and may raise an alert)."""
+    """Every inbound text is scored after it commits (and may raise an alert); first, so that a
+    scoring plugin rescoring on the same event sees the new sentiment."""
     await analyse(runtime, event)
+
+
+@hookimpl
+async def guanxi_score_components(
+    runtime: Runtime, session: TenantSession, customer_ids: list[uuid.UUID], as_of: dt.datetime
+) -> list[ScoreComponent]:
+    from guanxi.plugins.insights.components import sentiment_components
+
+    return await sentiment_components(runtime.plugin_settings("insights"), session, customer_ids, as_of)
 
 
 @hookimpl

@@ -14,8 +14,6 @@ from guanxi.core.runtime import Runtime
 from guanxi.core.services.users import create_user
 from guanxi.plugins.insights.models import InsightsSentiment
 
-T0 = dt.datetime(2026, 11, 1, 9, 30, tzinfo=dt.UTC)
-
 
 class Inbox:
     """Sends customers' texts through the inbox, as a channel would, and reads the scores."""
@@ -24,13 +22,15 @@ class Inbox:
         self.runtime = runtime
         self.tenant_id = tenant_id
         self.n = 0
+        #: texts are sent a minute apart from an hour ago (inside the score component's window)
+        self.t0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
 
     async def say(self, text: str | None, *, who: str = "wm-1", direction: str = "in", channel: str = "wecom") -> None:
         self.n += 1
         event = InboundEvent(
             channel=channel,
             provider_event_id=f"evt-{self.n}",
-            occurred_at=T0 + dt.timedelta(minutes=self.n),
+            occurred_at=self.t0 + dt.timedelta(minutes=self.n),
             identity=ProfileInput(external_id=who, nickname=f"客户 {who}"),
             kind="message_in" if direction == "in" else "message_out",
             direction=direction,

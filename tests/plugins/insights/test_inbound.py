@@ -94,3 +94,15 @@ class TestAnotherPluginsModel:
         first, second = await box.scores()
         assert (first.score, first.model, first.label) == (-0.9, "better-en", "neg")
         assert second.model == "lexicon-1" and second.label == "pos"
+
+
+@pytest.mark.plugins("insights", "scoring")
+async def test_with_scoring_an_unhappy_customer_gets_a_negative_sentiment_component(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    """The component is there right after the text (insights scores before scoring rescores)."""
+    from guanxi.plugins.scoring.models import ScoringPart
+
+    box = Inbox(runtime, tenant_id)
+    await box.say("太差了，烂透了😡")
+    [part] = [p for p in await rows(runtime, tenant_id, ScoringPart) if p.component == "insights.sentiment"]
+    assert part.value < -5
+    assert part.reasons and part.reasons[0].startswith("1 texts in 30 days, mean sentiment -")
