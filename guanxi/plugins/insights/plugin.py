@@ -32,6 +32,13 @@ def guanxi_startup(runtime: Runtime) -> None:
 
 
 @hookimpl
+def guanxi_graphql(runtime: Runtime) -> Any:
+    from guanxi.plugins.insights.graphql import contribution
+
+    return contribution()
+
+
+@hookimpl
 def guanxi_migrations() -> Path:
     return Path(__file__).parent / "migrations"
 

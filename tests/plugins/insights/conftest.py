@@ -31,7 +31,7 @@ class Inbox:
             channel=channel,
             provider_event_id=f"evt-{self.n}",
             occurred_at=self.t0 + dt.timedelta(minutes=self.n),
-            identity=ProfileInput(external_id=who, nickname=f"客户 {who}"),
+            identity=ProfileInput(external_id=who, nickname=f"客户 {who}", union_id=f"u-{who}"),
             kind="message_in" if direction == "in" else "message_out",
             direction=direction,
             text=text,
