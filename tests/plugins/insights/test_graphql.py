@@ -3,7 +3,9 @@ with their sentiment; a page of customers costs a constant number of statements.
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from guanxi.testing.sql import count_statements
 from tests.plugins.insights.conftest import Inbox
 
 pytestmark = pytest.mark.plugins("insights")
+DOC = Path(__file__).resolve().parents[3] / "docs" / "plugins" / "insights.md"
 
 PROFILE = """{ customers(first: 20) { edges { node { displayName insights(days: 7) {
   sentiment { texts average negative alerts trend { day average texts } }
@@ -64,3 +67,13 @@ async def test_a_window_out_of_range_is_a_client_error_naming_it(
     body = await graphql(query.replace("ARGS", args), ok=False)
     [error] = body["errors"]
     assert error["extensions"]["code"] == "VALIDATION" and field in error["message"]
+
+
+async def test_the_documented_profile_query_runs(runtime: Runtime, tenant_id: uuid.UUID, graphql: GraphQL) -> None:
+    """docs/plugins/insights.md shows a real query: each ```graphql block runs without errors."""
+    blocks = re.findall(r"^```graphql\n(.*?)^```$", DOC.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+    assert blocks
+    await Inbox(runtime, tenant_id).say("太差了")
+    for block in blocks:
+        edges = (await graphql(block))["data"]["customers"]["edges"]
+        assert edges[0]["node"]["insights"]["sentiment"]["texts"] == 1
