@@ -19,6 +19,8 @@ from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.domain.events import InteractionRecorded
 from guanxi.core.domain.models import Customer, Task, User
 from guanxi.core.hooks import manager as plugins
+from guanxi.core.realtime.broker import MAX_TEXT, Envelope
+from guanxi.core.realtime.publisher import broker_of
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services.notifications import NotificationInput, notify
 from guanxi.core.services.tasks import TaskInput, create_task
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 NAME = "insights"
 RULE_ACTOR = Actor(kind="rule", name=NAME, roles=("admin",))
 QUOTE = 500
+#: The broker topic of the ``alertRaised`` subscription.
+ALERT_TOPIC = "insights.alert_raised"
 
 
 async def sentiment_of(runtime: Runtime, text: str) -> Sentiment:
@@ -73,10 +77,10 @@ async def service_user(tx: Tx) -> uuid.UUID | None:
     return (await tx.session.execute(query)).scalar_one_or_none()
 
 
-async def _raise_alert(tx: Tx, settings: InsightsSettings, event: InteractionRecorded, text: str, reason: str) -> None:
+async def _raise_alert(tx: Tx, settings: InsightsSettings, event: InteractionRecorded, text: str, reason: str) -> Task | None:
     customer = await tx.session.get(Customer, (tx.tenant_id, event.customer_id))
     if customer is None or customer.merged_into_id is not None:
-        return
+        return None
     assignee = customer.owner_id or await service_user(tx)
     quote = text if len(text) <= QUOTE else text[: QUOTE - 1] + "…"
     name = customer.display_name or str(customer.id)
@@ -104,6 +108,7 @@ async def _raise_alert(tx: Tx, settings: InsightsSettings, event: InteractionRec
                 link_id=task.id,
             ),
         )
+    return task
 
 
 async def analyse(runtime: Runtime, event: InteractionRecorded) -> InsightsSentiment | None:
@@ -132,6 +137,24 @@ async def analyse(runtime: Runtime, event: InteractionRecorded) -> InsightsSenti
         )
         tx.session.add(row)
         await tx.session.flush()
-        if reason is not None:
-            await _raise_alert(tx, settings, event, text, reason)
-        return row
+        task = await _raise_alert(tx, settings, event, text, reason) if reason is not None else None
+    if reason is not None:
+        await _publish(runtime, event, row, text, task)
+    return row
+
+
+async def _publish(runtime: Runtime, event: InteractionRecorded, row: InsightsSentiment, text: str, task: Task | None) -> None:
+    """The ``alertRaised`` subscription's event, once the alert committed."""
+    data = {
+        "customer_id": str(event.customer_id),
+        "interaction_id": str(event.interaction_id),
+        "channel": event.channel,
+        "occurred_at": event.occurred_at.isoformat(),
+        "text": text[:MAX_TEXT],
+        "score": row.score,
+        "label": row.label,
+        "reason": row.alert,
+        "task_id": str(task.id) if task else None,
+        "assignee_id": str(task.assignee_id) if task and task.assignee_id else None,
+    }
+    await broker_of(runtime).publish(Envelope(ALERT_TOPIC, event.tenant_id, data))

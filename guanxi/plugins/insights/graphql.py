@@ -1,5 +1,6 @@
 """The insights plugin's part of the GraphQL schema: ``Customer.insights``, a customer's profile
-(sentiment trend, active channels and hours, last touches with their sentiment).
+(sentiment trend, active channels and hours, last touches with their sentiment), and the
+``alertRaised`` subscription.
 
 A page of customers with their profiles costs four statements whatever its size (sentiments by
 day, channels, hours, last touches): the fields resolve through DataLoaders kept on the request
@@ -11,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import strawberry
@@ -21,6 +22,9 @@ from strawberry.types import Info
 
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.domain.models import Interaction, utcnow
+from guanxi.graphql.ids import to_global_id
+from guanxi.graphql.subscriptions import subscribed_events
+from guanxi.plugins.insights.analysis import ALERT_TOPIC
 from guanxi.plugins.insights.models import InsightsSentiment
 
 STATE_KEY = "insights.loaders"
@@ -207,10 +211,45 @@ class CustomerInsightsField:
         return CustomerInsights(customer_uuid=self.uuid, days=days)  # type: ignore[attr-defined]
 
 
+@strawberry.type(description="An alert raised by an inbound text: a complaint keyword or a sentiment under the threshold.")
+class Alert:
+    customer_id: strawberry.ID
+    interaction_id: strawberry.ID
+    channel: str
+    occurred_at: dt.datetime
+    text: str = strawberry.field(description="the message (at most 2,000 characters)")
+    score: float
+    label: str
+    reason: str = strawberry.field(description="`keyword <word>` or `sentiment <score> <= <threshold>`")
+    task_id: strawberry.ID | None = strawberry.field(description="the task created for it (null for a merged-away customer)")
+    assignee_id: strawberry.ID | None = strawberry.field(description="the user the task went to (the owner, or a service user)")
+
+
+@strawberry.type
+class InsightsSubscription:
+    @strawberry.subscription(description="Alerts as they are raised (all customers the caller may see, or one).")
+    async def alert_raised(self, info: Info, customer_id: strawberry.ID | None = None) -> AsyncGenerator[Alert, None]:
+        async for envelope in subscribed_events(info, ALERT_TOPIC, customer_id):
+            d = envelope.data
+            yield Alert(
+                customer_id=strawberry.ID(to_global_id("Customer", uuid.UUID(d["customer_id"]))),
+                interaction_id=strawberry.ID(to_global_id("Interaction", uuid.UUID(d["interaction_id"]))),
+                channel=d["channel"],
+                occurred_at=dt.datetime.fromisoformat(d["occurred_at"]),
+                text=d["text"],
+                score=d["score"],
+                label=d["label"],
+                reason=d["reason"],
+                task_id=strawberry.ID(to_global_id("Task", uuid.UUID(d["task_id"]))) if d["task_id"] else None,
+                assignee_id=strawberry.ID(to_global_id("User", uuid.UUID(d["assignee_id"]))) if d["assignee_id"] else None,
+            )
+
+
 def contribution() -> Any:
     from guanxi.graphql.contrib import GraphQLContribution
 
     return GraphQLContribution(
+        subscription=InsightsSubscription,
         extend={"Customer": CustomerInsightsField},
-        types=[CustomerInsights, SentimentSummary, SentimentDay, ChannelActivity, HourActivity, Touch],
+        types=[Alert, CustomerInsights, SentimentSummary, SentimentDay, ChannelActivity, HourActivity, Touch],
     )

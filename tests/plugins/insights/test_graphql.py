@@ -75,5 +75,7 @@ async def test_the_documented_profile_query_runs(runtime: Runtime, tenant_id: uu
     assert blocks
     await Inbox(runtime, tenant_id).say("太差了")
     for block in blocks:
+        if block.lstrip().startswith("subscription"):
+            continue  # run over a WebSocket in test_alert_subscription.py
         edges = (await graphql(block))["data"]["customers"]["edges"]
         assert edges[0]["node"]["insights"]["sentiment"]["texts"] == 1
