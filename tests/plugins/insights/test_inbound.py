@@ -98,11 +98,17 @@ class TestAnotherPluginsModel:
 
 @pytest.mark.plugins("insights", "scoring")
 async def test_with_scoring_an_unhappy_customer_gets_a_negative_sentiment_component(runtime: Runtime, tenant_id: uuid.UUID) -> None:
-    """The component is there right after the text (insights scores before scoring rescores)."""
+    """An inbound text recorded through the API (not a channel's inbox) is scored too, and the
+    component is there right after it (insights scores before scoring rescores)."""
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.services.customers import CustomerInput, create_customer
+    from guanxi.core.services.interactions import InteractionInput, record_interaction
     from guanxi.plugins.scoring.models import ScoringPart
 
-    box = Inbox(runtime, tenant_id)
-    await box.say("太差了，烂透了😡")
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        customer = await create_customer(tx, CustomerInput(display_name="Li Lei"))
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        await record_interaction(tx, InteractionInput(customer_id=customer.id, channel="email", kind="message_in", text="太差了，烂透了😡"))
     [part] = [p for p in await rows(runtime, tenant_id, ScoringPart) if p.component == "insights.sentiment"]
     assert part.value < -5
     assert part.reasons and part.reasons[0].startswith("1 texts in 30 days, mean sentiment -")
