@@ -16,7 +16,15 @@ SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"
 
 
 def test_the_benches_are_found() -> None:
-    assert {"graphql_list.py", "ingest.py", "profile_graphql.py", "referral_tree.py", "scoring.py", "wecom_ingest.py"} <= set(SCRIPTS)
+    assert {
+        "graphql_list.py",
+        "ingest.py",
+        "profile_graphql.py",
+        "referral_tree.py",
+        "scoring.py",
+        "wecom_ingest.py",
+        "insights.py",
+    } <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -34,9 +34,10 @@ class MessageStatusUpdate:
     error: str | None
 
 
-async def _events(info: Info, topic: str, customer_id: strawberry.ID | None) -> AsyncGenerator[Envelope, None]:
+async def subscribed_events(info: Info, topic: str, customer_id: strawberry.ID | None) -> AsyncGenerator[Envelope, None]:
     """This tenant's events of a topic (and of one customer, if given), as they commit; a caller
-    limited to some owners' customers (sales, managers) gets only those customers' events."""
+    limited to some owners' customers (sales, managers) gets only those customers' events.
+    Plugins' subscriptions use it too (the insights plugin's ``alertRaised``)."""
     ctx = info.context
     tenant = ctx.tenant_id
     wanted = str(from_global_id(customer_id, "Customer", field="customerId")) if customer_id else None
@@ -66,7 +67,7 @@ async def _visible(ctx: GraphQLContext, customer_id: str | None) -> bool:
 class Subscription:
     @strawberry.subscription(description="Interactions as they are recorded (all customers, or one).")
     async def interaction_recorded(self, info: Info, customer_id: strawberry.ID | None = None) -> AsyncGenerator[Interaction, None]:
-        async for envelope in _events(info, "interaction_recorded", customer_id):
+        async for envelope in subscribed_events(info, "interaction_recorded", customer_id):
             d = envelope.data
             yield Interaction(
                 id=strawberry.ID(to_global_id("Interaction", uuid.UUID(d["id"]))),
@@ -85,7 +86,7 @@ class Subscription:
     async def message_status_changed(
         self, info: Info, customer_id: strawberry.ID | None = None
     ) -> AsyncGenerator[MessageStatusUpdate, None]:
-        async for envelope in _events(info, "message_status_changed", customer_id):
+        async for envelope in subscribed_events(info, "message_status_changed", customer_id):
             d = envelope.data
             yield MessageStatusUpdate(
                 message_id=strawberry.ID(to_global_id("Message", uuid.UUID(d["message_id"]))),

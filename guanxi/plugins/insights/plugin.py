@@ -1,0 +1,80 @@
+"""Hook implementations of the insights plugin: wiring only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from guanxi.core.domain.contracts import ScoreComponent
+from guanxi.core.domain.events import CustomersMerged, InteractionRecorded
+from guanxi.core.hooks.manager import hookimpl
+from guanxi.core.runtime import Runtime
+from guanxi.core.storage.tenancy import TenantSession
+from guanxi.plugins.insights import hookspecs
+from guanxi.plugins.insights.analysis import analyse
+from guanxi.plugins.insights.settings import InsightsSettings
+
+
+@hookimpl
+def guanxi_config_schema() -> type[msgspec.Struct]:
+    return InsightsSettings
+
+
+@hookimpl
+def guanxi_startup(runtime: Runtime) -> None:
+    """Adds the plugin's own hook (``guanxi_insights_sentiment``) to the plugin manager."""
+    if not hasattr(runtime.pm.hook, "guanxi_insights_sentiment") or runtime.pm.hook.guanxi_insights_sentiment.spec is None:
+        runtime.pm.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def guanxi_graphql(runtime: Runtime) -> Any:
+    from guanxi.plugins.insights.graphql import contribution
+
+    return contribution()
+
+
+@hookimpl
+def guanxi_migrations() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+@hookimpl(tryfirst=True)
+async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
+    """Every inbound text is scored after it commits (and may raise an alert); first, so that a
+    scoring plugin rescoring on the same event sees the new sentiment."""
+    await analyse(runtime, event)
+
+
+@hookimpl
+async def guanxi_score_components(
+    runtime: Runtime, session: TenantSession, customer_ids: list[uuid.UUID], as_of: dt.datetime
+) -> list[ScoreComponent]:
+    from guanxi.plugins.insights.components import sentiment_components
+
+    return await sentiment_components(runtime.plugin_settings("insights"), session, customer_ids, as_of)
+
+
+@hookimpl
+async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
+    from guanxi.plugins.insights.privacy import move_to_survivor
+
+    await move_to_survivor(runtime, event)
+
+
+@hookimpl
+async def guanxi_export_customer_data(session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    from guanxi.plugins.insights.privacy import export_customer
+
+    return await export_customer(session, customer_id)
+
+
+@hookimpl
+async def guanxi_erase_customer(session: TenantSession, customer_id: uuid.UUID) -> dict[str, int]:
+    from guanxi.plugins.insights.privacy import erase_customer
+
+    return await erase_customer(session, customer_id)
