@@ -50,6 +50,7 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
             "Mutation.completeTask",
             "Mutation.setConsent",
             "Mutation.refreshIdentityProfile",
+            "Mutation.setCustomerFields",
         ),
         description="Create and change customers, their timeline, tasks and consent",
     ),
@@ -82,6 +83,12 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
         roles=("admin",),
         fields=("Mutation.eraseCustomer",),
         description="Erase a person's personal data (PIPL / GDPR erasure)",
+    ),
+    Permission(
+        name="fields.manage",
+        roles=("admin",),
+        fields=("Mutation.defineCustomField", "Mutation.updateCustomField"),
+        description="Define and change the custom fields of customers",
     ),
     Permission(
         name="users.manage",

@@ -42,6 +42,18 @@ class Direction(enum.Enum):
     INTERNAL = "internal"
 
 
+@strawberry.enum(description="The type of a custom field's values.")
+class CustomFieldKind(enum.Enum):
+    TEXT = "text"
+    NUMBER = "number"
+    MONEY = "money"
+    DATE = "date"
+    SINGLE_CHOICE = "single_choice"
+    MULTI_CHOICE = "multi_choice"
+    USER = "user"
+    BOOLEAN = "boolean"
+
+
 @strawberry.enum(description="Why a mutation did not do what was asked (UserError.code).")
 class ErrorCode(enum.Enum):
     ERROR = strawberry.enum_value("ERROR", description="another error; `detail` may name it more precisely")
@@ -68,6 +80,7 @@ class ErrorCode(enum.Enum):
     UNKNOWN_MESSAGE = strawberry.enum_value(
         "UNKNOWN_MESSAGE", description="a receipt names a provider message id no message of this channel carries"
     )
+    LIMIT_REACHED = strawberry.enum_value("LIMIT_REACHED", description="a limit was reached; `detail` names the limit")
 
 
 _CODES: dict[str, ErrorCode] = {m.name: m for m in ErrorCode}
@@ -82,4 +95,4 @@ def error_code(code: str, *, provider: bool = False) -> tuple[ErrorCode, str | N
     return (ErrorCode.PROVIDER_ERROR if provider else ErrorCode.ERROR), code
 
 
-__all__ = ["ConsentStatus", "Direction", "ErrorCode", "Role", "StageCategory", "error_code"]
+__all__ = ["ConsentStatus", "CustomFieldKind", "Direction", "ErrorCode", "Role", "StageCategory", "error_code"]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import Select, select
 from strawberry.types import Info
 
 from guanxi.core.domain import models as m
-from guanxi.core.services import queries
+from guanxi.core.services import fields, queries
 from guanxi.graphql import inputs
 from guanxi.graphql.contrib import CustomerFilterField
 from guanxi.graphql.ids import from_global_id, to_global_id
@@ -40,7 +40,40 @@ def core_filter(flt: inputs.CustomerFilter | None, extra: Sequence[CustomerFilte
         created_after=flt.created_after,
         created_before=flt.created_before,
         search=flt.search,
+        fields=[field_condition(c, i) for i, c in enumerate(flt.fields)] if flt.fields else None,
         conditions=conditions,
+    )
+
+
+def field_condition(c: inputs.FieldConditionInput, index: int) -> fields.FieldCondition:
+    """The service's condition for one ``filter.fields`` entry (user ids decoded from global ids)."""
+    return fields.FieldCondition(
+        field=c.field,
+        eq=c.eq,
+        in_=list(c.in_) if c.in_ is not None else None,
+        gt=c.gt,
+        gte=c.gte,
+        lt=c.lt,
+        lte=c.lte,
+        is_set=c.is_set,
+        where=f"filter.fields[{index}]",
+        parse_user=user_id,
+    )
+
+
+def user_id(raw: str, where: str) -> Any:
+    """A user field's value given through the API: a User global id."""
+    return from_global_id(raw, "User", field=where)
+
+
+async def field_ordering(session: Any, order: inputs.FieldOrderInput) -> queries.CustomerOrdering:
+    """The ordering of ``customers(orderByField:)``: the field's value, compiled into the list's SQL."""
+    defn = await fields.field_definition_for_order(session, order.field)
+    return queries.CustomerOrdering(
+        key=f"field:{defn.key}:{'desc' if order.descending else 'asc'}",
+        expression=partial(fields.sort_expression, defn),
+        descending=order.descending,
+        from_cursor=fields.from_cursor(defn),
     )
 
 
@@ -87,11 +120,16 @@ def customers_query(filters: Sequence[CustomerFilterField] = (), orderings: Sequ
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
+        order_by_field: inputs.FieldOrderInput | None = None,
     ) -> CustomerConnection:
         context = info.context
         settings = context.rt.settings.graphql
         value = getattr(order_by, "value", order_by)
         order: queries.CustomerOrder | queries.CustomerOrdering = by_key[value] if value in by_key else queries.CustomerOrder(value)
+        if order_by_field is not None:
+            async with context.loaders.lock:
+                order = await field_ordering(context.session, order_by_field)
+            value = order.key
         order_name = value
         window = page_window(first, after, last, before, order_name, settings.default_page_size, settings.max_page_size)
         flt = core_filter(filter, filters)
@@ -120,6 +158,10 @@ def customers_query(filters: Sequence[CustomerFilterField] = (), orderings: Sequ
         "after": str | None,
         "last": int | None,
         "before": str | None,
+        "order_by_field": Annotated[
+            inputs.FieldOrderInput | None,
+            strawberry.argument(description="sort by a custom field instead of `orderBy`"),
+        ],
         "return": CustomerConnection,
     }
     field = strawberry.field(
