@@ -274,7 +274,9 @@ def scalar(defn: FieldDefinition, raw: Any, where: str, parse_user: Callable[[st
     return "true" if raw else "false"
 
 
-def _rows(defn: FieldDefinition, raw: Any, where: str, parse_user: Callable[[str, str], uuid.UUID] | None) -> list[Row]:
+def rows(defn: FieldDefinition, raw: Any, where: str, parse_user: Callable[[str, str], uuid.UUID] | None = None) -> list[Row]:
+    """The stored rows of a value given for a field (none for None); raises ValidationError
+    naming ``where`` when the value does not fit the field."""
     if raw is None:
         return []
     if defn.kind == "multi_choice":
@@ -336,7 +338,7 @@ async def set_customer_fields(
             raise ValidationError(f"no custom field {key!r}", field=field_where)
         if defn.archived_at is not None and raw is not None:
             raise ValidationError(f"custom field {key!r} is archived", field=field_where)
-        planned[defn.id] = _rows(defn, raw, field_where, parse_user)
+        planned[defn.id] = rows(defn, raw, field_where, parse_user)
     users = {uuid.UUID(r[0]) for d in defs.values() if d.kind == "user" and d.id in planned for r in planned[d.id] if r[0]}
     if users:
         known = set((await session.execute(select(User.id).where(User.id.in_(users)))).scalars())
