@@ -85,6 +85,12 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
         description="Erase a person's personal data (PIPL / GDPR erasure)",
     ),
     Permission(
+        name="tasks.team",
+        roles=("admin", "manager"),
+        fields=("Query.teamTasks",),
+        description="Read the tasks of one's team (managers) or of anyone (admins)",
+    ),
+    Permission(
         name="fields.manage",
         roles=("admin",),
         fields=("Mutation.defineCustomField", "Mutation.updateCustomField"),

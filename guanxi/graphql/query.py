@@ -15,10 +15,11 @@ from guanxi.core.domain import models as m
 from guanxi.core.services import fields, queries
 from guanxi.graphql import inputs
 from guanxi.graphql.contrib import CustomerFilterField
+from guanxi.graphql.enums import TaskDue, TaskStatus
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.pagination import encode_cursor, page_info, page_window
 from guanxi.graphql.prefetch import materialize, node_fields
-from guanxi.graphql.types import Customer, CustomerConnection, CustomerEdge, Funnel, FunnelStep, Pipeline, Stage, Tag, User
+from guanxi.graphql.types import Customer, CustomerConnection, CustomerEdge, Funnel, FunnelStep, Pipeline, Stage, Tag, Task, User
 
 
 def core_filter(flt: inputs.CustomerFilter | None, extra: Sequence[CustomerFilterField] = ()) -> queries.CustomerFilter | None:
@@ -187,6 +188,22 @@ async def _pipelines(info: Info) -> list[Pipeline]:
     ]
 
 
+async def _tasks(info: Info, assignees: Any, zone_of: Any, due: TaskDue, status: TaskStatus, first: int) -> list[Task]:
+    from guanxi.core.services import tasks
+    from guanxi.core.services.notifications import user_zone
+    from guanxi.core.services.schedule import tenant_zone
+    from guanxi.graphql.pagination import check_page_size
+
+    settings = info.context.rt.settings.graphql
+    size = check_page_size(first, settings.default_page_size, settings.max_page_size)
+    session = info.context.session
+    async with info.context.loaders.lock:
+        user = (await session.execute(select(m.User).where(m.User.id == zone_of))).scalar_one_or_none() if zone_of else None
+        tz = await user_zone(session, user) if user is not None else await tenant_zone(session)
+        rows = await tasks.list_tasks(session, assignees=assignees, due=due.value, status=status.value, tz=tz, first=size)
+    return [Task.from_model(t, info.context) for t in rows]
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="One customer by id; a merged customer's id gives the survivor. Null if none.")
@@ -226,6 +243,43 @@ class Query:
                 for s in steps
             ],
         )
+
+    @strawberry.field(
+        description="The caller's own tasks (assigned to the signed-in user), soonest due first; "
+        "due dates are read in the user's time zone (else the tenant's)."
+    )
+    async def my_tasks(self, info: Info, due: TaskDue = TaskDue.ANY, status: TaskStatus = TaskStatus.OPEN, first: int = 50) -> list[Task]:
+        from guanxi.core.base.errors import ValidationError
+
+        user_id = info.context.ctx.actor.user_id
+        if user_id is None:
+            raise ValidationError("these credentials act for no staff user; use an API key or token of a user", code="NOT_A_USER")
+        return await _tasks(info, [user_id], user_id, due, status, first)
+
+    @strawberry.field(
+        description="Tasks of a manager's team (the users of the manager's team; an admin: everyone, or the users given), "
+        "soonest due first."
+    )
+    async def team_tasks(
+        self,
+        info: Info,
+        due: TaskDue = TaskDue.ANY,
+        status: TaskStatus = TaskStatus.OPEN,
+        assignee_ids: list[strawberry.ID] | None = None,
+        first: int = 50,
+    ) -> list[Task]:
+        from guanxi.core.services import tasks
+
+        actor = info.context.ctx.actor
+        wanted = [from_global_id(i, "User", field="assigneeIds") for i in assignee_ids] if assignee_ids is not None else None
+        team: list[Any] | None = None
+        if "admin" not in actor.roles and actor.user_id is not None:
+            async with info.context.loaders.lock:
+                team = await tasks.team_of(info.context.session, actor.user_id)
+        elif "admin" not in actor.roles:
+            team = []
+        assignees = wanted if team is None else [u for u in (wanted if wanted is not None else team) if u in team]
+        return await _tasks(info, assignees, actor.user_id, due, status, first)
 
     @strawberry.field(description="Staff users of the tenant.")
     async def users(self, info: Info) -> list[User]:

@@ -145,6 +145,13 @@ def no_leak(body: dict[str, Any]) -> None:
 
 #: (schema coordinate, operation, variables from the victim)
 QUERIES: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
+    ("Query.myTasks", "{ myTasks(status: ALL) { title notes customer { displayName } } }", lambda v: {}),
+    (
+        "Query.teamTasks",
+        "query($ids: [ID!]) { teamTasks(status: ALL, assigneeIds: $ids) { title notes assignee { name } customer { displayName } } }",
+        lambda v: {"ids": [v.gid("User")]},
+    ),
+    ("Query.teamTasks", "{ teamTasks(status: ALL) { title customer { displayName } } }", lambda v: {}),
     ("Query.customFields", "{ customFields(includeArchived: true) { key label choices } }", lambda v: {}),
     (
         "Query.customers",
