@@ -51,6 +51,13 @@ class PoolMove:
     at: dt.datetime
 
 
+@strawberry.type(description="Another customer that may be the same person, with why and how sure.")
+class DuplicateSuggestion:
+    customer: Customer
+    reasons: list[str] = strawberry.field(description="shared phone, email or union_id, or the same name")
+    confidence: float = strawberry.field(description="0 to 1; several reasons combine (1 - Π(1 - c))")
+
+
 @strawberry.input
 class CreateLeadPoolInput:
     key: str
@@ -100,6 +107,29 @@ class SalesQuery:
                 entered_at=r.entered_at,
             )
             for r in rows
+        ]
+
+    @strawberry.field(
+        description="Customers that may be the same person as this one (shared phone, e-mail or union id, same name), "
+        "most likely first; only customers the caller may see. Merge one with mergeCustomers."
+    )
+    async def duplicate_suggestions(self, info: Info, customer_id: strawberry.ID, first: int = 10) -> list[DuplicateSuggestion]:
+        from guanxi.core.base.errors import NotFoundError
+        from guanxi.graphql.pagination import check_page_size
+        from guanxi.plugins.sales.duplicates import suggestions
+
+        settings = info.context.rt.settings.graphql
+        size = check_page_size(first, settings.default_page_size, settings.max_page_size)
+        try:
+            async with info.context.loaders.lock:
+                found = await suggestions(info.context.session, _cid(customer_id), size)
+        except NotFoundError:
+            return []
+        rows = await info.context.loaders.customers.load_many([s.customer_id for s in found])
+        return [
+            DuplicateSuggestion(customer=Customer.from_row(row, info.context), reasons=s.reasons, confidence=s.confidence)
+            for s, row in zip(found, rows, strict=True)
+            if row is not None
         ]
 
 

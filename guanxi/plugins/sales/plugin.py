@@ -50,6 +50,12 @@ def guanxi_permissions() -> list[Permission]:
             description="See a pool's open leads (masked), claim them, release held leads, put one's customers in a pool",
         ),
         Permission(
+            name="sales.duplicates",
+            roles=("admin", "manager", "sales", "service"),
+            fields=("Query.duplicateSuggestions",),
+            description="See which customers may be duplicates of one (among those the caller may see)",
+        ),
+        Permission(
             name="sales.pools.history",
             roles=ROLES,
             fields=("Customer.poolHistory",),

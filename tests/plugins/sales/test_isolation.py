@@ -24,6 +24,7 @@ pytestmark = pytest.mark.plugins("sales")
 #: (root field, operation); ``$id`` is one of tenant A's customers, the pool key is A's
 ATTACKS: list[tuple[str, str]] = [
     ("leadPools", "{ leadPools { key name } }"),
+    ("duplicateSuggestions", "query($id: ID!) { duplicateSuggestions(customerId: $id) { customer { displayName } reasons } }"),
     ("poolLeads", '{ poolLeads(pool: "a-secret") { customerId displayName maskedPhones } }'),
     ("claimLead", "mutation($id: ID!) { claimLead(customerId: $id) { customer { displayName } errors { code } } }"),
     ("releaseLead", 'mutation($id: ID!) { releaseLead(customerId: $id, reason: "x") { errors { code } } }'),
@@ -81,6 +82,8 @@ async def test_another_tenant_cannot_see_or_move_a_pools_leads(
             assert payload is not None and payload["errors"][0]["code"] in ("NOT_FOUND", "NOT_A_USER"), answer
         if field == "poolLeads":
             assert answer["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        if field == "duplicateSuggestions":
+            assert answer["data"]["duplicateSuggestions"] == []
         if field == "leadPools":
             assert answer["data"]["leadPools"] == []
     assert await _state(runtime, team.tenant_id) == before
