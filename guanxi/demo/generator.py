@@ -36,7 +36,9 @@ from guanxi.core.domain.models import (
     Consent,
     ContactPoint,
     Customer,
+    CustomerFieldValue,
     CustomerTag,
+    FieldDefinition,
     Identity,
     Interaction,
     Stage,
@@ -78,6 +80,8 @@ class DemoSummary(msgspec.Struct, kw_only=True):
     customer_tags: int = 0
     tasks: int = 0
     consents: int = 0
+    #: customers given a value of the ``grade`` custom field (A/B/C)
+    graded: int = 0
     seconds: float = 0.0
 
 
@@ -654,6 +658,34 @@ class _Gen:
 # ------------------------------------------------------------------------------------------------
 
 
+GRADE_FIELD = {"key": "grade", "label": "客户等级 Grade", "kind": "single_choice", "choices": ["A", "B", "C"]}
+
+
+async def _grade(session: Any, customers: list[dict[str, Any]]) -> int:
+    """Grade the demo customers A/B/C (the ``grade`` custom field, defined if missing) by how far
+    they got: won or retained → A, past the pipeline's second open stage → B, the rest C."""
+    grade = (await session.execute(select(FieldDefinition).where(FieldDefinition.key == GRADE_FIELD["key"]))).scalar_one_or_none()
+    if grade is None:
+        grade = FieldDefinition(id=new_id(), entity="customer", position=0, created_at=utcnow(), **GRADE_FIELD)
+        session.add(grade)
+        await session.flush()
+    if grade.kind != "single_choice" or not {"A", "B", "C"} <= set(grade.choices):
+        return 0  # the tenant has a grade field of its own: leave it alone
+    stages = {s.id: s for s in (await session.execute(select(Stage))).scalars()}
+    rows = []
+    for c in customers:
+        stage = stages.get(c["stage_id"]) if c.get("stage_id") else None
+        if stage is None:
+            continue
+        letter = "A" if stage.category in ("won", "retained") else "B" if stage.category == "open" and stage.position >= 2 else "C"
+        rows.append(
+            {"id": new_id(), "customer_id": c["id"], "field_id": grade.id, "text_value": letter, "number_value": None, "date_value": None}
+        )
+    if rows:
+        await session.execute(insert(CustomerFieldValue), rows, execution_options={"render_nulls": True})
+    return len(rows)
+
+
 async def load_demo(
     runtime: Runtime,
     *,
@@ -751,6 +783,7 @@ async def load_demo(
         ):
             if rows:
                 await session.execute(insert(model), rows, execution_options={"render_nulls": True})
+        graded = await _grade(session, plan.customers)
         summary = DemoSummary(
             tenant_id=tenant_id,
             slug=slug,
@@ -767,6 +800,7 @@ async def load_demo(
             customer_tags=len(plan.customer_tags),
             tasks=len(plan.tasks),
             consents=len(plan.consents),
+            graded=graded,
         )
         audit(
             tx,

@@ -67,6 +67,7 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
             "Mutation.completeTask",
             "Mutation.setConsent",
             "Mutation.refreshIdentityProfile",
+            "Mutation.setCustomerFields",
         ),
         description="Create and change customers, their timeline, tasks and consent",
     ),
@@ -99,6 +100,18 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
         roles=("admin",),
         fields=("Mutation.eraseCustomer",),
         description="Erase a person's personal data (PIPL / GDPR erasure)",
+    ),
+    Permission(
+        name="tasks.team",
+        roles=("admin", "manager"),
+        fields=("Query.teamTasks",),
+        description="Read the tasks of one's team (managers) or of anyone (admins)",
+    ),
+    Permission(
+        name="fields.manage",
+        roles=("admin",),
+        fields=("Mutation.defineCustomField", "Mutation.updateCustomField"),
+        description="Define and change the custom fields of customers",
     ),
     Permission(
         name="users.manage",

@@ -42,6 +42,35 @@ class Direction(enum.Enum):
     INTERNAL = "internal"
 
 
+@strawberry.enum(description="The type of a custom field's values.")
+class CustomFieldKind(enum.Enum):
+    TEXT = "text"
+    NUMBER = "number"
+    MONEY = "money"
+    DATE = "date"
+    SINGLE_CHOICE = "single_choice"
+    MULTI_CHOICE = "multi_choice"
+    USER = "user"
+    BOOLEAN = "boolean"
+
+
+@strawberry.enum(description="Which tasks by due date, in the caller's time zone (myTasks, teamTasks).")
+class TaskDue(enum.Enum):
+    ANY = "any"
+    OVERDUE = strawberry.enum_value("overdue", description="due before now and not done")
+    TODAY = strawberry.enum_value("today", description="due today (local day)")
+    THIS_WEEK = strawberry.enum_value("this_week", description="due from today to the end of Sunday")
+    LATER = strawberry.enum_value("later", description="due after this week")
+    NONE = strawberry.enum_value("none", description="no due date")
+
+
+@strawberry.enum(description="Which tasks by completion.")
+class TaskStatus(enum.Enum):
+    OPEN = "open"
+    DONE = "done"
+    ALL = "all"
+
+
 @strawberry.enum(description="Why a mutation did not do what was asked (UserError.code).")
 class ErrorCode(enum.Enum):
     ERROR = strawberry.enum_value("ERROR", description="another error; `detail` may name it more precisely")
@@ -73,6 +102,7 @@ class ErrorCode(enum.Enum):
     UNKNOWN_MESSAGE = strawberry.enum_value(
         "UNKNOWN_MESSAGE", description="a receipt names a provider message id no message of this channel carries"
     )
+    LIMIT_REACHED = strawberry.enum_value("LIMIT_REACHED", description="a limit was reached; `detail` names the limit")
 
 
 _CODES: dict[str, ErrorCode] = {m.name: m for m in ErrorCode}
@@ -87,4 +117,4 @@ def error_code(code: str, *, provider: bool = False) -> tuple[ErrorCode, str | N
     return (ErrorCode.PROVIDER_ERROR if provider else ErrorCode.ERROR), code
 
 
-__all__ = ["ConsentStatus", "Direction", "ErrorCode", "Role", "StageCategory", "error_code"]
+__all__ = ["ConsentStatus", "CustomFieldKind", "Direction", "ErrorCode", "Role", "StageCategory", "TaskDue", "TaskStatus", "error_code"]

@@ -8,9 +8,31 @@ import strawberry
 from strawberry.scalars import JSON
 
 from guanxi.core.services.queries import CustomerOrder as CoreOrder
-from guanxi.graphql.enums import ConsentStatus, Direction, Role
+from guanxi.graphql.enums import ConsentStatus, CustomFieldKind, Direction, Role
 
 CustomerOrder = strawberry.enum(CoreOrder, name="CustomerOrder", description="How a customer list is sorted.")
+
+
+@strawberry.input(
+    description="A condition on a custom field (see `customFields`); every part given must hold. Values are JSON of the "
+    "field's kind: a string for text, choice, date (YYYY-MM-DD) and user (a User id) fields, a number (or decimal string) "
+    "for number and money fields, true or false for boolean fields."
+)
+class FieldConditionInput:
+    field: str = strawberry.field(description="the custom field's key")
+    eq: JSON | None = strawberry.field(default=None, description="equal to (a multi-choice field: holds this choice)")
+    in_: list[JSON] | None = strawberry.field(default=None, name="in", description="equal to one of these")
+    gt: JSON | None = strawberry.field(default=None, description="greater than (number, money and date fields)")
+    gte: JSON | None = strawberry.field(default=None, description="at least")
+    lt: JSON | None = strawberry.field(default=None, description="less than")
+    lte: JSON | None = strawberry.field(default=None, description="at most")
+    is_set: bool | None = strawberry.field(default=None, description="true: has a value; false: has none")
+
+
+@strawberry.input(description="Sort customers by a custom field; customers without a value sort below every value.")
+class FieldOrderInput:
+    field: str = strawberry.field(description="the custom field's key")
+    descending: bool = False
 
 
 @strawberry.input(description="Every condition given must hold (AND).")
@@ -24,6 +46,7 @@ class CustomerFilter:
     created_after: dt.datetime | None = None
     created_before: dt.datetime | None = None
     search: str | None = strawberry.field(default=None, description="words found in name, company, phones, emails or nicknames")
+    fields: list[FieldConditionInput] | None = strawberry.field(default=None, description="conditions on custom fields, all must hold")
 
 
 @strawberry.input
@@ -37,6 +60,7 @@ class CreateCustomerInput:
     stage: str | None = strawberry.field(default=None, description="stage key; default: the pipeline's first stage")
     source: str | None = None
     tags: list[str] = strawberry.field(default_factory=list)
+    fields: JSON | None = strawberry.field(default=None, description='custom field values by key, e.g. {"grade": "A"}')
 
 
 @strawberry.input(description="Only the fields given are changed; null clears an optional field.")
@@ -52,6 +76,26 @@ class UpdateCustomerInput:
     )
     owner_id: strawberry.ID | None = strawberry.UNSET
     source: str | None = strawberry.UNSET
+    fields: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description="custom field values to set by key; a key set to null clears that field, others stay"
+    )
+
+
+@strawberry.input(description="A new custom field of customers.")
+class DefineCustomFieldInput:
+    key: str = strawberry.field(description="lower_snake_case, unique in the tenant; used in filters, ordering and imports")
+    label: str
+    kind: CustomFieldKind
+    choices: list[str] = strawberry.field(default_factory=list, description="the allowed values of choice fields, in order")
+    position: int = strawberry.field(default=0, description="where the field is listed (smallest first)")
+
+
+@strawberry.input(description="Only the parts given are changed; a field's key and kind never change.")
+class UpdateCustomFieldInput:
+    label: str | None = None
+    choices: list[str] | None = strawberry.field(default=None, description="the new choices; one still held by customers is refused")
+    position: int | None = None
+    archived: bool | None = strawberry.field(default=None, description="true: hidden and read-only; false: restored")
 
 
 @strawberry.input

@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 from strawberry.dataloader import DataLoader
 
 from guanxi.core.domain import models as m
+from guanxi.core.services import fields
 from guanxi.core.services.queries import CUSTOMER_COLUMNS
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class Loaders:
         self.stage_history = DataLoader(self._aligned(self.stage_history_of))
         self.open_tasks = DataLoader(self._aligned(self.tasks_of))
         self.consents = DataLoader(self._aligned(self.consents_of))
+        self.field_values = DataLoader(self._aligned(self.field_values_of))
         self.recent_interactions: DataLoader[InteractionKey, list[Any]] = DataLoader(self._load_recent_interactions)
         self.interaction_counts: DataLoader[tuple[uuid.UUID, tuple[str, ...] | None], int] = DataLoader(self._count_interactions)
 
@@ -120,6 +122,12 @@ class Loaders:
     async def tasks_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
         stmt = select(*columns(m.Task)).where(m.Task.customer_id.in_(set(ids))).order_by(m.Task.due_at, m.Task.id)
         return group((await self.execute(stmt)).all(), "customer_id")
+
+    async def field_values_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[tuple[Any, Any]]]:
+        """Custom field values (definition, typed value) of many customers: the tenant's field
+        definitions and one statement for the values."""
+        async with self.lock:
+            return await fields.field_values_of(self._context.session, ids)
 
     async def consents_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
         stmt = select(*columns(m.Consent)).where(m.Consent.customer_id.in_(set(ids))).order_by(m.Consent.channel)

@@ -14,6 +14,7 @@ from guanxi.core.services import consent, customers, identities, interactions, m
 from guanxi.graphql import inputs
 from guanxi.graphql.enums import ConsentStatus
 from guanxi.graphql.errors import UserError, as_payload
+from guanxi.graphql.fields import set_values
 from guanxi.graphql.ids import from_global_id
 from guanxi.graphql.types import Customer, Identity, Interaction, Task, User
 
@@ -108,6 +109,8 @@ class Mutation:
                 c = await customers.create_customer(tx, data)
                 if input.tags:
                     await tags.change_tags(tx, c.id, add=list(input.tags))
+                if input.fields is not None:
+                    await set_values(tx, c.id, input.fields)
             return CustomerPayload(customer=Customer.from_row(c, info.context))
 
         return await as_payload(run, CustomerPayload)
@@ -131,6 +134,8 @@ class Mutation:
             )
             async with info.context.transaction() as tx:
                 c = await customers.update_customer(tx, from_global_id(id, "Customer"), patch)
+                if input.fields is not strawberry.UNSET and input.fields is not None:
+                    await set_values(tx, c.id, input.fields)
             return CustomerPayload(customer=Customer.from_row(c, info.context))
 
         return await as_payload(run, CustomerPayload)

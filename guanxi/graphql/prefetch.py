@@ -16,7 +16,7 @@ from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from guanxi.graphql.pagination import check_page_size
-from guanxi.graphql.types import Customer, Identity, Stage, StageChange, Tag, Task, User
+from guanxi.graphql.types import Customer, CustomerFieldValue, Identity, Stage, StageChange, Tag, Task, User
 
 
 def _flatten(selections: Iterable[Selection]) -> Iterator[SelectedField]:
@@ -75,6 +75,10 @@ async def materialize(ctx: Any, rows: Sequence[Any], wanted: dict[str, SelectedF
         found = await loaders.stage_history_of(ids)
         for i in ids:
             pre[i]["stage_history"] = [StageChange.from_model(c, ctx) for c in found.get(i, [])]
+    if ids and "fields" in wanted:
+        values = await loaders.field_values_of(ids)
+        for i in ids:
+            pre[i]["fields"] = [CustomerFieldValue.build(d, v, ctx) for d, v in values.get(i, [])]
     if ids and "tasks" in wanted:
         found = await loaders.tasks_of(ids)
         for i in ids:

@@ -5,20 +5,21 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import Select, select
 from strawberry.types import Info
 
 from guanxi.core.domain import models as m
-from guanxi.core.services import queries
+from guanxi.core.services import fields, queries
 from guanxi.graphql import inputs
 from guanxi.graphql.contrib import CustomerFilterField
+from guanxi.graphql.enums import TaskDue, TaskStatus
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.pagination import encode_cursor, page_info, page_window
 from guanxi.graphql.prefetch import materialize, node_fields
-from guanxi.graphql.types import Customer, CustomerConnection, CustomerEdge, Funnel, FunnelStep, Pipeline, Stage, Tag, User
+from guanxi.graphql.types import Customer, CustomerConnection, CustomerEdge, Funnel, FunnelStep, Pipeline, Stage, Tag, Task, User
 
 
 def core_filter(flt: inputs.CustomerFilter | None, extra: Sequence[CustomerFilterField] = ()) -> queries.CustomerFilter | None:
@@ -40,7 +41,40 @@ def core_filter(flt: inputs.CustomerFilter | None, extra: Sequence[CustomerFilte
         created_after=flt.created_after,
         created_before=flt.created_before,
         search=flt.search,
+        fields=[field_condition(c, i) for i, c in enumerate(flt.fields)] if flt.fields else None,
         conditions=conditions,
+    )
+
+
+def field_condition(c: inputs.FieldConditionInput, index: int) -> fields.FieldCondition:
+    """The service's condition for one ``filter.fields`` entry (user ids decoded from global ids)."""
+    return fields.FieldCondition(
+        field=c.field,
+        eq=c.eq,
+        in_=list(c.in_) if c.in_ is not None else None,
+        gt=c.gt,
+        gte=c.gte,
+        lt=c.lt,
+        lte=c.lte,
+        is_set=c.is_set,
+        where=f"filter.fields[{index}]",
+        parse_user=user_id,
+    )
+
+
+def user_id(raw: str, where: str) -> Any:
+    """A user field's value given through the API: a User global id."""
+    return from_global_id(raw, "User", field=where)
+
+
+async def field_ordering(session: Any, order: inputs.FieldOrderInput) -> queries.CustomerOrdering:
+    """The ordering of ``customers(orderByField:)``: the field's value, compiled into the list's SQL."""
+    defn = await fields.field_definition_for_order(session, order.field)
+    return queries.CustomerOrdering(
+        key=f"field:{defn.key}:{'desc' if order.descending else 'asc'}",
+        expression=partial(fields.sort_expression, defn),
+        descending=order.descending,
+        from_cursor=fields.from_cursor(defn),
     )
 
 
@@ -87,11 +121,16 @@ def customers_query(filters: Sequence[CustomerFilterField] = (), orderings: Sequ
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
+        order_by_field: inputs.FieldOrderInput | None = None,
     ) -> CustomerConnection:
         context = info.context
         settings = context.rt.settings.graphql
         value = getattr(order_by, "value", order_by)
         order: queries.CustomerOrder | queries.CustomerOrdering = by_key[value] if value in by_key else queries.CustomerOrder(value)
+        if order_by_field is not None:
+            async with context.loaders.lock:
+                order = await field_ordering(context.session, order_by_field)
+            value = order.key
         order_name = value
         window = page_window(first, after, last, before, order_name, settings.default_page_size, settings.max_page_size)
         flt = core_filter(filter, filters)
@@ -120,6 +159,10 @@ def customers_query(filters: Sequence[CustomerFilterField] = (), orderings: Sequ
         "after": str | None,
         "last": int | None,
         "before": str | None,
+        "order_by_field": Annotated[
+            inputs.FieldOrderInput | None,
+            strawberry.argument(description="sort by a custom field instead of `orderBy`"),
+        ],
         "return": CustomerConnection,
     }
     field = strawberry.field(
@@ -143,6 +186,22 @@ async def _pipelines(info: Info) -> list[Pipeline]:
         )
         for p in rows
     ]
+
+
+async def _tasks(info: Info, assignees: Any, zone_of: Any, due: TaskDue, status: TaskStatus, first: int) -> list[Task]:
+    from guanxi.core.services import tasks
+    from guanxi.core.services.notifications import user_zone
+    from guanxi.core.services.schedule import tenant_zone
+    from guanxi.graphql.pagination import check_page_size
+
+    settings = info.context.rt.settings.graphql
+    size = check_page_size(first, settings.default_page_size, settings.max_page_size)
+    session = info.context.session
+    async with info.context.loaders.lock:
+        user = (await session.execute(select(m.User).where(m.User.id == zone_of))).scalar_one_or_none() if zone_of else None
+        tz = await user_zone(session, user) if user is not None else await tenant_zone(session)
+        rows = await tasks.list_tasks(session, assignees=assignees, due=due.value, status=status.value, tz=tz, first=size)
+    return [Task.from_model(t, info.context) for t in rows]
 
 
 @strawberry.type
@@ -184,6 +243,43 @@ class Query:
                 for s in steps
             ],
         )
+
+    @strawberry.field(
+        description="The caller's own tasks (assigned to the signed-in user), soonest due first; "
+        "due dates are read in the user's time zone (else the tenant's)."
+    )
+    async def my_tasks(self, info: Info, due: TaskDue = TaskDue.ANY, status: TaskStatus = TaskStatus.OPEN, first: int = 50) -> list[Task]:
+        from guanxi.core.base.errors import ValidationError
+
+        user_id = info.context.ctx.actor.user_id
+        if user_id is None:
+            raise ValidationError("these credentials act for no staff user; use an API key or token of a user", code="NOT_A_USER")
+        return await _tasks(info, [user_id], user_id, due, status, first)
+
+    @strawberry.field(
+        description="Tasks of a manager's team (the users of the manager's team; an admin: everyone, or the users given), "
+        "soonest due first."
+    )
+    async def team_tasks(
+        self,
+        info: Info,
+        due: TaskDue = TaskDue.ANY,
+        status: TaskStatus = TaskStatus.OPEN,
+        assignee_ids: list[strawberry.ID] | None = None,
+        first: int = 50,
+    ) -> list[Task]:
+        from guanxi.core.services import tasks
+
+        actor = info.context.ctx.actor
+        wanted = [from_global_id(i, "User", field="assigneeIds") for i in assignee_ids] if assignee_ids is not None else None
+        team: list[Any] | None = None
+        if "admin" not in actor.roles and actor.user_id is not None:
+            async with info.context.loaders.lock:
+                team = await tasks.team_of(info.context.session, actor.user_id)
+        elif "admin" not in actor.roles:
+            team = []
+        assignees = wanted if team is None else [u for u in (wanted if wanted is not None else team) if u in team]
+        return await _tasks(info, assignees, actor.user_id, due, status, first)
 
     @strawberry.field(description="Staff users of the tenant.")
     async def users(self, info: Info) -> list[User]:

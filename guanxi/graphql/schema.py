@@ -36,6 +36,7 @@ from guanxi.graphql.compiled import CompiledPlan, NotCompilableError, compile_pl
 from guanxi.graphql.contrib import CustomerFilterField, CustomerOrdering, GraphQLContribution, NodeType
 from guanxi.graphql.execution import FastLeafExecutionContext
 from guanxi.graphql.extensions import RequestLifecycle
+from guanxi.graphql.fields import FieldsMutation, FieldsQuery
 from guanxi.graphql.ids import remembering_sent_ids
 from guanxi.graphql.messaging import CustomerMessages, Message, MessagingMutation, MessagingQuery
 from guanxi.graphql.metrics import GraphQLMetrics
@@ -414,6 +415,7 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
         ("core", NodeQuery),
         ("core", MessagingQuery),
         ("core", AdminQuery),
+        ("core", FieldsQuery),
         ("core", NotificationQuery),
         ("core", TenantQuery),
     ]
@@ -424,6 +426,7 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
             ("core", Mutation),
             ("core", MessagingMutation),
             ("core", AdminMutation),
+            ("core", FieldsMutation),
             ("core", NotificationMutation),
             ("core", TenantMutation),
             *[(n, c.mutation) for n, c in parts if c.mutation],

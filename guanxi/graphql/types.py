@@ -17,7 +17,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from guanxi.core.services.tags import tag_label
-from guanxi.graphql.enums import ConsentStatus, Direction, Role, StageCategory
+from guanxi.graphql.enums import ConsentStatus, CustomFieldKind, Direction, Role, StageCategory
 from guanxi.graphql.ids import to_global_id
 from guanxi.graphql.pagination import PageInfo, Window, encode_cursor, page_info, page_window
 
@@ -312,6 +312,57 @@ class Consent:
         return cls(channel=c.channel, status=ConsentStatus(c.status), source=c.source, changed_at=c.changed_at)
 
 
+@strawberry.type(description="The value of one custom field of a customer, typed: read `value`, or the accessor of the field's kind.")
+class CustomerFieldValue:
+    key: str
+    label: str
+    kind: CustomFieldKind
+    user_uuid: strawberry.Private[UUID | None]
+    ctx: strawberry.Private[Any]
+    value: JSON = strawberry.field(
+        description="as JSON: a string (text, choice, date YYYY-MM-DD, user id, money and number as a decimal string), "
+        "a list of strings (multi choice) or a boolean"
+    )
+    text: str | None = strawberry.field(description="text and single choice fields")
+    number: float | None = strawberry.field(description="number and money fields (exact amount: `decimal`)")
+    decimal: str | None = strawberry.field(description="number and money fields as an exact decimal string")
+    date: dt.date | None = strawberry.field(description="date fields")
+    boolean: bool | None = strawberry.field(description="boolean fields")
+    choices: list[str] | None = strawberry.field(description="multi choice fields, in the field's choice order")
+
+    @strawberry.field(description="user fields")
+    async def user(self) -> User | None:
+        if self.user_uuid is None:
+            return None
+        u = await self.ctx.loaders.users.load(self.user_uuid)
+        return User.from_model(u) if u else None
+
+    @classmethod
+    def build(cls, defn: Any, value: Any, ctx: Any) -> CustomerFieldValue:
+        kind = defn.kind
+        as_json: Any = value
+        if kind in ("number", "money"):
+            as_json = format(value, "f")
+        elif kind == "date":
+            as_json = value.isoformat()
+        elif kind == "user":
+            as_json = to_global_id("User", value)
+        return cls(
+            key=defn.key,
+            label=defn.label,
+            kind=CustomFieldKind(kind),
+            user_uuid=value if kind == "user" else None,
+            ctx=ctx,
+            value=as_json,
+            text=value if kind in ("text", "single_choice") else None,
+            number=float(value) if kind in ("number", "money") else None,
+            decimal=as_json if kind in ("number", "money") else None,
+            date=value if kind == "date" else None,
+            boolean=value if kind == "boolean" else None,
+            choices=list(value) if kind == "multi_choice" else None,
+        )
+
+
 @strawberry.type(description="One person or company.")
 class Customer(Node):
     id: strawberry.ID = strawberry.field(description="Stable global id. A merged customer's id keeps resolving to the survivor.")
@@ -417,6 +468,15 @@ class Customer(Node):
     async def _tasks(self, include_done: bool) -> list[Task]:
         rows = await self.ctx.loaders.open_tasks.load(self.uuid)
         return [Task.from_model(t, self.ctx) for t in rows if include_done or t.done_at is None]
+
+    @strawberry.field(description="Values of the tenant's custom fields that are set, in the fields' order (see `customFields`).")
+    def fields(self) -> list[CustomerFieldValue]:
+        if "fields" in self.pre:
+            return self.pre["fields"]
+        return self._fields()  # type: ignore[return-value]
+
+    async def _fields(self) -> list[CustomerFieldValue]:
+        return [CustomerFieldValue.build(d, v, self.ctx) for d, v in await self.ctx.loaders.field_values.load(self.uuid)]
 
     @strawberry.field(description="Consent per channel; a channel not listed was never opted out.")
     async def consents(self) -> list[Consent]:

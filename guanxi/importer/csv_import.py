@@ -15,10 +15,15 @@ case-insensitively (spaces and dashes count as underscores):
 ``external_id``        with ``channel``: the customer's account on that channel (an Identity)
 =====================  =========================================================================
 
-Any other column becomes a custom attribute (``Customer.attributes[<header>]``, a string); the
-report warns once per such column. Empty cells mean "no value"; blank lines are skipped. Row
-numbers count CSV records with the header as row 1, as a spreadsheet shows them (an undecodable
-byte is reported with its line number).
+A column named like a custom field (its key, or its label, case-insensitively) sets that field,
+checked like the API checks it (:mod:`guanxi.core.services.fields`): numbers and money as
+``12000.50``, dates as ``YYYY-MM-DD``, multi-choice values separated by ``;``, booleans as
+``true``/``false`` (``yes``/``no``, ``1``/``0``, ``是``/``否``), user fields by the user's e-mail; a
+non-empty cell replaces the customer's value of that field. Any other column becomes a custom
+attribute (``Customer.attributes[<header>]``, a string); the report warns once per such column.
+Empty cells mean "no value"; blank lines are skipped. Row numbers count CSV records with the
+header as row 1, as a spreadsheet shows them (an undecodable byte is reported with its line
+number).
 
 **All or nothing.** Pass 1 reads the file (streaming, row by row) and validates every row with
 the services' own rules (:func:`~guanxi.core.services.customers.normalize_phone`,
@@ -75,14 +80,25 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import msgspec
-from sqlalchemy import and_, insert, select, text
+from sqlalchemy import and_, delete, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.events import CustomerCreated, CustomerData, CustomerUpdated
-from guanxi.core.domain.models import ContactPoint, Customer, CustomerTag, Identity, StageChange, Tag, User, utcnow
+from guanxi.core.domain.models import (
+    ContactPoint,
+    Customer,
+    CustomerFieldValue,
+    CustomerTag,
+    FieldDefinition,
+    Identity,
+    StageChange,
+    Tag,
+    User,
+    utcnow,
+)
 from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import quotas
@@ -96,6 +112,9 @@ from guanxi.core.services.customers import (
     search_text,
     snapshot,
 )
+from guanxi.core.services.fields import Row as FieldRow
+from guanxi.core.services.fields import list_fields
+from guanxi.core.services.fields import rows as field_rows
 from guanxi.core.services.pipelines import default_pipeline, stages_of
 from guanxi.core.services.tags import split_tag
 from guanxi.core.storage.db import WRITE
@@ -193,14 +212,17 @@ class _Header:
     names: list[str]  # header text per column
     fields: dict[str, int]  # field -> column index
     attributes: list[tuple[int, str]]  # (column index, attribute key)
+    custom: list[tuple[int, FieldDefinition]] = field(default_factory=list)  # (column index, custom field)
 
     def name(self, fld: str) -> str:
         return self.names[self.fields[fld]].strip()
 
 
-def _parse_header(cells: list[str], report: ImportReport) -> _Header | None:
+def _parse_header(cells: list[str], report: ImportReport, lk: _Lookups) -> _Header | None:
     fields: dict[str, int] = {}
     attributes: list[tuple[int, str]] = []
+    custom: list[tuple[int, FieldDefinition]] = []
+    seen_custom: dict[uuid.UUID, str] = {}
     ok = True
     for i, raw in enumerate(cells):
         text = raw.strip()
@@ -213,6 +235,12 @@ def _parse_header(cells: list[str], report: ImportReport) -> _Header | None:
                 report.add_error(1, text, f"columns {cells[fields[fld]].strip()!r} and {text!r} both give {fld}; keep one")
                 ok = False
             fields[fld] = i
+        elif (defn := lk.custom_fields.get(key) or lk.custom_fields.get(text.lower())) is not None:
+            if defn.id in seen_custom:
+                report.add_error(1, text, f"columns {seen_custom[defn.id]!r} and {text!r} both give the custom field {defn.key}; keep one")
+                ok = False
+            seen_custom[defn.id] = text
+            custom.append((i, defn))
         else:
             attributes.append((i, text))
             report.warnings.append(f"column {text!r} is not a known column; its values are stored as the custom attribute {text!r}")
@@ -223,7 +251,7 @@ def _parse_header(cells: list[str], report: ImportReport) -> _Header | None:
         if a in fields and b not in fields:
             report.add_error(1, b, f"column {b} is required with column {a}")
             ok = False
-    return _Header(list(cells), fields, attributes) if ok else None
+    return _Header(list(cells), fields, attributes, custom) if ok else None
 
 
 @dataclass(frozen=True)
@@ -232,15 +260,19 @@ class _Lookups:
     stage_keys: str
     first_stage: uuid.UUID
     users: dict[str, tuple[uuid.UUID, bool]]  # email -> (id, active)
+    #: live custom fields by key and by lower-case label
+    custom_fields: dict[str, FieldDefinition] = field(default_factory=dict)
 
     @classmethod
     async def load(cls, runtime: Runtime, tenant_id: uuid.UUID) -> _Lookups:
         async with runtime.session(tenant_id) as session:
             stages = await stages_of(session, (await default_pipeline(session)).id)
             users = {u.email: (u.id, u.active) for u in (await session.execute(select(User))).scalars()}
+            defs = await list_fields(session)
         if not stages:
             raise ValidationError("the default pipeline has no stages", field="stage")
-        return cls({s.key.lower(): s.id for s in stages}, ", ".join(s.key for s in stages), stages[0].id, users)
+        by_name = {d.label.strip().lower(): d for d in defs} | {d.key: d for d in defs}
+        return cls({s.key.lower(): s.id for s in stages}, ", ".join(s.key for s in stages), stages[0].id, users, by_name)
 
 
 @dataclass(slots=True)
@@ -256,6 +288,8 @@ class _Row:
     source: str | None = None
     identity: tuple[str, str] | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    #: custom field values: field id -> stored rows (empty cells are not here)
+    custom: dict[uuid.UUID, list[FieldRow]] = field(default_factory=dict)
 
     def keys(self) -> list[tuple[str, ...]]:
         """Matching keys in priority order: identity, emails, phones."""
@@ -342,7 +376,40 @@ def _parse_row(row: int, cells: list[str], header: _Header, lk: _Lookups, report
     for i, key in header.attributes:
         if i < len(cells) and (value := cells[i].strip()):
             parsed.attributes[key] = value
+    for i, defn in header.custom:
+        if i < len(cells) and (value := cells[i].strip()):
+            try:
+                parsed.custom[defn.id] = _custom_value(defn, value, lk)
+            except ValidationError as exc:
+                report.add_error(row, header.names[i].strip(), exc.message)
     return parsed if report.error_count == errors_before else None
+
+
+_TRUE = {"true", "yes", "y", "1", "是", "对"}
+_FALSE = {"false", "no", "n", "0", "否", "不"}
+
+
+def _custom_value(defn: FieldDefinition, cell: str, lk: _Lookups) -> list[FieldRow]:
+    """A custom field's stored rows from a cell, checked like the API checks values: numbers and
+    dates (YYYY-MM-DD) as text, multi-choice separated by ``;``, booleans as true/false (yes/no,
+    1/0, 是/否), users by e-mail."""
+    where = defn.key
+    if defn.kind == "multi_choice":
+        return field_rows(defn, _split(cell), where)
+    if defn.kind == "boolean":
+        word = cell.lower()
+        if word not in _TRUE | _FALSE:
+            raise ValidationError(f"{where} is a boolean field: write true or false, not {cell!r}", field=where)
+        return field_rows(defn, word in _TRUE, where)
+    if defn.kind == "user":
+        try:
+            user = lk.users.get(normalize_email(cell))
+        except ValidationError:
+            user = None
+        if user is None:
+            raise ValidationError(f"{where} is a user field: no user with email {cell!r} in this tenant", field=where)
+        return field_rows(defn, user[0], where)
+    return field_rows(defn, cell, where)
 
 
 def _is_blank(cells: list[str]) -> bool:
@@ -384,12 +451,13 @@ class _Pending:
     source: str | None
     tags: list[tuple[str, str]]
     identities: list[tuple[str, str]]
+    custom: dict[uuid.UUID, list[FieldRow]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, cid: uuid.UUID, row: _Row) -> _Pending:
         return cls(
             cid, row.row, row.display_name, row.company, list(row.phones), list(row.emails), dict(row.attributes), row.owner_id,
-            row.stage_id, row.source, list(row.tags), [row.identity] if row.identity else [],
+            row.stage_id, row.source, list(row.tags), [row.identity] if row.identity else [], dict(row.custom),
         )  # fmt: skip
 
     def merge(self, row: _Row) -> None:
@@ -402,6 +470,7 @@ class _Pending:
         self.stage_id = row.stage_id or self.stage_id
         self.source = row.source or self.source
         self.tags.extend(t for t in row.tags if t not in self.tags)
+        self.custom.update(row.custom)
         if row.identity and row.identity not in self.identities:
             self.identities.append(row.identity)
 
@@ -423,6 +492,8 @@ class _Writer:
         self.keep_updated = bool(hook.guanxi_customer_updated.get_hookimpls())
         self.assign_owner = bool(hook.guanxi_assign_owner.get_hookimpls())
         self.created_ids: list[uuid.UUID] = []
+        #: custom field values to write for this batch: customer id -> field id -> rows
+        self.custom: dict[uuid.UUID, dict[uuid.UUID, list[FieldRow]]] = {}
         self.updated_events: list[CustomerUpdated] = []
 
     async def _index(self, rows: list[_Row]) -> tuple[dict[tuple[str, ...], uuid.UUID], set[tuple[str, str]]]:
@@ -522,6 +593,8 @@ class _Writer:
 
         customers: list[dict[str, Any]] = []
         for p in pending.values():
+            if p.custom:
+                self.custom[p.id] = p.custom
             owner_id = p.owner_id
             data = CustomerData(
                 id=p.id, display_name=p.display_name, company=p.company, phones=p.phones, emails=p.emails, attributes=p.attributes,
@@ -554,6 +627,7 @@ class _Writer:
         ):
             if values:
                 await session.execute(insert(model), values, execution_options={"render_nulls": True})
+        await self._write_custom()
         audit(
             self.tx, "customer.import", "customer", None,
             {"file": self.file_name, "rows": [rows[0].row, rows[-1].row], "created_ids": list(pending), "updated_ids": updated_ids},
@@ -562,6 +636,28 @@ class _Writer:
         session.expunge_all()  # keep memory bounded: nothing of this batch is needed any more
         if self.keep_created:
             self.created_ids += pending
+
+    async def _write_custom(self) -> None:
+        """The batch's custom field values: a cell replaces the customer's value of that field."""
+        if not self.custom:
+            return
+        by_field: dict[uuid.UUID, list[uuid.UUID]] = {}
+        rows: list[dict[str, Any]] = []
+        for cid, per_field in self.custom.items():
+            for fid, values in per_field.items():
+                by_field.setdefault(fid, []).append(cid)
+                rows += [
+                    {"id": new_id(), "customer_id": cid, "field_id": fid, "text_value": t, "number_value": n, "date_value": d}
+                    for t, n, d in values
+                ]
+        for fid, cids in by_field.items():
+            for chunk in _chunks(cids):
+                await self.session.execute(
+                    delete(CustomerFieldValue).where(CustomerFieldValue.field_id == fid, CustomerFieldValue.customer_id.in_(chunk))
+                )
+        if rows:
+            await self.session.execute(insert(CustomerFieldValue), rows, execution_options={"render_nulls": True})
+        self.custom = {}
 
     async def _update_existing(
         self,
@@ -618,6 +714,8 @@ class _Writer:
                         customer_tags.append({"customer_id": cid, "tag_id": pair[1], "tagged_at": now, "actor_id": self.actor_id})
                 if row.identity:
                     add_identity(cid, row.identity)
+                if row.custom:
+                    self.custom.setdefault(cid, {}).update(row.custom)
             contact_points += [{"customer_id": cid, "kind": "phone", "value": v} for v in phones if v not in c.phones]
             contact_points += [{"customer_id": cid, "kind": "email", "value": v} for v in emails if v not in c.emails]
             c.phones, c.emails, c.attributes = phones, emails, attributes
@@ -687,7 +785,7 @@ async def import_customers(
     try:
         for row, cells in _records(path, encoding):
             if header is None:
-                header = _parse_header(cells, report)
+                header = _parse_header(cells, report, lk)
                 if header is None:
                     break
                 continue

@@ -188,6 +188,24 @@ CASES: list[tuple[str, str, Callable[[World, dict[str, Any]], dict[str, Any]], s
     ),
     ("markNotificationsRead", "mutation { markNotificationsRead(all: true) { errors { code } } }", lambda w, s: {}, "notification.read"),
     (
+        "defineCustomField",
+        'mutation { defineCustomField(input: {key: "budget", label: "Budget", kind: MONEY}) { errors { code } } }',
+        lambda w, s: {},
+        "field.define",
+    ),
+    (
+        "updateCustomField",
+        'mutation { updateCustomField(key: "grade", input: {label: "Grade"}) { errors { code } } }',
+        lambda w, s: {},
+        "field.update",
+    ),
+    (
+        "setCustomerFields",
+        'mutation($id: ID!) { setCustomerFields(customerId: $id, values: {grade: "A"}) { errors { code } } }',
+        lambda w, s: {"id": cid(w)},
+        "customer.fields",
+    ),
+    (
         "updateMyNotificationPreferences",
         'mutation { updateMyNotificationPreferences(input: {digestAt: "08:00"}) { errors { code } } }',
         lambda w, s: {},
@@ -258,6 +276,11 @@ async def test_every_core_mutation_writes_an_audit_entry_with_its_actor(
         )
         jobs = await graphql('{ scheduledJobs(status: "scheduled") { id } }')
         setup["job"] = jobs["data"]["scheduledJobs"][0]["id"]
+    if field in ("updateCustomField", "setCustomerFields"):
+        await graphql(
+            'mutation { defineCustomField(input: {key: "grade", label: "等级", kind: SINGLE_CHOICE, choices: ["A", "B"]})'
+            " { field { key } } }"
+        )
     if field in AS_USER:
         body = await as_key(await key_for(runtime, tenant_id, "admin", world.users["ann"]))(mutation, variables(world, setup))
     else:

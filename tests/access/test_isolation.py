@@ -24,7 +24,9 @@ from sqlalchemy import func, select
 from guanxi.core.base.context import RequestContext
 from guanxi.core.domain.models import (
     Customer,
+    CustomerFieldValue,
     CustomerTag,
+    FieldDefinition,
     InboxEvent,
     Interaction,
     Notification,
@@ -36,6 +38,7 @@ from guanxi.core.domain.models import (
     utcnow,
 )
 from guanxi.core.runtime import Runtime
+from guanxi.core.services import fields
 from guanxi.core.services.pipelines import create_tenant
 from guanxi.graphql.ids import to_global_id
 from tests.access.conftest import Caller, World, key_for, seed_world
@@ -80,6 +83,9 @@ async def victim(runtime: Runtime) -> Victim:
     async with runtime.session(tenant_b) as s:
         identity_id = (await s.scalars(select(Identity.id).where(Identity.customer_id == world.customers["ann"]))).one()
     found = Victim(world, message.id, identity_id, key.split("_")[1])
+    async with runtime.transaction(RequestContext(tenant_id=tenant_b)) as tx:
+        await fields.define_field(tx, fields.FieldInput(key="tier", label="B-Tier", kind="single_choice", choices=["B-gold"]))
+        await fields.set_customer_fields(tx, world.customers["ann"], {"tier": "B-gold"})
     async with runtime.write_session(tenant_b) as s:
         s.add(
             Notification(
@@ -128,6 +134,8 @@ async def snapshot(runtime: Runtime, tenant_id: uuid.UUID) -> dict[str, Any]:
             "plugins": [
                 (p.plugin, p.enabled, p.settings) for p in (await s.scalars(select(TenantPlugin).order_by(TenantPlugin.plugin))).all()
             ],
+            "fields": [(d.key, d.label, d.choices, d.archived_at) for d in (await s.scalars(select(FieldDefinition))).all()],
+            "field_values": sorted((str(v.customer_id), v.text_value) for v in (await s.scalars(select(CustomerFieldValue))).all()),
         }
 
 
@@ -146,6 +154,20 @@ QUERIES: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
     ("Query.quotaUsage", "{ quotaUsage { name limit used window } }", lambda v: {}),
     ("Query.pluginSettings", '{ pluginSettings(plugin: "scoring") { overrides } }', lambda v: {}),
     ("Query.channelAccounts", "{ channelAccounts { key providerId settings secretFingerprints } }", lambda v: {}),
+    ("Query.myTasks", "{ myTasks(status: ALL) { title notes customer { displayName } } }", lambda v: {}),
+    (
+        "Query.teamTasks",
+        "query($ids: [ID!]) { teamTasks(status: ALL, assigneeIds: $ids) { title notes assignee { name } customer { displayName } } }",
+        lambda v: {"ids": [v.gid("User")]},
+    ),
+    ("Query.teamTasks", "{ teamTasks(status: ALL) { title customer { displayName } } }", lambda v: {}),
+    ("Query.customFields", "{ customFields(includeArchived: true) { key label choices } }", lambda v: {}),
+    (
+        "Query.customers",
+        '{ customers(filter: {fields: [{field: "tier", eq: "B-gold"}]}) { totalCount edges { node { fields { key value } } } } }',
+        lambda v: {},
+    ),
+    ("Query.customers", '{ customers(orderByField: {field: "tier"}) { edges { node { displayName fields { value } } } } }', lambda v: {}),
     ("Query.customers", "{ customers(first: 100) { totalCount edges { node { displayName phones emails } } } }", lambda v: {}),
     (
         "Query.customers",
@@ -214,6 +236,21 @@ QUERIES: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
 ]
 
 MUTATIONS: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
+    (
+        "Mutation.defineCustomField",
+        'mutation { defineCustomField(input: {key: "tier", label: "Tier", kind: TEXT}) { field { key label choices } errors { code } } }',
+        lambda v: {},
+    ),
+    (
+        "Mutation.updateCustomField",
+        'mutation($k: String!) { updateCustomField(key: $k, input: {label: "x", archived: true}) { field { label } errors { code } } }',
+        lambda v: {"k": "tier"},
+    ),
+    (
+        "Mutation.setCustomerFields",
+        "mutation($id: ID!, $v: JSON!) { setCustomerFields(customerId: $id, values: $v) { changed errors { code } } }",
+        lambda v: {"id": v.gid("Customer"), "v": {"tier": None}},
+    ),
     (
         "Mutation.createCustomer",
         'mutation($o: ID!) { createCustomer(input: {displayName: "x", ownerId: $o}) { customer { id } errors { code } } }',

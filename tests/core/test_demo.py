@@ -183,3 +183,23 @@ async def test_demo_rows_keep_the_service_invariants_and_look_like_a_real_funnel
     assert any(t.done_at is not None for t in tasks)
     assert any(c.channel == "email" and c.status == "opted_out" for c in consents)
     assert audits == ["demo.load"]
+
+
+async def test_demo_customers_are_graded_a_b_c_through_the_grade_custom_field(runtime: Runtime) -> None:
+    """The demo defines the single-choice field `grade` and grades every customer with a stage:
+    the won and retained ones A; all three grades occur and can be filtered on."""
+    from guanxi.core.services import fields
+
+    summary = await load_demo(runtime, slug=_slug(), customers=120, seed=7, now=NOW)
+    assert summary.graded == 120
+    async with runtime.session(summary.tenant_id) as s:
+        grade = await fields.get_field(s, "grade")
+        assert grade.kind == "single_choice" and grade.choices == ["A", "B", "C"]
+        values = await fields.field_values_of(s, (await s.execute(select(Customer.id))).scalars().all())
+        stages = {st.id: st for st in (await s.execute(select(Stage))).scalars()}
+        by_customer = {c.id: c for c in (await s.execute(select(Customer))).scalars()}
+    letters = {cid: dict((d.key, v) for d, v in found)["grade"] for cid, found in values.items()}
+    assert set(letters.values()) == {"A", "B", "C"}
+    for cid, letter in letters.items():
+        won = stages[by_customer[cid].stage_id].category in ("won", "retained")
+        assert (letter == "A") == won

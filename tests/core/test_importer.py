@@ -310,3 +310,60 @@ def test_merge_patch_follows_rfc_7396_examples() -> None:
     ]
     for target, patch, expected in cases:
         assert customers.merge_patch(target, patch) == expected
+
+
+async def test_columns_named_like_custom_fields_set_typed_values_and_bad_cells_are_refused(
+    runtime: Runtime, ctx: RequestContext, tmp_path: Path
+) -> None:
+    """A column whose header is a custom field's key or label sets that field (checked like the
+    API checks it); a bad cell is an error naming row and column and nothing is written; a later
+    import replaces the value of the fields it names."""
+    from guanxi.core.domain.models import CustomerFieldValue
+    from guanxi.core.services import fields
+
+    async with runtime.transaction(ctx) as tx:
+        await create_user(tx, email="emma@example.com", name="Emma", role="sales")
+        await fields.define_field(tx, fields.FieldInput(key="grade", label="客户等级", kind="single_choice", choices=["A", "B", "C"]))
+        await fields.define_field(tx, fields.FieldInput(key="budget", label="Budget", kind="money"))
+        await fields.define_field(tx, fields.FieldInput(key="products", label="Products", kind="multi_choice", choices=["crm", "bi"]))
+        await fields.define_field(tx, fields.FieldInput(key="vip", label="VIP", kind="boolean"))
+        await fields.define_field(tx, fields.FieldInput(key="advisor", label="Advisor", kind="user"))
+        await fields.define_field(tx, fields.FieldInput(key="renewal", label="Renewal", kind="date"))
+    header = ["name", "email", "客户等级", "budget", "Products", "vip", "advisor", "renewal"]
+    bad = write_csv(
+        tmp_path / "bad.csv",
+        header,
+        [["Wang", "w@x.cn", "Z", "lots", "crm;erp", "maybe", "nobody@x.cn", "soon"]],
+    )
+    report = await import_customers(runtime, ctx.tenant_id, bad)
+    assert {(e.row, e.column) for e in report.errors} == {
+        (2, "客户等级"), (2, "budget"), (2, "Products"), (2, "vip"), (2, "advisor"), (2, "renewal"),
+    }  # fmt: skip
+    assert await count(runtime, ctx.tenant_id, Customer) == 0
+    good = write_csv(
+        tmp_path / "good.csv",
+        header,
+        [
+            ["Wang", "w@x.cn", "A", "12000.50", "bi;crm", "是", "emma@example.com", "2027-03-01"],
+            ["Li", "l@x.cn", "", "300", "", "no", "", ""],
+        ],
+    )
+    report = await import_customers(runtime, ctx.tenant_id, good)
+    assert report.errors == [] and report.created == 2
+    assert not any("客户等级" in w for w in report.warnings)  # not stored as an attribute
+    async with runtime.session(ctx.tenant_id) as s:
+        ids = {c.display_name: c.id for c in (await s.execute(select(Customer))).scalars()}
+        values = await fields.field_values_of(s, ids.values())
+        wang = {d.key: v for d, v in values[ids["Wang"]]}
+        li = {d.key: v for d, v in values[ids["Li"]]}
+    assert wang["grade"] == "A" and str(wang["budget"]) == "12000.500000" and wang["products"] == ["crm", "bi"]
+    assert wang["vip"] is True and str(wang["renewal"]) == "2027-03-01" and isinstance(wang["advisor"], uuid.UUID)
+    assert li == {"budget": wang["budget"].__class__("300"), "vip": False}
+    again = write_csv(tmp_path / "again.csv", ["email", "name", "grade"], [["w@x.cn", "Wang", "B"]])
+    report = await import_customers(runtime, ctx.tenant_id, again)
+    assert report.updated == 1
+    async with runtime.session(ctx.tenant_id) as s:
+        wang = {d.key: v for d, v in (await fields.field_values_of(s, [ids["Wang"]]))[ids["Wang"]]}
+        grades = (await s.execute(select(func.count()).select_from(CustomerFieldValue))).scalar_one()
+    assert wang["grade"] == "B" and wang["vip"] is True
+    assert grades == 7 + 2  # Wang: grade, budget, two products, vip, advisor, renewal; Li: budget, vip

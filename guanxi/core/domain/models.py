@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     TypeDecorator,
@@ -417,6 +420,52 @@ class CustomerTag(CustomerOwned, TenantScoped, Base):
     tag_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     tagged_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     actor_id: Mapped[uuid.UUID | None]
+
+
+class FieldDefinition(TenantScoped, Base):
+    """A custom field of the tenant's customers (``grade``, ``budget``, ``contract_date``).
+
+    ``kind`` is text, number, money, date, single_choice, multi_choice, user or boolean;
+    ``choices`` lists the allowed values of the choice kinds. Archived fields keep their values
+    but accept no new ones and leave ``Customer.fields``."""
+
+    __tablename__ = "field_definitions"
+    __table_args__ = (UniqueConstraint("tenant_id", "entity", "key"), ForeignKeyConstraint(["tenant_id"], ["tenants.id"]))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    entity: Mapped[str] = mapped_column(String(32), default="customer")
+    key: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    choices: Mapped[list[str]] = mapped_column(default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    archived_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CustomerFieldValue(CustomerOwned, TenantScoped, Base):
+    """One typed value of a custom field of a customer (a multi-choice field has a row per
+    choice). The value sits in the column of its kind, so conditions and orderings on a field
+    use an index on (tenant, field, value) without any schema change per field."""
+
+    __tablename__ = "customer_field_values"
+    __table_args__ = (
+        _fk(["tenant_id", "customer_id"], "customers"),
+        _fk(["tenant_id", "field_id"], "field_definitions"),
+        Index(None, "tenant_id", "customer_id"),
+        Index(None, "tenant_id", "field_id", "text_value"),
+        Index(None, "tenant_id", "field_id", "number_value"),
+        Index(None, "tenant_id", "field_id", "date_value"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID]
+    field_id: Mapped[uuid.UUID]
+    #: text, single and multi choice, user (the user id's text), boolean ("true"/"false")
+    text_value: Mapped[str | None] = mapped_column(String(1000), info=PERSONAL)
+    #: number and money
+    number_value: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))
+    date_value: Mapped[dt.date | None] = mapped_column(Date)
 
 
 class Task(CustomerOwned, TenantScoped, Base):

@@ -9,7 +9,17 @@ from sqlalchemy import func, select, update
 
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.domain.events import CustomersMerged
-from guanxi.core.domain.models import Consent, ContactPoint, CustomerTag, Identity, Interaction, StageChange, Task, utcnow
+from guanxi.core.domain.models import (
+    Consent,
+    ContactPoint,
+    CustomerFieldValue,
+    CustomerTag,
+    Identity,
+    Interaction,
+    StageChange,
+    Task,
+    utcnow,
+)
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import _sync_contact_points, get_customer, search_text
@@ -75,6 +85,14 @@ async def merge_customers(tx: Tx, survivor_id: uuid.UUID, merged_id: uuid.UUID, 
         )
     from sqlalchemy import delete
 
+    # custom fields: the merged customer's value fills a field the survivor has no value for
+    survivor_fields = select(CustomerFieldValue.field_id).where(CustomerFieldValue.customer_id == survivor.id)
+    await session.execute(
+        update(CustomerFieldValue)
+        .where(CustomerFieldValue.customer_id == merged.id, CustomerFieldValue.field_id.not_in(survivor_fields))
+        .values(customer_id=survivor.id)
+    )
+    await session.execute(delete(CustomerFieldValue).where(CustomerFieldValue.customer_id == merged.id))
     await session.execute(delete(CustomerTag).where(CustomerTag.customer_id == merged.id))
     await session.execute(delete(Consent).where(Consent.customer_id == merged.id))
     await session.execute(delete(ContactPoint).where(ContactPoint.customer_id == merged.id))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import String, and_, cast, delete, or_, select, update
@@ -22,6 +23,7 @@ from guanxi.core.domain.models import (
     Consent,
     ContactPoint,
     Customer,
+    CustomerFieldValue,
     CustomerTag,
     Identity,
     InboxEvent,
@@ -41,10 +43,20 @@ from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services.audit import PERSONAL_FIELDS, audit
 from guanxi.core.services.customers import get_customer
+from guanxi.core.services.fields import field_values_of
 from guanxi.core.storage.tenancy import TenantSession
 
 ERASED_NAME = "Erased customer"
 ERASED = "[erased]"
+
+
+def _jsonable_field(value: Any) -> Any:
+    """A custom field's typed value as JSON (decimals and dates as text, user ids as text)."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dt.date | uuid.UUID):
+        return str(value)
+    return value
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -101,6 +113,7 @@ async def export_customer_data(runtime: Runtime, session: TenantSession, custome
             select(Tag.group_name, Tag.name).join(CustomerTag, CustomerTag.tag_id == Tag.id).where(CustomerTag.customer_id.in_(ids))
         )
     ).all()
+    field_values = await field_values_of(session, ids)
     data: dict[str, Any] = {
         "exportedAt": utcnow().isoformat(),
         "customer": {
@@ -158,6 +171,7 @@ async def export_customer_data(runtime: Runtime, session: TenantSession, custome
             }
             for s in await rows(StageChange, StageChange.changed_at, StageChange.id)
         ],
+        "fields": {d.key: _jsonable_field(v) for cid in reversed(ids) for d, v in field_values.get(cid, [])},
         "messages": [
             {"channel": m.channel, "recipient": m.recipient, "text": m.text, "status": m.status, "createdAt": _iso(m.created_at)}
             for m in await rows(OutboxMessage, OutboxMessage.created_at, OutboxMessage.id)
@@ -212,6 +226,7 @@ async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
         person.updated_at = now
     counts["customers"] = len(people_left)
     counts["contact_points"] = _rows(await session.execute(delete(ContactPoint).where(ContactPoint.customer_id.in_(ids))))
+    counts["field_values"] = _rows(await session.execute(delete(CustomerFieldValue).where(CustomerFieldValue.customer_id.in_(ids))))
     identities_left = [
         i for i in identities if i.external_id != f"erased:{i.id.hex}" or i.union_id or i.nickname or i.avatar_url or i.profile
     ]

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, litera
 
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.domain.models import Customer, CustomerTag, Identity, Pipeline, Stage, StageChange, Tag
+from guanxi.core.services.fields import FieldCondition, apply_conditions
 from guanxi.core.services.tags import split_tag
 from guanxi.core.storage.tenancy import TenantSession
 
@@ -39,6 +40,8 @@ class CustomerFilter(msgspec.Struct, kw_only=True):
     created_after: dt.datetime | None = None
     created_before: dt.datetime | None = None
     search: str | None = None
+    #: conditions on custom fields (:mod:`guanxi.core.services.fields`)
+    fields: list[FieldCondition] | None = None
     #: conditions contributed by plugins (see :class:`CustomerCondition`), each already bound to
     #: the caller's value; applied after core's own, all must hold
     conditions: list[Any] = msgspec.field(default_factory=list)  # list[CustomerCondition]
@@ -61,6 +64,9 @@ class CustomerOrdering:
     :param descending: sort from the largest value.
     :param description: shown in the schema.
 
+    :param from_cursor: turns the sort value read back from a cursor (numbers and times keep
+        their type, anything else comes back as text) into what the expression compares with.
+
     Ties are broken by customer id in the same direction, and pages continue after the last row's
     (sort key, id), as for core's orderings.
     """
@@ -69,6 +75,7 @@ class CustomerOrdering:
     expression: Callable[[], ColumnElement[Any]]
     descending: bool = True
     description: str = ""
+    from_cursor: Callable[[Any], Any] | None = None
 
 
 #: The columns a customer list returns (enough to build the API's Customer object).
@@ -182,6 +189,8 @@ async def apply_filter(session: TenantSession, stmt: Select[Any], flt: CustomerF
             raise ValidationError(f"search is longer than {MAX_SEARCH_CHARS} characters", field="search")
         for word in flt.search.lower().split():
             stmt = stmt.where(Customer.search_text.like(f"%{_escape_like(word)}%", escape="\\"))
+    if flt.fields:
+        stmt = await apply_conditions(session, stmt, flt.fields)
     for condition in flt.conditions:
         stmt = condition(stmt)
     return stmt
@@ -211,6 +220,8 @@ async def list_customers(
         return [], False
     if after is not None:
         value, last_id = after
+        if isinstance(order, CustomerOrdering) and order.from_cursor is not None:
+            value = order.from_cursor(value)
         if desc:
             stmt = stmt.where(or_(col < value, and_(col == value, Customer.id < last_id)))
         else:

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Collection
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
+from sqlalchemy import select
 
 from guanxi.core.base.errors import NotFoundError, ValidationError
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.events import TaskChanged
-from guanxi.core.domain.models import Task, User, utcnow
+from guanxi.core.domain.models import Customer, Task, User, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services import reminders
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer
+from guanxi.core.storage.tenancy import TenantSession
 
 
 class TaskInput(msgspec.Struct, kw_only=True):
@@ -78,3 +83,75 @@ async def complete_task(tx: Tx, task_id: uuid.UUID) -> Task:
         await reminders.schedule_reminders(tx, task)
         tx.emit("guanxi_task_changed", _event(tx, task))
     return task
+
+
+#: which due dates a task list keeps (``due`` of :func:`list_tasks`)
+DUE_FILTERS = ("any", "overdue", "today", "this_week", "later", "none")
+#: which tasks by completion (``status`` of :func:`list_tasks`)
+STATUS_FILTERS = ("open", "done", "all")
+
+
+def due_window(due: str, now: dt.datetime, tz: ZoneInfo) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The [start, end) of due times a ``due`` filter keeps, in the person's time zone: ``today``
+    is the local day, ``this_week`` runs to the end of the local Sunday, ``overdue`` is before
+    now, ``later`` after this week. (None, None) for ``any`` and ``none``."""
+    local = now.astimezone(tz)
+    midnight = dt.datetime.combine(local.date(), dt.time(), tzinfo=tz)
+    tomorrow = (midnight + dt.timedelta(days=1)).astimezone(dt.UTC)
+    week_end = (midnight + dt.timedelta(days=7 - local.weekday())).astimezone(dt.UTC)
+    match due:
+        case "overdue":
+            return None, now
+        case "today":
+            return midnight.astimezone(dt.UTC), tomorrow
+        case "this_week":
+            return midnight.astimezone(dt.UTC), week_end
+        case "later":
+            return week_end, None
+    return None, None
+
+
+async def list_tasks(
+    session: TenantSession,
+    *,
+    assignees: Collection[uuid.UUID] | None,
+    due: str = "any",
+    status: str = "open",
+    now: dt.datetime | None = None,
+    tz: ZoneInfo | None = None,
+    first: int = 50,
+) -> list[Any]:
+    """Tasks of some assignees (None: every task the session sees), soonest due first (no due
+    date last), as rows of the task's columns. ``due`` is one of :data:`DUE_FILTERS` (in ``tz``,
+    default UTC), ``status`` one of :data:`STATUS_FILTERS`; ``overdue`` keeps open tasks only."""
+    if due not in DUE_FILTERS:
+        raise ValidationError(f"due must be one of {', '.join(DUE_FILTERS)}", field="due")
+    if status not in STATUS_FILTERS:
+        raise ValidationError(f"status must be one of {', '.join(STATUS_FILTERS)}", field="status")
+    now = now or utcnow()
+    stmt = select(Task.id, Task.customer_id, Task.assignee_id, Task.title, Task.notes, Task.due_at, Task.done_at, Task.created_at)
+    if assignees is not None:
+        stmt = stmt.where(Task.assignee_id.in_(set(assignees)))
+    if status == "open" or due == "overdue":
+        stmt = stmt.where(Task.done_at.is_(None))
+    elif status == "done":
+        stmt = stmt.where(Task.done_at.is_not(None))
+    if due == "none":
+        stmt = stmt.where(Task.due_at.is_(None))
+    start, end = due_window(due, now, tz or ZoneInfo("UTC"))
+    if start is not None:
+        stmt = stmt.where(Task.due_at >= start)
+    if end is not None:
+        stmt = stmt.where(Task.due_at < end)
+    live = select(Customer.id).where(Customer.merged_into_id.is_(None))
+    stmt = stmt.where(Task.customer_id.in_(live))
+    stmt = stmt.order_by(Task.due_at.is_(None), Task.due_at, Task.id).limit(first)
+    return list((await session.execute(stmt)).all())
+
+
+async def team_of(session: TenantSession, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """The active users of a user's team (the user alone when they have no team)."""
+    team = (await session.execute(select(User.team).where(User.id == user_id))).scalar_one_or_none()
+    if not team:
+        return [user_id]
+    return list((await session.execute(select(User.id).where(User.team == team, User.active.is_(True)))).scalars())

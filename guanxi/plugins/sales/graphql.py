@@ -1,0 +1,196 @@
+"""The sales plugin's GraphQL: lead pools, the pool's leads (masked until claimed), claim,
+release, putting a customer in a pool, and a customer's pool history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from uuid import UUID
+
+import strawberry
+from strawberry.types import Info
+
+from guanxi.graphql.errors import UserError, as_payload
+from guanxi.graphql.ids import from_global_id, to_global_id
+from guanxi.graphql.types import Customer
+from guanxi.plugins.sales import pool as svc
+from guanxi.plugins.sales.models import SalesPool
+
+
+@strawberry.type(description="A lead pool (公海): unowned leads salespeople claim.")
+class LeadPool:
+    key: str
+    name: str
+    hold_limit: int | None = strawberry.field(description="leads of this pool one salesperson may hold at once; null: no limit")
+    return_after_days: int | None = strawberry.field(
+        description="a held lead without follow-up (an outbound or internal interaction) for this many days returns; null: never"
+    )
+    created_at: dt.datetime
+
+    @classmethod
+    def from_model(cls, p: SalesPool) -> LeadPool:
+        return cls(key=p.key, name=p.name, hold_limit=p.hold_limit, return_after_days=p.return_after_days, created_at=p.created_at)
+
+
+@strawberry.type(description="An open lead of a pool, as the pool shows it before anyone claims it: the phone masked.")
+class PoolLead:
+    customer_id: strawberry.ID = strawberry.field(description="the Customer id to claim it with")
+    display_name: str
+    company: str | None
+    masked_phones: list[str] = strawberry.field(description="phones with the middle digits hidden (+86139****5678)")
+    entered_at: dt.datetime = strawberry.field(description="when it entered the pool")
+
+
+@strawberry.type(description="One move of a lead: ENTER the pool, CLAIM, RELEASE, or RETURN by a return rule.")
+class PoolMove:
+    pool: str
+    action: str = strawberry.field(description="enter, claim, release or return")
+    user_id: strawberry.ID | None = strawberry.field(description="who did it (null: a rule)")
+    rule: str | None
+    reason: str | None
+    at: dt.datetime
+
+
+@strawberry.type(description="Another customer that may be the same person, with why and how sure.")
+class DuplicateSuggestion:
+    customer: Customer
+    reasons: list[str] = strawberry.field(description="shared phone, email or union_id, or the same name")
+    confidence: float = strawberry.field(description="0 to 1; several reasons combine (1 - Π(1 - c))")
+
+
+@strawberry.input
+class CreateLeadPoolInput:
+    key: str
+    name: str
+    hold_limit: int | None = None
+    return_after_days: int | None = None
+
+
+@strawberry.type
+class LeadPoolPayload:
+    pool: LeadPool | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class LeadPayload:
+    customer: Customer | None = strawberry.field(default=None, description="the customer after the move (null after a release)")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+def _cid(value: strawberry.ID) -> UUID:
+    return from_global_id(value, "Customer", field="customerId")
+
+
+@strawberry.type
+class SalesQuery:
+    @strawberry.field(description="The tenant's lead pools.")
+    async def lead_pools(self, info: Info) -> list[LeadPool]:
+        async with info.context.loaders.lock:
+            return [LeadPool.from_model(p) for p in await svc.list_pools(info.context.session)]
+
+    @strawberry.field(description="The open leads of a pool, oldest first; phones masked until claimed.")
+    async def pool_leads(self, info: Info, pool: str, first: int = 50) -> list[PoolLead]:
+        from guanxi.graphql.pagination import check_page_size
+
+        settings = info.context.rt.settings.graphql
+        size = check_page_size(first, settings.default_page_size, settings.max_page_size)
+        async with info.context.loaders.lock:
+            found = await svc.pool_by_key(info.context.session, pool)
+            rows = await svc.open_leads(info.context.session, found.id, size)
+        return [
+            PoolLead(
+                customer_id=strawberry.ID(to_global_id("Customer", r.id)),
+                display_name=r.display_name,
+                company=r.company,
+                masked_phones=[svc.mask_phone(p) for p in r.phones],
+                entered_at=r.entered_at,
+            )
+            for r in rows
+        ]
+
+    @strawberry.field(
+        description="Customers that may be the same person as this one (shared phone, e-mail or union id, same name), "
+        "most likely first; only customers the caller may see. Merge one with mergeCustomers."
+    )
+    async def duplicate_suggestions(self, info: Info, customer_id: strawberry.ID, first: int = 10) -> list[DuplicateSuggestion]:
+        from guanxi.core.base.errors import NotFoundError
+        from guanxi.graphql.pagination import check_page_size
+        from guanxi.plugins.sales.duplicates import suggestions
+
+        settings = info.context.rt.settings.graphql
+        size = check_page_size(first, settings.default_page_size, settings.max_page_size)
+        try:
+            async with info.context.loaders.lock:
+                found = await suggestions(info.context.session, _cid(customer_id), size)
+        except NotFoundError:
+            return []
+        rows = await info.context.loaders.customers.load_many([s.customer_id for s in found])
+        return [
+            DuplicateSuggestion(customer=Customer.from_row(row, info.context), reasons=s.reasons, confidence=s.confidence)
+            for s, row in zip(found, rows, strict=True)
+            if row is not None
+        ]
+
+
+@strawberry.type
+class SalesMutation:
+    @strawberry.mutation(description="Create a lead pool (managers and admins).")
+    async def create_lead_pool(self, info: Info, input: CreateLeadPoolInput) -> LeadPoolPayload:
+        async def run() -> LeadPoolPayload:
+            data = svc.PoolInput(key=input.key, name=input.name, hold_limit=input.hold_limit, return_after_days=input.return_after_days)
+            async with info.context.transaction() as tx:
+                created = await svc.create_pool(tx, data)
+            return LeadPoolPayload(pool=LeadPool.from_model(created))
+
+        return await as_payload(run, LeadPoolPayload)
+
+    @strawberry.mutation(description="Put a customer into a lead pool: its owner is cleared and it can be claimed.")
+    async def put_lead_in_pool(self, info: Info, customer_id: strawberry.ID, pool: str, reason: str | None = None) -> LeadPayload:
+        async def run() -> LeadPayload:
+            async with info.context.transaction() as tx:
+                c = await svc.put_in_pool(tx, _cid(customer_id), pool, reason)
+            return LeadPayload(customer=Customer.from_row(c, info.context))
+
+        return await as_payload(run, LeadPayload)
+
+    @strawberry.mutation(
+        description="Claim an open lead: you become its owner. LIMIT_REACHED when you hold the pool's limit, "
+        "CONFLICT when someone claimed it first."
+    )
+    async def claim_lead(self, info: Info, customer_id: strawberry.ID, reason: str | None = None) -> LeadPayload:
+        async def run() -> LeadPayload:
+            async with info.context.transaction() as tx:
+                c = await svc.claim(tx, _cid(customer_id), reason)
+            return LeadPayload(customer=Customer.from_row(c, info.context))
+
+        return await as_payload(run, LeadPayload)
+
+    @strawberry.mutation(description="Give a held lead back to its pool, saying why.")
+    async def release_lead(self, info: Info, customer_id: strawberry.ID, reason: str) -> LeadPayload:
+        async def run() -> LeadPayload:
+            async with info.context.transaction() as tx:
+                await svc.release(tx, _cid(customer_id), reason)
+            return LeadPayload(customer=None)
+
+        return await as_payload(run, LeadPayload)
+
+
+@strawberry.type
+class CustomerSales:
+    @strawberry.field(description="The customer's moves in and out of lead pools, oldest first.")
+    async def pool_history(self, info: Info) -> list[PoolMove]:
+        me: Any = self
+        async with info.context.loaders.lock:
+            found = await svc.moves_of(info.context.session, [me.uuid])
+        return [
+            PoolMove(
+                pool=key,
+                action=m.action,
+                user_id=strawberry.ID(to_global_id("User", m.user_id)) if m.user_id else None,
+                rule=m.rule,
+                reason=m.reason,
+                at=m.at,
+            )
+            for m, key in found.get(me.uuid, [])
+        ]

@@ -1,0 +1,71 @@
+"""The sales plugin's tables: lead pools, the leads in them, and the moves of a lead."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import ForeignKeyConstraint, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from guanxi.models import PERSONAL, Base, CustomerOwned, TenantScoped, new_id, utcnow
+
+
+class SalesPool(TenantScoped, Base):
+    """A lead pool (公海) of the tenant, e.g. by region or product line.
+
+    ``hold_limit``: how many leads of this pool one salesperson may hold at once (None: no limit).
+    ``return_after_days``: a held lead without any interaction for that many days goes back to
+    the pool (None: never); its holder is notified a day before."""
+
+    __tablename__ = "sales_pools"
+    __table_args__ = (UniqueConstraint("tenant_id", "key"), ForeignKeyConstraint(["tenant_id"], ["tenants.id"]))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    hold_limit: Mapped[int | None] = mapped_column(Integer)
+    return_after_days: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SalesPoolLead(CustomerOwned, TenantScoped, Base):
+    """A customer's place in a pool: ``open`` (unowned, claimable) or ``held`` by ``holder_id``
+    since ``held_at``. A customer is in at most one pool."""
+
+    __tablename__ = "sales_pool_leads"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"]),
+        ForeignKeyConstraint(["tenant_id", "pool_id"], ["sales_pools.tenant_id", "sales_pools.id"]),
+        Index(None, "tenant_id", "pool_id", "status", "entered_at"),
+        Index(None, "tenant_id", "holder_id", "status"),
+    )
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    pool_id: Mapped[uuid.UUID]
+    status: Mapped[str] = mapped_column(String(8))
+    holder_id: Mapped[uuid.UUID | None]
+    entered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    held_at: Mapped[dt.datetime | None]
+    #: when the holder was told the lead returns to the pool tomorrow (once per hold)
+    warned_at: Mapped[dt.datetime | None]
+
+
+class SalesPoolMove(CustomerOwned, TenantScoped, Base):
+    """One move of a lead: ``enter`` (put in the pool), ``claim``, ``release`` or ``return`` (by a
+    return rule), by whom and why."""
+
+    __tablename__ = "sales_pool_moves"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"]),
+        Index(None, "tenant_id", "customer_id", "at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    customer_id: Mapped[uuid.UUID]
+    pool_id: Mapped[uuid.UUID]
+    action: Mapped[str] = mapped_column(String(8))
+    user_id: Mapped[uuid.UUID | None]
+    rule: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text, info=PERSONAL)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)

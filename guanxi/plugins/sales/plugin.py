@@ -1,0 +1,109 @@
+"""The sales plugin's hooks: its tables' migrations, GraphQL, permissions, the return-rule job
+kind, merges and personal data."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from guanxi import RequestContext, Runtime, hookimpl
+from guanxi.core.base.context import Actor
+from guanxi.core.domain.access import ROLES, Permission
+from guanxi.core.domain.contracts import JobKind, JobRun
+from guanxi.core.domain.events import CustomersMerged
+from guanxi.core.storage.tenancy import TenantSession
+from guanxi.graphql.contrib import GraphQLContribution
+from guanxi.plugins.sales import pool
+from guanxi.plugins.sales.models import SalesPoolLead, SalesPoolMove
+
+MERGE_ACTOR = Actor(kind="plugin", name="sales")
+
+
+@hookimpl
+def guanxi_migrations() -> Path:
+    return Path(__file__).parent / "migrations"
+
+
+@hookimpl
+def guanxi_graphql(runtime: Runtime) -> GraphQLContribution:
+    from guanxi.plugins.sales import graphql as g
+
+    return GraphQLContribution(query=g.SalesQuery, mutation=g.SalesMutation, extend={"Customer": g.CustomerSales})
+
+
+@hookimpl
+def guanxi_permissions() -> list[Permission]:
+    return [
+        Permission(
+            name="sales.pools.manage",
+            roles=("admin", "manager"),
+            fields=("Mutation.createLeadPool",),
+            description="Create lead pools (公海)",
+        ),
+        Permission(
+            name="sales.pools.use",
+            roles=("admin", "manager", "sales"),
+            fields=("Query.leadPools", "Query.poolLeads", "Mutation.claimLead", "Mutation.releaseLead", "Mutation.putLeadInPool"),
+            description="See a pool's open leads (masked), claim them, release held leads, put one's customers in a pool",
+        ),
+        Permission(
+            name="sales.duplicates",
+            roles=("admin", "manager", "sales", "service"),
+            fields=("Query.duplicateSuggestions",),
+            description="See which customers may be duplicates of one (among those the caller may see)",
+        ),
+        Permission(
+            name="sales.pools.history",
+            roles=ROLES,
+            fields=("Customer.poolHistory",),
+            description="Read a customer's moves in and out of lead pools",
+        ),
+    ]
+
+
+async def _run_return_rules(job: JobRun) -> None:
+    await pool.run_return_rules(job.runtime, job.tenant_id, job.slot_at, job.idempotency_key)
+
+
+@hookimpl
+def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
+    return [
+        JobKind(
+            name=pool.RETURN_JOB,
+            run=_run_return_rules,
+            description="Return held leads without follow-up to their pool; warn their holders a day before",
+        )
+    ]
+
+
+@hookimpl
+async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
+    """The survivor takes the merged customer's pool history; the merged tombstone leaves its pool
+    (the survivor keeps its own place, or takes the merged one's when it had none)."""
+    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=MERGE_ACTOR)) as tx:
+        s = tx.session
+        await s.execute(update(SalesPoolMove).where(SalesPoolMove.customer_id == event.merged_id).values(customer_id=event.survivor_id))
+        has_place = (await s.execute(select(SalesPoolLead.customer_id).where(SalesPoolLead.customer_id == event.survivor_id))).first()
+        if has_place is None:
+            await s.execute(update(SalesPoolLead).where(SalesPoolLead.customer_id == event.merged_id).values(customer_id=event.survivor_id))
+        else:
+            await s.execute(delete(SalesPoolLead).where(SalesPoolLead.customer_id == event.merged_id))
+
+
+@hookimpl
+async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    moves = (await pool.moves_of(session, [customer_id])).get(customer_id, [])
+    if not moves:
+        return None
+    return {"pool_moves": [{"pool": key, "action": m.action, "reason": m.reason, "at": m.at.isoformat()} for m, key in moves]}
+
+
+@hookimpl
+async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
+    result = await session.execute(
+        update(SalesPoolMove).where(SalesPoolMove.customer_id == customer_id, SalesPoolMove.reason.is_not(None)).values(reason=None)
+    )
+    return {"pool_moves": int(result.rowcount or 0)}  # type: ignore[attr-defined]
