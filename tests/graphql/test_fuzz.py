@@ -1,6 +1,6 @@
 """GraphQL fuzzing of the whole schema with schemathesis (issue 12: keep INTERNAL errors away).
 
-A real server (``guanxi serve``, every builtin plugin enabled: wecom, referral, scoring) runs on a
+A real server (``guanxi serve``, every builtin plugin enabled) runs on a
 throw-away SQLite file; schemathesis loads the schema by introspection and, for every root field
 of Query and Mutation, generates operations (arguments of every shape its types allow) sent with an
 admin key of a throw-away tenant. Destructive mutations (``revokeApiKey``, ``eraseCustomer`` …) are
@@ -36,7 +36,7 @@ tenant = "fuzz"
 url = "sqlite+aiosqlite:///{db}"
 
 [plugins]
-enabled = ["wecom", "referral", "scoring"]
+enabled = ["wecom", "referral", "scoring", "insights", "materials", "sales"]
 
 [auth]
 secret = "fuzz-secret-{pad}"
@@ -111,10 +111,37 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
             proc.wait()
 
 
+def _json_values() -> Any:
+    """GraphQL literals for the ``JSON`` scalar (settings, custom field values): nested objects,
+    lists, strings, numbers, booleans and null."""
+    import graphql
+    from hypothesis import strategies as st
+    from schemathesis.graphql import nodes
+
+    leaves = st.one_of(
+        st.text(max_size=20).map(nodes.String),
+        st.integers(-(10**6), 10**6).map(nodes.Int),
+        st.booleans().map(nodes.Boolean),
+        st.just(graphql.NullValueNode()),
+    )
+
+    def nest(children: Any) -> Any:
+        def obj(fields: dict[str, Any]) -> Any:
+            return nodes.Object([graphql.ObjectFieldNode(name=graphql.NameNode(value=k), value=v) for k, v in fields.items()])
+
+        return st.one_of(
+            st.lists(children, max_size=3).map(nodes.List),
+            st.dictionaries(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), children, max_size=3).map(obj),
+        )
+
+    return st.recursive(leaves, nest, max_leaves=6)
+
+
 def test_fuzzing_every_root_field_never_gives_a_5xx_or_internal(server: tuple[str, str, Path]) -> None:
     import schemathesis
     from hypothesis import HealthCheck, given, settings
 
+    schemathesis.graphql.scalar("JSON", _json_values())
     url, key, log = server
     headers = {"Authorization": f"Bearer {key}"}
     schema = schemathesis.graphql.from_url(url, headers=headers)
