@@ -222,7 +222,7 @@ async def test_two_api_and_two_worker_processes_process_every_webhook_once_throu
         for i in range(N):  # webhooks to both API processes, alternately
             body, headers = webhook(i)
             response = await client.post(f"{api[i % 2]}/webhooks/pigeon", content=body, headers=headers)
-            assert response.status_code == 200 and response.json() == {"ok": True, "duplicate": False}, response.text
+            assert response.status_code == 200 and response.json() == {"ok": True, "stored": 1, "duplicates": 0}, response.text
     assert await count(runtime, tenant_id, InboxEvent, InboxEvent.status == "pending") == N  # stored, not processed: no worker yet
 
     markers = [tmp_path / "worker0.marks", tmp_path / "worker1.marks"]
