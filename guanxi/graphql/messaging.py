@@ -34,6 +34,14 @@ class MessageStatus(enum.Enum):
     COMPLAINED = strawberry.enum_value("complained", description="the recipient marked it unwanted (spam complaint)")
 
 
+@strawberry.enum(description="Where an inbox event's processing stands (InboxItem.status, inboxEvents(status:)).")
+class InboxStatus(enum.Enum):
+    PENDING = strawberry.enum_value("pending", description="stored, waiting for the inbox worker (again, after a transient error)")
+    PROCESSING = strawberry.enum_value("processing", description="a worker has claimed it and is running the hooks")
+    DONE = strawberry.enum_value("done", description="processed")
+    FAILED = strawberry.enum_value("failed", description="out of retries or refused for good; replay it after a fix")
+
+
 @strawberry.type(description="One change of a message's status, or a receipt that did not change it.")
 class MessageStatusEntry:
     status: MessageStatus
@@ -178,7 +186,7 @@ class InboxItem(Node):
     id: strawberry.ID
     channel: str
     provider_event_id: str
-    status: str = strawberry.field(description="pending, processing, done or failed")
+    status: InboxStatus
     attempts: int
     last_error: str | None
     received_at: dt.datetime
@@ -191,7 +199,7 @@ class InboxItem(Node):
             id=strawberry.ID(to_global_id("InboxEvent", m.id)),
             channel=m.channel,
             provider_event_id=m.provider_event_id,
-            status=m.status,
+            status=InboxStatus(m.status),
             attempts=m.attempts,
             last_error=m.last_error,
             received_at=m.received_at,
@@ -209,10 +217,10 @@ class IdentityRefreshPayload:
 @strawberry.type
 class MessagingQuery:
     @strawberry.field(description="The newest inbox events of this tenant (operations), optionally of one status.")
-    async def inbox_events(self, info: Info, status: str | None = None, first: int = 20) -> list[InboxItem]:
+    async def inbox_events(self, info: Info, status: InboxStatus | None = None, first: int = 20) -> list[InboxItem]:
         stmt = select(InboxEvent).order_by(InboxEvent.received_at.desc()).limit(_page(info, first))
         if status:
-            stmt = stmt.where(InboxEvent.status == status)
+            stmt = stmt.where(InboxEvent.status == status.value)
         return [InboxItem.from_model(r) for r in (await info.context.loaders.execute(stmt)).scalars()]
 
     @strawberry.field(description="The newest outbox messages of this tenant (operations), optionally of one status.")

@@ -195,7 +195,7 @@ QUERIES: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
     ("Query.funnel", "{ funnel { steps { stage { key } current reached } } }", lambda v: {}),
     ("Query.users", "{ users { email name team } }", lambda v: {}),
     ("Query.tags", "{ tags { name group } }", lambda v: {}),
-    ("Query.inboxEvents", '{ inboxEvents(status: "failed") { id event } }', lambda v: {}),
+    ("Query.inboxEvents", "{ inboxEvents(status: FAILED) { id event } }", lambda v: {}),
     ("Query.outboxMessages", "{ outboxMessages { id text attachments } }", lambda v: {}),
     ("Query.message", "query($id: ID!) { message(id: $id) { text status } }", lambda v: {"id": to_global_id("Message", v.message_id)}),
     ("Query.queues", "{ queues { inbox { waiting failed } outbox { waiting failed } } }", lambda v: {}),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from guanxi.core.domain.channels import InboundEvent, ProfileInput
 from guanxi.core.domain.models import Customer, InboxEvent, Interaction
 from guanxi.core.queues import inbox
 from guanxi.core.runtime import Runtime
+from guanxi.graphql.messaging import InboxStatus
 
 T0 = dt.datetime(2026, 11, 1, 9, 30, tzinfo=dt.UTC)
 
@@ -169,9 +172,30 @@ async def test_failed_inbox_events_are_listed_for_operations_over_graphql(
     runtime: Runtime, tenant_id: uuid.UUID, graphql: Callable[..., Awaitable[dict[str, Any]]]
 ) -> None:
     await inbox.ingest(runtime, tenant_id, event(1))
-    body = await graphql('{ inboxEvents(status: "pending") { providerEventId status event } }')
+    body = await graphql("{ inboxEvents(status: PENDING) { providerEventId status event } done: inboxEvents(status: DONE) { id } }")
     (item,) = body["data"]["inboxEvents"]
-    assert (item["providerEventId"], item["status"], item["event"]["text"]) == ("evt-1", "pending", "你好 1")
+    assert (item["providerEventId"], item["status"], item["event"]["text"]) == ("evt-1", "PENDING", "你好 1")
+    assert body["data"]["done"] == []
+
+
+async def test_inbox_status_is_an_enum_and_a_string_status_is_refused_by_validation(
+    graphql: Callable[..., Awaitable[dict[str, Any]]],
+) -> None:
+    refused = await graphql('{ inboxEvents(status: "failed") { id } }', ok=False)
+    assert "data" not in refused or refused["data"] is None
+    assert "InboxStatus" in refused["errors"][0]["message"]
+    unknown = await graphql("{ inboxEvents(status: RETRYING) { id } }", ok=False)
+    assert "RETRYING" in unknown["errors"][0]["message"]
+
+
+def test_inbox_status_enum_holds_exactly_the_statuses_the_inbox_writes() -> None:
+    """InboxStatus must name every status the inbox and its claim query set, and nothing else."""
+    source = Path(inbox.__file__).read_text(encoding="utf-8")
+    written = set(re.findall(r'status\s*=\s*"([a-z]+)"', source)) | set(re.findall(r'(?:due|busy)_status="([a-z]+)"', source))
+    written |= set(re.findall(r'"status": "([a-z]+)"', source))
+    assert written == {"pending", "processing", "done", "failed"}
+    assert {s.value for s in InboxStatus} == written
+    assert all(m.name == m.value.upper() for m in InboxStatus)
 
 
 async def test_replaying_an_erased_customers_event_fails_at_once_with_its_reason(
