@@ -47,6 +47,8 @@ from guanxi.core.migrate import upgrade  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
 
 SECRET = secrets.token_hex(16)
+#: The server secret that seals Pigeon's account: the same for this process and the servers.
+SERVER_SECRET = secrets.token_hex(32)
 
 
 def start(app: str, port: int, url: str, slug: str) -> subprocess.Popen[bytes]:
@@ -56,7 +58,7 @@ def start(app: str, port: int, url: str, slug: str) -> subprocess.Popen[bytes]:
         "GUANXI_DATABASE_URL": url,
         "GUANXI__TENANT": slug,
         "GUANXI_PLUGINS": "pigeon",
-        "GUANXI__PLUGINS__PIGEON__WEBHOOK_SECRET": SECRET,
+        "GUANXI__AUTH__SECRET": SERVER_SECRET,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "bench._ingest_server", "--app", app, "--port", str(port)], cwd=ROOT, env=env, start_new_session=True
@@ -122,13 +124,22 @@ async def processed_count(rt: Runtime, tenant_id: Any, channel: str | None = Non
 
 
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    from guanxi.core.services.accounts import import_config_accounts
     from guanxi.core.services.pipelines import create_tenant
 
     slug = f"ingest-{secrets.token_hex(3)}"
-    rt = Runtime.from_config(environ={"GUANXI_DATABASE_URL": url, "GUANXI_PLUGINS": "pigeon"})
+    rt = Runtime.from_config(
+        environ={
+            "GUANXI_DATABASE_URL": url,
+            "GUANXI_PLUGINS": "pigeon",
+            "GUANXI__PLUGINS__PIGEON__WEBHOOK_SECRET": SECRET,
+            "GUANXI__AUTH__SECRET": SERVER_SECRET,
+        }
+    )
     await upgrade(rt)
     async with rt.session(None) as s, s.begin():
         tenant_id = await create_tenant(s, slug, "Ingest benchmark")
+    await import_config_accounts(rt, tenant_id=tenant_id)  # Pigeon's account "main", as `guanxi db upgrade` does
     gport, bport = free_port(), free_port()
     guanxi_proc = start("guanxi", gport, url, slug)
     base_proc = start("baseline", bport, url, slug)
@@ -149,7 +160,9 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         first_send = time.perf_counter()
         for r in range(rounds):  # alternate, so drift of the machine hits both
             chunk = bodies[r * per : (r + 1) * per] if r < rounds - 1 else bodies[r * per :]
-            lat, took, err = await blast(f"http://127.0.0.1:{gport}", [("/webhooks/pigeon", *b) for b in chunk], args.concurrency, deadline)
+            lat, took, err = await blast(
+                f"http://127.0.0.1:{gport}", [("/webhooks/pigeon/main", *b) for b in chunk], args.concurrency, deadline
+            )
             g_lat += lat
             g_time += took
             g_err += err
@@ -159,7 +172,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             b_err += err
         g_cpu1 = cpu_seconds(guanxi_proc.pid)
         for _ in range(2):  # providers retry: the same deliveries again
-            await blast(f"http://127.0.0.1:{gport}", [("/webhooks/pigeon", *b) for b in retries], args.concurrency, deadline)
+            await blast(f"http://127.0.0.1:{gport}", [("/webhooks/pigeon/main", *b) for b in retries], args.concurrency, deadline)
         while time.monotonic() < deadline:  # polling another process's progress in the database
             if await processed_count(rt, tenant_id) >= len(bodies):
                 break

@@ -114,13 +114,13 @@ async def test_one_trace_follows_a_webhook_through_the_inbox_worker_hooks_and_th
     app: Any = create_app(runtime)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
         body, headers = webhook("trace-1", "你好")
-        assert (await client.post("/webhooks/pigeon", content=body, headers=headers)).status_code == 200
+        assert (await client.post("/webhooks/pigeon/main", content=body, headers=headers)).status_code == 200
     assert await inbox.run_once(runtime, tenant_id=tenant_id) == 1
     assert await outbox.run_once(runtime, outbox.Deliverer(runtime), tenant_id=tenant_id) == 1
     assert [m.text for m in provider_sends] == ["收到"]
 
     spans = list(exporter.get_finished_spans())
-    (route,) = [s for s in spans if s.kind == trace.SpanKind.SERVER and "/webhooks/pigeon" in s.name]
+    (route,) = [s for s in spans if s.kind == trace.SpanKind.SERVER and "/webhooks/pigeon/main" in s.name]
     trace_id = route.context.trace_id
     in_trace = [s for s in spans if s.context.trace_id == trace_id]
     by_id = {s.context.span_id: s for s in in_trace}
@@ -171,6 +171,6 @@ async def test_tracing_is_off_by_default_and_rows_carry_no_context(runtime: Runt
     await use_tenant(runtime, tenant_id)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url=BASE_URL) as client:
         body, headers = webhook("untraced-1", "hi")
-        assert (await client.post("/webhooks/pigeon", content=body, headers=headers)).status_code == 200
+        assert (await client.post("/webhooks/pigeon/main", content=body, headers=headers)).status_code == 200
     async with runtime.session(tenant_id) as s:
         assert list((await s.execute(select(InboxEvent.trace_context))).scalars()) == [None]

@@ -7,7 +7,7 @@ against your adapter, through core's real outbox and inbox, on the kit's databas
     class TestPigeonContract(ChannelContract):
         channel_name = "pigeon"
         plugins = ("pigeon",)
-        webhook_path = "/webhooks/pigeon"
+        webhook_path = "/webhooks/pigeon/main"
 
         @pytest.fixture
         def fake_provider(self, fake_pigeon): ...     # your fake provider, as self.provider

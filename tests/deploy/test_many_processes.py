@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 from guanxi import sign
 from guanxi.core.domain.models import InboxEvent, Interaction
 from guanxi.core.runtime import Runtime
+from guanxi.core.services.accounts import import_config_accounts
 from guanxi.core.services.pipelines import create_tenant
 from guanxi.testing.plugin import PG_ENV, TEST_SECRET, _pg_admin, api_key
 
@@ -112,7 +113,12 @@ async def own_database(database_url: str, plugin_names: list[str]) -> AsyncItera
 @pytest.fixture
 async def own_runtime(own_database: str, plugin_names: list[str]) -> AsyncIterator[Runtime]:
     rt = Runtime.from_config(
-        environ={"GUANXI_DATABASE_URL": own_database, "GUANXI_PLUGINS": ",".join(plugin_names), "GUANXI__AUTH__SECRET": TEST_SECRET}
+        environ={
+            "GUANXI_DATABASE_URL": own_database,
+            "GUANXI_PLUGINS": ",".join(plugin_names),
+            "GUANXI__AUTH__SECRET": TEST_SECRET,
+            "GUANXI__PLUGINS__PIGEON__WEBHOOK_SECRET": WEBHOOK_SECRET,
+        }
     )
     await rt.start()
     try:
@@ -207,6 +213,7 @@ async def test_two_api_and_two_worker_processes_process_every_webhook_once_throu
     runtime = own_runtime
     async with runtime.write_session(None) as s:
         tenant_id = await create_tenant(s, "many-processes", "Many processes")
+    await import_config_accounts(runtime, tenant_id=tenant_id)  # Pigeon's account "main"
     key = await api_key(runtime, tenant_id, "admin")
     tenant = {"GUANXI__TENANT": "many-processes"}
     ports = [free_port(), free_port()]
@@ -221,7 +228,7 @@ async def test_two_api_and_two_worker_processes_process_every_webhook_once_throu
         await asyncio.sleep(0.3)  # the subscriptions are registered
         for i in range(N):  # webhooks to both API processes, alternately
             body, headers = webhook(i)
-            response = await client.post(f"{api[i % 2]}/webhooks/pigeon", content=body, headers=headers)
+            response = await client.post(f"{api[i % 2]}/webhooks/pigeon/main", content=body, headers=headers)
             assert response.status_code == 200 and response.json() == {"ok": True, "stored": 1, "duplicates": 0}, response.text
     assert await count(runtime, tenant_id, InboxEvent, InboxEvent.status == "pending") == N  # stored, not processed: no worker yet
 

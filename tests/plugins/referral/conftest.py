@@ -50,7 +50,7 @@ class Pigeon:
         body = msgspec.json.encode(event)
         ts = str(int(time.time()))
         headers = {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": sign(SECRET, body, timestamp=ts, prefix="sha256=")}
-        response = await self.client.post("/webhooks/pigeon", content=body, headers=headers)
+        response = await self.client.post("/webhooks/pigeon/main", content=body, headers=headers)
         assert response.status_code == 200, response.text
         await inbox.run_once(self.runtime, tenant_id=self.tenant_id)
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import msgspec
 
-from guanxi import Channel, EntryPoint, EntryPointRequest, InboundApplied, InboundEvent, Runtime, Tx, hookimpl
+from guanxi import AccountSpec, Channel, EntryPoint, EntryPointRequest, InboundApplied, InboundEvent, Runtime, Tx, hookimpl
 from guanxi_pigeon import contacts
 from guanxi_pigeon.channel import PigeonChannel
 from guanxi_pigeon.routes import pigeon_webhook
-from guanxi_pigeon.settings import PigeonSettings
+from guanxi_pigeon.settings import PigeonSettings, account_spec
 
 
 @hookimpl
@@ -21,6 +21,11 @@ def guanxi_config_schema() -> type[msgspec.Struct]:
 @hookimpl
 def guanxi_channels(runtime: Runtime) -> list[Channel]:
     return [PigeonChannel(runtime.plugin_settings("pigeon"))]
+
+
+@hookimpl
+def guanxi_channel_accounts(runtime: Runtime) -> list[AccountSpec]:
+    return [account_spec(runtime.plugin_settings("pigeon"))]
 
 
 @hookimpl

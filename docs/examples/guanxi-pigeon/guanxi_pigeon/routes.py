@@ -1,4 +1,5 @@
-"""The webhook Pigeon calls for every event and delivery report: check the signature, decode, store."""
+"""The webhook Pigeon calls for every event and delivery report: find the account named in the URL
+(and so its tenant), check the signature with its secret, decode, store."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from guanxi import InboundEvent, ProfileInput, Receipt, verify_signature
-from guanxi.webhooks import WebhookCall, webhook
+from guanxi import InboundEvent, NotFoundError, ProfileInput, Receipt, verify_signature
+from guanxi.core.services.accounts import account_by_key
+from guanxi.webhooks import WebhookCall, WebhookTarget, webhook
 
 
 class Sender(msgspec.Struct, kw_only=True):
@@ -31,6 +33,13 @@ class PigeonEvent(msgspec.Struct, kw_only=True):
 
 
 KINDS = {"message": "message_in", "follow": "follow", "unfollow": "unfollow"}
+
+
+async def find_account(call: WebhookCall) -> WebhookTarget:
+    account = await account_by_key(call.runtime, "pigeon", call.path_params["account"])
+    if account is None or account.secrets is None:  # unknown, or its secrets do not open
+        raise NotFoundError("no usable Pigeon account has this key")
+    return WebhookTarget(tenant_id=account.tenant_id, settings=account.secrets)
 
 
 def verify(call: WebhookCall) -> None:
@@ -66,4 +75,4 @@ def parse(call: WebhookCall) -> InboundEvent | Receipt:
     )
 
 
-pigeon_webhook = webhook("/webhooks/pigeon", plugin="pigeon", verify=verify, parse=parse)
+pigeon_webhook = webhook("/webhooks/pigeon/{account:str}", plugin="pigeon", tenant=find_account, verify=verify, parse=parse)

@@ -106,7 +106,7 @@ def fake_pigeon(pigeon_server: FakePigeon) -> FakePigeon:
 class TestPigeonContract(ChannelContract):
     channel_name = "pigeon"
     plugins = ("pigeon",)
-    webhook_path = "/webhooks/pigeon"
+    webhook_path = "/webhooks/pigeon/main"
 
     @pytest.fixture
     def fake_provider(self, fake_pigeon: FakePigeon) -> FakePigeon:
@@ -155,20 +155,20 @@ class TestPigeonContract(ChannelContract):
 
     async def test_a_stale_timestamp_is_401(self, client: httpx.AsyncClient) -> None:
         body = self.webhook_body("evt-old", "u1")
-        response = await client.post("/webhooks/pigeon", content=body, headers=self.sign(body, int(time.time()) - 301))
+        response = await client.post("/webhooks/pigeon/main", content=body, headers=self.sign(body, int(time.time()) - 301))
         assert response.status_code == 401
 
     async def test_a_malformed_body_names_the_problem(self, client: httpx.AsyncClient) -> None:
         event = {"event_id": "e1", "type": "poke", "sent_at": "2026-05-01T08:00:00Z", "from": {"id": "u1"}}
         body = msgspec.json.encode(event)
-        response = await client.post("/webhooks/pigeon", content=body, headers=self.sign(body))
+        response = await client.post("/webhooks/pigeon/main", content=body, headers=self.sign(body))
         assert response.status_code == 400
         assert "`$.type`" in response.json()["detail"]
 
     async def test_a_follow_becomes_a_follow_interaction(self, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient) -> None:
         event = {"event_id": "f1", "type": "follow", "sent_at": "2026-05-01T08:00:00+08:00", "from": {"id": "u9", "name": "Mei"}}
         body = msgspec.json.encode(event)
-        assert (await client.post("/webhooks/pigeon", content=body, headers=self.sign(body))).status_code == 200
+        assert (await client.post("/webhooks/pigeon/main", content=body, headers=self.sign(body))).status_code == 200
         await process_inbox(runtime, tenant_id=tenant_id)
         (followed,) = await self.interactions(runtime, tenant_id)
         assert (followed.kind, followed.text) == ("follow", None)
@@ -182,7 +182,7 @@ class TestPigeonContract(ChannelContract):
         pid = (await self.outbox_row(runtime, tenant_id, row.id)).provider_message_id
         report = {"event_id": "r1", "type": "failed", "sent_at": "2026-05-01T08:00:00Z", "message_id": pid, "error": "unknown_recipient"}
         body = msgspec.json.encode(report)
-        assert (await client.post("/webhooks/pigeon", content=body, headers=pigeon_headers(body))).status_code == 200
+        assert (await client.post("/webhooks/pigeon/main", content=body, headers=pigeon_headers(body))).status_code == 200
         await process_inbox(runtime, tenant_id=tenant_id)
         failed = await self.outbox_row(runtime, tenant_id, row.id)
         assert (failed.status, failed.last_error) == ("failed", "unknown_recipient")
@@ -191,9 +191,33 @@ class TestPigeonContract(ChannelContract):
 
     async def test_a_report_without_message_id_is_400(self, client: httpx.AsyncClient) -> None:
         body = msgspec.json.encode({"event_id": "r2", "type": "read", "sent_at": "2026-05-01T08:00:00Z"})
-        response = await client.post("/webhooks/pigeon", content=body, headers=pigeon_headers(body))
+        response = await client.post("/webhooks/pigeon/main", content=body, headers=pigeon_headers(body))
         assert response.status_code == 400
         assert "needs `message_id`" in response.json()["detail"]
+
+    async def test_the_url_names_the_account_whose_tenant_and_secret_take_the_webhook(
+        self, runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient
+    ) -> None:
+        """The account key in the URL picks the tenant and the secret (never a default tenant):
+        another tenant's account gets its webhook in its own inbox, signed with its own secret;
+        an unknown key is 404."""
+        from guanxi import RequestContext
+        from guanxi.core.services import accounts
+        from guanxi.core.services.pipelines import create_tenant
+
+        async with runtime.write_session(None) as session:
+            east = await create_tenant(session, f"east-{uuid.uuid4().hex[:8]}", "East")
+        async with runtime.transaction(RequestContext(tenant_id=east)) as tx:
+            await accounts.save_account(tx, "pigeon", "east", settings={"account_id": "p-east"}, secrets={"webhook_secret": "east-secret"})
+        body = self.webhook_body("evt-east", "u-east")
+        ts = str(int(time.time()))
+        east_headers = {"X-Pigeon-Timestamp": ts, "X-Pigeon-Signature": sign("east-secret", body, timestamp=ts, prefix="sha256=")}
+        assert (await client.post("/webhooks/pigeon/east", content=body, headers=self.sign(body))).status_code == 401
+        assert (await client.post("/webhooks/pigeon/nowhere", content=body, headers=east_headers)).status_code == 404
+        assert (await client.post("/webhooks/pigeon/east", content=body, headers=east_headers)).status_code == 200
+        await process_inbox(runtime, tenant_id=east)
+        assert [i.text for i in await self.interactions(runtime, east)] == ["Hi"]
+        assert await self.interactions(runtime, tenant_id) == []
 
 
 class Recorder:
@@ -231,7 +255,7 @@ class TestPigeonAttribution:
 
     async def post(self, client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID, event: dict[str, Any]) -> None:
         body = msgspec.json.encode(event)
-        assert (await client.post("/webhooks/pigeon", content=body, headers=pigeon_headers(body))).status_code == 200
+        assert (await client.post("/webhooks/pigeon/main", content=body, headers=pigeon_headers(body))).status_code == 200
         await process_inbox(runtime, tenant_id=tenant_id)
 
     async def test_a_follow_with_state_reports_a_new_contact_with_the_token(
@@ -253,7 +277,7 @@ class TestPigeonAttribution:
             {"event_id": "b2", "type": "follow", "sent_at": "2026-05-01T08:01:00Z", "from": {"id": "u6"}, "state": "tok_abc123"},
         ):
             body = msgspec.json.encode(event)
-            assert (await client.post("/webhooks/pigeon", content=body, headers=pigeon_headers(body))).status_code == 200
+            assert (await client.post("/webhooks/pigeon/main", content=body, headers=pigeon_headers(body))).status_code == 200
         assert await process_inbox(runtime, tenant_id=tenant_id) == 2  # one batch
         assert [(a.state, a.new_customer) for a in recorder.arrived] == [("tok_abc123", False)]
 
