@@ -71,6 +71,7 @@ def db_backup(ctx: click.Context, target: str) -> None:
         raise click.UsageError(f"no SQLite database file at {source!r}")
     if Path(target).exists():
         raise click.UsageError(f"{target} exists; choose a new file")
+    Path(target).parent.mkdir(parents=True, exist_ok=True)  # `backups/guanxi-….db` as the docs show it
     src = sqlite3.connect(f"file:{Path(source).resolve()}?mode=ro", uri=True, timeout=30)
     dst = sqlite3.connect(target)
     try:
@@ -252,7 +253,10 @@ def tenant_plugins(ctx: click.Context, slug: str) -> None:
     async def show(tx: Any) -> list[tuple[str, bool]]:
         return await plugin_choices(tx.session, tx.runtime)
 
-    for name, enabled in run_async(runtime_of(ctx), _in_tenant(slug, show), start_plugins=False):
+    choices = run_async(runtime_of(ctx), _in_tenant(slug, show), start_plugins=False)
+    if not choices:
+        click.echo("no plugins are loaded (plugins.enabled in guanxi.toml, or GUANXI_PLUGINS)")
+    for name, enabled in choices:
         click.echo(f"{name}: {'enabled' if enabled else 'disabled'}")
 
 
