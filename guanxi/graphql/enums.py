@@ -71,6 +71,36 @@ class TaskStatus(enum.Enum):
     ALL = "all"
 
 
+@strawberry.enum(description="A durable job's state (ScheduledJob.status, scheduledJobs(status:)).")
+class JobStatus(enum.Enum):
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@strawberry.enum(description="What a message attachment is (sendMessage attachments).")
+class AttachmentKind(enum.Enum):
+    IMAGE = "image"
+    FILE = "file"
+    VIDEO = "video"
+    LINK = "link"
+    MINIPROGRAM = "miniprogram"
+
+
+@strawberry.enum(description="Where a message status entry came from: the outbox (its worker or sendMessage) or a provider's receipt.")
+class StatusSource(enum.Enum):
+    OUTBOX = "outbox"
+    RECEIPT = "receipt"
+
+
+@strawberry.enum(description="A tenant's state: SUSPENDED keys get 403, its webhooks are stored but not processed.")
+class TenantStatus(enum.Enum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
 @strawberry.enum(description="Why a mutation did not do what was asked (UserError.code).")
 class ErrorCode(enum.Enum):
     ERROR = strawberry.enum_value("ERROR", description="another error; `detail` may name it more precisely")

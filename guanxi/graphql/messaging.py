@@ -16,6 +16,7 @@ from guanxi.core.domain.channels import Attachment
 from guanxi.core.domain.models import InboxEvent, OutboxMessage
 from guanxi.core.queues import inbox, outbox, scheduler, staff
 from guanxi.core.services.profiles import refresh_profile
+from guanxi.graphql.enums import AttachmentKind, StatusSource
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.pagination import check_page_size
@@ -46,7 +47,7 @@ class InboxStatus(enum.Enum):
 class MessageStatusEntry:
     status: MessageStatus
     at: dt.datetime = strawberry.field(description="when it happened (for a receipt, the provider's time)")
-    source: str = strawberry.field(description="outbox (the outbox worker or sendMessage) or receipt (a provider's report)")
+    source: StatusSource
     applied: bool = strawberry.field(description="false for a receipt that did not move the status forward (a late delivered after read)")
     error: str | None = None
     provider_code: str | None = None
@@ -56,7 +57,7 @@ class MessageStatusEntry:
         return cls(
             status=MessageStatus(e["status"]),
             at=dt.datetime.fromisoformat(e["at"]),
-            source=e["source"],
+            source=StatusSource(e["source"]),
             applied=e.get("applied", True),
             error=e.get("error"),
             provider_code=e.get("provider_code"),
@@ -102,7 +103,7 @@ class Message(Node):
 
 @strawberry.input
 class AttachmentInput:
-    kind: str = strawberry.field(description="image, file, video, link or miniprogram")
+    kind: AttachmentKind
     url: str
     name: str | None = None
     mime_type: str | None = None
@@ -163,7 +164,7 @@ class MessagingMutation:
                 channel=channel,
                 idempotency_key=idempotency_key,
                 text=text,
-                attachments=[Attachment(kind=a.kind, url=a.url, name=a.name, mime_type=a.mime_type) for a in attachments or []],
+                attachments=[Attachment(kind=a.kind.value, url=a.url, name=a.name, mime_type=a.mime_type) for a in attachments or []],
             )
             async with info.context.transaction() as tx:
                 row, created = await outbox.send_message(tx, request)

@@ -25,6 +25,7 @@ from guanxi.core.domain.models import ScheduledJob as JobRow
 from guanxi.core.realtime.publisher import broker_of
 from guanxi.core.services import notifications, schedule
 from guanxi.graphql.context import GraphQLContext
+from guanxi.graphql.enums import JobStatus
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.pagination import check_page_size
@@ -123,7 +124,7 @@ class ScheduledJob:
     id: strawberry.ID
     kind: str
     key: str
-    status: str = strawberry.field(description="scheduled, running, done, failed or cancelled")
+    status: JobStatus
     cron: str | None = strawberry.field(description="cron schedule in the tenant's time zone; null: a one-off job")
     next_run_at: dt.datetime = strawberry.field(description="when the job (or its retry) is due")
     slot_at: dt.datetime = strawberry.field(description="the time the next run is for")
@@ -141,7 +142,7 @@ class ScheduledJob:
             id=strawberry.ID(to_global_id("ScheduledJob", r.id)),
             kind=r.kind,
             key=r.key,
-            status=r.status,
+            status=JobStatus(r.status),
             cron=r.cron,
             next_run_at=r.next_attempt_at,
             slot_at=r.slot_at,
@@ -185,11 +186,11 @@ class NotificationQuery:
 
     @strawberry.field(description="The scheduler's jobs of this tenant, soonest due first, optionally of one status or kind (admins).")
     async def scheduled_jobs(
-        self, info: Info, status: str | None = None, kind: str | None = None, first: int | None = None
+        self, info: Info, status: JobStatus | None = None, kind: str | None = None, first: int | None = None
     ) -> list[ScheduledJob]:
         stmt = select(JobRow).order_by(JobRow.next_attempt_at, JobRow.id).limit(_page(info, first))
         if status:
-            stmt = stmt.where(JobRow.status == status)
+            stmt = stmt.where(JobRow.status == status.value)
         if kind:
             stmt = stmt.where(JobRow.kind == kind)
         return [ScheduledJob.from_row(r) for r in (await info.context.session.scalars(stmt)).all()]

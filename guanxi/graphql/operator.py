@@ -26,6 +26,7 @@ from guanxi.core import auth
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import tenants as lifecycle
+from guanxi.graphql.enums import TenantStatus
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.extensions import shape_error
 
@@ -43,7 +44,7 @@ class Tenant:
     id: strawberry.ID
     slug: str
     name: str
-    status: str = strawberry.field(description="active or suspended")
+    status: TenantStatus
     time_zone: str
     currency: str
     locale: str
@@ -59,7 +60,7 @@ async def _tenant(runtime: Runtime, info: lifecycle.TenantInfo) -> Tenant:
         id=strawberry.ID(str(info.id)),
         slug=info.slug,
         name=info.name,
-        status=info.status,
+        status=TenantStatus(info.status),
         time_zone=info.time_zone,
         currency=info.currency,
         locale=info.locale,

@@ -14,7 +14,7 @@ from guanxi.core.domain.models import Customer
 from guanxi.core.realtime.broker import Envelope
 from guanxi.core.realtime.publisher import broker_of
 from guanxi.graphql.context import GraphQLContext
-from guanxi.graphql.enums import Direction
+from guanxi.graphql.enums import Direction, StatusSource
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.messaging import MessageStatus
 from guanxi.graphql.types import Interaction
@@ -27,7 +27,7 @@ class MessageStatusUpdate:
     channel: str
     status: MessageStatus
     previous_status: MessageStatus | None
-    source: str = strawberry.field(description="outbox or receipt")
+    source: StatusSource
     occurred_at: dt.datetime | None
     attempts: int
     provider_message_id: str | None
@@ -94,7 +94,7 @@ class Subscription:
                 channel=d["channel"],
                 status=MessageStatus(d["status"]),
                 previous_status=MessageStatus(d["previous_status"]) if d.get("previous_status") else None,
-                source=d.get("source", "outbox"),
+                source=StatusSource(d.get("source", "outbox")),
                 occurred_at=dt.datetime.fromisoformat(d["occurred_at"]) if d.get("occurred_at") else None,
                 attempts=d["attempts"],
                 provider_message_id=d["provider_message_id"],

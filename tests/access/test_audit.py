@@ -274,7 +274,7 @@ async def test_every_core_mutation_writes_an_audit_entry_with_its_actor(
             " { errors { code } } }",
             {"id": cid(world)},
         )
-        jobs = await graphql('{ scheduledJobs(status: "scheduled") { id } }')
+        jobs = await graphql("{ scheduledJobs(status: SCHEDULED) { id } }")
         setup["job"] = jobs["data"]["scheduledJobs"][0]["id"]
     if field in ("updateCustomField", "setCustomerFields"):
         await graphql(

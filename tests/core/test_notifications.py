@@ -408,11 +408,11 @@ async def test_scheduled_jobs_are_visible_and_cancellable_by_admins(
 ) -> None:
     await _task(runtime, tenant_id, user_id, dt.timedelta(hours=2))
     jobs = (await graphql("{ scheduledJobs { id kind status nextRunAt payload } }"))["data"]["scheduledJobs"]
-    assert [j["kind"] for j in jobs] == [reminders.DUE_SOON, reminders.OVERDUE] and {j["status"] for j in jobs} == {"scheduled"}
+    assert [j["kind"] for j in jobs] == [reminders.DUE_SOON, reminders.OVERDUE] and {j["status"] for j in jobs} == {"SCHEDULED"}
     cancelled = await graphql(
         "mutation($id: ID!) { cancelScheduledJob(id: $id) { job { status } errors { code } } }", {"id": jobs[0]["id"]}
     )
-    assert cancelled["data"]["cancelScheduledJob"] == {"job": {"status": "cancelled"}, "errors": []}
+    assert cancelled["data"]["cancelScheduledJob"] == {"job": {"status": "CANCELLED"}, "errors": []}
     again = await graphql(
         "mutation($id: ID!) { cancelScheduledJob(id: $id) { job { status } errors { code message } } }", {"id": jobs[0]["id"]}
     )

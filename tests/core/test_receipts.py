@@ -249,11 +249,11 @@ async def test_graphql_shows_the_status_enum_history_and_a_plugins_message_field
     message = body["data"]["message"]
     assert (message["status"], message["providerMessageId"], message["receiptCount"]) == ("READ", row.provider_message_id, 2)
     assert [(e["status"], e["source"], e["applied"]) for e in message["statusHistory"]] == [
-        ("QUEUED", "outbox", True),
-        ("SENDING", "outbox", True),
-        ("SENT", "outbox", True),
-        ("READ", "receipt", True),
-        ("DELIVERED", "receipt", False),
+        ("QUEUED", "OUTBOX", True),
+        ("SENDING", "OUTBOX", True),
+        ("SENT", "OUTBOX", True),
+        ("READ", "RECEIPT", True),
+        ("DELIVERED", "RECEIPT", False),
     ]
     assert dt.datetime.fromisoformat(message["statusHistory"][3]["at"]) == T0 + dt.timedelta(minutes=3)
     listed = await graphql("{ outboxMessages(status: READ) { status } sent: outboxMessages(status: SENT) { status } }")
@@ -301,7 +301,7 @@ async def test_a_receipt_reaches_message_status_changed_subscribers(
         "messageId": to_global_id("Message", row.id),
         "status": "DELIVERED",
         "previousStatus": "SENT",
-        "source": "receipt",
+        "source": "RECEIPT",
         "occurredAt": (T0 + dt.timedelta(minutes=4)).isoformat(),
         "providerMessageId": row.provider_message_id,
     }

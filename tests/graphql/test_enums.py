@@ -7,9 +7,22 @@ import re
 from pathlib import Path
 
 from guanxi.core.domain.access import ROLES
+from guanxi.core.domain.channels import ATTACHMENT_KINDS
+from guanxi.core.domain.models import JOB_STATUSES, STATUS_SOURCES, TENANT_STATUSES
 from guanxi.core.services.interactions import DIRECTIONS
 from guanxi.core.services.pipelines import CATEGORIES
-from guanxi.graphql.enums import ConsentStatus, Direction, ErrorCode, Role, StageCategory, error_code
+from guanxi.graphql.enums import (
+    AttachmentKind,
+    ConsentStatus,
+    Direction,
+    ErrorCode,
+    JobStatus,
+    Role,
+    StageCategory,
+    StatusSource,
+    TenantStatus,
+    error_code,
+)
 from tests.graphql.conftest import GQL
 
 PACKAGE = Path(__file__).resolve().parents[2] / "guanxi"
@@ -20,7 +33,12 @@ def test_enums_hold_exactly_the_domains_values() -> None:
     assert {c.value for c in StageCategory} == set(CATEGORIES)
     assert {d.value for d in Direction} == set(DIRECTIONS)
     assert {s.value for s in ConsentStatus} == {"opted_in", "opted_out"}
-    assert all(m.name == m.value.upper() for e in (Role, StageCategory, Direction, ConsentStatus) for m in e)
+    assert [s.value for s in JobStatus] == list(JOB_STATUSES)
+    assert [k.value for k in AttachmentKind] == list(ATTACHMENT_KINDS)
+    assert [s.value for s in StatusSource] == list(STATUS_SOURCES)
+    assert [s.value for s in TenantStatus] == list(TENANT_STATUSES)
+    fixed = (Role, StageCategory, Direction, ConsentStatus, JobStatus, AttachmentKind, StatusSource, TenantStatus)
+    assert all(m.name == m.value.upper() for e in fixed for m in e)
 
 
 def test_every_error_code_raised_in_the_code_base_is_an_error_code_member() -> None:

@@ -72,7 +72,7 @@ async def test_a_tenant_created_by_the_operator_connects_its_corp_gets_its_callb
     mine = next(t for t in tenants if t["slug"] == slug)
     assert mine == {
         "slug": slug,
-        "status": "active",
+        "status": "ACTIVE",
         "timeZone": "Europe/Berlin",
         "currency": "EUR",
         "locale": "de-DE",
@@ -123,7 +123,7 @@ async def test_a_suspended_tenants_keys_get_403_and_its_webhooks_wait_until_it_i
     sender = Sender(anonymous_client)
     slug = await _slug(runtime, tenant_id)
     suspended = await op(anonymous_client, operator_key, f'mutation {{ suspendTenant(slug: "{slug}") {{ tenant {{ status }} }} }}')
-    assert suspended["suspendTenant"]["tenant"]["status"] == "suspended"
+    assert suspended["suspendTenant"]["tenant"]["status"] == "SUSPENDED"
     refused = await gql(anonymous_client, admin_key, "{ enabledPlugins }")
     assert refused.status_code == 403 and refused.json()["errors"][0]["extensions"]["code"] == "TENANT_SUSPENDED"
     assert (await sender.send(event_xml("add_external_contact", external="wmWAIT"))).status_code == 200  # stored

@@ -43,6 +43,10 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     max_text_length: int | None = None
 
 
+#: The kinds of :class:`Attachment` (GraphQL ``AttachmentKind``).
+ATTACHMENT_KINDS = ("image", "file", "video", "link", "miniprogram")
+
+
 class Attachment(msgspec.Struct, frozen=True, kw_only=True):
     """A file or link sent with a message (channels with ``send_media``)."""
 

@@ -49,6 +49,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+#: A tenant's states (GraphQL ``TenantStatus``): suspended keys get 403, webhooks are stored, not processed.
+TENANT_STATUSES = ("active", "suspended")
+#: A scheduled job's states (GraphQL ``JobStatus``).
+JOB_STATUSES = ("scheduled", "running", "done", "failed", "cancelled")
+#: Where a message status entry came from (GraphQL ``StatusSource``): the outbox worker or
+#: ``sendMessage``, or a provider's receipt.
+STATUS_SOURCES = ("outbox", "receipt")
+
+
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """A timezone-aware timestamp that always reads back as UTC (SQLite stores naive text).
     Naive values are refused on the way in: every time in Guanxi carries its zone."""
@@ -615,7 +624,7 @@ class ScheduledJob(TenantScoped, Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     cron: Mapped[str | None] = mapped_column(String(100))
     catch_up: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="scheduled")  # scheduled | running | done | failed | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")  # one of JOB_STATUSES
     slot_at: Mapped[dt.datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
