@@ -25,6 +25,7 @@ from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services.notifications import NotificationInput, notify
 from guanxi.core.services.tasks import TaskInput, create_task
 from guanxi.plugins.insights.models import InsightsSentiment
+from guanxi.plugins.insights.rules import match_keywords
 from guanxi.plugins.insights.sentiment import Sentiment, label, language, score_text
 from guanxi.plugins.insights.settings import InsightsSettings
 
@@ -137,6 +138,7 @@ async def analyse(runtime: Runtime, event: InteractionRecorded) -> InsightsSenti
         )
         tx.session.add(row)
         await tx.session.flush()
+        await match_keywords(tx, event, text)
         task = await _raise_alert(tx, settings, event, text, reason) if reason is not None else None
     if reason is not None:
         await _publish(runtime, event, row, text, task)

@@ -25,7 +25,7 @@ from guanxi.core.domain.models import Interaction, utcnow
 from guanxi.graphql.ids import to_global_id
 from guanxi.graphql.subscriptions import subscribed_events
 from guanxi.plugins.insights.analysis import ALERT_TOPIC
-from guanxi.plugins.insights.models import InsightsSentiment
+from guanxi.plugins.insights.models import InsightsKeywordHit, InsightsRuleTag, InsightsSentiment, InsightsTagRule
 
 STATE_KEY = "insights.loaders"
 MAX_DAYS = 365
@@ -71,6 +71,21 @@ class Touch:
     score: float | None
 
 
+@strawberry.type(description="A tag a tag rule gave a customer, and why.")
+class RuleTagReason:
+    tag: str = strawberry.field(description="the tag's label, `name` or `group/name`")
+    rule: str = strawberry.field(description="the key of the rule that gave it")
+    reason: str
+    since: dt.datetime
+
+
+@strawberry.type(description="A keyword a customer wrote (from keyword rules): how often, and when last.")
+class Interest:
+    keyword: str
+    hits: int
+    last_at: dt.datetime
+
+
 @strawberry.type(description="A customer's profile from their interactions (标签画像): sentiment, channels, hours, last touches.")
 class CustomerInsights:
     customer_uuid: strawberry.Private[uuid.UUID]
@@ -87,6 +102,16 @@ class CustomerInsights:
     @strawberry.field(description="Hours of the day (UTC) of the customer's inbound interactions, busiest first.")
     async def active_hours(self, info: Info) -> list[HourActivity]:
         return await loaders(info).hours.load(self.customer_uuid)
+
+    @strawberry.field(description="Tags that tag rules gave the customer, with the rule, the reason and since when, newest first.")
+    async def tags(self, info: Info) -> list[RuleTagReason]:
+        return await loaders(info).tags.load(self.customer_uuid)
+
+    @strawberry.field(description="Interests: the keywords of keyword rules the customer wrote, most often first (at most 50).")
+    async def interests(self, info: Info, first: int = 10) -> list[Interest]:
+        if not 1 <= first <= MAX_TOUCHES:
+            raise ValidationError(f"first must be 1 to {MAX_TOUCHES}", field="first")
+        return (await loaders(info).interests.load(self.customer_uuid))[:first]
 
     @strawberry.field(description="The latest interactions, newest first (at most 50).")
     async def last_touches(self, info: Info, first: int = 5) -> list[Touch]:
@@ -110,6 +135,35 @@ class InsightsLoaders:
         self.channels: DataLoader[uuid.UUID, list[ChannelActivity]] = DataLoader(self._channels)
         self.hours: DataLoader[uuid.UUID, list[HourActivity]] = DataLoader(self._hours)
         self.touches: DataLoader[tuple[uuid.UUID, int], list[Touch]] = DataLoader(self._touches)
+        self.tags: DataLoader[uuid.UUID, list[RuleTagReason]] = DataLoader(self._tags)
+        self.interests: DataLoader[uuid.UUID, list[Interest]] = DataLoader(self._interests)
+
+    async def _tags(self, ids: Sequence[uuid.UUID]) -> list[list[RuleTagReason]]:
+        r, rule = InsightsRuleTag, InsightsTagRule
+        stmt = (
+            select(r.customer_id, r.tag, rule.key, r.reason, r.since)
+            .join(rule, (rule.tenant_id == r.tenant_id) & (rule.id == r.rule_id))
+            .where(r.customer_id.in_(set(ids)))
+            .order_by(r.since.desc(), rule.key)
+        )
+        found: dict[uuid.UUID, list[RuleTagReason]] = defaultdict(list)
+        for row in (await self._execute(stmt)).all():
+            found[row.customer_id].append(RuleTagReason(tag=row.tag, rule=row.key, reason=row.reason, since=row.since))
+        return [found[c] for c in ids]
+
+    async def _interests(self, ids: Sequence[uuid.UUID]) -> list[list[Interest]]:
+        h = InsightsKeywordHit
+        stmt = (
+            select(
+                h.customer_id, h.keyword, func.count(func.distinct(h.interaction_id)).label("n"), func.max(h.occurred_at).label("last_at")
+            )
+            .where(h.customer_id.in_(set(ids)))
+            .group_by(h.customer_id, h.keyword)
+        )
+        found: dict[uuid.UUID, list[Interest]] = defaultdict(list)
+        for row in (await self._execute(stmt)).all():
+            found[row.customer_id].append(Interest(keyword=row.keyword, hits=row.n, last_at=row.last_at))
+        return [sorted(found[c], key=lambda i: (-i.hits, i.keyword))[:MAX_TOUCHES] for c in ids]
 
     async def _sentiment(self, keys: Sequence[tuple[uuid.UUID, int]]) -> list[SentimentSummary]:
         s = InsightsSentiment
@@ -247,9 +301,12 @@ class InsightsSubscription:
 
 def contribution() -> Any:
     from guanxi.graphql.contrib import GraphQLContribution
+    from guanxi.plugins.insights.graphql_rules import RulesMutation, RulesQuery
 
     return GraphQLContribution(
+        query=RulesQuery,
+        mutation=RulesMutation,
         subscription=InsightsSubscription,
         extend={"Customer": CustomerInsightsField},
-        types=[Alert, CustomerInsights, SentimentSummary, SentimentDay, ChannelActivity, HourActivity, Touch],
+        types=[Alert, CustomerInsights, SentimentSummary, SentimentDay, ChannelActivity, HourActivity, Touch, RuleTagReason, Interest],
     )

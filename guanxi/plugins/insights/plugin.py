@@ -9,7 +9,8 @@ from typing import Any
 
 import msgspec
 
-from guanxi.core.domain.contracts import ScoreComponent
+from guanxi.core.domain.access import Permission
+from guanxi.core.domain.contracts import JobKind, JobRun, ScoreComponent
 from guanxi.core.domain.events import CustomersMerged, InteractionRecorded
 from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
@@ -36,6 +37,37 @@ def guanxi_graphql(runtime: Runtime) -> Any:
     from guanxi.plugins.insights.graphql import contribution
 
     return contribution()
+
+
+@hookimpl
+def guanxi_permissions() -> list[Permission]:
+    return [
+        Permission(
+            name="insights.rules.manage",
+            roles=("admin", "marketing"),
+            fields=("Mutation.saveInsightsTagRule", "Mutation.deleteInsightsTagRule", "Mutation.runInsightsTagRules"),
+            description="Create, change, delete and run tag rules",
+        ),
+        Permission(
+            name="insights.rules.read",
+            roles=("admin", "manager", "marketing", "service"),
+            fields=("Query.insightsTagRules",),
+            description="Read the tag rules",
+        ),
+    ]
+
+
+async def _run_tag_rules(job: JobRun) -> None:
+    from guanxi.plugins.insights.rules import evaluate
+
+    await evaluate(job.runtime, job.tenant_id, job.slot_at)
+
+
+@hookimpl
+def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
+    from guanxi.plugins.insights.rules import JOB
+
+    return [JobKind(name=JOB, run=_run_tag_rules, description="Give and take the tags of the tenant's tag rules (hourly)")]
 
 
 @hookimpl

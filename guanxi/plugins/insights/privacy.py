@@ -15,7 +15,7 @@ from guanxi.core.domain.events import CustomersMerged
 from guanxi.core.runtime import Runtime
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.insights.analysis import RULE_ACTOR
-from guanxi.plugins.insights.models import InsightsSentiment
+from guanxi.plugins.insights.models import InsightsKeywordHit, InsightsRuleTag, InsightsSentiment
 
 
 async def export_customer(session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
@@ -36,22 +36,45 @@ async def export_customer(session: TenantSession, customer_id: uuid.UUID) -> dic
         }
         for r in rows
     ]
-    return {"sentiments": sentiments} if sentiments else None
+    hits = (
+        await session.execute(
+            select(InsightsKeywordHit).where(InsightsKeywordHit.customer_id == customer_id).order_by(InsightsKeywordHit.occurred_at)
+        )
+    ).scalars()
+    keywords = [{"interaction_id": str(h.interaction_id), "keyword": h.keyword, "occurred_at": h.occurred_at.isoformat()} for h in hits]
+    reasons = (await session.execute(select(InsightsRuleTag).where(InsightsRuleTag.customer_id == customer_id))).scalars()
+    tags = [{"tag": r.tag, "reason": r.reason, "since": r.since.isoformat()} for r in reasons]
+    out = {"sentiments": sentiments, "keyword_hits": keywords, "rule_tags": tags}
+    return {k: v for k, v in out.items() if v} or None
 
 
 async def erase_customer(session: TenantSession, customer_id: uuid.UUID) -> dict[str, int]:
-    result = await session.execute(
-        delete(InsightsSentiment).where(InsightsSentiment.customer_id == customer_id).execution_options(synchronize_session=False)
-    )
-    return {"sentiments": int(getattr(result, "rowcount", 0) or 0)}
+    counts: dict[str, int] = {}
+    for name, table in (("sentiments", InsightsSentiment), ("keyword_hits", InsightsKeywordHit), ("rule_tags", InsightsRuleTag)):
+        result = await session.execute(delete(table).where(table.customer_id == customer_id).execution_options(synchronize_session=False))
+        counts[name] = int(getattr(result, "rowcount", 0) or 0)
+    return counts
 
 
 async def move_to_survivor(runtime: Runtime, event: CustomersMerged) -> None:
     """The merged customer's interactions now belong to the survivor, and so do their scores."""
     async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=RULE_ACTOR)) as tx:
+        for table in (InsightsSentiment, InsightsKeywordHit):
+            await tx.session.execute(
+                update(table)
+                .where(table.customer_id == event.merged_id)
+                .values(customer_id=event.survivor_id)
+                .execution_options(synchronize_session=False)
+            )
+        # a rule's reason stays once per customer: the survivor keeps its own, else takes the merged one's
+        r = InsightsRuleTag
+        survivor_rules = select(r.rule_id).where(r.customer_id == event.survivor_id)
         await tx.session.execute(
-            update(InsightsSentiment)
-            .where(InsightsSentiment.customer_id == event.merged_id)
+            delete(r).where(r.customer_id == event.merged_id, r.rule_id.in_(survivor_rules)).execution_options(synchronize_session=False)
+        )
+        await tx.session.execute(
+            update(r)
+            .where(r.customer_id == event.merged_id)
             .values(customer_id=event.survivor_id)
             .execution_options(synchronize_session=False)
         )

@@ -66,17 +66,28 @@ def _jieba() -> Any:
         return None
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer()
-    for word in (*ZH, *NEGATORS_ZH, *(w for w in INTENSIFIERS if _HAN.search(w))):
+    for word in (*ZH, *NEGATORS_ZH, *(w for w in INTENSIFIERS if _HAN.search(w)), *_added):
         tokenizer.add_word(word, freq=200000)
     return tokenizer
 
 
+_added: set[str] = set()
+
+
+def has_segmenter() -> bool:
+    """Whether jieba is installed (else Chinese is matched greedily against the lexicon)."""
+    return _jieba() is not None
+
+
 def add_words(words: list[str]) -> None:
-    """Add words (product names, a tenant's keywords) to the segmenter's user dictionary."""
+    """Add words (product names, a tenant's keywords) to the segmenter's user dictionary (each
+    once per process)."""
     tokenizer = _jieba()
     if tokenizer:
         for word in words:
-            tokenizer.add_word(word)
+            if word not in _added and _HAN.search(word):
+                tokenizer.add_word(word, freq=200000)
+                _added.add(word)
 
 
 def segment(run: str) -> list[str]:
