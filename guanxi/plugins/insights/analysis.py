@@ -118,9 +118,9 @@ async def analyse(runtime: Runtime, event: InteractionRecorded) -> InsightsSenti
     text = (event.text or "").strip()
     if event.direction != "in" or not text:
         return None
-    settings: InsightsSettings = runtime.plugin_settings(NAME)
     sentiment = await sentiment_of(runtime, text)
     async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=RULE_ACTOR)) as tx:
+        settings: InsightsSettings = runtime.plugin_settings(NAME, tx.tenant_id)  # with the tenant's overrides
         if await tx.session.get(InsightsSentiment, (tx.tenant_id, event.interaction_id)) is not None:
             return None
         reason = alert_reason(settings, text, sentiment)

@@ -26,6 +26,13 @@ def guanxi_config_schema() -> type[msgspec.Struct]:
 
 
 @hookimpl
+def guanxi_tenant_settings() -> type[msgspec.Struct]:
+    """Every insights setting is the tenant's to override (alert keywords, threshold, due hours,
+    score points and window): none is a URL, a path or a secret."""
+    return InsightsSettings
+
+
+@hookimpl
 def guanxi_startup(runtime: Runtime) -> None:
     """Adds the plugin's own hook (``guanxi_insights_sentiment``) to the plugin manager."""
     if not hasattr(runtime.pm.hook, "guanxi_insights_sentiment") or runtime.pm.hook.guanxi_insights_sentiment.spec is None:
@@ -88,7 +95,7 @@ async def guanxi_score_components(
 ) -> list[ScoreComponent]:
     from guanxi.plugins.insights.components import sentiment_components
 
-    return await sentiment_components(runtime.plugin_settings("insights"), session, customer_ids, as_of)
+    return await sentiment_components(runtime.plugin_settings("insights", session.tenant_id), session, customer_ids, as_of)
 
 
 @hookimpl

@@ -112,3 +112,16 @@ async def test_with_scoring_an_unhappy_customer_gets_a_negative_sentiment_compon
     [part] = [p for p in await rows(runtime, tenant_id, ScoringPart) if p.component == "insights.sentiment"]
     assert part.value < -5
     assert part.reasons and part.reasons[0].startswith("1 texts in 30 days, mean sentiment -")
+
+
+async def test_a_tenants_own_alert_keywords_raise_alerts_for_that_tenant(runtime: Runtime, tenant_id: uuid.UUID, graphql: Any) -> None:
+    """Alert keywords are tenant data too: setPluginSettings overrides the deployment's list."""
+    body = await graphql(
+        'mutation { setPluginSettings(plugin: "insights", settings: {alert_keywords: ["漏发"]}) { errors { field message } } }'
+    )
+    assert body["data"]["setPluginSettings"]["errors"] == []
+    box = Inbox(runtime, tenant_id)
+    await box.say("订单漏发了一件")
+    await box.say("我要投诉")  # the deployment's keyword, no longer this tenant's (a negative text still alerts by score)
+    alerts = [s.alert for s in await box.scores()]
+    assert alerts[0] == "keyword 漏发" and (alerts[1] is None or not alerts[1].startswith("keyword"))
