@@ -37,6 +37,7 @@ class MaterialType(Node):
     folder: str
     tags: list[str]
     roles: list[str] = strawberry.field(description="roles that may see it; empty: every role")
+    has_thumbnail: bool = strawberry.field(description="an uploaded image's thumbnail exists (served at a radar link's /thumb)")
     created_at: dt.datetime
 
     @classmethod
@@ -52,6 +53,7 @@ class MaterialType(Node):
             folder=m.folder,
             tags=library.split(m.tags),
             roles=library.split(m.roles),
+            has_thumbnail=m.thumb_key is not None,
             created_at=m.created_at,
         )
 

@@ -16,6 +16,7 @@ from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.plugins.materials.models import Material
 from guanxi.plugins.materials.sanitize import clean
+from guanxi.plugins.materials.thumbnails import make_thumbnail
 
 KINDS = frozenset({"article", "image", "file", "video", "link"})
 URL_KINDS = frozenset({"video", "link"})
@@ -88,6 +89,9 @@ async def create_material(tx: Tx, data: MaterialInput, *, file: bytes | None = N
             raise ValidationError(f"an {data.kind} material needs an uploaded file", field="file")
         store = tx.runtime.files
         row.media_type = store.check(file, allowed=IMAGE_TYPES if data.kind == "image" else FILE_TYPES)
+        if row.media_type in IMAGE_TYPES:
+            thumb, _ = make_thumbnail(file)  # refuses an image that does not decode, before anything is stored
+            row.thumb_key = store.put(thumb)
         row.file_key = store.put(file)
         row.size = len(file)
         row.body = (file_name or "")[:200] or None

@@ -36,6 +36,8 @@ class Material(TenantScoped, Base):
     body: Mapped[str | None] = mapped_column(Text)
     url: Mapped[str | None] = mapped_column(String(2000))
     file_key: Mapped[str | None] = mapped_column(String(64))
+    #: an image's thumbnail (JPEG or PNG, at most 320 px) in the file store, made from the upload
+    thumb_key: Mapped[str | None] = mapped_column(String(64))
     media_type: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int | None] = mapped_column(Integer)
     folder: Mapped[str] = mapped_column(String(200), default="")

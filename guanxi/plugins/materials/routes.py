@@ -12,8 +12,9 @@ import uuid
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.exceptions import ClientException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import FromPath
 from sqlalchemy import select
 
@@ -21,6 +22,7 @@ from guanxi.core.auth import AuthenticationError, authenticator_of
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import GuanxiError, NotFoundError
 from guanxi.core.runtime import Runtime
+from guanxi.core.storage.files import sniff
 from guanxi.core.storage.tenancy import unscoped
 from guanxi.plugins.materials import library, radar, tokens
 from guanxi.plugins.materials.models import Material, MaterialShare
@@ -113,8 +115,12 @@ def _visitor_cookie(request: Request[Any, Any, Any]) -> uuid.UUID | None:
         return None
 
 
-def _page(material: Material, token: str, view_id: uuid.UUID | None, nonce: str, state: str | None) -> str:
+def _page(material: Material, token: str, view_id: uuid.UUID | None, nonce: str, state: str | None, public_url: str) -> str:
     title = html.escape(material.title)
+    # link-preview cards (WeCom, WeChat) read Open Graph tags; the image is the upload's thumbnail
+    og = f'<meta property="og:title" content="{title}">'
+    if material.thumb_key is not None:
+        og += f'<meta property="og:image" content="{html.escape(public_url.rstrip("/"), quote=True)}/m/{token}/thumb">'
     if material.kind == "article":
         content = material.body or ""  # sanitised when stored
     elif material.kind == "image":
@@ -136,6 +142,7 @@ window.addEventListener("pagehide",function(){{send(true);}});}})();
     return (
         '<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
         + (f'<meta name="guanxi-visitor-state" content="{state}">' if state else "")
+        + og
         + f"<title>{title}</title></head><body><h1>{title}</h1>{content}{script}</body></html>"
     )
 
@@ -158,11 +165,25 @@ async def material_page(request: Request[Any, Any, Any], token: FromPath[str]) -
     policy = f"default-src 'none'; img-src 'self' https:; script-src 'nonce-{nonce}'; connect-src 'self'; style-src 'unsafe-inline'"
     headers = {**NO_STORE, "Content-Security-Policy": policy}
     state = radar.visitor_state(visitor.id) if visitor is not None else None
-    page = _page(material, token, view.id if visitor else None, nonce, state)
+    page = _page(material, token, view.id if visitor else None, nonce, state, _settings(runtime).public_url)
     response = Response(page, media_type="text/html", headers=headers)
     if visitor is not None:
         response.set_cookie(COOKIE, str(visitor.id), max_age=365 * 86400, httponly=True, samesite="lax", path="/m")
     return response
+
+
+@get("/m/{token:str}/thumb")
+async def material_thumbnail(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[bytes]:
+    """An image material's thumbnail (made from the upload; the page's ``og:image``)."""
+    runtime: Runtime = request.app.state.runtime
+    _tenant, _found, material = await _share(runtime, token)
+    if material.thumb_key is None:
+        raise NotFoundException("this material has no thumbnail")
+    try:
+        data = runtime.files.get(material.thumb_key)
+    except NotFoundError:
+        raise NotFoundException("the thumbnail is missing from the store") from None
+    return Response(data, media_type=sniff(data) or "application/octet-stream", headers={**NO_STORE, "Content-Disposition": "inline"})
 
 
 @get("/m/{token:str}/file")
@@ -218,6 +239,13 @@ async def material_forward(request: Request[Any, Any, Any], token: FromPath[str]
 
 
 def routes(runtime: Runtime) -> list[Any]:
+    """The upload route, and the public radar routes behind a per-address rate limit
+    (``rate_limit_per_minute``; 0: none), counted per process, that answers 429 beyond it."""
     limit = runtime.settings.files.max_bytes + 64 * 1024  # the file and the form around it
     upload_route = post("/materials/upload", request_max_body_size=limit, status_code=201)(upload)
-    return [upload_route, material_page, material_file, material_beacon, material_forward]
+    public = [material_page, material_thumbnail, material_file, material_beacon, material_forward]
+    per_minute = _settings(runtime).rate_limit_per_minute
+    if not per_minute:
+        return [upload_route, *public]
+    limiter = RateLimitConfig(rate_limit=("minute", per_minute), store="materials_radar_rate_limit")
+    return [upload_route, Router(path="/", route_handlers=public, middleware=[limiter.middleware])]

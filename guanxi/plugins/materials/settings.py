@@ -34,9 +34,14 @@ class MaterialsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     #: Score component ``materials.views``: points per view and per full minute read.
     view_weight: float = 2.0
     minute_weight: float = 1.0
+    #: Requests per minute one client address may make to the public radar routes (``/m/…``:
+    #: pages, files, beacons, forwards), per server process; beyond it they answer 429. 0: no limit.
+    rate_limit_per_minute: int = 120
 
     def __post_init__(self) -> None:
         if not self.public_url.startswith(("http://", "https://")):
             raise ValueError("public_url must start with http:// or https://")
+        if self.rate_limit_per_minute < 0:
+            raise ValueError("rate_limit_per_minute must be 0 (no limit) or more")
         if self.max_read_s < 1:
             raise ValueError("max_read_s must be at least 1")

@@ -19,7 +19,11 @@ from tests.access.conftest import make_user
 PUBLIC_URL = "https://crm.example.com"
 PIGEON_SECRET = "referral-test-secret"  # the Pigeon webhook helper of the referral tests signs with it
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.47"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+#: a real 8×8 PNG (uploaded images are decoded for their thumbnail)
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x08\x00\x00\x00\x08\x08\x02\x00\x00\x00Km)\xdc\x00\x00\x00\x14IDATx"
+    b"\x9cc<!'\xc7\x80\r0a\x15\x1d\xb4\x12\x00\xd0\xca\x01\x14>c\xa8\x99\x00\x00\x00\x00IEND\xaeB`\x82"
+)
 PDF = b"%PDF-1.7\n" + b"1 0 obj << >> endobj\n" * 4
 
 
