@@ -3,7 +3,9 @@
 * **API keys** look like ``gx_<key_id>_<secret>``. They are shown once, when created; the database
   keeps only ``HMAC-SHA256(server secret, key)``. A fast keyed hash is enough here (and a slow one
   would cost every request): the secret part has 192 random bits, so there is nothing to
-  brute-force without the server secret, which lives outside the database.
+  brute-force without the server secret, which lives outside the database. While the secret
+  is rotated, keys hashed under one of ``auth.previous_secrets`` are accepted and re-hashed
+  under the current secret at their next use.
 * **JWT bearer tokens** (HS256 with ``auth.jwt_secret``, RS256 with a PEM public key or a JWKS
   file) carry ``tenant`` (slug), ``sub`` (a user's id or e-mail) and ``roles``.
 
@@ -93,6 +95,16 @@ def hash_key(secret: bytes, key: str) -> str:
     return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
 
 
+def matching_secret(stored: str, key: str, secrets_: list[bytes]) -> int | None:
+    """Which of the server secrets (the current one first, then ``auth.previous_secrets``) the
+    stored hash of ``key`` was made with, or None. Every candidate is compared, in constant time."""
+    found = None
+    for i, secret in enumerate(secrets_):
+        if hmac.compare_digest(stored, hash_key(secret, key)) and found is None:
+            found = i
+    return found
+
+
 def _check_role(role: str) -> None:
     if role not in ROLES:
         raise ValidationError(f"unknown role {role!r}; roles are {', '.join(ROLES)}", field="role")
@@ -158,6 +170,8 @@ class Authenticator:
         self._cache: dict[str, _Cached] = {}
         self._last_used: dict[str, float] = {}
         self._unwritten: dict[str, tuple[uuid.UUID, dt.datetime]] = {}
+        #: keys verified under a previous server secret: their hash under the current one, to write
+        self._rehash: dict[str, tuple[uuid.UUID, str, str]] = {}
         self._writer: asyncio.Task[None] | None = None
         self._jwt_key: Any = None
         self._jwks: Any = None
@@ -168,6 +182,11 @@ class Authenticator:
         if self._secret is None:
             self._secret = server_secret(self.settings)
         return self._secret
+
+    @property
+    def secrets(self) -> list[bytes]:
+        """The current server secret, then ``auth.previous_secrets`` (a rotation in progress)."""
+        return [self.secret, *(s.encode() for s in self.settings.previous_secrets)]
 
     def _load_jwt_keys(self) -> None:
         s = self.settings
@@ -230,12 +249,27 @@ class Authenticator:
             return
         self._last_used[key_id] = now
         self._unwritten[key_id] = (cached.context.tenant_id, utcnow())
+        self._start_writer()
+
+    def _start_writer(self) -> None:
         if self._writer is None or self._writer.done():
             self._writer = self.runtime.spawn(self._write_last_used(), name="guanxi-apikey-last-used")
 
     async def _write_last_used(self) -> None:
         """Write the pending ``last_used_at`` values, one transaction per tenant. A busy database
         keeps them for the next attempt (the next use of any key), with one warning line."""
+        while self._rehash:
+            rehash, self._rehash = self._rehash, {}
+            for key_id, (tenant_id, old, new) in rehash.items():
+                try:
+                    async with self.runtime.write_session(tenant_id) as session:
+                        # only the hash verified: a key revoked or replaced meanwhile is left alone
+                        await session.execute(
+                            update(ApiKey).where(ApiKey.key_id == key_id, ApiKey.secret_hash == old).values(secret_hash=new)
+                        )
+                    log.info("API key %s re-hashed under the current server secret", key_id)
+                except BusyError as exc:
+                    log.warning("API key %s not re-hashed yet (%s); it will be at its next use", key_id, exc)
         while self._unwritten:
             pending, self._unwritten = self._unwritten, {}
             by_tenant: dict[uuid.UUID, list[tuple[str, dt.datetime]]] = {}
@@ -265,8 +299,12 @@ class Authenticator:
             raise AuthenticationError("malformed API key")
         async with self.runtime.session(None) as session, unscoped(session):
             row = (await session.scalars(select(ApiKey).where(ApiKey.key_id == key_id))).one_or_none()
-            if row is None or not hmac.compare_digest(row.secret_hash, hash_key(self.secret, credential)):
+            which = None if row is None else matching_secret(row.secret_hash, credential, self.secrets)
+            if row is None or which is None:
                 raise AuthenticationError("unknown API key")
+            if which > 0:  # hashed under a previous server secret: re-hashed under the current one, beside the request
+                self._rehash[key_id] = (row.tenant_id, row.secret_hash, hash_key(self.secret, credential))
+                self._start_writer()
             if row.revoked_at is not None:
                 raise AuthenticationError("this API key was revoked")
             user = await session.get(User, (row.tenant_id, row.user_id)) if row.user_id else None
@@ -423,7 +461,8 @@ async def authenticate_operator(runtime: Runtime, secret: bytes, authorization: 
         raise AuthenticationError("malformed operator key")
     async with runtime.session(None) as session:
         row = (await session.scalars(select(OperatorKey).where(OperatorKey.key_id == key_id))).one_or_none()
-    if row is None or not hmac.compare_digest(row.secret_hash, hash_key(secret, credential)):
+    previous = [s.encode() for s in runtime.settings.auth.previous_secrets]
+    if row is None or matching_secret(row.secret_hash, credential, [secret, *previous]) is None:
         raise AuthenticationError("unknown operator key")
     if row.revoked_at is not None:
         raise AuthenticationError("this operator key was revoked")

@@ -227,3 +227,26 @@ async def test_a_key_over_its_rate_gets_429_with_retry_after(runtime: Runtime, t
         limited = await c.post("/graphql", json=QUERY, headers={"Authorization": f"Bearer {key}"})
         assert limited.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED" and int(limited.headers["retry-after"]) >= 1
         assert (await c.post("/graphql", json=QUERY, headers={"Authorization": f"Bearer {other}"})).status_code == 200  # per key
+
+
+async def test_rotating_the_server_secret_keeps_api_keys_working_and_rehashes_each_on_its_next_use(
+    runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
+    """With the old secret in auth.previous_secrets, a key made under it still works and is
+    re-hashed under the new secret at its first use; after that the old secret can go. A key
+    not used during the rotation is refused once the old secret is gone."""
+    from guanxi.core.auth import authenticator_of, hash_key
+    from guanxi.testing.plugin import TEST_SECRET
+
+    used, idle = await key_for(runtime, tenant_id, "admin"), await key_for(runtime, tenant_id, "admin")
+    new_secret = "a-new-server-secret-" + "9" * 32
+    _jwt_runtime(runtime, secret=new_secret, previous_secrets=[TEST_SECRET])
+    assert (await _post(runtime, used)).status_code == 200
+    await authenticator_of(runtime).flush_last_used()
+    async with runtime.session(None) as s, unscoped(s):
+        stored = (await s.execute(select(ApiKey.secret_hash).where(ApiKey.key_id == used.split("_")[1]))).scalar_one()
+    assert stored == hash_key(new_secret.encode(), used)
+    _jwt_runtime(runtime, secret=new_secret, previous_secrets=[])
+    assert (await _post(runtime, used)).status_code == 200
+    refused = await _post(runtime, idle)
+    assert refused.status_code == 401 and "unknown API key" in refused.text

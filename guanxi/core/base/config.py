@@ -107,7 +107,8 @@ class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     secret: str = ""
     secret_file: str = ".guanxi/secret"
     #: earlier server secrets, still accepted to open channel-account secrets sealed under them
-    #: (rotation: see guanxi.core.base.sealing)
+    #: and to verify API and operator keys hashed under them (rotation: see
+    #: guanxi.core.base.sealing; an API key is re-hashed under ``secret`` at its next use)
     previous_secrets: list[str] = msgspec.field(default_factory=list)
     # JWT bearer tokens: HS256 with jwt_secret, RS256 with a PEM public key or a JWKS file
     jwt_secret: str = ""
