@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from guanxi.plugins.referral.settings import ReferralSettings, ReferralTenantSet
 NAME = "referral"
 ACTOR = Actor(kind="plugin", name=NAME)
 ALL_ROLES = ("admin", "manager", "marketing", "sales", "service", "readonly")
+
+log = logging.getLogger("guanxi.referral")
 
 
 def _settings(runtime: Runtime) -> ReferralSettings:
@@ -171,8 +174,15 @@ async def guanxi_export_tenant(runtime: Runtime, session: TenantSession) -> dict
 
 @hookimpl
 async def guanxi_purge_tenant(runtime: Runtime, session: TenantSession) -> dict[str, int]:
-    """Remove every row of the plugin's tables for the tenant (the operator deletes it)."""
+    """Remove every row of the plugin's tables for the tenant (the operator deletes it), and the
+    posters cached on disk for its tokens (they show its staff's and customers' names)."""
     from guanxi.core.services.tenants import purge_models
-    from guanxi.plugins.referral.models import TABLES
+    from guanxi.plugins.referral.models import TABLES, ReferralToken
+    from guanxi.plugins.referral.poster import forget
 
-    return await purge_models(session, TABLES)
+    tokens = list((await session.execute(select(ReferralToken.id))).scalars())
+    counts = await purge_models(session, TABLES)
+    cache = cache_dir(_settings(runtime).poster_cache_dir)
+    files = sum(forget(cache, str(t)) for t in tokens)
+    log.info("referral: %d cached poster files of the purged tenant's %d tokens deleted", files, len(tokens))
+    return counts

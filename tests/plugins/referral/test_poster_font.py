@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from typing import Any
 
 import httpx
 import msgspec
@@ -72,3 +73,20 @@ def test_the_comparison_sees_a_missing_glyph() -> None:
     missing = cells(poster("\U00020000"), 1)[0]
     assert inked(missing) > 0 and same(missing, cells(poster(TOFU[0]), 1)[0])
     assert not same(cells(poster("王"), 1)[0], missing)
+
+
+async def test_purging_a_tenant_deletes_the_posters_cached_for_its_tokens(
+    graphql: GraphQL, client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID, tmp_path: Any
+) -> None:
+    """Posters show a tenant's staff and customers by name: when the operator deletes the
+    tenant (guanxi_purge_tenant), its cached poster files go with its rows."""
+    from guanxi.core.services.tenants import purge_tenant
+    from tests.plugins.referral.conftest import staff
+
+    await create_campaign(graphql, poster=LAYOUT)
+    share = await mint(graphql, user=await staff(runtime, tenant_id))
+    assert (await client.get(local(share["posterUrl"]))).status_code == 200
+    cache = tmp_path / "posters"
+    assert [p.name for p in cache.glob("*.png")]
+    await purge_tenant(runtime, tenant_id)
+    assert list(cache.glob("*.png")) == []
