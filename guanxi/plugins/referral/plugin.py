@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
