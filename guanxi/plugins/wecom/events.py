@@ -20,6 +20,7 @@ from guanxi.core.domain.models import CustomerTag, Identity, Tag, User, utcnow
 from guanxi.core.queues.inbox import ingest
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import customers, identities, outbound, tags
+from guanxi.core.services.schedule import schedule_job
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.wecom import accounts as corp_accounts
 from guanxi.plugins.wecom.callbacks import CHANNEL, FOLLOW_STATUS, dedupe_key
@@ -140,11 +141,18 @@ async def send_welcome(
     return True
 
 
+#: the job kind that applies corp events held while their tenant was suspended
+HELD_JOB = "wecom.held_corp_events"
+
+
 async def store_corp_event(runtime: Runtime, tenant_id: uuid.UUID, corp: CorpSettings, fields: dict[str, str]) -> bool:
     """Record a tag or customer-group event once (by dedupe key) and apply it. Returns False for
-    a duplicate delivery."""
+    a duplicate delivery. A suspended tenant's event is stored, not applied (like its inbox
+    rows): a job applies it once the operator resumes the tenant (the scheduler holds a
+    suspended tenant's jobs)."""
     event = fields.get("Event", "")
     keep = {k: v for k, v in fields.items() if k not in ("ToUserName", "FromUserName", "MsgType")}
+    suspended = await runtime.tenant_suspended(tenant_id)
     async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=ACTOR)) as tx:
         stmt = (
             _insert(runtime)(WecomEvent)
@@ -156,24 +164,60 @@ async def store_corp_event(runtime: Runtime, tenant_id: uuid.UUID, corp: CorpSet
                 change_type=fields.get("ChangeType", "")[:64] or None,
                 fields=keep,
                 received_at=utcnow(),
+                applied_at=None if suspended else utcnow(),
             )
             .on_conflict_do_nothing()
             .returning(WecomEvent.dedupe_key)
         )
         if (await tx.session.execute(stmt)).scalar_one_or_none() is None:
             return False
-        if event == "change_external_chat":
-            await _apply_chat(tx, corp, fields)
-        elif event == "change_external_tag":
-            refresh = await _apply_tag(tx, corp, fields)
-            client = wecom_state(runtime).client(corp)
-            if refresh and client is not None:
-
-                def refresh_tags() -> None:
-                    wecom_state(runtime).spawn(pull_corp_tags(runtime, tenant_id, corp), "corp tag refresh")
-
-                tx.after_commit(refresh_tags)
+        if suspended:
+            await schedule_job(tx, HELD_JOB, HELD_JOB, run_at=utcnow())
+            log.info("wecom corp %s: %s of a suspended tenant stored, applied when it resumes", corp.key, event[:40])
+            return True
+        await _apply_corp_event(runtime, tx, corp, fields)
     return True
+
+
+async def _apply_corp_event(runtime: Runtime, tx: Tx, corp: CorpSettings, fields: dict[str, str]) -> None:
+    event = fields.get("Event", "")
+    if event == "change_external_chat":
+        await _apply_chat(tx, corp, fields)
+    elif event == "change_external_tag":
+        refresh = await _apply_tag(tx, corp, fields)
+        client = wecom_state(runtime).client(corp)
+        if refresh and client is not None:
+            tenant_id = tx.tenant_id
+
+            def refresh_tags() -> None:
+                wecom_state(runtime).spawn(pull_corp_tags(runtime, tenant_id, corp), "corp tag refresh")
+
+            tx.after_commit(refresh_tags)
+
+
+async def apply_held_corp_events(runtime: Runtime, tenant_id: uuid.UUID) -> int:
+    """Apply the corp events stored while the tenant was suspended, oldest first, each in its own
+    transaction (an event of a corp the tenant no longer has is marked applied and skipped)."""
+    async with runtime.session(tenant_id) as session:
+        held = list(
+            (
+                await session.execute(select(WecomEvent.dedupe_key).where(WecomEvent.applied_at.is_(None)).order_by(WecomEvent.received_at))
+            ).scalars()
+        )
+    applied = 0
+    for key in held:
+        async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=ACTOR)) as tx:
+            row = await tx.session.get(WecomEvent, (tenant_id, key))
+            if row is None or row.applied_at is not None:
+                continue
+            corp = await corp_accounts.tenant_corp_by_id(runtime, tenant_id, row.corp_id, session=tx.session)
+            if corp is not None:
+                await _apply_corp_event(runtime, tx, corp, {k: str(v) for k, v in row.fields.items()})
+                applied += 1
+            else:
+                log.info("wecom: held %s of corp %s skipped: the tenant no longer has the corp", row.event, row.corp_id)
+            row.applied_at = utcnow()
+    return applied
 
 
 async def _apply_chat(tx: Tx, corp: CorpSettings, fields: dict[str, str]) -> None:

@@ -88,7 +88,8 @@ class WecomContactWay(TenantScoped, Base):
 
 class WecomEvent(TenantScoped, Base):
     """Callbacks that are not about one customer (tag and customer-group changes), kept once
-    per dedupe key; customer events go through core's inbox instead."""
+    per dedupe key; customer events go through core's inbox instead. ``applied_at`` is null while
+    the event waits: its tenant was suspended when it arrived (applied once the tenant resumes)."""
 
     __tablename__ = "wecom_events"
 
@@ -98,6 +99,7 @@ class WecomEvent(TenantScoped, Base):
     change_type: Mapped[str | None] = mapped_column(String(64))
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[dt.datetime | None]
 
 
 class WecomChat(TenantScoped, Base):

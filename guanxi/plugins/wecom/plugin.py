@@ -16,7 +16,7 @@ from guanxi.core.base.errors import ConfigError
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.access import Permission
 from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, StaffChannel
-from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
+from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, JobRun, ScoreComponent
 from guanxi.core.domain.events import CustomersMerged, InboundApplied
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.wecom import accounts as corp_accounts
@@ -26,6 +26,21 @@ from guanxi.plugins.wecom.models import WecomContactWay, WecomFollow
 from guanxi.plugins.wecom.routes import wecom_callback, wecom_verify
 from guanxi.plugins.wecom.settings import WecomSettings
 from guanxi.plugins.wecom.state import wecom_state
+
+
+async def _apply_held(job: JobRun) -> None:
+    await events.apply_held_corp_events(job.runtime, job.tenant_id)
+
+
+@hookimpl
+def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
+    return [
+        JobKind(
+            name=events.HELD_JOB,
+            run=_apply_held,
+            description="Apply the tag and customer-group events stored while the tenant was suspended",
+        )
+    ]
 
 
 @hookimpl

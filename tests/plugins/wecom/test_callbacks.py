@@ -417,3 +417,34 @@ async def test_a_profile_refresh_older_than_a_removal_does_not_revive_the_follow
     await settle(runtime, tenant_id)
     (follow,) = await follows(runtime, tenant_id)
     assert (follow.status, follow.removed_at, follow.remark) == ("active", None, "展会客户")
+
+
+async def test_a_suspended_tenants_corp_events_are_stored_and_applied_only_once_it_resumes(
+    runtime: Runtime, tenant_id: uuid.UUID, sender: Sender
+) -> None:
+    """Like its inbox rows, a suspended tenant's tag and customer-group events wait: stored (the
+    ack is 200, a retry stays one row), applied by the held-events job when the operator resumes
+    the tenant (the scheduler holds a suspended tenant's jobs)."""
+    from sqlalchemy import func
+
+    from guanxi.core.domain.models import Tenant
+    from guanxi.core.queues import scheduler
+    from guanxi.core.services.tenants import set_suspended
+
+    async with runtime.session(None) as s:
+        slug = (await s.execute(select(Tenant.slug).where(Tenant.id == tenant_id))).scalar_one()
+    await set_suspended(runtime, slug, True)
+    chat = corp_event_xml("change_external_chat", "update", ChatId="wrHeld", UpdateDetail="add_member", JoinScene="1", MemChangeCnt="3")
+    for _ in range(2):
+        assert (await sender.send(chat)).status_code == 200
+    await scheduler.run_once(runtime)
+    async with runtime.session(tenant_id) as s:
+        assert await s.get(WecomChat, (tenant_id, CORP_ID, "wrHeld")) is None  # not applied while suspended
+        held = (await s.execute(select(func.count()).select_from(WecomEvent).where(WecomEvent.applied_at.is_(None)))).scalar_one()
+    assert held == 1
+    await set_suspended(runtime, slug, False)
+    await scheduler.run_once(runtime)
+    async with runtime.session(tenant_id) as s:
+        group = await s.get(WecomChat, (tenant_id, CORP_ID, "wrHeld"))
+        assert group is not None and (group.last_change, group.member_changes) == ("add_member", 3)
+        assert (await s.execute(select(WecomEvent.applied_at))).scalar_one() is not None
