@@ -162,6 +162,23 @@ class ReferralProgress(Event, frozen=True, kw_only=True):
     rewarded: bool
 
 
+class CustomerReferred(Event, frozen=True, kw_only=True):
+    """A plugin learned who brought a customer, outside a channel's entry point: the materials
+    plugin when someone who opened a forwarded radar link turns out to be this customer.
+    ``referrer_customer_id`` is the customer who passed the link on (None when unknown),
+    ``referrer_user_id`` the staff member whose link it was; ``source`` names the plugin and the
+    mechanism (``materials.forward``) and ``reference`` the plugin's own id of the link;
+    ``new_customer`` says whether the arrival that identified them created the customer."""
+
+    customer_id: uuid.UUID
+    referrer_customer_id: uuid.UUID | None
+    referrer_user_id: uuid.UUID | None
+    source: str
+    reference: str
+    new_customer: bool
+    occurred_at: dt.datetime
+
+
 class TaskChanged(Event, frozen=True, kw_only=True):
     """A follow-up task was created or completed (``done``)."""
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         ContactLeft,
         CustomerCreated,
         CustomerData,
+        CustomerReferred,
         CustomersMerged,
         CustomerUpdated,
         IdentityAttached,
@@ -283,6 +284,13 @@ def guanxi_contact_arrived(runtime: Runtime, event: ContactArrived) -> Any:
 def guanxi_contact_left(runtime: Runtime, event: ContactLeft) -> Any:
     """A person stopped being a contact on a channel (removed the staff member, was removed, or
     unfollowed). Used to reverse referral credit and to lower engagement scores."""
+
+
+@hookspec
+def guanxi_customer_referred(runtime: Runtime, event: CustomerReferred) -> Any:
+    """A plugin learned who brought a customer outside a channel's entry point (a forwarded
+    radar link of the materials plugin). The referral plugin may count it as a referral (its
+    ``forward_campaign`` setting), under its usual anti-fraud rules."""
 
 
 @hookspec

@@ -13,7 +13,7 @@ from guanxi import RequestContext, Runtime, hookimpl
 from guanxi.core.base.context import Actor
 from guanxi.core.domain.access import Permission
 from guanxi.core.domain.contracts import ScoreComponent
-from guanxi.core.domain.events import ContactArrived
+from guanxi.core.domain.events import ContactArrived, CustomerReferred
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.plugins.materials import privacy, radar, scores
@@ -88,8 +88,28 @@ async def guanxi_contact_arrived(runtime: Runtime, event: ContactArrived) -> Non
     if visitor_id is None:
         return
     async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
-        if await tx.session.get(MaterialVisitor, (tx.tenant_id, visitor_id)) is not None:
-            await radar.identify(tx, visitor_id, event.customer_id, runtime.plugin_settings(NAME))
+        if await tx.session.get(MaterialVisitor, (tx.tenant_id, visitor_id)) is None:
+            return
+        await radar.identify(tx, visitor_id, event.customer_id, runtime.plugin_settings(NAME))
+        # someone who came through a forward was brought by whoever passed it on: tell the
+        # plugins that count referrals (the referral plugin's forward_campaign)
+        found = await radar.forward_referrer(tx, visitor_id, event.customer_id)
+        if found is not None:
+            link, referrer = found
+            tx.emit(
+                "guanxi_customer_referred",
+                CustomerReferred(
+                    tenant_id=tx.tenant_id,
+                    actor=ACTOR,
+                    customer_id=event.customer_id,
+                    referrer_customer_id=referrer,
+                    referrer_user_id=link.sharer_id,
+                    source="materials.forward",
+                    reference=str(link.id),
+                    new_customer=event.new_customer,
+                    occurred_at=event.occurred_at,
+                ),
+            )
 
 
 @hookimpl

@@ -207,6 +207,59 @@ async def identify(tx: Tx, visitor_id: uuid.UUID, customer_id: uuid.UUID, settin
         view.customer_id = customer_id
     seen = {v.material_id for v in views if v.kind == "view"}
     if seen:
-        materials = (await tx.session.execute(select(Material).where(Material.id.in_(seen)))).scalars().all()
-        await interest_tags(tx, customer_id, list(materials), settings)
+        materials = {m.id: m for m in (await tx.session.execute(select(Material).where(Material.id.in_(seen)))).scalars()}
+        for view in sorted((v for v in views if v.kind == "view"), key=lambda v: v.opened_at):
+            # the timeline gets the views made before they were known, at the time they were made
+            material = materials.get(view.material_id)
+            await record_interaction(
+                tx,
+                InteractionInput(
+                    customer_id=customer_id,
+                    channel=CHANNEL,
+                    kind=KIND,
+                    occurred_at=view.opened_at,
+                    text=material.title if material is not None else None,
+                    payload={
+                        "material_id": str(view.material_id),
+                        "view_id": str(view.id),
+                        "sharer_id": str(view.sharer_id),
+                        "read_ms": view.read_ms,
+                        "before_identified": True,
+                    },
+                    dedupe_key=f"{KIND}:{view.id}",
+                ),
+            )
+        await interest_tags(tx, customer_id, list(materials.values()), settings)
     return len(views)
+
+
+async def forward_referrer(tx: Tx, visitor_id: uuid.UUID, customer_id: uuid.UUID) -> tuple[MaterialShare, uuid.UUID | None] | None:
+    """The forwarded link through which this visitor first came, and who passed it on: the
+    customer the parent link was shared with, else the first identified viewer of the parent
+    link (None when nobody is known). None when the visitor came through no forward, or passed
+    it to themselves."""
+    first = (
+        await tx.session.execute(
+            select(MaterialShare)
+            .join(MaterialView, MaterialView.share_id == MaterialShare.id)
+            .where(MaterialView.visitor_id == visitor_id, MaterialView.kind == "view", MaterialShare.parent_id.is_not(None))
+            .order_by(MaterialView.opened_at)
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if first is None or first.parent_id is None:
+        return None
+    parent = await tx.session.get(MaterialShare, (tx.tenant_id, first.parent_id))
+    referrer = parent.customer_id if parent is not None else None
+    if referrer is None:
+        referrer = (
+            await tx.session.execute(
+                select(MaterialView.customer_id)
+                .where(MaterialView.share_id == first.parent_id, MaterialView.kind == "view", MaterialView.customer_id.is_not(None))
+                .order_by(MaterialView.opened_at)
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    if referrer == customer_id:
+        return None
+    return first, referrer

@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 import uuid
 
+import msgspec
 from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -55,13 +56,25 @@ async def same_person(tx: Tx, customer_id: uuid.UUID) -> set[uuid.UUID]:
     return set(rows.scalars())
 
 
-async def _refuse(tx: Tx, event: ContactArrived, reason: str) -> str:
+class Arrival(msgspec.Struct, frozen=True, kw_only=True):
+    """What attribution reads of an arrival: a channel's ``ContactArrived``, or one built from
+    ``guanxi_customer_referred`` (a forwarded link of another plugin) with the referrer's token."""
+
+    customer_id: uuid.UUID
+    channel: str
+    external_id: str
+    state: str | None
+    new_customer: bool
+    occurred_at: dt.datetime
+
+
+async def _refuse(tx: Tx, event: ContactArrived | Arrival, reason: str) -> str:
     log.info("referral: arrival of %s on %s with state %r refused: %s", event.customer_id, event.channel, event.state, reason)
     audit(tx, "referral.attribution.refuse", "customer", event.customer_id, {"reason": reason, "channel": event.channel})
     return reason
 
 
-async def attribute(tx: Tx, event: ContactArrived, settings: ReferralSettings) -> str:
+async def attribute(tx: Tx, event: ContactArrived | Arrival, settings: ReferralSettings) -> str:
     """Record (or refuse) the attribution of a contact that arrived with ``event.state``.
     Returns ``attributed``, ``touched`` (a later touch on an existing attribution) or the reason
     of the refusal."""

@@ -15,7 +15,7 @@ from guanxi import RequestContext, Runtime, hookimpl
 from guanxi.core.base.context import Actor
 from guanxi.core.domain.access import Permission
 from guanxi.core.domain.contracts import ScoreComponent
-from guanxi.core.domain.events import ContactArrived, ContactLeft, CustomersMerged, StageChanged
+from guanxi.core.domain.events import ContactArrived, ContactLeft, CustomerReferred, CustomersMerged, StageChanged
 from guanxi.core.domain.models import utcnow
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
@@ -119,6 +119,42 @@ async def guanxi_contact_arrived(runtime: Runtime, event: ContactArrived) -> Non
         return
     async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
         await attribution.attribute(tx, event, runtime.plugin_settings(NAME, tx.tenant_id))
+
+
+@hookimpl
+async def guanxi_customer_referred(runtime: Runtime, event: CustomerReferred) -> None:
+    """Another plugin learned who brought a customer (a forwarded radar link): with the tenant's
+    ``forward_campaign`` set, attribute them to the referrer there, through the referrer's token
+    of that campaign and the usual rules. The referrer is the customer who passed the link on,
+    else the staff member whose link it was."""
+    settings = runtime.plugin_settings(NAME, event.tenant_id)
+    if not settings.forward_campaign:
+        return
+    from guanxi.core.base.errors import NotFoundError, ValidationError
+    from guanxi.plugins.referral.campaigns import campaign_by_key, mint_token
+
+    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=ACTOR)) as tx:
+        settings = runtime.plugin_settings(NAME, tx.tenant_id)
+        try:
+            campaign = await campaign_by_key(tx.session, settings.forward_campaign)
+            if event.referrer_customer_id is not None:
+                token = await mint_token(tx, campaign, customer_id=event.referrer_customer_id)
+            elif event.referrer_user_id is not None:
+                token = await mint_token(tx, campaign, user_id=event.referrer_user_id)
+            else:
+                return
+        except (NotFoundError, ValidationError) as exc:  # no such campaign; an inactive staff referrer
+            log.warning("referral: %s from %s not attributed: %s", event.customer_id, event.source, exc)
+            return
+        arrival = attribution.Arrival(
+            customer_id=event.customer_id,
+            channel=event.source,
+            external_id=event.reference,
+            state=token.token,
+            new_customer=event.new_customer,
+            occurred_at=event.occurred_at,
+        )
+        await attribution.attribute(tx, arrival, settings)
 
 
 @hookimpl

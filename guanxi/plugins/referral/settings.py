@@ -22,6 +22,10 @@ class ReferralSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     direct_weight: float = 5.0
     indirect_weight: float = 1.0
     converted_weight: float = 10.0
+    #: Key of the campaign in which a customer brought by a forwarded link of another plugin
+    #: (``guanxi_customer_referred``: a forwarded radar link of the materials plugin) is
+    #: attributed to whoever passed it on. Empty: such arrivals are not referrals.
+    forward_campaign: str = ""
     #: Hosts allowed in a campaign's landing URL; empty means any https/http host.
     landing_hosts: list[str] = msgspec.field(default_factory=list)
     #: Folder of poster background images; a campaign's ``poster.background`` names a file in it.
@@ -57,3 +61,4 @@ class ReferralTenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=
     direct_weight: float = 5.0
     indirect_weight: float = 1.0
     converted_weight: float = 10.0
+    forward_campaign: str = ""

@@ -29,7 +29,11 @@ PDF = b"%PDF-1.7\n" + b"1 0 obj << >> endobj\n" * 4
 
 @pytest.fixture
 def plugin_config(plugin_names: list[str]) -> dict[str, dict[str, Any]]:
-    sections = {"materials": {"public_url": PUBLIC_URL, "max_read_s": 600}, "pigeon": {"webhook_secret": PIGEON_SECRET}}
+    sections = {
+        "materials": {"public_url": PUBLIC_URL, "max_read_s": 600},
+        "pigeon": {"webhook_secret": PIGEON_SECRET},
+        "referral": {"public_url": PUBLIC_URL, "forward_campaign": "content"},
+    }
     return {name: section for name, section in sections.items() if name in plugin_names}
 
 

@@ -215,8 +215,8 @@ async def test_a_forwarded_friend_who_adds_with_the_pages_state_becomes_the_view
     graphql: GraphQL,
 ) -> None:
     """The customer forwards the brochure; the friend reads it anonymously, then follows on the
-    channel with the state the page carries: the friend's views become theirs (timeline rows are
-    not back-filled, the views and tags are), tagged with the brochure's interest tags, and no
+    channel with the state the page carries: the friend's views become theirs, back-filled on
+    their timeline at the time they were made, tagged with the brochure's interest tags, and no
     customer was made for the anonymous visit."""
     from tests.plugins.referral.conftest import Pigeon
 
@@ -245,6 +245,46 @@ async def test_a_forwarded_friend_who_adds_with_the_pages_state_becomes_the_view
     for who in (zhao, friend_id):
         found = (await graphql(tags, {"id": to_global_id("Customer", who)}))["data"]["customer"]["tags"]
         assert found == [{"label": "interest/solar"}], found
+    timeline = (await graphql(TIMELINE, {"id": to_global_id("Customer", friend_id)}))["data"]["customer"]["interactions"]["edges"]
+    [viewed] = [e["node"] for e in timeline]
+    assert (viewed["kind"], viewed["text"], viewed["payload"]["before_identified"]) == ("material_view", "Brochure", True)
+
+
+@pytest.mark.plugins("materials", "pigeon", "referral")
+async def test_a_friend_brought_by_a_forward_is_the_forwarders_referral_in_the_forward_campaign(
+    runtime: Runtime,
+    tenant_id: uuid.UUID,
+    marketing: Staff,
+    sales: Staff,
+    anonymous_client: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    graphql: GraphQL,
+) -> None:
+    """Through guanxi_customer_referred: 赵女士 forwards the brochure, 钱先生 opens the forward and
+    follows with the page's state; the referral plugin (forward_campaign = "content") attributes
+    钱先生 to 赵女士, whose social value counts him; the same arrival again changes nothing."""
+    from tests.plugins.referral.conftest import Pigeon, create_campaign
+
+    await create_campaign(graphql, key="content", name="Content forwards")
+    zhao = await customer(runtime, tenant_id, "赵女士", owner=sales.user_id)
+    body = await marketing.gql(CREATE, {"input": {"kind": "article", "title": "Brochure", "body": "<p>x</p>"}})
+    mid = body["data"]["createMaterial"]["material"]["id"]
+    token = (await sales.gql(SHARE, {"material": mid, "customer": to_global_id("Customer", zhao)}))["data"]["shareMaterial"]["share"][
+        "token"
+    ]
+    await anonymous_client.get(f"/m/{token}", headers={"User-Agent": BROWSER})
+    child = (await anonymous_client.post(f"/m/{token}/forward")).json()["token"]
+    async with httpx.AsyncClient(transport=anonymous_client._transport, base_url=str(anonymous_client.base_url)) as friend:
+        page = await friend.get(f"/m/{child}", headers={"User-Agent": BROWSER})
+    state = radar.visitor_state(uuid.UUID(page.cookies["gx_mv"]))
+    pigeon = Pigeon(client, runtime, tenant_id)
+    await pigeon.follow("friend-1", state, name="钱先生")
+    await pigeon.follow("friend-1", state, name="钱先生", at="2026-05-03T08:00:00Z")
+    async with runtime.session(tenant_id) as s:
+        friend_id = (await s.execute(select(Customer.id).where(Customer.display_name == "钱先生"))).scalar_one()
+    query = "query($id: ID!) { customer(id: $id) { referredBy { channel campaign customer { displayName } user { email } } } }"
+    referred = (await graphql(query, {"id": to_global_id("Customer", friend_id)}))["data"]["customer"]["referredBy"]
+    assert referred == {"channel": "materials.forward", "campaign": "content", "customer": {"displayName": "赵女士"}, "user": None}
 
 
 def test_a_token_verifies_only_under_the_key_it_was_signed_with() -> None:
