@@ -437,13 +437,13 @@ async def test_a_suspended_tenants_corp_events_are_stored_and_applied_only_once_
     chat = corp_event_xml("change_external_chat", "update", ChatId="wrHeld", UpdateDetail="add_member", JoinScene="1", MemChangeCnt="3")
     for _ in range(2):
         assert (await sender.send(chat)).status_code == 200
-    await scheduler.run_once(runtime)
+    await scheduler.run_once(runtime, tenant_id=tenant_id)
     async with runtime.session(tenant_id) as s:
         assert await s.get(WecomChat, (tenant_id, CORP_ID, "wrHeld")) is None  # not applied while suspended
         held = (await s.execute(select(func.count()).select_from(WecomEvent).where(WecomEvent.applied_at.is_(None)))).scalar_one()
     assert held == 1
     await set_suspended(runtime, slug, False)
-    await scheduler.run_once(runtime)
+    await scheduler.run_once(runtime, tenant_id=tenant_id)
     async with runtime.session(tenant_id) as s:
         group = await s.get(WecomChat, (tenant_id, CORP_ID, "wrHeld"))
         assert group is not None and (group.last_change, group.member_changes) == ("add_member", 3)
