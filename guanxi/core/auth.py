@@ -39,6 +39,7 @@ from guanxi.core.base.sealing import server_secret
 from guanxi.core.domain.access import ROLES
 from guanxi.core.domain.models import ApiKey, OperatorKey, Tenant, User, utcnow
 from guanxi.core.services.audit import audit
+from guanxi.core.storage.db import BOOKKEEPING
 from guanxi.core.storage.tenancy import unscoped
 
 if TYPE_CHECKING:
@@ -265,7 +266,10 @@ class Authenticator:
                     async with self.runtime.write_session(tenant_id) as session:
                         # only the hash verified: a key revoked or replaced meanwhile is left alone
                         await session.execute(
-                            update(ApiKey).where(ApiKey.key_id == key_id, ApiKey.secret_hash == old).values(secret_hash=new)
+                            update(ApiKey)
+                            .where(ApiKey.key_id == key_id, ApiKey.secret_hash == old)
+                            .values(secret_hash=new)
+                            .execution_options(**{BOOKKEEPING: True})
                         )
                     log.info("API key %s re-hashed under the current server secret", key_id)
                 except BusyError as exc:
@@ -279,7 +283,12 @@ class Authenticator:
                 try:
                     async with self.runtime.write_session(tenant_id) as session:
                         for key_id, at in keys:
-                            await session.execute(update(ApiKey).where(ApiKey.key_id == key_id).values(last_used_at=at))
+                            await session.execute(
+                                update(ApiKey)
+                                .where(ApiKey.key_id == key_id)
+                                .values(last_used_at=at)
+                                .execution_options(**{BOOKKEEPING: True})
+                            )
                 except BusyError as exc:
                     log.warning("API keys' last use not recorded yet (%s); kept for the next attempt", exc)
                     for key_id, at in keys:
@@ -298,6 +307,7 @@ class Authenticator:
         if not sep or not key_id or not rest or len(key_id) > 32:
             raise AuthenticationError("malformed API key")
         async with self.runtime.session(None) as session, unscoped(session):
+            await session.connection(execution_options={BOOKKEEPING: True})  # a cache miss: not the request's own work
             row = (await session.scalars(select(ApiKey).where(ApiKey.key_id == key_id))).one_or_none()
             which = None if row is None else matching_secret(row.secret_hash, credential, self.secrets)
             if row is None or which is None:
@@ -363,6 +373,7 @@ class Authenticator:
         if not isinstance(roles, list) or not roles or any(r not in ROLES for r in roles):
             raise AuthenticationError(f"the token's roles claim must list roles among {', '.join(ROLES)}")
         async with self.runtime.session(None) as session, unscoped(session):
+            await session.connection(execution_options={BOOKKEEPING: True})  # a cache miss: not the request's own work
             tenant_id = (await session.execute(select(Tenant.id).where(Tenant.slug == str(claims["tenant"])))).scalar_one_or_none()
             if tenant_id is None:
                 raise AuthenticationError("the token's tenant does not exist")

@@ -25,7 +25,7 @@ from guanxi.core.domain.events import Event
 from guanxi.core.domain.models import Tenant, TenantPlugin
 from guanxi.core.hooks import manager as plugin_mod
 from guanxi.core.realtime import publisher
-from guanxi.core.storage.db import WRITE, busy_as_error, create_engine, create_sessionmaker, sqlite_writer
+from guanxi.core.storage.db import BOOKKEEPING, WRITE, busy_as_error, create_engine, create_sessionmaker, sqlite_writer
 from guanxi.core.storage.files import LocalFileStore
 from guanxi.core.storage.tenancy import TENANT_KEY, TenantSession, unscoped
 
@@ -286,13 +286,15 @@ class Runtime:
         cached = self._tenant_plugins.get(tenant_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        tenant_of = select(Tenant.status, Tenant.quotas, Tenant.time_zone).where(Tenant.id == tenant_id)
+        bookkeeping = {BOOKKEEPING: True}  # a cache refresh: left out of statement counts
+        tenant_of = select(Tenant.status, Tenant.quotas, Tenant.time_zone).where(Tenant.id == tenant_id).execution_options(**bookkeeping)
+        choices = select(TenantPlugin).execution_options(**bookkeeping)
         if session is not None and session.sync_session.info.get(TENANT_KEY) == tenant_id:
-            rows = (await session.execute(select(TenantPlugin))).scalars().all()
+            rows = (await session.execute(choices)).scalars().all()
             tenant = (await session.execute(tenant_of)).first()
         else:
             async with self.session(tenant_id) as own:
-                rows = (await own.execute(select(TenantPlugin))).scalars().all()
+                rows = (await own.execute(choices)).scalars().all()
                 tenant = (await own.execute(tenant_of)).first()
         loaded = set(self.settings.plugins.enabled)
         state = TenantPlugins(

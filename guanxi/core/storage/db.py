@@ -101,6 +101,10 @@ async def busy_as_error() -> AsyncIterator[None]:
 
 
 WRITE = "guanxi_write"
+#: Execution option of per-process bookkeeping statements whose timing depends on the clock
+#: (cache refreshes of tenant plugin choices and API keys, ``last_used_at`` writes): statement
+#: counts in tests leave them out (:func:`guanxi.testing.sql.count_statements`).
+BOOKKEEPING = "guanxi_bookkeeping"
 _write_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 

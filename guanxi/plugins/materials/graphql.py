@@ -28,7 +28,7 @@ MAX_PAGE = 100
 @strawberry.type(name="Material", description="A piece of the material library (素材).")
 class MaterialType(Node):
     id: strawberry.ID
-    kind: str = strawberry.field(description="article, image, file, video or link")
+    kind: str = strawberry.field(description="article, image, file, video, link or miniprogram")
     title: str
     body: str | None = strawberry.field(description="an article's sanitised HTML; an upload's file name")
     url: str | None = strawberry.field(description="a video's or link's URL (never fetched by the server)")
@@ -38,6 +38,8 @@ class MaterialType(Node):
     tags: list[str]
     roles: list[str] = strawberry.field(description="roles that may see it; empty: every role")
     has_thumbnail: bool = strawberry.field(description="an uploaded image's thumbnail exists (served at a radar link's /thumb)")
+    appid: str | None = strawberry.field(description="a mini-program card's app id")
+    page_path: str | None = strawberry.field(description="a mini-program card's page (the share's card adds the radar token)")
     created_at: dt.datetime
 
     @classmethod
@@ -54,13 +56,15 @@ class MaterialType(Node):
             tags=library.split(m.tags),
             roles=library.split(m.roles),
             has_thumbnail=m.thumb_key is not None,
+            appid=m.appid,
+            page_path=m.page_path,
             created_at=m.created_at,
         )
 
 
 @strawberry.input
 class CreateMaterialInput:
-    kind: str = strawberry.field(description="article, video or link (images and files: POST /materials/upload)")
+    kind: str = strawberry.field(description="article, video or link (images, files and mini-program cards: POST /materials/upload)")
     title: str
     body: str | None = strawberry.field(default=None, description="an article's HTML (sanitised when stored)")
     url: str | None = None
@@ -79,6 +83,17 @@ class MaterialPayload:
 class MaterialShareType:
     token: str
     url: str
+    card: MiniProgramCard | None = strawberry.field(
+        default=None, description="a mini-program material's card, to send from the WeCom sidebar (JS-SDK sendChatMessage)"
+    )
+
+
+@strawberry.type(description="What a mini-program card message carries: the page opens with the radar token as `gx`.")
+class MiniProgramCard:
+    appid: str
+    page_path: str = strawberry.field(description="the card's page with `gx=<token>` added; the page reports opens to POST /m/<token>/open")
+    title: str
+    image_url: str = strawberry.field(description="the cover (the uploaded image) at the radar link")
 
 
 @strawberry.type
@@ -242,8 +257,8 @@ class MaterialsMutation:
     @strawberry.mutation(description="Create an article (HTML sanitised), a video or a link card.")
     async def create_material(self, info: Info, input: CreateMaterialInput) -> MaterialPayload:
         async def run() -> MaterialPayload:
-            if input.kind in ("image", "file"):
-                raise ValidationError("images and files are uploaded through POST /materials/upload", field="kind")
+            if input.kind in library.UPLOAD_KINDS:
+                raise ValidationError("images, files and mini-program cards are uploaded through POST /materials/upload", field="kind")
             data = library.MaterialInput(
                 kind=input.kind,
                 title=input.title,
@@ -270,7 +285,14 @@ class MaterialsMutation:
                 material = await library.material_for(tx.session, mid, _roles(info))
                 row = await radar.share(tx, material, cid)
             url = link_url(info.context.rt, row.id)
-            return MaterialSharePayload(share=MaterialShareType(token=url.rsplit("/", 1)[1], url=url))
+            token = url.rsplit("/", 1)[1]
+            card = None
+            if material.kind == "miniprogram" and material.appid and material.page_path:
+                sep = "&" if "?" in material.page_path else "?"
+                card = MiniProgramCard(
+                    appid=material.appid, page_path=f"{material.page_path}{sep}gx={token}", title=material.title, image_url=f"{url}/file"
+                )
+            return MaterialSharePayload(share=MaterialShareType(token=token, url=url, card=card))
 
         return await as_payload(run, MaterialSharePayload)
 

@@ -18,8 +18,13 @@ from guanxi.plugins.materials.models import Material
 from guanxi.plugins.materials.sanitize import clean
 from guanxi.plugins.materials.thumbnails import make_thumbnail
 
-KINDS = frozenset({"article", "image", "file", "video", "link"})
+KINDS = frozenset({"article", "image", "file", "video", "link", "miniprogram"})
 URL_KINDS = frozenset({"video", "link"})
+#: kinds made from an upload (POST /materials/upload): the file, or a mini-program card's cover
+UPLOAD_KINDS = frozenset({"image", "file", "miniprogram"})
+APPID = re.compile(r"^wx[0-9a-f]{16}$")
+#: a mini-program page: a relative path with an optional query, no scheme, host or fragment
+PAGE_PATH = re.compile(r"^[A-Za-z0-9_\-./]+(\?[A-Za-z0-9_\-.=&%]*)?$")
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 FILE_TYPES = IMAGE_TYPES | {"application/pdf"}
 ROLE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -35,6 +40,8 @@ class MaterialInput(msgspec.Struct, kw_only=True):
     folder: str = ""
     tags: list[str] = msgspec.field(default_factory=list)
     roles: list[str] = msgspec.field(default_factory=list)
+    appid: str | None = None
+    page_path: str | None = None
 
 
 def _joined(values: list[str]) -> str:
@@ -61,6 +68,15 @@ def _check(data: MaterialInput) -> None:
     if data.kind == "article":
         if not data.body or len(data.body) > MAX_BODY:
             raise ValidationError(f"an article needs a body of 1 to {MAX_BODY} characters", field="body")
+    elif data.kind == "miniprogram":
+        if not APPID.match(data.appid or ""):
+            raise ValidationError("a mini-program card needs its appid: wx and 16 hex digits", field="appid")
+        path = data.page_path or ""
+        if len(path) > 300 or not PAGE_PATH.match(path) or path.startswith("/") or ".." in path:
+            raise ValidationError(
+                "pagePath must be the mini-program page's relative path (pages/x/index, an optional ?query), at most 300",
+                field="pagePath",
+            )
     elif data.kind in URL_KINDS:
         parts = urlsplit(data.url or "")
         if parts.scheme not in ("http", "https") or not parts.hostname or len(data.url or "") > 2000:
@@ -88,7 +104,9 @@ async def create_material(tx: Tx, data: MaterialInput, *, file: bytes | None = N
         if file is None:
             raise ValidationError(f"an {data.kind} material needs an uploaded file", field="file")
         store = tx.runtime.files
-        row.media_type = store.check(file, allowed=IMAGE_TYPES if data.kind == "image" else FILE_TYPES)
+        row.media_type = store.check(file, allowed=IMAGE_TYPES if data.kind in ("image", "miniprogram") else FILE_TYPES)
+        if data.kind == "miniprogram":
+            row.appid, row.page_path = data.appid, data.page_path
         if row.media_type in IMAGE_TYPES:
             thumb, _ = make_thumbnail(file)  # refuses an image that does not decode, before anything is stored
             row.thumb_key = store.put(thumb)

@@ -38,6 +38,9 @@ class Material(TenantScoped, Base):
     file_key: Mapped[str | None] = mapped_column(String(64))
     #: an image's thumbnail (JPEG or PNG, at most 320 px) in the file store, made from the upload
     thumb_key: Mapped[str | None] = mapped_column(String(64))
+    #: a mini-program card's app id (``wx`` + 16 hex) and page path; its cover is the upload
+    appid: Mapped[str | None] = mapped_column(String(32))
+    page_path: Mapped[str | None] = mapped_column(String(400))
     media_type: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int | None] = mapped_column(Integer)
     folder: Mapped[str] = mapped_column(String(200), default="")

@@ -54,7 +54,8 @@ def _client_error(exc: GuanxiError) -> ClientException:
 
 async def upload(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """Create an image or file material from a multipart form: ``file`` (the bytes), ``kind``
-    (``image`` or ``file``), ``title``, optional ``folder``, ``tags`` and ``roles`` (comma-separated)."""
+    (``image``, ``file``, or ``miniprogram`` with ``appid`` and ``page_path``: a mini-program card
+    whose cover is the image), ``title``, optional ``folder``, ``tags`` and ``roles`` (comma-separated)."""
     runtime: Runtime = request.app.state.runtime
     try:
         ctx, _ = await authenticator_of(runtime).authenticate(request.headers.get("authorization"))
@@ -78,9 +79,11 @@ async def upload(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         folder=text("folder"),
         tags=library.split(text("tags")),
         roles=library.split(text("roles")),
+        appid=text("appid") or None,
+        page_path=text("page_path") or None,
     )
-    if entry.kind not in ("image", "file"):
-        raise ClientException(detail="kind must be image or file for an upload", extra={"code": "VALIDATION", "field": "kind"})
+    if entry.kind not in library.UPLOAD_KINDS:
+        raise ClientException(detail="kind must be image, file or miniprogram for an upload", extra={"code": "VALIDATION", "field": "kind"})
     try:
         async with runtime.transaction(ctx) as tx:
             row = await library.create_material(tx, entry, file=data, file_name=part.filename)
@@ -125,6 +128,8 @@ def _page(material: Material, token: str, view_id: uuid.UUID | None, nonce: str,
         content = material.body or ""  # sanitised when stored
     elif material.kind == "image":
         content = f'<img src="/m/{token}/file" alt="{title}">'
+    elif material.kind == "miniprogram":
+        content = f'<img src="/m/{token}/file" alt="{title}"><p>在微信中打开小程序查看 (open it in WeChat)</p>'
     elif material.kind == "file":
         content = f'<p><a href="/m/{token}/file">{html.escape(material.body or material.title)}</a></p>'
     else:
@@ -197,10 +202,38 @@ async def material_file(request: Request[Any, Any, Any], token: FromPath[str]) -
         data = runtime.files.get(material.file_key)
     except NotFoundError:
         raise NotFoundException("the file is missing from the store") from None
-    disposition = "inline" if material.kind == "image" else "attachment"
+    disposition = "inline" if material.kind in ("image", "miniprogram") else "attachment"
     return Response(
         data, media_type=material.media_type or "application/octet-stream", headers={**NO_STORE, "Content-Disposition": disposition}
     )
+
+
+class OpenBody(msgspec.Struct, forbid_unknown_fields=True):
+    #: the visitor id an earlier open returned (apps keep it; a browser has the cookie instead)
+    visitor: uuid.UUID | None = None
+
+
+@post("/m/{token:str}/open", status_code=200)
+async def material_open(request: Request[Any, Any, Any], token: FromPath[str]) -> dict[str, Any]:
+    """An opening reported by an app (a mini-program page opened from a card carries the token
+    in its ``gx`` query parameter): records a view (or a preview) as the page does, and returns
+    ``{"view", "visitor", "state"}`` for the app's beacons, its next open and an entry point."""
+    runtime: Runtime = request.app.state.runtime
+    tenant_id, found, material = await _share(runtime, token)
+    raw = await request.body()
+    try:
+        body = msgspec.json.decode(raw, type=OpenBody) if raw.strip() else OpenBody()
+    except msgspec.DecodeError as exc:
+        raise ClientException(detail=f"open body: {exc}", extra={"code": "VALIDATION", "field": "body"}) from None
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=VISIT_ACTOR)) as tx:
+        view, visitor = await radar.open_share(
+            tx, found, material, visitor_id=body.visitor, user_agent=request.headers.get("user-agent"), settings=_settings(runtime)
+        )
+    return {
+        "view": str(view.id) if visitor else None,
+        "visitor": str(visitor.id) if visitor else None,
+        "state": radar.visitor_state(visitor.id) if visitor else None,
+    }
 
 
 class BeaconBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -243,7 +276,7 @@ def routes(runtime: Runtime) -> list[Any]:
     (``rate_limit_per_minute``; 0: none), counted per process, that answers 429 beyond it."""
     limit = runtime.settings.files.max_bytes + 64 * 1024  # the file and the form around it
     upload_route = post("/materials/upload", request_max_body_size=limit, status_code=201)(upload)
-    public = [material_page, material_thumbnail, material_file, material_beacon, material_forward]
+    public = [material_page, material_thumbnail, material_file, material_open, material_beacon, material_forward]
     per_minute = _settings(runtime).rate_limit_per_minute
     if not per_minute:
         return [upload_route, *public]
