@@ -17,6 +17,7 @@ from guanxi.core.domain.events import CustomersMerged
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.plugins.sales import pool
+from guanxi.plugins.sales.deals import contracts
 from guanxi.plugins.sales.models import SalesPoolLead, SalesPoolMove
 
 MERGE_ACTOR = Actor(kind="plugin", name="sales")
@@ -29,9 +30,17 @@ def guanxi_migrations() -> Path:
 
 @hookimpl
 def guanxi_graphql(runtime: Runtime) -> GraphQLContribution:
-    from guanxi.plugins.sales import graphql as g
+    from strawberry.tools import merge_types
 
-    return GraphQLContribution(query=g.SalesQuery, mutation=g.SalesMutation, extend={"Customer": g.CustomerSales})
+    from guanxi.plugins.sales import graphql as g
+    from guanxi.plugins.sales.deals import graphql as deals
+    from guanxi.plugins.sales.reports import graphql as reports
+
+    return GraphQLContribution(
+        query=merge_types("SalesQuery", (g.SalesQuery, deals.DealsQuery, reports.ReportsQuery)),
+        mutation=merge_types("SalesMutation", (g.SalesMutation, deals.DealsMutation)),
+        extend={"Customer": g.CustomerSales},
+    )
 
 
 @hookimpl
@@ -55,6 +64,7 @@ def guanxi_permissions() -> list[Permission]:
             fields=("Query.duplicateSuggestions",),
             description="See which customers may be duplicates of one (among those the caller may see)",
         ),
+        *DEAL_PERMISSIONS,
         Permission(
             name="sales.pools.history",
             roles=ROLES,
@@ -62,6 +72,42 @@ def guanxi_permissions() -> list[Permission]:
             description="Read a customer's moves in and out of lead pools",
         ),
     ]
+
+
+DEAL_PERMISSIONS = (
+    Permission(
+        name="sales.deals.configure",
+        roles=("admin", "manager"),
+        fields=("Mutation.createDealPipeline", "Mutation.createProduct"),
+        description="Create deal pipelines (stages with probabilities) and products of the catalogue",
+    ),
+    Permission(
+        name="sales.deals.use",
+        roles=("admin", "manager", "sales"),
+        fields=(
+            "Query.dealPipelines",
+            "Query.products",
+            "Query.deals",
+            "Query.pipelineValue",
+            "Query.contracts",
+            "Mutation.createDeal",
+            "Mutation.moveDeal",
+            "Mutation.createContract",
+            "Mutation.recordPayment",
+        ),
+        description="See and work the deals, contracts and payments of one's customers (a manager: the team's)",
+    ),
+    Permission(
+        name="sales.reports",
+        roles=("admin", "manager", "sales"),
+        fields=("Query.salesFunnel", "Query.salesPerformance"),
+        description="Run the sales reports (a salesperson over their own customers, a manager over the team's)",
+    ),
+)
+
+
+async def _run_overdue(job: JobRun) -> None:
+    await contracts.notify_overdue(job.runtime, job.tenant_id, job.slot_at)
 
 
 async def _run_return_rules(job: JobRun) -> None:
@@ -75,7 +121,12 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
             name=pool.RETURN_JOB,
             run=_run_return_rules,
             description="Return held leads without follow-up to their pool; warn their holders a day before",
-        )
+        ),
+        JobKind(
+            name=contracts.OVERDUE_JOB,
+            run=_run_overdue,
+            description="Tell contract owners about instalments that fell due unpaid (once per instalment)",
+        ),
     ]
 
 
