@@ -18,6 +18,8 @@ from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.plugins.sales import pool
 from guanxi.plugins.sales.deals import contracts
+from guanxi.plugins.sales.deals import models as deal_models
+from guanxi.plugins.sales.deals.models import SalesDeal, SalesPayment
 from guanxi.plugins.sales.models import SalesPoolLead, SalesPoolMove
 
 MERGE_ACTOR = Actor(kind="plugin", name="sales")
@@ -132,11 +134,13 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
 
 @hookimpl
 async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
-    """The survivor takes the merged customer's pool history; the merged tombstone leaves its pool
+    """The survivor takes the merged customer's pool history, deals, contracts and payments; the merged tombstone leaves its pool
     (the survivor keeps its own place, or takes the merged one's when it had none)."""
     async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=MERGE_ACTOR)) as tx:
         s = tx.session
         await s.execute(update(SalesPoolMove).where(SalesPoolMove.customer_id == event.merged_id).values(customer_id=event.survivor_id))
+        for model in deal_models.CUSTOMER_TABLES:  # the survivor takes the deals, contracts and payments
+            await s.execute(update(model).where(model.customer_id == event.merged_id).values(customer_id=event.survivor_id))
         has_place = (await s.execute(select(SalesPoolLead.customer_id).where(SalesPoolLead.customer_id == event.survivor_id))).first()
         if has_place is None:
             await s.execute(update(SalesPoolLead).where(SalesPoolLead.customer_id == event.merged_id).values(customer_id=event.survivor_id))
@@ -147,9 +151,20 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
 @hookimpl
 async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
     moves = (await pool.moves_of(session, [customer_id])).get(customer_id, [])
-    if not moves:
+    deals = (await session.scalars(select(SalesDeal).where(SalesDeal.customer_id == customer_id).order_by(SalesDeal.created_at))).all()
+    paid = (
+        await session.scalars(select(SalesPayment).where(SalesPayment.customer_id == customer_id).order_by(SalesPayment.received_at))
+    ).all()
+    if not (moves or deals or paid):
         return None
-    return {"pool_moves": [{"pool": key, "action": m.action, "reason": m.reason, "at": m.at.isoformat()} for m, key in moves]}
+    return {
+        "pool_moves": [{"pool": key, "action": m.action, "reason": m.reason, "at": m.at.isoformat()} for m, key in moves],
+        "deals": [
+            {"title": d.title, "amount": str(d.amount), "currency": d.currency, "status": d.status, "lost_reason": d.lost_reason}
+            for d in deals
+        ],
+        "payments": [{"amount": str(p.amount), "received_at": p.received_at.isoformat(), "note": p.note} for p in paid],
+    }
 
 
 @hookimpl
@@ -157,4 +172,14 @@ async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, custom
     result = await session.execute(
         update(SalesPoolMove).where(SalesPoolMove.customer_id == customer_id, SalesPoolMove.reason.is_not(None)).values(reason=None)
     )
-    return {"pool_moves": int(result.rowcount or 0)}  # type: ignore[attr-defined]
+    reasons = await session.execute(
+        update(SalesDeal).where(SalesDeal.customer_id == customer_id, SalesDeal.lost_reason.is_not(None)).values(lost_reason=None)
+    )
+    notes = await session.execute(
+        update(SalesPayment).where(SalesPayment.customer_id == customer_id, SalesPayment.note.is_not(None)).values(note=None)
+    )
+    return {
+        "pool_moves": int(result.rowcount or 0),  # type: ignore[attr-defined]
+        "deal_reasons": int(reasons.rowcount or 0),  # type: ignore[attr-defined]
+        "payment_notes": int(notes.rowcount or 0),  # type: ignore[attr-defined]
+    }

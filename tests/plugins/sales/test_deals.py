@@ -19,9 +19,11 @@ from tests.plugins.sales.conftest import Team, new_customer
 
 pytestmark = pytest.mark.plugins("sales")
 
-PRODUCT = """mutation($input: CreateProductInput!) { createProduct(input: $input) { product { id sku price currency } errors { code field message } } }"""
+PRODUCT = """mutation($input: CreateProductInput!) { createProduct(input: $input) {
+  product { id sku price currency } errors { code field message } } }"""
 DEAL = """mutation($input: CreateDealInput!) { createDeal(input: $input) {
-  deal { id title amount currency pipeline status weightedAmount ownerId stage { key probability } lines { product { sku } quantity unitPrice total }
+  deal { id title amount currency pipeline status weightedAmount ownerId stage { key probability }
+         lines { product { sku } quantity unitPrice total }
          customer { displayName } }
   errors { code field message } } }"""
 MOVE = """mutation($id: ID!, $stage: String!, $reason: String) { moveDeal(dealId: $id, stage: $stage, reason: $reason) {

@@ -56,7 +56,10 @@ def test_every_deals_and_reports_root_field_is_attacked() -> None:
 
 async def _state(runtime: Runtime, tenant_id: uuid.UUID) -> Any:
     async with runtime.session(tenant_id) as s:
-        counts = [(await s.execute(select(func.count()).select_from(m))).scalar_one() for m in (SalesDealPipeline, SalesProduct, SalesContract, SalesPayment)]
+        counts = [
+            (await s.execute(select(func.count()).select_from(m))).scalar_one()
+            for m in (SalesDealPipeline, SalesProduct, SalesContract, SalesPayment)
+        ]
         deals = [(d.status, d.stage_id) for d in (await s.scalars(select(SalesDeal).order_by(SalesDeal.id))).all()]
         paid = [i.paid for i in (await s.scalars(select(SalesInstalment))).all()]
     return counts, deals, paid
@@ -67,13 +70,19 @@ async def _state(runtime: Runtime, tenant_id: uuid.UUID) -> Any:
 async def test_another_tenant_cannot_see_or_change_deals_contracts_or_reports(
     runtime: Runtime, team: Team, http: httpx.AsyncClient, role: str, field: str, operation: str
 ) -> None:
-    stages = [{"key": "open-a", "name": "A-open", "probability": 50}, {"key": "won", "name": "A-won", "probability": 100, "category": "WON"},
+    stages = [{"key": "open-a", "name": "A-open", "probability": 50},
+              {"key": "won", "name": "A-won", "probability": 100, "category": "WON"},
               {"key": "lost", "name": "A-lost", "probability": 0, "category": "LOST"}]  # fmt: skip
-    made = await team.call["admin"]("mutation($s: [DealStageInput!]!) { createDealPipeline(input: {key: \"a-secret\", name: \"A-pipe\", stages: $s}) { errors { code } } }", {"s": stages})
+    made = await team.call["admin"](
+        'mutation($s: [DealStageInput!]!) { createDealPipeline(input: {key: "a-secret", name: "A-pipe", stages: $s}) { errors { code } } }',
+        {"s": stages},
+    )
     assert made["data"]["createDealPipeline"]["errors"] == [], made
     await team.call["admin"](PRODUCT, {"input": {"sku": "a-sku", "name": "A-product", "price": 1111}})
     customer = await new_customer(runtime, team.tenant_id, "A-customer", owner=team.users["li"])
-    deal = (await team.call["li"](DEAL, {"input": {"customerId": customer, "title": "A-deal", "amount": 1111}}))["data"]["createDeal"]["deal"]
+    deal = (await team.call["li"](DEAL, {"input": {"customerId": customer, "title": "A-deal", "amount": 1111}}))["data"]["createDeal"][
+        "deal"
+    ]
     await team.call["li"](MOVE, {"id": deal["id"], "stage": "won"})
     plan = {"dealId": deal["id"], "number": "A-contract", "signedOn": "2026-01-01", "startsOn": "2026-01-01", "endsOn": "2026-12-31",
             "instalments": [{"amount": 1111, "dueOn": "2026-02-01"}]}  # fmt: skip

@@ -47,7 +47,11 @@ async def test_only_leads_whose_last_contract_ended_n_days_ago_without_a_new_one
     never = await _with_contracts(runtime, team, "never", [])
     async with runtime.session(team.tenant_id) as s:
         found = set(
-            (await s.execute(select(SalesPoolLead.customer_id).where(contract_lapsed(SalesPoolLead.tenant_id, SalesPoolLead.customer_id, TODAY, 30))))
+            (
+                await s.execute(
+                    select(SalesPoolLead.customer_id).where(contract_lapsed(SalesPoolLead.tenant_id, SalesPoolLead.customer_id, TODAY, 30))
+                )
+            )
             .scalars()
             .all()
         )

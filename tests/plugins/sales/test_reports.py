@@ -6,6 +6,7 @@ customers, a manager's their team's."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 from typing import Any
 
@@ -55,7 +56,9 @@ async def demo(runtime: Runtime, http: httpx.AsyncClient) -> Demo:
 
     def caller(key: str) -> Caller:
         async def call(query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-            response = await http.post("/graphql", json={"query": query, "variables": variables or {}}, headers={"Authorization": f"Bearer {key}"})
+            response = await http.post(
+                "/graphql", json={"query": query, "variables": variables or {}}, headers={"Authorization": f"Bearer {key}"}
+            )
             body: dict[str, Any] = response.json()
             assert "errors" not in body, body
             return body
@@ -86,7 +89,11 @@ async def test_the_funnel_by_owner_agrees_with_hand_written_sql(runtime: Runtime
     """Entered per owner and stage, won/lost, and the average days in stage (the next move found
     by a correlated subquery, not the report's window function)."""
     groups = (await demo.call["admin"](FUNNEL, {**RANGE, "by": "OWNER"}))["data"]["salesFunnel"]
-    got = {(str(from_global_id(g["key"], "User")) if g["key"] else None, s["key"]): (s["entered"], s["avgDaysInStage"]) for g in groups for s in g["stages"]}
+    got = {
+        (str(from_global_id(g["key"], "User")) if g["key"] else None, s["key"]): (s["entered"], s["avgDaysInStage"])
+        for g in groups
+        for s in g["stages"]
+    }
     stay = seconds(runtime, "(SELECT min(n.at) FROM sales_deal_moves n WHERE n.tenant_id = m.tenant_id AND n.deal_id = m.deal_id AND "
                    "(n.at > m.at OR (n.at = m.at AND n.id > m.id)))", "m.at")  # fmt: skip
     rows = await hand(
@@ -103,7 +110,7 @@ async def test_the_funnel_by_owner_agrees_with_hand_written_sql(runtime: Runtime
         closed = g["won"] + g["lost"]
         assert g["winRate"] == (round(g["won"] / closed, 4) if closed else None)
         opens = [s for s in g["stages"] if s["category"] == "open"]
-        for s, nxt in zip(opens, opens[1:], strict=False):
+        for s, nxt in itertools.pairwise(opens):
             assert s["conversion"] == (round(nxt["entered"] / s["entered"], 4) if s["entered"] else None)
 
 
@@ -131,7 +138,8 @@ async def test_salesperson_performance_agrees_with_hand_written_sql(runtime: Run
         o: float(a)
         for o, a in await hand(
             runtime,
-            "SELECT c.owner_id, sum(p.amount) FROM sales_payments p JOIN sales_contracts c ON c.tenant_id = p.tenant_id AND c.id = p.contract_id "
+            "SELECT c.owner_id, sum(p.amount) FROM sales_payments p "
+            "JOIN sales_contracts c ON c.tenant_id = p.tenant_id AND c.id = p.contract_id "
             "WHERE p.tenant_id = :t AND p.received_at >= :a AND p.received_at < :b GROUP BY c.owner_id",
             t=demo.tenant_id,
         )
@@ -140,7 +148,8 @@ async def test_salesperson_performance_agrees_with_hand_written_sql(runtime: Run
         await hand(
             runtime,
             "SELECT c.owner_id, count(*) FROM interactions i JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id "
-            "WHERE i.tenant_id = :t AND i.direction IN ('out', 'internal') AND i.occurred_at >= :a AND i.occurred_at < :b GROUP BY c.owner_id",
+            "WHERE i.tenant_id = :t AND i.direction IN ('out', 'internal') AND i.occurred_at >= :a AND i.occurred_at < :b "
+            "GROUP BY c.owner_id",
             t=demo.tenant_id,
         )
     )

@@ -26,7 +26,7 @@ from guanxi.core.services.interactions import InteractionInput, record_interacti
 from guanxi.core.services.notifications import NotificationInput, notify
 from guanxi.core.services.schedule import schedule_job, tenant_zone
 from guanxi.core.storage.tenancy import TenantSession
-from guanxi.plugins.sales.deals.models import SalesContract, SalesDeal, SalesInstalment, SalesPayment
+from guanxi.plugins.sales.deals.models import SalesContract, SalesInstalment, SalesPayment
 from guanxi.plugins.sales.deals.service import get_deal, money, tenant_currency
 
 OVERDUE_JOB: Final = "sales.receivables_overdue"
@@ -236,6 +236,8 @@ async def notify_overdue(runtime: Runtime, tenant_id: uuid.UUID, now: dt.datetim
         )
         for inst, number, currency, owner_id, name in (await session.execute(stmt)).all():
             inst.notified_at = now
+            if owner_id is None:  # the join on an active user rules it out; for the type checker
+                continue
             await notify(
                 tx,
                 NotificationInput(

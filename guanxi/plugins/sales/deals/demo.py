@@ -26,7 +26,12 @@ from guanxi.plugins.sales.deals.models import (
     SalesProduct,
 )
 
-PRODUCTS = (("crm-std", "CRM 标准版", "12800"), ("crm-pro", "CRM 专业版", "36000"), ("scrm-wecom", "企微 SCRM", "9800"), ("impl", "实施服务", "5000"))
+PRODUCTS = (
+    ("crm-std", "CRM 标准版", "12800"),
+    ("crm-pro", "CRM 专业版", "36000"),
+    ("scrm-wecom", "企微 SCRM", "9800"),
+    ("impl", "实施服务", "5000"),
+)
 LOST_REASONS = ("budget cut 预算不足", "chose a competitor 选了竞品", "no decision 无决策")
 
 
@@ -59,10 +64,10 @@ async def add_demo_deals(tx: Any, seed: int, now: dt.datetime) -> dict[str, int]
     payments: list[dict[str, Any]] = []
     interactions: list[dict[str, Any]] = []
     number = 0
-    for cid, owner, created, category, position in rows:
+    for cid, owner, joined, category, position in rows:
         if category == "open" and position < 1:
             continue
-        created = max(created, now - dt.timedelta(days=170))
+        created = max(joined, now - dt.timedelta(days=170))
         span = max((now - created).total_seconds(), 3600.0)
         at = created + dt.timedelta(seconds=rng.uniform(0.05, 0.3) * span)
         amount = Decimal(rng.choice(PRODUCTS)[2]) * rng.choice((1, 1, 2, 3))
@@ -75,7 +80,17 @@ async def add_demo_deals(tx: Any, seed: int, now: dt.datetime) -> dict[str, int]
         did = new_id()
         previous = None
         for stage in [*path, *([final] if final else [])]:
-            moves.append({"id": new_id(), "customer_id": cid, "deal_id": did, "from_stage_id": previous, "to_stage_id": stage.id, "user_id": owner, "at": at})
+            moves.append(
+                {
+                    "id": new_id(),
+                    "customer_id": cid,
+                    "deal_id": did,
+                    "from_stage_id": previous,
+                    "to_stage_id": stage.id,
+                    "user_id": owner,
+                    "at": at,
+                }
+            )
             previous = stage.id
             at = min(at + dt.timedelta(days=rng.uniform(1, 12)), now)
         last = path[-1] if final is None else final
@@ -96,7 +111,8 @@ async def add_demo_deals(tx: Any, seed: int, now: dt.datetime) -> dict[str, int]
         n = rng.choice((1, 2, 3))
         contracts.append(
             {"id": kid, "customer_id": cid, "deal_id": did, "number": f"HT-{signed:%Y%m}-{number:04d}", "owner_id": owner, "amount": amount,
-             "currency": currency, "signed_on": signed, "starts_on": signed, "ends_on": signed + dt.timedelta(days=365), "created_at": closed}
+             "currency": currency, "signed_on": signed, "starts_on": signed, "ends_on": signed + dt.timedelta(days=365),
+             "created_at": closed}
         )  # fmt: skip
         part = (amount / n).quantize(svc.CENT)
         for seq in range(1, n + 1):
@@ -115,7 +131,8 @@ async def add_demo_deals(tx: Any, seed: int, now: dt.datetime) -> dict[str, int]
                     pid, xid = new_id(), new_id()
                     paid += value_paid
                     payments.append(
-                        {"id": pid, "customer_id": cid, "contract_id": kid, "instalment_id": iid, "amount": value_paid, "received_at": when_paid,
+                        {"id": pid, "customer_id": cid, "contract_id": kid, "instalment_id": iid, "amount": value_paid,
+                         "received_at": when_paid,
                          "note": None, "user_id": owner, "interaction_id": xid, "created_at": when_paid}
                     )  # fmt: skip
                     interactions.append(
@@ -124,7 +141,18 @@ async def add_demo_deals(tx: Any, seed: int, now: dt.datetime) -> dict[str, int]
                          "text": f"Payment {value_paid} {currency} · HT #{seq}", "dedupe_key": f"sales.payment:{pid}", "actor_id": owner,
                          "payload": {"amount": float(value_paid), "currency": currency, "instalment": seq, "payment_id": str(pid)}}
                     )  # fmt: skip
-            plans.append({"id": iid, "customer_id": cid, "contract_id": kid, "seq": seq, "amount": value, "due_on": due, "paid": paid, "notified_at": None})
+            plans.append(
+                {
+                    "id": iid,
+                    "customer_id": cid,
+                    "contract_id": kid,
+                    "seq": seq,
+                    "amount": value,
+                    "due_on": due,
+                    "paid": paid,
+                    "notified_at": None,
+                }
+            )
     await session.flush()
     for model, batch in (
         (SalesDeal, deals),
@@ -139,9 +167,9 @@ async def add_demo_deals(tx: Any, seed: int, now: dt.datetime) -> dict[str, int]
     if interactions:
         newest = select(func.max(Interaction.occurred_at)).where(Interaction.customer_id == Customer.id).scalar_subquery()
         paying = {row["customer_id"] for row in interactions}
-        await session.execute(update(Customer).where(Customer.id.in_(paying)).values(last_interaction_at=newest).execution_options(synchronize_session=False))
+        await session.execute(
+            update(Customer).where(Customer.id.in_(paying)).values(last_interaction_at=newest).execution_options(synchronize_session=False)
+        )
     if contracts:
         await csvc.schedule_job(tx, csvc.OVERDUE_JOB, csvc.OVERDUE_JOB, cron=csvc.OVERDUE_CRON)
     return {"deals": len(deals), "contracts": len(contracts), "payments": len(payments)}
-
-

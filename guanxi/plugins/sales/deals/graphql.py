@@ -7,7 +7,6 @@ import datetime as dt
 import enum
 import uuid
 from decimal import Decimal
-from typing import Any
 
 import strawberry
 from strawberry.types import Info

@@ -201,3 +201,7 @@ class SalesPayment(CustomerOwned, TenantScoped, Base):
     user_id: Mapped[uuid.UUID | None]
     interaction_id: Mapped[uuid.UUID | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+#: the tables whose rows belong to a customer (a merge moves them to the survivor)
+CUSTOMER_TABLES = (SalesDeal, SalesDealLine, SalesDealMove, SalesContract, SalesInstalment, SalesPayment)

@@ -272,9 +272,9 @@ async def create_deal(tx: Tx, data: DealInput) -> SalesDeal:
     )
     session.add(deal)
     await session.flush()
-    for line in lines:
-        line.deal_id = deal.id
-        session.add(line)
+    for row in lines:
+        row.deal_id = deal.id
+        session.add(row)
     session.add(
         SalesDealMove(
             customer_id=customer.id, deal_id=deal.id, from_stage_id=None, to_stage_id=stage.id, user_id=tx.ctx.actor.user_id, at=now
