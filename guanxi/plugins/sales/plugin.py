@@ -102,7 +102,13 @@ DEAL_PERMISSIONS = (
     Permission(
         name="sales.reports",
         roles=("admin", "manager", "sales"),
-        fields=("Query.salesFunnel", "Query.salesPerformance"),
+        fields=(
+            "Query.salesFunnel",
+            "Query.salesPerformance",
+            "Query.repeatPurchase",
+            "Query.cohortRetention",
+            "Query.wonRevenueAttribution",
+        ),
         description="Run the sales reports (a salesperson over their own customers, a manager over the team's)",
     ),
 )

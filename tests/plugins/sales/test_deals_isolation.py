@@ -33,6 +33,9 @@ ATTACKS: list[tuple[str, str]] = [
     ("contracts", "query($id: ID!) { contracts(customerId: $id) { number } }"),
     ("salesFunnel", f"{{ salesFunnel({RANGE}, by: OWNER) {{ key label stages {{ entered }} }} }}"),
     ("salesPerformance", f"{{ salesPerformance({RANGE}) {{ key label dealsWon revenue }} }}"),
+    ("repeatPurchase", f"{{ repeatPurchase({RANGE}, by: SOURCE) {{ key buyers purchases }} }}"),
+    ("cohortRetention", f"{{ cohortRetention({RANGE}) {{ key cohorts {{ month customers }} }} }}"),
+    ("wonRevenueAttribution", f"{{ wonRevenueAttribution({RANGE}, touch: LAST) {{ total rows {{ key deals amount }} }} }}"),
     ("createDealPipeline", 'mutation { createDealPipeline(input: {key: "a-secret", name: "x", stages: []}) { errors { code } } }'),
     ("createProduct", 'mutation { createProduct(input: {sku: "a-sku", name: "B own", price: 1}) { product { sku } errors { code } } }'),
     ("createDeal", 'mutation($id: ID!) { createDeal(input: {customerId: $id, title: "B"}) { errors { code } } }'),
@@ -104,8 +107,10 @@ async def test_another_tenant_cannot_see_or_change_deals_contracts_or_reports(
     payload = next(iter((answer.get("data") or {}).values()), None)
     if field in ("createDeal", "moveDeal", "createContract", "recordPayment"):
         assert payload is not None and payload["errors"][0]["code"] == "NOT_FOUND", answer
-    if field in ("dealPipelines", "products", "deals", "contracts", "salesFunnel"):
+    if field in ("dealPipelines", "products", "deals", "contracts", "salesFunnel", "repeatPurchase", "cohortRetention"):
         assert payload == [], answer
+    if field == "wonRevenueAttribution":
+        assert payload == {"total": 0, "rows": []}, answer
     if field == "pipelineValue":
         assert payload is None, answer
     if field == "salesPerformance":

@@ -185,3 +185,94 @@ async def test_a_salesperson_sees_their_own_figures_and_a_manager_the_teams(runt
         u=wang,
     )
     assert {s["key"]: s["entered"] for g in funnel for s in g["stages"]} == dict(rows) and rows
+
+
+def purchase_condition(runtime: Runtime, alias: str) -> str:
+    """A purchase or payment whose amount is not negative (a refund is no purchase)."""
+    if runtime.engine.dialect.name == "postgresql":
+        amount = f"CASE WHEN json_typeof({alias}.payload -> 'amount') = 'number' THEN ({alias}.payload ->> 'amount')::float END"
+    else:
+        amount = f"json_extract({alias}.payload, '$.amount')"
+    return f"{alias}.kind IN ('purchase', 'payment') AND coalesce({amount}, 0) >= 0"
+
+
+def month(runtime: Runtime, col: str) -> str:
+    if runtime.engine.dialect.name == "postgresql":
+        return f"to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM')"
+    return f"strftime('%Y-%m', {col})"
+
+
+async def test_repeat_purchase_by_source_agrees_with_hand_written_sql(runtime: Runtime, demo: Demo) -> None:
+    q = """query($from: DateTime!, $to: DateTime!) { repeatPurchase(from: $from, to: $to, by: SOURCE) {
+      key buyers repeatBuyers repeatRate purchases purchasesPerBuyer avgDaysBetweenPurchases } }"""
+    rows = (await demo.call["admin"](q, RANGE))["data"]["repeatPurchase"]
+    gap = seconds(runtime, "x.l", "x.f")
+    want = await hand(
+        runtime,
+        f"""SELECT c.source, count(*), sum(CASE WHEN x.n >= 2 THEN 1 ELSE 0 END), sum(x.n), avg(CASE WHEN x.n >= 2 THEN {gap} / (x.n - 1) END)
+            FROM (SELECT i.customer_id, count(*) AS n, min(i.occurred_at) AS f, max(i.occurred_at) AS l FROM interactions i
+                  WHERE i.tenant_id = :t AND {purchase_condition(runtime, "i")} AND i.occurred_at >= :a AND i.occurred_at < :b
+                  GROUP BY i.customer_id) x
+            JOIN customers c ON c.tenant_id = :t AND c.id = x.customer_id GROUP BY c.source""",
+        t=demo.tenant_id,
+    )
+    got = {r["key"]: (r["buyers"], r["repeatBuyers"], r["purchases"], r["avgDaysBetweenPurchases"]) for r in rows}
+    assert got == {s: (b, int(rb), int(n), None if g is None else round(float(g) / 86400, 2)) for s, b, rb, n, g in want}
+    assert sum(r["repeatBuyers"] for r in rows) > 0
+    for r in rows:
+        assert r["repeatRate"] == round(r["repeatBuyers"] / r["buyers"], 4)
+
+
+async def test_cohort_retention_agrees_with_hand_written_sql(runtime: Runtime, demo: Demo) -> None:
+    q = """query($from: DateTime!, $to: DateTime!) { cohortRetention(from: $from, to: $to) {
+      key cohorts { month customers retained { monthsAfter customers rate } } } }"""
+    (group,) = (await demo.call["admin"](q, RANGE))["data"]["cohortRetention"]
+    got = {}
+    for cohort in group["cohorts"]:
+        y, m = map(int, cohort["month"].split("-"))
+        got[(cohort["month"], cohort["month"])] = cohort["customers"]
+        for r in cohort["retained"]:
+            index = y * 12 + m - 1 + r["monthsAfter"]
+            got[(cohort["month"], f"{index // 12:04d}-{index % 12 + 1:02d}")] = r["customers"]
+            assert r["rate"] == round(r["customers"] / cohort["customers"], 4)
+    rows = await hand(
+        runtime,
+        f"""SELECT {month(runtime, "f.first_at")}, {month(runtime, "i.occurred_at")}, count(DISTINCT i.customer_id)
+            FROM (SELECT p.customer_id, min(p.occurred_at) AS first_at FROM interactions p
+                  WHERE p.tenant_id = :t AND {purchase_condition(runtime, "p")} GROUP BY p.customer_id) f
+            JOIN interactions i ON i.tenant_id = :t AND i.customer_id = f.customer_id AND {purchase_condition(runtime, "i")}
+            WHERE f.first_at >= :a AND f.first_at < :b GROUP BY 1, 2""",
+        t=demo.tenant_id,
+    )
+    assert got == {(c, m): n for c, m, n in rows} and len(group["cohorts"]) >= 3
+    assert any(r["customers"] for c in group["cohorts"] for r in c["retained"])
+
+
+@pytest.mark.parametrize("touch", ["FIRST", "LAST"])
+async def test_won_revenue_attribution_by_first_and_last_touch_agrees_with_hand_written_sql(
+    runtime: Runtime, demo: Demo, touch: str
+) -> None:
+    q = """query($from: DateTime!, $to: DateTime!, $touch: Touch!) { wonRevenueAttribution(from: $from, to: $to, touch: $touch) {
+      currency total rows { key deals amount share } } }"""
+    got = (await demo.call["admin"](q, {**RANGE, "touch": touch}))["data"]["wonRevenueAttribution"]
+    touched = (
+        "SELECT i.customer_id, i.channel, row_number() OVER (PARTITION BY i.customer_id ORDER BY i.occurred_at, i.id) AS r "
+        "FROM interactions i WHERE i.tenant_id = :t"
+        if touch == "FIRST"
+        else "SELECT d2.id AS deal_id, i.channel, row_number() OVER (PARTITION BY d2.id ORDER BY i.occurred_at DESC, i.id DESC) AS r "
+        "FROM sales_deals d2 JOIN interactions i ON i.tenant_id = d2.tenant_id AND i.customer_id = d2.customer_id "
+        "AND i.direction = 'in' AND i.occurred_at <= d2.closed_at WHERE d2.tenant_id = :t AND d2.status = 'won'"
+    )
+    on = "x.customer_id = d.customer_id" if touch == "FIRST" else "x.deal_id = d.id"
+    rows = await hand(
+        runtime,
+        f"""SELECT x.channel, count(*), sum(d.amount) FROM sales_deals d LEFT JOIN ({touched}) x ON {on} AND x.r = 1
+            WHERE d.tenant_id = :t AND d.status = 'won' AND d.currency = 'CNY' AND d.closed_at >= :a AND d.closed_at < :b
+            GROUP BY x.channel""",
+        t=demo.tenant_id,
+    )
+    assert {r["key"]: (r["deals"], r["amount"]) for r in got["rows"]} == {c: (n, round(float(a), 2)) for c, n, a in rows}
+    assert got["currency"] == "CNY" and got["total"] == pytest.approx(sum(float(a) for _, _, a in rows)) and len(rows) >= 2
+    by_source = await demo.call["admin"](q.replace("touch: $touch", "touch: $touch, by: SOURCE"), {**RANGE, "touch": touch})
+    sources = {r["key"] for r in by_source["data"]["wonRevenueAttribution"]["rows"]}
+    assert "referral" in sources and by_source["data"]["wonRevenueAttribution"]["total"] == got["total"]

@@ -12,7 +12,7 @@ from strawberry.types import Info
 
 from guanxi.core.base.errors import ValidationError
 from guanxi.graphql.ids import to_global_id
-from guanxi.plugins.sales.reports import sql
+from guanxi.plugins.sales.reports import customers, sql
 
 MAX_RANGE = dt.timedelta(days=3660)
 
@@ -63,6 +63,60 @@ class PerformanceRow:
     due: float = strawberry.field(description="instalments due in the range")
     collected: float = strawberry.field(description="paid on those instalments (capped at each amount)")
     collection_rate: float | None = strawberry.field(description="collected / due")
+
+
+@strawberry.enum(description="Which touch of the customer gets the credit: the FIRST interaction, or the LAST inbound one before the win.")
+class Touch(enum.Enum):
+    FIRST = "first"
+    LAST = "last"
+
+
+@strawberry.type(description="Repeat purchases of a group of customers.")
+class RepeatPurchaseRow:
+    key: str | None
+    label: str | None
+    buyers: int = strawberry.field(description="customers with a purchase in the range")
+    repeat_buyers: int = strawberry.field(description="of them, those with two purchases or more")
+    repeat_rate: float = strawberry.field(description="repeatBuyers / buyers")
+    purchases: int
+    purchases_per_buyer: float = strawberry.field(description="purchase frequency: purchases / buyers")
+    avg_days_between_purchases: float | None = strawberry.field(description="over repeat buyers: (last − first) ÷ (purchases − 1)")
+
+
+@strawberry.type(description="How many of a cohort purchased some months after their first purchase.")
+class CohortMonth:
+    months_after: int
+    customers: int
+    rate: float | None = strawberry.field(description="customers / the cohort's size")
+
+
+@strawberry.type(description="The customers whose first purchase fell in one month.")
+class Cohort:
+    month: str = strawberry.field(description="YYYY-MM (UTC)")
+    customers: int
+    retained: list[CohortMonth]
+
+
+@strawberry.type(description="The cohorts of one group.")
+class CohortGroup:
+    key: str | None
+    label: str | None
+    cohorts: list[Cohort]
+
+
+@strawberry.type(description="Won revenue credited to one source or channel.")
+class AttributionRow:
+    key: str | None = strawberry.field(description="the source or channel (null: unknown)")
+    deals: int
+    amount: float
+    share: float | None = strawberry.field(description="amount / total")
+
+
+@strawberry.type(description="Won revenue by source or channel, in the tenant's currency.")
+class Attribution:
+    currency: str
+    total: float
+    rows: list[AttributionRow]
 
 
 def _range(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -181,3 +235,87 @@ class ReportsQuery:
             )
             for r in rows
         ]
+
+    @strawberry.field(
+        description="Repeat purchase rate and purchase frequency over purchases (purchase and payment interactions, refunds left out) "
+        "in [from, to), per group of customers."
+    )
+    async def repeat_purchase(self, info: Info, from_: From, to: To, by: ReportBreakdown | None = None) -> list[RepeatPurchaseRow]:
+        start, end = _range(from_, to)
+        async with info.context.loaders.lock:
+            rows = await customers.repeat_purchase(info.context.session, _pg(info), start, end, by.value if by else None)
+        return [
+            RepeatPurchaseRow(
+                key=_key(r[0], by),
+                label=r[1],
+                buyers=int(r[2]),
+                repeat_buyers=int(r[3]),
+                repeat_rate=round(int(r[3]) / int(r[2]), 4),
+                purchases=int(r[4]),
+                purchases_per_buyer=round(int(r[4]) / int(r[2]), 4),
+                avg_days_between_purchases=None if r[5] is None else round(float(r[5]) / 86400, 2),
+            )
+            for r in rows
+        ]
+
+    @strawberry.field(
+        description="Cohort retention: customers by the (UTC) month of their first purchase, for first purchases in [from, to), and "
+        "per later month the share of them that purchased again."
+    )
+    async def cohort_retention(self, info: Info, from_: From, to: To, by: ReportBreakdown | None = None) -> list[CohortGroup]:
+        start, end = _range(from_, to)
+        async with info.context.loaders.lock:
+            rows = await customers.cohorts(info.context.session, _pg(info), start, end, by.value if by else None)
+        groups: dict[Any, tuple[Any, dict[int, dict[int, int]]]] = {}
+        for grp, label, cohort, offset, n in rows:
+            groups.setdefault(grp, (label, {}))[1].setdefault(int(cohort), {})[int(offset)] = int(n)
+        out = []
+        for grp, (label, by_cohort) in groups.items():
+            items = []
+            for cohort, months in sorted(by_cohort.items()):
+                size = months.get(0, 0)
+                items.append(
+                    Cohort(
+                        month=f"{cohort // 12:04d}-{cohort % 12 + 1:02d}",
+                        customers=size,
+                        retained=[
+                            CohortMonth(months_after=k, customers=n, rate=round(n / size, 4) if size else None)
+                            for k, n in sorted(months.items())
+                            if k > 0
+                        ],
+                    )
+                )
+            out.append(CohortGroup(key=_key(grp, by), label=label, cohorts=items))
+        return out
+
+    @strawberry.field(
+        description="Won revenue (deals in the tenant's currency won in [from, to)) attributed to the customer's source (by: SOURCE, "
+        "e.g. referral for referral posters) or to the channel (by: CHANNEL, default) of the first touch or the last touch before the win."
+    )
+    async def won_revenue_attribution(
+        self, info: Info, from_: From, to: To, by: ReportBreakdown | None = None, touch: Touch = Touch.FIRST
+    ) -> Attribution:
+        from guanxi.plugins.sales.deals.service import tenant_currency
+
+        start, end = _range(from_, to)
+        if by not in (None, ReportBreakdown.SOURCE, ReportBreakdown.CHANNEL):
+            raise ValidationError("wonRevenueAttribution is broken down by SOURCE or CHANNEL", field="by")
+        group = "source" if by is ReportBreakdown.SOURCE else "channel"
+        async with info.context.loaders.lock:
+            session = info.context.session
+            currency = await tenant_currency(session)
+            rows = await customers.attribution(session, _pg(info), start, end, group, touch.value, currency)
+        total = sum(float(a) for _, _, a in rows)
+        return Attribution(
+            currency=currency,
+            total=round(total, 2),
+            rows=[
+                AttributionRow(
+                    key=None if k is None else str(k),
+                    deals=int(n),
+                    amount=round(float(a), 2),
+                    share=round(float(a) / total, 4) if total else None,
+                )
+                for k, n, a in rows
+            ],
+        )

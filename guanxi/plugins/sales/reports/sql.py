@@ -117,6 +117,11 @@ async def funnel(
 
 
 async def performance(session: TenantSession, pg: bool, start: dt.datetime, end: dt.datetime, team_only: bool) -> list[Any]:
+    stmt = performance_statement(session.owners, pg, start, end, team_only)
+    return list((await session.execute(stmt)).all())
+
+
+def performance_statement(owners: Any, pg: bool, start: dt.datetime, end: dt.datetime, team_only: bool) -> Any:
     """Per salesperson (active users of role sales or manager the caller may see, or per team):
     new leads (their customers created in the range), follow-ups (outbound and internal
     interactions in the range on their customers), average response time in seconds (from a
@@ -140,22 +145,21 @@ async def performance(session: TenantSession, pg: bool, start: dt.datetime, end:
         .group_by(Customer.owner_id)
         .subquery("follow")
     )
-    reply = Interaction.__table__.alias("reply")
-    answered = (
-        select(func.min(reply.c.occurred_at))
-        .where(
-            reply.c.tenant_id == Interaction.tenant_id,
-            reply.c.customer_id == Interaction.customer_id,
-            reply.c.direction == "out",
-            reply.c.occurred_at >= Interaction.occurred_at,
-        )
-        .scalar_subquery()
+    # each message's next outbound message to the same customer: one window over the messages
+    # (sorted once), not a lookup per inbound message
+    answered = func.min(case((Interaction.direction == "out", Interaction.occurred_at))).over(
+        partition_by=Interaction.customer_id, order_by=(Interaction.occurred_at, Interaction.id), rows=(0, None)
+    )
+    messages = (
+        select(Interaction.customer_id, Interaction.kind, Interaction.occurred_at.label("at"), answered.label("answered_at"))
+        .where(Interaction.kind.in_(("message_in", "message_out")), Interaction.occurred_at >= start)
+        .subquery("messages")
     )
     inbound = (
-        select(Customer.owner_id.label("uid"), Interaction.occurred_at.label("at"), answered.label("answered_at"))
-        .select_from(Interaction)
-        .join(Customer, and_(Customer.tenant_id == Interaction.tenant_id, Customer.id == Interaction.customer_id))
-        .where(Interaction.kind == "message_in", Interaction.occurred_at >= start, Interaction.occurred_at < end)
+        select(Customer.owner_id.label("uid"), messages.c.at, messages.c.answered_at)
+        .select_from(messages)
+        .join(Customer, Customer.id == messages.c.customer_id)
+        .where(messages.c.kind == "message_in", messages.c.at < end)
         .subquery("inbound")
     )
     response = (
@@ -216,10 +220,8 @@ async def performance(session: TenantSession, pg: bool, start: dt.datetime, end:
         .outerjoin(collection, collection.c.uid == User.id)
         .where(User.active.is_(True), User.role.in_(("sales", "manager")))
     )
-    owners = session.owners
     if owners is not None:
         stmt = stmt.where(User.id.in_(owners))
     if team_only:
         stmt = stmt.where(User.team.is_not(None))
-    stmt = stmt.group_by(grp, label).order_by(label, grp)
-    return list((await session.execute(stmt)).all())
+    return stmt.group_by(grp, label).order_by(label, grp)
