@@ -52,4 +52,5 @@ async def test_the_deals_contracts_and_reports_examples_run(runtime: Runtime, te
     assert [c["received"] for c in (await run("Contracts"))["contracts"]] == [20000]
     await run("Funnel")
     await run("Performance")
+    await run("CustomerReports")
     assert {"Duplicates", "CreatePool", "EastPool"} <= set(OPERATIONS)

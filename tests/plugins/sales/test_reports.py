@@ -209,7 +209,8 @@ async def test_repeat_purchase_by_source_agrees_with_hand_written_sql(runtime: R
     gap = seconds(runtime, "x.l", "x.f")
     want = await hand(
         runtime,
-        f"""SELECT c.source, count(*), sum(CASE WHEN x.n >= 2 THEN 1 ELSE 0 END), sum(x.n), avg(CASE WHEN x.n >= 2 THEN {gap} / (x.n - 1) END)
+        f"""SELECT c.source, count(*), sum(CASE WHEN x.n >= 2 THEN 1 ELSE 0 END), sum(x.n),
+                   avg(CASE WHEN x.n >= 2 THEN {gap} / (x.n - 1) END)
             FROM (SELECT i.customer_id, count(*) AS n, min(i.occurred_at) AS f, max(i.occurred_at) AS l FROM interactions i
                   WHERE i.tenant_id = :t AND {purchase_condition(runtime, "i")} AND i.occurred_at >= :a AND i.occurred_at < :b
                   GROUP BY i.customer_id) x
@@ -252,7 +253,7 @@ async def test_cohort_retention_agrees_with_hand_written_sql(runtime: Runtime, d
 async def test_won_revenue_attribution_by_first_and_last_touch_agrees_with_hand_written_sql(
     runtime: Runtime, demo: Demo, touch: str
 ) -> None:
-    q = """query($from: DateTime!, $to: DateTime!, $touch: Touch!) { wonRevenueAttribution(from: $from, to: $to, touch: $touch) {
+    q = """query($from: DateTime!, $to: DateTime!, $touch: AttributionTouch!) { wonRevenueAttribution(from: $from, to: $to, touch: $touch) {
       currency total rows { key deals amount share } } }"""
     got = (await demo.call["admin"](q, {**RANGE, "touch": touch}))["data"]["wonRevenueAttribution"]
     touched = (

@@ -1,4 +1,5 @@
-"""sales: deal pipelines and stages, products, deals, contracts, instalments and payments
+"""sales: deal pipelines and stages, products, deals, contracts, instalments and payments; the
+pools' contract return rule (sales_pools.return_after_contract_days)
 
 Revision ID: sales_0002_deals
 Revises: sales_0001
@@ -37,6 +38,7 @@ def _ids() -> list[sa.Column[object]]:
 
 
 def upgrade() -> None:
+    op.add_column("sales_pools", sa.Column("return_after_contract_days", sa.Integer(), nullable=True))
     op.create_table(
         "sales_deal_pipelines",
         *_ids(),
@@ -190,3 +192,5 @@ def downgrade() -> None:
         "sales_deal_pipelines",
     ):
         op.drop_table(table)
+    with op.batch_alter_table("sales_pools") as batch:
+        batch.drop_column("return_after_contract_days")

@@ -66,7 +66,7 @@ class PerformanceRow:
 
 
 @strawberry.enum(description="Which touch of the customer gets the credit: the FIRST interaction, or the LAST inbound one before the win.")
-class Touch(enum.Enum):
+class AttributionTouch(enum.Enum):
     FIRST = "first"
     LAST = "last"
 
@@ -293,7 +293,7 @@ class ReportsQuery:
         "e.g. referral for referral posters) or to the channel (by: CHANNEL, default) of the first touch or the last touch before the win."
     )
     async def won_revenue_attribution(
-        self, info: Info, from_: From, to: To, by: ReportBreakdown | None = None, touch: Touch = Touch.FIRST
+        self, info: Info, from_: From, to: To, by: ReportBreakdown | None = None, touch: AttributionTouch = AttributionTouch.FIRST
     ) -> Attribution:
         from guanxi.plugins.sales.deals.service import tenant_currency
 
