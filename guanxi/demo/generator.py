@@ -82,6 +82,10 @@ class DemoSummary(msgspec.Struct, kw_only=True):
     consents: int = 0
     #: customers given a value of the ``grade`` custom field (A/B/C)
     graded: int = 0
+    #: deals, contracts and payments (with the sales plugin enabled)
+    deals: int = 0
+    contracts: int = 0
+    payments: int = 0
     seconds: float = 0.0
 
 
@@ -784,6 +788,12 @@ async def load_demo(
             if rows:
                 await session.execute(insert(model), rows, execution_options={"render_nulls": True})
         graded = await _grade(session, plan.customers)
+        sales: dict[str, int] = {}
+        if "sales" in runtime.enabled_plugins:
+            # deals, contracts and payments (``payment`` interactions: scoring counts them as money received)
+            from guanxi.plugins.sales.deals.demo import add_demo_deals
+
+            sales = await add_demo_deals(tx, seed, now)
         summary = DemoSummary(
             tenant_id=tenant_id,
             slug=slug,
@@ -801,6 +811,7 @@ async def load_demo(
             tasks=len(plan.tasks),
             consents=len(plan.consents),
             graded=graded,
+            **sales,
         )
         audit(
             tx,

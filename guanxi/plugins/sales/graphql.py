@@ -25,11 +25,21 @@ class LeadPool:
     return_after_days: int | None = strawberry.field(
         description="a held lead without follow-up (an outbound or internal interaction) for this many days returns; null: never"
     )
+    return_after_contract_days: int | None = strawberry.field(
+        description="a held lead whose last contract ended this many days ago without a new one returns; null: never"
+    )
     created_at: dt.datetime
 
     @classmethod
     def from_model(cls, p: SalesPool) -> LeadPool:
-        return cls(key=p.key, name=p.name, hold_limit=p.hold_limit, return_after_days=p.return_after_days, created_at=p.created_at)
+        return cls(
+            key=p.key,
+            name=p.name,
+            hold_limit=p.hold_limit,
+            return_after_days=p.return_after_days,
+            return_after_contract_days=p.return_after_contract_days,
+            created_at=p.created_at,
+        )
 
 
 @strawberry.type(description="An open lead of a pool, as the pool shows it before anyone claims it: the phone masked.")
@@ -64,6 +74,7 @@ class CreateLeadPoolInput:
     name: str
     hold_limit: int | None = None
     return_after_days: int | None = None
+    return_after_contract_days: int | None = None
 
 
 @strawberry.type
@@ -138,7 +149,13 @@ class SalesMutation:
     @strawberry.mutation(description="Create a lead pool (managers and admins).")
     async def create_lead_pool(self, info: Info, input: CreateLeadPoolInput) -> LeadPoolPayload:
         async def run() -> LeadPoolPayload:
-            data = svc.PoolInput(key=input.key, name=input.name, hold_limit=input.hold_limit, return_after_days=input.return_after_days)
+            data = svc.PoolInput(
+                key=input.key,
+                name=input.name,
+                hold_limit=input.hold_limit,
+                return_after_days=input.return_after_days,
+                return_after_contract_days=input.return_after_contract_days,
+            )
             async with info.context.transaction() as tx:
                 created = await svc.create_pool(tx, data)
             return LeadPoolPayload(pool=LeadPool.from_model(created))

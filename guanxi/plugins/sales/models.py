@@ -26,6 +26,8 @@ class SalesPool(TenantScoped, Base):
     name: Mapped[str] = mapped_column(String(200))
     hold_limit: Mapped[int | None] = mapped_column(Integer)
     return_after_days: Mapped[int | None] = mapped_column(Integer)
+    #: a held lead whose last contract ended this many days ago without a new one returns (None: never)
+    return_after_contract_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -17,6 +17,9 @@ from guanxi.core.domain.events import CustomersMerged
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.plugins.sales import pool
+from guanxi.plugins.sales.deals import contracts
+from guanxi.plugins.sales.deals import models as deal_models
+from guanxi.plugins.sales.deals.models import SalesDeal, SalesPayment
 from guanxi.plugins.sales.models import SalesPoolLead, SalesPoolMove
 
 MERGE_ACTOR = Actor(kind="plugin", name="sales")
@@ -29,9 +32,17 @@ def guanxi_migrations() -> Path:
 
 @hookimpl
 def guanxi_graphql(runtime: Runtime) -> GraphQLContribution:
-    from guanxi.plugins.sales import graphql as g
+    from strawberry.tools import merge_types
 
-    return GraphQLContribution(query=g.SalesQuery, mutation=g.SalesMutation, extend={"Customer": g.CustomerSales})
+    from guanxi.plugins.sales import graphql as g
+    from guanxi.plugins.sales.deals import graphql as deals
+    from guanxi.plugins.sales.reports import graphql as reports
+
+    return GraphQLContribution(
+        query=merge_types("SalesQuery", (g.SalesQuery, deals.DealsQuery, reports.ReportsQuery)),
+        mutation=merge_types("SalesMutation", (g.SalesMutation, deals.DealsMutation)),
+        extend={"Customer": g.CustomerSales},
+    )
 
 
 @hookimpl
@@ -55,6 +66,7 @@ def guanxi_permissions() -> list[Permission]:
             fields=("Query.duplicateSuggestions",),
             description="See which customers may be duplicates of one (among those the caller may see)",
         ),
+        *DEAL_PERMISSIONS,
         Permission(
             name="sales.pools.history",
             roles=ROLES,
@@ -62,6 +74,48 @@ def guanxi_permissions() -> list[Permission]:
             description="Read a customer's moves in and out of lead pools",
         ),
     ]
+
+
+DEAL_PERMISSIONS = (
+    Permission(
+        name="sales.deals.configure",
+        roles=("admin", "manager"),
+        fields=("Mutation.createDealPipeline", "Mutation.createProduct"),
+        description="Create deal pipelines (stages with probabilities) and products of the catalogue",
+    ),
+    Permission(
+        name="sales.deals.use",
+        roles=("admin", "manager", "sales"),
+        fields=(
+            "Query.dealPipelines",
+            "Query.products",
+            "Query.deals",
+            "Query.pipelineValue",
+            "Query.contracts",
+            "Mutation.createDeal",
+            "Mutation.moveDeal",
+            "Mutation.createContract",
+            "Mutation.recordPayment",
+        ),
+        description="See and work the deals, contracts and payments of one's customers (a manager: the team's)",
+    ),
+    Permission(
+        name="sales.reports",
+        roles=("admin", "manager", "sales"),
+        fields=(
+            "Query.salesFunnel",
+            "Query.salesPerformance",
+            "Query.repeatPurchase",
+            "Query.cohortRetention",
+            "Query.wonRevenueAttribution",
+        ),
+        description="Run the sales reports (a salesperson over their own customers, a manager over the team's)",
+    ),
+)
+
+
+async def _run_overdue(job: JobRun) -> None:
+    await contracts.notify_overdue(job.runtime, job.tenant_id, job.slot_at)
 
 
 async def _run_return_rules(job: JobRun) -> None:
@@ -75,17 +129,24 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
             name=pool.RETURN_JOB,
             run=_run_return_rules,
             description="Return held leads without follow-up to their pool; warn their holders a day before",
-        )
+        ),
+        JobKind(
+            name=contracts.OVERDUE_JOB,
+            run=_run_overdue,
+            description="Tell contract owners about instalments that fell due unpaid (once per instalment)",
+        ),
     ]
 
 
 @hookimpl
 async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
-    """The survivor takes the merged customer's pool history; the merged tombstone leaves its pool
+    """The survivor takes the merged customer's pool history, deals, contracts and payments; the merged tombstone leaves its pool
     (the survivor keeps its own place, or takes the merged one's when it had none)."""
     async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=MERGE_ACTOR)) as tx:
         s = tx.session
         await s.execute(update(SalesPoolMove).where(SalesPoolMove.customer_id == event.merged_id).values(customer_id=event.survivor_id))
+        for model in deal_models.CUSTOMER_TABLES:  # the survivor takes the deals, contracts and payments
+            await s.execute(update(model).where(model.customer_id == event.merged_id).values(customer_id=event.survivor_id))
         has_place = (await s.execute(select(SalesPoolLead.customer_id).where(SalesPoolLead.customer_id == event.survivor_id))).first()
         if has_place is None:
             await s.execute(update(SalesPoolLead).where(SalesPoolLead.customer_id == event.merged_id).values(customer_id=event.survivor_id))
@@ -96,9 +157,20 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
 @hookimpl
 async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
     moves = (await pool.moves_of(session, [customer_id])).get(customer_id, [])
-    if not moves:
+    deals = (await session.scalars(select(SalesDeal).where(SalesDeal.customer_id == customer_id).order_by(SalesDeal.created_at))).all()
+    paid = (
+        await session.scalars(select(SalesPayment).where(SalesPayment.customer_id == customer_id).order_by(SalesPayment.received_at))
+    ).all()
+    if not (moves or deals or paid):
         return None
-    return {"pool_moves": [{"pool": key, "action": m.action, "reason": m.reason, "at": m.at.isoformat()} for m, key in moves]}
+    return {
+        "pool_moves": [{"pool": key, "action": m.action, "reason": m.reason, "at": m.at.isoformat()} for m, key in moves],
+        "deals": [
+            {"title": d.title, "amount": str(d.amount), "currency": d.currency, "status": d.status, "lost_reason": d.lost_reason}
+            for d in deals
+        ],
+        "payments": [{"amount": str(p.amount), "received_at": p.received_at.isoformat(), "note": p.note} for p in paid],
+    }
 
 
 @hookimpl
@@ -106,4 +178,14 @@ async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, custom
     result = await session.execute(
         update(SalesPoolMove).where(SalesPoolMove.customer_id == customer_id, SalesPoolMove.reason.is_not(None)).values(reason=None)
     )
-    return {"pool_moves": int(result.rowcount or 0)}  # type: ignore[attr-defined]
+    reasons = await session.execute(
+        update(SalesDeal).where(SalesDeal.customer_id == customer_id, SalesDeal.lost_reason.is_not(None)).values(lost_reason=None)
+    )
+    notes = await session.execute(
+        update(SalesPayment).where(SalesPayment.customer_id == customer_id, SalesPayment.note.is_not(None)).values(note=None)
+    )
+    return {
+        "pool_moves": int(result.rowcount or 0),  # type: ignore[attr-defined]
+        "deal_reasons": int(reasons.rowcount or 0),  # type: ignore[attr-defined]
+        "payment_notes": int(notes.rowcount or 0),  # type: ignore[attr-defined]
+    }

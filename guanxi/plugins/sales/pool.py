@@ -30,8 +30,9 @@ from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer
 from guanxi.core.services.notifications import NotificationInput, notify
-from guanxi.core.services.schedule import schedule_job
+from guanxi.core.services.schedule import schedule_job, tenant_zone
 from guanxi.core.storage.tenancy import ALL_OWNERS, TenantSession
+from guanxi.plugins.sales.deals.pool_rule import contract_lapsed, rule_text
 from guanxi.plugins.sales.models import SalesPool, SalesPoolLead, SalesPoolMove
 
 _KEY = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -48,6 +49,8 @@ class PoolInput(msgspec.Struct, kw_only=True):
     name: str
     hold_limit: int | None = None
     return_after_days: int | None = None
+    #: a held lead whose last contract ended this many days ago without a new one returns (deals)
+    return_after_contract_days: int | None = None
 
 
 class LimitReachedError(GuanxiError):
@@ -73,20 +76,33 @@ async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
         raise ValidationError("holdLimit must be at least 1 (or null: no limit)", field="holdLimit")
     if data.return_after_days is not None and not 1 <= data.return_after_days <= 3650:
         raise ValidationError("returnAfterDays must be 1 to 3650 (or null: never)", field="returnAfterDays")
+    if data.return_after_contract_days is not None and not 1 <= data.return_after_contract_days <= 3650:
+        raise ValidationError("returnAfterContractDays must be 1 to 3650 (or null: never)", field="returnAfterContractDays")
     session = tx.session
     if (await session.execute(select(SalesPool.id).where(SalesPool.key == data.key))).first() is not None:
         raise ConflictError(f"a lead pool {data.key!r} exists already", field="key")
-    pool = SalesPool(key=data.key, name=name, hold_limit=data.hold_limit, return_after_days=data.return_after_days)
+    pool = SalesPool(
+        key=data.key,
+        name=name,
+        hold_limit=data.hold_limit,
+        return_after_days=data.return_after_days,
+        return_after_contract_days=data.return_after_contract_days,
+    )
     session.add(pool)
     await session.flush()
-    if data.return_after_days is not None:
+    if data.return_after_days is not None or data.return_after_contract_days is not None:
         await schedule_job(tx, RETURN_JOB, RETURN_JOB, cron=RETURN_CRON)
     audit(
         tx,
         "sales.pool.create",
         "salesPool",
         pool.id,
-        {"key": pool.key, "hold_limit": pool.hold_limit, "return_after_days": pool.return_after_days},
+        {
+            "key": pool.key,
+            "hold_limit": pool.hold_limit,
+            "return_after_days": pool.return_after_days,
+            "return_after_contract_days": pool.return_after_contract_days,
+        },
     )
     return pool
 
@@ -198,12 +214,15 @@ async def release(tx: Tx, customer_id: uuid.UUID, reason: str | None) -> None:
     await _back_to_pool(tx, customer, lead, pool, "release", reason)
 
 
-async def _back_to_pool(tx: Tx, customer: Customer, lead: SalesPoolLead, pool: SalesPool, action: str, reason: str | None) -> None:
+async def _back_to_pool(
+    tx: Tx, customer: Customer, lead: SalesPoolLead, pool: SalesPool, action: str, reason: str | None, rule: str | None = None
+) -> None:
     holder = lead.holder_id
     lead.status, lead.holder_id, lead.held_at, lead.warned_at, lead.entered_at = "open", None, None, None, utcnow()
     customer.owner_id = None
     customer.updated_at = utcnow()
-    _move(tx, customer.id, pool.id, action, reason, rule=f"no follow-up for {pool.return_after_days} days" if action == "return" else None)
+    rule = rule or (f"no follow-up for {pool.return_after_days} days" if action == "return" else None)
+    _move(tx, customer.id, pool.id, action, reason, rule=rule)
     await tx.session.flush()
     audit(tx, f"sales.pool.{action}", "customer", customer.id, {"pool": pool.key, "owner_id": [holder, None], "reason": reason})
 
@@ -228,6 +247,8 @@ async def run_return_rules(runtime: Runtime, tenant_id: uuid.UUID, now: dt.datet
     async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=ACTOR)) as tx:
         session = tx.session
         for pool in await list_pools(session):
+            if pool.return_after_contract_days is not None:
+                returned += await _return_lapsed_contracts(tx, pool, now)
             if pool.return_after_days is None:
                 continue
             due = now - dt.timedelta(days=pool.return_after_days)
@@ -262,6 +283,24 @@ async def run_return_rules(runtime: Runtime, tenant_id: uuid.UUID, now: dt.datet
                 warned += 1
             await session.flush()
     return returned, warned
+
+
+async def _return_lapsed_contracts(tx: Tx, pool: SalesPool, now: dt.datetime) -> int:
+    """Held leads of the pool whose last contract ended ``return_after_contract_days`` days ago
+    (the tenant's day) without a new one go back to it (the deals' rule, one SQL condition)."""
+    days = pool.return_after_contract_days
+    assert days is not None
+    today = now.astimezone(await tenant_zone(tx.session)).date()
+    lapsed = contract_lapsed(SalesPoolLead.tenant_id, SalesPoolLead.customer_id, today, days)
+    stmt = (
+        select(SalesPoolLead, Customer)
+        .join(Customer, and_(Customer.tenant_id == SalesPoolLead.tenant_id, Customer.id == SalesPoolLead.customer_id))
+        .where(SalesPoolLead.pool_id == pool.id, SalesPoolLead.status == "held", lapsed)
+    )
+    rows = (await tx.session.execute(stmt)).all()
+    for lead, customer in rows:
+        await _back_to_pool(tx, customer, lead, pool, "return", rule_text(days), rule=rule_text(days))
+    return len(rows)
 
 
 async def open_leads(session: TenantSession, pool_id: uuid.UUID, first: int) -> list[Any]:

@@ -149,23 +149,26 @@ def engagement(d: Dialect, tenant_id: uuid.UUID, scope: Scope, as_of: dt.datetim
 
 def purchase(d: Dialect, tenant_id: uuid.UUID, scope: Scope, as_of: dt.datetime, settings: ScoringSettings) -> Any | None:
     """Recency (decayed points for the last purchase), frequency (points per purchase up to a
-    cap) and monetary value (points per decade of the amount spent) of ``purchase`` interactions."""
+    cap) and monetary value (points per decade of the amount spent, net of refunds) of money
+    received: interactions of ``settings.purchase.kinds`` (``purchase`` and ``payment``)."""
     cfg = settings.purchase
     if not (cfg.recency_points or cfg.frequency_points or cfg.monetary_points_per_decade):
         return None
     ix = Interaction
     amount = func.coalesce(*[d.json_number(ix.payload[k]) for k in cfg.amount_keys], literal(0.0, Float))
+    bought = amount >= 0  # a refund (negative) lowers the money spent; it is no purchase
     sub = (
         select(
             ix.customer_id,
-            func.count().label("n"),
-            func.sum(amount).label("spent"),
-            func.max(d.epoch(ix.occurred_at)).label("last_occ"),
-            func.min(ix.occurred_at).label("first_at"),
-            func.max(ix.occurred_at).label("last_at"),
+            func.count(case((bought, 1))).label("n"),
+            d.greatest(func.sum(amount), literal(0.0, Float)).label("spent"),
+            func.max(case((bought, d.epoch(ix.occurred_at)))).label("last_occ"),
+            func.min(case((bought, ix.occurred_at))).label("first_at"),
+            func.max(case((bought, ix.occurred_at))).label("last_at"),
         )
-        .where(ix.tenant_id == tenant_id, scope(ix.customer_id), ix.kind == "purchase", ix.occurred_at <= as_of)
+        .where(ix.tenant_id == tenant_id, scope(ix.customer_id), ix.kind.in_(cfg.kinds), ix.occurred_at <= as_of)
         .group_by(ix.customer_id)
+        .having(func.count(case((bought, 1))) > 0)
         .subquery("purchases")
     )
     s = sub.c

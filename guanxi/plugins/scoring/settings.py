@@ -116,8 +116,10 @@ class Social(_Section, frozen=True, kw_only=True):
 
 
 class Purchase(_Section, frozen=True, kw_only=True):
-    """Recency, frequency and monetary value of ``purchase`` interactions. The amount is read
-    from the payload's first key of ``amount_keys`` that holds a number."""
+    """Recency, frequency and monetary value of money received: interactions of ``kinds``
+    (``purchase`` and ``payment``: a contract's payment recorded by the sales plugin, or one sent
+    through the API). The amount is read from the payload's first key of ``amount_keys`` that
+    holds a number; a negative amount (a refund) lowers the money spent but is not a purchase."""
 
     recency_points: Annotated[float, Meta(ge=0)] = 20.0
     recency_half_life_days: Positive = 90.0
@@ -127,10 +129,13 @@ class Purchase(_Section, frozen=True, kw_only=True):
     amount_keys: list[Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]+$")]] = msgspec.field(
         default_factory=lambda: ["amount", "total", "value"]
     )
+    kinds: list[Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*$")]] = msgspec.field(default_factory=lambda: ["purchase", "payment"])
 
     def __post_init__(self) -> None:
         if not self.amount_keys:
             raise ValueError("amount_keys must name at least one payload key")
+        if not self.kinds:
+            raise ValueError("kinds must name at least one interaction kind")
 
 
 class StageRule(_Section, frozen=True, kw_only=True):

@@ -68,6 +68,22 @@ async def test_purchases_give_recency_frequency_and_log_scaled_monetary_value(sh
     assert monetary.value == pytest.approx(10 * math.log10(1000))
 
 
+async def test_payments_count_as_money_received_and_a_refund_lowers_it_without_being_a_purchase(shop: Shop) -> None:
+    """A `payment` of 5,000 (a contract's instalment) counts like a purchase; a refund (a negative
+    payment) lowers the money spent but adds no frequency and is not the last purchase."""
+    cid = await shop.customer()
+    await shop.interact(cid, "payment", channel="sales", at=NOW - 20 * DAY, amount=5000.0)
+    await shop.interact(cid, "purchase", channel="shop", at=NOW - 10 * DAY, amount=1000.0)
+    await shop.interact(cid, "payment", channel="sales", at=NOW - 2 * DAY, amount=-1000.0)
+    parts = await shop.parts(cid)
+    assert parts[("purchase", "frequency")].count == 2 and parts[("purchase", "frequency")].value == pytest.approx(10)
+    assert parts[("purchase", "recency")].value == pytest.approx(20 * 0.5 ** (10 / 90))
+    assert parts[("purchase", "monetary")].measure == pytest.approx(5000.0)
+    refunded_only = await shop.customer()
+    await shop.interact(refunded_only, "payment", channel="sales", at=NOW - DAY, amount=-10.0)
+    assert not [k for k in await shop.parts(refunded_only) if k[0] == "purchase"]
+
+
 async def test_purchase_amounts_are_read_from_numbers_and_numeric_strings_only(shop: Shop) -> None:
     """A text amount like "¥99" is not a number: the next amount key is tried (both databases
     alike; PostgreSQL would otherwise fail the whole recompute on the cast)."""

@@ -1,0 +1,104 @@
+"""The contracts' pool return rule as SQL: held leads whose last contract ended more than N days
+ago without a new one match; a running contract, a renewal, or no contract at all do not."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from guanxi.core.base.context import RequestContext
+from guanxi.core.domain.models import Customer
+from guanxi.core.runtime import Runtime
+from guanxi.graphql.ids import from_global_id, to_global_id
+from guanxi.plugins.sales.deals.models import SalesContract, SalesDeal
+from guanxi.plugins.sales.deals.pool_rule import contract_lapsed, rule_text
+from guanxi.plugins.sales.deals.service import DealInput, create_deal, move_deal
+from guanxi.plugins.sales.models import SalesPool, SalesPoolLead
+from tests.plugins.sales.conftest import Team, new_customer
+
+pytestmark = pytest.mark.plugins("sales")
+TODAY = dt.date(2026, 6, 1)
+
+
+async def _with_contracts(runtime: Runtime, team: Team, name: str, ends: list[dt.date]) -> uuid.UUID:
+    cid = from_global_id(await new_customer(runtime, team.tenant_id, name, owner=team.users["li"]), "Customer")
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        for n, end in enumerate(ends):
+            deal: SalesDeal = await create_deal(tx, DealInput(customer_id=cid, title=f"{name}-{n}", amount=Decimal(100)))
+            await move_deal(tx, deal.id, "won")
+            tx.session.add(
+                SalesContract(customer_id=cid, deal_id=deal.id, number=f"{name}-{n}", owner_id=team.users["li"], amount=Decimal(100),
+                              currency="CNY", signed_on=end - dt.timedelta(days=365), starts_on=end - dt.timedelta(days=365), ends_on=end)
+            )  # fmt: skip
+        pool = (await tx.session.execute(select(SalesPool.id))).scalar_one()
+        tx.session.add(SalesPoolLead(customer_id=cid, pool_id=pool, status="held", holder_id=team.users["li"]))
+    return cid
+
+
+async def test_only_leads_whose_last_contract_ended_n_days_ago_without_a_new_one_match(runtime: Runtime, team: Team) -> None:
+    body = await team.call["admin"]('mutation { createLeadPool(input: {key: "east", name: "East"}) { errors { code } } }')
+    assert body["data"]["createLeadPool"]["errors"] == []
+    lapsed = await _with_contracts(runtime, team, "lapsed", [TODAY - dt.timedelta(days=400), TODAY - dt.timedelta(days=40)])
+    renewed = await _with_contracts(runtime, team, "renewed", [TODAY - dt.timedelta(days=40), TODAY + dt.timedelta(days=300)])
+    recent = await _with_contracts(runtime, team, "recent", [TODAY - dt.timedelta(days=10)])
+    never = await _with_contracts(runtime, team, "never", [])
+    async with runtime.session(team.tenant_id) as s:
+        found = set(
+            (
+                await s.execute(
+                    select(SalesPoolLead.customer_id).where(contract_lapsed(SalesPoolLead.tenant_id, SalesPoolLead.customer_id, TODAY, 30))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert found == {lapsed} and not {renewed, recent, never} & found
+    assert rule_text(30) == "30 days after the last contract ended without a new one"
+
+
+async def test_a_pool_with_the_contract_rule_takes_back_a_lead_whose_contract_lapsed(runtime: Runtime, team: Team) -> None:
+    """A pool created with returnAfterContractDays schedules the return job; a run gives back the
+    held lead whose last contract ended 40 days ago (history: return, by the contract rule) and
+    keeps the renewed one."""
+    from guanxi.core.domain.models import ScheduledJob
+    from guanxi.plugins.sales import pool as svc
+    from tests.plugins.sales.conftest import CLAIM, PUT
+
+    q = """mutation { createLeadPool(input: {key: "renewals", name: "续约", returnAfterContractDays: 30}) {
+      pool { returnAfterContractDays } errors { code } } }"""
+    made = (await team.call["admin"](q))["data"]["createLeadPool"]
+    assert made == {"pool": {"returnAfterContractDays": 30}, "errors": []}
+    today = dt.datetime.now(dt.UTC).date()
+    ids = {}
+    for name, ends in (
+        ("lapsed", [today - dt.timedelta(days=40)]),
+        ("renewed", [today - dt.timedelta(days=40), today + dt.timedelta(days=300)]),
+    ):
+        cid = from_global_id(await new_customer(runtime, team.tenant_id, name, owner=team.users["li"]), "Customer")
+        async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+            for n, end in enumerate(ends):
+                deal = await create_deal(tx, DealInput(customer_id=cid, title=f"{name}-{n}", amount=Decimal(100)))
+                await move_deal(tx, deal.id, "won")
+                begun = end - dt.timedelta(days=365)
+                tx.session.add(
+                    SalesContract(customer_id=cid, deal_id=deal.id, number=f"{name}-{n}", owner_id=team.users["li"], amount=Decimal(100),
+                                  currency="CNY", signed_on=begun, starts_on=begun, ends_on=end)
+                )  # fmt: skip
+        gid = to_global_id("Customer", cid)
+        assert (await team.call["admin"](PUT, {"id": gid, "pool": "renewals"}))["data"]["putLeadInPool"]["errors"] == []
+        assert (await team.call["li"](CLAIM, {"id": gid}))["data"]["claimLead"]["errors"] == []
+        ids[name] = cid
+    async with runtime.session(team.tenant_id) as s:
+        assert (await s.execute(select(ScheduledJob.kind).where(ScheduledJob.kind == svc.RETURN_JOB))).scalar_one() == svc.RETURN_JOB
+    assert await svc.run_return_rules(runtime, team.tenant_id, dt.datetime.now(dt.UTC), "k") == (1, 0)
+    async with runtime.session(team.tenant_id) as s:
+        owners = dict((await s.execute(select(Customer.id, Customer.owner_id).where(Customer.id.in_(ids.values())))).all())
+    assert owners == {ids["lapsed"]: None, ids["renewed"]: team.users["li"]}
+    history = await team.call["admin"](
+        "query($id: ID!) { customer(id: $id) { poolHistory { action rule } } }", {"id": to_global_id("Customer", ids["lapsed"])}
+    )
+    assert history["data"]["customer"]["poolHistory"][-1] == {"action": "return", "rule": rule_text(30)}
