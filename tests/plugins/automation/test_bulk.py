@@ -262,3 +262,29 @@ async def test_figures_take_four_statements_whatever_the_sends_size(runtime: Run
         assert got.queued == size
         counts.append(len(seen))
     assert counts == [4, 4]
+
+
+async def test_a_customers_export_names_their_segments_and_sends_and_erasure_clears_the_reasons(
+    runtime: Runtime, tenant_id: uuid.UUID, team: Team, audience: dict[str, uuid.UUID]
+) -> None:
+    from guanxi.core.services import privacy
+
+    segment = await static_segment(team, "all", list(audience.values()))
+    await team.call["admin"](CREATE, {"input": {"name": "Spring sale", "segmentId": segment, "channel": "broadcast", "text": "20% off"}})
+    await run_jobs(runtime, tenant_id)
+    async with runtime.session(tenant_id) as s:
+        data = await privacy.export_customer_data(runtime, s, audience["Cy"])
+    mine = data["plugins"]["automation"]
+    assert mine["segments"] == ["all"]
+    (sent,) = mine["bulk_sends"]
+    assert (sent["send"], sent["status"], sent["code"]) == ("Spring sale", "skipped", "NO_CONSENT")
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        counts = await privacy.erase_customer(tx, audience["Cy"])
+    assert counts["automation.bulk_recipients"] == 1
+    async with runtime.session(tenant_id) as s:
+        reasons = (
+            (await s.execute(select(AutomationBulkRecipient.reason).where(AutomationBulkRecipient.customer_id == audience["Cy"])))
+            .scalars()
+            .all()
+        )
+    assert reasons == [None]
