@@ -37,10 +37,9 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 
 def header(msg: Message, name: str) -> str | None:
     """A header's text: encoded words decoded in their charsets, raw 8-bit bytes guessed."""
-    raw = msg.get(name)
+    raw = next((str(v) for k, v in msg.raw_items() if k.lower() == name.lower()), None)
     if raw is None:
         return None
-    raw = str(raw)
     if any("\udc80" <= c <= "\udcff" for c in raw):  # 8-bit bytes without encoded words
         return decode_bytes(raw.encode("ascii", "surrogateescape"), None).strip()
     try:

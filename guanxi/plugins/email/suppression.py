@@ -21,6 +21,7 @@ async def _row(tx: Tx, customer_id: uuid.UUID, address: str) -> EmailAddress:
     if row is None:
         row = EmailAddress(address=address, customer_id=customer_id, soft_bounces=0, hard_bounces=0, complaints=0)
         tx.session.add(row)
+        await tx.session.flush()
     return row
 
 

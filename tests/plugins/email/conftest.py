@@ -106,3 +106,13 @@ def signed(body: bytes, secret: str = INBOUND_SECRET, timestamp: int | None = No
 
     ts = str(int(time.time()) if timestamp is None else timestamp)
     return {"X-Guanxi-Timestamp": ts, "X-Guanxi-Signature": sign(secret, body, timestamp=ts, prefix="sha256="), "content-type": "message/rfc822"}
+
+
+@pytest.fixture
+def files(runtime: Any, tmp_path: Any) -> Any:
+    """The core file store in the test's folder, taking 30 MB files (the default is 20 MB;
+    deployments that take 25 MB attachments raise ``files.max_bytes``)."""
+    from guanxi.core.storage.files import LocalFileStore
+
+    store = runtime.state["files"] = LocalFileStore(tmp_path / "files", 30 * 1024 * 1024)
+    return store
