@@ -72,8 +72,9 @@ def _is_bounce_without_dsn(msg: Message) -> bool:
 def receipt(msg: Message, *, verp_message: uuid.UUID | None, domain: str, event_id: str) -> Receipt | None:
     """The receipt a bounce or complaint is, on the message it reports (found by the Message-ID
     quoted in the report, else by the VERP address it came back to); None when it names no
-    message of ours, or reports nothing final (a ``delayed`` or ``delivered`` DSN)."""
-    report_type = (msg.get_param("report-type") or "").lower() if msg.get_content_type() == "multipart/report" else ""
+    message of ours, or reports nothing final (a ``delayed`` DSN, a read receipt that was not shown)."""
+    param = msg.get_param("report-type") if msg.get_content_type() == "multipart/report" else None
+    report_type = param.lower() if isinstance(param, str) else ""
     original = _original_message_id(msg)
     if original is None and verp_message is not None:
         original = f"<{verp_message.hex}@{domain}>"

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
-
 from guanxi import Capabilities, Channel, DeliveryResult, OutboundMessage, PermanentDeliveryError, Runtime
 from guanxi.core.services import accounts
 from guanxi.plugins.email.compose import Draft, compose
 from guanxi.plugins.email.models import EmailDraft
 from guanxi.plugins.email.settings import CHANNEL, EmailSettings, Mailbox, MailboxSecrets
 from guanxi.plugins.email.smtp import MailboxPool
+
+
+def _secrets(account: accounts.Account) -> MailboxSecrets:
+    """A usable (not broken) account's secrets."""
+    assert isinstance(account.secrets, MailboxSecrets)
+    return account.secrets
 
 
 class EmailChannel(Channel):
@@ -38,18 +42,20 @@ class EmailChannel(Channel):
         return account
 
     def _pool(self, account: accounts.Account) -> MailboxPool:
+        settings: Mailbox = account.settings
+        secrets = _secrets(account)
         entry = self._pools.get((account.tenant_id, account.key))
-        if entry is None or (entry[0], entry[1]) != (account.settings, account.secrets):  # changed: a new pool
-            pool = MailboxPool(account.settings, account.secrets, timeout_s=self.settings.timeout_s)
-            entry = self._pools[(account.tenant_id, account.key)] = (account.settings, account.secrets, pool)
+        if entry is None or (entry[0], entry[1]) != (settings, secrets):  # new, or changed: a new pool
+            entry = (settings, secrets, MailboxPool(settings, secrets, timeout_s=self.settings.timeout_s))
+            self._pools[(account.tenant_id, account.key)] = entry
         return entry[2]
 
     async def send(self, message: OutboundMessage) -> DeliveryResult:
         draft = await self._draft(message)
         account = await self.mailbox(message.tenant_id, draft.mailbox)
-        data, sender, message_id = compose(
-            self.runtime, message, draft, account.settings, account.secrets, base_url=self.settings.public_url.rstrip("/")
-        )
+        secrets = _secrets(account)
+        base_url = self.settings.public_url.rstrip("/")
+        data, sender, message_id = compose(self.runtime, message, draft, account.settings, secrets, base_url=base_url)
         await self._pool(account).send(sender, [message.recipient], data)
         return DeliveryResult(provider_message_id=message_id, payload={"mailbox": account.key})
 

@@ -23,7 +23,17 @@ from guanxi.plugins.email.settings import Mailbox, MailboxSecrets
 #: An attachment's url naming a file of the core file store (``runtime.files``) by its key.
 FILE_URL = "guanxi-file:"
 #: The headers a DKIM signature covers (those present are signed).
-SIGNED = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type", b"list-unsubscribe", b"list-unsubscribe-post")
+SIGNED = (
+    b"from",
+    b"to",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"mime-version",
+    b"content-type",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+)
 
 
 class Draft(msgspec.Struct, frozen=True, kw_only=True):

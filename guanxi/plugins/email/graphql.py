@@ -8,12 +8,14 @@ import datetime as dt
 import enum
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import strawberry
 from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from guanxi import ValidationError
 from guanxi.core.domain.models import Consent, Identity
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.graphql.errors import as_payload
@@ -61,7 +63,9 @@ async def _load(info: Info, ids: Sequence[uuid.UUID]) -> list[CustomerEmail | No
     execute = info.context.loaders.execute
     wanted = list(ids)
     identities = (
-        await execute(select(Identity.customer_id, Identity.external_id).where(Identity.customer_id.in_(wanted), Identity.channel == CHANNEL))
+        await execute(
+            select(Identity.customer_id, Identity.external_id).where(Identity.customer_id.in_(wanted), Identity.channel == CHANNEL)
+        )
     ).all()
     if not identities:
         return [None for _ in ids]
@@ -69,7 +73,9 @@ async def _load(info: Info, ids: Sequence[uuid.UUID]) -> list[CustomerEmail | No
     opted = set(
         (
             await execute(
-                select(Consent.customer_id).where(Consent.customer_id.in_(wanted), Consent.channel == CHANNEL, Consent.status == "opted_out")
+                select(Consent.customer_id).where(
+                    Consent.customer_id.in_(wanted), Consent.channel == CHANNEL, Consent.status == "opted_out"
+                )
             )
         ).scalars()
     )
@@ -109,6 +115,14 @@ class CustomerEmailField:
         return await loader.load(self.uuid)  # type: ignore[attr-defined]
 
 
+def _variables(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError("variables must be a JSON object", field="variables")
+    return {str(k): v for k, v in value.items()}
+
+
 @strawberry.type
 class EmailMutation:
     @strawberry.mutation(
@@ -134,7 +148,7 @@ class EmailMutation:
                 subject=subject,
                 text=text,
                 html=html,
-                variables=dict(variables or {}),
+                variables=_variables(variables),
                 idempotency_key=idempotency_key,
                 mailbox=mailbox,
                 marketing=marketing,

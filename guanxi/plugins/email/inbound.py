@@ -35,8 +35,10 @@ def is_auto_reply(msg: Message) -> bool:
     """RFC 3834 ``Auto-Submitted`` other than ``no``, and the headers vacation responders use."""
     auto = (msg.get("Auto-Submitted") or "no").strip().lower()
     precedence = (msg.get("Precedence") or "").strip().lower()
-    return auto != "no" or precedence in ("auto_reply", "bulk", "junk") or any(
-        msg.get(h) is not None for h in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
+    return (
+        auto != "no"
+        or precedence in ("auto_reply", "bulk", "junk")
+        or any(msg.get(h) is not None for h in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"))
     )
 
 
@@ -91,7 +93,9 @@ def thread(msg: Message) -> dict[str, Any]:
     return info
 
 
-def parse(runtime: Runtime, raw: bytes, mailbox: Mailbox, *, tenant_id: Any, envelope_to: str | None = None) -> InboundEvent | Receipt | None:
+def parse(
+    runtime: Runtime, raw: bytes, mailbox: Mailbox, *, tenant_id: Any, envelope_to: str | None = None
+) -> InboundEvent | Receipt | None:
     """The event or receipt one raw message is; ``envelope_to`` is the address it was delivered
     to (a VERP bounce address), when the forwarder says."""
     if not raw.strip():

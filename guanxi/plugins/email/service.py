@@ -37,7 +37,7 @@ def customer_fields(customer: Customer) -> dict[str, Any]:
     """The customer's fields a template may use: its custom fields (attributes) by key, then
     ``name``, ``company`` and ``email`` (the call's variables win over all of them)."""
     fields: dict[str, Any] = dict(customer.attributes or {})
-    return fields | {"name": customer.display_name, "company": customer.company, "email": (customer.emails or [None])[0]}
+    return fields | {"name": customer.display_name, "company": customer.company, "email": customer.emails[0] if customer.emails else None}
 
 
 async def send_email(tx: Tx, req: EmailRequest) -> tuple[OutboxMessage, bool]:
@@ -49,7 +49,9 @@ async def send_email(tx: Tx, req: EmailRequest) -> tuple[OutboxMessage, bool]:
     customer = await get_customer(tx.session, req.customer_id)
     variables = customer_fields(customer) | req.variables
     text = render(req.text, variables, escape=False)
-    row, created = await send_message(tx, SendRequest(customer_id=customer.id, channel=CHANNEL, idempotency_key=req.idempotency_key, text=text))
+    row, created = await send_message(
+        tx, SendRequest(customer_id=customer.id, channel=CHANNEL, idempotency_key=req.idempotency_key, text=text)
+    )
     if created:
         tx.session.add(
             EmailDraft(

@@ -3,7 +3,6 @@ messages), a rate limit per mailbox, and the SMTP answers mapped onto the delive
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 import aiosmtplib
@@ -66,7 +65,7 @@ class MailboxPool:
                     client.close()
                     client = await self._connect()
             errors, _ = await client.sendmail(sender, list(recipients), data)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             if client is not None:
                 client.close()
             raise delivery_error(exc) from None

@@ -33,7 +33,7 @@ class FakeSmtp:
     def messages(self) -> list[Message]:
         return [email.message_from_bytes(r["data"]) for r in self.received]
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:  # noqa: N802 - aiosmtpd calls it by this name
         if self.outcomes and self.outcomes[0] == "transient":
             self.outcomes.popleft()
             return "451 4.3.0 Try again later"
@@ -43,7 +43,7 @@ class FakeSmtp:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd calls it by this name
         data = envelope.original_content or b""
         entry = {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos), "data": data}
         self.attempts.append(entry)
@@ -105,7 +105,11 @@ def signed(body: bytes, secret: str = INBOUND_SECRET, timestamp: int | None = No
     from guanxi import sign
 
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    return {"X-Guanxi-Timestamp": ts, "X-Guanxi-Signature": sign(secret, body, timestamp=ts, prefix="sha256="), "content-type": "message/rfc822"}
+    return {
+        "X-Guanxi-Timestamp": ts,
+        "X-Guanxi-Signature": sign(secret, body, timestamp=ts, prefix="sha256="),
+        "content-type": "message/rfc822",
+    }
 
 
 @pytest.fixture

@@ -35,8 +35,12 @@ async def sent(runtime: Runtime, tenant_id: uuid.UUID, customer: uuid.UUID, key:
         row, _ = await service.send_email(
             tx,
             service.EmailRequest(
-                customer_id=customer, subject="Offer", text="Hi", html='<a href="https://shop.test/x?a=1&b=2">x</a>',
-                idempotency_key=key, marketing=marketing,
+                customer_id=customer,
+                subject="Offer",
+                text="Hi",
+                html='<a href="https://shop.test/x?a=1&b=2">x</a>',
+                idempotency_key=key,
+                marketing=marketing,
             ),
         )
     await outbox.run_once(runtime, tenant_id=tenant_id)
@@ -58,7 +62,8 @@ async def bounce(client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UU
 
 
 async def email_status(client: httpx.AsyncClient, customer: uuid.UUID) -> dict[str, Any]:
-    query = "query($id: ID!) { customer(id: $id) { email { optedOut addresses { address status suppression softBounces hardBounces complaints lastError } } } }"
+    fields = "address status suppression softBounces hardBounces complaints lastError"
+    query = f"query($id: ID!) {{ customer(id: $id) {{ email {{ optedOut addresses {{ {fields} }} }} }} }}"
     response = await client.post("/graphql", json={"query": query, "variables": {"id": to_global_id("Customer", customer)}})
     body = response.json()
     assert "errors" not in body, body

@@ -26,17 +26,23 @@ def report(message_id: str, status: str, event_id: str) -> bytes:
     """A delivery report on ``message_id`` as a receiving MTA or mail client sends it: an RFC
     3464 DSN (delivered, bounced), an RFC 8098 read receipt (read), an ARF complaint."""
     if status == "read":
-        kind, part = "disposition-notification", (
-            "Content-Type: message/disposition-notification\n\nReporting-UA: mail.customer.test\n"
-            f"Original-Message-ID: {message_id}\nDisposition: manual-action/MDN-sent-manually; displayed\n"
+        kind, part = (
+            "disposition-notification",
+            (
+                "Content-Type: message/disposition-notification\n\nReporting-UA: mail.customer.test\n"
+                f"Original-Message-ID: {message_id}\nDisposition: manual-action/MDN-sent-manually; displayed\n"
+            ),
         )
     elif status == "complained":
         kind, part = "feedback-report", "Content-Type: message/feedback-report\n\nFeedback-Type: abuse\nVersion: 1\n"
     else:
         action, code = ("delivered", "2.0.0") if status == "delivered" else ("failed", "5.1.1")
-        kind, part = "delivery-status", (
-            "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.customer.test\n\n"
-            f"Final-Recipient: rfc822; someone@customer.test\nAction: {action}\nStatus: {code}\n"
+        kind, part = (
+            "delivery-status",
+            (
+                "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.customer.test\n\n"
+                f"Final-Recipient: rfc822; someone@customer.test\nAction: {action}\nStatus: {code}\n"
+            ),
         )
     headers = f"Content-Type: text/rfc822-headers\n\nMessage-ID: {message_id}\nSubject: x\n"
     return (
@@ -125,7 +131,9 @@ class TestEmailContract(ChannelContract):
     async def test_a_refused_login_is_permanent(self, channel: Channel, runtime: Runtime, tenant_id: uuid.UUID) -> None:
         """A server without AUTH asked to log in: a configuration problem, not worth retrying."""
         async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
-            await accounts.save_account(tx, "email", "main", settings=mailbox(self.provider, smtp_username="someone"), secrets={"smtp_password": "pw"})
+            await accounts.save_account(
+                tx, "email", "main", settings=mailbox(self.provider, smtp_username="someone"), secrets={"smtp_password": "pw"}
+            )
         with pytest.raises(PermanentDeliveryError, match="cannot do what the mailbox is set up for"):
             await channel.send(self.message())
 

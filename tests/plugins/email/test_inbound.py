@@ -54,9 +54,7 @@ async def test_a_reply_is_threaded_to_the_message_it_answers_and_lands_on_that_c
 ) -> None:
     customer = await customer_with_email(runtime, tenant_id, "mei@customer.test")
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
-        row, _ = await service.send_email(
-            tx, service.EmailRequest(customer_id=customer, subject="Offer", text="Hi", idempotency_key="t1")
-        )
+        row, _ = await service.send_email(tx, service.EmailRequest(customer_id=customer, subject="Offer", text="Hi", idempotency_key="t1"))
     await outbox.run_once(runtime, tenant_id=tenant_id)
     async with runtime.session(tenant_id) as s:
         sent = await s.get(outbox.OutboxMessage, (tenant_id, row.id))
