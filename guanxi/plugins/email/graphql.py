@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import imaplib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -15,13 +16,13 @@ from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
-from guanxi import ValidationError
+from guanxi import DeliveryError, ValidationError
 from guanxi.core.domain.models import Consent, Identity
 from guanxi.graphql.contrib import GraphQLContribution
-from guanxi.graphql.errors import as_payload
+from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id
 from guanxi.graphql.messaging import Message, SendMessagePayload
-from guanxi.plugins.email import service
+from guanxi.plugins.email import imap, service
 from guanxi.plugins.email.models import EmailAddress
 from guanxi.plugins.email.settings import CHANNEL
 
@@ -124,6 +125,14 @@ def _variables(value: object) -> dict[str, Any]:
 
 
 @strawberry.type
+class EmailPollPayload:
+    stored: int = strawberry.field(default=0, description="Messages stored in the inbox by this poll.")
+    duplicates: int = strawberry.field(default=0, description="Messages the inbox had already (by Message-ID).")
+    last_uid: int = strawberry.field(default=0, description="The highest IMAP UID read so far.")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
 class EmailMutation:
     @strawberry.mutation(
         description="Queue an email to a customer through the outbox (consent and suppression checked). `{{ name }}` in "
@@ -158,6 +167,19 @@ class EmailMutation:
             return SendMessagePayload(message=Message.from_model(row), created=created)
 
         return await as_payload(run, SendMessagePayload)
+
+    @strawberry.mutation(description="Read a mailbox's IMAP folder into the inbox now, and poll it every minute from then on.")
+    async def poll_email_mailbox(self, info: Info, mailbox: str) -> EmailPollPayload:
+        async def run() -> EmailPollPayload:
+            runtime, tenant_id = info.context.rt, info.context.ctx.tenant_id
+            try:
+                result = await imap.poll(runtime, tenant_id, mailbox)
+            except (OSError, imaplib.IMAP4.error) as exc:
+                raise DeliveryError(f"the IMAP server failed: {type(exc).__name__}: {exc}"[:300]) from None
+            await imap.schedule(runtime, tenant_id, mailbox)
+            return EmailPollPayload(stored=result.stored, duplicates=result.duplicates, last_uid=result.last_uid)
+
+        return await as_payload(run, EmailPollPayload)
 
 
 def contribution() -> GraphQLContribution:

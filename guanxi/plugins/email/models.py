@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Boolean, ForeignKeyConstraint, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKeyConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guanxi.models import PERSONAL, Base, CustomerOwned, TenantScoped, utcnow
@@ -47,3 +47,19 @@ class EmailAddress(CustomerOwned, TenantScoped, Base):
     suppressed: Mapped[str | None] = mapped_column(String(16))
     suppressed_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class EmailImapState(TenantScoped, Base):
+    """How far a mailbox's IMAP folder was read: the folder's UIDVALIDITY and the highest UID
+    stored in the inbox. A poll resumes after it; a new UIDVALIDITY starts over (the inbox's
+    dedupe by Message-ID keeps that from doubling anything)."""
+
+    __tablename__ = "email_imap_state"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),)
+
+    mailbox: Mapped[str] = mapped_column(String(64), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(200), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    polled_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)

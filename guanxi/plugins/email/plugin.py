@@ -9,10 +9,10 @@ from typing import Any
 import msgspec
 from sqlalchemy import delete, select
 
-from guanxi import AccountSpec, Channel, InboundApplied, InboundEvent, MessageStatusChanged, Runtime, Tx, hookimpl
+from guanxi import AccountSpec, Channel, InboundApplied, InboundEvent, JobKind, MessageStatusChanged, Runtime, Tx, hookimpl
 from guanxi.core.domain.access import Permission
 from guanxi.core.storage.tenancy import TenantSession
-from guanxi.plugins.email import service, suppression
+from guanxi.plugins.email import imap, service, suppression
 from guanxi.plugins.email.channel import EmailChannel
 from guanxi.plugins.email.models import EmailAddress, EmailDraft
 from guanxi.plugins.email.routes import routes
@@ -57,6 +57,11 @@ def guanxi_graphql(runtime: Runtime) -> Any:
 
 
 @hookimpl
+def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
+    return [JobKind(name=imap.POLL_JOB, run=imap.run_job, description="Read a mailbox's IMAP folder into the inbox", max_attempts=3)]
+
+
+@hookimpl
 def guanxi_permissions() -> list[Permission]:
     return [
         Permission(
@@ -64,6 +69,12 @@ def guanxi_permissions() -> list[Permission]:
             roles=("admin", "manager", "marketing", "sales"),
             fields=("Mutation.sendEmail",),
             description="Send an email to a customer (consent and suppression checked).",
+        ),
+        Permission(
+            name="email.mailboxes",
+            roles=("admin", "manager"),
+            fields=("Mutation.pollEmailMailbox",),
+            description="Poll a mailbox's IMAP folder now and every minute from then on.",
         ),
     ]
 

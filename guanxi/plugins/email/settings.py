@@ -35,13 +35,20 @@ class Mailbox(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     dkim_domain: Domain | None = None
     #: messages per second this mailbox sends at most (the provider's limit)
     rate_per_s: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 10.0
+    #: IMAP, for polling replies and bounces (no host: the mailbox receives through the raw-mail route only)
+    imap_host: Domain | None = None
+    imap_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 993
+    imap_security: Literal["tls", "starttls", "none"] = "tls"
+    imap_username: Annotated[str, msgspec.Meta(max_length=254)] = ""
+    imap_folder: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "INBOX"
 
 
 class MailboxSecrets(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Sealed, write-only: the SMTP password, the DKIM private key (PEM) and the secret that
+    """Sealed, write-only: the SMTP and IMAP passwords, the DKIM private key (PEM) and the secret that
     signs raw mail forwarded to ``/webhooks/email/<mailbox>/raw``."""
 
     smtp_password: str = ""
+    imap_password: str = ""
     dkim_private_key: str = ""
     inbound_secret: str = ""
 

@@ -1,4 +1,4 @@
-"""email: drafts (subject, HTML, mailbox of an outbox message) and address deliverability
+"""email: drafts (subject, HTML, mailbox of an outbox message), address deliverability, IMAP state
 
 Revision ID: email_0001
 Revises:
@@ -53,8 +53,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("tenant_id", "address", name="pk_email_addresses"),
     )
     op.create_index("ix_email_addresses_tenant_id_customer_id", "email_addresses", ["tenant_id", "customer_id"])
+    op.create_table(
+        "email_imap_state",
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("mailbox", sa.String(64), nullable=False),
+        sa.Column("folder", sa.String(200), nullable=False),
+        sa.Column("uidvalidity", sa.BigInteger(), nullable=False),
+        sa.Column("last_uid", sa.BigInteger(), nullable=False),
+        sa.Column("polled_at", TZ, nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name="fk_email_imap_state_tenant_id_tenants"),
+        sa.PrimaryKeyConstraint("tenant_id", "mailbox", "folder", name="pk_email_imap_state"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("email_imap_state")
     op.drop_table("email_addresses")
     op.drop_table("email_drafts")
