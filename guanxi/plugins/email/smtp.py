@@ -3,6 +3,7 @@ messages), a rate limit per mailbox, and the SMTP answers mapped onto the delive
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import aiosmtplib
@@ -30,12 +31,17 @@ def delivery_error(exc: Exception) -> TransientDeliveryError | PermanentDelivery
     return TransientDeliveryError(f"SMTP server unreachable or the connection dropped: {type(exc).__name__}")
 
 
+#: a connection used this recently is reused without a NOOP first
+FRESH_S = 5.0
+
+
 class MailboxPool:
-    """Idle SMTP connections of one mailbox; a connection that failed is dropped, never reused."""
+    """Idle SMTP connections of one mailbox; a connection that failed is dropped, never reused,
+    and one idle for longer than ``FRESH_S`` is checked with NOOP before it is."""
 
     def __init__(self, mailbox: Mailbox, secrets: MailboxSecrets, *, timeout_s: float, size: int = 4) -> None:
         self.mailbox, self.secrets, self.timeout_s, self.size = mailbox, secrets, timeout_s, size
-        self.idle: list[aiosmtplib.SMTP] = []
+        self.idle: list[tuple[aiosmtplib.SMTP, float]] = []
         self.bucket = TokenBucket(mailbox.rate_per_s)
 
     async def _connect(self) -> aiosmtplib.SMTP:
@@ -54,14 +60,14 @@ class MailboxPool:
 
     async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> None:
         await self.bucket.take()
-        client = self.idle.pop() if self.idle else None
+        client, used_at = self.idle.pop() if self.idle else (None, 0.0)
         try:
             if client is None or not client.is_connected:
                 client = await self._connect()
-            else:
+            elif time.monotonic() - used_at > FRESH_S:  # idle a while: the server may have closed it
                 try:
                     await client.noop()
-                except aiosmtplib.SMTPException:  # the server closed the idle connection
+                except aiosmtplib.SMTPException:
                     client.close()
                     client = await self._connect()
             errors, _ = await client.sendmail(sender, list(recipients), data)
@@ -74,13 +80,13 @@ class MailboxPool:
             refused = aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(c, m, r) for r, (c, m) in errors.items()])
             raise delivery_error(refused)
         if len(self.idle) < self.size:
-            self.idle.append(client)
+            self.idle.append((client, time.monotonic()))
         else:
             await _quit(client)
 
     async def aclose(self) -> None:
         while self.idle:
-            await _quit(self.idle.pop())
+            await _quit(self.idle.pop()[0])
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:
