@@ -14,6 +14,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select
 
 from guanxi import Channel, DeliveryResult, OutboundMessage, PermanentDeliveryError, RequestContext, Runtime
 from guanxi.core.queues import outbox
@@ -189,3 +190,39 @@ class TestSignedMarketingMail:
         html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
         assert "<p>Hi &lt;Mei &amp; co&gt;</p>" in html
         assert "https://shop.test/offer" not in html.split("u=")[0] and "/email/c/" in html and "/email/o/" in html
+
+
+@pytest.mark.plugins("email")
+class TestAttachments:
+    @pytest.fixture
+    def plugin_config(self, smtp: FakeSmtp) -> dict[str, dict[str, Any]]:
+        return email_config(smtp)
+
+    async def test_a_file_of_the_file_store_goes_out_as_an_attachment_and_a_link_is_refused(
+        self, runtime: Runtime, tenant_id: uuid.UUID, smtp: FakeSmtp, files: Any
+    ) -> None:
+        from guanxi import Attachment
+        from guanxi.plugins.email.compose import FILE_URL
+
+        pdf = b"%PDF-1.7\n" + bytes(range(256)) * 40
+        key = runtime.files.put(pdf)
+        customer = await TestEmailContract().customer(runtime, tenant_id)
+        async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+            for n, item in enumerate(
+                [Attachment(kind="file", url=FILE_URL + key, name="offer.pdf", mime_type="application/pdf"),
+                 Attachment(kind="link", url="https://shop.test/x")]
+            ):  # fmt: skip
+                await outbox.send_message(
+                    tx,
+                    outbox.SendRequest(
+                        customer_id=customer, channel="email", idempotency_key=f"a{n}", text="See attached", attachments=[item]
+                    ),
+                )
+        await outbox.run_once(runtime, tenant_id=tenant_id)
+        (got,) = smtp.received
+        mail = email.message_from_bytes(got["data"], policy=email.policy.default)
+        (part,) = list(mail.iter_attachments())  # type: ignore[attr-defined]
+        assert (part.get_filename(), part.get_content_type(), part.get_content()) == ("offer.pdf", "application/pdf", pdf)
+        async with runtime.session(tenant_id) as s:
+            statuses = sorted(r.status for r in (await s.execute(select(outbox.OutboxMessage))).scalars())
+        assert statuses == ["failed", "sent"]
