@@ -90,16 +90,22 @@ async def test_a_mailbox_route_takes_only_its_own_tenants_secret(
     A's route, and lands in B's inbox alone on B's."""
     async with runtime.write_session(None) as session:
         beta = await create_tenant(session, f"beta-{uuid.uuid4().hex[:8]}", "Beta")
+    key = f"beta-{uuid.uuid4().hex[:8]}"  # account keys are unique across tenants: one of this test alone
     async with runtime.transaction(RequestContext(tenant_id=beta)) as tx:
         await accounts.save_account(
-            tx, "email", "beta", settings=mailbox(smtp, address="hi@beta.test"), secrets={"inbound_secret": "beta-secret"}
+            tx, "email", key, settings=mailbox(smtp, address=f"{key}@beta.test"), secrets={"inbound_secret": "beta-secret"}
         )
-    raw = b"From: x@customer.test\nTo: hi@beta.test\nSubject: s\nMessage-ID: <iso@x>\n\nhello\n"
-    assert (await anonymous_client.post("/webhooks/email/main/raw", content=raw, headers=signed(raw, "beta-secret"))).status_code == 401
-    assert (await anonymous_client.post("/webhooks/email/beta/raw", content=raw, headers=signed(raw))).status_code == 401
-    assert (await anonymous_client.post("/webhooks/email/beta/raw", content=raw, headers=signed(raw, "beta-secret"))).status_code == 200
-    assert (await _counts(runtime, tenant_id))[1] == 0
-    assert (await _counts(runtime, beta))[1] == 1
+    try:
+        raw = b"From: x@customer.test\nTo: hi@beta.test\nSubject: s\nMessage-ID: <iso@x>\n\nhello\n"
+        main, other = "/webhooks/email/main/raw", f"/webhooks/email/{key}/raw"
+        assert (await anonymous_client.post(main, content=raw, headers=signed(raw, "beta-secret"))).status_code == 401
+        assert (await anonymous_client.post(other, content=raw, headers=signed(raw))).status_code == 401
+        assert (await anonymous_client.post(other, content=raw, headers=signed(raw, "beta-secret"))).status_code == 200
+        assert (await _counts(runtime, tenant_id))[1] == 0
+        assert (await _counts(runtime, beta))[1] == 1
+    finally:
+        async with runtime.transaction(RequestContext(tenant_id=beta)) as tx:
+            await accounts.delete_account(tx, "email", key)
 
 
 async def test_a_verp_address_of_one_tenant_means_nothing_in_another(runtime: Runtime, tenant_id: uuid.UUID) -> None:
