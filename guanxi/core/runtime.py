@@ -26,7 +26,7 @@ from guanxi.core.domain.models import Tenant, TenantPlugin
 from guanxi.core.hooks import manager as plugin_mod
 from guanxi.core.realtime import publisher
 from guanxi.core.storage.db import BOOKKEEPING, WRITE, busy_as_error, create_engine, create_sessionmaker, sqlite_writer
-from guanxi.core.storage.files import LocalFileStore
+from guanxi.core.storage.files import FileStore, LocalFileStore, S3FileStore
 from guanxi.core.storage.tenancy import TENANT_KEY, TenantSession, unscoped
 
 log = logging.getLogger("guanxi")
@@ -200,12 +200,15 @@ class Runtime:
         return merged[1]
 
     @property
-    def files(self) -> LocalFileStore:
-        """The core file store (``[files]``): where plugins keep uploaded bytes, by content hash."""
-        store = self.state.get("files")
+    def files(self) -> FileStore:
+        """The core file store (``[files]``): where plugins keep uploaded bytes, by content hash
+        (a local directory, or an S3-compatible bucket)."""
+        store: FileStore | None = self.state.get("files")
         if store is None:
-            store = self.state["files"] = LocalFileStore(self.settings.files.root, self.settings.files.max_bytes)
-        assert isinstance(store, LocalFileStore)
+            settings = self.settings.files
+            local = settings.backend == "local"
+            store = LocalFileStore(settings.root, settings.max_bytes) if local else S3FileStore.from_settings(settings)
+            self.state["files"] = store
         return store
 
     @property

@@ -142,10 +142,24 @@ class QueueSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 
 
 class FilesSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """The core file store (uploads of plugins): a local directory, content-addressed."""
+    """The core file store (uploads of plugins, mail attachments), content-addressed: a local
+    directory (``backend = "local"``, ``root``) or an S3-compatible bucket (``backend = "s3"``,
+    the ``s3_*`` keys; install the ``s3`` extra)."""
 
+    backend: Literal["local", "s3"] = "local"
     root: str = ".guanxi/files"
     max_bytes: Positive = 20 * 1024 * 1024
+    s3_bucket: str = ""
+    #: the endpoint of an S3-compatible service (MinIO, OSS, COS); "" is AWS S3
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    #: "" takes boto3's usual credentials (environment, instance role)
+    s3_access_key_id: str = ""
+    #: Secret: set it in the environment (GUANXI__FILES__S3_SECRET_ACCESS_KEY), not in the file.
+    s3_secret_access_key: str = ""
+    #: object names are ``<prefix><sha256>``
+    s3_prefix: str = ""
+    s3_addressing_style: Literal["auto", "virtual", "path"] = "auto"
 
 
 class NotifySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

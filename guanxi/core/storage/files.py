@@ -5,6 +5,9 @@ The default store is a local directory (``files.root``); the key of a file is th
 its bytes, kept in two levels of folders (``ab/cd/abcd…``). Writes go to a temporary file first
 and are renamed into place, so a reader never sees half a file. Plugins keep the key, the media
 type and the size in their own rows; the store knows only bytes.
+
+``files.backend = "s3"`` keeps the same keys as objects of an S3-compatible bucket
+(:class:`S3FileStore`, through boto3: AWS S3, MinIO, Ceph, Alibaba OSS or Tencent COS in S3 mode).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any, Protocol
 
-from guanxi.core.base.errors import NotFoundError, ValidationError
+from guanxi.core.base.errors import ConfigError, NotFoundError, ValidationError
 
 KEY = re.compile(r"^[0-9a-f]{64}$")
 
@@ -40,6 +44,38 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+class FileStore(Protocol):
+    """What plugins use of a file store (``runtime.files``)."""
+
+    max_bytes: int
+
+    def check(self, data: bytes, *, allowed: frozenset[str] | None = None, field: str = "file") -> str: ...
+    def put(self, data: bytes) -> str: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+
+
+def check(data: bytes, max_bytes: int, *, allowed: frozenset[str] | None = None, field: str = "file") -> str:
+    """The media type of ``data`` if it may be stored: not empty, within ``max_bytes``, of a
+    known format (and one of ``allowed`` when given).
+
+    :raises ValidationError: naming what is wrong (size or content), never echoing the bytes.
+    """
+    if not data:
+        raise ValidationError("the file is empty", field=field)
+    _check_size(data, max_bytes, field)
+    media_type = sniff(data)
+    if media_type is None or (allowed is not None and media_type not in allowed):
+        kinds = ", ".join(sorted(allowed)) if allowed is not None else "PNG, JPEG, GIF, WebP or PDF"
+        raise ValidationError(f"the file's content is not one of {kinds} (checked by content, not name)", field=field)
+    return media_type
+
+
+def _check_size(data: bytes, max_bytes: int, field: str = "file") -> None:
+    if len(data) > max_bytes:
+        raise ValidationError(f"the file is {len(data)} bytes; at most {max_bytes} are accepted", field=field)
+
+
 class LocalFileStore:
     """A content-addressed store in a local directory.
 
@@ -57,26 +93,13 @@ class LocalFileStore:
         return self.root / key[:2] / key[2:4] / key
 
     def check(self, data: bytes, *, allowed: frozenset[str] | None = None, field: str = "file") -> str:
-        """The media type of ``data`` if it may be stored: not empty, within ``max_bytes``, of a
-        known format (and one of ``allowed`` when given).
-
-        :raises ValidationError: naming what is wrong (size or content), never echoing the bytes.
-        """
-        if not data:
-            raise ValidationError("the file is empty", field=field)
-        if len(data) > self.max_bytes:
-            raise ValidationError(f"the file is {len(data)} bytes; at most {self.max_bytes} are accepted", field=field)
-        media_type = sniff(data)
-        if media_type is None or (allowed is not None and media_type not in allowed):
-            kinds = ", ".join(sorted(allowed)) if allowed is not None else "PNG, JPEG, GIF, WebP or PDF"
-            raise ValidationError(f"the file's content is not one of {kinds} (checked by content, not name)", field=field)
-        return media_type
+        """See :func:`check`."""
+        return check(data, self.max_bytes, allowed=allowed, field=field)
 
     def put(self, data: bytes) -> str:
         """Store ``data`` (within ``max_bytes``) and return its key; storing the same bytes again
         is a no-op that returns the same key."""
-        if len(data) > self.max_bytes:
-            raise ValidationError(f"the file is {len(data)} bytes; at most {self.max_bytes} are accepted", field="file")
+        _check_size(data, self.max_bytes)
         key = hashlib.sha256(data).hexdigest()
         path = self._path(key)
         if path.exists():
@@ -104,3 +127,76 @@ class LocalFileStore:
 
     def exists(self, key: str) -> bool:
         return KEY.match(key) is not None and self._path(key).exists()
+
+
+class S3FileStore:
+    """The same content-addressed store in an S3-compatible bucket: the object of a file is
+    ``<prefix><key>``. Objects are written whole (S3 never shows half an object); storing bytes
+    that are there already is a ``HEAD`` and no upload.
+
+    :param client: a boto3 S3 client (endpoint, region and credentials chosen by the caller).
+    """
+
+    def __init__(self, client: Any, bucket: str, max_bytes: int, *, prefix: str = "") -> None:
+        self.client, self.bucket, self.max_bytes, self.prefix = client, bucket, max_bytes, prefix
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> S3FileStore:
+        if not settings.s3_bucket:
+            raise ConfigError("$.files.s3_bucket: the s3 file store needs a bucket")
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            raise ConfigError("$.files.backend: the s3 file store needs boto3 (install guanxi[s3])") from None
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url or None,
+            region_name=settings.s3_region or None,
+            aws_access_key_id=settings.s3_access_key_id or None,
+            aws_secret_access_key=settings.s3_secret_access_key or None,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}, s3={"addressing_style": settings.s3_addressing_style}),
+        )
+        return cls(client, settings.s3_bucket, settings.max_bytes, prefix=settings.s3_prefix)
+
+    def _name(self, key: str) -> str:
+        if not KEY.match(key):
+            raise NotFoundError("no such file")
+        return self.prefix + key
+
+    def check(self, data: bytes, *, allowed: frozenset[str] | None = None, field: str = "file") -> str:
+        """See :func:`check`."""
+        return check(data, self.max_bytes, allowed=allowed, field=field)
+
+    def put(self, data: bytes) -> str:
+        _check_size(data, self.max_bytes)
+        key = hashlib.sha256(data).hexdigest()
+        if not self.exists(key):
+            self.client.put_object(Bucket=self.bucket, Key=self._name(key), Body=data, ChecksumAlgorithm="SHA256")
+        return key
+
+    def get(self, key: str) -> bytes:
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._name(key))["Body"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise NotFoundError("no such file") from None
+            raise
+        data: bytes = body.read()
+        return data
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        if not KEY.match(key):
+            return False
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._name(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+        return True
