@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from guanxi import ConflictError, NotFoundError, Runtime, Tx, ValidationError
@@ -120,7 +120,9 @@ async def save_journey(tx: Tx, data: bytes | str | dict[str, Any], *, fmt: str =
         ids = {step.id for step in journey.steps}
         in_flight = (AutomationJourneyRun.journey_id == row.id, AutomationJourneyRun.status.in_(IN_FLIGHT))
         await session.execute(
-            update(AutomationJourneyRun).where(*in_flight, AutomationJourneyRun.step.in_(ids)).values(version=row.version)
+            update(AutomationJourneyRun)
+            .where(*in_flight, or_(AutomationJourneyRun.step.in_(ids), AutomationJourneyRun.step.is_(None)))  # None: not started yet
+            .values(version=row.version)
         )
         await session.execute(
             update(AutomationJourneyRun)
