@@ -162,6 +162,17 @@ class ReferralProgress(Event, frozen=True, kw_only=True):
     rewarded: bool
 
 
+class SegmentMembershipChanged(Event, frozen=True, kw_only=True):
+    """Customers entered or left a segment (a saved customer filter of the automation plugin):
+    a dynamic segment's membership was re-evaluated after a change, or a static segment's list
+    changed. Large changes come as several events of at most 1,000 customers each."""
+
+    segment_id: uuid.UUID
+    segment_key: str
+    entered: list[uuid.UUID]
+    exited: list[uuid.UUID]
+
+
 class TaskChanged(Event, frozen=True, kw_only=True):
     """A follow-up task was created or completed (``done``)."""
 

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         MessageStatusChanged,
         NotificationCreated,
         ReferralProgress,
+        SegmentMembershipChanged,
         StageChanged,
         TagsChanged,
         TaskChanged,
@@ -303,6 +304,13 @@ def guanxi_contact_left(runtime: Runtime, event: ContactLeft) -> Any:
 def guanxi_referral_progress(runtime: Runtime, event: ReferralProgress) -> Any:
     """An inviter's progress in an invite-N campaign changed (``qualified`` of ``goal``). A
     channel plugin may tell the inviter ("2 more friends to go")."""
+
+
+@hookspec
+def guanxi_segment_membership_changed(runtime: Runtime, event: SegmentMembershipChanged) -> Any:
+    """Customers entered (``event.entered``) or left (``event.exited``) a segment of the
+    automation plugin, after the transaction that changed its membership commits. Journeys start
+    on entry; any plugin may react (sync a WeCom tag, notify an owner)."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Bulk sends (群发): one message to a segment over a channel, through the outbox."""
