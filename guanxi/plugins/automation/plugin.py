@@ -19,6 +19,7 @@ from guanxi import (
     JobRun,
     Permission,
     Runtime,
+    SegmentMembershipChanged,
     StageChanged,
     TagsChanged,
     hookimpl,
@@ -27,6 +28,8 @@ from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.plugins.automation import settings
 from guanxi.plugins.automation.bulk import models as bulk_models  # noqa: F401 - its tables
+from guanxi.plugins.automation.journeys import hooks as journeys
+from guanxi.plugins.automation.journeys import models as journey_models  # noqa: F401 - its tables
 from guanxi.plugins.automation.segments import models as segment_models  # noqa: F401 - its tables
 
 
@@ -69,7 +72,10 @@ async def _refresh_segments(job: JobRun) -> None:
 def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
     from guanxi.plugins.automation.segments.service import REFRESH_JOB
 
-    return [JobKind(name=REFRESH_JOB, run=_refresh_segments, description="Re-evaluate every dynamic segment of the tenant")]
+    return [
+        JobKind(name=REFRESH_JOB, run=_refresh_segments, description="Re-evaluate every dynamic segment of the tenant"),
+        *journeys.job_kinds(),
+    ]
 
 
 # --- a customer changed: dynamic segments follow (entry and exit events) --------------------
@@ -94,11 +100,13 @@ async def guanxi_customer_updated(runtime: Runtime, event: CustomerUpdated) -> N
 @hookimpl
 async def guanxi_tags_changed(runtime: Runtime, event: TagsChanged) -> None:
     await _customer_changed(runtime, event.tenant_id, event.customer_id)
+    await journeys.on_tags_changed(runtime, event)
 
 
 @hookimpl
 async def guanxi_stage_changed(runtime: Runtime, event: StageChanged) -> None:
     await _customer_changed(runtime, event.tenant_id, event.customer_id)
+    await journeys.on_stage_changed(runtime, event)
 
 
 @hookimpl
@@ -109,6 +117,7 @@ async def guanxi_identity_attached(runtime: Runtime, event: IdentityAttached) ->
 @hookimpl
 async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
     await _customer_changed(runtime, event.tenant_id, event.customer_id)
+    await journeys.on_interaction_recorded(runtime, event)
 
 
 @hookimpl
@@ -124,3 +133,9 @@ async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, 
 
     keys = await service.segments_of(session, customer_id)
     return {"segments": keys} if keys else None
+
+
+@hookimpl
+async def guanxi_segment_membership_changed(runtime: Runtime, event: SegmentMembershipChanged) -> None:
+    if event.entered:
+        await journeys.on_segment_entered(runtime, event.tenant_id, event.segment_key, list(event.entered))
