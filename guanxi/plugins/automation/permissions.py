@@ -28,13 +28,13 @@ SEGMENTS = [
 BULK = [
     Permission(
         name="automation.bulk.read",
-        roles=("admin", "manager"),
+        roles=("admin", "manager", "marketing"),
         fields=("Query.bulkSends", "Query.bulkSend"),
         description="See bulk sends and their figures",
     ),
     Permission(
         name="automation.bulk.send",
-        roles=("admin", "manager"),
+        roles=("admin", "manager", "marketing"),
         fields=("Mutation.createBulkSend", "Mutation.cancelBulkSend"),
         description="Create bulk sends (群发) to a segment, and cancel them",
     ),
@@ -50,4 +50,4 @@ BULK = [
 def all_permissions() -> list[Permission]:
     from guanxi.plugins.automation.journeys.permissions import JOURNEYS
 
-    return [*SEGMENTS, *JOURNEYS]
+    return [*SEGMENTS, *BULK, *JOURNEYS]

@@ -70,10 +70,12 @@ async def _refresh_segments(job: JobRun) -> None:
 
 @hookimpl
 def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
+    from guanxi.plugins.automation.bulk import service as bulk
     from guanxi.plugins.automation.segments.service import REFRESH_JOB
 
     return [
         JobKind(name=REFRESH_JOB, run=_refresh_segments, description="Re-evaluate every dynamic segment of the tenant"),
+        JobKind(name=bulk.JOB, run=bulk.run_job, description="Queue the next batch of a bulk send's recipients through the outbox"),
         *journeys.job_kinds(),
     ]
 

@@ -136,7 +136,7 @@ class DeleteSegmentPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-def _full_view(info: Info) -> RequestContext:
+def full_view(info: Info) -> RequestContext:
     """The caller, seeing every customer of the tenant: a segment's membership is the tenant's,
     not one salesperson's share (only managers and admins change segments)."""
     ctx: RequestContext = info.context.ctx
@@ -184,7 +184,7 @@ class SegmentMutation:
                 csv=input.csv,
             )
             info.context.reset_reads()
-            async with info.context.rt.transaction(_full_view(info)) as tx:
+            async with info.context.rt.transaction(full_view(info)) as tx:
                 created = await svc.create_segment(tx, data)
             return SegmentPayload(segment=Segment.from_model(created))
 
@@ -194,7 +194,7 @@ class SegmentMutation:
     async def update_segment(self, info: Info, id: strawberry.ID, input: UpdateSegmentInput) -> SegmentPayload:
         async def run() -> SegmentPayload:
             info.context.reset_reads()
-            async with info.context.rt.transaction(_full_view(info)) as tx:
+            async with info.context.rt.transaction(full_view(info)) as tx:
                 segment = await svc.get_segment(tx.session, segment_id(id))
                 await svc.update_segment(tx, segment, name=input.name, description=input.description, definition=input.definition)
             return SegmentPayload(segment=Segment.from_model(segment))
@@ -208,7 +208,7 @@ class SegmentMutation:
 
             ids = [from_global_id(c, "Customer", field="customerIds") for c in customer_ids]
             info.context.reset_reads()
-            async with info.context.rt.transaction(_full_view(info)) as tx:
+            async with info.context.rt.transaction(full_view(info)) as tx:
                 segment = await svc.get_segment(tx.session, segment_id(id))
                 if segment.kind != "static":
                     raise ValidationError("only a STATIC segment takes customers by hand", field="id")
@@ -221,7 +221,7 @@ class SegmentMutation:
     async def refresh_segment(self, info: Info, id: strawberry.ID) -> RefreshSegmentPayload:
         async def run() -> RefreshSegmentPayload:
             info.context.reset_reads()
-            async with info.context.rt.transaction(_full_view(info)) as tx:
+            async with info.context.rt.transaction(full_view(info)) as tx:
                 segment = await svc.get_segment(tx.session, segment_id(id))
                 entered, exited = await svc.refresh(tx, segment)
             return RefreshSegmentPayload(segment=Segment.from_model(segment), entered=entered, exited=exited)
@@ -232,7 +232,7 @@ class SegmentMutation:
     async def delete_segment(self, info: Info, id: strawberry.ID) -> DeleteSegmentPayload:
         async def run() -> DeleteSegmentPayload:
             info.context.reset_reads()
-            async with info.context.rt.transaction(_full_view(info)) as tx:
+            async with info.context.rt.transaction(full_view(info)) as tx:
                 segment = await svc.get_segment(tx.session, segment_id(id))
                 await svc.delete_segment(tx, segment)
             return DeleteSegmentPayload(deleted_id=id)
