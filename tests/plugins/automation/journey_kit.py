@@ -47,13 +47,17 @@ def ctx(tenant_id: uuid.UUID) -> RequestContext:
     return RequestContext(tenant_id=tenant_id)
 
 
-async def make_customers(runtime: Runtime, tenant_id: uuid.UUID, n: int, *, channel: str | None = "jchat", prefix: str = "c") -> list[uuid.UUID]:
+async def make_customers(
+    runtime: Runtime, tenant_id: uuid.UUID, n: int, *, channel: str | None = "jchat", prefix: str = "c"
+) -> list[uuid.UUID]:
     ids = []
     async with runtime.transaction(ctx(tenant_id)) as tx:
         for i in range(n):
             c = await customers.create_customer(tx, customers.CustomerInput(display_name=f"{prefix}{i}"))
             if channel:
-                await identities.attach_identity(tx, c.id, identities.IdentityInput(channel=channel, external_id=f"{prefix}-{i}-{c.id.hex[:6]}"))
+                await identities.attach_identity(
+                    tx, c.id, identities.IdentityInput(channel=channel, external_id=f"{prefix}-{i}-{c.id.hex[:6]}")
+                )
             ids.append(c.id)
     return ids
 
@@ -89,4 +93,8 @@ async def runs(runtime: Runtime, tenant_id: uuid.UUID) -> list[AutomationJourney
 
 async def ledger(runtime: Runtime, tenant_id: uuid.UUID) -> list[AutomationJourneyStep]:
     async with runtime.session(tenant_id) as s:
-        return list((await s.execute(select(AutomationJourneyStep).order_by(AutomationJourneyStep.customer_id, AutomationJourneyStep.seq))).scalars())
+        return list(
+            (
+                await s.execute(select(AutomationJourneyStep).order_by(AutomationJourneyStep.customer_id, AutomationJourneyStep.seq))
+            ).scalars()
+        )

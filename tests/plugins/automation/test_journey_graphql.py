@@ -55,7 +55,9 @@ async def _save(graphql: Any, text: str, **variables: Any) -> dict[str, Any]:
         ([{"id": "a", "type": "webhook", "url": "https://hooks.example.com/x"}], "steps[0].url", "allowed webhook hosts"),
     ],
 )
-async def test_bad_definitions_are_refused_with_the_path_of_the_bad_step(graphql: Any, steps: list[dict[str, Any]], field: str, words: str) -> None:
+async def test_bad_definitions_are_refused_with_the_path_of_the_bad_step(
+    graphql: Any, steps: list[dict[str, Any]], field: str, words: str
+) -> None:
     result = await _save(graphql, definition(steps))
     assert result["journey"] is None
     (error,) = result["errors"]

@@ -77,7 +77,7 @@ async def test_another_tenant_cannot_see_or_change_a_journey(
     assert response.status_code == 200
     answer = response.json()
     text = json.dumps(answer, ensure_ascii=False)
-    assert "A-customer" not in text and a_secret not in text and "A-secret text" not in text or field == "saveJourney", text
+    assert ("A-customer" not in text and a_secret not in text and "A-secret text" not in text) or field == "saveJourney", text
     payload = next(iter((answer.get("data") or {}).values()), None)
     if field == "journeys":
         assert payload == []

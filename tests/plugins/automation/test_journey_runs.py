@@ -50,8 +50,13 @@ async def test_a_tag_added_lets_the_customer_in_and_the_steps_run_once_across_th
     assert done[a].status == done[b].status == "done"
     steps = {(s.customer_id, s.step, s.outcome) for s in await ledger(runtime, tenant_id)}
     assert steps == {
-        (a, "hello", "sent"), (a, "pause", "waited"), (a, "check", "no"),
-        (b, "hello", "sent"), (b, "pause", "waited"), (b, "check", "yes"), (b, "thanks", "done"),
+        (a, "hello", "sent"),
+        (a, "pause", "waited"),
+        (a, "check", "no"),
+        (b, "hello", "sent"),
+        (b, "pause", "waited"),
+        (b, "check", "yes"),
+        (b, "thanks", "done"),
     }
     async with runtime.session(tenant_id) as s:
         assert (await s.execute(select(func.count()).select_from(OutboxMessage))).scalar_one() == 2  # still: each send once

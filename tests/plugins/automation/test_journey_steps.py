@@ -32,7 +32,9 @@ class Loyalty:
     async def grant(self, action: ActionRun) -> str | None:
         if action.params.get("points", 0) <= 0:
             return "nothing to grant"
-        await customers.update_customer(action.tx, action.customer_id, customers.CustomerPatch(attributes={"points": action.params["points"]}))
+        await customers.update_customer(
+            action.tx, action.customer_id, customers.CustomerPatch(attributes={"points": action.params["points"]})
+        )
         self.granted.append((action.customer_id, action.params["points"], action.idempotency_key))
         return None
 
@@ -135,14 +137,20 @@ def test_wait_until_a_time_of_day_in_a_zone() -> None:
 async def test_a_customer_entering_a_segment_enters_its_journey(runtime: Runtime, tenant_id: uuid.UUID) -> None:
     from guanxi.plugins.automation.segments import service as segments
 
-    await activate(runtime, tenant_id, definition([{"id": "mark", "type": "tag", "add": ["welcomed"]}], trigger={"type": "segment_entered", "segment": "vips"}))
-    a, b = await make_customers(runtime, tenant_id, 2)
+    await activate(
+        runtime,
+        tenant_id,
+        definition([{"id": "mark", "type": "tag", "add": ["welcomed"]}], trigger={"type": "segment_entered", "segment": "vips"}),
+    )
+    a, _b = await make_customers(runtime, tenant_id, 2)
     async with runtime.transaction(ctx(tenant_id)) as tx:
         await segments.create_segment(tx, segments.SegmentInput(key="vips", name="VIPs", kind="static", customer_ids=[a]))
     assert {r.customer_id for r in await runs(runtime, tenant_id)} == {a}
 
 
-async def test_a_scheduled_journey_lets_its_audience_in_by_batches(runtime: Runtime, tenant_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_scheduled_journey_lets_its_audience_in_by_batches(
+    runtime: Runtime, tenant_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ids = await make_customers(runtime, tenant_id, 7)
     async with runtime.transaction(ctx(tenant_id)) as tx:
         from guanxi.core.services import tags
@@ -175,26 +183,46 @@ async def test_a_date_field_journey_lets_in_birthdays_and_contract_ends(runtime:
         await fields.set_customer_fields(tx, c, {"contract_end": (today + dt.timedelta(days=30)).isoformat()})
         await fields.set_customer_fields(tx, a, {"contract_end": (today + dt.timedelta(days=31)).isoformat()})
     birthday = await activate(
-        runtime, tenant_id, definition([{"id": "wish", "type": "tag", "add": ["wished"]}], key="birthday",
-                                       trigger={"type": "date_field", "field": "birthday", "annual": True, "at": "00:00"}),
+        runtime,
+        tenant_id,
+        definition(
+            [{"id": "wish", "type": "tag", "add": ["wished"]}],
+            key="birthday",
+            trigger={"type": "date_field", "field": "birthday", "annual": True, "at": "00:00"},
+        ),
     )
     renewal = await activate(
-        runtime, tenant_id, definition([{"id": "renew", "type": "tag", "add": ["renew"]}], key="renewal",
-                                       trigger={"type": "date_field", "field": "contract_end", "offset_days": 30, "at": "00:00"}),
+        runtime,
+        tenant_id,
+        definition(
+            [{"id": "renew", "type": "tag", "add": ["renew"]}],
+            key="renewal",
+            trigger={"type": "date_field", "field": "contract_end", "offset_days": 30, "at": "00:00"},
+        ),
     )
     from guanxi import JobRun
 
     for journey in (birthday, renewal):
-        job = JobRun(runtime=runtime, tenant_id=tenant_id, job_id=uuid.uuid4(), kind=service.ENTRY_KIND, key="k",
-                     payload={"journey_id": str(journey.id)}, slot_at=dt.datetime.combine(today, dt.time(12), tzinfo=dt.UTC), attempt=1,
-                     idempotency_key="k")
+        job = JobRun(
+            runtime=runtime,
+            tenant_id=tenant_id,
+            job_id=uuid.uuid4(),
+            kind=service.ENTRY_KIND,
+            key="k",
+            payload={"journey_id": str(journey.id)},
+            slot_at=dt.datetime.combine(today, dt.time(12), tzinfo=dt.UTC),
+            attempt=1,
+            idempotency_key="k",
+        )
         await hooks.run_entries(job)
     entered = {(r.journey_id, r.customer_id) for r in await runs(runtime, tenant_id)}
     assert entered == {(birthday.id, a), (renewal.id, c)}
 
 
 async def test_the_run_worker_job_advances_runs_and_sleeps_until_the_next_is_due(runtime: Runtime, tenant_id: uuid.UUID) -> None:
-    await activate(runtime, tenant_id, definition([{"id": "mark", "type": "tag", "add": ["x"]}, {"id": "pause", "type": "wait", "seconds": 30}]))
+    await activate(
+        runtime, tenant_id, definition([{"id": "mark", "type": "tag", "add": ["x"]}, {"id": "pause", "type": "wait", "seconds": 30}])
+    )
     (a,) = await make_customers(runtime, tenant_id, 1)
     await enter(runtime, tenant_id, "welcome", [a])  # schedules the worker job now
     assert await scheduler.run_once(runtime, tenant_id=tenant_id) == 1

@@ -28,7 +28,9 @@ def field_conditions(cond: Condition, where: str = "condition.fields") -> list[F
     return out
 
 
-async def compile_condition(session: Any, stmt: Select[Any], cond: Condition | None, *, now: dt.datetime | None = None) -> Select[Any] | None:
+async def compile_condition(
+    session: Any, stmt: Select[Any], cond: Condition | None, *, now: dt.datetime | None = None
+) -> Select[Any] | None:
     """``stmt`` (a select over customers) with the condition's parts added; None when it can
     match nobody (a tag that does not exist)."""
     if cond is None:

@@ -103,7 +103,7 @@ class Wait(msgspec.Struct, tag="wait", tag_field="type", kw_only=True, forbid_un
 
     id: StepId
     seconds: Annotated[int, msgspec.Meta(ge=1, le=366 * 86400)]
-    next: StepId | None | msgspec.UnsetType = msgspec.UNSET
+    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class WaitUntil(msgspec.Struct, tag="wait_until", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -112,7 +112,7 @@ class WaitUntil(msgspec.Struct, tag="wait_until", tag_field="type", kw_only=True
 
     id: StepId
     time: Clock
-    next: StepId | None | msgspec.UnsetType = msgspec.UNSET
+    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class WaitEvent(msgspec.Struct, tag="wait_event", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -123,7 +123,7 @@ class WaitEvent(msgspec.Struct, tag="wait_event", tag_field="type", kw_only=True
     kind: Name
     timeout_s: Annotated[int, msgspec.Meta(ge=1, le=366 * 86400)]
     channel: str | None = None
-    next: StepId | None | msgspec.UnsetType = msgspec.UNSET
+    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
     on_timeout: StepId | None = None
 
 
@@ -144,7 +144,7 @@ class Send(msgspec.Struct, tag="send", tag_field="type", kw_only=True, forbid_un
     id: StepId
     channel: Name
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=20000)]
-    next: StepId | None | msgspec.UnsetType = msgspec.UNSET
+    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Tag(msgspec.Struct, tag="tag", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -153,7 +153,7 @@ class Tag(msgspec.Struct, tag="tag", tag_field="type", kw_only=True, forbid_unkn
     id: StepId
     add: list[str] = []
     remove: list[str] = []
-    next: StepId | None | msgspec.UnsetType = msgspec.UNSET
+    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class MoveStage(msgspec.Struct, tag="move_stage", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -161,7 +161,7 @@ class MoveStage(msgspec.Struct, tag="move_stage", tag_field="type", kw_only=True
 
     id: StepId
     stage: Name
-    next: StepId | None | msgspec.UnsetType = msgspec.UNSET
+    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreateTask(msgspec.Struct, tag="create_task", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -170,7 +170,7 @@ class CreateTask(msgspec.Struct, tag="create_task", tag_field="type", kw_only=Tr
     id: StepId
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     due_in_s: Seconds = 86400
-    next: StepId | None | msgspec.UnsetType = msgspec.UNSET
+    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class NotifyOwner(msgspec.Struct, tag="notify_owner", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -178,7 +178,7 @@ class NotifyOwner(msgspec.Struct, tag="notify_owner", tag_field="type", kw_only=
 
     id: StepId
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-    next: StepId | None | msgspec.UnsetType = msgspec.UNSET
+    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Webhook(msgspec.Struct, tag="webhook", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -187,7 +187,7 @@ class Webhook(msgspec.Struct, tag="webhook", tag_field="type", kw_only=True, for
 
     id: StepId
     url: Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
-    next: StepId | None | msgspec.UnsetType = msgspec.UNSET
+    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Action(msgspec.Struct, tag="action", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -196,12 +196,12 @@ class Action(msgspec.Struct, tag="action", tag_field="type", kw_only=True, forbi
     id: StepId
     action: Name
     params: dict[str, Any] = {}
-    next: StepId | None | msgspec.UnsetType = msgspec.UNSET
+    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 Step = Wait | WaitUntil | WaitEvent | Branch | Send | Tag | MoveStage | CreateTask | NotifyOwner | Webhook | Action
 WAITS = (Wait, WaitUntil, WaitEvent)
-STEP_TYPES: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in Step.__args__)  # type: ignore[attr-defined]
+STEP_TYPES: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in Step.__args__)
 
 
 class Journey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -230,7 +230,7 @@ def successor(steps: list[Any], index: int) -> str | None:
     step = steps[index]
     nxt = getattr(step, "next", msgspec.UNSET)
     if nxt is not msgspec.UNSET:
-        return nxt  # type: ignore[no-any-return]
+        return nxt  # type: ignore[no-any-return,unused-ignore]
     return steps[index + 1].id if index + 1 < len(steps) else None
 
 

@@ -31,7 +31,9 @@ class DryRun(msgspec.Struct, kw_only=True):
     steps: list[DryStep]
 
 
-async def dry_run(runtime: Runtime, session: Any, journey: Journey, customer_ids: list[uuid.UUID] | None, *, first: int = 20) -> list[DryRun]:
+async def dry_run(
+    runtime: Runtime, session: Any, journey: Journey, customer_ids: list[uuid.UUID] | None, *, first: int = 20
+) -> list[DryRun]:
     """The path of each customer (given, else the first ``first`` of the trigger's audience: a
     scheduled trigger's condition, else all customers)."""
     if customer_ids is None:
@@ -41,7 +43,9 @@ async def dry_run(runtime: Runtime, session: Any, journey: Journey, customer_ids
             customer_ids = ids[:first]
             break
     else:
-        found = set((await session.execute(select(Customer.id).where(Customer.id.in_(customer_ids), Customer.merged_into_id.is_(None)))).scalars())
+        found = set(
+            (await session.execute(select(Customer.id).where(Customer.id.in_(customer_ids), Customer.merged_into_id.is_(None)))).scalars()
+        )
         customer_ids = [c for c in customer_ids if c in found]
     index = {s.id: i for i, s in enumerate(journey.steps)}
     paths: dict[uuid.UUID, list[DryStep]] = {cid: [] for cid in customer_ids}
@@ -78,14 +82,20 @@ async def dry_run(runtime: Runtime, session: Any, journey: Journey, customer_ids
                     refused = {cid: f"{exc.code}: {exc.message}" for cid in members}
                 for cid in members:
                     if cid in refused:
-                        paths[cid].append(DryStep(step=step.id, step_type=kind, outcome="would_skip", detail=refused[cid], channel=step.channel))
+                        paths[cid].append(
+                            DryStep(step=step.id, step_type=kind, outcome="would_skip", detail=refused[cid], channel=step.channel)
+                        )
                     else:
-                        paths[cid].append(DryStep(step=step.id, step_type=kind, outcome="would_send", detail=step.text, channel=step.channel))
+                        paths[cid].append(
+                            DryStep(step=step.id, step_type=kind, outcome="would_send", detail=step.text, channel=step.channel)
+                        )
                     targets[cid] = after
             elif isinstance(step, (Wait, WaitUntil, WaitEvent)):
                 detail = (
-                    f"{step.seconds} s" if isinstance(step, Wait)
-                    else f"until {step.time}" if isinstance(step, WaitUntil)
+                    f"{step.seconds} s"
+                    if isinstance(step, Wait)
+                    else f"until {step.time}"
+                    if isinstance(step, WaitUntil)
                     else f"for {step.kind} up to {step.timeout_s} s; shown: the timeout path"
                 )
                 for cid in members:

@@ -56,7 +56,12 @@ from guanxi.plugins.automation.journeys.definition import (
     Webhook,
     successor,
 )
-from guanxi.plugins.automation.journeys.models import AutomationJourney, AutomationJourneyRun, AutomationJourneyStep, AutomationJourneyVersion
+from guanxi.plugins.automation.journeys.models import (
+    AutomationJourney,
+    AutomationJourneyRun,
+    AutomationJourneyStep,
+    AutomationJourneyVersion,
+)
 from guanxi.plugins.automation.journeys.settings import JourneySettings, journey_settings
 
 log = logging.getLogger("guanxi.automation.journeys")
@@ -161,7 +166,9 @@ class Batch:
         session = self.tx.session
         self.journeys = {
             j.id: j
-            for j in (await session.execute(select(AutomationJourney).where(AutomationJourney.id.in_({r.journey_id for r in runs})))).scalars()
+            for j in (
+                await session.execute(select(AutomationJourney).where(AutomationJourney.id.in_({r.journey_id for r in runs})))
+            ).scalars()
         }
         self.definitions = await load_definitions(self.tx, {(r.journey_id, r.version) for r in runs})
         active: list[AutomationJourneyRun] = []
@@ -281,7 +288,11 @@ class Batch:
                 (
                     await self.tx.session.execute(
                         select(AutomationJourneyStep.customer_id, func.count())
-                        .where(AutomationJourneyStep.customer_id.in_(ids), AutomationJourneyStep.outcome == "sent", AutomationJourneyStep.at >= since)
+                        .where(
+                            AutomationJourneyStep.customer_id.in_(ids),
+                            AutomationJourneyStep.outcome == "sent",
+                            AutomationJourneyStep.at >= since,
+                        )
                         .group_by(AutomationJourneyStep.customer_id)
                     )
                 ).all()
@@ -290,7 +301,9 @@ class Batch:
                 if counts.get(cid, 0) + self.sends_in_window.get(cid, 0) >= s.frequency_cap:
                     refused[cid] = f"FREQUENCY_CAP: the customer already got {s.frequency_cap} journey messages in {s.frequency_window_s} s"
         try:
-            screening = await screen_outbound(self.tx.runtime, self.tx.session, step.channel, [c for c in ids if c not in refused], text=step.text)
+            screening = await screen_outbound(
+                self.tx.runtime, self.tx.session, step.channel, [c for c in ids if c not in refused], text=step.text
+            )
             for refusal in screening.refused:
                 refused.setdefault(refusal.customer_id, f"{refusal.code}: {refusal.reason}")
         except GuanxiError as exc:  # the channel or its plugin is off for the tenant now: nobody gets it
@@ -302,7 +315,9 @@ class Batch:
             if reason is None:
                 try:
                     async with self.tx.savepoint():
-                        request = outbox.SendRequest(customer_id=run.customer_id, channel=step.channel, idempotency_key=idempotency_key(run), text=step.text)
+                        request = outbox.SendRequest(
+                            customer_id=run.customer_id, channel=step.channel, idempotency_key=idempotency_key(run), text=step.text
+                        )
                         await outbox.send_message(self.tx, request)
                 except GuanxiError as exc:
                     reason = f"{exc.code}: {exc.message}"
@@ -322,7 +337,9 @@ class Batch:
             case Tag():
                 await change_tags(tx, cid, add=step.add, remove=step.remove)
             case MoveStage():
-                await move_stage(tx, await get_customer(tx.session, cid), await stage_by_key(tx.session, step.stage), rule=f"journey:{definition.key}")
+                await move_stage(
+                    tx, await get_customer(tx.session, cid), await stage_by_key(tx.session, step.stage), rule=f"journey:{definition.key}"
+                )
             case CreateTask():
                 customer = await get_customer(tx.session, cid)
                 due = self.now + dt.timedelta(seconds=step.due_in_s)
@@ -361,7 +378,14 @@ class Batch:
                 if found is None:
                     return f"no enabled plugin offers action {step.action!r}"
                 return await found.run(
-                    ActionRun(tx=tx, customer_id=cid, params=dict(step.params), journey=definition.key, step=step.id, idempotency_key=idempotency_key(run))
+                    ActionRun(
+                        tx=tx,
+                        customer_id=cid,
+                        params=dict(step.params),
+                        journey=definition.key,
+                        step=step.id,
+                        idempotency_key=idempotency_key(run),
+                    )
                 )
         return None
 
@@ -391,7 +415,14 @@ async def advance(
     """Claim up to ``limit`` due runs and advance them; returns how many were claimed."""
     now = now or utcnow()
     claimed = await claim(
-        runtime.engine, AutomationJourneyRun, due_status="waiting", busy_status="running", limit=limit, lease_s=lease_s, now=now, tenant_id=tenant_id
+        runtime.engine,
+        AutomationJourneyRun,
+        due_status="waiting",
+        busy_status="running",
+        limit=limit,
+        lease_s=lease_s,
+        now=now,
+        tenant_id=tenant_id,
     )
     by_tenant: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
     for tid, rid in claimed:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
 
 import msgspec
 import strawberry
@@ -138,7 +137,7 @@ class Journey:
     async def definition(self, info: Info, version: int | None = None) -> JSON:
         async with info.context.loaders.lock:
             found = await service.definition_of(info.context.session, self._row.id, version or self._row.version)
-        return msgspec.to_builtins(found)
+        return JSON(msgspec.to_builtins(found))
 
     @strawberry.field(description="Entered, waiting, converted, exited, per step, by channel and by day (all versions, or one).")
     async def report(self, info: Info, version: int | None = None) -> JourneyReport:
@@ -197,7 +196,9 @@ class JourneyQuery:
         description="Who would get what: each customer's path through the current version now, writing nothing "
         "(customerIds, else the first customers of the trigger's audience)."
     )
-    async def journey_dry_run(self, info: Info, key: str, customer_ids: list[strawberry.ID] | None = None, first: int = 20) -> list[JourneyDryRun]:
+    async def journey_dry_run(
+        self, info: Info, key: str, customer_ids: list[strawberry.ID] | None = None, first: int = 20
+    ) -> list[JourneyDryRun]:
         from guanxi.graphql.pagination import check_page_size
 
         settings = info.context.rt.settings.graphql
@@ -211,14 +212,17 @@ class JourneyQuery:
         return [
             JourneyDryRun(
                 customer_id=strawberry.ID(to_global_id("Customer", d.customer_id)),
-                steps=[DryRunStep(step=s.step, step_type=s.step_type, outcome=DryRunOutcome(s.outcome), detail=s.detail, channel=s.channel) for s in d.steps],
+                steps=[
+                    DryRunStep(step=s.step, step_type=s.step_type, outcome=DryRunOutcome(s.outcome), detail=s.detail, channel=s.channel)
+                    for s in d.steps
+                ],
             )
             for d in found
         ]
 
     @strawberry.field(description="The published JSON Schema of journey definitions.")
     def journey_schema(self) -> JSON:
-        return schema_document()
+        return JSON(schema_document())
 
     @strawberry.field(
         description="The secret journey webhooks are signed with (X-Guanxi-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "
@@ -255,5 +259,3 @@ class JourneyMutation:
             return JourneyPayload(journey=Journey.from_model(row))
 
         return await as_payload(run, JourneyPayload)
-
-

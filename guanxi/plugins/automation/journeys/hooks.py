@@ -37,7 +37,9 @@ async def _journeys_of_customer_runs(tx: Tx, customer_id: uuid.UUID) -> list[tup
     runs = list(
         (
             await tx.session.execute(
-                select(AutomationJourneyRun).where(AutomationJourneyRun.customer_id == customer_id, AutomationJourneyRun.status.in_(service.IN_FLIGHT))
+                select(AutomationJourneyRun).where(
+                    AutomationJourneyRun.customer_id == customer_id, AutomationJourneyRun.status.in_(service.IN_FLIGHT)
+                )
             )
         ).scalars()
     )
@@ -53,7 +55,9 @@ def _goal_met(goal: Goal | None, *, stage: str | None = None, kind: str | None =
     return (stage is not None and goal.stage == stage) or (kind is not None and goal.interaction_kind == kind)
 
 
-async def _progress(tx: Tx, customer_id: uuid.UUID, *, stage: str | None = None, kind: str | None = None, channel: str | None = None) -> None:
+async def _progress(
+    tx: Tx, customer_id: uuid.UUID, *, stage: str | None = None, kind: str | None = None, channel: str | None = None
+) -> None:
     """Goals reached end runs as conversions; an awaited event wakes its run."""
     now = utcnow()
     woke = False
@@ -62,8 +66,16 @@ async def _progress(tx: Tx, customer_id: uuid.UUID, *, stage: str | None = None,
             step = run.step or definition.steps[0].id
             tx.session.add(
                 AutomationJourneyStep(
-                    id=new_id(), run_id=run.id, journey_id=run.journey_id, version=run.version, customer_id=run.customer_id,
-                    seq=run.seq, step=step, step_type="goal", outcome="converted", at=now,
+                    id=new_id(),
+                    run_id=run.id,
+                    journey_id=run.journey_id,
+                    version=run.version,
+                    customer_id=run.customer_id,
+                    seq=run.seq,
+                    step=step,
+                    step_type="goal",
+                    outcome="converted",
+                    at=now,
                     reason=f"reached stage {stage}" if stage else f"interaction {kind}",
                 )
             )
@@ -129,7 +141,9 @@ async def run_worker(job: JobRun) -> None:
             break
     async with runtime.transaction(_ctx(job.tenant_id)) as tx:
         due = (
-            await tx.session.execute(select(func.min(AutomationJourneyRun.next_attempt_at)).where(AutomationJourneyRun.status.in_(service.IN_FLIGHT)))
+            await tx.session.execute(
+                select(func.min(AutomationJourneyRun.next_attempt_at)).where(AutomationJourneyRun.status.in_(service.IN_FLIGHT))
+            )
         ).scalar_one_or_none()
         if due is not None:
             now = utcnow()
@@ -150,7 +164,9 @@ async def run_entries(job: JobRun) -> None:
                 await service.enter(tx, journey, ids)
         elif isinstance(trigger, DateField):
             today = job.slot_at.astimezone(await service_zone(tx)).date() + dt.timedelta(days=trigger.offset_days)
-            async for ids in audience(tx.session, None, extra=Customer.id.in_(await date_matches(tx, trigger.field, today, trigger.annual))):
+            async for ids in audience(
+                tx.session, None, extra=Customer.id.in_(await date_matches(tx, trigger.field, today, trigger.annual))
+            ):
                 await service.enter(tx, journey, ids)
 
 
@@ -167,10 +183,15 @@ async def date_matches(tx: Tx, field: str, day: dt.date, annual: bool) -> Any:
     values = select(FieldValue.customer_id).where(FieldValue.field_id == defn)
     if not annual:
         return values.where(FieldValue.date_value == day)
-    if tx.session.bind.dialect.name == "postgresql":
+    month: Any
+    dom: Any
+    if tx.session.get_bind().dialect.name == "postgresql":
         month, dom = func.extract("month", FieldValue.date_value), func.extract("day", FieldValue.date_value)
     else:
-        month, dom = func.cast(func.strftime("%m", FieldValue.date_value), Integer), func.cast(func.strftime("%d", FieldValue.date_value), Integer)
+        month, dom = (
+            func.cast(func.strftime("%m", FieldValue.date_value), Integer),
+            func.cast(func.strftime("%d", FieldValue.date_value), Integer),
+        )
     match = and_(month == day.month, dom == day.day)
     leap = day.month == 2 and day.day == 28 and not _is_leap(day.year)
     return values.where(or_(match, and_(month == 2, dom == 29)) if leap else match)
@@ -185,5 +206,3 @@ def job_kinds() -> list[JobKind]:
         JobKind(name=service.TICK_KIND, run=run_worker, description="Advance customers' journey runs that are due", max_attempts=100),
         JobKind(name=service.ENTRY_KIND, run=run_entries, description="Let a scheduled or date-field journey's customers in"),
     ]
-
-

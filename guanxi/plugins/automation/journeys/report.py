@@ -51,19 +51,25 @@ class JourneyReport(msgspec.Struct, kw_only=True):
 async def journey_report(session: Any, journey_id: uuid.UUID, step_types: dict[str, str], *, version: int | None = None) -> JourneyReport:
     """Figures of one journey (all versions, or one); ``step_types`` orders the steps (the
     current definition's ids and types; steps of older versions follow)."""
-    R, S = AutomationJourneyRun, AutomationJourneyStep
+    R, S = AutomationJourneyRun, AutomationJourneyStep  # noqa: N806 - short names keep the grouped selects readable
     run_scope = [R.journey_id == journey_id] + ([R.version == version] if version is not None else [])
     step_scope = [S.journey_id == journey_id] + ([S.version == version] if version is not None else [])
     by_status = dict((await session.execute(select(R.status, func.count()).where(*run_scope).group_by(R.status))).all())
-    at_step = (await session.execute(select(R.step, func.count()).where(*run_scope, R.status.in_(("waiting", "running"))).group_by(R.step))).all()
-    outcomes = (await session.execute(select(S.step, S.step_type, S.outcome, func.count()).where(*step_scope).group_by(S.step, S.step_type, S.outcome))).all()
+    at_step = (
+        await session.execute(select(R.step, func.count()).where(*run_scope, R.status.in_(("waiting", "running"))).group_by(R.step))
+    ).all()
+    outcomes = (
+        await session.execute(
+            select(S.step, S.step_type, S.outcome, func.count()).where(*step_scope).group_by(S.step, S.step_type, S.outcome)
+        )
+    ).all()
     channels = (
         await session.execute(
             select(S.channel, S.outcome, func.count()).where(*step_scope, S.channel.is_not(None)).group_by(S.channel, S.outcome)
         )
     ).all()
-    entered_day = cast(R.entered_at, Date) if session.bind.dialect.name == "postgresql" else func.date(R.entered_at)
-    step_day = cast(S.at, Date) if session.bind.dialect.name == "postgresql" else func.date(S.at)
+    entered_day = cast(R.entered_at, Date) if _dialect(session) == "postgresql" else func.date(R.entered_at)
+    step_day = cast(S.at, Date) if _dialect(session) == "postgresql" else func.date(S.at)
     entered_by_day = (await session.execute(select(entered_day, func.count()).where(*run_scope).group_by(entered_day))).all()
     steps_by_day = (
         await session.execute(
@@ -82,19 +88,19 @@ async def journey_report(session: Any, journey_id: uuid.UUID, step_types: dict[s
             figures.setdefault(sid, StepFigures(step=sid, step_type=step_types.get(sid, "?"), outcomes={})).current = int(n)
     by_channel: dict[str, ChannelFigures] = {}
     for channel, outcome, n in channels:
-        fig = by_channel.setdefault(channel, ChannelFigures(channel=channel))
+        per_channel = by_channel.setdefault(channel, ChannelFigures(channel=channel))
         if outcome == "sent":
-            fig.sent += int(n)
+            per_channel.sent += int(n)
         elif outcome == "skipped":
-            fig.skipped += int(n)
+            per_channel.skipped += int(n)
     days: dict[dt.date, DayFigures] = {}
     for day, n in entered_by_day:
         d = _day(day)
         days.setdefault(d, DayFigures(day=d)).entered = int(n)
     for day, n, conv in steps_by_day:
         d = _day(day)
-        fig = days.setdefault(d, DayFigures(day=d))
-        fig.steps, fig.converted = int(n), int(conv or 0)
+        per_day = days.setdefault(d, DayFigures(day=d))
+        per_day.steps, per_day.converted = int(n), int(conv or 0)
     in_flight = int(by_status.get("waiting", 0)) + int(by_status.get("running", 0))
     return JourneyReport(
         entered=sum(int(n) for n in by_status.values()),
@@ -107,6 +113,10 @@ async def journey_report(session: Any, journey_id: uuid.UUID, step_types: dict[s
         channels=sorted(by_channel.values(), key=lambda c: c.channel),
         days=[days[d] for d in sorted(days)],
     )
+
+
+def _dialect(session: Any) -> str:
+    return str(session.get_bind().dialect.name)
 
 
 def _day(value: Any) -> dt.date:

@@ -114,7 +114,9 @@ async def save_journey(tx: Tx, data: bytes | str | dict[str, Any], *, fmt: str =
         return row
     row.version += 1
     row.name, row.trigger_type, row.trigger_value, row.updated_at = journey.name, kind, value, now
-    session.add(AutomationJourneyVersion(journey_id=row.id, version=row.version, definition=stored, created_at=now, created_by=tx.ctx.actor.name))
+    session.add(
+        AutomationJourneyVersion(journey_id=row.id, version=row.version, definition=stored, created_at=now, created_by=tx.ctx.actor.name)
+    )
     await session.flush()
     if migrate_runs:
         ids = {step.id for step in journey.steps}
@@ -171,7 +173,7 @@ async def _schedule_entries(tx: Tx, row: AutomationJourney, journey: Journey) ->
 
 
 def _insert(tx: Tx) -> Any:
-    return postgresql.insert if tx.session.bind.dialect.name == "postgresql" else sqlite.insert
+    return postgresql.insert if tx.session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 async def enter(tx: Tx, journey: AutomationJourney, customer_ids: Iterable[uuid.UUID], *, now: dt.datetime | None = None) -> int:
@@ -238,4 +240,10 @@ async def active_journeys(session: Any, trigger_type: str, values: Sequence[str]
 
 
 async def count_runs(session: Any, journey_id: uuid.UUID) -> int:
-    return int((await session.execute(select(func.count()).select_from(AutomationJourneyRun).where(AutomationJourneyRun.journey_id == journey_id))).scalar_one())
+    return int(
+        (
+            await session.execute(
+                select(func.count()).select_from(AutomationJourneyRun).where(AutomationJourneyRun.journey_id == journey_id)
+            )
+        ).scalar_one()
+    )

@@ -78,9 +78,13 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_automation_journey_runs_claim", "automation_journey_runs", ["status", "next_attempt_at"])
-    op.create_index("ix_automation_journey_runs_tenant_id_customer_id_status", "automation_journey_runs", ["tenant_id", "customer_id", "status"])
     op.create_index(
-        "ix_automation_journey_runs_tenant_id_journey_id_status_step", "automation_journey_runs", ["tenant_id", "journey_id", "status", "step"]
+        "ix_automation_journey_runs_tenant_id_customer_id_status", "automation_journey_runs", ["tenant_id", "customer_id", "status"]
+    )
+    op.create_index(
+        "ix_automation_journey_runs_tenant_id_journey_id_status_step",
+        "automation_journey_runs",
+        ["tenant_id", "journey_id", "status", "step"],
     )
     op.create_table(
         "automation_journey_steps",
@@ -101,7 +105,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant_id", "run_id", "seq", name="uq_automation_journey_steps_tenant_id_run_id_seq"),
     )
     op.create_index(
-        "ix_automation_journey_steps_tenant_id_journey_id_step_outcome", "automation_journey_steps", ["tenant_id", "journey_id", "step", "outcome"]
+        "ix_automation_journey_steps_tenant_id_journey_id_step_outcome",
+        "automation_journey_steps",
+        ["tenant_id", "journey_id", "step", "outcome"],
     )
     op.create_index("ix_automation_journey_steps_tenant_id_journey_id_at", "automation_journey_steps", ["tenant_id", "journey_id", "at"])
     op.create_index("ix_automation_journey_steps_tenant_id_customer_id_at", "automation_journey_steps", ["tenant_id", "customer_id", "at"])
