@@ -113,6 +113,8 @@ async def on_stage_changed(runtime: Runtime, event: StageChanged) -> None:
 
 
 async def on_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
+    if event.direction == "out":  # our own messages (and staff's) neither start, wake nor convert a run
+        return
     async with runtime.transaction(_ctx(event.tenant_id)) as tx:
         await _progress(tx, event.customer_id, kind=event.kind, channel=event.channel)
         for journey in await service.active_journeys(tx.session, "interaction", [event.kind]):
