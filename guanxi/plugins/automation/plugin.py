@@ -131,10 +131,21 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
 
 @hookimpl
 async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    from guanxi.plugins.automation.bulk import service as bulk
     from guanxi.plugins.automation.segments import service
 
-    keys = await service.segments_of(session, customer_id)
-    return {"segments": keys} if keys else None
+    data: dict[str, Any] = {
+        "segments": await service.segments_of(session, customer_id),
+        "bulk_sends": await bulk.received(session, customer_id),
+    }
+    return data if any(data.values()) else None
+
+
+@hookimpl
+async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
+    from guanxi.plugins.automation.bulk import service as bulk
+
+    return {"bulk_recipients": await bulk.erase(session, customer_id)}
 
 
 @hookimpl

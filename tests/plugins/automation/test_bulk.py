@@ -243,3 +243,48 @@ async def test_cancelling_stops_recipients_not_yet_queued(runtime: Runtime, tena
         assert (await s.execute(select(func.count()).select_from(OutboxMessage))).scalar_one() == 1
     got = await figures(team, send)
     assert (got["queued"], got["pending"]) == (1, 2)
+
+
+async def test_figures_take_four_statements_whatever_the_sends_size(runtime: Runtime, tenant_id: uuid.UUID, team: Team) -> None:
+    from guanxi.testing.sql import count_statements
+
+    counts = []
+    for size in (2, 6):
+        people = [await customer_on(runtime, tenant_id, f"S{size}-{i}", "broadcast") for i in range(size)]
+        segment = await static_segment(team, f"size-{size}", people)
+        body = await team.call["admin"](CREATE, {"input": {"name": "F", "segmentId": segment, "channel": "broadcast", "text": "hi"}})
+        await run_jobs(runtime, tenant_id)
+        send_id = from_global_id(body["data"]["createBulkSend"]["bulkSend"]["id"], "BulkSend")
+        async with runtime.session(tenant_id) as s:
+            send = await bulk.get_send(s, send_id)
+            with count_statements(runtime.engine) as seen:
+                got = await bulk.figures(s, send)
+        assert got.queued == size
+        counts.append(len(seen))
+    assert counts == [4, 4]
+
+
+async def test_a_customers_export_names_their_segments_and_sends_and_erasure_clears_the_reasons(
+    runtime: Runtime, tenant_id: uuid.UUID, team: Team, audience: dict[str, uuid.UUID]
+) -> None:
+    from guanxi.core.services import privacy
+
+    segment = await static_segment(team, "all", list(audience.values()))
+    await team.call["admin"](CREATE, {"input": {"name": "Spring sale", "segmentId": segment, "channel": "broadcast", "text": "20% off"}})
+    await run_jobs(runtime, tenant_id)
+    async with runtime.session(tenant_id) as s:
+        data = await privacy.export_customer_data(runtime, s, audience["Cy"])
+    mine = data["plugins"]["automation"]
+    assert mine["segments"] == ["all"]
+    (sent,) = mine["bulk_sends"]
+    assert (sent["send"], sent["status"], sent["code"]) == ("Spring sale", "skipped", "NO_CONSENT")
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        counts = await privacy.erase_customer(tx, audience["Cy"])
+    assert counts["automation.bulk_recipients"] == 1
+    async with runtime.session(tenant_id) as s:
+        reasons = (
+            (await s.execute(select(AutomationBulkRecipient.reason).where(AutomationBulkRecipient.customer_id == audience["Cy"])))
+            .scalars()
+            .all()
+        )
+    assert reasons == [None]

@@ -176,3 +176,33 @@ async def test_a_salesperson_counts_only_their_own_customers_and_cannot_create(r
     assert body["data"]["segmentPreview"]["count"] == 1
     denied = await team.call["li"](CREATE, {"input": {"key": "x", "name": "X", "definition": {"filter": {"search": "s"}}}})
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_large_refresh_enters_in_bounded_batches_and_previews_take_fixed_statements(
+    runtime: Runtime, tenant_id: uuid.UUID, team: Team, events: Events, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Membership is written and announced a batch at a time (bounded memory); counting and
+    previewing a segment costs the same statements for 3 members as for 7."""
+    from guanxi.plugins.automation.segments import service
+    from guanxi.testing.sql import count_statements
+
+    monkeypatch.setattr(service, "BATCH", 2)
+    ids = [await new_customer(runtime, tenant_id, f"Lead {i}") for i in range(7)]
+    for cid in ids[:3]:
+        await tag(runtime, tenant_id, cid, add=["lead"])
+    body = await team.call["admin"](CREATE, {"input": {"key": "leads", "name": "Leads", "definition": {"filter": {"tagsAny": ["lead"]}}}})
+    assert body["data"]["createSegment"]["segment"]["count"] == 3
+    assert [len(e.entered) for e in events.seen if e.segment_key == "leads"] == [2, 1]
+    query = "query($id: ID!) { segment(id: $id) { count preview { displayName } } }"
+    counts = []
+    for cid in ids[3:]:
+        with count_statements(runtime.engine) as seen:
+            await team.call["admin"](query, {"id": body["data"]["createSegment"]["segment"]["id"]})
+        counts.append(len(seen))
+        await tag(runtime, tenant_id, cid, add=["lead"])
+    assert len(set(counts)) == 1, counts
+    refreshed = await team.call["admin"](
+        "mutation($id: ID!) { refreshSegment(id: $id) { entered exited segment { count } } }",
+        {"id": body["data"]["createSegment"]["segment"]["id"]},
+    )
+    assert refreshed["data"]["refreshSegment"] == {"entered": 0, "exited": 0, "segment": {"count": 7}}

@@ -326,3 +326,35 @@ async def figures(session: TenantSession, send: AutomationBulkSend) -> Figures:
         ).scalar_one()
     )
     return out
+
+
+async def received(session: TenantSession, customer_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The bulk sends a customer was a recipient of, for their data export."""
+    r = AutomationBulkRecipient
+    rows = await session.execute(
+        select(AutomationBulkSend.name, AutomationBulkSend.channel, AutomationBulkSend.text, r.status, r.code, r.reason, r.processed_at)
+        .join(AutomationBulkSend, (AutomationBulkSend.tenant_id == r.tenant_id) & (AutomationBulkSend.id == r.send_id))
+        .where(r.customer_id == customer_id)
+        .order_by(AutomationBulkSend.created_at)
+    )
+    return [
+        {
+            "send": row.name,
+            "channel": row.channel,
+            "text": row.text,
+            "status": row.status,
+            "code": row.code,
+            "reason": row.reason,
+            "processed_at": row.processed_at.isoformat() if row.processed_at else None,
+        }
+        for row in rows
+    ]
+
+
+async def erase(session: TenantSession, customer_id: uuid.UUID) -> int:
+    """Forget what the recipient rows say about a customer (the refusal's text)."""
+    from sqlalchemy import update
+
+    r = AutomationBulkRecipient
+    result = await session.execute(update(r).where(r.customer_id == customer_id, r.reason.is_not(None)).values(reason=None))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

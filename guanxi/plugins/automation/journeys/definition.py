@@ -14,6 +14,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 StepId = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,47}$", description="lower_snake_case, unique in the journey")]
+#: where a step goes: a step id, or ``$end`` (or JSON ``null``) to end the run; TOML has no null
+END = "$end"
+Target = Annotated[str, msgspec.Meta(pattern=r"^([a-z][a-z0-9_]{0,47}|\$end)$", description="a step id, or $end to end the run")]
 Clock = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM")]
 Seconds = Annotated[int, msgspec.Meta(ge=0, le=366 * 86400)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -103,7 +106,7 @@ class Wait(msgspec.Struct, tag="wait", tag_field="type", kw_only=True, forbid_un
 
     id: StepId
     seconds: Annotated[int, msgspec.Meta(ge=1, le=366 * 86400)]
-    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
+    next: Target | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class WaitUntil(msgspec.Struct, tag="wait_until", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -112,7 +115,7 @@ class WaitUntil(msgspec.Struct, tag="wait_until", tag_field="type", kw_only=True
 
     id: StepId
     time: Clock
-    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
+    next: Target | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class WaitEvent(msgspec.Struct, tag="wait_event", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -123,8 +126,8 @@ class WaitEvent(msgspec.Struct, tag="wait_event", tag_field="type", kw_only=True
     kind: Name
     timeout_s: Annotated[int, msgspec.Meta(ge=1, le=366 * 86400)]
     channel: str | None = None
-    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
-    on_timeout: StepId | None = None
+    next: Target | msgspec.UnsetType | None = msgspec.UNSET
+    on_timeout: Target | None = None
 
 
 class Branch(msgspec.Struct, tag="branch", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -133,8 +136,8 @@ class Branch(msgspec.Struct, tag="branch", tag_field="type", kw_only=True, forbi
 
     id: StepId
     condition: Condition
-    then: StepId | None = None
-    otherwise: StepId | None = None
+    then: Target | None = None
+    otherwise: Target | None = None
 
 
 class Send(msgspec.Struct, tag="send", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -144,7 +147,7 @@ class Send(msgspec.Struct, tag="send", tag_field="type", kw_only=True, forbid_un
     id: StepId
     channel: Name
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=20000)]
-    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
+    next: Target | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Tag(msgspec.Struct, tag="tag", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -153,7 +156,7 @@ class Tag(msgspec.Struct, tag="tag", tag_field="type", kw_only=True, forbid_unkn
     id: StepId
     add: list[str] = []
     remove: list[str] = []
-    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
+    next: Target | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class MoveStage(msgspec.Struct, tag="move_stage", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -161,7 +164,7 @@ class MoveStage(msgspec.Struct, tag="move_stage", tag_field="type", kw_only=True
 
     id: StepId
     stage: Name
-    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
+    next: Target | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CreateTask(msgspec.Struct, tag="create_task", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -170,7 +173,7 @@ class CreateTask(msgspec.Struct, tag="create_task", tag_field="type", kw_only=Tr
     id: StepId
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     due_in_s: Seconds = 86400
-    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
+    next: Target | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class NotifyOwner(msgspec.Struct, tag="notify_owner", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -178,7 +181,7 @@ class NotifyOwner(msgspec.Struct, tag="notify_owner", tag_field="type", kw_only=
 
     id: StepId
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
+    next: Target | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Webhook(msgspec.Struct, tag="webhook", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -187,7 +190,7 @@ class Webhook(msgspec.Struct, tag="webhook", tag_field="type", kw_only=True, for
 
     id: StepId
     url: Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
-    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
+    next: Target | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Action(msgspec.Struct, tag="action", tag_field="type", kw_only=True, forbid_unknown_fields=True):
@@ -196,7 +199,7 @@ class Action(msgspec.Struct, tag="action", tag_field="type", kw_only=True, forbi
     id: StepId
     action: Name
     params: dict[str, Any] = {}
-    next: StepId | msgspec.UnsetType | None = msgspec.UNSET
+    next: Target | msgspec.UnsetType | None = msgspec.UNSET
 
 
 Step = Wait | WaitUntil | WaitEvent | Branch | Send | Tag | MoveStage | CreateTask | NotifyOwner | Webhook | Action
@@ -230,7 +233,7 @@ def successor(steps: list[Any], index: int) -> str | None:
     step = steps[index]
     nxt = getattr(step, "next", msgspec.UNSET)
     if nxt is not msgspec.UNSET:
-        return nxt  # type: ignore[no-any-return,unused-ignore]
+        return _target(nxt)
     return steps[index + 1].id if index + 1 < len(steps) else None
 
 
@@ -238,7 +241,11 @@ def exits(steps: list[Any], index: int) -> list[str | None]:
     """Every step id a step may go to (None: the run ends)."""
     step = steps[index]
     if isinstance(step, Branch):
-        return [step.then, step.otherwise]
+        return [_target(step.then), _target(step.otherwise)]
     if isinstance(step, WaitEvent):
-        return [successor(steps, index), step.on_timeout]
+        return [successor(steps, index), _target(step.on_timeout)]
     return [successor(steps, index)]
+
+
+def _target(value: Any) -> str | None:
+    return None if value is None or value == END else str(value)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from guanxi import GuanxiError, Runtime, screen_outbound
 from guanxi.models import Customer
 from guanxi.plugins.automation.journeys.conditions import audience, matching
-from guanxi.plugins.automation.journeys.definition import Branch, Journey, Schedule, Send, Wait, WaitEvent, WaitUntil, successor
+from guanxi.plugins.automation.journeys.definition import Branch, Journey, Schedule, Send, Wait, WaitEvent, WaitUntil, exits, successor
 
 
 class DryStep(msgspec.Struct, kw_only=True):
@@ -72,7 +72,7 @@ async def dry_run(
                 for cid in members:
                     hit = cid in yes
                     paths[cid].append(DryStep(step=step.id, step_type=kind, outcome="would_branch_yes" if hit else "would_branch_no"))
-                    targets[cid] = step.then if hit else step.otherwise
+                    targets[cid] = exits(journey.steps, pos)[0 if hit else 1]
             elif isinstance(step, Send):
                 refused: dict[uuid.UUID, str] = {}
                 try:
@@ -100,7 +100,7 @@ async def dry_run(
                 )
                 for cid in members:
                     paths[cid].append(DryStep(step=step.id, step_type=kind, outcome="would_wait", detail=detail))
-                    targets[cid] = step.on_timeout if isinstance(step, WaitEvent) else after
+                    targets[cid] = exits(journey.steps, pos)[1] if isinstance(step, WaitEvent) else after
             else:
                 for cid in members:
                     paths[cid].append(DryStep(step=step.id, step_type=kind, outcome="would_do"))

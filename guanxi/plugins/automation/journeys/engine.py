@@ -54,6 +54,7 @@ from guanxi.plugins.automation.journeys.definition import (
     WaitEvent,
     WaitUntil,
     Webhook,
+    exits,
     successor,
 )
 from guanxi.plugins.automation.journeys.models import (
@@ -211,14 +212,15 @@ class Batch:
         step = definition.steps[index]
         after = successor(definition.steps, index)
         if isinstance(step, (Wait, WaitUntil, WaitEvent)):
-            return [run for run in runs if self.wait(step, after, run)]
+            on_timeout = exits(definition.steps, index)[-1]
+            return [run for run in runs if self.wait(step, after, on_timeout, run)]
         if isinstance(step, Branch):
             yes = await matching(self.tx.session, step.condition, [r.customer_id for r in runs], now=self.now)
             moving = []
             for run in runs:
                 hit = run.customer_id in yes
                 self.record(run, step, "yes" if hit else "no")
-                if self.go(run, step.then if hit else step.otherwise):
+                if self.go(run, exits(definition.steps, index)[0 if hit else 1]):
                     moving.append(run)
             return moving
         if isinstance(step, Send):
@@ -242,7 +244,7 @@ class Batch:
                 moving.append(run)
         return moving
 
-    def wait(self, step: Wait | WaitUntil | WaitEvent, after: str | None, run: AutomationJourneyRun) -> bool:
+    def wait(self, step: Wait | WaitUntil | WaitEvent, after: str | None, on_timeout: str | None, run: AutomationJourneyRun) -> bool:
         if run.waiting_since is None:  # arriving at the wait
             run.waiting_since = self.now
             self.park(run, self.due(step, run))
@@ -253,7 +255,7 @@ class Batch:
                 return self.go(run, after)
             if self.now >= run.waiting_since + dt.timedelta(seconds=step.timeout_s):
                 self.record(run, step, "timeout")
-                return self.go(run, step.on_timeout)
+                return self.go(run, on_timeout)
             self.park(run, run.waiting_since + dt.timedelta(seconds=step.timeout_s))
             return False
         due = self.due(step, run)
