@@ -154,7 +154,9 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             pass
         journey_s = time.perf_counter() - t0
         async with runtime.session(tenant_id) as session:
-            done = (await session.execute(select(func.count()).select_from(AutomationJourneyRun).where(AutomationJourneyRun.status == "done"))).scalar_one()
+            done = (
+                await session.execute(select(func.count()).select_from(AutomationJourneyRun).where(AutomationJourneyRun.status == "done"))
+            ).scalar_one()
             queued = (await session.execute(select(func.count()).select_from(m.OutboxMessage))).scalar_one()
         assert done == args.customers and queued == args.customers, (done, queued)
         deliverer = outbox.Deliverer(runtime)
@@ -163,7 +165,9 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             pass
         outbox_s = time.perf_counter() - t0
         async with runtime.session(tenant_id) as session:
-            sent = (await session.execute(select(func.count()).select_from(m.OutboxMessage).where(m.OutboxMessage.status == "sent"))).scalar_one()
+            sent = (
+                await session.execute(select(func.count()).select_from(m.OutboxMessage).where(m.OutboxMessage.status == "sent"))
+            ).scalar_one()
         assert sent == args.customers, sent
         dialect = runtime.engine.dialect.name
     finally:
