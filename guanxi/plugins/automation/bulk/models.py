@@ -22,7 +22,11 @@ class AutomationBulkSend(TenantScoped, Base):
     __tablename__ = "automation_bulk_sends"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
-        ForeignKeyConstraint(["tenant_id", "segment_id"], ["automation_segments.tenant_id", "automation_segments.id"]),
+        ForeignKeyConstraint(
+            ["tenant_id", "segment_id"],
+            ["automation_segments.tenant_id", "automation_segments.id"],
+            name="fk_automation_bulk_sends_segment",
+        ),
         Index(None, "tenant_id", "created_at"),
     )
 
@@ -49,7 +53,11 @@ class AutomationBulkRecipient(CustomerOwned, TenantScoped, Base):
 
     __tablename__ = "automation_bulk_recipients"
     __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "send_id"], ["automation_bulk_sends.tenant_id", "automation_bulk_sends.id"]),
+        ForeignKeyConstraint(
+            ["tenant_id", "send_id"],
+            ["automation_bulk_sends.tenant_id", "automation_bulk_sends.id"],
+            name="fk_automation_bulk_recipients_send",
+        ),
         ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"]),
         Index(None, "tenant_id", "send_id", "status"),
         Index(None, "tenant_id", "customer_id"),

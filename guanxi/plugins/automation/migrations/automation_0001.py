@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["tenant_id", "segment_id"],
             ["automation_segments.tenant_id", "automation_segments.id"],
-            name="fk_automation_segment_members_tenant_id_segment_id_automation_segments",
+            name="fk_automation_segment_members_segment",
         ),
         _customer_fk("automation_segment_members"),
         sa.PrimaryKeyConstraint("tenant_id", "segment_id", "customer_id", name="pk_automation_segment_members"),
@@ -77,7 +77,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["tenant_id", "segment_id"],
             ["automation_segments.tenant_id", "automation_segments.id"],
-            name="fk_automation_bulk_sends_tenant_id_segment_id_automation_segments",
+            name="fk_automation_bulk_sends_segment",
         ),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_automation_bulk_sends"),
     )
@@ -95,7 +95,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["tenant_id", "send_id"],
             ["automation_bulk_sends.tenant_id", "automation_bulk_sends.id"],
-            name="fk_automation_bulk_recipients_tenant_id_send_id_automation_bulk_sends",
+            name="fk_automation_bulk_recipients_send",
         ),
         _customer_fk("automation_bulk_recipients"),
         sa.PrimaryKeyConstraint("tenant_id", "send_id", "customer_id", name="pk_automation_bulk_recipients"),

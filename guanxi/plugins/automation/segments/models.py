@@ -42,7 +42,11 @@ class AutomationSegmentMember(CustomerOwned, TenantScoped, Base):
 
     __tablename__ = "automation_segment_members"
     __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "segment_id"], ["automation_segments.tenant_id", "automation_segments.id"]),
+        ForeignKeyConstraint(
+            ["tenant_id", "segment_id"],
+            ["automation_segments.tenant_id", "automation_segments.id"],
+            name="fk_automation_segment_members_segment",
+        ),
         ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"]),
         Index(None, "tenant_id", "customer_id"),
     )
