@@ -36,7 +36,13 @@ class AutomationJourneyVersion(TenantScoped, Base):
     """One version of a journey's definition (immutable once written)."""
 
     __tablename__ = "automation_journey_versions"
-    __table_args__ = (ForeignKeyConstraint(["tenant_id", "journey_id"], ["automation_journeys.tenant_id", "automation_journeys.id"]),)
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "journey_id"],
+            ["automation_journeys.tenant_id", "automation_journeys.id"],
+            name="fk_automation_journey_versions_journey",
+        ),
+    )
 
     journey_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -53,8 +59,12 @@ class AutomationJourneyRun(CustomerOwned, TenantScoped, Base):
 
     __tablename__ = "automation_journey_runs"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "journey_id", "version", "customer_id"),
-        ForeignKeyConstraint(["tenant_id", "journey_id"], ["automation_journeys.tenant_id", "automation_journeys.id"]),
+        UniqueConstraint("tenant_id", "journey_id", "version", "customer_id", name="uq_automation_journey_runs_version_customer"),
+        ForeignKeyConstraint(
+            ["tenant_id", "journey_id"],
+            ["automation_journeys.tenant_id", "automation_journeys.id"],
+            name="fk_automation_journey_runs_journey",
+        ),
         Index("ix_automation_journey_runs_claim", "status", "next_attempt_at"),
         Index(None, "tenant_id", "customer_id", "status"),
         Index(None, "tenant_id", "journey_id", "status", "step"),

@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["tenant_id", "journey_id"],
             ["automation_journeys.tenant_id", "automation_journeys.id"],
-            name="fk_automation_journey_versions_tenant_id_journey_id_automation_journeys",
+            name="fk_automation_journey_versions_journey",
         ),
         sa.PrimaryKeyConstraint("tenant_id", "journey_id", "version", name="pk_automation_journey_versions"),
     )
@@ -70,12 +70,10 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["tenant_id", "journey_id"],
             ["automation_journeys.tenant_id", "automation_journeys.id"],
-            name="fk_automation_journey_runs_tenant_id_journey_id_automation_journeys",
+            name="fk_automation_journey_runs_journey",
         ),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_automation_journey_runs"),
-        sa.UniqueConstraint(
-            "tenant_id", "journey_id", "version", "customer_id", name="uq_automation_journey_runs_tenant_id_journey_id_version_customer_id"
-        ),
+        sa.UniqueConstraint("tenant_id", "journey_id", "version", "customer_id", name="uq_automation_journey_runs_version_customer"),
     )
     op.create_index("ix_automation_journey_runs_claim", "automation_journey_runs", ["status", "next_attempt_at"])
     op.create_index(
