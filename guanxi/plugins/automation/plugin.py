@@ -127,6 +127,7 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
     from guanxi.plugins.automation.segments import service
 
     await service.customers_merged(runtime, event.tenant_id, event.merged_id, event.survivor_id)
+    await journeys.on_customers_merged(runtime, event)
 
 
 @hookimpl

@@ -231,3 +231,30 @@ async def test_the_run_worker_job_advances_runs_and_sleeps_until_the_next_is_due
     async with runtime.session(tenant_id) as s:
         job = (await s.execute(select(ScheduledJob).where(ScheduledJob.key == service.TICK_KEY))).scalar_one()
     assert job.status == "scheduled" and abs((job.next_attempt_at - run.next_attempt_at).total_seconds()) < 1
+
+
+async def test_a_date_field_trigger_must_name_a_date_custom_field(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    from guanxi.plugins.automation.journeys.validate import JourneyError
+
+    async with runtime.transaction(ctx(tenant_id)) as tx:
+        await fields.define_field(tx, fields.FieldInput(key="nickname", label="Nickname", kind="text"))
+    for field, words in (("birthday", "no custom field"), ("nickname", "not a date")):
+        text = definition([{"id": "wish", "type": "tag", "add": ["x"]}], trigger={"type": "date_field", "field": field})
+        with pytest.raises(JourneyError, match=words) as info:
+            await activate(runtime, tenant_id, text)
+        assert info.value.field == "trigger.field"
+
+
+async def test_a_merged_customers_run_moves_to_the_survivor(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    from guanxi.core.services import merge
+
+    await activate(
+        runtime, tenant_id, definition([{"id": "pause", "type": "wait", "seconds": 60}, {"id": "mark", "type": "tag", "add": ["x"]}])
+    )
+    survivor, merged = await make_customers(runtime, tenant_id, 2)
+    await enter(runtime, tenant_id, "welcome", [merged])
+    await drain(runtime, tenant_id)
+    async with runtime.transaction(ctx(tenant_id)) as tx:
+        await merge.merge_customers(tx, survivor, merged)
+    (run,) = await runs(runtime, tenant_id)
+    assert run.customer_id == survivor and run.status == "waiting"

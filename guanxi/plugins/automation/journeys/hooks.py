@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Integer, and_, func, or_, select
 
-from guanxi import InteractionRecorded, JobKind, JobRun, RequestContext, Runtime, StageChanged, TagsChanged, Tx
+from guanxi import CustomersMerged, InteractionRecorded, JobKind, JobRun, RequestContext, Runtime, StageChanged, TagsChanged, Tx
 from guanxi.core.domain.models import CustomerFieldValue as FieldValue
 from guanxi.core.domain.models import FieldDefinition
 from guanxi.models import Customer, new_id, utcnow
@@ -122,6 +122,11 @@ async def on_interaction_recorded(runtime: Runtime, event: InteractionRecorded) 
             if isinstance(trigger, InteractionTrigger) and trigger.channel not in (None, event.channel):
                 continue
             await service.enter(tx, journey, [event.customer_id])
+
+
+async def on_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
+    async with runtime.transaction(_ctx(event.tenant_id)) as tx:
+        await service.customers_merged(tx, event.merged_id, event.survivor_id)
 
 
 async def on_segment_entered(runtime: Runtime, tenant_id: uuid.UUID, segment: str, customer_ids: list[uuid.UUID]) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from guanxi import ConflictError, NotFoundError, Runtime, Tx, ValidationError
+from guanxi.core.services import fields
 from guanxi.core.services.schedule import cancel_key, check_cron, schedule_job
 from guanxi.models import new_id, utcnow
 from guanxi.plugins.automation.journeys import actions as plugin_actions
@@ -33,7 +34,7 @@ from guanxi.plugins.automation.journeys.definition import (
 )
 from guanxi.plugins.automation.journeys.models import AutomationJourney, AutomationJourneyRun, AutomationJourneyVersion
 from guanxi.plugins.automation.journeys.settings import journey_settings
-from guanxi.plugins.automation.journeys.validate import check, decode
+from guanxi.plugins.automation.journeys.validate import JourneyError, check, decode
 
 STATUSES = ("draft", "active", "paused", "archived")
 IN_FLIGHT = ("waiting", "running")
@@ -73,6 +74,15 @@ async def check_for_tenant(tx: Tx, journey: Journey) -> Journey:
     check(journey, channels=await _tenant_channels(runtime, tx.tenant_id), actions=actions, allowed_hosts=settings.webhook_hosts)
     if isinstance(journey.trigger, Schedule):
         check_cron(journey.trigger.cron)
+    if isinstance(journey.trigger, DateField):
+        try:
+            defn = await fields.get_field(tx.session, journey.trigger.field)
+        except NotFoundError:
+            raise JourneyError(
+                f"the trigger's field {journey.trigger.field!r} is no custom field of the tenant", field="trigger.field"
+            ) from None
+        if defn.kind != "date":
+            raise JourneyError(f"the trigger's field {journey.trigger.field!r} is a {defn.kind} field, not a date", field="trigger.field")
     return journey
 
 
@@ -237,6 +247,23 @@ async def active_journeys(session: Any, trigger_type: str, values: Sequence[str]
     if values is not None:
         stmt = stmt.where(AutomationJourney.trigger_value.in_(list(values)))
     return list((await session.execute(stmt)).scalars())
+
+
+async def customers_merged(tx: Tx, merged_id: uuid.UUID, survivor_id: uuid.UUID) -> None:
+    """The survivor takes over the merged customer's runs, except of journey versions it has a
+    run of itself: those runs, if in flight, exit."""
+    mine = select(AutomationJourneyRun.journey_id, AutomationJourneyRun.version).where(AutomationJourneyRun.customer_id == survivor_id)
+    taken = {(j, v) for j, v in (await tx.session.execute(mine)).all()}
+    for run in (await tx.session.execute(select(AutomationJourneyRun).where(AutomationJourneyRun.customer_id == merged_id))).scalars():
+        if (run.journey_id, run.version) not in taken:
+            run.customer_id = survivor_id
+        elif run.status in IN_FLIGHT:
+            run.status, run.step, run.finished_at, run.reason = (
+                "exited",
+                None,
+                utcnow(),
+                "the customer was merged into one already in this journey",
+            )
 
 
 async def count_runs(session: Any, journey_id: uuid.UUID) -> int:
