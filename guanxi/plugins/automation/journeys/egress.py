@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import time
 from collections.abc import Collection
 from urllib.parse import urlsplit, urlunsplit
@@ -73,7 +74,7 @@ async def post(
     idempotency_key: str,
     allowed_hosts: Collection[str],
     timeout_s: float = 10.0,
-    verify: bool | str = True,
+    verify: bool | ssl.SSLContext = True,
 ) -> int:
     """POST ``body`` to ``url`` (see the module docstring); the HTTP status. A 5xx or a network
     error raises (the step is retried); a 4xx is returned (the step is recorded as failed)."""
@@ -90,8 +91,11 @@ async def post(
         "X-Guanxi-Signature": signature(secret, body),
         "Idempotency-Key": idempotency_key,
     }
-    async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False, verify=verify) as client:
-        response = await client.post(pinned, content=body, headers=headers, extensions={"sni_hostname": host})
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False, verify=verify) as client:
+            response = await client.post(pinned, content=body, headers=headers, extensions={"sni_hostname": host})
+    except httpx.HTTPError as exc:  # no answer: the step is retried later
+        raise RuntimeError(f"webhook call failed: {type(exc).__name__}") from None
     if response.status_code >= 500:
         raise RuntimeError(f"webhook answered {response.status_code}")
     return response.status_code
