@@ -138,6 +138,7 @@ async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, 
     data: dict[str, Any] = {
         "segments": await service.segments_of(session, customer_id),
         "bulk_sends": await bulk.received(session, customer_id),
+        "journeys": await journeys.service.runs_of(session, customer_id),
     }
     return data if any(data.values()) else None
 

@@ -258,3 +258,14 @@ async def test_a_merged_customers_run_moves_to_the_survivor(runtime: Runtime, te
         await merge.merge_customers(tx, survivor, merged)
     (run,) = await runs(runtime, tenant_id)
     assert run.customer_id == survivor and run.status == "waiting"
+
+
+async def test_a_customers_export_lists_their_journey_runs(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    from guanxi.core.services import privacy
+
+    await activate(runtime, tenant_id, definition([{"id": "pause", "type": "wait", "seconds": 60}]))
+    (a,) = await make_customers(runtime, tenant_id, 1)
+    await enter(runtime, tenant_id, "welcome", [a])
+    async with runtime.session(tenant_id) as s:
+        exported = await privacy.export_customer_data(runtime, s, a)
+    assert exported["plugins"]["automation"]["journeys"][0]["journey"] == "welcome"

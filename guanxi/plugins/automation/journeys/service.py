@@ -266,6 +266,20 @@ async def customers_merged(tx: Tx, merged_id: uuid.UUID, survivor_id: uuid.UUID)
             )
 
 
+async def runs_of(session: Any, customer_id: uuid.UUID) -> list[dict[str, Any]]:
+    """A customer's journey runs, for the export of their personal data."""
+    rows = await session.execute(
+        select(AutomationJourney.key, AutomationJourneyRun)
+        .join(AutomationJourney, AutomationJourney.id == AutomationJourneyRun.journey_id)
+        .where(AutomationJourneyRun.customer_id == customer_id)
+        .order_by(AutomationJourneyRun.entered_at)
+    )
+    return [
+        {"journey": key, "version": r.version, "status": r.status, "step": r.step, "entered_at": r.entered_at.isoformat()}
+        for key, r in rows.all()
+    ]
+
+
 async def count_runs(session: Any, journey_id: uuid.UUID) -> int:
     return int(
         (
