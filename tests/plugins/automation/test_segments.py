@@ -206,3 +206,19 @@ async def test_a_large_refresh_enters_in_bounded_batches_and_previews_take_fixed
         {"id": body["data"]["createSegment"]["segment"]["id"]},
     )
     assert refreshed["data"]["refreshSegment"] == {"entered": 0, "exited": 0, "segment": {"count": 7}}
+
+
+async def test_a_merge_hands_the_merged_customers_static_places_to_the_survivor(
+    runtime: Runtime, tenant_id: uuid.UUID, team: Team, events: Events
+) -> None:
+    from guanxi.core.services.merge import merge_customers
+
+    survivor, merged = await new_customer(runtime, tenant_id, "Survivor"), await new_customer(runtime, tenant_id, "Merged")
+    body = await team.call["admin"](
+        CREATE, {"input": {"key": "list", "name": "List", "kind": "STATIC", "customerIds": [to_global_id("Customer", merged)]}}
+    )
+    segment = body["data"]["createSegment"]["segment"]["id"]
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        await merge_customers(tx, survivor, merged)
+    after = await team.call["admin"]("query($id: ID!) { segment(id: $id) { count preview { displayName } } }", {"id": segment})
+    assert after["data"]["segment"] == {"count": 1, "preview": [{"displayName": "Survivor"}]}
