@@ -37,7 +37,7 @@ from guanxi.core.domain.channels import (
     StaffNotice,
     TransientDeliveryError,
 )
-from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, JobRun, ScoreComponent
+from guanxi.core.domain.contracts import ActionRun, EntryPoint, EntryPointRequest, JobKind, JobRun, JourneyAction, ScoreComponent
 from guanxi.core.domain.events import (
     ContactArrived,
     ContactLeft,
@@ -66,6 +66,7 @@ from guanxi.core.services.outbound import ConsentError, Recipient, Refusal, Scre
 
 __all__ = [
     "AccountSpec",
+    "ActionRun",
     "Actor",
     "Attachment",
     "BusyError",
@@ -96,6 +97,7 @@ __all__ = [
     "InteractionRecorded",
     "JobKind",
     "JobRun",
+    "JourneyAction",
     "MessageStatusChanged",
     "NotFoundError",
     "NotificationCreated",

@@ -25,6 +25,7 @@ def test_the_benches_are_found() -> None:
         "wecom_ingest.py",
         "insights.py",
         "email_send.py",
+        "journey.py",
     } <= set(SCRIPTS)
 
 

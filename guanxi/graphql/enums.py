@@ -133,6 +133,9 @@ class ErrorCode(enum.Enum):
         "UNKNOWN_MESSAGE", description="a receipt names a provider message id no message of this channel carries"
     )
     LIMIT_REACHED = strawberry.enum_value("LIMIT_REACHED", description="a limit was reached; `detail` names the limit")
+    BAD_JOURNEY = strawberry.enum_value(
+        "BAD_JOURNEY", description="a journey definition is invalid; `field` is the path of the bad step (steps[2].channel)"
+    )
 
 
 _CODES: dict[str, ErrorCode] = {m.name: m for m in ErrorCode}

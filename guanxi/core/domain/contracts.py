@@ -95,3 +95,33 @@ class JobKind(msgspec.Struct, frozen=True, kw_only=True):
     run: Callable[[JobRun], Awaitable[None]]
     description: str = ""
     max_attempts: int = 5
+
+
+class ActionRun(msgspec.Struct, frozen=True, kw_only=True):
+    """One customer reaching an ``action`` step of a journey, as the action's ``run`` receives it.
+
+    ``tx`` is the open transaction of the step (a :class:`guanxi.Tx`): write through it, so the
+    action commits together with the step's record, exactly once. ``params`` are the step's
+    parameters as written in the journey. ``idempotency_key`` (``journey:<run id>:<step number>``)
+    is the same if the step is retried after a worker died before committing: give it to any
+    provider call that leaves the database."""
+
+    tx: Any
+    customer_id: uuid.UUID
+    params: dict[str, Any]
+    journey: str
+    step: str
+    idempotency_key: str
+
+
+class JourneyAction(msgspec.Struct, frozen=True, kw_only=True):
+    """A step type a plugin adds to journeys, contributed through ``guanxi_journey_actions``.
+
+    ``name`` is unique, prefixed with the plugin's name (``loyalty.grant_points``). ``run`` is an
+    ``async def run(action: ActionRun) -> str | None``: None when done; a text to record the
+    step as skipped with that reason (the customer cannot take it). An exception records the
+    step as failed and ends the customer's run."""
+
+    name: str
+    run: Callable[[ActionRun], Awaitable[str | None]]
+    description: str = ""

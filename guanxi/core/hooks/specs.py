@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from guanxi.core.domain.access import Permission
     from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, StaffChannel
-    from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, ScoreComponent
+    from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, JourneyAction, ScoreComponent
     from guanxi.core.domain.events import (
         ContactArrived,
         ContactLeft,
@@ -169,6 +169,20 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind] | None:
     :func:`guanxi.core.services.schedule.schedule_job` (at a time, or on a cron schedule in the
     tenant's time zone) and run by the scheduler worker, once per slot across processes. A name
     already taken (by core or another plugin) fails with both owners named. Synchronous.
+    """
+
+
+@hookspec
+def guanxi_journey_actions(runtime: Runtime) -> list[JourneyAction] | None:
+    """Return the step types this plugin adds to marketing-automation journeys
+    (:class:`guanxi.JourneyAction`: a name prefixed with the plugin's, an
+    ``async def run(action: ActionRun) -> str | None``).
+
+    Called when a journey is saved (its ``action`` steps must name an action of a plugin the
+    tenant has enabled) and when a run reaches an action step; only enabled plugins are asked.
+    ``run`` gets the step's open transaction: its writes commit with the step's record, once.
+    Returning a text records the step as skipped with that reason; raising records it as failed.
+    Synchronous (``run`` is async).
     """
 
 

@@ -6,10 +6,15 @@ from strawberry.tools import merge_types
 
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.plugins.automation.bulk import graphql as bulk
+from guanxi.plugins.automation.journeys import graphql as journeys
 from guanxi.plugins.automation.segments import graphql as segments
 
 #: each subpackage's ``(Query, Mutation)`` classes; a new subpackage adds its pair here
-PARTS: list[tuple[type, type]] = [(segments.SegmentQuery, segments.SegmentMutation), (bulk.BulkQuery, bulk.BulkMutation)]
+PARTS: list[tuple[type, type]] = [
+    (segments.SegmentQuery, segments.SegmentMutation),
+    (bulk.BulkQuery, bulk.BulkMutation),
+    (journeys.JourneyQuery, journeys.JourneyMutation),
+]
 
 
 def contribution() -> GraphQLContribution:

@@ -48,4 +48,6 @@ BULK = [
 
 
 def all_permissions() -> list[Permission]:
-    return [*SEGMENTS, *BULK]
+    from guanxi.plugins.automation.journeys.permissions import JOURNEYS
+
+    return [*SEGMENTS, *BULK, *JOURNEYS]

@@ -19,6 +19,7 @@ from guanxi import (
     JobRun,
     Permission,
     Runtime,
+    SegmentMembershipChanged,
     StageChanged,
     TagsChanged,
     hookimpl,
@@ -27,6 +28,8 @@ from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.plugins.automation import settings
 from guanxi.plugins.automation.bulk import models as bulk_models  # noqa: F401 - its tables
+from guanxi.plugins.automation.journeys import hooks as journeys
+from guanxi.plugins.automation.journeys import models as journey_models  # noqa: F401 - its tables
 from guanxi.plugins.automation.segments import models as segment_models  # noqa: F401 - its tables
 
 
@@ -73,6 +76,7 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
     return [
         JobKind(name=REFRESH_JOB, run=_refresh_segments, description="Re-evaluate every dynamic segment of the tenant"),
         JobKind(name=bulk.JOB, run=bulk.run_job, description="Queue the next batch of a bulk send's recipients through the outbox"),
+        *journeys.job_kinds(),
     ]
 
 
@@ -98,11 +102,13 @@ async def guanxi_customer_updated(runtime: Runtime, event: CustomerUpdated) -> N
 @hookimpl
 async def guanxi_tags_changed(runtime: Runtime, event: TagsChanged) -> None:
     await _customer_changed(runtime, event.tenant_id, event.customer_id)
+    await journeys.on_tags_changed(runtime, event)
 
 
 @hookimpl
 async def guanxi_stage_changed(runtime: Runtime, event: StageChanged) -> None:
     await _customer_changed(runtime, event.tenant_id, event.customer_id)
+    await journeys.on_stage_changed(runtime, event)
 
 
 @hookimpl
@@ -113,6 +119,7 @@ async def guanxi_identity_attached(runtime: Runtime, event: IdentityAttached) ->
 @hookimpl
 async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecorded) -> None:
     await _customer_changed(runtime, event.tenant_id, event.customer_id)
+    await journeys.on_interaction_recorded(runtime, event)
 
 
 @hookimpl
@@ -120,6 +127,7 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
     from guanxi.plugins.automation.segments import service
 
     await service.customers_merged(runtime, event.tenant_id, event.merged_id, event.survivor_id)
+    await journeys.on_customers_merged(runtime, event)
 
 
 @hookimpl
@@ -130,6 +138,7 @@ async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, 
     data: dict[str, Any] = {
         "segments": await service.segments_of(session, customer_id),
         "bulk_sends": await bulk.received(session, customer_id),
+        "journeys": await journeys.service.runs_of(session, customer_id),
     }
     return data if any(data.values()) else None
 
@@ -139,3 +148,9 @@ async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, custom
     from guanxi.plugins.automation.bulk import service as bulk
 
     return {"bulk_recipients": await bulk.erase(session, customer_id)}
+
+
+@hookimpl
+async def guanxi_segment_membership_changed(runtime: Runtime, event: SegmentMembershipChanged) -> None:
+    if event.entered:
+        await journeys.on_segment_entered(runtime, event.tenant_id, event.segment_key, list(event.entered))

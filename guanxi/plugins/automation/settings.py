@@ -7,6 +7,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from guanxi.plugins.automation.journeys.settings import JourneySettings
+
 
 class AutomationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Deployment defaults of the automation plugin.
@@ -22,6 +24,8 @@ class AutomationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     bulk_rate_per_minute: Annotated[int, Meta(ge=1, le=100_000)] = 600
     bulk_batch_size: Annotated[int, Meta(ge=1, le=5_000)] = 200
     segment_refresh_cron: str = "*/15 * * * *"
+    #: journeys: quiet hours, frequency cap, webhook hosts (:mod:`.journeys.settings`)
+    journeys: JourneySettings = JourneySettings()
 
 
 class AutomationTenantSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -29,3 +33,4 @@ class AutomationTenantSettings(msgspec.Struct, frozen=True, forbid_unknown_field
 
     bulk_requires_approval: bool = False
     bulk_rate_per_minute: Annotated[int, Meta(ge=1, le=100_000)] = 600
+    journeys: JourneySettings = JourneySettings()

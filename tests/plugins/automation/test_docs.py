@@ -48,7 +48,8 @@ def test_the_settings_block_lists_every_setting() -> None:
 
 
 def test_every_example_is_run_below() -> None:
-    assert set(examples()) == {
+    # the journeys section's examples run in test_journey_docs.py
+    assert set(examples()) - {"SaveJourney", "ActivateJourney", "JourneyDryRun", "JourneyReport"} == {
         "SegmentPreview", "CreateSegment", "CreateStaticSegment", "Segments", "RefreshSegment",
         "CreateBulkSend", "ApproveBulkSend", "BulkSendReport",
     }  # fmt: skip

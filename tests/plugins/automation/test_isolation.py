@@ -21,6 +21,7 @@ from guanxi.plugins.automation.segments.models import AutomationSegment, Automat
 from guanxi.testing.plugin import api_key
 from tests.plugins.automation.channels import ChannelsPlugin
 from tests.plugins.automation.conftest import Team, new_customer
+from tests.plugins.automation.test_journey_isolation import JOURNEY_ATTACKS
 
 pytestmark = pytest.mark.plugins("automation", "chans")
 
@@ -56,7 +57,7 @@ def test_every_automation_root_field_is_attacked() -> None:
     """A new automation root field cannot skip this suite."""
     fields = {f.python_name for pair in PARTS for t in pair for f in t.__strawberry_definition__.fields}  # type: ignore[attr-defined]
     camel = {"".join(w if i == 0 else w.title() for i, w in enumerate(f.split("_"))) for f in fields}
-    assert camel == {name for name, _ in ATTACKS}
+    assert camel == {name for name, _ in ATTACKS} | {name for name, _ in JOURNEY_ATTACKS}  # journeys: test_journey_isolation.py
 
 
 async def _state(runtime: Runtime, tenant_id: uuid.UUID) -> Any:

@@ -1,0 +1,1 @@
+"""Journeys: definitions (data, versioned), their checks, and the engine that runs them per customer."""
