@@ -116,3 +116,43 @@ async def test_wait_for_an_event_goes_on_when_it_comes_and_times_out_otherwise(r
     assert outcome == {(a, "reply"): "event", (a, "thanks"): "done", (b, "reply"): "timeout", (b, "nudge"): "done"}
     async with runtime.session(tenant_id) as s:
         assert (await s.execute(select(func.count()).select_from(Interaction))).scalar_one() >= 1
+
+
+async def test_a_goal_reached_while_a_worker_advances_the_run_is_not_overwritten_by_the_worker(
+    runtime: Runtime, tenant_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker holds the run (its batch transaction, rows locked on PostgreSQL) when the
+    customer's purchase reaches the goal: the goal's transaction waits for the worker's commit and
+    then converts the run; the worker's write does not put it back to waiting."""
+    import asyncio
+
+    from guanxi.plugins.automation.journeys import engine
+
+    await activate(runtime, tenant_id, definition(THREE_STEPS, goal={"interaction_kind": "purchase"}))
+    (a,) = await make_customers(runtime, tenant_id, 1)
+    await enter(runtime, tenant_id, "welcome", [a])
+    inside, release = asyncio.Event(), asyncio.Event()
+    original = engine.Batch.advance
+
+    async def held(self: engine.Batch, batch_runs: list) -> None:  # type: ignore[type-arg]
+        inside.set()
+        await release.wait()  # the worker's transaction stays open here
+        await original(self, batch_runs)
+
+    monkeypatch.setattr(engine.Batch, "advance", held)
+
+    async def purchase() -> None:
+        async with runtime.transaction(ctx(tenant_id)) as tx:
+            await interactions.record_interaction(
+                tx, interactions.InteractionInput(customer_id=a, channel="jchat", kind="purchase", direction="in", dedupe_key="buy-2")
+            )
+
+    worker = asyncio.create_task(drain(runtime, tenant_id))
+    await asyncio.wait_for(inside.wait(), 30)
+    goal = asyncio.create_task(purchase())
+    await asyncio.sleep(0.3)  # the goal's transaction is now waiting behind the worker's
+    release.set()
+    await asyncio.wait_for(asyncio.gather(worker, goal), 60)
+    await runtime.drain()
+    (run,) = await runs(runtime, tenant_id)
+    assert run.status == "converted", (run.status, run.step)

@@ -393,12 +393,17 @@ class Batch:
 
 
 async def run_batch(runtime: Runtime, tenant_id: uuid.UUID, run_ids: list[uuid.UUID], now: dt.datetime) -> None:
-    """Advance claimed runs of one tenant in one transaction."""
+    """Advance claimed runs of one tenant in one transaction. The rows are locked (PostgreSQL, in
+    id order): a goal reached meanwhile (journeys/hooks.py) waits for this commit, and a run a
+    goal converted before it is no longer ``running`` here, so neither overwrites the other."""
     async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=ACTOR)) as tx:
         runs = list(
             (
                 await tx.session.execute(
-                    select(AutomationJourneyRun).where(AutomationJourneyRun.id.in_(run_ids), AutomationJourneyRun.status == "running")
+                    select(AutomationJourneyRun)
+                    .where(AutomationJourneyRun.id.in_(run_ids), AutomationJourneyRun.status == "running")
+                    .order_by(AutomationJourneyRun.id)
+                    .with_for_update()
                 )
             ).scalars()
         )

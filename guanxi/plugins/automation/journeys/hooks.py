@@ -33,13 +33,17 @@ def _ctx(tenant_id: uuid.UUID) -> RequestContext:
 
 
 async def _journeys_of_customer_runs(tx: Tx, customer_id: uuid.UUID) -> list[tuple[AutomationJourneyRun, Any]]:
-    """The customer's runs in flight, with their definitions."""
+    """The customer's runs in flight, with their definitions. On PostgreSQL the rows are locked
+    (in id order, as the run worker locks its batch): a goal reached while a worker advances the
+    run waits for the worker's commit and then sees the run as it left it, so neither overwrites
+    the other (SQLite serialises the writes anyway)."""
     runs = list(
         (
             await tx.session.execute(
-                select(AutomationJourneyRun).where(
-                    AutomationJourneyRun.customer_id == customer_id, AutomationJourneyRun.status.in_(service.IN_FLIGHT)
-                )
+                select(AutomationJourneyRun)
+                .where(AutomationJourneyRun.customer_id == customer_id, AutomationJourneyRun.status.in_(service.IN_FLIGHT))
+                .order_by(AutomationJourneyRun.id)
+                .with_for_update()
             )
         ).scalars()
     )
