@@ -24,6 +24,7 @@ def test_the_benches_are_found() -> None:
         "scoring.py",
         "wecom_ingest.py",
         "insights.py",
+        "import_customers.py",
     } <= set(SCRIPTS)
 
 
