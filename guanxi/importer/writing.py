@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import delete, insert, select
 
-from guanxi.core.base.ids import new_id
+from guanxi.core.base.ids import new_id, new_ids
 from guanxi.core.domain.events import CustomerData, CustomerUpdated
 from guanxi.core.domain.models import ContactPoint, Customer, CustomerFieldValue, CustomerTag, Identity, StageChange, Tag, utcnow
 from guanxi.core.hooks import manager as plugins
@@ -93,6 +94,8 @@ class _Batch:
     now: dt.datetime
     actor_id: uuid.UUID | None
     known_identities: set[tuple[str, str]]
+    #: ids drawn for the batch at once (:func:`new_ids`); :func:`new_id` if they run out
+    ids: Iterator[uuid.UUID]
     customers: list[dict[str, Any]] = field(default_factory=list)
     contact_points: list[dict[str, Any]] = field(default_factory=list)
     identities: list[dict[str, Any]] = field(default_factory=list)
@@ -100,19 +103,22 @@ class _Batch:
     customer_tags: list[dict[str, Any]] = field(default_factory=list)
     new_identity_keys: set[tuple[str, str]] = field(default_factory=set)
 
+    def new_id(self) -> uuid.UUID:
+        return next(self.ids, None) or new_id()
+
     def identity(self, cid: uuid.UUID, key: tuple[str, str]) -> None:
         if key in self.known_identities or key in self.new_identity_keys:
             return
         self.new_identity_keys.add(key)
         now = self.now
         self.identities.append({
-            "id": new_id(), "customer_id": cid, "channel": key[0], "external_id": key[1], "union_id": None, "nickname": None,
+            "id": self.new_id(), "customer_id": cid, "channel": key[0], "external_id": key[1], "union_id": None, "nickname": None,
             "avatar_url": None, "follower_count": None, "profile": {}, "created_at": now, "updated_at": now, "unreachable_at": None,
         })  # fmt: skip
 
     def stage_change(self, cid: uuid.UUID, from_id: uuid.UUID | None, to_id: uuid.UUID) -> None:
         self.stage_changes.append({
-            "id": new_id(), "customer_id": cid, "from_stage_id": from_id, "to_stage_id": to_id, "changed_at": self.now,
+            "id": self.new_id(), "customer_id": cid, "from_stage_id": from_id, "to_stage_id": to_id, "changed_at": self.now,
             "actor_id": self.actor_id, "rule": None, "reason": "imported",
         })  # fmt: skip
 
@@ -162,11 +168,13 @@ class Writer:
         index, known_identities = await existing_keys(session, rows)
         pending: dict[uuid.UUID, _Pending] = {}
         existing: dict[uuid.UUID, list[Row]] = {}
+        # at most one customer, one identity and one stage change per row
+        ids = iter(new_ids(3 * len(rows)))
         for row in rows:
             keys = row.keys()
             target = next((index[k] for k in keys if k in index), None)
             if target is None:
-                target = new_id()
+                target = next(ids)
                 pending[target] = _Pending.of(target, row)
                 self.created += 1
             else:
@@ -181,7 +189,7 @@ class Writer:
                     index[key] = target
 
         await self._tag_ids([t for row in rows for t in row.tags])
-        batch = _Batch(utcnow(), self.actor_id, known_identities)
+        batch = _Batch(utcnow(), self.actor_id, known_identities, ids)
         updated_ids = await self._update_existing(existing, batch)
         await self._created(pending, batch)
 
