@@ -102,6 +102,11 @@ def _raw(runtime: Runtime) -> Any:
     return (lambda u: u.hex) if runtime.engine.dialect.name == "sqlite" else (lambda u: u)
 
 
+def _json(value: Any) -> Any:
+    """asyncpg hands JSON columns back decoded but takes them as text (SQLite: text both ways)."""
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
 def _ph(runtime: Runtime, i: int) -> str:
     return "?" if runtime.engine.dialect.name == "sqlite" else f"${i}"
 
@@ -136,7 +141,7 @@ async def baseline(runtime: Runtime, source: uuid.UUID, target: uuid.UUID) -> tu
                 if not rows:
                     break
                 last = tuple(rows[-1][cols.index(c)] for c in pk)
-                values = [tuple(raw(target) if i == at else v for i, v in enumerate(r)) for r in rows]
+                values = [tuple(raw(target) if i == at else _json(v) for i, v in enumerate(r)) for r in rows]
                 t0 = time.perf_counter()
                 await conn.exec_driver_sql(sql, values)
                 spent += time.perf_counter() - t0
