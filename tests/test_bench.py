@@ -26,6 +26,7 @@ def test_the_benches_are_found() -> None:
         "insights.py",
         "email_send.py",
         "journey.py",
+        "import_customers.py",
     } <= set(SCRIPTS)
 
 

@@ -18,6 +18,7 @@ from guanxi.core.runtime import Runtime
 from guanxi.core.services import customers
 from guanxi.core.services.users import create_user
 from guanxi.importer.csv_import import MAX_LISTED_ERRORS, ImportReport, RowError, import_customers
+from guanxi.testing.sql import count_statements
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
@@ -367,3 +368,43 @@ async def test_columns_named_like_custom_fields_set_typed_values_and_bad_cells_a
         grades = (await s.execute(select(func.count()).select_from(CustomerFieldValue))).scalar_one()
     assert wang["grade"] == "B" and wang["vip"] is True
     assert grades == 7 + 2  # Wang: grade, budget, two products, vip, advisor, renewal; Li: budget, vip
+
+
+def _numbered_rows(start: int, n: int) -> list[list[Any]]:
+    return [
+        [f"C{i}", f"+86138{i:08d}", f"c{i}@example.com", ("lead", "mql")[i % 2], f"g/{i % 3};vip", f"wm{i}", "wecom"]
+        for i in range(start, start + n)
+    ]
+
+
+async def _import_statements(runtime: Runtime, ctx: RequestContext, path: Path, batch_size: int) -> int:
+    """Statements of one import, less the tenant's cached settings (plugins enabled, status),
+    which are re-read when their cache expires, not per row or batch."""
+    with count_statements(runtime.engine) as seen:
+        report = await import_customers(runtime, ctx.tenant_id, path, batch_size=batch_size)
+    assert report.error_count == 0
+    return len([s for s in seen if not s.lstrip().startswith(("SELECT tenants.", "SELECT tenant_plugins."))])
+
+
+async def test_each_write_batch_costs_the_same_statements_however_many_rows_it_holds(
+    runtime: Runtime, ctx: RequestContext, tmp_path: Path
+) -> None:
+    """N+1 guard: a batch of new customers is 3 key lookups (identities, emails, phones), one
+    executemany per table (customers, contact points, identities, stage history, tag links) and
+    one audit entry, whether it holds 20 rows or 60; a batch of rows that match existing
+    customers is 3 lookups, the customers, their nicknames and tags, and one audit entry."""
+    header = ["name", "phone", "email", "stage", "tags", "external_id", "channel"]
+    warm_up = write_csv(tmp_path / "warm-up.csv", header, _numbered_rows(0, 3))  # creates the tags
+    await _import_statements(runtime, ctx, warm_up, 10)
+    counts: dict[tuple[int, int], int] = {}
+    paths: dict[tuple[int, int], Path] = {}
+    start = 3
+    for batches, size in ((2, 20), (3, 20), (3, 60)):
+        paths[batches, size] = write_csv(tmp_path / f"{batches}x{size}.csv", header, _numbered_rows(start, batches * size))
+        start += batches * size
+        counts[batches, size] = await _import_statements(runtime, ctx, paths[batches, size], size)
+    assert counts[3, 20] - counts[2, 20] == 9
+    assert counts[3, 60] == counts[3, 20]
+    again = {key: await _import_statements(runtime, ctx, path, key[1]) for key, path in paths.items()}
+    assert again[3, 20] - again[2, 20] == 7
+    assert again[3, 60] == again[3, 20]

@@ -14,6 +14,7 @@ from guanxi.core.domain.channels import InboundEvent, ProfileInput
 from guanxi.core.domain.models import InboxEvent
 from guanxi.core.queues import inbox
 from guanxi.core.runtime import Runtime
+from guanxi.testing.sql import count_statements
 
 
 class PickyResolver:
@@ -57,3 +58,46 @@ async def test_a_failing_event_in_a_batch_is_rolled_back_alone_with_its_events(r
     assert "cannot resolve 'bad'" in (rows["b-1"].last_error or "")
     plugin = runtime.pm.get_plugin("picky")
     assert plugin.created == ["good-1", "good-2"]  # the failed event's customer_created never fired
+
+
+async def _ingest(runtime: Runtime, tenant_id: uuid.UUID, prefix: str, people: list[str]) -> None:
+    t0 = dt.datetime(2026, 11, 3, tzinfo=dt.UTC)
+    for n, who in enumerate(people):
+        await inbox.ingest(
+            runtime,
+            tenant_id,
+            InboundEvent(
+                channel="web",
+                provider_event_id=f"{prefix}-{n}",
+                occurred_at=t0 + dt.timedelta(seconds=n),
+                identity=ProfileInput(external_id=who, nickname=who),
+                kind="message_in",
+                direction="in",
+                text="hello",
+            ),
+        )
+
+
+async def _statements_of_one_batch(runtime: Runtime, tenant_id: uuid.UUID, expected: int) -> int:
+    with count_statements(runtime.engine) as seen:
+        assert await inbox.run_once(runtime, tenant_id=tenant_id, limit=100) == expected
+    # the tenant's settings are cached (re-read when the cache expires): not work per event
+    return len([s for s in seen if not s.lstrip().startswith(("SELECT tenants.", "SELECT tenant_plugins."))])
+
+
+async def test_the_worker_applies_a_batch_in_a_fixed_number_of_statements_per_event(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    """N+1 guard for ingest: the claim, one read of the batch's rows and one executemany marking
+    them done are per batch; per event, a new person costs 14 statements (identity lookups,
+    customer, identity, stage history, interaction, audit, contact points, search text) and a
+    known person 3 (the identity lookup, the interaction, the last interaction time)."""
+    counts = {}
+    for n in (4, 8):
+        await _ingest(runtime, tenant_id, f"new{n}", [f"new-{n}-{i}" for i in range(n)])
+        counts[n] = await _statements_of_one_batch(runtime, tenant_id, n)
+    assert (counts[8] - counts[4]) / 4 == 14
+    assert counts[4] - 4 * 14 == 3  # the claim, one read of the rows, one executemany marking them done
+    known = {}
+    for n in (4, 8):
+        await _ingest(runtime, tenant_id, f"known{n}", [f"new-8-{i}" for i in range(n)])
+        known[n] = await _statements_of_one_batch(runtime, tenant_id, n)
+    assert (known[8] - known[4]) / 4 == 3

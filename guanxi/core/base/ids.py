@@ -39,3 +39,42 @@ def new_id() -> uuid.UUID:
     value |= 0b10 << 62  # RFC 4122 variant
     value |= rand
     return uuid.UUID(int=value)
+
+
+def _uuid_of(value: int) -> uuid.UUID:
+    """``uuid.UUID(int=value)`` without re-checking a value built here (a third of the cost)."""
+    u = object.__new__(uuid.UUID)
+    object.__setattr__(u, "int", value)
+    object.__setattr__(u, "is_safe", uuid.SafeUUID.unknown)
+    return u
+
+
+def new_ids(n: int) -> list[uuid.UUID]:
+    """``n`` new UUIDv7s at once, each as :func:`new_id` would give it (strictly increasing,
+    after every id made before): one clock read, one lock and one draw of random bytes for all,
+    for bulk writers (the CSV import makes several ids per row)."""
+    global _last_ms, _seq  # the clock state is process-wide on purpose
+    if n <= 0:
+        return []
+    random = os.urandom(8 * n + 2)
+    out: list[int] = []
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last_ms:
+            ms, seq = _last_ms, _seq
+        else:
+            seq = (int.from_bytes(random[-2:], "big") & 0x3FF) - 1
+        for i in range(n):
+            seq += 1
+            if seq > 0xFFF:  # 12-bit counter exhausted within one millisecond: borrow the next one
+                ms += 1
+                seq = 0
+            out.append(
+                ((ms & ((1 << 48) - 1)) << 80)
+                | (0x7 << 76)
+                | (seq << 64)
+                | (0b10 << 62)
+                | (int.from_bytes(random[8 * i : 8 * i + 8], "big") & ((1 << 62) - 1))
+            )
+        _last_ms, _seq = ms, seq
+    return [_uuid_of(v) for v in out]

@@ -324,7 +324,7 @@ class ContactPoint(CustomerOwned, TenantScoped, Base):
     __tablename__ = "contact_points"
     __table_args__ = (
         _fk(["tenant_id", "customer_id"], "customers"),
-        Index(None, "tenant_id", "kind", "value"),
+        Index(None, "tenant_id", "kind", "value", "customer_id"),  # covering: lookups read the customer id
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

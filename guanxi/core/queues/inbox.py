@@ -15,6 +15,7 @@ import traceback
 import uuid
 
 import msgspec
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -107,21 +108,26 @@ async def ingest(runtime: Runtime, tenant_id: uuid.UUID, event: InboundEvent | R
     return IngestResult(inbox_id=inserted, duplicate=inserted is None)
 
 
-async def _apply(tx: Tx, inbox_id: uuid.UUID) -> None:
-    """The whole effect of one inbox row, inside the caller's transaction."""
+#: an applied row, and the customer and interaction it came to
+Applied = tuple[InboxEvent, uuid.UUID | None, uuid.UUID | None]
+
+
+async def _apply(tx: Tx, inbox_id: uuid.UUID) -> Applied | None:
+    """The whole effect of one inbox row, inside the caller's transaction; the caller marks the
+    row done (:func:`_done`) in the same transaction."""
     row = await tx.session.get(InboxEvent, (tx.tenant_id, inbox_id))
     if row is None or row.status == "done":
-        return
+        return None
     # the trace of the webhook that stored the row goes on here (tracing on)
     with tracing.continued(row.trace_context, "guanxi.inbox.apply", channel=row.channel, inbox_id=str(row.id)):
-        await _apply_row(tx, row)
+        customer_id, interaction_id = await _apply_row(tx, row)
+    return row, customer_id, interaction_id
 
 
-async def _apply_row(tx: Tx, row: InboxEvent) -> None:
+async def _apply_row(tx: Tx, row: InboxEvent) -> tuple[uuid.UUID | None, uuid.UUID | None]:
     if row.event.get("type") == "receipt":
         message = await lifecycle.apply_receipt(tx, msgspec.convert(row.event, Receipt))
-        _done(row, message.customer_id, message.interaction_id)
-        return
+        return message.customer_id, message.interaction_id
     event = msgspec.convert(row.event, InboundEvent)
     ident = event.identity
     customer, identity, created = await identities.resolve_identity(
@@ -165,7 +171,7 @@ async def _apply_row(tx: Tx, row: InboxEvent) -> None:
     # the channel plugin's own bookkeeping, in this transaction: a failure undoes the event and
     # the inbox retries it, so nothing is half-applied
     await plugins.call_all((await tx.hooks()).guanxi_inbound_applied, tx=tx, event=event, applied=applied)
-    _done(row, customer.id, interaction.id)
+    return customer.id, interaction.id
 
 
 def _done(row: InboxEvent, customer_id: uuid.UUID | None, interaction_id: uuid.UUID | None) -> None:
@@ -180,21 +186,33 @@ def _done(row: InboxEvent, customer_id: uuid.UUID | None, interaction_id: uuid.U
 async def process_one(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUID) -> None:
     """Apply one claimed inbox row in one transaction (see the module docstring)."""
     async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=CHANNEL_ACTOR)) as tx:
-        await _apply(tx, inbox_id)
+        if (applied := await _apply(tx, inbox_id)) is not None:
+            _done(*applied)
 
 
 async def process_batch(runtime: Runtime, tenant_id: uuid.UUID, inbox_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, Exception]]:
     """Apply several claimed rows of one tenant in one transaction (group commit), each in its
     own savepoint: a failing row is rolled back alone (with the events it queued) and returned
-    with its error; the others commit together."""
+    with its error; the others commit together.
+
+    The rows are read in one statement and marked done together after the last one (one
+    ``UPDATE`` executemany at the commit, not one per row): the marks commit with the effects,
+    so each event still takes effect exactly once."""
     failures: list[tuple[uuid.UUID, Exception]] = []
+    applied: list[Applied] = []
     async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=CHANNEL_ACTOR)) as tx:
+        # each _apply finds its row in the session (kept referenced here)
+        rows = (await tx.session.execute(select(InboxEvent).where(InboxEvent.id.in_(inbox_ids)))).scalars().all()
         for inbox_id in inbox_ids:
             try:
                 async with tx.savepoint():
-                    await _apply(tx, inbox_id)
+                    if (one := await _apply(tx, inbox_id)) is not None:
+                        applied.append(one)
             except Exception as exc:
                 failures.append((inbox_id, exc))
+        for one in applied:
+            _done(*one)
+        del rows
     return failures
 
 

@@ -1,0 +1,84 @@
+"""Finding the customers a batch's rows belong to: one lookup per key kind and batch.
+
+A row's keys (identity, emails, phones) are looked up for the whole batch at once with ``IN``
+lists: one statement per channel for identities and one per kind for contact points, whatever
+the batch size (chunks of :data:`CHUNK` values). The contact point lookup is covered by the
+``(tenant_id, kind, value, customer_id)`` index (migration ``0015_perf``), so its cost depends on
+the batch, not on the size of the tenant.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import and_, select, text
+from sqlalchemy.exc import DBAPIError
+
+from guanxi.core.domain.models import ContactPoint, Customer, Identity
+from guanxi.core.storage.tenancy import UNSCOPED, TenantSession
+from guanxi.importer.validation import Row
+
+log = logging.getLogger("guanxi.import")
+CHUNK = 1000  # values per IN (...) list, well under every driver's parameter limit
+
+#: a matching key: ("i", channel, external id), ("email", value) or ("phone", value)
+Key = tuple[str, ...]
+
+
+def chunks(values: list[Any]) -> Iterator[list[Any]]:
+    for i in range(0, len(values), CHUNK):
+        yield values[i : i + CHUNK]
+
+
+async def existing_keys(session: TenantSession, rows: list[Row]) -> tuple[dict[Key, uuid.UUID], set[tuple[str, str]]]:
+    """Key -> customer for every key of the batch already in the database (oldest customer
+    wins), and the identities that exist."""
+    index: dict[Key, uuid.UUID] = {}
+    by_channel: dict[str, list[str]] = {}
+    by_kind: dict[str, list[str]] = {"email": [], "phone": []}
+    for row in rows:
+        if row.identity:
+            by_channel.setdefault(row.identity[0], []).append(row.identity[1])
+        by_kind["email"] += row.emails
+        by_kind["phone"] += row.phones
+    known_identities: set[tuple[str, str]] = set()
+    for channel, ext_ids in by_channel.items():
+        for chunk in chunks(list(dict.fromkeys(ext_ids))):
+            stmt = select(Identity.external_id, Identity.customer_id).where(Identity.channel == channel, Identity.external_id.in_(chunk))
+            for ext, cid in await session.execute(stmt):
+                index[("i", channel, ext)] = cid
+                known_identities.add((channel, ext))
+    live = and_(Customer.tenant_id == ContactPoint.tenant_id, Customer.id == ContactPoint.customer_id)
+    for kind, values in by_kind.items():
+        for chunk in chunks(list(dict.fromkeys(values))):
+            stmt2 = (
+                select(ContactPoint.value, ContactPoint.customer_id)
+                .join(Customer, live)
+                .where(ContactPoint.kind == kind, ContactPoint.value.in_(chunk), Customer.merged_into_id.is_(None))
+            )
+            for value, cid in await session.execute(stmt2):
+                key = (kind, value)
+                index[key] = min(index.get(key, cid), cid)
+    return index, known_identities
+
+
+async def refresh_statistics(session: TenantSession, dialect: str) -> None:
+    """PostgreSQL only: refresh the planner's statistics of the tables the import looks up.
+
+    The rows written so far are uncommitted, and a new tenant has no statistics at all, so the
+    planner believes the tenant has ~1 row and may scan every row of it per lookup, which makes
+    a large import quadratic. ANALYZE counts the rows of its own transaction; it runs after
+    2,000, 4,000, 8,000 ... rows (a few dozen times for a million rows). Without the privilege
+    to ANALYZE, the import goes on with the old statistics."""
+    if dialect != "postgresql":
+        return
+    for table in ("customers", "contact_points", "identities", "customer_tags"):
+        try:
+            async with session.begin_nested():
+                # statistics of the whole table, not rows of a tenant: marked as such for the chokepoint
+                await session.execute(text(f"ANALYZE {table}").execution_options(**{UNSCOPED: True}))
+        except DBAPIError:
+            log.warning("could not ANALYZE %s during the import; lookups may get slower", table)
