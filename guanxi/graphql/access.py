@@ -114,6 +114,20 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
         description="Define and change the custom fields of customers",
     ),
     Permission(
+        name="pipelines.manage",
+        roles=("admin",),
+        fields=(
+            "Mutation.createPipeline",
+            "Mutation.updatePipeline",
+            "Mutation.createStage",
+            "Mutation.updateStage",
+            "Mutation.reorderStages",
+            "Mutation.archiveStage",
+            "Mutation.deleteStage",
+        ),
+        description="Create pipelines and change their stages",
+    ),
+    Permission(
         name="users.manage",
         roles=("admin",),
         fields=("Mutation.createUser",),

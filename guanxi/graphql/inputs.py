@@ -38,6 +38,7 @@ class FieldOrderInput:
 @strawberry.input(description="Every condition given must hold (AND).")
 class CustomerFilter:
     stages: list[str] | None = strawberry.field(default=None, description="stage keys, any of")
+    pipelines: list[str] | None = strawberry.field(default=None, description="pipeline keys: customers standing in any of them")
     tags_any: list[str] | None = strawberry.field(default=None, description="has at least one of these tags (labels)")
     tags_all: list[str] | None = strawberry.field(default=None, description="has every one of these tags")
     owner_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="owned by one of these users")
@@ -59,6 +60,9 @@ class CreateCustomerInput:
     owner_id: strawberry.ID | None = None
     stage: str | None = strawberry.field(default=None, description="stage key; default: the pipeline's first stage")
     source: str | None = None
+    pipeline: str | None = strawberry.field(
+        default=None, description="pipeline key; default: the pipeline whose arrival rule (`sources`) names the source, else the default"
+    )
     tags: list[str] = strawberry.field(default_factory=list)
     fields: JSON | None = strawberry.field(default=None, description='custom field values by key, e.g. {"grade": "A"}')
 

@@ -103,6 +103,7 @@ class Mutation:
                 attributes=json_object(input.attributes, "attributes"),
                 stage=input.stage,
                 source=input.source,
+                pipeline=input.pipeline,
                 owner_id=from_global_id(input.owner_id, "User", field="ownerId") if input.owner_id else None,
             )
             async with info.context.transaction() as tx:
@@ -140,11 +141,16 @@ class Mutation:
 
         return await as_payload(run, CustomerPayload)
 
-    @strawberry.mutation(description="Move a customer to another lifecycle stage, saying why.")
-    async def move_customer_stage(self, info: Info, id: strawberry.ID, stage: str, reason: str | None = None) -> CustomerPayload:
+    @strawberry.mutation(
+        description="Move a customer to another lifecycle stage, saying why: a stage of its pipeline, or of `pipeline` "
+        "(it then stands in that pipeline; the history keeps both)."
+    )
+    async def move_customer_stage(
+        self, info: Info, id: strawberry.ID, stage: str, reason: str | None = None, pipeline: str | None = None
+    ) -> CustomerPayload:
         async def run() -> CustomerPayload:
             async with info.context.transaction() as tx:
-                c = await customers.set_stage(tx, from_global_id(id, "Customer"), stage, reason=reason)
+                c = await customers.set_stage(tx, from_global_id(id, "Customer"), stage, reason=reason, pipeline=pipeline)
             return CustomerPayload(customer=Customer.from_row(c, info.context))
 
         return await as_payload(run, CustomerPayload)

@@ -259,6 +259,9 @@ class Pipeline(TenantScoped, Base):
     key: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the arrival rule: a new customer whose source (a channel's name for customers a channel
+    #: brings) is one of these starts in this pipeline; others start in the default pipeline
+    sources: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
 
 
 class Stage(TenantScoped, Base):
@@ -276,6 +279,8 @@ class Stage(TenantScoped, Base):
     name: Mapped[str] = mapped_column(String(200))
     position: Mapped[int] = mapped_column(Integer)
     category: Mapped[str] = mapped_column(String(16), default="open")
+    #: an archived stage takes no customers and leaves lists and the funnel; its history stays
+    archived_at: Mapped[dt.datetime | None]
 
 
 class Customer(TenantScoped, Base):

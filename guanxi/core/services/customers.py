@@ -12,12 +12,13 @@ from sqlalchemy import delete, select
 from guanxi.core.base.errors import NotFoundError, ValidationError
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.events import CustomerCreated, CustomerData, CustomerUpdated
-from guanxi.core.domain.models import ContactPoint, Customer, Identity, User, utcnow
+from guanxi.core.domain.models import ContactPoint, Customer, Identity, Pipeline, Stage, User, utcnow
 from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Tx
 from guanxi.core.services import quotas
 from guanxi.core.services.audit import audit
-from guanxi.core.services.pipelines import move_stage, stage_by_key
+from guanxi.core.services.pipelines import move_stage
+from guanxi.core.services.stages import arrival_pipeline, pipeline_by_key, target_stage
 from guanxi.core.storage.tenancy import TenantSession
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -34,6 +35,8 @@ class CustomerInput(msgspec.Struct, kw_only=True):
     owner_id: uuid.UUID | None = None
     stage: str | None = None  # stage key; default: the pipeline's first stage
     source: str | None = None
+    #: pipeline key; default: the pipeline whose arrival rule names the source, else the default
+    pipeline: str | None = None
 
 
 class CustomerPatch(msgspec.Struct, kw_only=True):
@@ -158,7 +161,11 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
         created_at=utcnow(),
         updated_at=utcnow(),
     )
-    stage = await stage_by_key(session, data.stage) if data.stage else None
+    if data.pipeline is not None:
+        pipeline = await pipeline_by_key(session, data.pipeline)
+    else:
+        pipeline = await arrival_pipeline(session, data.source)
+    stage = await target_stage(session, pipeline, data.stage)
     if customer.owner_id is None and tx.ctx.owners is not None and tx.ctx.actor.user_id is not None:
         # a salesperson's (or manager's) new customer is theirs, or they could not see it
         customer.owner_id = tx.ctx.actor.user_id
@@ -182,10 +189,6 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
     session.add(customer)
     await session.flush()
     await _sync_contact_points(session, customer)
-    if stage is None:
-        from guanxi.core.services.pipelines import default_pipeline, stages_of
-
-        stage = (await stages_of(session, (await default_pipeline(session)).id))[0]
     await move_stage(tx, customer, stage, reason="created")
     audit(
         tx,
@@ -240,9 +243,22 @@ async def update_customer(tx: Tx, customer_id: uuid.UUID, patch: CustomerPatch) 
     return customer
 
 
-async def set_stage(tx: Tx, customer_id: uuid.UUID, stage_key: str, *, reason: str | None = None, rule: str | None = None) -> Customer:
-    """Move a customer to the stage with this key (of its pipeline)."""
+async def set_stage(
+    tx: Tx,
+    customer_id: uuid.UUID,
+    stage_key: str,
+    *,
+    reason: str | None = None,
+    rule: str | None = None,
+    pipeline: str | None = None,
+) -> Customer:
+    """Move a customer to the stage with this key of its pipeline, or of ``pipeline`` (a move
+    to another pipeline; the history keeps both)."""
     customer = await get_customer(tx.session, customer_id)
-    stage = await stage_by_key(tx.session, stage_key)
+    current = await tx.session.get(Stage, (tx.tenant_id, customer.stage_id)) if customer.stage_id and pipeline is None else None
+    found = await tx.session.get(Pipeline, (tx.tenant_id, current.pipeline_id)) if current else None
+    if found is None:
+        found = await pipeline_by_key(tx.session, pipeline)
+    stage = await target_stage(tx.session, found, stage_key)
     await move_stage(tx, customer, stage, reason=reason, rule=rule)
     return customer
