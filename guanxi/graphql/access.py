@@ -86,8 +86,8 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         name="customers.merge",
         roles=("admin", "manager"),
-        fields=("Mutation.mergeCustomers",),
-        description="Merge two customers",
+        fields=("Mutation.mergeCustomers", "Mutation.undoMerge"),
+        description="Merge two customers, and undo a merge",
     ),
     Permission(
         name="customers.export",

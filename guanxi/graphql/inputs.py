@@ -8,7 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from guanxi.core.services.queries import CustomerOrder as CoreOrder
-from guanxi.graphql.enums import ConsentStatus, CustomFieldKind, Direction, Role
+from guanxi.graphql.enums import ConsentStatus, CustomFieldKind, Direction, OnDuplicate, Role
 
 CustomerOrder = strawberry.enum(CoreOrder, name="CustomerOrder", description="How a customer list is sorted.")
 
@@ -62,6 +62,9 @@ class CreateCustomerInput:
     source: str | None = None
     pipeline: str | None = strawberry.field(
         default=None, description="pipeline key; default: the pipeline whose arrival rule (`sources`) names the source, else the default"
+    )
+    on_duplicate: OnDuplicate = strawberry.field(
+        default=OnDuplicate.CREATE, description="when another customer has one of these phones or e-mails: create anyway, refuse, or link"
     )
     tags: list[str] = strawberry.field(default_factory=list)
     fields: JSON | None = strawberry.field(default=None, description='custom field values by key, e.g. {"grade": "A"}')

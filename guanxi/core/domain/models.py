@@ -507,6 +507,28 @@ class Consent(CustomerOwned, TenantScoped, Base):
     changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class CustomerMerge(TenantScoped, Base):
+    """One merge, with what it takes to undo it: ``record`` holds the ids of the rows it moved,
+    the rows it deleted (tags, consents, values the survivor had already), the survivor's fields
+    before, and each plugin's own record (``guanxi_merge_record``). ``undone_at`` set: undone."""
+
+    __tablename__ = "customer_merges"
+    __table_args__ = (
+        _fk(["tenant_id", "survivor_id"], "customers"),
+        _fk(["tenant_id", "merged_id"], "customers"),
+        Index(None, "tenant_id", "merged_id"),
+        Index(None, "tenant_id", "survivor_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    survivor_id: Mapped[uuid.UUID]
+    merged_id: Mapped[uuid.UUID]
+    merged_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[uuid.UUID | None]
+    record: Mapped[dict[str, Any]] = mapped_column(default=dict, info=PERSONAL)
+    undone_at: Mapped[dt.datetime | None]
+
+
 class AuditEvent(TenantScoped, Base):
     """Who changed what, when; written in the same transaction as the change."""
 

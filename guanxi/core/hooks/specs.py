@@ -336,6 +336,27 @@ def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id:
 
 
 @hookspec
+def guanxi_merge_record(runtime: Runtime, session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID) -> dict[str, Any] | None:
+    """Return what this plugin needs to undo a merge of ``merged_id`` into ``survivor_id``: the
+    ids of its rows of the merged customer (the ones its ``guanxi_customers_merged`` will move),
+    rows it will delete, as JSON-compatible values. Called inside the merge's transaction, before
+    core moves anything. Core keeps the answer with the merge and hands it back to
+    :func:`guanxi_merge_undone`. Return None when the plugin holds nothing of the merged customer.
+    """
+
+
+@hookspec
+def guanxi_merge_undone(
+    runtime: Runtime, session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID, record: dict[str, Any]
+) -> dict[str, int] | None:
+    """A merge is being undone: give the merged customer back its rows, using ``record`` (this
+    plugin's answer to :func:`guanxi_merge_record` for that merge). Called inside the undo's
+    transaction, after core has given back its own rows (an exception undoes the whole undo),
+    only for plugins that recorded something. Return counts of what was given back, or None.
+    """
+
+
+@hookspec
 def guanxi_export_tenant(runtime: Runtime, session: TenantSession) -> dict[str, Any] | None:
     """Return everything this plugin holds for the session's tenant, as JSON-compatible values:
     every row of its tables, tenant-level ones too (staff mappings, campaigns, tags), not only

@@ -129,6 +129,33 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
 
 
 @hookimpl
+async def guanxi_merge_record(session: TenantSession, merged_id: uuid.UUID) -> dict[str, Any] | None:
+    """The follow rows the merge will move (by their key), so an undo gives them back."""
+    rows = (await session.execute(select(WecomFollow).where(WecomFollow.customer_id == merged_id))).scalars().all()
+    return {"follows": [[r.corp_id, r.external_userid, r.userid] for r in rows]} if rows else None
+
+
+@hookimpl
+async def guanxi_merge_undone(
+    session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID, record: dict[str, Any]
+) -> dict[str, int]:
+    moved = 0
+    for corp_id, external_userid, userid in record.get("follows", []):
+        result: Any = await session.execute(
+            update(WecomFollow)
+            .where(
+                WecomFollow.corp_id == corp_id,
+                WecomFollow.external_userid == external_userid,
+                WecomFollow.userid == userid,
+                WecomFollow.customer_id == survivor_id,
+            )
+            .values(customer_id=merged_id)
+        )
+        moved += int(result.rowcount or 0)
+    return {"follows": moved}
+
+
+@hookimpl
 async def guanxi_entry_points(runtime: Runtime, session: TenantSession, request: EntryPointRequest) -> list[EntryPoint] | None:
     """A single-member contact-way QR code whose ``state`` is the token, for the staff member
     new contacts should be added to (when that member is mapped to a WeCom UserID)."""
