@@ -281,6 +281,11 @@ MUTATIONS: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
         lambda v: {"k": "default"},
     ),
     (
+        "Mutation.undoMerge",
+        "mutation($id: ID!) { undoMerge(mergedId: $id) { customer { id } survivor { id } errors { code } } }",
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    (
         "Mutation.moveCustomerStage",
         'mutation($id: ID!) { moveCustomerStage(id: $id, stage: "b_due", pipeline: "b_renewal") { customer { id } errors { code } } }',
         lambda v: {"id": v.gid("Customer")},
