@@ -95,3 +95,15 @@ class JobKind(msgspec.Struct, frozen=True, kw_only=True):
     run: Callable[[JobRun], Awaitable[None]]
     description: str = ""
     max_attempts: int = 5
+
+
+class StaffHandover(msgspec.Struct, frozen=True, kw_only=True):
+    """A staff member's customers handed over (离职继承 / 在职继承), for ``guanxi_staff_handover``:
+    from ``from_user_id`` to ``to_user_id``, or back to a lead pool when ``to_user_id`` is None
+    (``pool`` names it)."""
+
+    from_user_id: uuid.UUID
+    to_user_id: uuid.UUID | None
+    pool: str | None
+    customer_ids: list[uuid.UUID]
+    reason: str

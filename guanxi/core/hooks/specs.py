@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from guanxi.core.domain.access import Permission
     from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, StaffChannel
-    from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, ScoreComponent
+    from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, ScoreComponent, StaffHandover
     from guanxi.core.domain.events import (
         ContactArrived,
         ContactLeft,
@@ -306,6 +306,17 @@ def guanxi_inbound_applied(tx: Tx, event: InboundEvent, applied: InboundApplied)
     changes, yours, and the events queued with ``tx.emit``) and the inbox retries it later with
     backoff, so a relation table cannot fall out of step with the timeline. Keep it to database
     work; start provider calls with ``tx.after_commit``.
+    """
+
+
+@hookspec
+def guanxi_staff_handover(tx: Tx, handover: StaffHandover) -> dict[str, int] | None:
+    """A staff member's customers are being handed over to another user, or back to a lead pool
+    (``handover.to_user_id`` None), in one operation: hand over this plugin's part of them (open
+    deals, follow relations …) in the same transaction, and start provider calls (WeCom's
+    transfer APIs) with ``tx.after_commit``. Called by the sales plugin's ``handOverCustomers``
+    after core's owners and tasks moved. Return counts of what was handed over, or None. An
+    exception undoes the whole handover.
     """
 
 

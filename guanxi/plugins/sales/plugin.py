@@ -56,6 +56,12 @@ def guanxi_permissions() -> list[Permission]:
             description="See which customers may be duplicates of one (among those the caller may see)",
         ),
         Permission(
+            name="sales.handover",
+            roles=("admin", "manager"),
+            fields=("Mutation.handOverCustomers",),
+            description="Hand a salesperson's customers, tasks and pool holds to another user or back to a pool",
+        ),
+        Permission(
             name="sales.pools.history",
             roles=ROLES,
             fields=("Customer.poolHistory",),
