@@ -16,7 +16,7 @@ from guanxi.core.base.errors import ConfigError
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.access import Permission
 from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, StaffChannel
-from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent
+from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent, StaffHandover
 from guanxi.core.domain.events import CustomersMerged, InboundApplied
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.wecom import accounts as corp_accounts
@@ -24,7 +24,7 @@ from guanxi.plugins.wecom import events
 from guanxi.plugins.wecom.channel import WecomChannel
 from guanxi.plugins.wecom.models import WecomContactWay, WecomFollow
 from guanxi.plugins.wecom.routes import wecom_callback, wecom_verify
-from guanxi.plugins.wecom.settings import WecomSettings
+from guanxi.plugins.wecom.settings import CorpSettings, WecomSettings
 from guanxi.plugins.wecom.state import wecom_state
 
 
@@ -153,6 +153,47 @@ async def guanxi_merge_undone(
         )
         moved += int(result.rowcount or 0)
     return {"follows": moved}
+
+
+@hookimpl
+async def guanxi_staff_handover(tx: Tx, handover: StaffHandover) -> dict[str, int] | None:
+    """Transfer the handed-over customers' WeCom follow relations from the departing member to
+    the new owner's member, through WeCom's transfer APIs (离职继承 when the departing user is
+    no longer active), after the handover commits. Customers going back to a pool stay with
+    their member (WeCom transfers only to a member)."""
+    from guanxi.core.domain.models import User
+    from guanxi.plugins.wecom.handover import transfer_follows
+
+    if handover.to_user_id is None or not handover.customer_ids:
+        return None
+    session = tx.session
+    plans: list[tuple[CorpSettings, str, str, list[str]]] = []
+    for corp in await corp_accounts.tenant_corps(tx.runtime, tx.tenant_id, session=session):
+        handover_userid = await events.wecom_userid(session, corp, handover.from_user_id)
+        takeover_userid = await events.wecom_userid(session, corp, handover.to_user_id)
+        if handover_userid is None or takeover_userid is None:
+            continue
+        rows = await session.execute(
+            select(WecomFollow.external_userid).where(
+                WecomFollow.corp_id == corp.corp_id,
+                WecomFollow.userid == handover_userid,
+                WecomFollow.customer_id.in_(handover.customer_ids),
+                WecomFollow.status.in_(("active", "half")),
+            )
+        )
+        externals = sorted(set(rows.scalars()))
+        if externals:
+            plans.append((corp, handover_userid, takeover_userid, externals))
+    if not plans:
+        return {"follows": 0}
+    active = (await session.execute(select(User.active).where(User.id == handover.from_user_id))).scalar_one_or_none()
+    state = wecom_state(tx.runtime)
+
+    def start() -> None:
+        state.spawn(transfer_follows(state, plans, resigned=not active), "customer transfer")
+
+    tx.after_commit(start)
+    return {"follows": sum(len(p[3]) for p in plans)}
 
 
 @hookimpl
