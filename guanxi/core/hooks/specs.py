@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from guanxi.core.domain.access import Permission
     from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, StaffChannel
-    from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, ScoreComponent, StaffHandover
+    from guanxi.core.domain.contracts import Arrival, EntryPoint, EntryPointRequest, JobKind, ScoreComponent, StaffHandover
     from guanxi.core.domain.events import (
         ContactArrived,
         ContactLeft,
@@ -427,8 +427,10 @@ def guanxi_resolve_customer(session: TenantSession, identity: IdentityInput) -> 
 
 
 @hookspec(firstresult=True)
-def guanxi_assign_owner(session: TenantSession, customer: CustomerData) -> uuid.UUID | None:
-    """Pick the staff user who owns a new customer that arrived without an owner.
+def guanxi_assign_owner(runtime: Runtime, session: TenantSession, customer: CustomerData, arrival: Arrival | None) -> uuid.UUID | None:
+    """Pick the staff user who owns a new customer that arrived without an owner. ``arrival``
+    says how a customer a channel brings arrived (the staff member's channel identity it came
+    through, in the event's payload); None for customers created otherwise.
 
     Called inside the creating transaction, for customers created without an owner. May be
     ``async def``. Stops at the first non-None result; return None to leave the decision to the

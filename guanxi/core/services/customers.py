@@ -11,6 +11,7 @@ from sqlalchemy import and_, delete, select, tuple_
 
 from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationError
 from guanxi.core.base.ids import new_id
+from guanxi.core.domain.contracts import Arrival
 from guanxi.core.domain.events import CustomerCreated, CustomerData, CustomerUpdated
 from guanxi.core.domain.models import ContactPoint, Customer, Identity, Pipeline, Stage, User, utcnow
 from guanxi.core.hooks import manager as plugins
@@ -40,6 +41,8 @@ class CustomerInput(msgspec.Struct, kw_only=True):
     #: a phone or e-mail another customer has: "create" anyway, "refuse" (DUPLICATE), or "link"
     #: (:func:`create_or_link` gives back the existing customer with the new contact points)
     on_duplicate: str = "create"
+    #: how a customer a channel brings arrived (for ``guanxi_assign_owner``)
+    arrival: Arrival | None = None
 
 
 class CustomerPatch(msgspec.Struct, kw_only=True):
@@ -254,7 +257,12 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
             return True
 
         customer.owner_id = await plugins.call_first(
-            (await tx.hooks()).guanxi_assign_owner, accept=active_user, session=session, customer=snapshot(customer)
+            (await tx.hooks()).guanxi_assign_owner,
+            accept=active_user,
+            runtime=tx.runtime,
+            session=session,
+            customer=snapshot(customer),
+            arrival=data.arrival,
         )
     customer.search_text = search_text(customer)
     session.add(customer)

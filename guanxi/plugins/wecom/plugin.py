@@ -16,7 +16,7 @@ from guanxi.core.base.errors import ConfigError
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.access import Permission
 from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, StaffChannel
-from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, ScoreComponent, StaffHandover
+from guanxi.core.domain.contracts import Arrival, EntryPoint, EntryPointRequest, ScoreComponent, StaffHandover
 from guanxi.core.domain.events import CustomersMerged, InboundApplied
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.wecom import accounts as corp_accounts
@@ -153,6 +153,21 @@ async def guanxi_merge_undone(
         )
         moved += int(result.rowcount or 0)
     return {"follows": moved}
+
+
+@hookimpl
+async def guanxi_assign_owner(runtime: Runtime, session: TenantSession, arrival: Arrival | None) -> uuid.UUID | None:
+    """A customer who added a staff member on WeCom belongs to that member's Guanxi user (the
+    ``staff`` map of the corp), unless a plugin answered first or the customer has an owner."""
+    if arrival is None or arrival.channel != events.CHANNEL:
+        return None
+    corp_id, userid = arrival.payload.get("corp_id"), arrival.payload.get("userid")
+    if not corp_id or not userid:
+        return None
+    for corp in await corp_accounts.tenant_corps(runtime, session.tenant_id, session=session):
+        if corp.corp_id == corp_id:
+            return await events.staff_user(session, corp, str(userid))
+    return None
 
 
 @hookimpl
