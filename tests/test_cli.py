@@ -283,3 +283,33 @@ def test_tenant_commands_create_list_choose_plugins_and_settings_suspend_and_del
     assert code == 0 and "exported to" in out, out
     assert len(list((tmp_path / "exports").glob("acme-*.json"))) == 1
     assert "acme" not in invoke(rt(), "tenant", "list")[1]
+
+
+def test_pipelines_commands_create_change_and_list_stages(tmp_path: Path) -> None:
+    """`guanxi pipelines`: create a pipeline with an arrival rule, add, rename, reorder, archive
+    and delete stages; errors (an unknown stage) stop the command with the reason."""
+    invoke(_runtime(tmp_path), "db", "upgrade")
+    invoke(_runtime(tmp_path), "tenant", "create", "acme", "ACME")
+    code, out = invoke(
+        _runtime(tmp_path), "pipelines", "create", "renewal", "Renewal", "--tenant", "acme",
+        "--source", "contract_end", "--stage", "due:Due", "--stage", "renewed:Renewed:won",
+    )  # fmt: skip
+    assert code == 0 and "pipeline renewal created" in out, out
+    code, out = invoke(_runtime(tmp_path), "pipelines", "add-stage", "renewal", "quoted", "Quoted", "--position", "1", "--tenant", "acme")
+    assert code == 0 and "stage quoted added at 1" in out, out
+    code, out = invoke(_runtime(tmp_path), "pipelines", "rename-stage", "renewal", "due", "Renewal due", "--tenant", "acme")
+    assert code == 0 and "'Renewal due'" in out, out
+    code, out = invoke(_runtime(tmp_path), "pipelines", "reorder", "renewal", "quoted", "due", "renewed", "--tenant", "acme")
+    assert code == 0 and "quoted → due → renewed" in out, out
+    code, out = invoke(_runtime(tmp_path), "pipelines", "delete-stage", "renewal", "quoted", "--tenant", "acme")
+    assert code == 0 and "stage quoted deleted" in out, out
+    code, out = invoke(_runtime(tmp_path), "pipelines", "archive-stage", "default", "churned", "--tenant", "acme")
+    assert code == 0 and "stage churned archived" in out, out
+    code, out = invoke(_runtime(tmp_path), "pipelines", "rename-stage", "renewal", "nope", "X", "--tenant", "acme")
+    assert code != 0 and "unknown stage 'nope' in pipeline 'renewal'" in out, out
+    code, out = invoke(_runtime(tmp_path), "pipelines", "list", "--tenant", "acme")
+    assert code == 0, out
+    assert "renewal: Renewal sources=contract_end" in out and "  0. due [open] Renewal due" in out
+    assert "churned" not in out
+    code, out = invoke(_runtime(tmp_path), "pipelines", "list", "--tenant", "acme", "--archived")
+    assert "churned [churned] Churned (archived)" in out

@@ -177,3 +177,44 @@ async def test_documented_node_queries_and_backward_paging_answer_as_described(g
     assert [e["node"]["displayName"] for e in last["edges"]] == ["Bo", "Cy"] and last["pageInfo"]["hasPreviousPage"] is True
     before = (await run(gql, "CustomerPageBackward", {"last": 2, "before": last["pageInfo"]["startCursor"]}))["customers"]
     assert [e["node"]["displayName"] for e in before["edges"]] == ["Ann"] and before["pageInfo"]["hasPreviousPage"] is False
+
+
+async def test_documented_pipeline_operations_shape_stages_and_move_customers_between_pipelines(gql: GQL) -> None:
+    """The guide's pipeline examples, run in order: create a pipeline with an arrival rule, place
+    a customer by source, add, rename, reorder stages, refuse removing a stage that holds
+    customers (with the count), remove it into a target, archive and move across pipelines."""
+    pipeline_input = {
+        "key": "renewal",
+        "name": "Renewal",
+        "sources": ["contract_end"],
+        "stages": [
+            {"key": "due", "name": "Renewal due"},
+            {"key": "renewed", "name": "Renewed", "category": "WON"},
+            {"key": "lapsed", "name": "Lapsed", "category": "LOST"},
+        ],
+    }
+    created = (await run(gql, "CreatePipeline", {"input": pipeline_input}))["createPipeline"]
+    assert created["errors"] == [] and [s["key"] for s in created["pipeline"]["stages"]] == ["due", "renewed", "lapsed"]
+    placed = (await run(gql, "CreateCustomer", {"input": {"displayName": "续约客户", "source": "contract_end"}}))["createCustomer"]
+    assert placed["customer"]["stage"] == {"key": "due"}
+    updated = (await run(gql, "UpdatePipeline", {"key": "renewal", "input": {"name": "Renewals"}}))["updatePipeline"]
+    assert updated["pipeline"]["name"] == "Renewals" and updated["pipeline"]["sources"] == ["contract_end"]
+    stage = await run(gql, "CreateStage", {"pipeline": "renewal", "input": {"key": "quoted", "name": "Quoted"}, "position": 1})
+    assert stage["createStage"]["stage"] == {"key": "quoted", "name": "Quoted", "position": 1, "category": "OPEN"}
+    renamed = (await run(gql, "UpdateStage", {"pipeline": "renewal", "stage": "quoted", "name": "Quote sent"}))["updateStage"]
+    assert renamed["stage"] == {"key": "quoted", "name": "Quote sent"}
+    order = ["quoted", "due", "renewed", "lapsed"]
+    reordered = (await run(gql, "ReorderStages", {"pipeline": "renewal", "keys": order}))["reorderStages"]
+    assert [s["key"] for s in reordered["pipeline"]["stages"]] == order
+    refused = (await run(gql, "DeleteStage", {"pipeline": "renewal", "stage": "due"}))["deleteStage"]
+    assert refused["errors"][0]["code"] == "CONFLICT" and "holds 1 customers" in refused["errors"][0]["message"]
+    done = (await run(gql, "DeleteStage", {"pipeline": "renewal", "stage": "due", "moveTo": "quoted"}))["deleteStage"]
+    assert done["result"] == {"stage": "due", "moved": 1, "movedTo": "quoted", "deleted": False, "archived": True}
+    archived = (await run(gql, "ArchiveStage", {"pipeline": "default", "stage": "churned"}))["archiveStage"]
+    assert archived["result"]["archived"] is True
+    other = (await run(gql, "CreateCustomer", {"input": {"displayName": "新客户"}}))["createCustomer"]["customer"]
+    across = {"id": other["id"], "stage": "renewed", "pipeline": "renewal", "reason": "signed last year"}
+    moved = (await run(gql, "MoveStage", across))["moveCustomerStage"]
+    assert moved["errors"] == [] and moved["customer"]["stage"]["key"] == "renewed"
+    wrong = (await run(gql, "MoveStage", {"id": other["id"], "stage": "nope"}))["moveCustomerStage"]["errors"][0]
+    assert wrong["message"] == "unknown stage 'nope' in pipeline 'renewal' (stages: quoted, renewed, lapsed)"

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from guanxi.cli import access, data, database, plugins, queues, scaffold, server
+from guanxi.cli import access, data, database, pipelines, plugins, queues, scaffold, server
 from guanxi.cli.common import run_async, runtime_of
 from guanxi.core.base.errors import GuanxiError
 from guanxi.core.base.logs import configure_logging
@@ -35,7 +35,7 @@ def build_cli(runtime: Runtime) -> click.Group:
         context_settings=cli.context_settings,
         callback=cli.callback,
     )
-    for module in (server, database, plugins, data, access, queues, scaffold):
+    for module in (server, database, plugins, data, access, queues, scaffold, pipelines):
         module.register(group)
     runtime.pm.hook.guanxi_cli(group=group)
     return group

@@ -86,8 +86,8 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         name="customers.merge",
         roles=("admin", "manager"),
-        fields=("Mutation.mergeCustomers",),
-        description="Merge two customers",
+        fields=("Mutation.mergeCustomers", "Mutation.undoMerge"),
+        description="Merge two customers, and undo a merge",
     ),
     Permission(
         name="customers.export",
@@ -112,6 +112,20 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
         roles=("admin",),
         fields=("Mutation.defineCustomField", "Mutation.updateCustomField"),
         description="Define and change the custom fields of customers",
+    ),
+    Permission(
+        name="pipelines.manage",
+        roles=("admin",),
+        fields=(
+            "Mutation.createPipeline",
+            "Mutation.updatePipeline",
+            "Mutation.createStage",
+            "Mutation.updateStage",
+            "Mutation.reorderStages",
+            "Mutation.archiveStage",
+            "Mutation.deleteStage",
+        ),
+        description="Create pipelines and change their stages",
     ),
     Permission(
         name="users.manage",

@@ -101,6 +101,15 @@ class TenantStatus(enum.Enum):
     SUSPENDED = "suspended"
 
 
+@strawberry.enum(description="What createCustomer does when another customer has one of the new phones or e-mails.")
+class OnDuplicate(enum.Enum):
+    CREATE = strawberry.enum_value("create", description="create a second customer anyway (duplicateSuggestions finds it later)")
+    REFUSE = strawberry.enum_value("refuse", description="refuse with code DUPLICATE, naming the phone or e-mail")
+    LINK = strawberry.enum_value(
+        "link", description="give back the existing customer (the oldest the caller may see), with the new contact points added"
+    )
+
+
 @strawberry.enum(description="Why a mutation did not do what was asked (UserError.code).")
 class ErrorCode(enum.Enum):
     ERROR = strawberry.enum_value("ERROR", description="another error; `detail` may name it more precisely")
@@ -136,6 +145,9 @@ class ErrorCode(enum.Enum):
     BAD_JOURNEY = strawberry.enum_value(
         "BAD_JOURNEY", description="a journey definition is invalid; `field` is the path of the bad step (steps[2].channel)"
     )
+    DUPLICATE = strawberry.enum_value(
+        "DUPLICATE", description="another customer has this phone or e-mail (createCustomer with onDuplicate: REFUSE); `field` names which"
+    )
 
 
 _CODES: dict[str, ErrorCode] = {m.name: m for m in ErrorCode}
@@ -150,4 +162,15 @@ def error_code(code: str, *, provider: bool = False) -> tuple[ErrorCode, str | N
     return (ErrorCode.PROVIDER_ERROR if provider else ErrorCode.ERROR), code
 
 
-__all__ = ["ConsentStatus", "CustomFieldKind", "Direction", "ErrorCode", "Role", "StageCategory", "TaskDue", "TaskStatus", "error_code"]
+__all__ = [
+    "ConsentStatus",
+    "CustomFieldKind",
+    "Direction",
+    "ErrorCode",
+    "OnDuplicate",
+    "Role",
+    "StageCategory",
+    "TaskDue",
+    "TaskStatus",
+    "error_code",
+]

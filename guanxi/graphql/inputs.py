@@ -8,7 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from guanxi.core.services.queries import CustomerOrder as CoreOrder
-from guanxi.graphql.enums import ConsentStatus, CustomFieldKind, Direction, Role
+from guanxi.graphql.enums import ConsentStatus, CustomFieldKind, Direction, OnDuplicate, Role
 
 CustomerOrder = strawberry.enum(CoreOrder, name="CustomerOrder", description="How a customer list is sorted.")
 
@@ -38,6 +38,7 @@ class FieldOrderInput:
 @strawberry.input(description="Every condition given must hold (AND).")
 class CustomerFilter:
     stages: list[str] | None = strawberry.field(default=None, description="stage keys, any of")
+    pipelines: list[str] | None = strawberry.field(default=None, description="pipeline keys: customers standing in any of them")
     tags_any: list[str] | None = strawberry.field(default=None, description="has at least one of these tags (labels)")
     tags_all: list[str] | None = strawberry.field(default=None, description="has every one of these tags")
     owner_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="owned by one of these users")
@@ -59,6 +60,12 @@ class CreateCustomerInput:
     owner_id: strawberry.ID | None = None
     stage: str | None = strawberry.field(default=None, description="stage key; default: the pipeline's first stage")
     source: str | None = None
+    pipeline: str | None = strawberry.field(
+        default=None, description="pipeline key; default: the pipeline whose arrival rule (`sources`) names the source, else the default"
+    )
+    on_duplicate: OnDuplicate = strawberry.field(
+        default=OnDuplicate.CREATE, description="when another customer has one of these phones or e-mails: create anyway, refuse, or link"
+    )
     tags: list[str] = strawberry.field(default_factory=list)
     fields: JSON | None = strawberry.field(default=None, description='custom field values by key, e.g. {"grade": "A"}')
 

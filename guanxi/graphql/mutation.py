@@ -23,6 +23,9 @@ from guanxi.graphql.types import Customer, Identity, Interaction, Task, User
 class CustomerPayload:
     customer: Customer | None = None
     errors: list[UserError] = strawberry.field(default_factory=list)
+    linked: bool = strawberry.field(
+        default=False, description="createCustomer with onDuplicate: LINK: the customer is an existing one, not a new one"
+    )
 
 
 @strawberry.type
@@ -70,6 +73,13 @@ class MergePayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.type
+class UndoMergePayload:
+    customer: Customer | None = strawberry.field(default=None, description="the customer given back its data")
+    survivor: Customer | None = strawberry.field(default=None, description="the former survivor")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
 def json_object(value: Any, field: str) -> dict[str, Any]:
     """A JSON input that must be an object (``null`` means empty)."""
     if value is None:
@@ -103,15 +113,17 @@ class Mutation:
                 attributes=json_object(input.attributes, "attributes"),
                 stage=input.stage,
                 source=input.source,
+                pipeline=input.pipeline,
+                on_duplicate=str(input.on_duplicate.value),
                 owner_id=from_global_id(input.owner_id, "User", field="ownerId") if input.owner_id else None,
             )
             async with info.context.transaction() as tx:
-                c = await customers.create_customer(tx, data)
+                c, linked = await customers.create_or_link(tx, data)
                 if input.tags:
                     await tags.change_tags(tx, c.id, add=list(input.tags))
                 if input.fields is not None:
                     await set_values(tx, c.id, input.fields)
-            return CustomerPayload(customer=Customer.from_row(c, info.context))
+            return CustomerPayload(customer=Customer.from_row(c, info.context), linked=linked)
 
         return await as_payload(run, CustomerPayload)
 
@@ -140,11 +152,16 @@ class Mutation:
 
         return await as_payload(run, CustomerPayload)
 
-    @strawberry.mutation(description="Move a customer to another lifecycle stage, saying why.")
-    async def move_customer_stage(self, info: Info, id: strawberry.ID, stage: str, reason: str | None = None) -> CustomerPayload:
+    @strawberry.mutation(
+        description="Move a customer to another lifecycle stage, saying why: a stage of its pipeline, or of `pipeline` "
+        "(it then stands in that pipeline; the history keeps both)."
+    )
+    async def move_customer_stage(
+        self, info: Info, id: strawberry.ID, stage: str, reason: str | None = None, pipeline: str | None = None
+    ) -> CustomerPayload:
         async def run() -> CustomerPayload:
             async with info.context.transaction() as tx:
-                c = await customers.set_stage(tx, from_global_id(id, "Customer"), stage, reason=reason)
+                c = await customers.set_stage(tx, from_global_id(id, "Customer"), stage, reason=reason, pipeline=pipeline)
             return CustomerPayload(customer=Customer.from_row(c, info.context))
 
         return await as_payload(run, CustomerPayload)
@@ -221,6 +238,21 @@ class Mutation:
             return MergePayload(plan=MergePlan(**fields), customer=Customer.from_row(c, info.context))
 
         return await as_payload(run, MergePayload)
+
+    @strawberry.mutation(
+        description="Undo the merge that made `mergedId` a tombstone: its identities, interactions, tags, tasks, stage "
+        "history, consents, custom field values and plugin rows go back to it, and the survivor loses what the merge "
+        "filled in. Refused (CONFLICT) once the survivor was merged again or took in another customer since."
+    )
+    async def undo_merge(self, info: Info, merged_id: strawberry.ID) -> UndoMergePayload:
+        async def run() -> UndoMergePayload:
+            from guanxi.core.services.merge_undo import undo_merge
+
+            async with info.context.transaction() as tx:
+                restored, survivor = await undo_merge(tx, from_global_id(merged_id, "Customer", field="mergedId"))
+            return UndoMergePayload(customer=Customer.from_row(restored, info.context), survivor=Customer.from_row(survivor, info.context))
+
+        return await as_payload(run, UndoMergePayload)
 
     @strawberry.mutation(description="Create a follow-up task (assigned to the customer's owner unless given).")
     async def create_task(self, info: Info, input: inputs.CreateTaskInput) -> TaskPayload:

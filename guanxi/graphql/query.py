@@ -33,6 +33,7 @@ def core_filter(flt: inputs.CustomerFilter | None, extra: Sequence[CustomerFilte
             conditions.append(partial(_apply, field.apply, value))
     return queries.CustomerFilter(
         stages=flt.stages,
+        pipelines=flt.pipelines,
         tags_any=flt.tags_any,
         tags_all=flt.tags_all,
         owner_ids=[from_global_id(i, "User", field="filter.ownerIds") for i in flt.owner_ids] if flt.owner_ids is not None else None,
@@ -182,7 +183,9 @@ async def _pipelines(info: Info) -> list[Pipeline]:
             key=p.key,
             name=p.name,
             is_default=p.is_default,
-            stages=[Stage.from_model(s) for s in stages.values() if s.pipeline_id == p.id],
+            sources=list(p.sources or []),
+            stages=[Stage.from_model(s) for s in stages.values() if s.pipeline_id == p.id and s.archived_at is None],
+            archived_stages=[Stage.from_model(s) for s in stages.values() if s.pipeline_id == p.id and s.archived_at is not None],
         )
         for p in rows
     ]

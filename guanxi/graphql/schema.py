@@ -43,6 +43,7 @@ from guanxi.graphql.metrics import GraphQLMetrics
 from guanxi.graphql.mutation import Mutation
 from guanxi.graphql.nodes import NodeQuery, node_registry
 from guanxi.graphql.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
+from guanxi.graphql.pipelines import PipelinesMutation
 from guanxi.graphql.query import Query, customers_query
 from guanxi.graphql.subscriptions import Subscription
 from guanxi.graphql.tenant import TenantMutation, TenantQuery
@@ -427,6 +428,7 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
             ("core", MessagingMutation),
             ("core", AdminMutation),
             ("core", FieldsMutation),
+            ("core", PipelinesMutation),
             ("core", NotificationMutation),
             ("core", TenantMutation),
             *[(n, c.mutation) for n, c in parts if c.mutation],

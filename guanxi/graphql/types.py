@@ -62,6 +62,7 @@ class Stage(Node):
     name: str
     position: int
     category: StageCategory
+    archived: bool = strawberry.field(description="an archived stage takes no customers; its history stays")
 
     @classmethod
     def from_model(cls, s: Any) -> Stage:
@@ -72,17 +73,20 @@ class Stage(Node):
             name=s.name,
             position=s.position,
             category=StageCategory(s.category),
+            archived=s.archived_at is not None,
         )
 
 
-@strawberry.type(description="An ordered set of lifecycle stages.")
+@strawberry.type(description="An ordered set of lifecycle stages. A customer stands in one pipeline at a time.")
 class Pipeline(Node):
     id: strawberry.ID = strawberry.field(description=ID_DOC)
     uuid: strawberry.Private[UUID]
     key: str
     name: str
     is_default: bool
-    stages: list[Stage]
+    sources: list[str] = strawberry.field(description="the arrival rule: new customers with one of these sources (or channels) start here")
+    stages: list[Stage] = strawberry.field(description="the live stages in order")
+    archived_stages: list[Stage] = strawberry.field(description="archived stages, kept for the history that names them")
 
 
 @strawberry.type(description="A label on customers; `label` is `group/name`, or `name` without a group.")

@@ -338,6 +338,11 @@ class Writer:
             return answer in active
 
         owner = await plugins.call_first(
-            (await self.tx.hooks()).guanxi_assign_owner, accept=active_user, session=self.session, customer=data
+            (await self.tx.hooks()).guanxi_assign_owner,
+            accept=active_user,
+            runtime=self.tx.runtime,
+            session=self.session,
+            customer=data,
+            arrival=None,
         )
         return cast(uuid.UUID | None, owner)

@@ -235,6 +235,54 @@ CASES: list[tuple[str, str, Callable[[World, dict[str, Any]], dict[str, Any]], s
         lambda w, s: {"k": s["existing_account"]},
         "channel_account.delete",
     ),
+    (
+        "createPipeline",
+        'mutation { createPipeline(input: {key: "renewal", name: "Renewal", sources: ["contract_end"]}) { errors { code } } }',
+        lambda w, s: {},
+        "pipeline.create",
+    ),
+    (
+        "updatePipeline",
+        'mutation { updatePipeline(key: "default", input: {name: "New business"}) { errors { code } } }',
+        lambda w, s: {},
+        "pipeline.update",
+    ),
+    (
+        "createStage",
+        'mutation { createStage(pipeline: "default", input: {key: "demo", name: "Demo"}) { errors { code } } }',
+        lambda w, s: {},
+        "stage.create",
+    ),
+    (
+        "updateStage",
+        'mutation { updateStage(pipeline: "default", stage: "mql", name: "Interested") { errors { code } } }',
+        lambda w, s: {},
+        "stage.update",
+    ),
+    (
+        "reorderStages",
+        'mutation($k: [String!]!) { reorderStages(pipeline: "default", keys: $k) { errors { code } } }',
+        lambda w, s: {"k": ["lead", "sql", "mql", "opportunity", "won", "lost", "retained", "churned"]},
+        "stage.reorder",
+    ),
+    (
+        "archiveStage",
+        'mutation { archiveStage(pipeline: "default", stage: "churned", moveTo: "lead") { errors { code } } }',
+        lambda w, s: {},
+        "stage.archive",
+    ),
+    (
+        "deleteStage",
+        'mutation { deleteStage(pipeline: "default", stage: "retained", moveTo: "lead") { errors { code } } }',
+        lambda w, s: {},
+        "stage.delete",
+    ),
+    (
+        "undoMerge",
+        "mutation($b: ID!) { undoMerge(mergedId: $b) { errors { code } } }",
+        lambda w, s: {"b": cid(w, "bo")},
+        "customer.unmerge",
+    ),
 ]
 #: mutations on the caller's own notifications: called with an admin key that acts for a user
 AS_USER = ("markNotificationsRead", "updateMyNotificationPreferences")
@@ -281,6 +329,12 @@ async def test_every_core_mutation_writes_an_audit_entry_with_its_actor(
             'mutation { defineCustomField(input: {key: "grade", label: "等级", kind: SINGLE_CHOICE, choices: ["A", "B"]})'
             " { field { key } } }"
         )
+    if field == "undoMerge":
+        merged = await graphql(
+            "mutation($a: ID!, $b: ID!) { mergeCustomers(survivorId: $a, mergedId: $b) { errors { code } } }",
+            {"a": cid(world), "b": cid(world, "bo")},
+        )
+        assert merged["data"]["mergeCustomers"]["errors"] == []
     if field in AS_USER:
         body = await as_key(await key_for(runtime, tenant_id, "admin", world.users["ann"]))(mutation, variables(world, setup))
     else:

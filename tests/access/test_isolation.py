@@ -31,15 +31,17 @@ from guanxi.core.domain.models import (
     Interaction,
     Notification,
     OutboxMessage,
+    Pipeline,
     ScheduledJob,
+    Stage,
     Task,
     TenantPlugin,
     User,
     utcnow,
 )
 from guanxi.core.runtime import Runtime
-from guanxi.core.services import fields
-from guanxi.core.services.pipelines import create_tenant
+from guanxi.core.services import fields, stages
+from guanxi.core.services.pipelines import StageSpec, create_tenant
 from guanxi.graphql.ids import to_global_id
 from tests.access.conftest import Caller, World, key_for, seed_world
 
@@ -86,6 +88,9 @@ async def victim(runtime: Runtime) -> Victim:
     async with runtime.transaction(RequestContext(tenant_id=tenant_b)) as tx:
         await fields.define_field(tx, fields.FieldInput(key="tier", label="B-Tier", kind="single_choice", choices=["B-gold"]))
         await fields.set_customer_fields(tx, world.customers["ann"], {"tier": "B-gold"})
+        await stages.create_pipeline(
+            tx, stages.PipelineInput(key="b_renewal", name="B-Renewal", sources=["B-src"], stages=[StageSpec("b_due", "B-Due")])
+        )
     async with runtime.write_session(tenant_b) as s:
         s.add(
             Notification(
@@ -135,6 +140,10 @@ async def snapshot(runtime: Runtime, tenant_id: uuid.UUID) -> dict[str, Any]:
                 (p.plugin, p.enabled, p.settings) for p in (await s.scalars(select(TenantPlugin).order_by(TenantPlugin.plugin))).all()
             ],
             "fields": [(d.key, d.label, d.choices, d.archived_at) for d in (await s.scalars(select(FieldDefinition))).all()],
+            "pipelines": [
+                (p.key, p.name, p.sources, p.is_default) for p in (await s.scalars(select(Pipeline).order_by(Pipeline.key))).all()
+            ],
+            "stages": sorted((st.key, st.name, st.position, st.archived_at is None) for st in (await s.scalars(select(Stage))).all()),
             "field_values": sorted((str(v.customer_id), v.text_value) for v in (await s.scalars(select(CustomerFieldValue))).all()),
         }
 
@@ -236,6 +245,51 @@ QUERIES: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
 ]
 
 MUTATIONS: list[tuple[str, str, Callable[[Victim], dict[str, Any]]]] = [
+    (
+        "Mutation.createPipeline",
+        'mutation { createPipeline(input: {key: "b_renewal", name: "Mine", sources: ["B-src"]}) { pipeline { key } errors { code } } }',
+        lambda v: {},
+    ),
+    (
+        "Mutation.updatePipeline",
+        'mutation($k: String!) { updatePipeline(key: $k, input: {name: "x", isDefault: true}) { pipeline { name } errors { code } } }',
+        lambda v: {"k": "b_renewal"},
+    ),
+    (
+        "Mutation.createStage",
+        'mutation($k: String!) { createStage(pipeline: $k, input: {key: "x", name: "x"}) { stage { key } errors { code } } }',
+        lambda v: {"k": "b_renewal"},
+    ),
+    (
+        "Mutation.updateStage",
+        'mutation($k: String!) { updateStage(pipeline: $k, stage: "b_due", name: "x") { stage { name } errors { code } } }',
+        lambda v: {"k": "b_renewal"},
+    ),
+    (
+        "Mutation.reorderStages",
+        'mutation($k: String!) { reorderStages(pipeline: $k, keys: ["b_due"]) { pipeline { key } errors { code } } }',
+        lambda v: {"k": "b_renewal"},
+    ),
+    (
+        "Mutation.archiveStage",
+        'mutation($k: String!) { archiveStage(pipeline: $k, stage: "b_due", moveTo: "lead") { result { moved } errors { code } } }',
+        lambda v: {"k": "b_renewal"},
+    ),
+    (
+        "Mutation.deleteStage",
+        'mutation($k: String!) { deleteStage(pipeline: $k, stage: "lead", moveTo: "b_due") { result { moved } errors { code } } }',
+        lambda v: {"k": "default"},
+    ),
+    (
+        "Mutation.undoMerge",
+        "mutation($id: ID!) { undoMerge(mergedId: $id) { customer { id } survivor { id } errors { code } } }",
+        lambda v: {"id": v.gid("Customer")},
+    ),
+    (
+        "Mutation.moveCustomerStage",
+        'mutation($id: ID!) { moveCustomerStage(id: $id, stage: "b_due", pipeline: "b_renewal") { customer { id } errors { code } } }',
+        lambda v: {"id": v.gid("Customer")},
+    ),
     (
         "Mutation.defineCustomField",
         'mutation { defineCustomField(input: {key: "tier", label: "Tier", kind: TEXT}) { field { key label choices } errors { code } } }',

@@ -125,3 +125,25 @@ class JourneyAction(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     run: Callable[[ActionRun], Awaitable[str | None]]
     description: str = ""
+
+
+class Arrival(msgspec.Struct, frozen=True, kw_only=True):
+    """How a new customer arrived through a channel, for ``guanxi_assign_owner``: the channel,
+    the account's id on it, and the inbound event's ``payload`` (e.g. WeCom's ``userid`` of the
+    member the customer added, or the ``state`` of a salesperson's QR code or poster)."""
+
+    channel: str
+    external_id: str
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class StaffHandover(msgspec.Struct, frozen=True, kw_only=True):
+    """A staff member's customers handed over (离职继承 / 在职继承), for ``guanxi_staff_handover``:
+    from ``from_user_id`` to ``to_user_id``, or back to a lead pool when ``to_user_id`` is None
+    (``pool`` names it)."""
+
+    from_user_id: uuid.UUID
+    to_user_id: uuid.UUID | None
+    pool: str | None
+    customer_ids: list[uuid.UUID]
+    reason: str

@@ -268,6 +268,9 @@ class Pipeline(TenantScoped, Base):
     key: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the arrival rule: a new customer whose source (a channel's name for customers a channel
+    #: brings) is one of these starts in this pipeline; others start in the default pipeline
+    sources: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
 
 
 class Stage(TenantScoped, Base):
@@ -285,6 +288,8 @@ class Stage(TenantScoped, Base):
     name: Mapped[str] = mapped_column(String(200))
     position: Mapped[int] = mapped_column(Integer)
     category: Mapped[str] = mapped_column(String(16), default="open")
+    #: an archived stage takes no customers and leaves lists and the funnel; its history stays
+    archived_at: Mapped[dt.datetime | None]
 
 
 class Customer(TenantScoped, Base):
@@ -509,6 +514,28 @@ class Consent(CustomerOwned, TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(16))
     source: Mapped[str | None] = mapped_column(String(200))
     changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CustomerMerge(TenantScoped, Base):
+    """One merge, with what it takes to undo it: ``record`` holds the ids of the rows it moved,
+    the rows it deleted (tags, consents, values the survivor had already), the survivor's fields
+    before, and each plugin's own record (``guanxi_merge_record``). ``undone_at`` set: undone."""
+
+    __tablename__ = "customer_merges"
+    __table_args__ = (
+        _fk(["tenant_id", "survivor_id"], "customers"),
+        _fk(["tenant_id", "merged_id"], "customers"),
+        Index(None, "tenant_id", "merged_id"),
+        Index(None, "tenant_id", "survivor_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    survivor_id: Mapped[uuid.UUID]
+    merged_id: Mapped[uuid.UUID]
+    merged_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[uuid.UUID | None]
+    record: Mapped[dict[str, Any]] = mapped_column(default=dict, info=PERSONAL)
+    undone_at: Mapped[dt.datetime | None]
 
 
 class AuditEvent(TenantScoped, Base):

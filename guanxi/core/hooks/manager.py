@@ -157,6 +157,22 @@ async def collect(hook: pluggy.HookCaller, **kwargs: Any) -> list[tuple[str, Any
     return out
 
 
+async def collect_each(hook: pluggy.HookCaller, per_plugin: Mapping[str, Mapping[str, Any]], **kwargs: Any) -> list[tuple[str, Any]]:
+    """Like :func:`collect`, but only for the plugins named in ``per_plugin``, each called with
+    its own extra arguments (e.g. the record it answered earlier). Errors propagate."""
+    out = []
+    for impl in _impls(hook):
+        own = per_plugin.get(impl.plugin_name)
+        if own is None:
+            continue
+        result = _call(hook, impl, {**kwargs, **own})
+        if inspect.isawaitable(result):
+            result = await result
+        if result is not None:
+            out.append((impl.plugin_name, result))
+    return out
+
+
 async def call_all(hook: pluggy.HookCaller, *, reverse: bool = False, **kwargs: Any) -> list[Any]:
     """Start-up and shut-down hooks: call every implementation in pluggy's order (``reverse``
     for shut-down), awaiting async ones; errors propagate (a plugin that cannot start stops the

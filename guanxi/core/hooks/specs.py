@@ -33,7 +33,15 @@ if TYPE_CHECKING:
 
     from guanxi.core.domain.access import Permission
     from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, StaffChannel
-    from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, JourneyAction, ScoreComponent
+    from guanxi.core.domain.contracts import (
+        Arrival,
+        EntryPoint,
+        EntryPointRequest,
+        JobKind,
+        JourneyAction,
+        ScoreComponent,
+        StaffHandover,
+    )
     from guanxi.core.domain.events import (
         ContactArrived,
         ContactLeft,
@@ -339,6 +347,17 @@ def guanxi_inbound_applied(tx: Tx, event: InboundEvent, applied: InboundApplied)
     """
 
 
+@hookspec
+def guanxi_staff_handover(tx: Tx, handover: StaffHandover) -> dict[str, int] | None:
+    """A staff member's customers are being handed over to another user, or back to a lead pool
+    (``handover.to_user_id`` None), in one operation: hand over this plugin's part of them (open
+    deals, follow relations …) in the same transaction, and start provider calls (WeCom's
+    transfer APIs) with ``tx.after_commit``. Called by the sales plugin's ``handOverCustomers``
+    after core's owners and tasks moved. Return counts of what was handed over, or None. An
+    exception undoes the whole handover.
+    """
+
+
 # --------------------------------------------------------------------------------------------
 # Collections (every implementation answers; may be async)
 # --------------------------------------------------------------------------------------------
@@ -362,6 +381,27 @@ def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id:
     Keep what aggregates need (counts, scores, campaign progress) without the person's data:
     blank names, texts and external ids rather than deleting rows others count. Return what was
     erased, e.g. ``{"followers": 2, "messages": 14}``.
+    """
+
+
+@hookspec
+def guanxi_merge_record(runtime: Runtime, session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID) -> dict[str, Any] | None:
+    """Return what this plugin needs to undo a merge of ``merged_id`` into ``survivor_id``: the
+    ids of its rows of the merged customer (the ones its ``guanxi_customers_merged`` will move),
+    rows it will delete, as JSON-compatible values. Called inside the merge's transaction, before
+    core moves anything. Core keeps the answer with the merge and hands it back to
+    :func:`guanxi_merge_undone`. Return None when the plugin holds nothing of the merged customer.
+    """
+
+
+@hookspec
+def guanxi_merge_undone(
+    runtime: Runtime, session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID, record: dict[str, Any]
+) -> dict[str, int] | None:
+    """A merge is being undone: give the merged customer back its rows, using ``record`` (this
+    plugin's answer to :func:`guanxi_merge_record` for that merge). Called inside the undo's
+    transaction, after core has given back its own rows (an exception undoes the whole undo),
+    only for plugins that recorded something. Return counts of what was given back, or None.
     """
 
 
@@ -425,8 +465,10 @@ def guanxi_resolve_customer(session: TenantSession, identity: IdentityInput) -> 
 
 
 @hookspec(firstresult=True)
-def guanxi_assign_owner(session: TenantSession, customer: CustomerData) -> uuid.UUID | None:
-    """Pick the staff user who owns a new customer that arrived without an owner.
+def guanxi_assign_owner(runtime: Runtime, session: TenantSession, customer: CustomerData, arrival: Arrival | None) -> uuid.UUID | None:
+    """Pick the staff user who owns a new customer that arrived without an owner. ``arrival``
+    says how a customer a channel brings arrived (the staff member's channel identity it came
+    through, in the event's payload); None for customers created otherwise.
 
     Called inside the creating transaction, for customers created without an owner. May be
     ``async def``. Stops at the first non-None result; return None to leave the decision to the

@@ -25,6 +25,7 @@ from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationErro
 from guanxi.core.base.ids import new_id
 from guanxi.core.base.logs import log_context, tenant_var
 from guanxi.core.domain.channels import InboundEvent, Receipt
+from guanxi.core.domain.contracts import Arrival
 from guanxi.core.domain.events import InboundApplied
 from guanxi.core.domain.models import InboxEvent, utcnow
 from guanxi.core.hooks import manager as plugins
@@ -143,6 +144,7 @@ async def _apply_row(tx: Tx, row: InboxEvent) -> tuple[uuid.UUID | None, uuid.UU
             phone=ident.phone,
             email=ident.email,
         ),
+        arrival=Arrival(channel=event.channel, external_id=ident.external_id, payload=dict(event.payload)),
     )
     interaction, new = await interactions.record_interaction(
         tx,

@@ -7,18 +7,20 @@ import uuid
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, select, tuple_
 
-from guanxi.core.base.errors import NotFoundError, ValidationError
+from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationError
 from guanxi.core.base.ids import new_id
+from guanxi.core.domain.contracts import Arrival
 from guanxi.core.domain.events import CustomerCreated, CustomerData, CustomerUpdated
-from guanxi.core.domain.models import ContactPoint, Customer, Identity, User, utcnow
+from guanxi.core.domain.models import ContactPoint, Customer, Identity, Pipeline, Stage, User, utcnow
 from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Tx
 from guanxi.core.services import quotas
 from guanxi.core.services.audit import audit
-from guanxi.core.services.pipelines import move_stage, stage_by_key
-from guanxi.core.storage.tenancy import TenantSession
+from guanxi.core.services.pipelines import move_stage
+from guanxi.core.services.stages import arrival_pipeline, pipeline_by_key, target_stage
+from guanxi.core.storage.tenancy import ALL_OWNERS, TenantSession
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE_CHARS = re.compile(r"[\s\-().]")
@@ -34,6 +36,13 @@ class CustomerInput(msgspec.Struct, kw_only=True):
     owner_id: uuid.UUID | None = None
     stage: str | None = None  # stage key; default: the pipeline's first stage
     source: str | None = None
+    #: pipeline key; default: the pipeline whose arrival rule names the source, else the default
+    pipeline: str | None = None
+    #: a phone or e-mail another customer has: "create" anyway, "refuse" (DUPLICATE), or "link"
+    #: (:func:`create_or_link` gives back the existing customer with the new contact points)
+    on_duplicate: str = "create"
+    #: how a customer a channel brings arrived (for ``guanxi_assign_owner``)
+    arrival: Arrival | None = None
 
 
 class CustomerPatch(msgspec.Struct, kw_only=True):
@@ -143,9 +152,77 @@ async def get_customer(session: TenantSession, customer_id: uuid.UUID, *, follow
     raise NotFoundError(f"customer {customer_id} merge chain is too long")
 
 
+ON_DUPLICATE = frozenset({"create", "refuse", "link"})
+
+
+async def duplicates_of(session: TenantSession, phones: list[str], emails: list[str]) -> list[tuple[uuid.UUID, str, str]]:
+    """Live customers of the tenant (every owner's) holding one of these phones or e-mails, as
+    (customer id, kind, value), oldest customer first."""
+    wanted = [("phone", p) for p in phones] + [("email", e) for e in emails]
+    if not wanted:
+        return []
+    stmt = (
+        select(ContactPoint.customer_id, ContactPoint.kind, ContactPoint.value)
+        .join(Customer, and_(Customer.tenant_id == ContactPoint.tenant_id, Customer.id == ContactPoint.customer_id))
+        .where(tuple_(ContactPoint.kind, ContactPoint.value).in_(wanted), Customer.merged_into_id.is_(None), Customer.erased_at.is_(None))
+        .order_by(Customer.created_at, Customer.id)
+        .execution_options(**{ALL_OWNERS: True})
+    )
+    return [(r[0], r[1], r[2]) for r in (await session.execute(stmt)).all()]
+
+
+async def _visible(session: TenantSession, customer_id: uuid.UUID) -> Customer | None:
+    try:
+        return await get_customer(session, customer_id)
+    except NotFoundError:
+        return None
+
+
+async def create_or_link(tx: Tx, data: CustomerInput) -> tuple[Customer, bool]:
+    """Create a customer, or with ``on_duplicate="link"`` give back the (oldest) existing
+    customer the caller may see that holds one of its phones or e-mails, adding the new ones to
+    it; returns (customer, linked). A duplicate the caller may not see is refused (DUPLICATE)."""
+    if data.on_duplicate not in ON_DUPLICATE:
+        raise ValidationError(f"onDuplicate must be one of {', '.join(sorted(ON_DUPLICATE))}", field="onDuplicate")
+    if data.on_duplicate != "link":
+        return await create_customer(tx, data), False
+    phones = _dedupe([normalize_phone(p) for p in data.phones])
+    emails = _dedupe([normalize_email(e) for e in data.emails])
+    found = await duplicates_of(tx.session, phones, emails)
+    if not found:
+        return await create_customer(tx, data), False
+    for customer_id, _, _ in found:
+        existing = await _visible(tx.session, customer_id)
+        if existing is not None:
+            patch = CustomerPatch(
+                phones=_dedupe([*existing.phones, *phones]) if set(phones) - set(existing.phones) else UNSET,
+                emails=_dedupe([*existing.emails, *emails]) if set(emails) - set(existing.emails) else UNSET,
+                company=data.company if data.company and not existing.company else UNSET,
+            )
+            await update_customer(tx, existing.id, patch)
+            audit(tx, "customer.link", "customer", existing.id, {"phones": phones, "emails": emails, "source": data.source})
+            return existing, True
+    _refuse_duplicate(found)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _refuse_duplicate(found: list[tuple[uuid.UUID, str, str]], visible: uuid.UUID | None = None) -> None:
+    _, kind, value = found[0]
+    field = "phones" if kind == "phone" else "emails"
+    whose = f" (customer {visible})" if visible is not None else ""
+    raise ConflictError(f"another customer{whose} has the {kind} {value}", field=field, code="DUPLICATE")
+
+
 async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
     session = tx.session
     await quotas.check_new_customers(tx)
+    if data.on_duplicate == "refuse":
+        found = await duplicates_of(
+            session, _dedupe([normalize_phone(p) for p in data.phones]), _dedupe([normalize_email(e) for e in data.emails])
+        )
+        if found:
+            seen = await _visible(session, found[0][0])
+            _refuse_duplicate(found, seen.id if seen is not None else None)
     customer = Customer(
         id=new_id(),
         display_name=_clean_name(data.display_name),
@@ -158,7 +235,11 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
         created_at=utcnow(),
         updated_at=utcnow(),
     )
-    stage = await stage_by_key(session, data.stage) if data.stage else None
+    if data.pipeline is not None:
+        pipeline = await pipeline_by_key(session, data.pipeline)
+    else:
+        pipeline = await arrival_pipeline(session, data.source)
+    stage = await target_stage(session, pipeline, data.stage)
     if customer.owner_id is None and tx.ctx.owners is not None and tx.ctx.actor.user_id is not None:
         # a salesperson's (or manager's) new customer is theirs, or they could not see it
         customer.owner_id = tx.ctx.actor.user_id
@@ -176,16 +257,17 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
             return True
 
         customer.owner_id = await plugins.call_first(
-            (await tx.hooks()).guanxi_assign_owner, accept=active_user, session=session, customer=snapshot(customer)
+            (await tx.hooks()).guanxi_assign_owner,
+            accept=active_user,
+            runtime=tx.runtime,
+            session=session,
+            customer=snapshot(customer),
+            arrival=data.arrival,
         )
     customer.search_text = search_text(customer)
     session.add(customer)
     await session.flush()
     await _sync_contact_points(session, customer)
-    if stage is None:
-        from guanxi.core.services.pipelines import default_pipeline, stages_of
-
-        stage = (await stages_of(session, (await default_pipeline(session)).id))[0]
     await move_stage(tx, customer, stage, reason="created")
     audit(
         tx,
@@ -240,9 +322,22 @@ async def update_customer(tx: Tx, customer_id: uuid.UUID, patch: CustomerPatch) 
     return customer
 
 
-async def set_stage(tx: Tx, customer_id: uuid.UUID, stage_key: str, *, reason: str | None = None, rule: str | None = None) -> Customer:
-    """Move a customer to the stage with this key (of its pipeline)."""
+async def set_stage(
+    tx: Tx,
+    customer_id: uuid.UUID,
+    stage_key: str,
+    *,
+    reason: str | None = None,
+    rule: str | None = None,
+    pipeline: str | None = None,
+) -> Customer:
+    """Move a customer to the stage with this key of its pipeline, or of ``pipeline`` (a move
+    to another pipeline; the history keeps both)."""
     customer = await get_customer(tx.session, customer_id)
-    stage = await stage_by_key(tx.session, stage_key)
+    current = await tx.session.get(Stage, (tx.tenant_id, customer.stage_id)) if customer.stage_id and pipeline is None else None
+    found = await tx.session.get(Pipeline, (tx.tenant_id, current.pipeline_id)) if current else None
+    if found is None:
+        found = await pipeline_by_key(tx.session, pipeline)
+    stage = await target_stage(tx.session, found, stage_key)
     await move_stage(tx, customer, stage, reason=reason, rule=rule)
     return customer

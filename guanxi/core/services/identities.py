@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationError
 from guanxi.core.base.ids import new_id
+from guanxi.core.domain.contracts import Arrival
 from guanxi.core.domain.events import IdentityAttached
 from guanxi.core.domain.models import ContactPoint, Customer, Identity, utcnow
 from guanxi.core.hooks import manager as plugins
@@ -138,7 +139,7 @@ async def _match_core(tx: Tx, data: IdentityInput) -> uuid.UUID | None:
 
 
 async def resolve_identity(
-    tx: Tx, data: IdentityInput, *, display_name: str | None = None, source: str | None = None
+    tx: Tx, data: IdentityInput, *, display_name: str | None = None, source: str | None = None, arrival: Arrival | None = None
 ) -> tuple[Customer, Identity, bool]:
     """Find or create the customer behind a channel account.
 
@@ -175,6 +176,7 @@ async def resolve_identity(
                 phones=[data.phone] if data.phone else [],
                 emails=[data.email] if data.email else [],
                 source=source or data.channel,
+                arrival=arrival,
             ),
         )
         customer_id, created = customer.id, True

@@ -73,6 +73,9 @@ async def merge_customers(tx: Tx, survivor_id: uuid.UUID, merged_id: uuid.UUID, 
     )
     if dry_run:
         return plan
+    from guanxi.core.services.merge_undo import record_merge
+
+    await record_merge(tx, survivor, merged, survivor_tags, survivor_consents, filled)
     for model in (Identity, Interaction, Task, StageChange):
         await session.execute(update(model).where(model.customer_id == merged.id).values(customer_id=survivor.id))
     for tag_id in merged_tags - survivor_tags:

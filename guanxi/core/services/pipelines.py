@@ -69,7 +69,10 @@ async def default_pipeline(session: TenantSession) -> Pipeline:
 
 
 async def stages_of(session: TenantSession, pipeline_id: uuid.UUID) -> list[Stage]:
-    rows = await session.execute(select(Stage).where(Stage.pipeline_id == pipeline_id).order_by(Stage.position))
+    """The pipeline's stages in order, archived ones left out."""
+    rows = await session.execute(
+        select(Stage).where(Stage.pipeline_id == pipeline_id, Stage.archived_at.is_(None)).order_by(Stage.position)
+    )
     return list(rows.scalars())
 
 

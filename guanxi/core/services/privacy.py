@@ -227,6 +227,14 @@ async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
     counts["customers"] = len(people_left)
     counts["contact_points"] = _rows(await session.execute(delete(ContactPoint).where(ContactPoint.customer_id.in_(ids))))
     counts["field_values"] = _rows(await session.execute(delete(CustomerFieldValue).where(CustomerFieldValue.customer_id.in_(ids))))
+    # a merge's undo record holds the person's phones, e-mails and rows: erased, the merge stays
+    from guanxi.core.domain.models import CustomerMerge
+
+    merges = _rows(
+        await session.execute(delete(CustomerMerge).where(CustomerMerge.survivor_id.in_(ids) | CustomerMerge.merged_id.in_(ids)))
+    )
+    if merges:
+        counts["merge_records"] = merges
     identities_left = [
         i for i in identities if i.external_id != f"erased:{i.id.hex}" or i.union_id or i.nickname or i.avatar_url or i.profile
     ]

@@ -32,6 +32,7 @@ class CustomerOrder(enum.Enum):
 
 class CustomerFilter(msgspec.Struct, kw_only=True):
     stages: list[str] | None = None  # stage keys
+    pipelines: list[str] | None = None  # pipeline keys: customers standing in one of them
     tags_any: list[str] | None = None  # tag labels, "name" or "group/name"
     tags_all: list[str] | None = None
     owner_ids: list[uuid.UUID] | None = None
@@ -153,6 +154,9 @@ async def apply_filter(session: TenantSession, stmt: Select[Any], flt: CustomerF
     if flt.stages:
         stage_ids = select(Stage.id).where(Stage.key.in_(flt.stages))
         stmt = stmt.where(Customer.stage_id.in_(stage_ids))
+    if flt.pipelines:
+        in_pipelines = select(Stage.id).join(Pipeline, and_(Pipeline.tenant_id == Stage.tenant_id, Pipeline.id == Stage.pipeline_id))
+        stmt = stmt.where(Customer.stage_id.in_(in_pipelines.where(Pipeline.key.in_(flt.pipelines))))
     if flt.tags_any:
         ids = [i for i in await _tag_ids(session, flt.tags_any) if i is not None]
         if not ids:
@@ -268,7 +272,8 @@ async def funnel(session: TenantSession, pipeline_id: uuid.UUID | None = None) -
     Merged tombstones are not counted."""
     if pipeline_id is None:
         pipeline_id = (await session.execute(select(Pipeline.id).order_by(Pipeline.is_default.desc(), Pipeline.key).limit(1))).scalar_one()
-    stages = list((await session.execute(select(Stage).where(Stage.pipeline_id == pipeline_id).order_by(Stage.position))).scalars())
+    live_stages = select(Stage).where(Stage.pipeline_id == pipeline_id, Stage.archived_at.is_(None)).order_by(Stage.position)
+    stages = list((await session.execute(live_stages)).scalars())
     main = [s for s in stages if s.category in MAIN_PATH]
     rank = {s.id: i + 1 for i, s in enumerate(main)}
     won_rank = max((rank[s.id] for s in main if s.category == "won"), default=len(main))

@@ -4,10 +4,11 @@ release, putting a customer in a pool, and a customer's pool history."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import strawberry
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from guanxi.graphql.errors import UserError, as_payload
@@ -86,6 +87,29 @@ class LeadPoolPayload:
 @strawberry.type
 class LeadPayload:
     customer: Customer | None = strawberry.field(default=None, description="the customer after the move (null after a release)")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="Whose customers go where: give toUserId or pool.")
+class HandOverInput:
+    from_user_id: strawberry.ID = strawberry.field(description="the departing or moving salesperson")
+    to_user_id: strawberry.ID | None = strawberry.field(default=None, description="who takes them over")
+    pool: str | None = strawberry.field(default=None, description="or: the lead pool they go back to")
+    customer_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="only these of theirs (default: all)")
+    reason: str = strawberry.field(description="why (离职 / 调岗 …); on every customer's pool history and in the audit trail")
+
+
+@strawberry.type(description="What a handover moved.")
+class HandOverResult:
+    customers: int
+    tasks: int = strawberry.field(description="open tasks reassigned (unassigned when the customers go back to a pool)")
+    pool_holds: int = strawberry.field(description="pool holds passed on to the new owner, or customers put in the pool")
+    plugins: JSON = strawberry.field(description="what other plugins handed over (guanxi_staff_handover), by plugin")
+
+
+@strawberry.type
+class HandOverPayload:
+    result: HandOverResult | None = None
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -183,6 +207,14 @@ class SalesMutation:
 
         return await as_payload(run, LeadPayload)
 
+    @strawberry.mutation(
+        description="Hand a salesperson's customers, open tasks and pool holds to another user, or back to a pool, in one "
+        "audited operation (离职继承 / 在职继承); other plugins hand over their part (open deals, WeCom follows) in the same "
+        "transaction (managers and admins)."
+    )
+    async def hand_over_customers(self, info: Info, input: HandOverInput) -> HandOverPayload:
+        return await _hand_over(info, input)
+
     @strawberry.mutation(description="Give a held lead back to its pool, saying why.")
     async def release_lead(self, info: Info, customer_id: strawberry.ID, reason: str) -> LeadPayload:
         async def run() -> LeadPayload:
@@ -191,6 +223,29 @@ class SalesMutation:
             return LeadPayload(customer=None)
 
         return await as_payload(run, LeadPayload)
+
+
+async def _hand_over(info: Info, input: HandOverInput) -> HandOverPayload:
+    from guanxi.plugins.sales.handover import hand_over
+
+    async def run() -> HandOverPayload:
+        def user(raw: strawberry.ID, field: str) -> UUID:
+            return from_global_id(raw, "User", field=field)
+
+        async with info.context.transaction() as tx:
+            done = await hand_over(
+                tx,
+                user(input.from_user_id, "fromUserId"),
+                to_user_id=user(input.to_user_id, "toUserId") if input.to_user_id else None,
+                pool_key=input.pool,
+                customer_ids=[_cid(c) for c in input.customer_ids] if input.customer_ids is not None else None,
+                reason=input.reason,
+            )
+        return HandOverPayload(
+            result=HandOverResult(customers=done.customers, tasks=done.tasks, pool_holds=done.pool_holds, plugins=cast(JSON, done.plugins))
+        )
+
+    return await as_payload(run, HandOverPayload)
 
 
 @strawberry.type

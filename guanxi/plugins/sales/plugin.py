@@ -68,6 +68,12 @@ def guanxi_permissions() -> list[Permission]:
         ),
         *DEAL_PERMISSIONS,
         Permission(
+            name="sales.handover",
+            roles=("admin", "manager"),
+            fields=("Mutation.handOverCustomers",),
+            description="Hand a salesperson's customers, tasks and pool holds to another user or back to a pool",
+        ),
+        Permission(
             name="sales.pools.history",
             roles=ROLES,
             fields=("Customer.poolHistory",),
@@ -152,6 +158,65 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
             await s.execute(update(SalesPoolLead).where(SalesPoolLead.customer_id == event.merged_id).values(customer_id=event.survivor_id))
         else:
             await s.execute(delete(SalesPoolLead).where(SalesPoolLead.customer_id == event.merged_id))
+
+
+def _lead_json(lead: SalesPoolLead) -> dict[str, Any]:
+    def at(v: Any) -> str | None:
+        return v.isoformat() if v is not None else None
+
+    return {
+        "pool_id": str(lead.pool_id),
+        "status": lead.status,
+        "holder_id": str(lead.holder_id) if lead.holder_id else None,
+        "entered_at": at(lead.entered_at),
+        "held_at": at(lead.held_at),
+        "warned_at": at(lead.warned_at),
+    }
+
+
+@hookimpl
+async def guanxi_merge_record(session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID) -> dict[str, Any] | None:
+    """What the merge hook above will move or drop: the merged customer's pool moves and place."""
+    moves = [str(i) for i in (await session.execute(select(SalesPoolMove.id).where(SalesPoolMove.customer_id == merged_id))).scalars()]
+    lead = (await session.execute(select(SalesPoolLead).where(SalesPoolLead.customer_id == merged_id))).scalar_one_or_none()
+    if not moves and lead is None:
+        return None
+    had_place = (await session.execute(select(SalesPoolLead.customer_id).where(SalesPoolLead.customer_id == survivor_id))).first()
+    return {"moves": moves, "lead": _lead_json(lead) if lead else None, "survivor_had_place": had_place is not None}
+
+
+@hookimpl
+async def guanxi_merge_undone(
+    session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID, record: dict[str, Any]
+) -> dict[str, int]:
+    """Give the merged customer back its pool moves and its place in a pool."""
+    import datetime as dt
+
+    ids = [uuid.UUID(i) for i in record.get("moves", [])]
+    result: Any = await session.execute(
+        update(SalesPoolMove).where(SalesPoolMove.id.in_(ids), SalesPoolMove.customer_id == survivor_id).values(customer_id=merged_id)
+    )
+    lead = record.get("lead")
+    if lead is not None:
+        if not record.get("survivor_had_place"):  # the survivor took the merged one's place: give it back
+            await session.execute(delete(SalesPoolLead).where(SalesPoolLead.customer_id == survivor_id))
+
+        def at(v: str | None) -> dt.datetime | None:
+            return dt.datetime.fromisoformat(v) if v else None
+
+        session.add(
+            SalesPoolLead(
+                customer_id=merged_id,
+                pool_id=uuid.UUID(lead["pool_id"]),
+                status=lead["status"],
+                holder_id=uuid.UUID(lead["holder_id"]) if lead["holder_id"] else None,
+                entered_at=at(lead["entered_at"]),
+                held_at=at(lead["held_at"]),
+                warned_at=at(lead["warned_at"]),
+            )
+        )
+        await session.flush()
+    return {"pool_moves": int(result.rowcount or 0), "pool_places": int(lead is not None)}
 
 
 @hookimpl

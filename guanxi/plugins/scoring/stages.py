@@ -93,7 +93,12 @@ async def pick_owner(tx: Tx, customer: Customer, cfg: Assignment) -> uuid.UUID |
         return user is not None and user.active
 
     chosen: uuid.UUID | None = await plugins.call_first(
-        (await tx.hooks()).guanxi_assign_owner, accept=active, session=session, customer=snapshot(customer)
+        (await tx.hooks()).guanxi_assign_owner,
+        accept=active,
+        runtime=tx.runtime,
+        session=session,
+        customer=snapshot(customer),
+        arrival=None,
     )
     if chosen is not None:
         return chosen

@@ -187,6 +187,21 @@ class WecomClient:
 
     # -- customer contact APIs ------------------------------------------------------------------
 
+    async def transfer_customer(
+        self, handover_userid: str, takeover_userid: str, external_userids: list[str], *, resigned: bool = False
+    ) -> dict[str, int]:
+        """Hand customers from one member to another (在职继承 ``externalcontact/transfer_customer``,
+        or 离职继承 ``externalcontact/resigned/transfer_customer`` for a member who left), at
+        most 100 per call; returns each customer's errcode (0: the transfer is under way; the
+        customer may still refuse, which a ``transfer_fail`` callback reports)."""
+        path = "/externalcontact/resigned/transfer_customer" if resigned else "/externalcontact/transfer_customer"
+        out: dict[str, int] = {}
+        for start in range(0, len(external_userids), 100):
+            batch = external_userids[start : start + 100]
+            body = await self.post(path, {"handover_userid": handover_userid, "takeover_userid": takeover_userid, "external_userid": batch})
+            out.update({c["external_userid"]: int(c.get("errcode", 0)) for c in body.get("customer") or []})
+        return out
+
     async def get_external_contact(self, external_userid: str) -> dict[str, Any]:
         """``externalcontact/get``, every page of ``follow_user`` joined."""
         body = await self.get("/externalcontact/get", external_userid=external_userid)

@@ -16,7 +16,7 @@ from guanxi.core.base.errors import ConfigError
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.access import Permission
 from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, StaffChannel
-from guanxi.core.domain.contracts import EntryPoint, EntryPointRequest, JobKind, JobRun, ScoreComponent
+from guanxi.core.domain.contracts import Arrival, EntryPoint, EntryPointRequest, JobKind, JobRun, ScoreComponent, StaffHandover
 from guanxi.core.domain.events import CustomersMerged, InboundApplied
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.wecom import accounts as corp_accounts
@@ -24,7 +24,7 @@ from guanxi.plugins.wecom import events
 from guanxi.plugins.wecom.channel import WecomChannel
 from guanxi.plugins.wecom.models import WecomContactWay, WecomFollow
 from guanxi.plugins.wecom.routes import wecom_callback, wecom_verify
-from guanxi.plugins.wecom.settings import WecomSettings
+from guanxi.plugins.wecom.settings import CorpSettings, WecomSettings
 from guanxi.plugins.wecom.state import wecom_state
 
 
@@ -141,6 +141,89 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
         await tx.session.execute(
             update(WecomFollow).where(WecomFollow.customer_id == event.merged_id).values(customer_id=event.survivor_id)
         )
+
+
+@hookimpl
+async def guanxi_merge_record(session: TenantSession, merged_id: uuid.UUID) -> dict[str, Any] | None:
+    """The follow rows the merge will move (by their key), so an undo gives them back."""
+    rows = (await session.execute(select(WecomFollow).where(WecomFollow.customer_id == merged_id))).scalars().all()
+    return {"follows": [[r.corp_id, r.external_userid, r.userid] for r in rows]} if rows else None
+
+
+@hookimpl
+async def guanxi_merge_undone(
+    session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID, record: dict[str, Any]
+) -> dict[str, int]:
+    moved = 0
+    for corp_id, external_userid, userid in record.get("follows", []):
+        result: Any = await session.execute(
+            update(WecomFollow)
+            .where(
+                WecomFollow.corp_id == corp_id,
+                WecomFollow.external_userid == external_userid,
+                WecomFollow.userid == userid,
+                WecomFollow.customer_id == survivor_id,
+            )
+            .values(customer_id=merged_id)
+        )
+        moved += int(result.rowcount or 0)
+    return {"follows": moved}
+
+
+@hookimpl
+async def guanxi_assign_owner(runtime: Runtime, session: TenantSession, arrival: Arrival | None) -> uuid.UUID | None:
+    """A customer who added a staff member on WeCom belongs to that member's Guanxi user (the
+    ``staff`` map of the corp), unless a plugin answered first or the customer has an owner."""
+    if arrival is None or arrival.channel != events.CHANNEL:
+        return None
+    corp_id, userid = arrival.payload.get("corp_id"), arrival.payload.get("userid")
+    if not corp_id or not userid:
+        return None
+    for corp in await corp_accounts.tenant_corps(runtime, session.tenant_id, session=session):
+        if corp.corp_id == corp_id:
+            return await events.staff_user(session, corp, str(userid))
+    return None
+
+
+@hookimpl
+async def guanxi_staff_handover(tx: Tx, handover: StaffHandover) -> dict[str, int] | None:
+    """Transfer the handed-over customers' WeCom follow relations from the departing member to
+    the new owner's member, through WeCom's transfer APIs (离职继承 when the departing user is
+    no longer active), after the handover commits. Customers going back to a pool stay with
+    their member (WeCom transfers only to a member)."""
+    from guanxi.core.domain.models import User
+    from guanxi.plugins.wecom.handover import transfer_follows
+
+    if handover.to_user_id is None or not handover.customer_ids:
+        return None
+    session = tx.session
+    plans: list[tuple[CorpSettings, str, str, list[str]]] = []
+    for corp in await corp_accounts.tenant_corps(tx.runtime, tx.tenant_id, session=session):
+        handover_userid = await events.wecom_userid(session, corp, handover.from_user_id)
+        takeover_userid = await events.wecom_userid(session, corp, handover.to_user_id)
+        if handover_userid is None or takeover_userid is None:
+            continue
+        rows = await session.execute(
+            select(WecomFollow.external_userid).where(
+                WecomFollow.corp_id == corp.corp_id,
+                WecomFollow.userid == handover_userid,
+                WecomFollow.customer_id.in_(handover.customer_ids),
+                WecomFollow.status.in_(("active", "half")),
+            )
+        )
+        externals = sorted(set(rows.scalars()))
+        if externals:
+            plans.append((corp, handover_userid, takeover_userid, externals))
+    if not plans:
+        return {"follows": 0}
+    active = (await session.execute(select(User.active).where(User.id == handover.from_user_id))).scalar_one_or_none()
+    state = wecom_state(tx.runtime)
+
+    def start() -> None:
+        state.spawn(transfer_follows(state, plans, resigned=not active), "customer transfer")
+
+    tx.after_commit(start)
+    return {"follows": sum(len(p[3]) for p in plans)}
 
 
 @hookimpl

@@ -1,6 +1,7 @@
 """docs/plugins/sales.md cannot fall behind the schema: every GraphQL example validates with the
 plugin enabled, and the deals, contracts and reports examples run for real, in order, on one
-tenant (a product, a deal, won, a contract, a payment, the lists and both reports)."""
+tenant (a product, a deal, won, a contract, a payment, the lists and both reports), as does the
+handover example."""
 
 from __future__ import annotations
 
@@ -54,3 +55,13 @@ async def test_the_deals_contracts_and_reports_examples_run(runtime: Runtime, te
     await run("Performance")
     await run("CustomerReports")
     assert {"Duplicates", "CreatePool", "EastPool"} <= set(OPERATIONS)
+
+
+async def test_the_documented_handover_runs(runtime: Runtime, team: Team) -> None:
+    (operation,) = [b for b in BLOCKS if "handOverCustomers" in b]
+    await new_customer(runtime, team.tenant_id, "A", owner=team.users["li"])
+    body = await team.call["admin"](operation, {"input": {"fromUserId": team.gid("li"), "toUserId": team.gid("wu"), "reason": "离职"}})
+    assert body["data"]["handOverCustomers"] == {
+        "result": {"customers": 1, "tasks": 0, "poolHolds": 0, "plugins": {}},
+        "errors": [],
+    }

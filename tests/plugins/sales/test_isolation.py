@@ -29,6 +29,11 @@ ATTACKS: list[tuple[str, str]] = [
     ("claimLead", "mutation($id: ID!) { claimLead(customerId: $id) { customer { displayName } errors { code } } }"),
     ("releaseLead", 'mutation($id: ID!) { releaseLead(customerId: $id, reason: "x") { errors { code } } }'),
     ("putLeadInPool", 'mutation($id: ID!) { putLeadInPool(customerId: $id, pool: "a-secret") { errors { code } } }'),
+    (
+        "handOverCustomers",
+        'mutation($id: ID!) { handOverCustomers(input: {fromUserId: "VXNlcjowMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDA", '
+        'pool: "a-secret", customerIds: [$id], reason: "x"}) { result { customers } errors { code } } }',
+    ),
     ("createLeadPool", 'mutation { createLeadPool(input: {key: "a-secret", name: "B own"}) { pool { key name } errors { code } } }'),
 ]
 

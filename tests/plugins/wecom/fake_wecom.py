@@ -98,6 +98,9 @@ class FakeWecom:
             invalid = [u for u in members if u in self.unknown_members]
             self.msgids += 1
             return {**ok, "invaliduser": "|".join(invalid), "msgid": f"app-msg-{self.msgids}"}
+        if path in ("/externalcontact/transfer_customer", "/externalcontact/resigned/transfer_customer"):
+            # each customer's transfer starts (errcode 0); the customer may still refuse later (transfer_fail)
+            return {"errcode": 0, "errmsg": "ok", "customer": [{"external_userid": e, "errcode": 0} for e in body["external_userid"]]}
         if path == "/externalcontact/get_corp_tag_list":
             return {**ok, "tag_group": []}
         if path == "/externalcontact/get_follow_user_list":

@@ -7,7 +7,7 @@ every contact point of the tenant for each lookup: an import slowed down as the 
 With the customer id in the lookup index, that index covers the query too and is chosen.
 
 Revision ID: 0015_perf
-Revises: 0012_sales_fields
+Revises: 0013_pipelines
 Create Date: 2026-12-07 00:45:00
 """
 
