@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0015_perf"
-down_revision: str | Sequence[str] | None = "0012_sales_fields"
+down_revision: str | Sequence[str] | None = "0013_pipelines"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
