@@ -79,11 +79,16 @@ def timestamp(value: Any) -> dt.datetime:
     return dt.datetime.fromtimestamp(n / 1000 if n > 10**11 else n, dt.UTC)
 
 
-def _user(content: dict[str, Any], open_id: str) -> tuple[str | None, str | None]:
+def _user(content: dict[str, Any], open_id: str) -> tuple[str | None, str | None, str | None]:
+    """Nickname, avatar and union_id (when Douyin gives one) of a user in ``user_infos``."""
     for info in content.get("user_infos") or []:
         if isinstance(info, dict) and info.get("open_id") == open_id:
-            return (str(info.get("nick_name") or info.get("nickname") or "") or None, str(info.get("avatar") or "") or None)
-    return None, None
+            return (
+                str(info.get("nick_name") or info.get("nickname") or "") or None,
+                str(info.get("avatar") or "") or None,
+                str(info.get("union_id") or "")[:128] or None,
+            )
+    return None, None, None
 
 
 def lead_answers(content: dict[str, Any]) -> dict[str, str]:
@@ -126,7 +131,7 @@ def to_stored(
         return Receipt(channel=CHANNEL, provider_message_id=message_id, status=echo_status, occurred_at=at, provider_event_id=key)
     if not customer:
         return None
-    nickname, avatar = _user(content, customer)
+    nickname, avatar, union_id = _user(content, customer)
     profile: dict[str, Any] = {"account_open_id": account}
     kind, text, phone = "", None, None
     if event in ("im_receive_msg", "im_send_msg"):
@@ -183,7 +188,7 @@ def to_stored(
         channel=CHANNEL,
         provider_event_id=key,
         occurred_at=at,
-        identity=ProfileInput(external_id=customer, nickname=nickname, avatar_url=avatar, phone=phone, profile=profile),
+        identity=ProfileInput(external_id=customer, union_id=union_id, nickname=nickname, avatar_url=avatar, phone=phone, profile=profile),
         kind=kind,
         direction="out" if event == "im_send_msg" else "in",
         text=text,

@@ -186,8 +186,12 @@ class DouyinClient:
         return _tokens(self._data(await self._request("POST", "/oauth/refresh_token/", data=form)))
 
     async def renew_refresh_token(self, refresh_token: str) -> TokenSet:
+        """A new refresh token; its lifetime comes as ``expires_in`` (it has no access token)."""
         form = {"client_key": self.client_key, "refresh_token": refresh_token}
-        return _tokens(self._data(await self._request("POST", "/oauth/renew_refresh_token/", data=form)))
+        data = self._data(await self._request("POST", "/oauth/renew_refresh_token/", data=form))
+        got = _tokens(data)
+        lifetime = got.refresh_expires_in or got.expires_in
+        return msgspec.structs.replace(got, access_token="", expires_in=0, refresh_expires_in=lifetime)
 
     async def client_token(self) -> str:
         """The app's client token, cached until shortly before it expires; concurrent callers

@@ -107,3 +107,10 @@ def im_content(text: str, customer: str, *, message_id: str = "smid-1", ms: int 
 async def settle(runtime: Runtime, tenant_id: uuid.UUID) -> None:
     while await inbox.run_once(runtime, tenant_id=tenant_id):
         pass
+
+
+async def use_tenant_slug(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    """Make the test's tenant the configured one (the CLI's default tenant)."""
+    from guanxi.testing.plugin import use_tenant
+
+    await use_tenant(runtime, tenant_id)
