@@ -107,7 +107,9 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     async with rt.session(None) as s, s.begin():
         tenant_id = await create_tenant(s, slug, "Douyin ingest benchmark")
     async with rt.write_session(tenant_id) as s:  # the business account that authorized the app
-        s.add(DouyinAuthorization(open_id=BUSINESS, client_key=CLIENT_KEY, app_key="", status="connected", scopes=[], tokens="", renewals=0))
+        s.add(
+            DouyinAuthorization(open_id=BUSINESS, client_key=CLIENT_KEY, app_key="", status="connected", scopes=[], tokens="", renewals=0)
+        )
     gport, bport = free_port(), free_port()
     guanxi_proc = start("guanxi", gport, url, slug)
     base_proc = start("douyin-baseline", bport, url, slug)

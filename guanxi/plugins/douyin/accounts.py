@@ -153,7 +153,7 @@ async def authorization_tenant(runtime: Runtime, app: App, open_ids: list[str]) 
         )
         if app.tenant_id is not None:
             stmt = stmt.where(DouyinAuthorization.tenant_id == app.tenant_id)
-        rows = (await session.execute(stmt)).all()
+        rows = list((await session.execute(stmt)).all())
     if not rows:
         return None
     rows.sort(key=lambda r: (r.status != "connected", wanted.index(r.open_id)))

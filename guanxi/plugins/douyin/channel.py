@@ -13,7 +13,14 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from guanxi.core.domain.channels import Capabilities, Channel, DeliveryResult, OutboundMessage, PermanentDeliveryError, TransientDeliveryError
+from guanxi.core.domain.channels import (
+    Capabilities,
+    Channel,
+    DeliveryResult,
+    OutboundMessage,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from guanxi.core.domain.models import OutboxMessage, utcnow
 from guanxi.core.runtime import Runtime
 from guanxi.plugins.douyin import tokens
@@ -33,7 +40,8 @@ class DouyinChannel(Channel):
         self.settings = settings
         # the reply window is a setting (UNCONFIRMED figure), so the capabilities are per instance
         self.capabilities = Capabilities(  # type: ignore[misc]
-            receive=True, send_text=True, messaging_window_s=settings.reply_window_s, max_text_length=MAX_TEXT)
+            receive=True, send_text=True, messaging_window_s=settings.reply_window_s, max_text_length=MAX_TEXT
+        )
 
     async def _conversation(self, message: OutboundMessage) -> DouyinConversation:
         async with self.runtime.session(message.tenant_id) as session:
@@ -47,10 +55,13 @@ class DouyinChannel(Channel):
             ).scalar_one_or_none()
             if row is None:
                 raise PermanentDeliveryError(
-                    "this Douyin user has not written to the business account: there is no message to reply to", provider_code="no_conversation"
+                    "this Douyin user has not written to the business account: there is no message to reply to",
+                    provider_code="no_conversation",
                 )
             if utcnow() - row.last_in_at > dt.timedelta(seconds=self.settings.reply_window_s):
-                raise PermanentDeliveryError("the Douyin reply window after the user's last message has closed", provider_code="window_closed")
+                raise PermanentDeliveryError(
+                    "the Douyin reply window after the user's last message has closed", provider_code="window_closed"
+                )
             if self.settings.reply_quota:
                 replies = (
                     await session.execute(

@@ -5,9 +5,9 @@ access token (header ``access-token``, query ``open_id``).
 Responses come in three envelope styles (§D.8); success is HTTP 200 **and** every error code
 present equal to 0, and numbers may be strings. Errors are typed:
 
-* :class:`DouyinTokenExpired` (10008, 2190008, 28001003, 28001008): refresh and retry once
+* :class:`DouyinTokenExpiredError` (10008, 2190008, 28001003, 28001008): refresh and retry once
   (:mod:`guanxi.plugins.douyin.tokens` does it);
-* :class:`DouyinRefreshExpired` (10010) and :class:`DouyinRefreshLimit` (10020): the user must
+* :class:`DouyinRefreshExpiredError` (10010) and :class:`DouyinRefreshLimitError` (10020): the user must
   authorize again;
 * :class:`DouyinTransientError`: Douyin unreachable, HTTP 5xx or 429;
 * :class:`DouyinApiError`: any other code.
@@ -64,23 +64,27 @@ class DouyinTransientError(DouyinError):
     transient = True
 
 
-class DouyinTokenExpired(DouyinApiError):
+class DouyinTokenExpiredError(DouyinApiError):
     """The access token expired or is invalid (10008 / 2190008 / 28001003 / 28001008)."""
 
 
-class DouyinRefreshExpired(DouyinApiError):
+class DouyinRefreshExpiredError(DouyinApiError):
     """The refresh token expired (10010): the user must authorize again."""
 
 
-class DouyinRefreshLimit(DouyinApiError):
+class DouyinRefreshLimitError(DouyinApiError):
     """The refresh token was renewed as often as allowed (10020): the user must authorize again."""
 
 
 def envelope_error(body: dict[str, Any]) -> tuple[int, str] | None:
     """The first non-zero error code of any envelope style (§D.8), with its description."""
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
-    extra = body.get("extra") if isinstance(body.get("extra"), dict) else {}
-    for holder, code_key, text_key in ((body, "err_no", "err_msg"), (extra, "error_code", "description"), (data, "error_code", "description")):
+    data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else {}
+    extra: dict[str, Any] = body["extra"] if isinstance(body.get("extra"), dict) else {}
+    for holder, code_key, text_key in (
+        (body, "err_no", "err_msg"),
+        (extra, "error_code", "description"),
+        (data, "error_code", "description"),
+    ):
         if code_key in holder:
             code = number(holder[code_key], -1)
             if code != 0:
@@ -92,11 +96,11 @@ def envelope_error(body: dict[str, Any]) -> tuple[int, str] | None:
 def _error(path: str, code: int, text: str) -> DouyinError:
     message = f"Douyin {path}: error {code} ({text})"
     if code in TOKEN_EXPIRED:
-        return DouyinTokenExpired(message, error_code=code)
+        return DouyinTokenExpiredError(message, error_code=code)
     if code == REFRESH_EXPIRED:
-        return DouyinRefreshExpired(message, error_code=code)
+        return DouyinRefreshExpiredError(message, error_code=code)
     if code == REFRESH_LIMIT:
-        return DouyinRefreshLimit(message, error_code=code)
+        return DouyinRefreshLimitError(message, error_code=code)
     return DouyinApiError(message, error_code=code)
 
 
@@ -171,7 +175,13 @@ class DouyinClient:
 
     def authorize_url(self, *, scopes: list[str], redirect_uri: str, state: str) -> str:
         query = urlencode(
-            {"client_key": self.client_key, "response_type": "code", "scope": ",".join(scopes), "redirect_uri": redirect_uri, "state": state},
+            {
+                "client_key": self.client_key,
+                "response_type": "code",
+                "scope": ",".join(scopes),
+                "redirect_uri": redirect_uri,
+                "state": state,
+            },
             quote_via=quote,
             safe=",",
         )
@@ -240,5 +250,7 @@ class DouyinClient:
 
     async def fans(self, token: str, open_id: str, *, date_type: int) -> list[dict[str, Any]]:
         """``/data/external/user/fans/`` (§D.10): ``result_list`` of the authorized account."""
-        answer = self._data(await self.call("GET", "/data/external/user/fans/", token=token, open_id=open_id, params={"date_type": date_type}))
+        answer = self._data(
+            await self.call("GET", "/data/external/user/fans/", token=token, open_id=open_id, params={"date_type": date_type})
+        )
         return [r for r in answer.get("result_list") or [] if isinstance(r, dict)]

@@ -29,7 +29,12 @@ async def on_inbound(tx: Tx, event: InboundEvent, applied: InboundApplied) -> No
     if event.channel != CHANNEL:
         return
     payload = event.payload
-    if event.kind in ("message_in", "lead") and event.direction == "in" and payload.get("conversation_id") and payload.get("server_message_id"):
+    if (
+        event.kind in ("message_in", "lead")
+        and event.direction == "in"
+        and payload.get("conversation_id")
+        and payload.get("server_message_id")
+    ):
         await _open_window(tx, event, applied)
     if event.kind == "lead":
         await _apply_lead(tx, applied, payload)

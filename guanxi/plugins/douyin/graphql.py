@@ -90,7 +90,11 @@ async def _load(info: Info, ids: Sequence[uuid.UUID]) -> list[CustomerDouyin | N
     """Two queries for every customer on the page: their Douyin identities, and their latest comments."""
     execute = info.context.loaders.execute
     idents = (
-        (await execute(select(Identity).where(Identity.channel == CHANNEL, Identity.customer_id.in_(list(ids))).order_by(Identity.updated_at)))
+        (
+            await execute(
+                select(Identity).where(Identity.channel == CHANNEL, Identity.customer_id.in_(list(ids))).order_by(Identity.updated_at)
+            )
+        )
         .scalars()
         .all()
     )
@@ -106,9 +110,9 @@ async def _load(info: Info, ids: Sequence[uuid.UUID]) -> list[CustomerDouyin | N
         c.customer_id: c
         for c in (
             await execute(
-                select(Interaction).join(
-                    latest, (Interaction.customer_id == latest.c.customer_id) & (Interaction.occurred_at == latest.c.at)
-                ).where(Interaction.channel == CHANNEL, Interaction.kind == "comment")
+                select(Interaction)
+                .join(latest, (Interaction.customer_id == latest.c.customer_id) & (Interaction.occurred_at == latest.c.at))
+                .where(Interaction.channel == CHANNEL, Interaction.kind == "comment")
             )
         ).scalars()
     }
@@ -161,7 +165,7 @@ class CustomerDouyinField:
 class DouyinQuery:
     @strawberry.field(description="The Douyin business accounts connected to this tenant, with their state and fan figures.")
     async def douyin_accounts(self, info: Info, status: DouyinAccountStatus | None = None) -> list[DouyinAccount]:
-        rows = await service.tenant_accounts(info.context.rt, info.context.ctx.tenant_id, status.value if status else None)
+        rows = await service.tenant_accounts(info.context.rt, info.context.ctx.tenant_id, str(status.value) if status else None)
         return [DouyinAccount.of(r) for r in rows]
 
 

@@ -32,7 +32,9 @@ class DouyinState:
         key = (app.client_key, app.client_secret)  # an account's secret may change
         found = self._clients.get(key)
         if found is None:
-            found = self._clients[key] = DouyinClient(app.client_key, app.client_secret, base_url=self.settings.api_base_url, http=self.http)
+            found = self._clients[key] = DouyinClient(
+                app.client_key, app.client_secret, base_url=self.settings.api_base_url, http=self.http
+            )
         return found
 
     def lock(self, tenant_id: object, open_id: str) -> asyncio.Lock:

@@ -4,7 +4,7 @@ retried when a call finds the access token expired mid-run (2190008 …).
 
 When the refresh token is expired (10010) or has been renewed as often as allowed (10020), the
 account is marked ``disconnected`` with a reason a person can act on, and the call fails with
-:class:`DouyinDisconnected`; nothing loops. Refreshes of one account are single flight."""
+:class:`DouyinDisconnectedError`; nothing loops. Refreshes of one account are single flight."""
 
 from __future__ import annotations
 
@@ -20,7 +20,14 @@ from guanxi.core.runtime import Runtime
 from guanxi.core.services.accounts import sealer
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.douyin.accounts import App, tenant_app
-from guanxi.plugins.douyin.client import DouyinApiError, DouyinClient, DouyinRefreshExpired, DouyinRefreshLimit, DouyinTokenExpired, TokenSet
+from guanxi.plugins.douyin.client import (
+    DouyinApiError,
+    DouyinClient,
+    DouyinRefreshExpiredError,
+    DouyinRefreshLimitError,
+    DouyinTokenExpiredError,
+    TokenSet,
+)
 from guanxi.plugins.douyin.models import DouyinAuthorization
 from guanxi.plugins.douyin.state import douyin_state
 
@@ -28,7 +35,7 @@ T = TypeVar("T")
 REAUTHORIZE = "the business account must authorize the app again (connectDouyinAccount)"
 
 
-class DouyinDisconnected(DouyinApiError):
+class DouyinDisconnectedError(DouyinApiError):
     """The account is disconnected (revoked, or its refresh token is used up): authorize again."""
 
     def __init__(self, message: str) -> None:
@@ -77,7 +84,7 @@ def disconnect(row: DouyinAuthorization, reason: str) -> None:
 async def _load(session: TenantSession, open_id: str) -> DouyinAuthorization:
     row = await session.get(DouyinAuthorization, (session.tenant_id, open_id), populate_existing=True)
     if row is None:
-        raise DouyinDisconnected(f"no Douyin account {open_id!r} is connected to this tenant")
+        raise DouyinDisconnectedError(f"no Douyin account {open_id!r} is connected to this tenant")
     return row
 
 
@@ -103,11 +110,11 @@ async def _refresh(runtime: Runtime, client: DouyinClient, row: DouyinAuthorizat
             outcome.answers.append((renewed, True))
             refresh_token = renewed.refresh_token or refresh_token
         elif row.refresh_expires_at is not None and row.refresh_expires_at <= now:
-            raise DouyinRefreshExpired("the refresh token expired", error_code=10010)
+            raise DouyinRefreshExpiredError("the refresh token expired", error_code=10010)
         outcome.answers.append((await client.refresh(refresh_token), False))
-    except DouyinRefreshLimit:
+    except DouyinRefreshLimitError:
         outcome.disconnected = f"the refresh token was renewed {row.renewals} times, Douyin's limit: {REAUTHORIZE}"
-    except DouyinRefreshExpired:
+    except DouyinRefreshExpiredError:
         outcome.disconnected = f"the refresh token expired: {REAUTHORIZE}"
     return outcome
 
@@ -122,7 +129,7 @@ async def access_token(runtime: Runtime, tenant_id: uuid.UUID, open_id: str, *, 
         async with runtime.session(tenant_id) as session:
             row = await _load(session, open_id)
             if row.status != "connected":
-                raise DouyinDisconnected(f"the Douyin account {open_id!r} is disconnected: {row.reason or REAUTHORIZE}")
+                raise DouyinDisconnectedError(f"the Douyin account {open_id!r} is disconnected: {row.reason or REAUTHORIZE}")
             app = await tenant_app(runtime, tenant_id, row.app_key or None, session=session)
             tokens = unseal(runtime, row)
             fresh = row.access_expires_at is not None and row.access_expires_at - utcnow() > margin
@@ -138,7 +145,7 @@ async def access_token(runtime: Runtime, tenant_id: uuid.UUID, open_id: str, *, 
                 disconnect(row, outcome.disconnected)
             token = unseal(runtime, row).access_token
     if outcome.disconnected is not None:
-        raise DouyinDisconnected(f"the Douyin account {open_id!r} is disconnected: {outcome.disconnected}")
+        raise DouyinDisconnectedError(f"the Douyin account {open_id!r} is disconnected: {outcome.disconnected}")
     return app, token
 
 
@@ -149,6 +156,6 @@ async def with_token(runtime: Runtime, tenant_id: uuid.UUID, open_id: str, call:
     client = douyin_state(runtime).client(app)
     try:
         return await call(client, token)
-    except DouyinTokenExpired:
+    except DouyinTokenExpiredError:
         app, token = await access_token(runtime, tenant_id, open_id, stale=token)
         return await call(douyin_state(runtime).client(app), token)

@@ -119,7 +119,12 @@ class FakeDouyin:
             open_id = self.access.get(form.get("access_token", ""))
             if open_id is None:
                 return self.oauth_error(2190008, "access_token expired")
-            user = {"open_id": open_id, "union_id": f"union-{open_id}", "nickname": f"Biz {open_id}", "avatar": "https://p3.douyinpic.com/a.jpg"}
+            user = {
+                "open_id": open_id,
+                "union_id": f"union-{open_id}",
+                "nickname": f"Biz {open_id}",
+                "avatar": "https://p3.douyinpic.com/a.jpg",
+            }
             return {"data": {**user, **self.users.get(open_id, {}), "error_code": 0, "e_account_role": "EAccountM"}, "message": "success"}
         return self.oauth_error(10005, "unknown path")
 

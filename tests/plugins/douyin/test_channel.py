@@ -26,7 +26,11 @@ from tests.plugins.douyin.fake_douyin import CLIENT_KEY, FakeDouyin
 
 async def open_conversation(runtime: Runtime, tenant_id: uuid.UUID, account: str, open_id: str, *, at: dt.datetime | None = None) -> None:
     async with runtime.write_session(tenant_id) as s:
-        s.add(DouyinConversation(account_open_id=account, open_id=open_id, conversation_id="conv-c", server_message_id="smid-c", last_in_at=at or utcnow()))
+        s.add(
+            DouyinConversation(
+                account_open_id=account, open_id=open_id, conversation_id="conv-c", server_message_id="smid-c", last_in_at=at or utcnow()
+            )
+        )
 
 
 class TestDouyinContract(ChannelContract):
@@ -87,7 +91,9 @@ class TestDouyinContract(ChannelContract):
         }
 
     def webhook_body(self, event_id: str, sender_id: str) -> bytes:
-        return envelope("im_receive_msg", im_content("Hi", sender_id, message_id=event_id), from_user=sender_id, to_user=self.account, log_id=event_id)
+        return envelope(
+            "im_receive_msg", im_content("Hi", sender_id, message_id=event_id), from_user=sender_id, to_user=self.account, log_id=event_id
+        )
 
     def sign(self, body: bytes) -> dict[str, str]:
         try:
@@ -158,7 +164,9 @@ class TestDouyinContract(ChannelContract):
         (account,) = (await graphql("{ douyinAccounts { openId status reason } }"))["data"]["douyinAccounts"]
         assert account["status"] == "DISCONNECTED" and "refresh token expired" in account["reason"]
 
-    async def test_a_retried_webhook_delivery_signed_afresh_is_one_inbox_row(self, client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    async def test_a_retried_webhook_delivery_signed_afresh_is_one_inbox_row(
+        self, client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID
+    ) -> None:
         body = self.webhook_body("dup-1", "contract-sender")
         for _ in range(3):
             assert (await self.post(client, self.signed(body))).status_code == 200

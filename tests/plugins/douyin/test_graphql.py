@@ -31,7 +31,13 @@ QUERY = """{ customers(first: 20) { edges { node { displayName douyin {
 
 
 async def comment(client: httpx.AsyncClient, business: str, customer: str, text: str, n: int) -> None:
-    content = {"comment_id": f"cm-{n}", "comment_user_id": customer, "content": text, "create_time": 1765000000 + n, "reply_to_item_id": "item-1"}
+    content = {
+        "comment_id": f"cm-{n}",
+        "comment_user_id": customer,
+        "content": text,
+        "create_time": 1765000000 + n,
+        "reply_to_item_id": "item-1",
+    }
     assert (await deliver(client, envelope("item_comment_reply", content, from_user=customer, to_user=business))).status_code == 200
 
 

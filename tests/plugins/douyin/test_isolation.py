@@ -44,7 +44,9 @@ async def other_tenant_keys(runtime: Runtime) -> dict[str, str]:
 @pytest.fixture
 async def a_comment(anonymous_client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID, business: str) -> str:
     content = {"comment_id": "cm-A", "comment_user_id": "cust-A", "content": "A's", "reply_to_item_id": "item-A"}
-    assert (await deliver(anonymous_client, envelope("item_comment_reply", content, from_user="cust-A", to_user=business))).status_code == 200
+    assert (
+        await deliver(anonymous_client, envelope("item_comment_reply", content, from_user="cust-A", to_user=business))
+    ).status_code == 200
     await settle(runtime, tenant_id)
     async with runtime.session(tenant_id) as s:
         row = (await s.execute(select(Interaction.id).where(Interaction.kind == "comment"))).scalar_one()

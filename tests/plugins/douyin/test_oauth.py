@@ -22,9 +22,9 @@ from guanxi.plugins.douyin import tokens
 from guanxi.plugins.douyin.client import (
     DouyinApiError,
     DouyinClient,
-    DouyinRefreshExpired,
-    DouyinRefreshLimit,
-    DouyinTokenExpired,
+    DouyinRefreshExpiredError,
+    DouyinRefreshLimitError,
+    DouyinTokenExpiredError,
     envelope_error,
     number,
 )
@@ -61,7 +61,13 @@ async def test_connecting_an_account_through_the_authorize_url_and_the_callback(
     assert again.status_code == 400  # the state is single use
     listed = (await graphql("{ douyinAccounts { openId nickname status app scopes } }"))["data"]["douyinAccounts"]
     assert listed == [
-        {"openId": open_id, "nickname": f"Biz {open_id}", "status": "CONNECTED", "app": None, "scopes": ["user_info", "im.direct_message", "item.comment"]}
+        {
+            "openId": open_id,
+            "nickname": f"Biz {open_id}",
+            "status": "CONNECTED",
+            "app": None,
+            "scopes": ["user_info", "im.direct_message", "item.comment"],
+        }
     ]
     secret_free = str(fake_douyin.calls)
     assert CLIENT_SECRET not in secret_free and "act." not in secret_free
@@ -129,18 +135,20 @@ async def test_the_refresh_token_is_renewed_near_its_expiry_until_the_renewal_li
     # Douyin's own count is used up (10020): the account is disconnected with a clear reason
     fake_douyin.renewals[business] = fake_douyin.max_renewals
     await _set(runtime, tenant_id, business, access_expires_at=utcnow(), refresh_expires_at=soon)
-    with pytest.raises(tokens.DouyinDisconnected):
+    with pytest.raises(tokens.DouyinDisconnectedError):
         await tokens.access_token(runtime, tenant_id, business)
     row = await _row(runtime, tenant_id, business)
     assert row.status == "disconnected" and "Douyin's limit" in (row.reason or "") and row.tokens == ""
 
 
-async def test_no_renewal_is_asked_past_the_configured_limit(runtime: Runtime, tenant_id: uuid.UUID, business: str, fake_douyin: FakeDouyin) -> None:
+async def test_no_renewal_is_asked_past_the_configured_limit(
+    runtime: Runtime, tenant_id: uuid.UUID, business: str, fake_douyin: FakeDouyin
+) -> None:
     await _set(runtime, tenant_id, business, access_expires_at=utcnow(), refresh_expires_at=utcnow() + dt.timedelta(days=1), renewals=5)
     await tokens.access_token(runtime, tenant_id, business)  # the refresh token still works: refresh, no renewal
     assert fake_douyin.called("/oauth/renew_refresh_token/") == []
     await _set(runtime, tenant_id, business, access_expires_at=utcnow(), refresh_expires_at=utcnow() - dt.timedelta(seconds=1))
-    with pytest.raises(tokens.DouyinDisconnected, match="expired"):
+    with pytest.raises(tokens.DouyinDisconnectedError, match="expired"):
         await tokens.access_token(runtime, tenant_id, business)
     assert len(fake_douyin.called("/oauth/refresh_token/")) == 1  # an expired refresh token is not even tried
 
@@ -176,10 +184,10 @@ def test_every_envelope_style_and_string_numbers_are_read(body: dict[str, Any], 
 def test_error_codes_become_typed_errors() -> None:
     from guanxi.plugins.douyin.client import _error
 
-    assert isinstance(_error("/x", 2190008, ""), DouyinTokenExpired)
-    assert isinstance(_error("/x", 28001003, ""), DouyinTokenExpired)
-    assert isinstance(_error("/x", 10010, ""), DouyinRefreshExpired)
-    assert isinstance(_error("/x", 10020, ""), DouyinRefreshLimit)
+    assert isinstance(_error("/x", 2190008, ""), DouyinTokenExpiredError)
+    assert isinstance(_error("/x", 28001003, ""), DouyinTokenExpiredError)
+    assert isinstance(_error("/x", 10010, ""), DouyinRefreshExpiredError)
+    assert isinstance(_error("/x", 10020, ""), DouyinRefreshLimitError)
     assert _error("/x", 10004, "no permission").code == "DOUYIN_10004"
     assert (number("12"), number(" 7 "), number(3.0), number("x"), number(True)) == (12, 7, 3, None, None)
 
@@ -196,10 +204,14 @@ async def test_a_tenants_own_app_takes_webhooks_signed_with_its_secret_for_its_t
     key_b = await api_key(runtime, beta, "admin")
     save = "mutation($i: ChannelAccountInput!) { saveChannelAccount(input: $i) { account { key } errors { code field } } }"
     account = {"channel": "douyin", "key": "own-app", "settings": {"client_key": own_key}, "secrets": {"client_secret": own_secret}}
-    response = await anonymous_client.post("/graphql", json={"query": save, "variables": {"i": account}}, headers={"Authorization": f"Bearer {key_b}"})
+    response = await anonymous_client.post(
+        "/graphql", json={"query": save, "variables": {"i": account}}, headers={"Authorization": f"Bearer {key_b}"}
+    )
     assert response.json()["data"]["saveChannelAccount"]["errors"] == []
     taken = {**account, "key": "steal", "settings": {"client_key": CLIENT_KEY}}
-    response = await anonymous_client.post("/graphql", json={"query": save, "variables": {"i": taken}}, headers={"Authorization": f"Bearer {key_b}"})
+    response = await anonymous_client.post(
+        "/graphql", json={"query": save, "variables": {"i": taken}}, headers={"Authorization": f"Bearer {key_b}"}
+    )
     assert response.json()["data"]["saveChannelAccount"]["errors"] == [{"code": "VALIDATION", "field": "settings.client_key"}]
     biz = f"biz-{secrets.token_hex(5)}"
     await connect(runtime, beta, biz, app="own-app")

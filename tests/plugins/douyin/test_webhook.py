@@ -23,7 +23,9 @@ pytestmark = pytest.mark.plugins("douyin")
 
 async def interactions(runtime: Runtime, tenant_id: uuid.UUID) -> list[Interaction]:
     async with runtime.session(tenant_id) as s:
-        return list((await s.execute(select(Interaction).where(Interaction.channel == "douyin").order_by(Interaction.recorded_at))).scalars())
+        return list(
+            (await s.execute(select(Interaction).where(Interaction.channel == "douyin").order_by(Interaction.recorded_at))).scalars()
+        )
 
 
 async def inbox_rows(runtime: Runtime, tenant_id: uuid.UUID) -> list[InboxEvent]:
@@ -167,7 +169,11 @@ async def test_a_comment_is_recorded_for_the_commenter_with_its_ids(
     await settle(runtime, tenant_id)
     (row,) = await interactions(runtime, tenant_id)
     assert (row.kind, row.text) == ("comment", "多少钱?")
-    assert {k: row.payload[k] for k in ("comment_id", "item_id", "digg_count")} == {"comment_id": "@c1/+=", "item_id": "@item/+=", "digg_count": 3}
+    assert {k: row.payload[k] for k in ("comment_id", "item_id", "digg_count")} == {
+        "comment_id": "@c1/+=",
+        "item_id": "@item/+=",
+        "digg_count": 3,
+    }
 
 
 @pytest.mark.parametrize("event", ["dial_phone", "website_contact", "personal_tab_contact"])
@@ -214,15 +220,17 @@ async def test_a_message_the_business_typed_in_the_app_is_recorded_as_outbound(
 async def test_the_echo_of_our_own_send_is_a_receipt_not_a_second_message(
     anonymous_client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID, business: str
 ) -> None:
-    from guanxi.core.queues import outbox
     from guanxi.core.base.context import RequestContext
+    from guanxi.core.queues import outbox
 
     await deliver(anonymous_client, envelope("im_receive_msg", im_content("hi", "cust-echo"), from_user="cust-echo", to_user=business))
     await settle(runtime, tenant_id)
     async with runtime.session(tenant_id) as s:
         customer_id = (await s.execute(select(Identity.customer_id).where(Identity.external_id == "cust-echo"))).scalar_one()
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
-        row, _ = await outbox.send_message(tx, outbox.SendRequest(customer_id=customer_id, channel="douyin", text="你好!", idempotency_key="k1"))
+        row, _ = await outbox.send_message(
+            tx, outbox.SendRequest(customer_id=customer_id, channel="douyin", text="你好!", idempotency_key="k1")
+        )
     await outbox.run_once(runtime, tenant_id=tenant_id)
     async with runtime.session(tenant_id) as s:
         sent = await s.get(OutboxMessage, (tenant_id, row.id))
