@@ -43,6 +43,7 @@ async def on_inbound(tx: Tx, event: InboundEvent, applied: InboundApplied) -> No
 async def _open_window(tx: Tx, event: InboundEvent, applied: InboundApplied) -> None:
     """The latest message wins: a late retry of an older one does not move the window back."""
     values = {
+        "customer_id": applied.customer_id,
         "conversation_id": str(event.payload["conversation_id"])[:200],
         "server_message_id": str(event.payload["server_message_id"])[:200],
         "last_in_at": event.occurred_at,

@@ -4,6 +4,7 @@ tenant chokepoint)."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from sqlalchemy import Index, String, Text
@@ -59,9 +60,12 @@ class DouyinConversation(TenantScoped, Base):
     (conversation and message ids, §D.9) and when the reply window it opens began."""
 
     __tablename__ = "douyin_conversations"
+    __table_args__ = (Index(None, "tenant_id", "customer_id"),)
 
     account_open_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     open_id: Mapped[str] = mapped_column(String(128), primary_key=True, info=PERSONAL)
+    #: the customer whose account ``open_id`` is (export, erasure, merges)
+    customer_id: Mapped[uuid.UUID]
     conversation_id: Mapped[str] = mapped_column(String(200))
     server_message_id: Mapped[str] = mapped_column(String(200))
     last_in_at: Mapped[dt.datetime]

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 import click
 import msgspec
+from sqlalchemy import delete, select, update
 
 from guanxi import Runtime, Tx, hookimpl
+from guanxi.core.base.context import RequestContext
 from guanxi.core.base.errors import ConfigError
 from guanxi.core.domain.access import Permission
 from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent
-from guanxi.core.domain.events import InboundApplied
+from guanxi.core.domain.events import CustomersMerged, InboundApplied
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.douyin import accounts, events
 from guanxi.plugins.douyin.channel import DouyinChannel
+from guanxi.plugins.douyin.models import DouyinConversation
 from guanxi.plugins.douyin.routes import douyin_oauth_callback, douyin_webhook
 from guanxi.plugins.douyin.settings import DouyinSettings
 from guanxi.plugins.douyin.state import douyin_state
@@ -113,3 +117,41 @@ async def guanxi_purge_tenant(runtime: Runtime, session: TenantSession) -> dict[
     from guanxi.plugins.douyin.models import TABLES
 
     return await purge_models(session, TABLES)
+
+
+@hookimpl
+async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
+    """Conversations follow the customer."""
+    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=events.ACTOR)) as tx:
+        await tx.session.execute(
+            update(DouyinConversation).where(DouyinConversation.customer_id == event.merged_id).values(customer_id=event.survivor_id)
+        )
+
+
+@hookimpl
+async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    """The customer's conversations with business accounts (who wrote to whom, and when)."""
+    rows = (await session.execute(select(DouyinConversation).where(DouyinConversation.customer_id == customer_id))).scalars().all()
+    if not rows:
+        return None
+    return {
+        "conversations": [
+            {
+                "account_open_id": r.account_open_id,
+                "open_id": r.open_id,
+                "conversation_id": r.conversation_id,
+                "last_in_at": r.last_in_at.isoformat(),
+            }
+            for r in rows
+        ]
+    }
+
+
+@hookimpl
+async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
+    """Delete the customer's conversation rows (a reply to them is then impossible, as it should be)."""
+    result = await session.execute(
+        delete(DouyinConversation).where(DouyinConversation.customer_id == customer_id).execution_options(synchronize_session=False)
+    )
+    count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return {"conversations": count} if count else None

@@ -28,7 +28,12 @@ async def open_conversation(runtime: Runtime, tenant_id: uuid.UUID, account: str
     async with runtime.write_session(tenant_id) as s:
         s.add(
             DouyinConversation(
-                account_open_id=account, open_id=open_id, conversation_id="conv-c", server_message_id="smid-c", last_in_at=at or utcnow()
+                account_open_id=account,
+                open_id=open_id,
+                customer_id=uuid.uuid4(),
+                conversation_id="conv-c",
+                server_message_id="smid-c",
+                last_in_at=at or utcnow(),
             )
         )
 

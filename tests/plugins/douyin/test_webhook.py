@@ -258,3 +258,24 @@ async def test_unauthorize_disconnects_the_account_and_graphql_shows_it(
         row = await s.get(DouyinAuthorization, (tenant_id, business))
     assert row is not None and row.tokens == ""
     assert [(e.event, e.status) for e in await kept(runtime, tenant_id)] == [("unauthorize", "applied")]
+
+
+async def test_a_customers_conversations_are_exported_and_erased_with_them(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID, business: str
+) -> None:
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.services import privacy
+
+    await deliver(anonymous_client, envelope("im_receive_msg", im_content("hi", "cust-gdpr"), from_user="cust-gdpr", to_user=business))
+    await settle(runtime, tenant_id)
+    async with runtime.session(tenant_id) as s:
+        customer_id = (await s.execute(select(Identity.customer_id).where(Identity.external_id == "cust-gdpr"))).scalar_one()
+        exported = await privacy.export_customer_data(runtime, s, customer_id)
+    (conversation,) = exported["plugins"]["douyin"]["conversations"]
+    assert (conversation["open_id"], conversation["account_open_id"]) == ("cust-gdpr", business)
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        erased = await privacy.erase_customer(tx, customer_id)
+    assert erased["douyin.conversations"] == 1
+    async with runtime.session(tenant_id) as s:
+        assert (await s.execute(select(DouyinConversation))).scalars().all() == []
+    assert privacy.personal_data_gaps(runtime) == []

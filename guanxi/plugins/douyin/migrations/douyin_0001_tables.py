@@ -56,11 +56,13 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("account_open_id", sa.String(128), nullable=False),
         sa.Column("open_id", sa.String(128), nullable=False),
+        sa.Column("customer_id", sa.Uuid(), nullable=False),
         sa.Column("conversation_id", sa.String(200), nullable=False),
         sa.Column("server_message_id", sa.String(200), nullable=False),
         sa.Column("last_in_at", TZ, nullable=False),
         sa.PrimaryKeyConstraint("tenant_id", "account_open_id", "open_id", name="pk_douyin_conversations"),
     )
+    op.create_index("ix_douyin_conversations_tenant_id_customer_id", "douyin_conversations", ["tenant_id", "customer_id"])
     op.create_table(
         "douyin_events",
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
