@@ -103,6 +103,9 @@ class ErrorCode(enum.Enum):
         "UNKNOWN_MESSAGE", description="a receipt names a provider message id no message of this channel carries"
     )
     LIMIT_REACHED = strawberry.enum_value("LIMIT_REACHED", description="a limit was reached; `detail` names the limit")
+    CHANNEL_ACCOUNT_DISCONNECTED = strawberry.enum_value(
+        "CHANNEL_ACCOUNT_DISCONNECTED", description="a channel account's authorization was revoked or ran out; connect it again"
+    )
 
 
 _CODES: dict[str, ErrorCode] = {m.name: m for m in ErrorCode}

@@ -40,7 +40,7 @@ class DouyinDisconnectedError(DouyinApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.code = "DOUYIN_DISCONNECTED"
+        self.code = "CHANNEL_ACCOUNT_DISCONNECTED"
 
 
 class Tokens(msgspec.Struct, frozen=True):

@@ -150,3 +150,12 @@ def test_struct_round_trip_of_settings() -> None:
     settings = DouyinSettings(client_key="aw1", client_secret="s")
     assert msgspec.convert(msgspec.to_builtins(settings), DouyinSettings) == settings
     assert DouyinSettings(client_key="aw1").problems() and not settings.problems()
+
+
+async def test_a_disconnected_account_answers_a_clear_error_code(
+    anonymous_client: httpx.AsyncClient, business: str, graphql: Any, fake_douyin: FakeDouyin
+) -> None:
+    await deliver(anonymous_client, envelope("unauthorize", {}, from_user=business))
+    got = (await graphql(FANS, {"o": business}))["data"]["refreshDouyinFans"]
+    assert got["account"] is None and got["errors"] == [{"code": "CHANNEL_ACCOUNT_DISCONNECTED"}]
+    assert fake_douyin.called("/data/external/user/fans/") == []
