@@ -34,6 +34,7 @@ For every request the route, in this order:
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,7 +114,7 @@ def webhook(
     *,
     plugin: str,
     verify: Callable[[WebhookCall], None],
-    parse: Callable[[WebhookCall], Parsed],
+    parse: Callable[[WebhookCall], Parsed | Awaitable[Parsed]],
     tenant: TenantStep = configured_tenant,
     answer: Callable[[WebhookCall, list[IngestResult]], Any] | None = None,
     name: str | None = None,
@@ -125,7 +126,8 @@ def webhook(
     :param verify: raises :class:`~guanxi.SignatureError` when the request is not authentic
         (use :func:`guanxi.verify_signature`).
     :param parse: returns the events and receipts in the body (one, a list, or None/[] for a
-        request that carries nothing to store, such as a ping).
+        request that carries nothing to store, such as a ping); it may be ``async`` (a plugin
+        that also records something of its own for the request).
     :param tenant: the step that finds the tenant (default :func:`configured_tenant`).
     :param answer: builds the 200 response body from the ingest results (default
         ``{"ok": true, "stored": n, "duplicates": d}``), for providers that expect a given answer.
@@ -152,7 +154,8 @@ def webhook(
         except SignatureError as exc:
             raise NotAuthorizedException(f"{plugin} webhook: {exc}") from None
         try:
-            parsed = parse(call)
+            found = parse(call)
+            parsed: Parsed = await found if inspect.isawaitable(found) else found
             events = [] if parsed is None else [parsed] if isinstance(parsed, InboundEvent | Receipt) else list(parsed)
             results = [await ingest(runtime, target.tenant_id, event) for event in events]
         except (msgspec.DecodeError, ValidationError, ValueError) as exc:

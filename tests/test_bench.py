@@ -23,6 +23,7 @@ def test_the_benches_are_found() -> None:
         "referral_tree.py",
         "scoring.py",
         "wecom_ingest.py",
+        "douyin_ingest.py",
         "insights.py",
         "email_send.py",
         "journey.py",

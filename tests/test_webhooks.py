@@ -39,6 +39,12 @@ def parse(call: WebhookCall) -> list[InboundEvent | Receipt] | None:
     return parsed or None
 
 
+async def parse_async(call: WebhookCall) -> list[InboundEvent | Receipt] | None:
+    """An ``async`` parse (a plugin that records something of its own on the way)."""
+    call.state["parsed_async"] = True
+    return parse(call)
+
+
 async def by_account(call: WebhookCall) -> WebhookTarget:
     """A tenant step that reads the tenant's slug from the URL (as channel accounts will)."""
     slug = call.path_params["account"]
@@ -56,6 +62,13 @@ class Hooky:
             webhook("/hooky", plugin="hooky", verify=verify, parse=parse),
             webhook("/hooky/{account:str}", plugin="hooky", verify=verify, parse=parse, tenant=by_account),
             webhook("/hooky-plain", plugin="hooky", verify=verify, parse=parse, answer=lambda call, results: "success", name="plain"),
+            webhook(
+                "/hooky-async",
+                plugin="hooky",
+                verify=verify,
+                parse=parse_async,
+                answer=lambda call, results: {"async": call.state["parsed_async"], "stored": len(results)},
+            ),
         ]
 
 
@@ -129,3 +142,11 @@ async def test_a_tenant_step_finds_the_tenant_and_its_secret_from_the_url(
 async def test_a_plugin_can_shape_the_answer_a_provider_expects(anonymous_client: httpx.AsyncClient) -> None:
     response = await anonymous_client.post("/hooky-plain", **signed([{"id": "p1", "from": "u1"}]))
     assert (response.status_code, response.text) == (200, "success")
+
+
+async def test_an_async_parse_is_awaited_and_its_events_stored(
+    runtime: Runtime, tenant_id: uuid.UUID, anonymous_client: httpx.AsyncClient
+) -> None:
+    response = await anonymous_client.post("/hooky-async", **signed([{"id": "as1", "from": "u1"}]))
+    assert response.json() == {"async": True, "stored": 1}
+    assert await inbox_rows(runtime, tenant_id) == ["as1"]

@@ -148,6 +148,9 @@ class ErrorCode(enum.Enum):
     DUPLICATE = strawberry.enum_value(
         "DUPLICATE", description="another customer has this phone or e-mail (createCustomer with onDuplicate: REFUSE); `field` names which"
     )
+    CHANNEL_ACCOUNT_DISCONNECTED = strawberry.enum_value(
+        "CHANNEL_ACCOUNT_DISCONNECTED", description="a channel account's authorization was revoked or ran out; connect it again"
+    )
 
 
 _CODES: dict[str, ErrorCode] = {m.name: m for m in ErrorCode}

@@ -38,7 +38,7 @@ def test_enabled_but_missing_plugin_fails_at_start_naming_it(database_url: str) 
     with pytest.raises(
         PluginError,
         match=r"plugin 'wechat_pay' is enabled in `\$.plugins.enabled` but not installed "
-        r"\(installed plugins: automation, email, insights, loyalty, materials, pigeon, referral, sales, scoring, wecom\)",
+        r"\(installed plugins: automation, douyin, email, insights, loyalty, materials, pigeon, referral, sales, scoring, wecom\)",
     ):
         make(database_url, "wechat_pay")
 

@@ -1,0 +1,205 @@
+"""Benchmark: signed Douyin webhook deliveries through a real HTTP server on loopback.
+
+    python bench/douyin_ingest.py --events 2000 --json [--concurrency 16] [--database-url URL]
+
+Starts the Guanxi app (the ``douyin`` plugin with a deployment app and one connected business
+account: ``POST /webhooks/douyin``, SHA-1 signed, the app found by ``client_key`` and the tenant
+by the business account, with the in-process inbox worker) and, with the same uvicorn settings,
+a bare Litestar endpoint that decodes the same body (envelope and JSON-string ``content``) with
+msgspec. Sends ``--events`` distinct ``im_receive_msg`` deliveries to each in alternating rounds
+and prints JSON:
+
+- ``events_per_s``: webhook answers (acks) per second; ``p50_ack_ms``, ``p99_ack_ms``
+- ``processed_per_s`` and ``processed_s``: events turned into customers, identities,
+  interactions and reply windows, from the first delivery until the inbox processed every one
+- ``baseline_rps``: the bare endpoint's requests per second; ``ratio`` = events_per_s / baseline_rps
+- ``exactly_once``: 5 % of the deliveries are sent three times (same ``Msg-Id``, as Douyin
+  retries); every event became exactly one interaction
+
+No API call is made (receiving needs none): the figure is the webhook path and the inbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from bench._smoke import add_smoke, parse  # noqa: E402
+from bench.graphql_list import cpu_seconds, free_port, log, pct, stop_server, wait_ready  # noqa: E402
+from bench.ingest import blast, processed_count  # noqa: E402
+from guanxi.core.domain.models import Interaction  # noqa: E402
+from guanxi.core.migrate import upgrade  # noqa: E402
+from guanxi.core.runtime import Runtime  # noqa: E402
+
+CLIENT_KEY = "awbench000000001"
+CLIENT_SECRET = secrets.token_hex(16)
+BUSINESS = "biz-bench-0001"
+SERVER_SECRET = secrets.token_hex(32)
+
+
+def environ(url: str) -> dict[str, str]:
+    return {
+        "GUANXI_DATABASE_URL": url,
+        "GUANXI_PLUGINS": "douyin",
+        "GUANXI__PLUGINS__DOUYIN__CLIENT_KEY": CLIENT_KEY,
+        "GUANXI__PLUGINS__DOUYIN__CLIENT_SECRET": CLIENT_SECRET,
+        "GUANXI__AUTH__SECRET": SERVER_SECRET,
+    }
+
+
+def start(app: str, port: int, url: str, slug: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GUANXI__TENANT": slug, **environ(url)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench._ingest_server", "--app", app, "--port", str(port)], cwd=ROOT, env=env, start_new_session=True
+    )
+
+
+def delivery(n: int, run: str) -> tuple[bytes, dict[str, str]]:
+    """One signed ``im_receive_msg`` (``content`` a JSON string, numbers as strings, as Douyin sends)."""
+    customer = f"cust-{run}-{n % 500}"
+    content = {
+        "conversation_short_id": f"conv-{n % 500}",
+        "server_message_id": f"{run}-{n}",
+        "conversation_type": "1",
+        "message_type": "text",
+        "text": f"消息 {n}: 想了解一下价格",
+        "source": "",
+        "create_time": str(int(time.time() * 1000) + n),
+        "user_infos": [{"open_id": customer, "nick_name": f"用户{n % 500}", "avatar": "https://p3.douyinpic.com/a.jpg"}],
+    }
+    envelope = {
+        "event": "im_receive_msg",
+        "client_key": CLIENT_KEY,
+        "from_user_id": customer,
+        "to_user_id": BUSINESS,
+        "content": json.dumps(content, ensure_ascii=False),
+        "log_id": f"log-{n}",
+    }
+    body = json.dumps(envelope, ensure_ascii=False).encode()
+    signature = hashlib.sha1(CLIENT_SECRET.encode() + body).hexdigest()
+    return body, {"content-type": "application/json", "X-Douyin-Signature": signature, "Msg-Id": f"{run}-{n}"}
+
+
+async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    from guanxi.core.services.pipelines import create_tenant
+    from guanxi.plugins.douyin.models import DouyinAuthorization
+
+    slug = f"douyin-{secrets.token_hex(3)}"
+    rt = Runtime.from_config(environ=environ(url))
+    await upgrade(rt)
+    async with rt.session(None) as s, s.begin():
+        tenant_id = await create_tenant(s, slug, "Douyin ingest benchmark")
+    async with rt.write_session(tenant_id) as s:  # the business account that authorized the app
+        s.add(
+            DouyinAuthorization(open_id=BUSINESS, client_key=CLIENT_KEY, app_key="", status="connected", scopes=[], tokens="", renewals=0)
+        )
+    gport, bport = free_port(), free_port()
+    guanxi_proc = start("guanxi", gport, url, slug)
+    base_proc = start("douyin-baseline", bport, url, slug)
+    try:
+        await wait_ready(guanxi_proc, f"http://127.0.0.1:{gport}")
+        await wait_ready(base_proc, f"http://127.0.0.1:{bport}")
+        run_id = secrets.token_hex(3)
+        bodies = [delivery(i, run_id) for i in range(args.events)]
+        retries = bodies[: max(1, args.events // 20)]
+        deadline = time.monotonic() + args.time_limit
+        rounds = 4
+        per = max(1, len(bodies) // rounds)
+        g_lat: list[float] = []
+        b_lat: list[float] = []
+        g_time = b_time = 0.0
+        g_err = b_err = 0
+        g_cpu0 = cpu_seconds(guanxi_proc.pid)
+        first_send = time.perf_counter()
+        for r in range(rounds):  # alternate, so drift of the machine hits both
+            chunk = bodies[r * per : (r + 1) * per] if r < rounds - 1 else bodies[r * per :]
+            lat, took, err = await blast(f"http://127.0.0.1:{gport}", [("/webhooks/douyin", *b) for b in chunk], args.concurrency, deadline)
+            g_lat, g_time, g_err = g_lat + lat, g_time + took, g_err + err
+            lat, took, err = await blast(f"http://127.0.0.1:{bport}", [("/baseline", *b) for b in chunk], args.concurrency, deadline)
+            b_lat, b_time, b_err = b_lat + lat, b_time + took, b_err + err
+        g_cpu1 = cpu_seconds(guanxi_proc.pid)
+        for _ in range(2):  # Douyin retries: the same deliveries (same Msg-Id) again
+            await blast(f"http://127.0.0.1:{gport}", [("/webhooks/douyin", *b) for b in retries], args.concurrency, deadline)
+        while time.monotonic() < deadline:  # polling another process's progress in the database
+            if await processed_count(rt, tenant_id, "douyin") >= len(bodies):
+                break
+            await asyncio.sleep(0.05)
+        done = await processed_count(rt, tenant_id, "douyin")
+        processed_s = time.perf_counter() - first_send
+        async with rt.session(tenant_id) as s:
+            interactions = int(
+                (await s.execute(select(func.count()).select_from(Interaction).where(Interaction.channel == "douyin"))).scalar_one()
+            )
+        events_per_s = len(g_lat) / g_time if g_time else 0.0
+        baseline_rps = len(b_lat) / b_time if b_time else 0.0
+        return {
+            "events": args.events,
+            "concurrency": args.concurrency,
+            "events_per_s": round(events_per_s, 1),
+            "p50_ack_ms": round(pct(g_lat, 0.5), 2),
+            "p99_ack_ms": round(pct(g_lat, 0.99), 2),
+            "processed": done,
+            "processed_s": round(processed_s, 3),
+            "processed_per_s": round(done / processed_s, 1) if processed_s else 0.0,
+            "interactions": interactions,
+            "exactly_once": interactions == len(bodies) == done,
+            "duplicates_sent": 2 * len(retries),
+            "errors": g_err,
+            "baseline": "bare msgspec decode of the same body (envelope and content), same uvicorn settings",
+            "baseline_rps": round(baseline_rps, 1),
+            "baseline_p99_ms": round(pct(b_lat, 0.99), 2),
+            "baseline_errors": b_err,
+            "ratio": round(events_per_s / baseline_rps, 4) if baseline_rps else None,
+            "server_cpu_ms_per_event": round((g_cpu1 - g_cpu0) * 1000 / len(g_lat), 3)
+            if g_cpu0 is not None and g_cpu1 is not None and g_lat
+            else None,
+            "database": url.split(":", 1)[0].split("+", maxsplit=1)[0],
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+        }
+    finally:
+        stop_server(guanxi_proc)
+        stop_server(base_proc)
+        await rt.engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--events", type=int, default=2000)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
+    p.add_argument("--time-limit", type=float, default=300.0, help="hard limit for the whole load, seconds")
+    p.add_argument("--json", action="store_true")
+    add_smoke(p, events=60, concurrency=4, time_limit=60.0)
+    args = parse(p, argv)
+    with tempfile.TemporaryDirectory(prefix="guanxi-douyin-") as tmp:
+        url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'douyin.db'}"
+        log(f"douyin ingest bench on {url.split('://')[0]} with {args.events} events …")
+        result = asyncio.run(run(args, url))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value}")
+    return 0 if result["exactly_once"] and not result["errors"] and not result["baseline_errors"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
