@@ -182,8 +182,18 @@ def run_worker_until_sigterm(site: Site, env: dict[str, str]) -> None:
     command = [sys.executable, "-m", "guanxi", "worker"]
     proc = subprocess.Popen(command, cwd=site.tmp, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(3)
-        assert proc.poll() is None, proc.communicate()[1].decode()
+        # SIGTERM once it says its workers run (its signal handlers are installed by then)
+        import selectors
+
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + 120
+            line = b""
+            while b"workers running" not in line:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[1].decode()
+                if sel.select(timeout=1):
+                    line = proc.stdout.readline()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -216,6 +226,10 @@ def run_guanxi(site: Site, line: Line, words: list[str], env: dict[str, str], mo
         seen: dict[str, Any] = {}
         monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
         monkeypatch.setenv("GUANXI__SERVER__DEV", "false")
+        # `serve --workers N` points prometheus_client at a per-run folder in this process's
+        # environment (uvicorn's workers would inherit it): restored after the test
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
         code, out = site.cli(args, env)
         assert code == 0 and seen, (line, out)
         if "--host" in args:

@@ -15,7 +15,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from guanxi.core.base.context import Actor, RequestContext
+from guanxi.core.base.context import RequestContext
 from guanxi.core.domain.events import InteractionRecorded
 from guanxi.core.domain.models import Customer, Task, User
 from guanxi.core.hooks import manager as plugins
@@ -24,6 +24,7 @@ from guanxi.core.realtime.publisher import broker_of
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services.notifications import NotificationInput, notify
 from guanxi.core.services.tasks import TaskInput, create_task
+from guanxi.plugins.insights.actor import RULE_ACTOR
 from guanxi.plugins.insights.models import InsightsSentiment
 from guanxi.plugins.insights.rules import match_keywords
 from guanxi.plugins.insights.sentiment import Sentiment, label, language, score_text
@@ -32,7 +33,6 @@ from guanxi.plugins.insights.settings import InsightsSettings
 log = logging.getLogger(__name__)
 
 NAME = "insights"
-RULE_ACTOR = Actor(kind="rule", name=NAME, roles=("admin",))
 QUOTE = 500
 #: The broker topic of the ``alertRaised`` subscription.
 ALERT_TOPIC = "insights.alert_raised"

@@ -14,7 +14,7 @@ from guanxi.core.base.context import RequestContext
 from guanxi.core.domain.events import CustomersMerged
 from guanxi.core.runtime import Runtime
 from guanxi.core.storage.tenancy import TenantSession
-from guanxi.plugins.insights.analysis import RULE_ACTOR
+from guanxi.plugins.insights.actor import RULE_ACTOR
 from guanxi.plugins.insights.models import InsightsKeywordHit, InsightsRuleTag, InsightsSentiment
 
 

@@ -38,6 +38,7 @@ from guanxi.core.services.interactions import DIRECTIONS
 from guanxi.core.services.schedule import schedule_job
 from guanxi.core.services.tags import change_tags, split_tag
 from guanxi.core.storage.tenancy import TenantSession
+from guanxi.plugins.insights.actor import RULE_ACTOR
 from guanxi.plugins.insights.models import InsightsKeywordHit, InsightsRuleTag, InsightsTagRule
 from guanxi.plugins.insights.sentiment import add_words, has_segmenter, tokens
 
@@ -270,8 +271,6 @@ async def _take(tx: Tx, customer_id: uuid.UUID, rule: InsightsTagRule) -> bool:
 async def evaluate(runtime: Runtime, tenant_id: uuid.UUID, now: dt.datetime | None = None) -> RunResult:
     """Give and take every enabled rule's tag as the rule holds at ``now``; changes are applied in
     transactions of at most 500 customers."""
-    from guanxi.plugins.insights.analysis import RULE_ACTOR
-
     now = now or utcnow()
     result = RunResult()
     ctx = RequestContext(tenant_id=tenant_id, actor=RULE_ACTOR)
