@@ -58,3 +58,12 @@ def test_every_docs_page_is_in_the_site_nav() -> None:
     pages = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md") if "reference" not in p.parts)
     missing = [p for p in pages if f" {p}" not in nav]
     assert missing == []
+
+
+def test_every_plugin_page_is_described_in_the_docs_index() -> None:
+    """docs/index.md is the map of the docs for readers of the repository: every plugin page has
+    its row there (a new plugin's page was once missing from it)."""
+    index = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    pages = sorted(p.name for p in (ROOT / "docs" / "plugins").glob("*.md"))
+    missing = [p for p in pages if f"](plugins/{p})" not in index]
+    assert missing == []
