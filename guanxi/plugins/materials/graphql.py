@@ -117,6 +117,13 @@ class MaterialReportRow:
     average_read_ms: int
     previews: int = strawberry.field(description="openings by bots and link-preview crawlers")
     forwards: int = strawberry.field(description="child links made by forwarding")
+    leads: int = strawberry.field(
+        description="viewers who became customers after their first view (identified visitors, forwarded friends)"
+    )
+    revenue: float = strawberry.field(
+        description="money received from viewers after their first view (purchase and payment amounts, tenant currency; "
+        "not split between materials)"
+    )
 
 
 @strawberry.type(description="How often one salesperson sent a script.")
@@ -209,6 +216,8 @@ class MaterialsQuery:
                     average_read_ms=r.average_read_ms,
                     previews=r.previews,
                     forwards=r.forwards,
+                    leads=r.leads,
+                    revenue=round(r.revenue, 2),
                 )
             )
         return out

@@ -1,5 +1,10 @@
 """The content report: views, unique viewers, average read time and forwards, per material or
-per salesperson (the sharer). Two statements whatever the number of rows."""
+per salesperson (the sharer), and what the content brought: **leads** (viewers who became
+customers after their first view of it: anonymous visitors identified later, friends reached by
+a forward) and **revenue** (money received from its viewers after their first view of it: the
+``amount`` of their ``purchase`` and ``payment`` interactions, refunds negative, in the tenant's
+currency). A viewer of several materials counts for each, so revenue is attributed per row, not
+split. Four statements whatever the number of rows."""
 
 from __future__ import annotations
 
@@ -7,9 +12,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import Float, distinct, func, literal, select
 
+from guanxi.core.domain.models import Customer, Interaction
 from guanxi.plugins.materials.models import MaterialShare, MaterialView
+
+#: interaction kinds whose ``payload.amount`` is money received (the sales plugin's payments,
+#: an import's or a channel's purchases)
+REVENUE_KINDS = ("purchase", "payment")
 
 
 @dataclass(frozen=True)
@@ -20,6 +30,8 @@ class ReportRow:
     average_read_ms: int
     previews: int
     forwards: int
+    leads: int = 0
+    revenue: float = 0.0
 
 
 async def report(session: Any, by: Literal["material", "sharer"], limit: int) -> list[ReportRow]:
@@ -42,7 +54,38 @@ async def report(session: Any, by: Literal["material", "sharer"], limit: int) ->
     forwards = dict(
         (await session.execute(select(share_col, func.count()).where(MaterialShare.parent_id.is_not(None)).group_by(share_col))).all()
     )
-    rows = {k: ReportRow(k, int(v), int(u), round(float(a)), int(p), int(forwards.get(k, 0))) for k, v, u, a, p in views}
+    # each known viewer's first view of the row's material (or of the salesperson's links)
+    first = (
+        select(view_col.label("key"), MaterialView.customer_id.label("customer_id"), func.min(MaterialView.opened_at).label("first_at"))
+        .where(is_view, MaterialView.customer_id.is_not(None))
+        .group_by(view_col, MaterialView.customer_id)
+        .subquery("first_views")
+    )
+    leads = dict(
+        (
+            await session.execute(
+                select(first.c.key, func.count())
+                .join(Customer, Customer.id == first.c.customer_id)
+                .where(Customer.created_at >= first.c.first_at)
+                .group_by(first.c.key)
+            )
+        ).all()
+    )
+    amount = func.coalesce(Interaction.payload["amount"].as_float(), literal(0.0, Float))
+    revenue = dict(
+        (
+            await session.execute(
+                select(first.c.key, func.sum(amount))
+                .join(Interaction, Interaction.customer_id == first.c.customer_id)
+                .where(Interaction.kind.in_(REVENUE_KINDS), Interaction.occurred_at >= first.c.first_at)
+                .group_by(first.c.key)
+            )
+        ).all()
+    )
+    rows = {
+        k: ReportRow(k, int(v), int(u), round(float(a)), int(p), int(forwards.get(k, 0)), int(leads.get(k, 0)), float(revenue.get(k) or 0))
+        for k, v, u, a, p in views
+    }
     for k, n in forwards.items():
         rows.setdefault(k, ReportRow(k, 0, 0, 0, 0, int(n)))
     return sorted(rows.values(), key=lambda r: (-r.views, -r.forwards, str(r.key)))[:limit]

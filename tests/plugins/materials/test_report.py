@@ -1,5 +1,6 @@
 """The content report: views, unique viewers, average read time, previews and forwards per
-material and per salesperson, in a fixed number of statements."""
+material and per salesperson, the leads and revenue their viewers brought, in a fixed number
+of statements."""
 
 from __future__ import annotations
 
@@ -81,9 +82,63 @@ async def test_the_report_counts_views_viewers_read_time_previews_and_forwards(
     for by in ("MATERIAL", "SALESPERSON"):
         with count_statements(runtime.engine) as seen:
             await marketing.gql(REPORT, {"by": by})
-        assert len([s for s in seen if "api_keys" not in s]) == 3, seen  # views, forwards, materials or users
+        assert len([s for s in seen if "api_keys" not in s]) == 5, seen  # views, forwards, leads, revenue, materials or users
 
 
 async def test_a_salesperson_may_not_read_the_report(sales: Staff) -> None:
     body = await sales.gql(REPORT, {"by": "MATERIAL"})
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_leads_and_revenue_are_what_viewers_brought_after_their_first_view(
+    runtime: Runtime, tenant_id: uuid.UUID, marketing: Staff, sales: Staff, anonymous_client: httpx.AsyncClient
+) -> None:
+    """赵女士, an existing customer, opens the brochure and then pays 5,000 and gets 1,000 back (a
+    purchase of 300 before her view does not count); a forwarded friend, anonymous at first,
+    becomes a customer afterwards: one lead. Revenue is in the tenant's currency."""
+    import datetime as dt
+
+    from guanxi import RequestContext
+    from guanxi.core.services.interactions import InteractionInput, record_interaction
+    from guanxi.plugins.materials import radar
+    from guanxi.plugins.materials.settings import MaterialsSettings
+
+    body = await marketing.gql(CREATE, {"input": {"kind": "link", "title": "Brochure", "url": "https://a.example"}})
+    material = body["data"]["createMaterial"]["material"]["id"]
+    zhao = await customer(runtime, tenant_id, "赵女士", owner=sales.user_id)
+    now = dt.datetime.now(dt.UTC)
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        await record_interaction(
+            tx,
+            InteractionInput(
+                customer_id=zhao, channel="shop", kind="purchase", occurred_at=now - dt.timedelta(days=3), payload={"amount": 300}
+            ),
+        )
+    token = (await sales.gql(SHARE, {"material": material, "customer": to_global_id("Customer", zhao)}))["data"]["shareMaterial"]["share"][
+        "token"
+    ]
+    await _open(anonymous_client, runtime, tenant_id, token, 30_000)
+    child = (await anonymous_client.post(f"/m/{token}/forward")).json()["token"]
+    async with httpx.AsyncClient(transport=anonymous_client._transport, base_url=str(anonymous_client.base_url)) as friend:
+        page = await friend.get(f"/m/{child}", headers={"User-Agent": BROWSER})
+    visitor = uuid.UUID(page.cookies["gx_mv"])
+    qian = await customer(runtime, tenant_id, "钱先生")  # made after the friend's view
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        await radar.identify(tx, visitor, qian, MaterialsSettings())
+        for amount, key in ((5000, "p1"), (-1000, "refund-1")):
+            await record_interaction(
+                tx,
+                InteractionInput(
+                    customer_id=zhao,
+                    channel="sales",
+                    kind="payment",
+                    occurred_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+                    payload={"amount": amount},
+                    dedupe_key=key,
+                ),
+            )
+    query = "query($by: MaterialReportBy!) { materialReport(by: $by) { material { title } salesperson { name } leads revenue } }"
+    by_material = (await marketing.gql(query, {"by": "MATERIAL"}))["data"]["materialReport"]
+    assert by_material == [{"material": {"title": "Brochure"}, "salesperson": None, "leads": 1, "revenue": 4000.0}]
+    by_person = (await marketing.gql(query, {"by": "SALESPERSON"}))["data"]["materialReport"]
+    assert [(r["salesperson"]["name"], r["leads"], r["revenue"]) for r in by_person] == [("wang", 1, 4000.0)]
