@@ -288,3 +288,30 @@ async def test_a_customers_export_names_their_segments_and_sends_and_erasure_cle
             .all()
         )
     assert reasons == [None]
+
+
+async def test_figures_by_day_add_up_to_the_totals_and_count_replies_and_clicks_on_their_day(
+    runtime: Runtime, tenant_id: uuid.UUID, team: Team, audience: dict[str, uuid.UUID]
+) -> None:
+    """The send over time (issue 22 item 4): queued, skipped and sent by the day they happened, and
+    a reply two days later on that day; the days add up to the send's totals."""
+    segment = await static_segment(team, "all", list(audience.values()))
+    body = await team.call["admin"](CREATE, {"input": {"name": "Days", "segmentId": segment, "channel": "broadcast", "text": "hi"}})
+    send = body["data"]["createBulkSend"]["bulkSend"]["id"]
+    await run_jobs(runtime, tenant_id)
+    await outbox.run_once(runtime, tenant_id=tenant_id)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        for kind, channel in (("message_in", "broadcast"), ("click", "web")):
+            await interactions.record_interaction(
+                tx, interactions.InteractionInput(customer_id=audience["Ann"], channel=channel, kind=kind, occurred_at=later)
+            )
+    query = (
+        "query($id: ID!) { bulkSend(id: $id) { figuresByDay { day queued skipped sent replied clicked } figures { queued skipped sent } } }"
+    )
+    got = (await team.call["admin"](query, {"id": send}))["data"]["bulkSend"]
+    days = got["figuresByDay"]
+    assert [d["day"] for d in days] == sorted(d["day"] for d in days) and len(days) >= 2
+    for field in ("queued", "skipped", "sent"):
+        assert sum(d[field] for d in days) == got["figures"][field], field
+    assert days[-1] == {"day": later.date().isoformat(), "queued": 0, "skipped": 0, "sent": 0, "replied": 1, "clicked": 1}

@@ -51,6 +51,16 @@ class BulkSendFigures:
     skipped_by_reason: list[SkipReason]
 
 
+@strawberry.type(description="A bulk send's figures of one day (UTC).")
+class BulkSendDay:
+    day: dt.date
+    queued: int = strawberry.field(description="recipients queued in the outbox that day")
+    skipped: int = strawberry.field(description="recipients refused by the outbound check that day")
+    sent: int = strawberry.field(description="messages the channel accepted that day")
+    replied: int = strawberry.field(description="recipients who wrote in on the send's channel that day")
+    clicked: int = strawberry.field(description="recipients with a click interaction that day")
+
+
 @strawberry.type(description="One message to a segment's customers over a channel (群发).")
 class BulkSend:
     id: strawberry.ID
@@ -105,6 +115,13 @@ class BulkSend:
             opted_out=f.opted_out,
             skipped_by_reason=[SkipReason(code=c, count=n) for c, n in f.skipped_by_code.items()],
         )
+
+    @strawberry.field(description="The send over time, by UTC day, oldest first (days without any of it are left out).")
+    async def figures_by_day(self, info: Info) -> list[BulkSendDay]:
+        async with info.context.loaders.lock:
+            send = await svc.get_send(info.context.session, self.uuid)
+            days = await svc.figures_by_day(info.context.session, send)
+        return [BulkSendDay(day=d.day, queued=d.queued, skipped=d.skipped, sent=d.sent, replied=d.replied, clicked=d.clicked) for d in days]
 
 
 @strawberry.input
