@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from guanxi import RequestContext, Runtime, hookimpl
+from guanxi import RequestContext, Runtime, Tx, hookimpl
 from guanxi.core.base.context import Actor
 from guanxi.core.domain.access import ROLES, Permission
-from guanxi.core.domain.contracts import JobKind, JobRun
+from guanxi.core.domain.contracts import JobKind, JobRun, StaffHandover
 from guanxi.core.domain.events import CustomersMerged
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
@@ -142,6 +142,15 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
             description="Tell contract owners about instalments that fell due unpaid (once per instalment)",
         ),
     ]
+
+
+@hookimpl
+async def guanxi_staff_handover(tx: Tx, handover: StaffHandover) -> dict[str, int] | None:
+    """Open deals join the staff handover (the sales plugin's own customers, tasks and pool holds
+    move in :mod:`guanxi.plugins.sales.handover`)."""
+    from guanxi.plugins.sales.deals.handover import hand_over_deals
+
+    return await hand_over_deals(tx, handover)
 
 
 @hookimpl

@@ -66,6 +66,6 @@ async def test_the_documented_handover_runs(runtime: Runtime, team: Team) -> Non
     await new_customer(runtime, team.tenant_id, "A", owner=team.users["li"])
     body = await team.call["admin"](operation, {"input": {"fromUserId": team.gid("li"), "toUserId": team.gid("wu"), "reason": "离职"}})
     assert body["data"]["handOverCustomers"] == {
-        "result": {"customers": 1, "tasks": 0, "poolHolds": 0, "plugins": {}},
+        "result": {"customers": 1, "tasks": 0, "poolHolds": 0, "plugins": {"sales": {"open_deals": 0}}},
         "errors": [],
     }
