@@ -69,3 +69,26 @@ async def test_the_documented_handover_runs(runtime: Runtime, team: Team) -> Non
         "result": {"customers": 1, "tasks": 0, "poolHolds": 0, "plugins": {"sales": {"open_deals": 0}}},
         "errors": [],
     }
+
+
+async def test_the_documented_follow_up_plan_runs(runtime: Runtime, team: Team) -> None:
+    import datetime as dt
+
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.services import fields
+    from guanxi.graphql.ids import from_global_id
+    from guanxi.plugins.sales import followups
+
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        await fields.define_field(tx, fields.FieldInput(key="grade", label="客户等级", kind="single_choice", choices=["A", "B"]))
+    customer = await new_customer(runtime, team.tenant_id, "王芳", owner=team.users["li"])
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        await fields.set_customer_fields(tx, from_global_id(customer, "Customer"), {"grade": "A"})
+    made = await team.call["mia"](OPERATIONS["CreateFollowUpPlan"])
+    assert made["data"]["createFollowUpPlan"]["errors"] == [], made
+    assert made["data"]["createFollowUpPlan"]["plan"]["filter"] == {"fields": [{"field": "grade", "eq": "A"}]}
+    listed = await team.call["li"](OPERATIONS["FollowUpPlans"])
+    assert [p["key"] for p in listed["data"]["followUpPlans"]] == ["a-monthly"]
+    assert await followups.run_plans(runtime, team.tenant_id, dt.datetime.now(dt.UTC)) == 1
+    tasks = await team.call["li"]("{ myTasks { title } }")
+    assert tasks["data"]["myTasks"] == [{"title": "月度回访"}]

@@ -80,7 +80,12 @@ async def test_a_salespersons_customers_tasks_and_pool_holds_go_to_another_user_
     body = await team.call["admin"](HAND_OVER, {"input": {"fromUserId": team.gid("li"), "toUserId": team.gid("wu"), "reason": "离职"}})
     payload = body["data"]["handOverCustomers"]
     assert payload["errors"] == []
-    assert payload["result"] == {"customers": 2, "tasks": 2, "poolHolds": 1, "plugins": {"deals": {"open_deals": 2}, "sales": {"open_deals": 0}}}
+    assert payload["result"] == {
+        "customers": 2,
+        "tasks": 2,
+        "poolHolds": 1,
+        "plugins": {"deals": {"open_deals": 2}, "sales": {"open_deals": 0}},
+    }
     owners = await _owners(runtime, team)
     assert owners["Li's A"] == owners["Pool lead"] == owners["Wu's"] == team.users["wu"]
     async with runtime.session(team.tenant_id) as s:
@@ -158,9 +163,8 @@ async def test_open_deals_go_with_their_customers_and_won_deals_keep_their_owner
     """The sales plugin's deals join the handover: the departing salesperson's open deals on the
     handed customers go to the receiver (a manager's key hands over), won deals stay theirs; the
     receiver's sales key then sees the customer's deals."""
-    from tests.plugins.sales.test_deals import MOVE, deal_for
-
     from guanxi.core.domain.models import User
+    from tests.plugins.sales.test_deals import MOVE, deal_for
 
     async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:  # mia manages li and wu
         for user in (await tx.session.scalars(select(User).where(User.id.in_(team.users.values())))).all():
