@@ -30,6 +30,12 @@ class SalesPool(TenantScoped, Base):
     return_after_days: Mapped[int | None] = mapped_column(Integer)
     #: a held lead whose last contract ended this many days ago without a new one returns (None: never)
     return_after_contract_days: Mapped[int | None] = mapped_column(Integer)
+    #: who may claim: users with one of these roles (None: sales, manager and admin)
+    claim_roles: Mapped[list[str] | None]
+    #: and/or users of one of these teams (None: any team)
+    claim_teams: Mapped[list[str] | None]
+    #: how many leads of this pool a user of each role may claim per day (the tenant's day), by role
+    daily_claim_limits: Mapped[dict[str, Any] | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

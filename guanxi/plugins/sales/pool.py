@@ -51,6 +51,16 @@ class PoolInput(msgspec.Struct, kw_only=True):
     return_after_days: int | None = None
     #: a held lead whose last contract ended this many days ago without a new one returns (deals)
     return_after_contract_days: int | None = None
+    #: who may claim: these roles (None: sales, manager and admin) …
+    claim_roles: list[str] | None = None
+    #: … and, if given, only users of these teams
+    claim_teams: list[str] | None = None
+    #: leads of this pool a user of a role may claim per day (the tenant's day), by role; a role not named: no limit
+    daily_claim_limits: dict[str, int] | None = None
+
+
+#: who may claim from a pool that names no roles
+DEFAULT_CLAIM_ROLES: Final = ("admin", "manager", "sales")
 
 
 class LimitReachedError(GuanxiError):
@@ -78,6 +88,7 @@ async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
         raise ValidationError("returnAfterDays must be 1 to 3650 (or null: never)", field="returnAfterDays")
     if data.return_after_contract_days is not None and not 1 <= data.return_after_contract_days <= 3650:
         raise ValidationError("returnAfterContractDays must be 1 to 3650 (or null: never)", field="returnAfterContractDays")
+    claim_roles, claim_teams, daily = _claim_rules(data)
     session = tx.session
     if (await session.execute(select(SalesPool.id).where(SalesPool.key == data.key))).first() is not None:
         raise ConflictError(f"a lead pool {data.key!r} exists already", field="key")
@@ -87,6 +98,9 @@ async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
         hold_limit=data.hold_limit,
         return_after_days=data.return_after_days,
         return_after_contract_days=data.return_after_contract_days,
+        claim_roles=claim_roles,
+        claim_teams=claim_teams,
+        daily_claim_limits=daily,
     )
     session.add(pool)
     await session.flush()
@@ -102,9 +116,71 @@ async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
             "hold_limit": pool.hold_limit,
             "return_after_days": pool.return_after_days,
             "return_after_contract_days": pool.return_after_contract_days,
+            "claim_roles": claim_roles,
+            "claim_teams": claim_teams,
+            "daily_claim_limits": daily,
         },
     )
     return pool
+
+
+def _claim_rules(data: PoolInput) -> tuple[list[str] | None, list[str] | None, dict[str, int] | None]:
+    """The pool's claim rights and daily limits, checked: known roles, non-empty team names, limits of at least 1."""
+    from guanxi.core.domain.access import ROLES
+
+    roles = None
+    if data.claim_roles is not None:
+        roles = sorted(set(data.claim_roles))
+        bad = [r for r in roles if r not in ROLES]
+        if bad or not roles:
+            raise ValidationError(f"claimRoles must name roles among {', '.join(ROLES)}", field="claimRoles")
+    teams = None
+    if data.claim_teams is not None:
+        teams = sorted({t.strip() for t in data.claim_teams})
+        if not teams or any(not t or len(t) > 100 for t in teams):
+            raise ValidationError("claimTeams must name teams (1 to 100 characters each)", field="claimTeams")
+    daily = None
+    if data.daily_claim_limits is not None:
+        daily = dict(sorted(data.daily_claim_limits.items()))
+        for role, limit in daily.items():
+            if role not in ROLES:
+                raise ValidationError(f"dailyClaimLimits: {role!r} is not a role ({', '.join(ROLES)})", field="dailyClaimLimits")
+            if not 1 <= limit <= 10000:
+                raise ValidationError(f"dailyClaimLimits: the limit of {role} must be 1 to 10000", field="dailyClaimLimits")
+    return roles, teams, daily
+
+
+async def _check_claim_rights(tx: Tx, pool: SalesPool, user_id: uuid.UUID) -> None:
+    """The caller may claim from this pool (role and team), and has not claimed its daily limit."""
+    session = tx.session
+    roles = set(tx.ctx.actor.roles)
+    allowed = set(pool.claim_roles or DEFAULT_CLAIM_ROLES)
+    if not roles & allowed:
+        raise GuanxiError(
+            f"pool {pool.key!r} may be claimed from by {', '.join(sorted(allowed))} only", code="FORBIDDEN", field="customerId"
+        )
+    if pool.claim_teams:
+        team = (await session.execute(select(User.team).where(User.id == user_id))).scalar_one_or_none()
+        if team not in pool.claim_teams:
+            raise GuanxiError(
+                f"pool {pool.key!r} may be claimed from by the teams {', '.join(pool.claim_teams)} only",
+                code="FORBIDDEN",
+                field="customerId",
+            )
+    limits = pool.daily_claim_limits or {}
+    if not limits or any(r not in limits for r in roles & allowed):
+        return
+    limit = max(int(limits[r]) for r in roles & allowed)
+    tz = await tenant_zone(session)
+    midnight = dt.datetime.combine(utcnow().astimezone(tz).date(), dt.time(), tzinfo=tz).astimezone(dt.UTC)
+    today = select(func.count()).where(
+        SalesPoolMove.pool_id == pool.id, SalesPoolMove.user_id == user_id, SalesPoolMove.action == "claim", SalesPoolMove.at >= midnight
+    )
+    if int((await session.execute(today.execution_options(**EVERY_OWNER))).scalar_one()) >= limit:
+        raise LimitReachedError(
+            f"daily claim limit reached: you claimed {limit} leads of pool {pool.key!r} today, the daily limit of your role",
+            field="customerId",
+        )
 
 
 async def list_pools(session: TenantSession) -> list[SalesPool]:
@@ -174,6 +250,7 @@ async def claim(tx: Tx, customer_id: uuid.UUID, reason: str | None) -> Customer:
     pool = (await session.execute(select(SalesPool).where(SalesPool.id == lead.pool_id))).scalar_one()
     if lead.status != "open":
         raise ConflictError("this lead was claimed already", field="customerId")
+    await _check_claim_rights(tx, pool, user_id)
     if pool.hold_limit is not None and await held_count(session, pool.id, user_id) >= pool.hold_limit:
         raise LimitReachedError(
             f"hold limit reached: you hold {pool.hold_limit} leads of pool {pool.key!r}, its limit; release one first", field="customerId"

@@ -92,3 +92,19 @@ async def test_the_documented_follow_up_plan_runs(runtime: Runtime, team: Team) 
     assert await followups.run_plans(runtime, team.tenant_id, dt.datetime.now(dt.UTC)) == 1
     tasks = await team.call["li"]("{ myTasks { title } }")
     assert tasks["data"]["myTasks"] == [{"title": "月度回访"}]
+
+
+async def test_the_documented_pool_runs(team: Team) -> None:
+    made = await team.call["admin"](OPERATIONS["CreatePool"])
+    assert made["data"]["createLeadPool"] == {
+        "pool": {
+            "key": "east",
+            "name": "华东公海",
+            "holdLimit": 30,
+            "returnAfterDays": 15,
+            "claimRoles": ["sales"],
+            "claimTeams": ["east"],
+            "dailyClaimLimits": [{"role": "sales", "limit": 20}],
+        },
+        "errors": [],
+    }

@@ -1,6 +1,7 @@
-"""sales: recurring follow-up plans and their runs (one task per plan, customer and period)
+"""sales: recurring follow-up plans and their runs (one task per plan, customer and period); who
+may claim from a pool and its daily claim limits per role
 
-Revision ID: sales_0003_followup_plans
+Revision ID: sales_0003_ops
 Revises: sales_0002_deals
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "sales_0003_followup_plans"
+revision = "sales_0003_ops"
 down_revision = "sales_0002_deals"
 branch_labels = None
 depends_on = None
@@ -18,6 +19,10 @@ TZ = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("sales_pools") as batch:
+        batch.add_column(sa.Column("claim_roles", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("claim_teams", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("daily_claim_limits", sa.JSON(), nullable=True))
     op.create_table(
         "sales_followup_plans",
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
@@ -60,3 +65,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("sales_followup_runs")
     op.drop_table("sales_followup_plans")
+    with op.batch_alter_table("sales_pools") as batch:
+        batch.drop_column("daily_claim_limits")
+        batch.drop_column("claim_teams")
+        batch.drop_column("claim_roles")
