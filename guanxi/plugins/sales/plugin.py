@@ -31,6 +31,13 @@ def guanxi_migrations() -> Path:
 
 
 @hookimpl
+def guanxi_routes(runtime: Runtime) -> list[Any]:
+    from guanxi.plugins.sales.routes import routes
+
+    return routes(runtime)
+
+
+@hookimpl
 def guanxi_graphql(runtime: Runtime) -> GraphQLContribution:
     from strawberry.tools import merge_types
 

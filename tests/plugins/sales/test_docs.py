@@ -108,3 +108,24 @@ async def test_the_documented_pool_runs(team: Team) -> None:
         },
         "errors": [],
     }
+
+
+async def test_the_documented_csv_export_runs(runtime: Runtime, team: Team, http: Any) -> None:
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.services import fields
+    from guanxi.graphql.ids import from_global_id
+    from guanxi.testing.plugin import api_key
+
+    (block,) = re.findall(r"^```http\n(.*?)^```$", DOC.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+    path = block.splitlines()[0].split()[1]
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        await fields.define_field(tx, fields.FieldInput(key="grade", label="客户等级", kind="single_choice", choices=["A", "B"]))
+    a = await new_customer(runtime, team.tenant_id, "王芳", owner=team.users["li"])
+    await new_customer(runtime, team.tenant_id, "B", owner=team.users["li"])
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        await fields.set_customer_fields(tx, from_global_id(a, "Customer"), {"grade": "A"})
+    key = await api_key(runtime, team.tenant_id, "sales", user_id=team.users["li"])
+    response = await http.get(path, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.text
+    lines = response.text.splitlines()
+    assert len(lines) == 2 and lines[1].startswith(a) and lines[0].endswith(",grade")
