@@ -325,7 +325,8 @@ async def run_return_rules(runtime: Runtime, tenant_id: uuid.UUID, now: dt.datet
         session = tx.session
         for pool in await list_pools(session):
             if pool.return_after_contract_days is not None:
-                returned += await _return_lapsed_contracts(tx, pool, now)
+                back, told = await _return_lapsed_contracts(tx, pool, now)
+                returned, warned = returned + back, warned + told
             if pool.return_after_days is None:
                 continue
             due = now - dt.timedelta(days=pool.return_after_days)
@@ -339,32 +340,41 @@ async def run_return_rules(runtime: Runtime, tenant_id: uuid.UUID, now: dt.datet
                 returned += 1
             warn = stmt.where(held, SalesPoolLead.held_at < soon, SalesPoolLead.warned_at.is_(None), _quiet_since(soon))
             for lead, customer in (await session.execute(warn)).all():
-                if lead.holder_id is None:
-                    continue
-                user = (await session.execute(select(User.id).where(User.id == lead.holder_id, User.active.is_(True)))).first()
                 lead.warned_at = now
-                if user is None:
-                    continue
-                await notify(
-                    tx,
-                    NotificationInput(
-                        user_id=lead.holder_id,
-                        kind=RETURN_NOTICE,
-                        title=f"{customer.display_name} goes back to the pool {pool.name} tomorrow",
-                        body=f"No follow-up for {pool.return_after_days - 1} days. Record an interaction to keep the lead.",
-                        dedupe_key=f"{RETURN_NOTICE}:{customer.id}:{lead.held_at.isoformat() if lead.held_at else ''}",
-                        link_type="customer",
-                        link_id=customer.id,
-                    ),
-                )
-                warned += 1
+                body = f"No follow-up for {pool.return_after_days - 1} days. Record an interaction to keep the lead."
+                warned += await _warn(tx, lead, customer, pool, body, "follow-up")
             await session.flush()
     return returned, warned
 
 
-async def _return_lapsed_contracts(tx: Tx, pool: SalesPool, now: dt.datetime) -> int:
+async def _warn(tx: Tx, lead: SalesPoolLead, customer: Customer, pool: SalesPool, body: str, rule: str) -> int:
+    """Tell the holder (if active) that the lead returns tomorrow, once per hold and rule; 1 if told."""
+    if lead.holder_id is None:
+        return 0
+    active = (await tx.session.execute(select(User.id).where(User.id == lead.holder_id, User.active.is_(True)))).first()
+    if active is None:
+        return 0
+    held = lead.held_at.isoformat() if lead.held_at else ""
+    await notify(
+        tx,
+        NotificationInput(
+            user_id=lead.holder_id,
+            kind=RETURN_NOTICE,
+            title=f"{customer.display_name} goes back to the pool {pool.name} tomorrow",
+            body=body,
+            dedupe_key=f"{RETURN_NOTICE}:{customer.id}:{held}" if rule == "follow-up" else f"{RETURN_NOTICE}:{rule}:{customer.id}:{held}",
+            link_type="customer",
+            link_id=customer.id,
+        ),
+    )
+    return 1
+
+
+async def _return_lapsed_contracts(tx: Tx, pool: SalesPool, now: dt.datetime) -> tuple[int, int]:
     """Held leads of the pool whose last contract ended ``return_after_contract_days`` days ago
-    (the tenant's day) without a new one go back to it (the deals' rule, one SQL condition)."""
+    (the tenant's day) without a new one go back to it (the deals' rule, one SQL condition); those
+    that go back tomorrow get their holder notified (once per hold, whichever rule warns first).
+    Returns (returned, warned)."""
     days = pool.return_after_contract_days
     assert days is not None
     today = now.astimezone(await tenant_zone(tx.session)).date()
@@ -377,7 +387,18 @@ async def _return_lapsed_contracts(tx: Tx, pool: SalesPool, now: dt.datetime) ->
     rows = (await tx.session.execute(stmt)).all()
     for lead, customer in rows:
         await _back_to_pool(tx, customer, lead, pool, "return", rule_text(days), rule=rule_text(days))
-    return len(rows)
+    tomorrow = contract_lapsed(SalesPoolLead.tenant_id, SalesPoolLead.customer_id, today + dt.timedelta(days=1), days)
+    soon = (
+        select(SalesPoolLead, Customer)
+        .join(Customer, and_(Customer.tenant_id == SalesPoolLead.tenant_id, Customer.id == SalesPoolLead.customer_id))
+        .where(SalesPoolLead.pool_id == pool.id, SalesPoolLead.status == "held", SalesPoolLead.warned_at.is_(None), tomorrow)
+    )
+    warned = 0
+    for lead, customer in (await tx.session.execute(soon)).all():
+        lead.warned_at = utcnow()
+        body = f"Its last contract ended {days} days ago tomorrow without a new one. Sign a renewal to keep the lead."
+        warned += await _warn(tx, lead, customer, pool, body, "contract")
+    return len(rows), warned
 
 
 async def open_leads(session: TenantSession, pool_id: uuid.UUID, first: int) -> list[Any]:
