@@ -29,6 +29,9 @@ class LeadPool:
     return_after_contract_days: int | None = strawberry.field(
         description="a held lead whose last contract ended this many days ago without a new one returns; null: never"
     )
+    claim_roles: list[str] = strawberry.field(description="roles that may claim from this pool")
+    claim_teams: list[str] | None = strawberry.field(description="only users of these teams may claim; null: any team")
+    daily_claim_limits: list[DailyClaimLimit] = strawberry.field(description="claims per day a user of a role may make here")
     created_at: dt.datetime
 
     @classmethod
@@ -39,6 +42,9 @@ class LeadPool:
             hold_limit=p.hold_limit,
             return_after_days=p.return_after_days,
             return_after_contract_days=p.return_after_contract_days,
+            claim_roles=list(p.claim_roles or svc.DEFAULT_CLAIM_ROLES),
+            claim_teams=p.claim_teams,
+            daily_claim_limits=[DailyClaimLimit(role=r, limit=int(n)) for r, n in (p.daily_claim_limits or {}).items()],
             created_at=p.created_at,
         )
 
@@ -69,6 +75,18 @@ class DuplicateSuggestion:
     confidence: float = strawberry.field(description="0 to 1; several reasons combine (1 - Π(1 - c))")
 
 
+@strawberry.input(description="How many leads of a pool a user of a role may claim per day (the tenant's day).")
+class DailyClaimLimitInput:
+    role: str
+    limit: int
+
+
+@strawberry.type(description="How many leads of a pool a user of a role may claim per day (the tenant's day).")
+class DailyClaimLimit:
+    role: str
+    limit: int
+
+
 @strawberry.input
 class CreateLeadPoolInput:
     key: str
@@ -76,6 +94,11 @@ class CreateLeadPoolInput:
     hold_limit: int | None = None
     return_after_days: int | None = None
     return_after_contract_days: int | None = None
+    claim_roles: list[str] | None = strawberry.field(default=None, description="roles that may claim (default: sales, manager, admin)")
+    claim_teams: list[str] | None = strawberry.field(default=None, description="only users of these teams may claim (default: any)")
+    daily_claim_limits: list[DailyClaimLimitInput] | None = strawberry.field(
+        default=None, description="leads a user of a role may claim from this pool per day; a role not named: no limit"
+    )
 
 
 @strawberry.type
@@ -111,6 +134,19 @@ class HandOverResult:
 class HandOverPayload:
     result: HandOverResult | None = None
     errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+def _daily_limits(given: list[DailyClaimLimitInput] | None) -> dict[str, int] | None:
+    from guanxi.core.base.errors import ValidationError
+
+    if given is None:
+        return None
+    out: dict[str, int] = {}
+    for item in given:
+        if item.role in out:
+            raise ValidationError(f"dailyClaimLimits names {item.role!r} twice", field="dailyClaimLimits")
+        out[item.role] = item.limit
+    return out
 
 
 def _cid(value: strawberry.ID) -> UUID:
@@ -179,6 +215,9 @@ class SalesMutation:
                 hold_limit=input.hold_limit,
                 return_after_days=input.return_after_days,
                 return_after_contract_days=input.return_after_contract_days,
+                claim_roles=input.claim_roles,
+                claim_teams=input.claim_teams,
+                daily_claim_limits=_daily_limits(input.daily_claim_limits),
             )
             async with info.context.transaction() as tx:
                 created = await svc.create_pool(tx, data)

@@ -1,11 +1,13 @@
-"""The sales plugin's tables: lead pools, the leads in them, and the moves of a lead."""
+"""The sales plugin's tables: lead pools, the leads in them, the moves of a lead, and the
+recurring follow-up plans with their runs."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
-from sqlalchemy import ForeignKeyConstraint, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKeyConstraint, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guanxi.models import PERSONAL, Base, CustomerOwned, TenantScoped, new_id, utcnow
@@ -28,6 +30,12 @@ class SalesPool(TenantScoped, Base):
     return_after_days: Mapped[int | None] = mapped_column(Integer)
     #: a held lead whose last contract ended this many days ago without a new one returns (None: never)
     return_after_contract_days: Mapped[int | None] = mapped_column(Integer)
+    #: who may claim: users with one of these roles (None: sales, manager and admin)
+    claim_roles: Mapped[list[str] | None]
+    #: and/or users of one of these teams (None: any team)
+    claim_teams: Mapped[list[str] | None]
+    #: how many leads of this pool a user of each role may claim per day (the tenant's day), by role
+    daily_claim_limits: Mapped[dict[str, Any] | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -70,4 +78,41 @@ class SalesPoolMove(CustomerOwned, TenantScoped, Base):
     user_id: Mapped[uuid.UUID | None]
     rule: Mapped[str | None] = mapped_column(String(100))
     reason: Mapped[str | None] = mapped_column(Text, info=PERSONAL)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SalesFollowUpPlan(TenantScoped, Base):
+    """A recurring follow-up plan: every ``every_days`` days, each owned customer matching
+    ``filter`` (stages, tags, custom-field conditions) gets a task ``task_title`` for its owner,
+    due ``due_days`` days later (core's task reminders remind the owner)."""
+
+    __tablename__ = "sales_followup_plans"
+    __table_args__ = (UniqueConstraint("tenant_id", "key"), ForeignKeyConstraint(["tenant_id"], ["tenants.id"]))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    every_days: Mapped[int] = mapped_column(Integer)
+    due_days: Mapped[int] = mapped_column(Integer)
+    task_title: Mapped[str] = mapped_column(String(300))
+    filter: Mapped[dict[str, Any]]
+    #: the day period 0 starts (the tenant's day the plan was made)
+    starts_on: Mapped[dt.date] = mapped_column(Date)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SalesFollowUpRun(CustomerOwned, TenantScoped, Base):
+    """A plan's task for one customer in one period: the row that makes the plan idempotent."""
+
+    __tablename__ = "sales_followup_runs"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"]),
+        ForeignKeyConstraint(["tenant_id", "plan_id"], ["sales_followup_plans.tenant_id", "sales_followup_plans.id"]),
+    )
+
+    plan_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    period: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[uuid.UUID]
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)

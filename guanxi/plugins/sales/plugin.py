@@ -9,14 +9,14 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from guanxi import RequestContext, Runtime, hookimpl
+from guanxi import RequestContext, Runtime, Tx, hookimpl
 from guanxi.core.base.context import Actor
 from guanxi.core.domain.access import ROLES, Permission
-from guanxi.core.domain.contracts import JobKind, JobRun
+from guanxi.core.domain.contracts import JobKind, JobRun, StaffHandover
 from guanxi.core.domain.events import CustomersMerged
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
-from guanxi.plugins.sales import pool
+from guanxi.plugins.sales import followups, pool
 from guanxi.plugins.sales.deals import contracts
 from guanxi.plugins.sales.deals import models as deal_models
 from guanxi.plugins.sales.deals.models import SalesDeal, SalesPayment
@@ -31,16 +31,24 @@ def guanxi_migrations() -> Path:
 
 
 @hookimpl
+def guanxi_routes(runtime: Runtime) -> list[Any]:
+    from guanxi.plugins.sales.routes import routes
+
+    return routes(runtime)
+
+
+@hookimpl
 def guanxi_graphql(runtime: Runtime) -> GraphQLContribution:
     from strawberry.tools import merge_types
 
+    from guanxi.plugins.sales import followup_graphql as followups
     from guanxi.plugins.sales import graphql as g
     from guanxi.plugins.sales.deals import graphql as deals
     from guanxi.plugins.sales.reports import graphql as reports
 
     return GraphQLContribution(
-        query=merge_types("SalesQuery", (g.SalesQuery, deals.DealsQuery, reports.ReportsQuery)),
-        mutation=merge_types("SalesMutation", (g.SalesMutation, deals.DealsMutation)),
+        query=merge_types("SalesQuery", (g.SalesQuery, deals.DealsQuery, reports.ReportsQuery, followups.FollowUpQuery)),
+        mutation=merge_types("SalesMutation", (g.SalesMutation, deals.DealsMutation, followups.FollowUpMutation)),
         extend={"Customer": g.CustomerSales},
     )
 
@@ -72,6 +80,18 @@ def guanxi_permissions() -> list[Permission]:
             roles=("admin", "manager"),
             fields=("Mutation.handOverCustomers",),
             description="Hand a salesperson's customers, tasks and pool holds to another user or back to a pool",
+        ),
+        Permission(
+            name="sales.followups.manage",
+            roles=("admin", "manager"),
+            fields=("Mutation.createFollowUpPlan",),
+            description="Create recurring follow-up plans (a task for each matching customer's owner every N days)",
+        ),
+        Permission(
+            name="sales.followups.read",
+            roles=("admin", "manager", "sales"),
+            fields=("Query.followUpPlans",),
+            description="See the tenant's recurring follow-up plans",
         ),
         Permission(
             name="sales.pools.history",
@@ -124,6 +144,10 @@ async def _run_overdue(job: JobRun) -> None:
     await contracts.notify_overdue(job.runtime, job.tenant_id, job.slot_at)
 
 
+async def _run_followups(job: JobRun) -> None:
+    await followups.run_plans(job.runtime, job.tenant_id, job.slot_at)
+
+
 async def _run_return_rules(job: JobRun) -> None:
     await pool.run_return_rules(job.runtime, job.tenant_id, job.slot_at, job.idempotency_key)
 
@@ -137,11 +161,25 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
             description="Return held leads without follow-up to their pool; warn their holders a day before",
         ),
         JobKind(
+            name=followups.PLAN_JOB,
+            run=_run_followups,
+            description="Create the recurring follow-up plans' tasks of the period (once per plan, customer and period)",
+        ),
+        JobKind(
             name=contracts.OVERDUE_JOB,
             run=_run_overdue,
             description="Tell contract owners about instalments that fell due unpaid (once per instalment)",
         ),
     ]
+
+
+@hookimpl
+async def guanxi_staff_handover(tx: Tx, handover: StaffHandover) -> dict[str, int] | None:
+    """Open deals join the staff handover (the sales plugin's own customers, tasks and pool holds
+    move in :mod:`guanxi.plugins.sales.handover`)."""
+    from guanxi.plugins.sales.deals.handover import hand_over_deals
+
+    return await hand_over_deals(tx, handover)
 
 
 @hookimpl

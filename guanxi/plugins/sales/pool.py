@@ -51,6 +51,16 @@ class PoolInput(msgspec.Struct, kw_only=True):
     return_after_days: int | None = None
     #: a held lead whose last contract ended this many days ago without a new one returns (deals)
     return_after_contract_days: int | None = None
+    #: who may claim: these roles (None: sales, manager and admin) …
+    claim_roles: list[str] | None = None
+    #: … and, if given, only users of these teams
+    claim_teams: list[str] | None = None
+    #: leads of this pool a user of a role may claim per day (the tenant's day), by role; a role not named: no limit
+    daily_claim_limits: dict[str, int] | None = None
+
+
+#: who may claim from a pool that names no roles
+DEFAULT_CLAIM_ROLES: Final = ("admin", "manager", "sales")
 
 
 class LimitReachedError(GuanxiError):
@@ -78,6 +88,7 @@ async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
         raise ValidationError("returnAfterDays must be 1 to 3650 (or null: never)", field="returnAfterDays")
     if data.return_after_contract_days is not None and not 1 <= data.return_after_contract_days <= 3650:
         raise ValidationError("returnAfterContractDays must be 1 to 3650 (or null: never)", field="returnAfterContractDays")
+    claim_roles, claim_teams, daily = _claim_rules(data)
     session = tx.session
     if (await session.execute(select(SalesPool.id).where(SalesPool.key == data.key))).first() is not None:
         raise ConflictError(f"a lead pool {data.key!r} exists already", field="key")
@@ -87,6 +98,9 @@ async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
         hold_limit=data.hold_limit,
         return_after_days=data.return_after_days,
         return_after_contract_days=data.return_after_contract_days,
+        claim_roles=claim_roles,
+        claim_teams=claim_teams,
+        daily_claim_limits=daily,
     )
     session.add(pool)
     await session.flush()
@@ -102,9 +116,71 @@ async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
             "hold_limit": pool.hold_limit,
             "return_after_days": pool.return_after_days,
             "return_after_contract_days": pool.return_after_contract_days,
+            "claim_roles": claim_roles,
+            "claim_teams": claim_teams,
+            "daily_claim_limits": daily,
         },
     )
     return pool
+
+
+def _claim_rules(data: PoolInput) -> tuple[list[str] | None, list[str] | None, dict[str, int] | None]:
+    """The pool's claim rights and daily limits, checked: known roles, non-empty team names, limits of at least 1."""
+    from guanxi.core.domain.access import ROLES
+
+    roles = None
+    if data.claim_roles is not None:
+        roles = sorted(set(data.claim_roles))
+        bad = [r for r in roles if r not in ROLES]
+        if bad or not roles:
+            raise ValidationError(f"claimRoles must name roles among {', '.join(ROLES)}", field="claimRoles")
+    teams = None
+    if data.claim_teams is not None:
+        teams = sorted({t.strip() for t in data.claim_teams})
+        if not teams or any(not t or len(t) > 100 for t in teams):
+            raise ValidationError("claimTeams must name teams (1 to 100 characters each)", field="claimTeams")
+    daily = None
+    if data.daily_claim_limits is not None:
+        daily = dict(sorted(data.daily_claim_limits.items()))
+        for role, limit in daily.items():
+            if role not in ROLES:
+                raise ValidationError(f"dailyClaimLimits: {role!r} is not a role ({', '.join(ROLES)})", field="dailyClaimLimits")
+            if not 1 <= limit <= 10000:
+                raise ValidationError(f"dailyClaimLimits: the limit of {role} must be 1 to 10000", field="dailyClaimLimits")
+    return roles, teams, daily
+
+
+async def _check_claim_rights(tx: Tx, pool: SalesPool, user_id: uuid.UUID) -> None:
+    """The caller may claim from this pool (role and team), and has not claimed its daily limit."""
+    session = tx.session
+    roles = set(tx.ctx.actor.roles)
+    allowed = set(pool.claim_roles or DEFAULT_CLAIM_ROLES)
+    if not roles & allowed:
+        raise GuanxiError(
+            f"pool {pool.key!r} may be claimed from by {', '.join(sorted(allowed))} only", code="FORBIDDEN", field="customerId"
+        )
+    if pool.claim_teams:
+        team = (await session.execute(select(User.team).where(User.id == user_id))).scalar_one_or_none()
+        if team not in pool.claim_teams:
+            raise GuanxiError(
+                f"pool {pool.key!r} may be claimed from by the teams {', '.join(pool.claim_teams)} only",
+                code="FORBIDDEN",
+                field="customerId",
+            )
+    limits = pool.daily_claim_limits or {}
+    if not limits or any(r not in limits for r in roles & allowed):
+        return
+    limit = max(int(limits[r]) for r in roles & allowed)
+    tz = await tenant_zone(session)
+    midnight = dt.datetime.combine(utcnow().astimezone(tz).date(), dt.time(), tzinfo=tz).astimezone(dt.UTC)
+    today = select(func.count()).where(
+        SalesPoolMove.pool_id == pool.id, SalesPoolMove.user_id == user_id, SalesPoolMove.action == "claim", SalesPoolMove.at >= midnight
+    )
+    if int((await session.execute(today.execution_options(**EVERY_OWNER))).scalar_one()) >= limit:
+        raise LimitReachedError(
+            f"daily claim limit reached: you claimed {limit} leads of pool {pool.key!r} today, the daily limit of your role",
+            field="customerId",
+        )
 
 
 async def list_pools(session: TenantSession) -> list[SalesPool]:
@@ -174,6 +250,7 @@ async def claim(tx: Tx, customer_id: uuid.UUID, reason: str | None) -> Customer:
     pool = (await session.execute(select(SalesPool).where(SalesPool.id == lead.pool_id))).scalar_one()
     if lead.status != "open":
         raise ConflictError("this lead was claimed already", field="customerId")
+    await _check_claim_rights(tx, pool, user_id)
     if pool.hold_limit is not None and await held_count(session, pool.id, user_id) >= pool.hold_limit:
         raise LimitReachedError(
             f"hold limit reached: you hold {pool.hold_limit} leads of pool {pool.key!r}, its limit; release one first", field="customerId"
@@ -248,7 +325,8 @@ async def run_return_rules(runtime: Runtime, tenant_id: uuid.UUID, now: dt.datet
         session = tx.session
         for pool in await list_pools(session):
             if pool.return_after_contract_days is not None:
-                returned += await _return_lapsed_contracts(tx, pool, now)
+                back, told = await _return_lapsed_contracts(tx, pool, now)
+                returned, warned = returned + back, warned + told
             if pool.return_after_days is None:
                 continue
             due = now - dt.timedelta(days=pool.return_after_days)
@@ -262,32 +340,41 @@ async def run_return_rules(runtime: Runtime, tenant_id: uuid.UUID, now: dt.datet
                 returned += 1
             warn = stmt.where(held, SalesPoolLead.held_at < soon, SalesPoolLead.warned_at.is_(None), _quiet_since(soon))
             for lead, customer in (await session.execute(warn)).all():
-                if lead.holder_id is None:
-                    continue
-                user = (await session.execute(select(User.id).where(User.id == lead.holder_id, User.active.is_(True)))).first()
                 lead.warned_at = now
-                if user is None:
-                    continue
-                await notify(
-                    tx,
-                    NotificationInput(
-                        user_id=lead.holder_id,
-                        kind=RETURN_NOTICE,
-                        title=f"{customer.display_name} goes back to the pool {pool.name} tomorrow",
-                        body=f"No follow-up for {pool.return_after_days - 1} days. Record an interaction to keep the lead.",
-                        dedupe_key=f"{RETURN_NOTICE}:{customer.id}:{lead.held_at.isoformat() if lead.held_at else ''}",
-                        link_type="customer",
-                        link_id=customer.id,
-                    ),
-                )
-                warned += 1
+                body = f"No follow-up for {pool.return_after_days - 1} days. Record an interaction to keep the lead."
+                warned += await _warn(tx, lead, customer, pool, body, "follow-up")
             await session.flush()
     return returned, warned
 
 
-async def _return_lapsed_contracts(tx: Tx, pool: SalesPool, now: dt.datetime) -> int:
+async def _warn(tx: Tx, lead: SalesPoolLead, customer: Customer, pool: SalesPool, body: str, rule: str) -> int:
+    """Tell the holder (if active) that the lead returns tomorrow, once per hold and rule; 1 if told."""
+    if lead.holder_id is None:
+        return 0
+    active = (await tx.session.execute(select(User.id).where(User.id == lead.holder_id, User.active.is_(True)))).first()
+    if active is None:
+        return 0
+    held = lead.held_at.isoformat() if lead.held_at else ""
+    await notify(
+        tx,
+        NotificationInput(
+            user_id=lead.holder_id,
+            kind=RETURN_NOTICE,
+            title=f"{customer.display_name} goes back to the pool {pool.name} tomorrow",
+            body=body,
+            dedupe_key=f"{RETURN_NOTICE}:{customer.id}:{held}" if rule == "follow-up" else f"{RETURN_NOTICE}:{rule}:{customer.id}:{held}",
+            link_type="customer",
+            link_id=customer.id,
+        ),
+    )
+    return 1
+
+
+async def _return_lapsed_contracts(tx: Tx, pool: SalesPool, now: dt.datetime) -> tuple[int, int]:
     """Held leads of the pool whose last contract ended ``return_after_contract_days`` days ago
-    (the tenant's day) without a new one go back to it (the deals' rule, one SQL condition)."""
+    (the tenant's day) without a new one go back to it (the deals' rule, one SQL condition); those
+    that go back tomorrow get their holder notified (once per hold, whichever rule warns first).
+    Returns (returned, warned)."""
     days = pool.return_after_contract_days
     assert days is not None
     today = now.astimezone(await tenant_zone(tx.session)).date()
@@ -300,7 +387,18 @@ async def _return_lapsed_contracts(tx: Tx, pool: SalesPool, now: dt.datetime) ->
     rows = (await tx.session.execute(stmt)).all()
     for lead, customer in rows:
         await _back_to_pool(tx, customer, lead, pool, "return", rule_text(days), rule=rule_text(days))
-    return len(rows)
+    tomorrow = contract_lapsed(SalesPoolLead.tenant_id, SalesPoolLead.customer_id, today + dt.timedelta(days=1), days)
+    soon = (
+        select(SalesPoolLead, Customer)
+        .join(Customer, and_(Customer.tenant_id == SalesPoolLead.tenant_id, Customer.id == SalesPoolLead.customer_id))
+        .where(SalesPoolLead.pool_id == pool.id, SalesPoolLead.status == "held", SalesPoolLead.warned_at.is_(None), tomorrow)
+    )
+    warned = 0
+    for lead, customer in (await tx.session.execute(soon)).all():
+        lead.warned_at = utcnow()
+        body = f"Its last contract ended {days} days ago tomorrow without a new one. Sign a renewal to keep the lead."
+        warned += await _warn(tx, lead, customer, pool, body, "contract")
+    return len(rows), warned
 
 
 async def open_leads(session: TenantSession, pool_id: uuid.UUID, first: int) -> list[Any]:

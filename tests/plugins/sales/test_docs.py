@@ -66,6 +66,66 @@ async def test_the_documented_handover_runs(runtime: Runtime, team: Team) -> Non
     await new_customer(runtime, team.tenant_id, "A", owner=team.users["li"])
     body = await team.call["admin"](operation, {"input": {"fromUserId": team.gid("li"), "toUserId": team.gid("wu"), "reason": "离职"}})
     assert body["data"]["handOverCustomers"] == {
-        "result": {"customers": 1, "tasks": 0, "poolHolds": 0, "plugins": {}},
+        "result": {"customers": 1, "tasks": 0, "poolHolds": 0, "plugins": {"sales": {"open_deals": 0}}},
         "errors": [],
     }
+
+
+async def test_the_documented_follow_up_plan_runs(runtime: Runtime, team: Team) -> None:
+    import datetime as dt
+
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.services import fields
+    from guanxi.graphql.ids import from_global_id
+    from guanxi.plugins.sales import followups
+
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        await fields.define_field(tx, fields.FieldInput(key="grade", label="客户等级", kind="single_choice", choices=["A", "B"]))
+    customer = await new_customer(runtime, team.tenant_id, "王芳", owner=team.users["li"])
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        await fields.set_customer_fields(tx, from_global_id(customer, "Customer"), {"grade": "A"})
+    made = await team.call["mia"](OPERATIONS["CreateFollowUpPlan"])
+    assert made["data"]["createFollowUpPlan"]["errors"] == [], made
+    assert made["data"]["createFollowUpPlan"]["plan"]["filter"] == {"fields": [{"field": "grade", "eq": "A"}]}
+    listed = await team.call["li"](OPERATIONS["FollowUpPlans"])
+    assert [p["key"] for p in listed["data"]["followUpPlans"]] == ["a-monthly"]
+    assert await followups.run_plans(runtime, team.tenant_id, dt.datetime.now(dt.UTC)) == 1
+    tasks = await team.call["li"]("{ myTasks { title } }")
+    assert tasks["data"]["myTasks"] == [{"title": "月度回访"}]
+
+
+async def test_the_documented_pool_runs(team: Team) -> None:
+    made = await team.call["admin"](OPERATIONS["CreatePool"])
+    assert made["data"]["createLeadPool"] == {
+        "pool": {
+            "key": "east",
+            "name": "华东公海",
+            "holdLimit": 30,
+            "returnAfterDays": 15,
+            "claimRoles": ["sales"],
+            "claimTeams": ["east"],
+            "dailyClaimLimits": [{"role": "sales", "limit": 20}],
+        },
+        "errors": [],
+    }
+
+
+async def test_the_documented_csv_export_runs(runtime: Runtime, team: Team, http: Any) -> None:
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.services import fields
+    from guanxi.graphql.ids import from_global_id
+    from guanxi.testing.plugin import api_key
+
+    (block,) = re.findall(r"^```http\n(.*?)^```$", DOC.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+    path = block.splitlines()[0].split()[1]
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        await fields.define_field(tx, fields.FieldInput(key="grade", label="客户等级", kind="single_choice", choices=["A", "B"]))
+    a = await new_customer(runtime, team.tenant_id, "王芳", owner=team.users["li"])
+    await new_customer(runtime, team.tenant_id, "B", owner=team.users["li"])
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        await fields.set_customer_fields(tx, from_global_id(a, "Customer"), {"grade": "A"})
+    key = await api_key(runtime, team.tenant_id, "sales", user_id=team.users["li"])
+    response = await http.get(path, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.text
+    lines = response.text.splitlines()
+    assert len(lines) == 2 and lines[1].startswith(a) and lines[0].endswith(",grade")

@@ -16,6 +16,7 @@ from guanxi.core.domain.contracts import StaffHandover
 from guanxi.core.domain.models import AuditEvent, Customer, Task
 from guanxi.core.services import tasks
 from guanxi.graphql.ids import from_global_id, to_global_id
+from guanxi.plugins.sales.deals.models import SalesDeal
 from guanxi.plugins.sales.models import SalesPoolLead, SalesPoolMove
 from tests.plugins.sales.conftest import CLAIM, CREATE_POOL, PUT, Team, new_customer
 
@@ -79,7 +80,12 @@ async def test_a_salespersons_customers_tasks_and_pool_holds_go_to_another_user_
     body = await team.call["admin"](HAND_OVER, {"input": {"fromUserId": team.gid("li"), "toUserId": team.gid("wu"), "reason": "离职"}})
     payload = body["data"]["handOverCustomers"]
     assert payload["errors"] == []
-    assert payload["result"] == {"customers": 2, "tasks": 2, "poolHolds": 1, "plugins": {"deals": {"open_deals": 2}}}
+    assert payload["result"] == {
+        "customers": 2,
+        "tasks": 2,
+        "poolHolds": 1,
+        "plugins": {"deals": {"open_deals": 2}, "sales": {"open_deals": 0}},
+    }
     owners = await _owners(runtime, team)
     assert owners["Li's A"] == owners["Pool lead"] == owners["Wu's"] == team.users["wu"]
     async with runtime.session(team.tenant_id) as s:
@@ -148,3 +154,46 @@ async def test_another_tenants_admin_cannot_hand_over_this_tenants_salesperson(r
         )
         assert response.json()["data"]["handOverCustomers"]["errors"], response.json()
     assert await _owners(runtime, team) == before
+
+
+DEALS_OF = "{ deals { title ownerId customer { displayName } } }"
+
+
+async def test_open_deals_go_with_their_customers_and_won_deals_keep_their_owner(runtime: Runtime, team: Team) -> None:
+    """The sales plugin's deals join the handover: the departing salesperson's open deals on the
+    handed customers go to the receiver (a manager's key hands over), won deals stay theirs; the
+    receiver's sales key then sees the customer's deals."""
+    from guanxi.core.domain.models import User
+    from tests.plugins.sales.test_deals import MOVE, deal_for
+
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:  # mia manages li and wu
+        for user in (await tx.session.scalars(select(User).where(User.id.in_(team.users.values())))).all():
+            user.team = "north"
+    ids = await _setup(runtime, team)
+    open_deal = await deal_for(team, "li", ids["a"], title="ERP", amount=1000)
+    won = await deal_for(team, "li", ids["a"], title="Support", amount=500)
+    assert (await team.call["li"](MOVE, {"id": won["id"], "stage": "won"}))["data"]["moveDeal"]["errors"] == []
+    await deal_for(team, "li", ids["lead"], title="Other", amount=10)  # li's customer not handed over
+    variables = {"input": {"fromUserId": team.gid("li"), "toUserId": team.gid("wu"), "customerIds": [ids["a"]], "reason": "调岗"}}
+    payload = (await team.call["mia"](HAND_OVER, variables))["data"]["handOverCustomers"]
+    assert payload["errors"] == [] and payload["result"]["plugins"]["sales"] == {"open_deals": 1}
+    seen = (await team.call["wu"](DEALS_OF))["data"]["deals"]
+    assert {(d["title"], d["ownerId"]) for d in seen} == {("ERP", team.gid("wu")), ("Support", team.gid("li"))}  # wu's customer now
+    assert open_deal["ownerId"] == team.gid("li")
+    async with runtime.session(team.tenant_id) as s:
+        owners = {d.title: d.owner_id for d in (await s.scalars(select(SalesDeal))).all()}
+    assert owners == {"ERP": team.users["wu"], "Support": team.users["li"], "Other": team.users["li"]}
+
+
+async def test_open_deals_are_unowned_when_their_customers_go_back_to_a_pool(runtime: Runtime, team: Team) -> None:
+    from tests.plugins.sales.test_deals import deal_for
+
+    ids = await _setup(runtime, team)
+    await deal_for(team, "li", ids["a"], title="ERP", amount=1000)
+    variables = {"input": {"fromUserId": team.gid("li"), "pool": "east", "customerIds": [ids["a"]], "reason": "离职"}}
+    payload = (await team.call["admin"](HAND_OVER, variables))["data"]["handOverCustomers"]
+    assert payload["errors"] == [] and payload["result"]["plugins"]["sales"] == {"open_deals": 1}
+    async with runtime.session(team.tenant_id) as s:
+        assert (await s.scalars(select(SalesDeal.owner_id))).all() == [None]
+        entry = (await s.scalars(select(AuditEvent).where(AuditEvent.action == "sales.handover"))).one()
+        assert entry.changes["plugins"]["sales"] == {"open_deals": 1}

@@ -102,3 +102,34 @@ async def test_a_pool_with_the_contract_rule_takes_back_a_lead_whose_contract_la
         "query($id: ID!) { customer(id: $id) { poolHistory { action rule } } }", {"id": to_global_id("Customer", ids["lapsed"])}
     )
     assert history["data"]["customer"]["poolHistory"][-1] == {"action": "return", "rule": rule_text(30)}
+
+
+async def test_the_holder_is_told_a_day_before_the_contract_rule_takes_a_lead_back(runtime: Runtime, team: Team) -> None:
+    """A lead whose last contract ended 29 days ago under a 30-day rule stays, and its holder is
+    notified once (a second run tells nobody); the next day it returns."""
+    from guanxi.core.domain.models import Notification
+    from guanxi.plugins.sales import pool as svc
+    from tests.plugins.sales.conftest import CLAIM, PUT
+
+    q = 'mutation { createLeadPool(input: {key: "renewals", name: "续约", returnAfterContractDays: 30}) { errors { code } } }'
+    assert (await team.call["admin"](q))["data"]["createLeadPool"]["errors"] == []
+    now = dt.datetime.now(dt.UTC)
+    today = now.date()
+    cid = from_global_id(await new_customer(runtime, team.tenant_id, "soon", owner=team.users["li"]), "Customer")
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        deal = await create_deal(tx, DealInput(customer_id=cid, title="soon", amount=Decimal(100)))
+        await move_deal(tx, deal.id, "won")
+        end = today - dt.timedelta(days=30)  # lapsed by more than 30 days from tomorrow on
+        tx.session.add(
+            SalesContract(customer_id=cid, deal_id=deal.id, number="soon", owner_id=team.users["li"], amount=Decimal(100),
+                          currency="CNY", signed_on=end - dt.timedelta(days=365), starts_on=end - dt.timedelta(days=365), ends_on=end)
+        )  # fmt: skip
+    gid = to_global_id("Customer", cid)
+    assert (await team.call["admin"](PUT, {"id": gid, "pool": "renewals"}))["data"]["putLeadInPool"]["errors"] == []
+    assert (await team.call["li"](CLAIM, {"id": gid}))["data"]["claimLead"]["errors"] == []
+    assert await svc.run_return_rules(runtime, team.tenant_id, now, "k1") == (0, 1)
+    assert await svc.run_return_rules(runtime, team.tenant_id, now, "k2") == (0, 0)
+    async with runtime.session(team.tenant_id) as s:
+        (note,) = (await s.scalars(select(Notification).where(Notification.user_id == team.users["li"]))).all()
+        assert note.kind == svc.RETURN_NOTICE and "tomorrow" in note.title
+    assert await svc.run_return_rules(runtime, team.tenant_id, now + dt.timedelta(days=1), "k3") == (1, 0)
