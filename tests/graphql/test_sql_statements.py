@@ -78,7 +78,9 @@ async def test_a_page_reads_payload_and_profile_only_when_the_query_selects_them
             tx, interactions.InteractionInput(customer_id=c.id, channel="wecom", kind="message_in", text="hi", payload={"k": [1, 2]})
         )
     await gql("{ pipelines { key } }")
-    lean = "{ customers(first: 5) { edges { node { identities { nickname } interactions(first: 5) { edges { cursor node { text } } } } } } }"
+    lean = """{ customers(first: 5) { edges { node {
+      identities { nickname } interactions(first: 5) { edges { cursor node { text } } }
+    } } } }"""
     with count_statements(runtime.engine) as seen:
         body = await gql(lean)
     node = body["data"]["customers"]["edges"][0]["node"]
