@@ -28,6 +28,7 @@ def test_the_benches_are_found() -> None:
         "email_send.py",
         "journey.py",
         "import_customers.py",
+        "ack_group.py",
     } <= set(SCRIPTS)
 
 

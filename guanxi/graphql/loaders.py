@@ -9,12 +9,13 @@ applies) and return plain rows, not ORM objects: no identity-map work per row.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, inspect, or_, select
+from sqlalchemy import Select, and_, bindparam, func, inspect, null, or_, select
 from sqlalchemy.orm import aliased
 from strawberry.dataloader import DataLoader
 
@@ -37,6 +38,49 @@ def columns(entity: Any, *, skip: tuple[str, ...] = ()) -> list[Any]:
 
 #: Interaction columns the API never shows.
 INTERACTION_UNUSED = ("identity_id", "actor_id", "dedupe_key", "recorded_at")
+
+
+# -- statements of the page lists, built once per process (an expanding ``ids`` parameter); the
+# session adds the tenant (and owner) criteria per execution as for any other statement.
+
+
+@functools.cache
+def _stages_stmt() -> Select[Any]:
+    return select(*columns(m.Stage)).order_by(m.Stage.pipeline_id, m.Stage.position)
+
+
+@functools.cache
+def _tags_stmt() -> Select[Any]:
+    return (
+        select(m.CustomerTag.customer_id, *columns(m.Tag))
+        .join(m.Tag, (m.Tag.tenant_id == m.CustomerTag.tenant_id) & (m.Tag.id == m.CustomerTag.tag_id))
+        .where(m.CustomerTag.customer_id.in_(bindparam("ids", expanding=True)))
+        .order_by(m.Tag.group_name, m.Tag.name)
+    )
+
+
+@functools.cache
+def _identities_stmt(lean: bool) -> Select[Any]:
+    cols = [*columns(m.Identity, skip=("profile",)), null().label("profile")] if lean else columns(m.Identity)
+    return select(*cols).where(m.Identity.customer_id.in_(bindparam("ids", expanding=True))).order_by(m.Identity.created_at, m.Identity.id)
+
+
+@functools.cache
+def _recent_interactions_stmt(lean: bool, by_kind: bool) -> Select[Any]:
+    """Parameters: ``ids``, ``limit`` (first + 1) and, ``by_kind``, ``kinds``."""
+    unused = (*INTERACTION_UNUSED, "payload") if lean else INTERACTION_UNUSED
+    rn = func.row_number().over(
+        partition_by=m.Interaction.customer_id, order_by=(m.Interaction.occurred_at.desc(), m.Interaction.id.desc())
+    )
+    inner = select(*columns(m.Interaction, skip=unused), m.Interaction.tenant_id, rn.label("rn")).where(
+        m.Interaction.customer_id.in_(bindparam("ids", expanding=True))
+    )
+    if by_kind:
+        inner = inner.where(m.Interaction.kind.in_(bindparam("kinds", expanding=True)))
+    sub = inner.subquery()
+    alias = aliased(m.Interaction, sub)
+    cols = [*columns(alias, skip=unused), null().label("payload")] if lean else columns(alias, skip=unused)
+    return select(*cols).where(sub.c.rn <= bindparam("limit")).order_by(sub.c.customer_id, sub.c.rn)
 
 
 def group(rows: Iterable[Any], key: str) -> dict[uuid.UUID, list[Any]]:
@@ -64,11 +108,11 @@ class Loaders:
         self.recent_interactions: DataLoader[InteractionKey, list[Any]] = DataLoader(self._load_recent_interactions)
         self.interaction_counts: DataLoader[tuple[uuid.UUID, tuple[str, ...] | None], int] = DataLoader(self._count_interactions)
 
-    async def execute(self, stmt: Any) -> Any:
+    async def execute(self, stmt: Any, params: dict[str, Any] | None = None) -> Any:
         """Run a statement on the request session; loaders dispatch concurrently, the session
         takes one statement at a time."""
         async with self.lock:
-            return await self._context.session.execute(stmt)
+            return await self._context.session.execute(stmt, params)
 
     @staticmethod
     def _aligned(fn: Any) -> Any:
@@ -85,7 +129,7 @@ class Loaders:
         return await self._stages
 
     async def _load_stages(self) -> dict[uuid.UUID, m.Stage]:
-        rows = (await self.execute(select(*columns(m.Stage)).order_by(m.Stage.pipeline_id, m.Stage.position))).all()
+        rows = (await self.execute(_stages_stmt())).all()
         return {s.id: s for s in rows}
 
     async def users_by_id(self, ids: Sequence[uuid.UUID]) -> list[Any]:
@@ -99,17 +143,11 @@ class Loaders:
         return [by_id.get(i) for i in ids]
 
     async def tags_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-        stmt = (
-            select(m.CustomerTag.customer_id, *columns(m.Tag))
-            .join(m.Tag, (m.Tag.tenant_id == m.CustomerTag.tenant_id) & (m.Tag.id == m.CustomerTag.tag_id))
-            .where(m.CustomerTag.customer_id.in_(set(ids)))
-            .order_by(m.Tag.group_name, m.Tag.name)
-        )
-        return group((await self.execute(stmt)).all(), "customer_id")
+        return group((await self.execute(_tags_stmt(), {"ids": list(set(ids))})).all(), "customer_id")
 
-    async def identities_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-        stmt = select(*columns(m.Identity)).where(m.Identity.customer_id.in_(set(ids))).order_by(m.Identity.created_at, m.Identity.id)
-        return group((await self.execute(stmt)).all(), "customer_id")
+    async def identities_of(self, ids: Sequence[uuid.UUID], *, lean: bool = False) -> dict[uuid.UUID, list[Any]]:
+        """``lean``: the query selects no ``profile``; it reads back as None, not decoded."""
+        return group((await self.execute(_identities_stmt(lean), {"ids": list(set(ids))})).all(), "customer_id")
 
     async def stage_history_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
         stmt = (
@@ -134,22 +172,15 @@ class Loaders:
         return group((await self.execute(stmt)).all(), "customer_id")
 
     async def recent_interactions_of(
-        self, ids: Iterable[uuid.UUID], first: int, kinds: tuple[str, ...] | None
+        self, ids: Iterable[uuid.UUID], first: int, kinds: tuple[str, ...] | None, *, lean: bool = False
     ) -> dict[uuid.UUID, list[Any]]:
         """The newest ``first + 1`` interactions of many customers in one statement, using
-        ROW_NUMBER() (SQLite 3.25+ and PostgreSQL)."""
-        rn = func.row_number().over(
-            partition_by=m.Interaction.customer_id, order_by=(m.Interaction.occurred_at.desc(), m.Interaction.id.desc())
-        )
-        inner = select(*columns(m.Interaction, skip=INTERACTION_UNUSED), m.Interaction.tenant_id, rn.label("rn")).where(
-            m.Interaction.customer_id.in_(set(ids))
-        )
+        ROW_NUMBER() (SQLite 3.25+ and PostgreSQL). ``lean``: the query selects no ``payload``;
+        it is neither read nor decoded (None in the rows)."""
+        params: dict[str, Any] = {"ids": list(set(ids)), "limit": first + 1}
         if kinds:
-            inner = inner.where(m.Interaction.kind.in_(kinds))
-        sub = inner.subquery()
-        alias = aliased(m.Interaction, sub)
-        stmt = select(*columns(alias, skip=INTERACTION_UNUSED)).where(sub.c.rn <= first + 1).order_by(sub.c.customer_id, sub.c.rn)
-        return group((await self.execute(stmt)).all(), "customer_id")
+            params["kinds"] = list(kinds)
+        return group((await self.execute(_recent_interactions_stmt(lean, bool(kinds)), params)).all(), "customer_id")
 
     async def _load_recent_interactions(self, keys: Sequence[InteractionKey]) -> list[list[Any]]:
         groups: dict[tuple[int, tuple[str, ...] | None], set[uuid.UUID]] = defaultdict(set)

@@ -48,8 +48,27 @@ def node_fields(info: Info) -> dict[str, SelectedField]:
     return wanted
 
 
-async def materialize(ctx: Any, rows: Sequence[Any], wanted: dict[str, SelectedField]) -> list[Customer]:
-    """Build Customer objects for a page of rows with the selected nested data preloaded."""
+def mentions(selections: Iterable[Selection], name: str) -> bool:
+    """Whether a field called ``name`` is selected anywhere under ``selections`` (any depth,
+    fragments included)."""
+    return any(f.name == name or mentions(f.selections, name) for f in _flatten(selections))
+
+
+#: JSON columns of nested lists the page can leave out when no field of that name is selected
+#: anywhere in the query (decoding them is a good share of a page's work).
+LEAN_COLUMNS = ("payload", "profile")
+
+
+def lean_columns(info: Info) -> frozenset[str]:
+    """Which of :data:`LEAN_COLUMNS` the query under this resolver never selects."""
+    return frozenset(c for c in LEAN_COLUMNS if not mentions(info.selected_fields, c))
+
+
+async def materialize(
+    ctx: Any, rows: Sequence[Any], wanted: dict[str, SelectedField], lean: frozenset[str] = frozenset()
+) -> list[Customer]:
+    """Build Customer objects for a page of rows with the selected nested data preloaded;
+    ``lean``: JSON columns (:func:`lean_columns`) not to read for the page."""
     loaders = ctx.loaders
     ids = [r.id for r in rows]
     pre: dict[Any, dict[str, Any]] = {i: {} for i in ids}
@@ -65,10 +84,11 @@ async def materialize(ctx: Any, rows: Sequence[Any], wanted: dict[str, SelectedF
             pre[r.id]["owner"] = users.get(r.owner_id) if r.owner_id else None
     if ids and "tags" in wanted:
         found = await loaders.tags_of(ids)
+        tags: dict[Any, Tag] = {}  # a tag on many customers of the page is built once
         for i in ids:
-            pre[i]["tags"] = [Tag.from_model(t) for t in found.get(i, [])]
+            pre[i]["tags"] = [tags.get(t.id) or tags.setdefault(t.id, Tag.from_model(t)) for t in found.get(i, [])]
     if ids and "identities" in wanted:
-        found = await loaders.identities_of(ids)
+        found = await loaders.identities_of(ids, lean="profile" in lean)
         for i in ids:
             pre[i]["identities"] = [Identity.from_model(x) for x in found.get(i, [])]
     if ids and "stageHistory" in wanted:
@@ -91,7 +111,7 @@ async def materialize(ctx: Any, rows: Sequence[Any], wanted: dict[str, SelectedF
         size = check_page_size(int(raw_first) if raw_first is not None else None, settings.default_page_size, settings.max_page_size)
         kinds = field.arguments.get("kinds")
         kinds_key = tuple(sorted(kinds)) if kinds else None
-        found = await loaders.recent_interactions_of(ids, size, kinds_key)
+        found = await loaders.recent_interactions_of(ids, size, kinds_key, lean="payload" in lean)
         for i in ids:
             pre[i]["interactions"] = ((size, kinds_key), found.get(i, []))
     return [Customer.from_row(r, ctx, pre[r.id]) for r in rows]

@@ -18,7 +18,7 @@ from guanxi.graphql.contrib import CustomerFilterField
 from guanxi.graphql.enums import TaskDue, TaskStatus
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.pagination import encode_cursor, page_info, page_window
-from guanxi.graphql.prefetch import materialize, node_fields
+from guanxi.graphql.prefetch import lean_columns, materialize, node_fields
 from guanxi.graphql.types import Customer, CustomerConnection, CustomerEdge, Funnel, FunnelStep, Pipeline, Stage, Tag, Task, User
 
 
@@ -139,7 +139,7 @@ def customers_query(filters: Sequence[CustomerFilterField] = (), orderings: Sequ
             rows, more = await queries.list_customers(
                 context.session, flt=flt, order=order, first=window.size, after=window.cursor, backward=window.backward
             )
-        nodes = await materialize(context, rows, node_fields(info))
+        nodes = await materialize(context, rows, node_fields(info), lean_columns(info))
 
         async def count() -> int:
             async with context.loaders.lock:

@@ -177,9 +177,19 @@ class Interaction(Node):
         )
 
 
+def _interaction_cursor(row: Any) -> str:
+    return encode_cursor("interactions", row.occurred_at, row.id)
+
+
 @strawberry.type
 class InteractionEdge:
-    cursor: str
+    #: the row the edge is for: its cursor is encoded only when a query selects it
+    row: strawberry.Private[Any]
+
+    @strawberry.field
+    def cursor(self) -> str:
+        return _interaction_cursor(self.row)
+
     node: Interaction
 
 
@@ -202,12 +212,13 @@ def interaction_connection(
     page, more = rows[: window.size], len(rows) > window.size
     if window.backward:
         page.reverse()
-    edges = [InteractionEdge(cursor=encode_cursor("interactions", i.occurred_at, i.id), node=Interaction.from_model(i, ctx)) for i in page]
+    edges = [InteractionEdge(row=i, node=Interaction.from_model(i, ctx)) for i in page]
 
     def count() -> Any:
         return ctx.loaders.interaction_counts.load((customer_uuid, kinds))
 
-    return InteractionConnection(edges=edges, page_info=page_info([e.cursor for e in edges], more, window), count=count)
+    ends = [_interaction_cursor(page[0]), _interaction_cursor(page[-1])] if page else []
+    return InteractionConnection(edges=edges, page_info=page_info(ends, more, window), count=count)
 
 
 @strawberry.type(description="A move between lifecycle stages.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from guanxi.core.base.context import RequestContext
@@ -60,3 +61,39 @@ async def test_timeline_total_count_costs_one_statement_for_a_whole_page(runtime
         counts[n] = len(seen)
     # customers page, recent interactions, the grouped count
     assert counts[2] == counts[20] == 3, counts
+
+
+async def test_a_page_reads_payload_and_profile_only_when_the_query_selects_them(runtime: Runtime, tenant_id: uuid.UUID, gql: GQL) -> None:
+    """The page's interaction and identity statements leave out ``payload`` / ``profile`` when no
+    field of that name is selected anywhere in the query; selected (also under an alias of the
+    timeline with the same arguments, or in a fragment), they come back as stored; cursors of
+    the timeline's edges are the same whether or not the page encodes them eagerly."""
+    ctx = RequestContext(tenant_id=tenant_id)
+    async with runtime.transaction(ctx) as tx:
+        c = await customers.create_customer(tx, customers.CustomerInput(display_name="P"))
+        await identities.attach_identity(
+            tx, c.id, identities.IdentityInput(channel="wecom", external_id="wm-p", nickname="p", profile={"city": "杭州"})
+        )
+        await interactions.record_interaction(
+            tx, interactions.InteractionInput(customer_id=c.id, channel="wecom", kind="message_in", text="hi", payload={"k": [1, 2]})
+        )
+    await gql("{ pipelines { key } }")
+    lean = """{ customers(first: 5) { edges { node {
+      identities { nickname } interactions(first: 5) { edges { cursor node { text } } }
+    } } } }"""
+    with count_statements(runtime.engine) as seen:
+        body = await gql(lean)
+    node = body["data"]["customers"]["edges"][0]["node"]
+    assert node["identities"] == [{"nickname": "p"}] and node["interactions"]["edges"][0]["node"] == {"text": "hi"}
+    page_sql = [s for s in seen if "identities" in s or "interactions" in s]
+    assert page_sql and not any(re.search(r"\w\.(payload|profile)\b", s) for s in page_sql), page_sql  # NULL AS payload
+    full = """{ customers(first: 5) { edges { node {
+      ...F
+      a: interactions(first: 5) { edges { cursor node { text } } }
+      b: interactions(first: 5) { edges { node { payload } } pageInfo { endCursor } }
+    } } } }
+    fragment F on Customer { identities { profile } }"""
+    node = (await gql(full))["data"]["customers"]["edges"][0]["node"]
+    assert node["identities"] == [{"profile": {"city": "杭州"}}]
+    assert node["b"]["edges"][0]["node"] == {"payload": {"k": [1, 2]}}
+    assert node["b"]["pageInfo"]["endCursor"] == node["a"]["edges"][0]["cursor"]

@@ -17,7 +17,6 @@ import uuid
 import msgspec
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from guanxi.core.base import metrics, tracing
 from guanxi.core.base.context import Actor, RequestContext
@@ -30,6 +29,7 @@ from guanxi.core.domain.events import InboundApplied
 from guanxi.core.domain.models import InboxEvent, utcnow
 from guanxi.core.hooks import manager as plugins
 from guanxi.core.queues import lifecycle
+from guanxi.core.queues.group_commit import insert_inbox_row
 from guanxi.core.queues.queue import QueueWorker, backoff, claim
 from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
@@ -99,10 +99,12 @@ async def ingest(runtime: Runtime, tenant_id: uuid.UUID, event: InboundEvent | R
         "event": msgspec.to_builtins(event),
         "trace_context": tracing.current_traceparent(),
     }
-    insert = pg_insert if runtime.engine.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(InboxEvent).values(**values).on_conflict_do_nothing().returning(InboxEvent.id)
-    async with write_transaction(runtime.engine) as conn:
-        inserted = (await conn.execute(stmt)).scalar_one_or_none()
+    if runtime.engine.dialect.name == "sqlite":  # acks arriving together share one commit
+        inserted = await insert_inbox_row(runtime.engine, values)
+    else:
+        stmt = pg_insert(InboxEvent).values(**values).on_conflict_do_nothing().returning(InboxEvent.id)
+        async with write_transaction(runtime.engine) as conn:
+            inserted = (await conn.execute(stmt)).scalar_one_or_none()
     worker = runtime.state.get("inbox_worker")
     if inserted is not None and worker is not None:
         worker.wake()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -22,11 +24,33 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def json_dumps(value: Any) -> str:
+    """JSON columns' encoder: msgspec (several times faster than :func:`json.dumps`, compact);
+    what msgspec refuses goes through :func:`json.dumps` as before."""
+    try:
+        return _encode(value).decode()
+    except (TypeError, msgspec.EncodeError):
+        return json.dumps(value)
+
+
+def json_loads(text: str | bytes) -> Any:
+    """JSON columns' decoder: msgspec, or :func:`json.loads` for what msgspec refuses (``NaN``
+    written by older versions, integers beyond 64 bits)."""
+    try:
+        return _decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     """Create the async engine. SQLite gets WAL, a busy timeout and foreign keys switched on."""
     url = make_url(settings.url)
     backend = url.get_backend_name()
-    kwargs: dict[str, Any] = {"echo": settings.echo}
+    kwargs: dict[str, Any] = {"echo": settings.echo, "json_serializer": json_dumps, "json_deserializer": json_loads}
     if backend == "sqlite":
         if url.drivername != "sqlite+aiosqlite":
             url = url.set(drivername="sqlite+aiosqlite")

@@ -1,0 +1,93 @@
+"""Group commit of inbox rows on SQLite: webhook acks that arrive together share one write
+transaction and one multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING id``.
+
+On SQLite a process runs its write transactions one at a time (:func:`~guanxi.core.storage.db.sqlite_writer`),
+so a burst of webhooks queues behind the inbox worker's batch and then behind each other, each
+paying a transaction of its own (BEGIN IMMEDIATE, the insert and the commit: three thread hops
+through aiosqlite). Here the rows that are waiting when the write slot comes free go in together:
+a row's ack still comes only after the commit that made it durable. The ids of the rows are
+made in Python, so ``RETURNING id`` tells which rows were new and which were duplicates (a
+duplicate inside one group is a conflict like any other). When the shared insert fails, each row
+is tried again in a transaction of its own, so one bad row fails only its own request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from guanxi.core.domain.models import InboxEvent
+from guanxi.core.storage.db import write_transaction
+
+#: at most this many rows per statement (SQLite binds at most 32,766 parameters; a row has ~10)
+MAX_GROUP = 500
+
+
+class _Group:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def flush(self, engine: AsyncEngine) -> None:
+        try:
+            while self.pending:
+                await self._write(engine)
+        finally:
+            self.task = None
+
+    async def _write(self, engine: AsyncEngine) -> None:
+        taken: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        try:
+            async with write_transaction(engine) as conn:
+                # the rows that queued while this waited for the write slot go in with it
+                taken, self.pending = self.pending[:MAX_GROUP], self.pending[MAX_GROUP:]
+                stmt = sqlite_insert(InboxEvent).values([v for v, _ in taken]).on_conflict_do_nothing().returning(InboxEvent.id)
+                new = set((await conn.execute(stmt)).scalars())
+        except Exception as exc:
+            if not taken:  # no write slot: the waiting requests get the error (busy)
+                taken, self.pending = self.pending, []
+                for _, fut in taken:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                return
+        else:
+            for values, fut in taken:
+                if not fut.done():
+                    fut.set_result(values["id"] in new)
+            return
+        for values, fut in taken:  # one by one: only the failing row's request fails
+            try:
+                async with write_transaction(engine) as conn:
+                    stmt = sqlite_insert(InboxEvent).values(**values).on_conflict_do_nothing().returning(InboxEvent.id)
+                    inserted = (await conn.execute(stmt)).scalar_one_or_none()
+            except Exception as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+                continue
+            if not fut.done():
+                fut.set_result(inserted is not None)
+
+
+_groups: WeakKeyDictionary[Any, _Group] = WeakKeyDictionary()
+
+
+async def insert_inbox_row(engine: AsyncEngine, values: dict[str, Any]) -> uuid.UUID | None:
+    """Store one inbox row (``values`` with its ``id``) in the next group commit of this engine
+    (SQLite only); the row's id, or None when (tenant, channel, provider event id) was stored
+    before. Returns once the row's transaction has committed."""
+    loop = asyncio.get_running_loop()
+    group = _groups.get(engine.sync_engine)
+    if group is None or group.loop is not loop:
+        group = _groups[engine.sync_engine] = _Group(loop)
+    fut: asyncio.Future[bool] = loop.create_future()
+    group.pending.append((values, fut))
+    if group.task is None:
+        group.task = loop.create_task(group.flush(engine))
+    inserted = await asyncio.shield(fut)
+    return values["id"] if inserted else None
