@@ -91,6 +91,11 @@ def _user(content: dict[str, Any], open_id: str) -> tuple[str | None, str | None
     return None, None, None
 
 
+def union_id_of(content: dict[str, Any], open_id: str) -> str | None:
+    """The union_id ``user_infos`` gives for ``open_id``, if any."""
+    return _user(content, open_id)[2]
+
+
 def lead_answers(content: dict[str, Any]) -> dict[str, str]:
     """Form answers of a lead: ``card_data[{label, value}]`` (IM lead cards) or the scalar
     fields of a lead event (names UNCONFIRMED, so every scalar field is kept)."""

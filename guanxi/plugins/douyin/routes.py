@@ -101,6 +101,9 @@ async def _keep(call: WebhookCall, key: str, status: str) -> bool:
     env: callbacks.Envelope = call.state["envelope"]
     account: str = call.state["account"]
     assert call.tenant_id is not None
+    # the person an ignored event is about (its body may hold what they wrote): export and erasure
+    user = (call.state.get("customer") or None) if status == "ignored" else None
+    union_id = callbacks.union_id_of(call.state["content"], user) if user else None
     async with call.runtime.write_session(call.tenant_id) as session:
         stmt = (
             _insert(call.runtime)(DouyinEvent)
@@ -112,6 +115,8 @@ async def _keep(call: WebhookCall, key: str, status: str) -> bool:
                 status=status,
                 body={"from_user_id": env.from_user_id, "to_user_id": env.to_user_id, "content": call.state["content"]},
                 received_at=utcnow(),
+                user_open_id=user[:128] if user else None,
+                user_union_id=union_id,
             )
             .on_conflict_do_nothing()
             .returning(DouyinEvent.dedupe_key)
