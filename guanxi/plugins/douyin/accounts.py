@@ -105,6 +105,19 @@ async def app_by_client_key(runtime: Runtime, client_key: str) -> App | None:
         return found
     if not client_key or len(client_key) > 64:
         return None
+    from guanxi.plugins.douyin.state import douyin_state
+
+    cache = douyin_state(runtime).apps
+    cached = cache.get(client_key)
+    if cached is not None:
+        return cached
+    app = await _tenant_app_by_client_key(runtime, client_key)
+    if app is not None:
+        cache.put(client_key, app)
+    return app
+
+
+async def _tenant_app_by_client_key(runtime: Runtime, client_key: str) -> App | None:
     async with runtime.session(None) as session, unscoped(session):
         tenant_id = (
             await session.execute(
@@ -147,6 +160,13 @@ async def authorization_tenant(runtime: Runtime, app: App, open_ids: list[str]) 
     wanted = [o for o in open_ids if o]
     if not wanted:
         return None
+    from guanxi.plugins.douyin.state import douyin_state
+
+    cache = douyin_state(runtime).authorizations
+    key = (app.client_key, app.tenant_id, tuple(wanted))
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
     async with runtime.session(None) as session, unscoped(session):
         stmt = select(DouyinAuthorization.tenant_id, DouyinAuthorization.open_id, DouyinAuthorization.status).where(
             DouyinAuthorization.client_key == app.client_key, DouyinAuthorization.open_id.in_(wanted)
@@ -157,6 +177,7 @@ async def authorization_tenant(runtime: Runtime, app: App, open_ids: list[str]) 
     if not rows:
         return None
     rows.sort(key=lambda r: (r.status != "connected", wanted.index(r.open_id)))
+    cache.put(key, (rows[0].tenant_id, rows[0].open_id))
     return rows[0].tenant_id, rows[0].open_id
 
 

@@ -92,4 +92,5 @@ async def complete(runtime: Runtime, *, state: str, code: str) -> Connected:
         auth.tokens = ""
         tokens.store(runtime, auth, got, now=now)
         await privacy.schedule_purge(tx)
+        tx.after_commit(douyin_state(runtime).authorizations.clear)  # webhooks to it find this tenant at once
         return Connected(open_id=auth.open_id, nickname=auth.nickname, status=auth.status)

@@ -88,6 +88,8 @@ def verify(call: WebhookCall) -> None:
     if not given:
         raise SignatureError("missing X-Douyin-Signature")
     if not app.signing_key or not hmac.compare_digest(given.strip().lower(), signature(app.signing_key, call.body)):
+        if app.key:  # a tenant's app: its secret may have been rotated; Douyin's retry reads it afresh
+            douyin_state(call.runtime).apps.drop(app.client_key)
         raise SignatureError("bad X-Douyin-Signature")
 
 
@@ -134,6 +136,7 @@ async def _keep(call: WebhookCall, key: str, status: str) -> bool:
         elif isinstance(call.state["content"].get("scopes"), list):
             row.scopes = [str(s) for s in call.state["content"]["scopes"]][:50]
         row.updated_at = utcnow()
+    douyin_state(call.runtime).authorizations.clear()  # after the commit: who holds the account may have changed
     return True
 
 

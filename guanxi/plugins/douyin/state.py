@@ -5,12 +5,14 @@ refreshes are single flight)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
 
 from guanxi.core.runtime import Runtime
 from guanxi.plugins.douyin.accounts import CHANNEL, App
 from guanxi.plugins.douyin.client import DouyinClient
+from guanxi.plugins.douyin.lookups import AuthorizationKey, TTLCache
 from guanxi.plugins.douyin.settings import DouyinSettings
 
 
@@ -21,6 +23,9 @@ class DouyinState:
         self._http: httpx.AsyncClient | None = None
         self._clients: dict[tuple[str, str], DouyinClient] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        #: the webhook's lookups (:mod:`guanxi.plugins.douyin.lookups`)
+        self.apps: TTLCache[str, App] = TTLCache(self.settings.lookup_cache_s)
+        self.authorizations: TTLCache[AuthorizationKey, tuple[uuid.UUID, str]] = TTLCache(self.settings.lookup_cache_s)
 
     @property
     def http(self) -> httpx.AsyncClient:

@@ -145,6 +145,7 @@ async def access_token(runtime: Runtime, tenant_id: uuid.UUID, open_id: str, *, 
                 disconnect(row, outcome.disconnected)
             token = unseal(runtime, row).access_token
     if outcome.disconnected is not None:
+        state.authorizations.clear()  # a connected authorization of another tenant now wins
         raise DouyinDisconnectedError(f"the Douyin account {open_id!r} is disconnected: {outcome.disconnected}")
     return app, token
 

@@ -1,0 +1,52 @@
+"""A per-process cache of what every webhook request looks up before it can check a signature:
+the app a ``client_key`` names and the tenant whose authorization an event is addressed to.
+
+Entries live ``lookup_cache_s`` seconds (0: no cache). Only answers that found something are
+kept (a business account connected a moment ago is found at once). This process drops the
+authorization answers when an account connects, is revoked (``unauthorize``) or is disconnected,
+and an app when a signature checked with it fails (a rotated secret is read afresh for the
+retry); other processes see such changes within the TTL."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+#: entries kept at most per cache; a full cache starts over (it only saves lookups)
+MAX_ENTRIES = 10_000
+
+
+class TTLCache(Generic[K, V]):
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K) -> V | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        if found[0] <= time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return found[1]
+
+    def put(self, key: K, value: V) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.ttl_s, value)
+
+    def drop(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+#: (client_key, owning tenant of a tenant's app or None, the open_ids named) → (tenant, open_id)
+AuthorizationKey = tuple[str, uuid.UUID | None, tuple[str, ...]]
