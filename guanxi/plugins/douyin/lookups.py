@@ -1,11 +1,12 @@
 """A per-process cache of what every webhook request looks up before it can check a signature:
 the app a ``client_key`` names and the tenant whose authorization an event is addressed to.
 
-Entries live ``lookup_cache_s`` seconds (0: no cache). Only answers that found something are
-kept (a business account connected a moment ago is found at once). This process drops the
-authorization answers when an account connects, is revoked (``unauthorize``) or is disconnected,
-and an app when a signature checked with it fails (a rotated secret is read afresh for the
-retry); other processes see such changes within the TTL."""
+Entries live ``lookup_cache_s`` seconds (0: no cache). Authorizations are kept per open_id,
+including "none" (most open_ids a webhook names are customers'); apps only when found. This
+process drops the authorization answers when an account connects, is revoked (``unauthorize``)
+or is disconnected, and an app when a signature checked with it fails (a rotated secret is read
+afresh for the retry); other processes see such changes within the TTL (a delivery refused
+meanwhile is retried by Douyin)."""
 
 from __future__ import annotations
 
@@ -48,5 +49,6 @@ class TTLCache(Generic[K, V]):
         self._entries.clear()
 
 
-#: (client_key, owning tenant of a tenant's app or None, the open_ids named) → (tenant, open_id)
-AuthorizationKey = tuple[str, uuid.UUID | None, tuple[str, ...]]
+#: (client_key, owning tenant of a tenant's app or None, an open_id) → its authorizations' (tenant, status)
+AuthorizationKey = tuple[str, uuid.UUID | None, str]
+Authorizations = tuple[tuple[uuid.UUID, str], ...]

@@ -5,14 +5,13 @@ refreshes are single flight)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import httpx
 
 from guanxi.core.runtime import Runtime
 from guanxi.plugins.douyin.accounts import CHANNEL, App
 from guanxi.plugins.douyin.client import DouyinClient
-from guanxi.plugins.douyin.lookups import AuthorizationKey, TTLCache
+from guanxi.plugins.douyin.lookups import AuthorizationKey, Authorizations, TTLCache
 from guanxi.plugins.douyin.settings import DouyinSettings
 
 
@@ -25,7 +24,7 @@ class DouyinState:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         #: the webhook's lookups (:mod:`guanxi.plugins.douyin.lookups`)
         self.apps: TTLCache[str, App] = TTLCache(self.settings.lookup_cache_s)
-        self.authorizations: TTLCache[AuthorizationKey, tuple[uuid.UUID, str]] = TTLCache(self.settings.lookup_cache_s)
+        self.authorizations: TTLCache[AuthorizationKey, Authorizations] = TTLCache(self.settings.lookup_cache_s)
 
     @property
     def http(self) -> httpx.AsyncClient:

@@ -38,6 +38,8 @@ async def test_a_webhook_of_the_deployment_app_costs_one_statement_once_its_acco
     first = await statements_of(runtime, anonymous_client, message(0, business))
     assert first == 2  # the authorization addressed, the inbox row
     assert [await statements_of(runtime, anonymous_client, message(n, business)) for n in (1, 2, 3)] == [1, 1, 1]
+    other = envelope("im_receive_msg", im_content("hello", "cust-new", message_id="m-x"), from_user="cust-new", to_user=business)
+    assert await statements_of(runtime, anonymous_client, other) == 1  # a customer never seen: the account is known
     revoke = envelope("unauthorize", {"scopes": []}, from_user=business, to_user=business)
     assert (await deliver(anonymous_client, revoke)).status_code == 200
     assert await statements_of(runtime, anonymous_client, message(4, business)) == 2  # looked up again
