@@ -24,6 +24,7 @@ from guanxi.core.domain.models import ChannelAccount
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import accounts
 from guanxi.core.storage.tenancy import TenantSession, unscoped
+from guanxi.plugins.douyin.lookups import lookups
 from guanxi.plugins.douyin.models import DouyinAuthorization
 from guanxi.plugins.douyin.settings import DouyinSettings
 
@@ -105,9 +106,7 @@ async def app_by_client_key(runtime: Runtime, client_key: str) -> App | None:
         return found
     if not client_key or len(client_key) > 64:
         return None
-    from guanxi.plugins.douyin.state import douyin_state
-
-    cache = douyin_state(runtime).apps
+    cache = lookups(runtime).apps
     cached = cache.get(client_key)
     if cached is not None:
         return cached
@@ -160,9 +159,7 @@ async def authorization_tenant(runtime: Runtime, app: App, open_ids: list[str]) 
     wanted = [o for o in open_ids if o]
     if not wanted:
         return None
-    from guanxi.plugins.douyin.state import douyin_state
-
-    cache = douyin_state(runtime).authorizations
+    cache = lookups(runtime).authorizations
     # per open_id, the (tenant, status) of its authorizations of this app; none is an answer too
     # (most candidates are customers' open_ids, not business accounts)
     known = {o: cache.get((app.client_key, app.tenant_id, o)) for o in wanted}

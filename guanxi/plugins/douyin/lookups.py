@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from guanxi.core.runtime import Runtime
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -52,3 +55,19 @@ class TTLCache(Generic[K, V]):
 #: (client_key, owning tenant of a tenant's app or None, an open_id) → its authorizations' (tenant, status)
 AuthorizationKey = tuple[str, uuid.UUID | None, str]
 Authorizations = tuple[tuple[uuid.UUID, str], ...]
+
+
+@dataclass
+class Lookups:
+    #: client_key → a tenant's :class:`~guanxi.plugins.douyin.accounts.App`
+    apps: TTLCache[str, Any]
+    authorizations: TTLCache[AuthorizationKey, Authorizations]
+
+
+def lookups(runtime: Runtime) -> Lookups:
+    """The runtime's caches (created with ``lookup_cache_s`` on first use)."""
+    found: Any = runtime.state.get("douyin.lookups")
+    if found is None:
+        ttl = float(runtime.plugin_settings("douyin").lookup_cache_s)
+        found = runtime.state["douyin.lookups"] = Lookups(apps=TTLCache(ttl), authorizations=TTLCache(ttl))
+    return found

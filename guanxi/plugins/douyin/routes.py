@@ -42,6 +42,7 @@ from guanxi.plugins.douyin import callbacks, oauth
 from guanxi.plugins.douyin.accounts import App, app_by_client_key, authorization_tenant
 from guanxi.plugins.douyin.callbacks import ACCOUNT_EVENTS, CUSTOMER_EVENTS
 from guanxi.plugins.douyin.client import DouyinError
+from guanxi.plugins.douyin.lookups import lookups
 from guanxi.plugins.douyin.models import DouyinAuthorization, DouyinConversation, DouyinEvent
 from guanxi.plugins.douyin.state import douyin_state
 from guanxi.webhooks import WebhookCall, WebhookTarget, webhook
@@ -89,7 +90,7 @@ def verify(call: WebhookCall) -> None:
         raise SignatureError("missing X-Douyin-Signature")
     if not app.signing_key or not hmac.compare_digest(given.strip().lower(), signature(app.signing_key, call.body)):
         if app.key:  # a tenant's app: its secret may have been rotated; Douyin's retry reads it afresh
-            douyin_state(call.runtime).apps.drop(app.client_key)
+            lookups(call.runtime).apps.drop(app.client_key)
         raise SignatureError("bad X-Douyin-Signature")
 
 
@@ -136,7 +137,7 @@ async def _keep(call: WebhookCall, key: str, status: str) -> bool:
         elif isinstance(call.state["content"].get("scopes"), list):
             row.scopes = [str(s) for s in call.state["content"]["scopes"]][:50]
         row.updated_at = utcnow()
-    douyin_state(call.runtime).authorizations.clear()  # after the commit: who holds the account may have changed
+    lookups(call.runtime).authorizations.clear()  # after the commit: who holds the account may have changed
     return True
 
 

@@ -11,7 +11,6 @@ import httpx
 from guanxi.core.runtime import Runtime
 from guanxi.plugins.douyin.accounts import CHANNEL, App
 from guanxi.plugins.douyin.client import DouyinClient
-from guanxi.plugins.douyin.lookups import AuthorizationKey, Authorizations, TTLCache
 from guanxi.plugins.douyin.settings import DouyinSettings
 
 
@@ -22,9 +21,6 @@ class DouyinState:
         self._http: httpx.AsyncClient | None = None
         self._clients: dict[tuple[str, str], DouyinClient] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        #: the webhook's lookups (:mod:`guanxi.plugins.douyin.lookups`)
-        self.apps: TTLCache[str, App] = TTLCache(self.settings.lookup_cache_s)
-        self.authorizations: TTLCache[AuthorizationKey, Authorizations] = TTLCache(self.settings.lookup_cache_s)
 
     @property
     def http(self) -> httpx.AsyncClient:
