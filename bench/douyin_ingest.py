@@ -13,8 +13,11 @@ and prints JSON:
 - ``processed_per_s`` and ``processed_s``: events turned into customers, identities,
   interactions and reply windows, from the first delivery until the inbox processed every one
 - ``baseline_rps``: the bare endpoint's requests per second; ``ratio`` = events_per_s / baseline_rps
+- ``uncached_events_per_s``, ``lookup_cache_speedup``: a second app process with
+  ``lookup_cache_s = 0`` (every request looks up the app and the authorization) gets as many
+  other deliveries in the same rounds: the cache's before/after in one run
 - ``exactly_once``: 5 % of the deliveries are sent three times (same ``Msg-Id``, as Douyin
-  retries); every event became exactly one interaction
+  retries); every event (of both app processes) became exactly one interaction
 
 No API call is made (receiving needs none): the figure is the webhook path and the inbox.
 """
@@ -64,8 +67,8 @@ def environ(url: str) -> dict[str, str]:
     }
 
 
-def start(app: str, port: int, url: str, slug: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GUANXI__TENANT": slug, **environ(url)}
+def start(app: str, port: int, url: str, slug: str, **extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GUANXI__TENANT": slug, **environ(url), **extra}
     return subprocess.Popen(
         [sys.executable, "-m", "bench._ingest_server", "--app", app, "--port", str(port)], cwd=ROOT, env=env, start_new_session=True
     )
@@ -110,35 +113,45 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         s.add(
             DouyinAuthorization(open_id=BUSINESS, client_key=CLIENT_KEY, app_key="", status="connected", scopes=[], tokens="", renewals=0)
         )
-    gport, bport = free_port(), free_port()
+    gport, uport, bport = free_port(), free_port(), free_port()
     guanxi_proc = start("guanxi", gport, url, slug)
+    # the same app without the per-process lookup cache (the "before" of the cache, same run)
+    uncached_proc = start("guanxi", uport, url, slug, GUANXI__PLUGINS__DOUYIN__LOOKUP_CACHE_S="0")
     base_proc = start("douyin-baseline", bport, url, slug)
     try:
         await wait_ready(guanxi_proc, f"http://127.0.0.1:{gport}")
+        await wait_ready(uncached_proc, f"http://127.0.0.1:{uport}")
         await wait_ready(base_proc, f"http://127.0.0.1:{bport}")
-        run_id = secrets.token_hex(3)
+        run_id, uncached_run = secrets.token_hex(3), secrets.token_hex(3)
         bodies = [delivery(i, run_id) for i in range(args.events)]
+        uncached_bodies = [delivery(i, uncached_run) for i in range(args.events)]
         retries = bodies[: max(1, args.events // 20)]
         deadline = time.monotonic() + args.time_limit
         rounds = 4
         per = max(1, len(bodies) // rounds)
         g_lat: list[float] = []
+        u_lat: list[float] = []
         b_lat: list[float] = []
-        g_time = b_time = 0.0
-        g_err = b_err = 0
+        g_time = u_time = b_time = 0.0
+        g_err = u_err = b_err = 0
         g_cpu0 = cpu_seconds(guanxi_proc.pid)
         first_send = time.perf_counter()
         for r in range(rounds):  # alternate, so drift of the machine hits both
             chunk = bodies[r * per : (r + 1) * per] if r < rounds - 1 else bodies[r * per :]
             lat, took, err = await blast(f"http://127.0.0.1:{gport}", [("/webhooks/douyin", *b) for b in chunk], args.concurrency, deadline)
             g_lat, g_time, g_err = g_lat + lat, g_time + took, g_err + err
+            uncached = uncached_bodies[r * per : (r + 1) * per] if r < rounds - 1 else uncached_bodies[r * per :]
+            lat, took, err = await blast(
+                f"http://127.0.0.1:{uport}", [("/webhooks/douyin", *b) for b in uncached], args.concurrency, deadline
+            )
+            u_lat, u_time, u_err = u_lat + lat, u_time + took, u_err + err
             lat, took, err = await blast(f"http://127.0.0.1:{bport}", [("/baseline", *b) for b in chunk], args.concurrency, deadline)
             b_lat, b_time, b_err = b_lat + lat, b_time + took, b_err + err
         g_cpu1 = cpu_seconds(guanxi_proc.pid)
         for _ in range(2):  # Douyin retries: the same deliveries (same Msg-Id) again
             await blast(f"http://127.0.0.1:{gport}", [("/webhooks/douyin", *b) for b in retries], args.concurrency, deadline)
         while time.monotonic() < deadline:  # polling another process's progress in the database
-            if await processed_count(rt, tenant_id, "douyin") >= len(bodies):
+            if await processed_count(rt, tenant_id, "douyin") >= 2 * len(bodies):
                 break
             await asyncio.sleep(0.05)
         done = await processed_count(rt, tenant_id, "douyin")
@@ -148,6 +161,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 (await s.execute(select(func.count()).select_from(Interaction).where(Interaction.channel == "douyin"))).scalar_one()
             )
         events_per_s = len(g_lat) / g_time if g_time else 0.0
+        uncached_per_s = len(u_lat) / u_time if u_time else 0.0
         baseline_rps = len(b_lat) / b_time if b_time else 0.0
         return {
             "events": args.events,
@@ -159,9 +173,12 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "processed_s": round(processed_s, 3),
             "processed_per_s": round(done / processed_s, 1) if processed_s else 0.0,
             "interactions": interactions,
-            "exactly_once": interactions == len(bodies) == done,
+            "exactly_once": interactions == 2 * len(bodies) == done,
             "duplicates_sent": 2 * len(retries),
-            "errors": g_err,
+            "errors": g_err + u_err,
+            "uncached_events_per_s": round(uncached_per_s, 1),
+            "uncached_p99_ack_ms": round(pct(u_lat, 0.99), 2),
+            "lookup_cache_speedup": round(events_per_s / uncached_per_s, 3) if uncached_per_s else None,
             "baseline": "bare msgspec decode of the same body (envelope and content), same uvicorn settings",
             "baseline_rps": round(baseline_rps, 1),
             "baseline_p99_ms": round(pct(b_lat, 0.99), 2),
@@ -176,6 +193,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         }
     finally:
         stop_server(guanxi_proc)
+        stop_server(uncached_proc)
         stop_server(base_proc)
         await rt.engine.dispose()
 

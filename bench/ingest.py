@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for key, value in result.items():
             print(f"{key:>24}: {value}")
-    return 0 if result["exactly_once"] and not result["errors"] else 1
+    return 0 if result["exactly_once"] and not result["errors"] and not result["baseline_errors"] else 1
 
 
 if __name__ == "__main__":

@@ -374,9 +374,13 @@ def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, custom
 
 
 @hookspec
-def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
+def guanxi_erase_customer(
+    runtime: Runtime, session: TenantSession, customer_id: uuid.UUID, identities: list[tuple[str, str, str | None]]
+) -> dict[str, int] | None:
     """Delete or anonymise the personal data this plugin holds on one person (right to erasure),
     inside the erasing transaction (``session`` writes; an exception undoes the whole erasure).
+    ``identities`` are the person's channel identities as they were before core blanked them,
+    as ``(channel, external_id, union_id)``: how to find rows keyed by a provider's user id.
 
     Keep what aggregates need (counts, scores, campaign progress) without the person's data:
     blank names, texts and external ids rather than deleting rows others count. Return what was

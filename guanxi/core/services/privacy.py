@@ -206,6 +206,8 @@ async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
         | {i.external_id for i in identities}
         | {i.union_id for i in identities if i.union_id}
     )
+    # what plugins need to find rows keyed by a provider's user id, before the identities are blanked
+    former = [(i.channel, i.external_id, i.union_id) for i in identities]
     # Only what still holds personal data is changed and counted, so erasing again reports zeros.
     counts: dict[str, int] = {}
     now = utcnow()
@@ -292,7 +294,7 @@ async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
             counts["audit_events"] += 1
     await session.flush()
     for name, erased in await plugins.collect(
-        tx.runtime.pm.hook.guanxi_erase_customer, runtime=tx.runtime, session=session, customer_id=customer.id
+        tx.runtime.pm.hook.guanxi_erase_customer, runtime=tx.runtime, session=session, customer_id=customer.id, identities=former
     ):
         for kind, n in erased.items():
             counts[f"{name}.{kind}"] = int(n)

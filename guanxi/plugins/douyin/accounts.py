@@ -24,6 +24,7 @@ from guanxi.core.domain.models import ChannelAccount
 from guanxi.core.runtime import Runtime
 from guanxi.core.services import accounts
 from guanxi.core.storage.tenancy import TenantSession, unscoped
+from guanxi.plugins.douyin.lookups import lookups
 from guanxi.plugins.douyin.models import DouyinAuthorization
 from guanxi.plugins.douyin.settings import DouyinSettings
 
@@ -105,6 +106,17 @@ async def app_by_client_key(runtime: Runtime, client_key: str) -> App | None:
         return found
     if not client_key or len(client_key) > 64:
         return None
+    cache = lookups(runtime).apps
+    cached = cache.get(client_key)
+    if cached is not None:
+        return cached
+    app = await _tenant_app_by_client_key(runtime, client_key)
+    if app is not None:
+        cache.put(client_key, app)
+    return app
+
+
+async def _tenant_app_by_client_key(runtime: Runtime, client_key: str) -> App | None:
     async with runtime.session(None) as session, unscoped(session):
         tenant_id = (
             await session.execute(
@@ -147,17 +159,33 @@ async def authorization_tenant(runtime: Runtime, app: App, open_ids: list[str]) 
     wanted = [o for o in open_ids if o]
     if not wanted:
         return None
-    async with runtime.session(None) as session, unscoped(session):
-        stmt = select(DouyinAuthorization.tenant_id, DouyinAuthorization.open_id, DouyinAuthorization.status).where(
-            DouyinAuthorization.client_key == app.client_key, DouyinAuthorization.open_id.in_(wanted)
-        )
-        if app.tenant_id is not None:
-            stmt = stmt.where(DouyinAuthorization.tenant_id == app.tenant_id)
-        rows = list((await session.execute(stmt)).all())
-    if not rows:
+    cache = lookups(runtime).authorizations
+    # per open_id, the (tenant, status) of its authorizations of this app; none is an answer too
+    # (most candidates are customers' open_ids, not business accounts)
+    known = {o: cache.get((app.client_key, app.tenant_id, o)) for o in wanted}
+    for o in wanted:  # a connected authorization of the first open_id known to have one wins outright
+        if known[o] is None:
+            break
+        connected = next((tenant for tenant, status in known[o] or () if status == "connected"), None)
+        if connected is not None:
+            return connected, o
+    if any(v is None for v in known.values()):
+        async with runtime.session(None) as session, unscoped(session):
+            stmt = select(DouyinAuthorization.tenant_id, DouyinAuthorization.open_id, DouyinAuthorization.status).where(
+                DouyinAuthorization.client_key == app.client_key, DouyinAuthorization.open_id.in_(wanted)
+            )
+            if app.tenant_id is not None:
+                stmt = stmt.where(DouyinAuthorization.tenant_id == app.tenant_id)
+            rows = list((await session.execute(stmt)).all())
+        for o in wanted:
+            mine = tuple((r.tenant_id, r.status) for r in rows if r.open_id == o)
+            known[o] = mine
+            cache.put((app.client_key, app.tenant_id, o), mine)
+    found = [(status != "connected", wanted.index(o), tenant, o) for o in wanted for tenant, status in known[o] or ()]
+    if not found:
         return None
-    rows.sort(key=lambda r: (r.status != "connected", wanted.index(r.open_id)))
-    return rows[0].tenant_id, rows[0].open_id
+    found.sort(key=lambda f: (f[0], f[1]))
+    return found[0][2], found[0][3]
 
 
 async def connected_elsewhere(runtime: Runtime, tenant_id: uuid.UUID, client_key: str, open_id: str) -> bool:

@@ -14,7 +14,9 @@ from typing import Any
 
 import msgspec
 
+from guanxi.core.base.errors import ValidationError
 from guanxi.core.domain.channels import InboundEvent, ProfileInput, Receipt
+from guanxi.core.services.customers import normalize_phone
 from guanxi.plugins.douyin.client import number
 
 CHANNEL = "douyin"
@@ -91,6 +93,11 @@ def _user(content: dict[str, Any], open_id: str) -> tuple[str | None, str | None
     return None, None, None
 
 
+def union_id_of(content: dict[str, Any], open_id: str) -> str | None:
+    """The union_id ``user_infos`` gives for ``open_id``, if any."""
+    return _user(content, open_id)[2]
+
+
 def lead_answers(content: dict[str, Any]) -> dict[str, str]:
     """Form answers of a lead: ``card_data[{label, value}]`` (IM lead cards) or the scalar
     fields of a lead event (names UNCONFIRMED, so every scalar field is kept)."""
@@ -113,6 +120,28 @@ def phone_of(answers: dict[str, str]) -> str | None:
     return None
 
 
+#: the external id of a lead's contact when Douyin named no user: the person is the phone number
+LEAD_PHONE_PREFIX = "lead-phone:"
+
+
+def lead_contact_id(phone: str) -> str | None:
+    """``lead-phone:<normalised phone>``, or None when ``phone`` is not a phone number."""
+    try:
+        return LEAD_PHONE_PREFIX + normalize_phone(phone)
+    except ValidationError:
+        return None
+
+
+def _lead_contact(event: str, content: dict[str, Any]) -> str | None:
+    """A lead event without a user open_id (a phone call, a website form): the identity is its
+    phone number, so core's inbox finds the customer with that phone (contact points) or creates
+    one with it; no phone, no person (kept as ignored)."""
+    if event not in LEAD_EVENTS:
+        return None
+    phone = phone_of(lead_answers(content))
+    return lead_contact_id(phone) if phone else None
+
+
 def to_stored(
     env: Envelope, content: dict[str, Any], *, key: str, account: str, customer: str, client_key: str, echo_status: str
 ) -> InboundEvent | Receipt | None:
@@ -130,7 +159,9 @@ def to_stored(
             return None
         return Receipt(channel=CHANNEL, provider_message_id=message_id, status=echo_status, occurred_at=at, provider_event_id=key)
     if not customer:
-        return None
+        customer = _lead_contact(event, content) or ""
+        if not customer:
+            return None
     nickname, avatar, union_id = _user(content, customer)
     profile: dict[str, Any] = {"account_open_id": account}
     kind, text, phone = "", None, None

@@ -18,7 +18,7 @@ from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.plugins.douyin import oauth, service
-from guanxi.plugins.douyin.callbacks import CHANNEL
+from guanxi.plugins.douyin.callbacks import CHANNEL, LEAD_PHONE_PREFIX
 from guanxi.plugins.douyin.models import DouyinAuthorization
 
 
@@ -116,7 +116,8 @@ async def _load(info: Info, ids: Sequence[uuid.UUID]) -> list[CustomerDouyin | N
             )
         ).scalars()
     }
-    by_customer = {i.customer_id: i for i in idents}  # the most recently updated identity wins
+    # the most recently updated identity wins, an account (open_id) over a lead's phone contact
+    by_customer = {i.customer_id: i for i in sorted(idents, key=lambda i: not i.external_id.startswith(LEAD_PHONE_PREFIX))}
     out: list[CustomerDouyin | None] = []
     for cid in ids:
         ident = by_customer.get(cid)

@@ -74,16 +74,28 @@ class DouyinConversation(TenantScoped, Base):
 class DouyinEvent(TenantScoped, Base):
     """Webhook events that are not about one customer (authorize, unauthorize) and events of a
     type this plugin does not handle, kept once per Msg-Id with ``status`` ``applied`` or
-    ``ignored``; customer events go through core's inbox instead."""
+    ``ignored``; customer events go through core's inbox instead.
+
+    An ignored event's ``body`` may hold what a person wrote: ``user_open_id`` / ``user_union_id``
+    name that person, so their export and erasure find it, and ignored events older than
+    ``ignored_event_retention_days`` are purged by a daily job."""
 
     __tablename__ = "douyin_events"
+    __table_args__ = (
+        Index(None, "tenant_id", "user_open_id"),
+        Index(None, "tenant_id", "user_union_id"),
+        Index(None, "tenant_id", "status", "received_at"),
+    )
 
     dedupe_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     event: Mapped[str] = mapped_column(String(64))
     account_open_id: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16))
-    body: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[dict[str, Any]] = mapped_column(default=dict, info=PERSONAL)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: the other party of the event (not the business account): open_id, and union_id when given
+    user_open_id: Mapped[str | None] = mapped_column(String(128), info=PERSONAL)
+    user_union_id: Mapped[str | None] = mapped_column(String(128), info=PERSONAL)
 
 
 #: every table of the plugin (tenant export and purge)

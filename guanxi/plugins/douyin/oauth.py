@@ -15,9 +15,10 @@ from guanxi.core.base.errors import ConflictError, ValidationError
 from guanxi.core.domain.models import utcnow
 from guanxi.core.runtime import Runtime
 from guanxi.core.storage.tenancy import unscoped
-from guanxi.plugins.douyin import tokens
+from guanxi.plugins.douyin import privacy, tokens
 from guanxi.plugins.douyin.accounts import connected_elsewhere, tenant_app
 from guanxi.plugins.douyin.client import DouyinError
+from guanxi.plugins.douyin.lookups import lookups
 from guanxi.plugins.douyin.models import DouyinAuthorization, DouyinOAuthState
 from guanxi.plugins.douyin.state import douyin_state
 
@@ -91,4 +92,6 @@ async def complete(runtime: Runtime, *, state: str, code: str) -> Connected:
         auth.union_id = str(info.get("union_id") or "") or got.union_id or auth.union_id
         auth.tokens = ""
         tokens.store(runtime, auth, got, now=now)
+        await privacy.schedule_purge(tx)
+        tx.after_commit(lookups(runtime).authorizations.clear)  # webhooks to it find this tenant at once
         return Connected(open_id=auth.open_id, nickname=auth.nickname, status=auth.status)

@@ -10,19 +10,24 @@ import click
 import msgspec
 from sqlalchemy import delete, select, update
 
-from guanxi import Runtime, Tx, hookimpl
+from guanxi import JobKind, Runtime, Tx, hookimpl
 from guanxi.core.base.context import RequestContext
 from guanxi.core.base.errors import ConfigError
 from guanxi.core.domain.access import Permission
 from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent
 from guanxi.core.domain.events import CustomersMerged, InboundApplied
 from guanxi.core.storage.tenancy import TenantSession
-from guanxi.plugins.douyin import accounts, events
+from guanxi.plugins.douyin import accounts, events, privacy
 from guanxi.plugins.douyin.channel import DouyinChannel
 from guanxi.plugins.douyin.models import DouyinConversation
 from guanxi.plugins.douyin.routes import douyin_oauth_callback, douyin_webhook
 from guanxi.plugins.douyin.settings import DouyinSettings
 from guanxi.plugins.douyin.state import douyin_state
+
+
+@hookimpl
+def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
+    return [JobKind(name=privacy.PURGE_JOB, run=privacy.run_purge, description="Delete ignored Douyin webhook events past their retention")]
 
 
 @hookimpl
@@ -132,9 +137,11 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
 async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
     """The customer's conversations with business accounts (who wrote to whom, and when)."""
     rows = (await session.execute(select(DouyinConversation).where(DouyinConversation.customer_id == customer_id))).scalars().all()
-    if not rows:
+    kept = await privacy.export_events(session, customer_id)
+    if not rows and not kept:
         return None
     return {
+        "events": kept,
         "conversations": [
             {
                 "account_open_id": r.account_open_id,
@@ -143,15 +150,19 @@ async def guanxi_export_customer_data(runtime: Runtime, session: TenantSession, 
                 "last_in_at": r.last_in_at.isoformat(),
             }
             for r in rows
-        ]
+        ],
     }
 
 
 @hookimpl
-async def guanxi_erase_customer(runtime: Runtime, session: TenantSession, customer_id: uuid.UUID) -> dict[str, int] | None:
-    """Delete the customer's conversation rows (a reply to them is then impossible, as it should be)."""
+async def guanxi_erase_customer(
+    runtime: Runtime, session: TenantSession, customer_id: uuid.UUID, identities: list[tuple[str, str, str | None]]
+) -> dict[str, int] | None:
+    """Delete the customer's conversation rows (a reply to them is then impossible, as it should
+    be) and blank the raw events kept about them (by their identities' open_id / union_id)."""
     result = await session.execute(
         delete(DouyinConversation).where(DouyinConversation.customer_id == customer_id).execution_options(synchronize_session=False)
     )
-    count = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    return {"conversations": count} if count else None
+    counts = {"conversations": int(result.rowcount or 0), "events": await privacy.erase_events(session, identities)}  # type: ignore[attr-defined]
+    counts = {k: n for k, n in counts.items() if n}
+    return counts or None

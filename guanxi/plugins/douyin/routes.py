@@ -42,6 +42,7 @@ from guanxi.plugins.douyin import callbacks, oauth
 from guanxi.plugins.douyin.accounts import App, app_by_client_key, authorization_tenant
 from guanxi.plugins.douyin.callbacks import ACCOUNT_EVENTS, CUSTOMER_EVENTS
 from guanxi.plugins.douyin.client import DouyinError
+from guanxi.plugins.douyin.lookups import lookups
 from guanxi.plugins.douyin.models import DouyinAuthorization, DouyinConversation, DouyinEvent
 from guanxi.plugins.douyin.state import douyin_state
 from guanxi.webhooks import WebhookCall, WebhookTarget, webhook
@@ -88,6 +89,8 @@ def verify(call: WebhookCall) -> None:
     if not given:
         raise SignatureError("missing X-Douyin-Signature")
     if not app.signing_key or not hmac.compare_digest(given.strip().lower(), signature(app.signing_key, call.body)):
+        if app.key:  # a tenant's app: its secret may have been rotated; Douyin's retry reads it afresh
+            lookups(call.runtime).apps.drop(app.client_key)
         raise SignatureError("bad X-Douyin-Signature")
 
 
@@ -101,6 +104,9 @@ async def _keep(call: WebhookCall, key: str, status: str) -> bool:
     env: callbacks.Envelope = call.state["envelope"]
     account: str = call.state["account"]
     assert call.tenant_id is not None
+    # the person an ignored event is about (its body may hold what they wrote): export and erasure
+    user = (call.state.get("customer") or None) if status == "ignored" else None
+    union_id = callbacks.union_id_of(call.state["content"], user) if user else None
     async with call.runtime.write_session(call.tenant_id) as session:
         stmt = (
             _insert(call.runtime)(DouyinEvent)
@@ -112,6 +118,8 @@ async def _keep(call: WebhookCall, key: str, status: str) -> bool:
                 status=status,
                 body={"from_user_id": env.from_user_id, "to_user_id": env.to_user_id, "content": call.state["content"]},
                 received_at=utcnow(),
+                user_open_id=user[:128] if user else None,
+                user_union_id=union_id,
             )
             .on_conflict_do_nothing()
             .returning(DouyinEvent.dedupe_key)
@@ -129,6 +137,7 @@ async def _keep(call: WebhookCall, key: str, status: str) -> bool:
         elif isinstance(call.state["content"].get("scopes"), list):
             row.scopes = [str(s) for s in call.state["content"]["scopes"]][:50]
         row.updated_at = utcnow()
+    lookups(call.runtime).authorizations.clear()  # after the commit: who holds the account may have changed
     return True
 
 

@@ -45,6 +45,12 @@ class DouyinSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     fans_date_type: int = 7
     #: How long an authorization URL's ``state`` stays valid, seconds.
     oauth_state_ttl_s: int = 1800
+    #: Seconds a process keeps the app and the authorization a webhook names (each request
+    #: looks them up before checking the signature); 0 looks them up every time.
+    lookup_cache_s: float = 30.0
+    #: Days an ignored webhook event (an unknown type; its raw body may hold what someone wrote)
+    #: is kept before the daily purge deletes it; 0 keeps them.
+    ignored_event_retention_days: int = 30
 
     def problems(self) -> list[str]:
         """What is wrong, by key path (values, which may be secrets, are not shown)."""
@@ -53,6 +59,10 @@ class DouyinSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             found.append("`$.plugins.douyin.client_secret` is required with client_key (set it in the environment)")
         if self.echo_receipt_status not in ("sent", "delivered", "read"):
             found.append("`$.plugins.douyin.echo_receipt_status` must be sent, delivered or read")
+        if self.lookup_cache_s < 0 or self.lookup_cache_s > 3600:
+            found.append("`$.plugins.douyin.lookup_cache_s` must be 0 to 3600")
+        if self.ignored_event_retention_days < 0:
+            found.append("`$.plugins.douyin.ignored_event_retention_days` must be >= 0 (0 keeps ignored events)")
         if self.max_renewals < 0 or self.reply_quota < 0 or self.reply_window_s <= 0:
             found.append("`$.plugins.douyin`: max_renewals and reply_quota must be >= 0, reply_window_s > 0")
         return found

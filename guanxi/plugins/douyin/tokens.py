@@ -28,6 +28,7 @@ from guanxi.plugins.douyin.client import (
     DouyinTokenExpiredError,
     TokenSet,
 )
+from guanxi.plugins.douyin.lookups import lookups
 from guanxi.plugins.douyin.models import DouyinAuthorization
 from guanxi.plugins.douyin.state import douyin_state
 
@@ -145,6 +146,7 @@ async def access_token(runtime: Runtime, tenant_id: uuid.UUID, open_id: str, *, 
                 disconnect(row, outcome.disconnected)
             token = unseal(runtime, row).access_token
     if outcome.disconnected is not None:
+        lookups(runtime).authorizations.clear()  # a connected authorization of another tenant now wins
         raise DouyinDisconnectedError(f"the Douyin account {open_id!r} is disconnected: {outcome.disconnected}")
     return app, token
 
