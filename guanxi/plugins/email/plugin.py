@@ -9,8 +9,9 @@ from typing import Any
 import msgspec
 from sqlalchemy import delete, select
 
-from guanxi import AccountSpec, Channel, InboundApplied, InboundEvent, JobKind, MessageStatusChanged, Runtime, Tx, hookimpl
+from guanxi import AccountSpec, Channel, InboundApplied, InboundEvent, JobKind, Receipt, Runtime, Tx, hookimpl
 from guanxi.core.domain.access import Permission
+from guanxi.core.domain.models import OutboxMessage
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.email import imap, service, suppression
 from guanxi.plugins.email.channel import EmailChannel
@@ -85,8 +86,8 @@ async def guanxi_inbound_applied(tx: Tx, event: InboundEvent, applied: InboundAp
 
 
 @hookimpl
-async def guanxi_message_status_changed(runtime: Runtime, event: MessageStatusChanged) -> None:
-    await suppression.on_status(runtime, event, threshold=_settings(runtime).soft_bounce_threshold)
+async def guanxi_receipt_applied(tx: Tx, receipt: Receipt, message: OutboxMessage, previous_status: str) -> None:
+    await suppression.on_receipt(tx, receipt, message, previous_status, threshold=_settings(tx.runtime).soft_bounce_threshold)
 
 
 @hookimpl

@@ -206,8 +206,7 @@ async def test_storing_a_large_attachment_happens_off_the_event_loop(
     raw = msg.as_bytes()
 
     async def meanwhile() -> int:
-        while not started.is_set():  # the upload is being stored
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(started.wait, 20)  # the upload is being stored
         response = await client.get("/healthz")
         answered.set()
         return response.status_code
