@@ -82,6 +82,7 @@ def guanxi_permissions() -> list[Permission]:
 
 @hookimpl
 async def guanxi_inbound_applied(tx: Tx, event: InboundEvent, applied: InboundApplied) -> None:
+    await service.ref_attachments(tx, event, applied)
     await service.notify_owner(tx, event, applied)
 
 
