@@ -10,6 +10,7 @@ erasing transaction committed, on a connection that sees every tenant's referenc
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -20,6 +21,8 @@ from guanxi.core.base.errors import ValidationError
 from guanxi.core.domain.models import FileRef
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.storage.files import KEY
+
+log = logging.getLogger("guanxi.files")
 
 #: An attachment's ``url`` naming a file of the core file store by its key (``guanxi-file:<key>``).
 FILE_URL = "guanxi-file:"
@@ -103,7 +106,10 @@ async def erase_files(tx: Tx, customer_ids: list[uuid.UUID]) -> int:
     runtime = tx.runtime
 
     async def collect() -> None:
-        await drop_unreferenced(runtime, sorted(keys))
+        try:
+            await drop_unreferenced(runtime, sorted(keys))
+        except Exception as exc:  # the erasure committed: report, do not fail it (the bytes stay)
+            log.warning("could not delete %d unreferenced files from the file store: %s", len(keys), type(exc).__name__)
 
     tx.after_commit(collect)
     return int(getattr(result, "rowcount", 0) or 0)

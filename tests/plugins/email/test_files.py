@@ -158,3 +158,20 @@ async def test_an_attachment_naming_no_stored_file_is_refused(runtime: Runtime, 
             await outbox.send_message(
                 tx, outbox.SendRequest(customer_id=customer, channel="email", idempotency_key="g", attachments=[ghost])
             )
+
+
+async def test_a_store_that_fails_to_delete_does_not_fail_the_committed_erasure(
+    runtime: Runtime, tenant_id: uuid.UUID, files: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bytes go after the erasure committed: a store error then is logged (the bytes stay),
+    and the erasure still answers with its counts."""
+    customer = await receive(runtime, tenant_id, mail("mei@customer.test", PDF, "offer.pdf"))
+    key = files.put(PDF)
+
+    def down(key: str) -> None:
+        raise ConnectionError("the store is down")
+
+    monkeypatch.setattr(files, "delete", down)
+    erased = await erase(runtime, tenant_id, customer)
+    assert erased["files"] == 1 and await refs(runtime, tenant_id) == 0 and files.exists(key)
+    assert "could not delete 1 unreferenced files" in caplog.text and "store is down" not in caplog.text
