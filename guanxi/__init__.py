@@ -62,9 +62,11 @@ from guanxi.core.domain.providers import SignatureError, delivery_error, parse_r
 from guanxi.core.hooks.manager import collect, hookimpl
 from guanxi.core.queues.inbox import IngestResult, ingest
 from guanxi.core.runtime import Runtime, Tx
+from guanxi.core.services.files import FILE_URL, add_file_ref
 from guanxi.core.services.outbound import ConsentError, Recipient, Refusal, Screening, record_outbound, screen_outbound
 
 __all__ = [
+    "FILE_URL",
     "AccountSpec",
     "ActionRun",
     "Actor",
@@ -125,6 +127,7 @@ __all__ = [
     "TransientDeliveryError",
     "Tx",
     "ValidationError",
+    "add_file_ref",
     "collect",
     "delivery_error",
     "hookimpl",

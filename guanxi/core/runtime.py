@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -40,7 +41,7 @@ class Tx:
         self.session = session
         self.ctx = ctx
         self._events: list[tuple[str, Event, Any]] = []
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: list[Callable[[], Awaitable[None] | None]] = []
 
     @property
     def tenant_id(self) -> uuid.UUID:
@@ -51,8 +52,9 @@ class Tx:
         the work that emitted it, when tracing is on)."""
         self._events.append((hook_name, event, tracing.capture()))
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run a plain callback once the transaction has committed (before the event hooks)."""
+    def after_commit(self, callback: Callable[[], Awaitable[None] | None]) -> None:
+        """Run a callback once the transaction has committed (before the event hooks); an
+        ``async def`` one is awaited."""
         self._callbacks.append(callback)
 
     @asynccontextmanager
@@ -75,7 +77,8 @@ class Tx:
     async def flush_events(self) -> None:
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
-            callback()
+            if inspect.isawaitable(result := callback()):
+                await result
         events, self._events = self._events, []
         if not events:
             return

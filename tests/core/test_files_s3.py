@@ -68,6 +68,16 @@ def test_unknown_and_malformed_keys_are_not_found_and_too_large_is_refused(s3_ur
     assert files.check(b"%PDF-1.4 small") == "application/pdf"
 
 
+def test_size_and_delete_work_on_objects_and_deleting_a_gone_one_is_a_no_op(s3_url: str) -> None:
+    files = store(s3_url)
+    key = files.put(b"%PDF-1.7 delete me")
+    assert files.size(key) == len(b"%PDF-1.7 delete me") and files.size("0" * 64) is None
+    files.delete(key)
+    assert not files.exists(key) and files.size(key) is None
+    files.delete(key)  # gone already: nothing to do
+    assert files.client.list_objects_v2(Bucket=files.bucket).get("KeyCount") == 0
+
+
 def test_the_s3_backend_needs_a_bucket() -> None:
     with pytest.raises(ConfigError, match="s3_bucket"):
         S3FileStore.from_settings(FilesSettings(backend="s3"))
@@ -96,3 +106,45 @@ class TestMailAttachmentsInS3:
         response = await client.post("/webhooks/email/main/raw", content=raw, headers=signed(raw, "s3-test-secret"))
         assert response.status_code == 200, response.text
         assert files.get(hashlib.sha256(drawing).hexdigest()) == drawing
+
+    async def test_erasing_the_sender_deletes_the_object_once_no_tenant_references_it(
+        self, runtime: Runtime, tenant_id: uuid.UUID, s3_url: str
+    ) -> None:
+        """The erasure of the person who sent an attachment removes its reference, and (no other
+        reference of any tenant left) the object from the bucket."""
+        from email.message import EmailMessage
+
+        from guanxi import RequestContext, ingest
+        from guanxi.core.queues import inbox
+        from guanxi.core.services import privacy
+        from guanxi.plugins.email import inbound
+        from guanxi.plugins.email.settings import Mailbox
+
+        runtime.state["files"] = files = store(s3_url, prefix="")
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "b@customer.test", "sales@shop.test", "Plan", "<s3-erase@customer.test>"
+        msg.set_content("attached")
+        plan = b"%PDF-1.7\n" + bytes(range(256)) * 20
+        msg.add_attachment(plan, maintype="application", subtype="pdf", filename="plan.pdf")
+        mailbox = Mailbox(address="sales@shop.test", smtp_host="127.0.0.1")
+        event = inbound.parse(runtime, msg.as_bytes(), mailbox, tenant_id=tenant_id)
+        await ingest(runtime, tenant_id, event)  # type: ignore[arg-type]
+        await inbox.run_once(runtime, tenant_id=tenant_id)
+        key = hashlib.sha256(plan).hexdigest()
+        async with runtime.session(tenant_id) as s:
+            customer = await _sender(s)
+            exported = await privacy.export_customer_data(runtime, s, customer)
+        assert [(f["key"], f["name"], f["size"]) for f in exported["files"]] == [(key, "plan.pdf", len(plan))]
+        assert files.exists(key)
+        async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+            erased = await privacy.erase_customer(tx, customer)
+        assert erased["files"] == 1 and not files.exists(key)
+
+
+async def _sender(session: Any) -> uuid.UUID:
+    from sqlalchemy import select
+
+    from guanxi.core.domain.models import FileRef
+
+    found: uuid.UUID = (await session.execute(select(FileRef.customer_id))).scalar_one()
+    return found

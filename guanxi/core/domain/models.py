@@ -736,3 +736,28 @@ class NotificationSettings(TenantScoped, Base):
     quiet_end: Mapped[str | None] = mapped_column(String(5))
     digest_at: Mapped[str] = mapped_column(String(5), default="09:00")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FileRef(TenantScoped, Base):
+    """One use of a file of the core file store (:mod:`guanxi.core.storage.files`) by a tenant's
+    row: an outbox ``message``, an ``interaction`` (an inbound mail's attachment), a ``material``.
+    Keys are content-addressed, so tenants share bytes; the bytes go when the last reference of
+    any tenant does (:mod:`guanxi.core.services.files`). ``customer_id`` is the person the file
+    belongs to (exported and erased with them), None for a tenant's own files (materials)."""
+
+    __tablename__ = "file_refs"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "owner_kind", "owner_id", "file_key"),
+        Index(None, "file_key"),
+        Index(None, "tenant_id", "customer_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    file_key: Mapped[str] = mapped_column(String(64))
+    owner_kind: Mapped[str] = mapped_column(String(16))  # message | interaction | material
+    owner_id: Mapped[uuid.UUID]
+    customer_id: Mapped[uuid.UUID | None]
+    name: Mapped[str | None] = mapped_column(String(255), info=PERSONAL)
+    size: Mapped[int] = mapped_column(Integer)
+    media_type: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import msgspec
 
     from guanxi.core.domain.access import Permission
-    from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, StaffChannel
+    from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, Receipt, StaffChannel
     from guanxi.core.domain.contracts import (
         Arrival,
         EntryPoint,
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         TagsChanged,
         TaskChanged,
     )
+    from guanxi.core.domain.models import OutboxMessage
     from guanxi.core.runtime import Runtime, Tx
     from guanxi.core.services.identities import IdentityInput
     from guanxi.core.storage.tenancy import TenantSession
@@ -344,6 +345,19 @@ def guanxi_inbound_applied(tx: Tx, event: InboundEvent, applied: InboundApplied)
     changes, yours, and the events queued with ``tx.emit``) and the inbox retries it later with
     backoff, so a relation table cannot fall out of step with the timeline. Keep it to database
     work; start provider calls with ``tx.after_commit``.
+    """
+
+
+@hookspec
+def guanxi_receipt_applied(tx: Tx, receipt: Receipt, message: OutboxMessage, previous_status: str) -> Any:
+    """Core applied a receipt (a delivery report, a bounce, a complaint) from the inbox to its
+    outbox ``message``; add the channel's own bookkeeping (bounce counts, suppression) in the same
+    transaction. ``previous_status`` is the message's status before; ``message.status`` differs
+    from it only when the receipt moved the message on.
+
+    Called inside the inbox's transaction, in the receipt's savepoint, for every receipt of every
+    channel (check ``receipt.channel``). May be ``async def``. An exception undoes the receipt and
+    the inbox retries it with backoff, so a count is never lost nor taken twice.
     """
 
 

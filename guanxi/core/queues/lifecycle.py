@@ -30,6 +30,7 @@ from guanxi.core.base.errors import NotFoundError, ValidationError
 from guanxi.core.domain.channels import FAILURE_STATUSES, RECEIPT_STATUSES, Receipt
 from guanxi.core.domain.events import MessageStatusChanged
 from guanxi.core.domain.models import Identity, OutboxMessage, utcnow
+from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Tx
 from guanxi.core.services import consent
 from guanxi.core.services.audit import audit
@@ -157,6 +158,8 @@ async def apply_receipt(tx: Tx, receipt: Receipt) -> OutboxMessage:
         await _mark_unreachable(tx, row, receipt.occurred_at)
     if receipt.withdraw_consent and await consent.has_consent(tx, row.customer_id, row.channel):
         await consent.set_consent(tx, row.customer_id, row.channel, "opted_out", source=f"receipt:{receipt.status}")
+    hooks = (await tx.hooks()).guanxi_receipt_applied
+    await plugins.call_all(hooks, tx=tx, receipt=receipt, message=row, previous_status=previous)
     return row
 
 

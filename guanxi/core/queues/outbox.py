@@ -40,7 +40,7 @@ from guanxi.core.queues import lifecycle
 from guanxi.core.queues.queue import QueueWorker, backoff, claim
 from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
-from guanxi.core.services import outbound, quotas
+from guanxi.core.services import files, outbound, quotas
 from guanxi.core.services.audit import audit
 from guanxi.core.services.outbound import ConsentError
 from guanxi.core.storage.db import is_busy
@@ -111,6 +111,7 @@ async def send_message(tx: Tx, req: SendRequest) -> tuple[OutboxMessage, bool]:
     lifecycle.record(row, "queued", row.created_at, source="outbox")
     session.add(row)
     await session.flush()
+    await files.ref_attachments(tx, "message", row.id, row.customer_id, attachments)
     audit(tx, "message.queue", "customer", recipient.customer_id, {"channel": req.channel, "message_id": message_id})
     tx.emit("guanxi_message_status_changed", lifecycle.status_event(tx.tenant_id, tx.ctx.actor, row, previous=None))
     worker = tx.runtime.state.get("outbox_worker")

@@ -44,6 +44,7 @@ from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services.audit import PERSONAL_FIELDS, audit
 from guanxi.core.services.customers import get_customer
 from guanxi.core.services.fields import field_values_of
+from guanxi.core.services.files import erase_files, files_of
 from guanxi.core.storage.tenancy import TenantSession
 
 ERASED_NAME = "Erased customer"
@@ -177,6 +178,7 @@ async def export_customer_data(runtime: Runtime, session: TenantSession, custome
             for m in await rows(OutboxMessage, OutboxMessage.created_at, OutboxMessage.id)
         ],
     }
+    data["files"] = await files_of(session, ids)
     sections = await plugins.collect(runtime.pm.hook.guanxi_export_customer_data, runtime=runtime, session=session, customer_id=customer.id)
     data["plugins"] = {name: section for name, section in sections}
     return data
@@ -292,6 +294,7 @@ async def erase_customer(tx: Tx, customer_id: uuid.UUID) -> dict[str, int]:
         if blanked != event.changes:
             event.changes = blanked
             counts["audit_events"] += 1
+    counts["files"] = await erase_files(tx, ids)
     await session.flush()
     for name, erased in await plugins.collect(
         tx.runtime.pm.hook.guanxi_erase_customer, runtime=tx.runtime, session=session, customer_id=customer.id, identities=former

@@ -53,6 +53,8 @@ class FileStore(Protocol):
     def put(self, data: bytes) -> str: ...
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
+    def size(self, key: str) -> int | None: ...
 
 
 def check(data: bytes, max_bytes: int, *, allowed: frozenset[str] | None = None, field: str = "file") -> str:
@@ -128,6 +130,19 @@ class LocalFileStore:
     def exists(self, key: str) -> bool:
         return KEY.match(key) is not None and self._path(key).exists()
 
+    def size(self, key: str) -> int | None:
+        """The size in bytes of the file under ``key``, None when there is none."""
+        try:
+            return self._path(key).stat().st_size
+        except (FileNotFoundError, NotFoundError):
+            return None
+
+    def delete(self, key: str) -> None:
+        """Remove the bytes under ``key`` (gone already: nothing to do). Callers delete only a key
+        no reference of any tenant holds (:func:`guanxi.core.services.files.drop_unreferenced`)."""
+        if KEY.match(key):
+            self._path(key).unlink(missing_ok=True)
+
 
 class S3FileStore:
     """The same content-addressed store in an S3-compatible bucket: the object of a file is
@@ -187,6 +202,25 @@ class S3FileStore:
             raise
         data: bytes = body.read()
         return data
+
+    def size(self, key: str) -> int | None:
+        """The size in bytes of the object of ``key`` (a ``HEAD``), None when there is none."""
+        from botocore.exceptions import ClientError
+
+        if not KEY.match(key):
+            return None
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        return int(head["ContentLength"])
+
+    def delete(self, key: str) -> None:
+        """Remove the object of ``key`` (S3 answers the same for one that is gone)."""
+        if KEY.match(key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

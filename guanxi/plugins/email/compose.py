@@ -16,12 +16,10 @@ from urllib.parse import quote
 
 import msgspec
 
-from guanxi import Attachment, OutboundMessage, PermanentDeliveryError, Runtime
+from guanxi import FILE_URL, Attachment, OutboundMessage, PermanentDeliveryError, Runtime
 from guanxi.plugins.email import tokens
 from guanxi.plugins.email.settings import Mailbox, MailboxSecrets
 
-#: An attachment's url naming a file of the core file store (``runtime.files``) by its key.
-FILE_URL = "guanxi-file:"
 #: The headers a DKIM signature covers (those present are signed).
 SIGNED = (
     b"from",

@@ -134,7 +134,7 @@ async def poll(runtime: Runtime, tenant_id: uuid.UUID, key: str, *, timeout_s: f
             for uid in pending[:BATCH]:
                 raw = await asyncio.to_thread(fetch, client, uid)
                 if raw is not None:
-                    event = inbound.parse(runtime, raw, mailbox, tenant_id=tenant_id)
+                    event = await asyncio.to_thread(inbound.parse, runtime, raw, mailbox, tenant_id=tenant_id)  # stores attachments
                     if event is not None:
                         result = await ingest(runtime, tenant_id, event)
                         stored, duplicates = stored + (not result.duplicate), duplicates + result.duplicate

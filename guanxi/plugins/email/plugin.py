@@ -9,8 +9,9 @@ from typing import Any
 import msgspec
 from sqlalchemy import delete, select
 
-from guanxi import AccountSpec, Channel, InboundApplied, InboundEvent, JobKind, MessageStatusChanged, Runtime, Tx, hookimpl
+from guanxi import AccountSpec, Channel, InboundApplied, InboundEvent, JobKind, Receipt, Runtime, Tx, hookimpl
 from guanxi.core.domain.access import Permission
+from guanxi.core.domain.models import OutboxMessage
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.email import imap, service, suppression
 from guanxi.plugins.email.channel import EmailChannel
@@ -81,12 +82,13 @@ def guanxi_permissions() -> list[Permission]:
 
 @hookimpl
 async def guanxi_inbound_applied(tx: Tx, event: InboundEvent, applied: InboundApplied) -> None:
+    await service.ref_attachments(tx, event, applied)
     await service.notify_owner(tx, event, applied)
 
 
 @hookimpl
-async def guanxi_message_status_changed(runtime: Runtime, event: MessageStatusChanged) -> None:
-    await suppression.on_status(runtime, event, threshold=_settings(runtime).soft_bounce_threshold)
+async def guanxi_receipt_applied(tx: Tx, receipt: Receipt, message: OutboxMessage, previous_status: str) -> None:
+    await suppression.on_receipt(tx, receipt, message, previous_status, threshold=_settings(tx.runtime).soft_bounce_threshold)
 
 
 @hookimpl

@@ -4,6 +4,7 @@ redirect)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -46,8 +47,12 @@ def verify(call: WebhookCall) -> None:
     verify_signature(call.settings.inbound_secret, call.body, signature, timestamp=timestamp, timestamped=True, prefix="sha256=")
 
 
-def parse(call: WebhookCall) -> Any:
-    return inbound.parse(call.runtime, call.body, call.state["mailbox"], tenant_id=call.tenant_id, envelope_to=call.header("X-Envelope-To"))
+async def parse(call: WebhookCall) -> Any:
+    """Parse off the event loop: MIME decoding and storing a 25 MB attachment (a file write or
+    an S3 upload) block, and other requests are answered meanwhile."""
+    return await asyncio.to_thread(
+        inbound.parse, call.runtime, call.body, call.state["mailbox"], tenant_id=call.tenant_id, envelope_to=call.header("X-Envelope-To")
+    )
 
 
 def raw_mail_route(settings: EmailSettings) -> HTTPRouteHandler:

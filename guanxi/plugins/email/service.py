@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from guanxi import InboundApplied, InboundEvent, Tx, ValidationError
+from guanxi import InboundApplied, InboundEvent, Tx, ValidationError, add_file_ref
 from guanxi.core.domain.models import Customer, OutboxMessage
 from guanxi.core.queues.outbox import SendRequest, send_message
 from guanxi.core.services import accounts
@@ -65,6 +65,25 @@ async def send_email(tx: Tx, req: EmailRequest) -> tuple[OutboxMessage, bool]:
         )
         await tx.session.flush()
     return row, created
+
+
+async def ref_attachments(tx: Tx, event: InboundEvent, applied: InboundApplied) -> None:
+    """Reference the stored attachments of an inbound mail from its interaction (in the inbox's
+    transaction), so they are exported and erased with the person who sent them."""
+    if event.channel != CHANNEL:
+        return
+    for item in event.payload.get("attachments") or []:
+        if isinstance(item, dict) and item.get("key"):
+            await add_file_ref(
+                tx,
+                item["key"],
+                "interaction",
+                applied.interaction_id,
+                size=int(item.get("size") or 0),
+                customer_id=applied.customer_id,
+                name=item.get("name"),
+                media_type=item.get("mime_type"),
+            )
 
 
 async def notify_owner(tx: Tx, event: InboundEvent, applied: InboundApplied) -> None:

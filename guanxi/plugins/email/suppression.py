@@ -10,7 +10,7 @@ import uuid
 
 from sqlalchemy import select
 
-from guanxi import MessageStatusChanged, RequestContext, Runtime, Tx
+from guanxi import Receipt, Tx
 from guanxi.core.domain.models import Identity, OutboxMessage, utcnow
 from guanxi.plugins.email.models import EmailAddress
 from guanxi.plugins.email.settings import CHANNEL
@@ -41,24 +41,22 @@ async def suppress(tx: Tx, customer_id: uuid.UUID, address: str, reason: str, *,
     return row
 
 
-async def on_status(runtime: Runtime, event: MessageStatusChanged, *, threshold: int) -> None:
-    """Count the bounces and complaints receipts report, per address; suppress after a hard
-    bounce, a complaint, or ``threshold`` soft bounces."""
-    if event.channel != CHANNEL or event.source != "receipt" or event.status not in ("bounced", "complained"):
+async def on_receipt(tx: Tx, receipt: Receipt, message: OutboxMessage, previous_status: str, *, threshold: int) -> None:
+    """Count the bounces and complaints receipts report, per address, in the receipt's own
+    transaction (a failure retries the receipt, so no count is lost or taken twice); suppress
+    after a hard bounce, a complaint, or ``threshold`` soft bounces."""
+    moved = message.status != previous_status
+    if receipt.channel != CHANNEL or not moved or message.status not in ("bounced", "complained"):
         return
-    async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=event.actor)) as tx:
-        message = await tx.session.get(OutboxMessage, (event.tenant_id, event.message_id))
-        if message is None:
-            return
-        row = await _row(tx, message.customer_id, message.recipient)
-        row.last_error, row.updated_at = event.error, utcnow()
-        if event.status == "complained":
-            row.complaints += 1
-            await suppress(tx, message.customer_id, message.recipient, "complaint")
-        elif (event.error or "").startswith("4."):
-            row.soft_bounces += 1
-            if row.soft_bounces >= threshold:
-                await suppress(tx, message.customer_id, message.recipient, "soft_bounces", unreachable=True)
-        else:
-            row.hard_bounces += 1
-            await suppress(tx, message.customer_id, message.recipient, "hard_bounce", unreachable=True)
+    row = await _row(tx, message.customer_id, message.recipient)
+    row.last_error, row.updated_at = message.last_error, utcnow()
+    if message.status == "complained":
+        row.complaints += 1
+        await suppress(tx, message.customer_id, message.recipient, "complaint")
+    elif (message.last_error or "").startswith("4."):
+        row.soft_bounces += 1
+        if row.soft_bounces >= threshold:
+            await suppress(tx, message.customer_id, message.recipient, "soft_bounces", unreachable=True)
+    else:
+        row.hard_bounces += 1
+        await suppress(tx, message.customer_id, message.recipient, "hard_bounce", unreachable=True)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import msgspec
 from sqlalchemy import Select, or_, select
 
+from guanxi import add_file_ref
 from guanxi.core.base.errors import NotFoundError, ValidationError
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
@@ -88,6 +89,7 @@ async def create_material(tx: Tx, data: MaterialInput, *, file: bytes | None = N
     ``file`` need ``file`` (checked by content and size, stored in the core file store);
     ``video`` and ``link`` need a URL, which is stored and never fetched."""
     _check(data)
+    stored: list[tuple[str, int, str | None, str | None]] = []
     row = Material(
         kind=data.kind,
         title=data.title.strip(),
@@ -108,13 +110,17 @@ async def create_material(tx: Tx, data: MaterialInput, *, file: bytes | None = N
         if data.kind == "miniprogram":
             row.appid, row.page_path = data.appid, data.page_path
         if row.media_type in IMAGE_TYPES:
-            thumb, _ = make_thumbnail(file)  # refuses an image that does not decode, before anything is stored
+            thumb, thumb_type = make_thumbnail(file)  # refuses an image that does not decode, before anything is stored
             row.thumb_key = store.put(thumb)
+            stored.append((row.thumb_key, len(thumb), "thumbnail", thumb_type))
         row.file_key = store.put(file)
         row.size = len(file)
         row.body = (file_name or "")[:200] or None
+        stored.append((row.file_key, len(file), row.body, row.media_type))
     tx.session.add(row)
     await tx.session.flush()
+    for key, size, name, media_type in stored:  # the files it uses, so they outlive no reference
+        await add_file_ref(tx, key, "material", row.id, size=size, name=name, media_type=media_type)
     audit(tx, "material.create", "material", row.id, {"kind": row.kind, "title": row.title})
     return row
 

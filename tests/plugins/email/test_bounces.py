@@ -183,3 +183,45 @@ async def test_opens_and_clicks_become_interactions_and_machine_fetches_are_flag
     assert (await anonymous_client.get(other, headers=person)).status_code == 400  # no open redirect
     kinds = sorted(i.kind for i in await received(runtime, tenant_id))
     assert kinds == ["click", "email_machine_open", "email_open"]
+
+
+async def test_a_soft_bounce_whose_counting_fails_is_retried_not_lost(
+    runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient, smtp: FakeSmtp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count is kept in the receipt's inbox transaction: when it fails, the receipt (and
+    the message's status) is undone and the inbox retries it, and the retry counts it once."""
+    import datetime as dt
+
+    from sqlalchemy import select, update
+
+    from guanxi.core.domain.models import InboxEvent
+    from guanxi.plugins.email import suppression
+
+    customer = await customer_with_email(runtime, tenant_id, RCPT)
+    message = await sent(runtime, tenant_id, customer, "r1")
+    verp = smtp.received[-1]["mail_from"]
+    row_of = suppression._row
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("the database went away mid-count")
+
+    monkeypatch.setattr(suppression, "_row", broken)
+    await bounce(client, runtime, tenant_id, sample("exim.eml", message, verp), verp)
+    async with runtime.session(tenant_id) as s:
+        (pending,) = (await s.execute(select(InboxEvent))).scalars()
+        after = await s.get(OutboxMessage, (tenant_id, message.id))
+    assert (pending.status, pending.attempts) == ("pending", 1) and "went away" in (pending.last_error or "")
+    assert after is not None and after.status == "sent"  # undone with the count
+    (address,) = (await email_status(client, customer))["addresses"]
+    assert address["softBounces"] == 0
+
+    monkeypatch.setattr(suppression, "_row", row_of)
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+        await tx.session.execute(update(InboxEvent).values(next_attempt_at=past))
+    await inbox.run_once(runtime, tenant_id=tenant_id)
+    (address,) = (await email_status(client, customer))["addresses"]
+    assert (address["softBounces"], address["suppression"]) == (1, None)
+    await inbox.run_once(runtime, tenant_id=tenant_id)  # nothing left to apply: counted once
+    (address,) = (await email_status(client, customer))["addresses"]
+    assert address["softBounces"] == 1

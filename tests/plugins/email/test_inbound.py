@@ -179,3 +179,39 @@ async def test_the_raw_route_alone_takes_large_bodies(runtime: Runtime, client: 
     """Other routes keep the default body limit."""
     response = await client.post("/graphql", content=b"x" * (12 * 1024 * 1024), headers={"content-type": "application/json"})
     assert response.status_code == 413
+
+
+async def test_storing_a_large_attachment_happens_off_the_event_loop(
+    runtime: Runtime, tenant_id: uuid.UUID, client: httpx.AsyncClient, files: Any
+) -> None:
+    """While the raw route stores an attachment, another request is answered: the store's
+    ``put`` is held until that answer arrives, which could never happen if it ran on the loop
+    (the hold gives up after a while so a regression fails instead of hanging)."""
+    import asyncio
+    import threading
+
+    started, answered, released = threading.Event(), threading.Event(), []
+    put = files.put
+
+    def held_put(data: bytes) -> str:
+        started.set()
+        released.append(answered.wait(timeout=20))
+        return put(data)
+
+    files.put = held_put
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "big@customer.test", ADDRESS, "Drawings", "<held@customer.test>"
+    msg.set_content("See attached.")
+    msg.add_attachment(bytes(range(256)) * 4096, maintype="application", subtype="octet-stream", filename="d.bin")
+    raw = msg.as_bytes()
+
+    async def meanwhile() -> int:
+        await asyncio.to_thread(started.wait, 20)  # the upload is being stored
+        response = await client.get("/healthz")
+        answered.set()
+        return response.status_code
+
+    mail, health = await asyncio.gather(post(client, raw), meanwhile())
+    assert (mail.status_code, health, released) == (200, 200, [True])
+    (got,) = await received(runtime, tenant_id)
+    assert files.get(got.payload["attachments"][0]["key"]) == bytes(range(256)) * 4096
