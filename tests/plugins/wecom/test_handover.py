@@ -57,7 +57,7 @@ async def test_handing_over_to_a_colleague_transfers_the_follow_relations_on_wec
 ) -> None:
     people = await _setup(runtime, tenant_id, sender)
     result = await _hand_over(graphql, people["zhang"], toUserId=to_global_id("User", people["li"]))
-    assert result == {"customers": 2, "plugins": {"wecom": {"follows": 2}}}
+    assert (result["customers"], result["plugins"]["wecom"]) == (2, {"follows": 2})  # (sales reports its open deals beside)
     await wecom_state(runtime).drain()
     (call,) = fake_wecom.called("/externalcontact/transfer_customer")
     assert call == {"handover_userid": "zhangsan", "takeover_userid": "lisi", "external_userid": ["wmEXT001", "wmEXT002"]}
@@ -74,17 +74,17 @@ async def test_a_member_who_left_is_handed_over_through_the_resigned_transfer_an
     assert first is not None
     # back to a pool: WeCom transfers only to a member, so the relation stays
     result = await _hand_over(graphql, people["zhang"], pool="east", customerIds=[to_global_id("Customer", first)])
-    assert result == {"customers": 1, "plugins": {}}
+    assert result["customers"] == 1 and "wecom" not in result["plugins"]
     # to a user who is no corp member: nothing to transfer to
     async with runtime.write_session(tenant_id) as s:
         await s.execute(update(Customer).values(owner_id=people["zhang"]))
     result = await _hand_over(graphql, people["zhang"], toUserId=to_global_id("User", people["wang"]))
-    assert result["plugins"] == {"wecom": {"follows": 0}}
+    assert result["plugins"]["wecom"] == {"follows": 0}
     async with runtime.write_session(tenant_id) as s:
         await s.execute(update(Customer).values(owner_id=people["zhang"]))
         await s.execute(update(User).where(User.id == people["zhang"]).values(active=False))
     result = await _hand_over(graphql, people["zhang"], toUserId=to_global_id("User", people["li"]))
-    assert result["plugins"] == {"wecom": {"follows": 2}}
+    assert result["plugins"]["wecom"] == {"follows": 2}
     await wecom_state(runtime).drain()
     assert fake_wecom.called("/externalcontact/transfer_customer") == []
     (call,) = fake_wecom.called("/externalcontact/resigned/transfer_customer")
