@@ -14,14 +14,16 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import strawberry
-from sqlalchemy import extract, func, select
+from sqlalchemy import func, select
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.domain.models import Interaction, utcnow
+from guanxi.core.storage.localtime import local_date, local_hour
 from guanxi.graphql.ids import to_global_id
 from guanxi.graphql.subscriptions import subscribed_events
 from guanxi.plugins.insights.analysis import ALERT_TOPIC
@@ -32,7 +34,7 @@ MAX_DAYS = 365
 MAX_TOUCHES = 50
 
 
-@strawberry.type(description="The mean sentiment of a customer's inbound texts on one day (UTC).")
+@strawberry.type(description="The mean sentiment of a customer's inbound texts on one day (in the tenant's time zone).")
 class SentimentDay:
     day: dt.date
     average: float = strawberry.field(description="mean score in [-1, 1]")
@@ -55,9 +57,9 @@ class ChannelActivity:
     last_at: dt.datetime
 
 
-@strawberry.type(description="Inbound interactions of a customer in one hour of the day (UTC).")
+@strawberry.type(description="Inbound interactions of a customer in one hour of the day (in the tenant's time zone).")
 class HourActivity:
-    hour: int = strawberry.field(description="0 to 23, UTC")
+    hour: int = strawberry.field(description="0 to 23, in the tenant's time zone")
     inbound: int
 
 
@@ -99,7 +101,7 @@ class CustomerInsights:
     async def channels(self, info: Info) -> list[ChannelActivity]:
         return await loaders(info).channels.load(self.customer_uuid)
 
-    @strawberry.field(description="Hours of the day (UTC) of the customer's inbound interactions, busiest first.")
+    @strawberry.field(description="Hours of the day (the tenant's time zone) of the customer's inbound interactions, busiest first.")
     async def active_hours(self, info: Info) -> list[HourActivity]:
         return await loaders(info).hours.load(self.customer_uuid)
 
@@ -129,6 +131,7 @@ class InsightsLoaders:
     """Per-request DataLoaders (on ``info.context.state``): one statement per aspect and page."""
 
     def __init__(self, context: Any) -> None:
+        self._context = context
         self._execute = context.loaders.execute
         self._now = utcnow()
         self.sentiment: DataLoader[tuple[uuid.UUID, int], SentimentSummary] = DataLoader(self._sentiment)
@@ -165,10 +168,16 @@ class InsightsLoaders:
             found[row.customer_id].append(Interest(keyword=row.keyword, hits=row.n, last_at=row.last_at))
         return [sorted(found[c], key=lambda i: (-i.hits, i.keyword))[:MAX_TOUCHES] for c in ids]
 
+    async def _zone(self) -> tuple[str, str]:
+        """The tenant's time zone (cached per process with its plugin choices) and the dialect."""
+        rt = self._context.rt
+        return (await rt.tenant_plugins(self._context.tenant_id)).time_zone, rt.engine.dialect.name
+
     async def _sentiment(self, keys: Sequence[tuple[uuid.UUID, int]]) -> list[SentimentSummary]:
         s = InsightsSentiment
         since = self._now - dt.timedelta(days=max(d for _, d in keys))
-        day = func.date(s.occurred_at)
+        zone, dialect = await self._zone()
+        day = local_date(s.occurred_at, zone, dialect)
         stmt = (
             select(
                 s.customer_id,
@@ -187,7 +196,7 @@ class InsightsLoaders:
             rows[r.customer_id].append(r)
         out = []
         for customer_id, days in keys:
-            cutoff = (self._now - dt.timedelta(days=days)).date()
+            cutoff = (self._now - dt.timedelta(days=days)).astimezone(ZoneInfo(zone)).date()
             mine = [r for r in rows[customer_id] if _day(r.day) >= cutoff]
             texts = sum(r.texts for r in mine)
             out.append(
@@ -215,7 +224,8 @@ class InsightsLoaders:
 
     async def _hours(self, ids: Sequence[uuid.UUID]) -> list[list[HourActivity]]:
         i = Interaction
-        hour = extract("hour", i.occurred_at)
+        zone, dialect = await self._zone()
+        hour = local_hour(i.occurred_at, zone, dialect)
         stmt = (
             select(i.customer_id, hour.label("hour"), func.count().label("n"))
             .where(i.customer_id.in_(set(ids)), i.direction == "in")
@@ -302,11 +312,27 @@ class InsightsSubscription:
 def contribution() -> Any:
     from guanxi.graphql.contrib import GraphQLContribution
     from guanxi.plugins.insights.graphql_rules import RulesMutation, RulesQuery
+    from guanxi.plugins.insights.service_graphql import ServiceQuery, ServiceQueueItem
+
+    @strawberry.type
+    class InsightsQuery(RulesQuery, ServiceQuery):
+        pass
 
     return GraphQLContribution(
-        query=RulesQuery,
+        query=InsightsQuery,
         mutation=RulesMutation,
         subscription=InsightsSubscription,
         extend={"Customer": CustomerInsightsField},
-        types=[Alert, CustomerInsights, SentimentSummary, SentimentDay, ChannelActivity, HourActivity, Touch, RuleTagReason, Interest],
+        types=[
+            Alert,
+            ServiceQueueItem,
+            CustomerInsights,
+            SentimentSummary,
+            SentimentDay,
+            ChannelActivity,
+            HourActivity,
+            Touch,
+            RuleTagReason,
+            Interest,
+        ],
     )

@@ -38,6 +38,7 @@ class InsightsTagRuleType:
     window_days: int | None = strawberry.field(description="days looked back; null on a keyword rule: all time")
     remove_when_false: bool = strawberry.field(description="the tag goes when the rule no longer holds")
     enabled: bool
+    score_points: float = strawberry.field(description="points the rule's tag adds to the score (component `insights.tags`)")
     created_at: dt.datetime
     updated_at: dt.datetime
     customers: int = strawberry.field(description="customers who hold the rule's tag because of it")
@@ -57,6 +58,7 @@ class InsightsTagRuleType:
             window_days=r.window_days,
             remove_when_false=r.remove_when_false,
             enabled=r.enabled,
+            score_points=r.score_points,
             created_at=r.created_at,
             updated_at=r.updated_at,
             customers=customers,
@@ -76,6 +78,9 @@ class InsightsTagRuleInput:
     window_days: int | None = None
     remove_when_false: bool = False
     enabled: bool = True
+    score_points: float = strawberry.field(
+        default=0.0, description="what holding the tag adds to the lead score (-1000 to 1000; negative lowers it)"
+    )
 
 
 @strawberry.type
@@ -127,6 +132,7 @@ class RulesMutation:
                 window_days=input.window_days,
                 remove_when_false=input.remove_when_false,
                 enabled=input.enabled,
+                score_points=input.score_points,
             )
             async with info.context.transaction() as tx:
                 rule = await svc.save_rule(tx, data)

@@ -43,7 +43,8 @@ class InsightsTagRule(TenantScoped, Base):
     ``channel`` and ``direction``, each optional, in the last ``window_days``) or ``none_for`` (no
     such interaction in the last ``window_days``, for customers older than that). Keyword rules
     count the hits of the last ``window_days`` (null: all time). ``remove_when_false``: the tag
-    goes when the rule no longer holds (else it stays until someone removes it)."""
+    goes when the rule no longer holds (else it stays until someone removes it). ``score_points``:
+    what holding the rule's tag adds to the score (component ``insights.tags``; may be negative)."""
 
     __tablename__ = "insights_tag_rules"
     __table_args__ = (UniqueConstraint("tenant_id", "key"), ForeignKeyConstraint(["tenant_id"], ["tenants.id"]))
@@ -60,6 +61,7 @@ class InsightsTagRule(TenantScoped, Base):
     window_days: Mapped[int | None] = mapped_column(Integer)
     remove_when_false: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    score_points: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -61,6 +61,12 @@ def guanxi_permissions() -> list[Permission]:
             fields=("Query.insightsTagRules",),
             description="Read the tag rules",
         ),
+        Permission(
+            name="insights.serviceQueue",
+            roles=("admin", "manager", "service"),
+            fields=("Query.serviceQueue",),
+            description="See the service team's queue: unhappy customers first",
+        ),
     ]
 
 
@@ -93,9 +99,9 @@ async def guanxi_interaction_recorded(runtime: Runtime, event: InteractionRecord
 async def guanxi_score_components(
     runtime: Runtime, session: TenantSession, customer_ids: list[uuid.UUID], as_of: dt.datetime
 ) -> list[ScoreComponent]:
-    from guanxi.plugins.insights.components import sentiment_components
+    from guanxi.plugins.insights.components import components
 
-    return await sentiment_components(runtime.plugin_settings("insights", session.tenant_id), session, customer_ids, as_of)
+    return await components(runtime.plugin_settings("insights", session.tenant_id), session, customer_ids, as_of)
 
 
 @hookimpl

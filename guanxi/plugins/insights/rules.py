@@ -63,6 +63,7 @@ class RuleInput(msgspec.Struct, kw_only=True):
     window_days: int | None = None
     remove_when_false: bool = False
     enabled: bool = True
+    score_points: float = 0.0
 
 
 class RunResult(msgspec.Struct, kw_only=True):
@@ -98,6 +99,8 @@ def _check(data: RuleInput) -> RuleInput:
             raise ValidationError(f"a {data.kind} rule needs windowDays", field="windowDays")
         if data.kind == "at_least" and not 1 <= data.min_count <= 100_000:
             raise ValidationError("minCount must be 1 to 100000", field="minCount")
+    if not -1000 <= data.score_points <= 1000 or data.score_points != data.score_points:
+        raise ValidationError("scorePoints must be -1000 to 1000", field="scorePoints")
     for name_, value in (("interactionKind", data.interaction_kind), ("channel", data.channel)):
         if value is not None and not 1 <= len(value) <= 32:
             raise ValidationError(f"{name_} must be 1 to 32 characters", field=name_)
@@ -118,7 +121,18 @@ async def save_rule(tx: Tx, data: RuleInput) -> InsightsTagRule:
         await session.execute(
             delete(InsightsRuleTag).where(InsightsRuleTag.rule_id == rule.id).execution_options(synchronize_session=False)
         )
-    for name in ("tag", "kind", "keywords", "interaction_kind", "channel", "direction", "min_count", "window_days", "remove_when_false"):
+    for name in (
+        "tag",
+        "kind",
+        "keywords",
+        "interaction_kind",
+        "channel",
+        "direction",
+        "min_count",
+        "window_days",
+        "remove_when_false",
+        "score_points",
+    ):
         setattr(rule, name, getattr(data, name))
     rule.enabled = data.enabled
     rule.updated_at = utcnow()

@@ -26,3 +26,13 @@ class InsightsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     #: the score; 0 turns the component off).
     score_points: Annotated[float, Meta(ge=-1000, le=1000)] = 10.0
     score_window_days: Annotated[int, Meta(ge=1, le=3650)] = 30
+    #: The score component ``insights.trend``: the mean sentiment of the last ``trend_days`` days
+    #: minus that of the ``trend_days`` before, times ``trend_points`` (a customer turning unhappy
+    #: loses points; both windows need a text; 0 turns the component off).
+    trend_points: Annotated[float, Meta(ge=-1000, le=1000)] = 10.0
+    trend_days: Annotated[int, Meta(ge=1, le=365)] = 14
+    #: The service queue's rank (``serviceQueue``): points per alert of the window, per unit of
+    #: negative mean sentiment and per unit of negative trend; unhappy customers first.
+    service_alert_points: Annotated[float, Meta(ge=0, le=1000)] = 20.0
+    service_sentiment_points: Annotated[float, Meta(ge=0, le=1000)] = 30.0
+    service_trend_points: Annotated[float, Meta(ge=0, le=1000)] = 30.0

@@ -19,6 +19,7 @@ from guanxi.core.domain.events import (
     IdentityAttached,
     InteractionRecorded,
     ReferralProgress,
+    TagsChanged,
 )
 from guanxi.core.hooks.manager import hookimpl
 from guanxi.core.runtime import Runtime
@@ -119,6 +120,13 @@ async def guanxi_referral_progress(runtime: Runtime, event: ReferralProgress) ->
     """An inviting customer's referral count changed: the referral plugin's component with it."""
     if event.inviter_customer_id is not None:
         await rescore(runtime, event.tenant_id, event.inviter_customer_id, "referral")
+
+
+@hookimpl
+async def guanxi_tags_changed(runtime: Runtime, event: TagsChanged) -> None:
+    """A customer's tags changed: components that count tags (the insights plugin's rule tags)
+    may have changed with them."""
+    await rescore(runtime, event.tenant_id, event.customer_id, "tags")
 
 
 @hookimpl

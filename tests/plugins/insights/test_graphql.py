@@ -79,3 +79,37 @@ async def test_the_documented_profile_query_runs(runtime: Runtime, tenant_id: uu
             continue  # the subscription runs over a WebSocket in test_alert_subscription.py, tag rules in test_tag_rules.py
         edges = (await graphql(block))["data"]["customers"]["edges"]
         assert edges[0]["node"]["insights"]["sentiment"]["texts"] == 1
+
+
+async def test_active_hours_and_sentiment_days_are_in_the_tenants_time_zone(
+    runtime: Runtime, tenant_id: uuid.UUID, graphql: GraphQL
+) -> None:
+    """A text at 23:30 UTC is at 07:30 the next day for a tenant in Asia/Shanghai: hour 7, and
+    the next day's sentiment bucket."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from guanxi.core.domain.channels import InboundEvent, ProfileInput
+    from guanxi.core.domain.models import Tenant
+    from guanxi.core.queues import inbox
+
+    async with runtime.write_session(None) as session:
+        await session.execute(update(Tenant).where(Tenant.id == tenant_id).values(time_zone="Asia/Shanghai"))
+    runtime.forget_tenant(tenant_id)
+    at = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).replace(hour=23, minute=30, second=0, microsecond=0)
+    event = InboundEvent(
+        channel="wecom",
+        provider_event_id="late-night",
+        occurred_at=at,
+        identity=ProfileInput(external_id="wm-tz", nickname="夜猫子"),
+        kind="message_in",
+        direction="in",
+        text="很满意",
+    )
+    await inbox.ingest(runtime, tenant_id, event)
+    await inbox.run_once(runtime, tenant_id=tenant_id)
+    [edge] = (await graphql(PROFILE))["data"]["customers"]["edges"]
+    profile = edge["node"]["insights"]
+    assert profile["activeHours"] == [{"hour": 7, "inbound": 1}]
+    assert [d["day"] for d in profile["sentiment"]["trend"]] == [(at + dt.timedelta(days=1)).date().isoformat()]

@@ -232,7 +232,14 @@ async def test_the_documented_tag_rule_operations_run_with_the_stated_effects(
         for part in re.split(r"\n(?=(?:mutation|query) \w+)", block):
             if named := re.match(r"(?:mutation|query) (\w+)", part):
                 ops[named.group(1)] = part
-    assert set(ops) == {"SavePriceRule", "SaveDormantRule", "RunTagRules", "TagRules", "Profiles"}
+    assert set(ops) == {
+        "SavePriceRule",
+        "SaveDormantRule",
+        "RunTagRules",
+        "TagRules",
+        "Profiles",
+        "ServiceQueue",
+    }  # ServiceQueue: test_score_and_service.py
     for name in ("SavePriceRule", "SaveDormantRule"):
         body = await graphql(ops[name])
         assert next(iter(body["data"].values()))["errors"] == [], name
