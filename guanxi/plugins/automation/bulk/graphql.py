@@ -51,7 +51,7 @@ class BulkSendFigures:
     skipped_by_reason: list[SkipReason]
 
 
-@strawberry.type(description="A bulk send's figures of one day (UTC).")
+@strawberry.type(description="A bulk send's figures of one day (in the tenant's time zone).")
 class BulkSendDay:
     day: dt.date
     queued: int = strawberry.field(description="recipients queued in the outbox that day")
@@ -116,11 +116,14 @@ class BulkSend:
             skipped_by_reason=[SkipReason(code=c, count=n) for c, n in f.skipped_by_code.items()],
         )
 
-    @strawberry.field(description="The send over time, by UTC day, oldest first (days without any of it are left out).")
+    @strawberry.field(
+        description="The send over time, by day in the tenant's time zone, oldest first (days without any of it are left out)."
+    )
     async def figures_by_day(self, info: Info) -> list[BulkSendDay]:
         async with info.context.loaders.lock:
             send = await svc.get_send(info.context.session, self.uuid)
-            days = await svc.figures_by_day(info.context.session, send)
+            zone = (await info.context.rt.tenant_plugins(info.context.tenant_id)).time_zone
+            days = await svc.figures_by_day(info.context.session, send, zone)
         return [BulkSendDay(day=d.day, queued=d.queued, skipped=d.skipped, sent=d.sent, replied=d.replied, clicked=d.clicked) for d in days]
 
 

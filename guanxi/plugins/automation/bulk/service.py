@@ -29,6 +29,7 @@ from guanxi.core.domain.models import Consent, Customer, Interaction, OutboxMess
 from guanxi.core.queues.outbox import SendRequest, send_message
 from guanxi.core.services.audit import audit
 from guanxi.core.services.schedule import cancel_key, schedule_job
+from guanxi.core.storage.localtime import local_date
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.automation.bulk.models import AutomationBulkRecipient, AutomationBulkSend
 from guanxi.plugins.automation.segments import service as segments
@@ -329,7 +330,7 @@ async def figures(session: TenantSession, send: AutomationBulkSend) -> Figures:
 
 
 class DayFigures(msgspec.Struct, kw_only=True):
-    """A send's figures of one day (UTC): recipients queued and skipped that day, messages the
+    """A send's figures of one day (the tenant's time zone): recipients queued and skipped that day, messages the
     channel accepted that day, and customers who replied or clicked that day (after the start)."""
 
     day: dt.date
@@ -345,8 +346,10 @@ def _day(value: Any) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
-async def figures_by_day(session: TenantSession, send: AutomationBulkSend) -> list[DayFigures]:
-    """The send over time, by UTC day, oldest first: three statements whatever its size."""
+async def figures_by_day(session: TenantSession, send: AutomationBulkSend, zone: str = "UTC") -> list[DayFigures]:
+    """The send over time, by day in ``zone`` (the tenant's), oldest first: three statements
+    whatever its size."""
+    dialect = (await session.connection()).dialect.name
     r, o, i = AutomationBulkRecipient, OutboxMessage, Interaction
     days: dict[dt.date, DayFigures] = {}
 
@@ -354,7 +357,7 @@ async def figures_by_day(session: TenantSession, send: AutomationBulkSend) -> li
         day = _day(value)
         return days.setdefault(day, DayFigures(day=day))
 
-    processed = func.date(r.processed_at)
+    processed = local_date(r.processed_at, zone, dialect)
     for day, queued, skipped in await session.execute(
         select(processed, func.count(case((r.status == "queued", 1))), func.count(case((r.status == "skipped", 1))))
         .where(r.send_id == send.id, r.processed_at.is_not(None))
@@ -362,7 +365,7 @@ async def figures_by_day(session: TenantSession, send: AutomationBulkSend) -> li
     ):
         row = of(day)
         row.queued, row.skipped = int(queued), int(skipped)
-    sent_day = func.date(o.sent_at)
+    sent_day = local_date(o.sent_at, zone, dialect)
     for day, sent in await session.execute(
         select(sent_day, func.count())
         .select_from(r)
@@ -373,7 +376,7 @@ async def figures_by_day(session: TenantSession, send: AutomationBulkSend) -> li
         of(day).sent = int(sent)
     if send.started_at is not None:
         reached = select(r.customer_id).where(r.send_id == send.id, r.status == "queued")
-        touched = func.date(i.occurred_at)
+        touched = local_date(i.occurred_at, zone, dialect)
         reply = (i.direction == "in") & (i.channel == send.channel) & i.kind.not_in(("click", "email_open"))
         for day, replied, clicked in await session.execute(
             select(

@@ -139,12 +139,15 @@ class Journey:
             found = await service.definition_of(info.context.session, self._row.id, version or self._row.version)
         return JSON(msgspec.to_builtins(found))
 
-    @strawberry.field(description="Entered, waiting, converted, exited, per step, by channel and by day (all versions, or one).")
+    @strawberry.field(
+        description="Entered, waiting, converted, exited, per step, by channel and by day in the tenant's time zone (all versions, or one)."
+    )
     async def report(self, info: Info, version: int | None = None) -> JourneyReport:
         async with info.context.loaders.lock:
             current = await service.definition_of(info.context.session, self._row.id, self._row.version)
             types = {s.id: str(type(s).__struct_config__.tag) for s in current.steps}
-            found = await report.journey_report(info.context.session, self._row.id, types, version=version)
+            zone = (await info.context.rt.tenant_plugins(info.context.tenant_id)).time_zone
+            found = await report.journey_report(info.context.session, self._row.id, types, version=version, zone=zone)
         return JourneyReport.of(found)
 
 

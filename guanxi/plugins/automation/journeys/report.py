@@ -9,8 +9,9 @@ import uuid
 from typing import Any
 
 import msgspec
-from sqlalchemy import Date, case, cast, func, select
+from sqlalchemy import case, func, select
 
+from guanxi.core.storage.localtime import local_date
 from guanxi.plugins.automation.journeys.models import AutomationJourneyRun, AutomationJourneyStep
 
 
@@ -48,7 +49,9 @@ class JourneyReport(msgspec.Struct, kw_only=True):
     days: list[DayFigures]
 
 
-async def journey_report(session: Any, journey_id: uuid.UUID, step_types: dict[str, str], *, version: int | None = None) -> JourneyReport:
+async def journey_report(
+    session: Any, journey_id: uuid.UUID, step_types: dict[str, str], *, version: int | None = None, zone: str = "UTC"
+) -> JourneyReport:
     """Figures of one journey (all versions, or one); ``step_types`` orders the steps (the
     current definition's ids and types; steps of older versions follow)."""
     R, S = AutomationJourneyRun, AutomationJourneyStep  # noqa: N806 - short names keep the grouped selects readable
@@ -68,8 +71,8 @@ async def journey_report(session: Any, journey_id: uuid.UUID, step_types: dict[s
             select(S.channel, S.outcome, func.count()).where(*step_scope, S.channel.is_not(None)).group_by(S.channel, S.outcome)
         )
     ).all()
-    entered_day = cast(R.entered_at, Date) if _dialect(session) == "postgresql" else func.date(R.entered_at)
-    step_day = cast(S.at, Date) if _dialect(session) == "postgresql" else func.date(S.at)
+    entered_day = local_date(R.entered_at, zone, _dialect(session))
+    step_day = local_date(S.at, zone, _dialect(session))
     entered_by_day = (await session.execute(select(entered_day, func.count()).where(*run_scope).group_by(entered_day))).all()
     steps_by_day = (
         await session.execute(
