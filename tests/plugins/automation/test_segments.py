@@ -222,3 +222,20 @@ async def test_a_merge_hands_the_merged_customers_static_places_to_the_survivor(
         await merge_customers(tx, survivor, merged)
     after = await team.call["admin"]("query($id: ID!) { segment(id: $id) { count preview { displayName } } }", {"id": segment})
     assert after["data"]["segment"] == {"count": 1, "preview": [{"displayName": "Survivor"}]}
+
+
+@pytest.mark.plugins("automation", "scoring")
+async def test_a_segment_using_a_plugin_filter_stops_when_the_tenant_turns_the_plugin_off(team: Team, people: dict[str, uuid.UUID]) -> None:
+    """A definition with scoring's scoreGte works while scoring is on; once the tenant disables
+    scoring, counting that segment or previewing the definition is PLUGIN_DISABLED naming the
+    plugin, not a silent use of the plugin's data."""
+    definition = {"filter": {"scoreGte": 0}}
+    body = await team.call["admin"](CREATE, {"input": {"key": "scored", "name": "Scored", "definition": definition}})
+    assert body["data"]["createSegment"]["errors"] == [] and body["data"]["createSegment"]["segment"]["count"] == 4
+    off = await team.call["admin"]('mutation { setPluginEnabled(plugin: "scoring", enabled: false) { errors { code message } } }')
+    assert off["data"]["setPluginEnabled"]["errors"] == []
+    preview = await team.call["admin"](PREVIEW, {"d": definition})
+    [error] = preview["errors"]
+    assert error["extensions"]["code"] == "PLUGIN_DISABLED" and "scoring" in error["message"]
+    counted = await team.call["admin"]("{ segments { key count } }")
+    assert counted["errors"][0]["extensions"]["code"] == "PLUGIN_DISABLED"

@@ -79,13 +79,19 @@ def camel(name: str) -> str:
 def filter_fields(runtime: Runtime) -> dict[str, CustomerFilterField]:
     """The plugins' ``CustomerFilter`` fields by their GraphQL (camelCase) name, gathered once per
     runtime from ``guanxi_graphql`` (the same extension point ``customers(filter:)`` uses)."""
-    cached: dict[str, CustomerFilterField] | None = runtime.state.get("automation.filter_fields")
+    return {key: field for key, (_, field) in _filter_fields(runtime).items()}
+
+
+def _filter_fields(runtime: Runtime) -> dict[str, tuple[str, CustomerFilterField]]:
+    """Each plugin ``CustomerFilter`` field with the name of the plugin that contributes it."""
+    cached: dict[str, tuple[str, CustomerFilterField]] | None = runtime.state.get("automation.filter_fields")
     if cached is None:
         cached = {}
-        for part in runtime.pm.hook.guanxi_graphql(runtime=runtime):
+        for impl in runtime.pm.hook.guanxi_graphql.get_hookimpls():
+            part = impl.function(runtime=runtime)
             if isinstance(part, GraphQLContribution):
                 for f in part.customer_filters:
-                    cached[camel(f.name)] = f
+                    cached[camel(f.name)] = (impl.plugin_name, f)
         runtime.state["automation.filter_fields"] = cached
     return cached
 
@@ -251,7 +257,7 @@ def _user_id(raw: str, where: str) -> uuid.UUID:
 
 
 async def _filter_expression(runtime: Runtime, session: TenantSession, value: Mapping[str, Any], path: str) -> ColumnElement[bool]:
-    extra = filter_fields(runtime)
+    extra = _filter_fields(runtime)
     flt = queries.CustomerFilter()
     for key, v in value.items():
         here = f"{path}.{key}"
@@ -265,7 +271,9 @@ async def _filter_expression(runtime: Runtime, session: TenantSession, value: Ma
         elif key in _CORE_TYPES:
             setattr(flt, _CORE_KEYS[key], _convert(v, _CORE_TYPES[key], here))
         elif key in extra:
-            field = extra[key]
+            plugin, field = extra[key]
+            # a segment saved while the plugin was on cannot use it once the tenant turned it off
+            await runtime.require_plugin(plugin, session.tenant_id)
             converted = _convert(v, field.type, here)
             flt.conditions.append(lambda stmt, f=field, x=converted: f.apply(stmt, x))
         else:
