@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import click
 from sqlalchemy import delete, select, update
 
 from guanxi import RequestContext, Runtime, Tx, hookimpl
@@ -35,6 +36,13 @@ def guanxi_routes(runtime: Runtime) -> list[Any]:
     from guanxi.plugins.sales.routes import routes
 
     return routes(runtime)
+
+
+@hookimpl
+def guanxi_cli(group: click.Group) -> None:
+    from guanxi.plugins.sales.cli import sales
+
+    group.add_command(sales)
 
 
 @hookimpl
