@@ -92,8 +92,13 @@ def guanxi_permissions() -> list[Permission]:
         Permission(
             name="sales.followups.manage",
             roles=("admin", "manager"),
-            fields=("Mutation.createFollowUpPlan",),
-            description="Create recurring follow-up plans (a task for each matching customer's owner every N days)",
+            fields=(
+                "Mutation.createFollowUpPlan",
+                "Mutation.updateFollowUpPlan",
+                "Mutation.pauseFollowUpPlan",
+                "Mutation.resumeFollowUpPlan",
+            ),
+            description="Create, change, pause and resume recurring follow-up plans (a task for each matching customer's owner every N days)",
         ),
         Permission(
             name="sales.followups.read",

@@ -92,6 +92,14 @@ async def test_the_documented_follow_up_plan_runs(runtime: Runtime, team: Team) 
     assert await followups.run_plans(runtime, team.tenant_id, dt.datetime.now(dt.UTC)) == 1
     tasks = await team.call["li"]("{ myTasks { title } }")
     assert tasks["data"]["myTasks"] == [{"title": "月度回访"}]
+    changed = (await team.call["mia"](OPERATIONS["ChangeFollowUpPlan"]))["data"]["updateFollowUpPlan"]
+    assert changed["errors"] == [] and (changed["plan"]["everyDays"], changed["plan"]["taskTitle"]) == (14, "双周回访")
+    paused = await team.call["mia"](OPERATIONS["PauseFollowUpPlan"])
+    assert paused["data"]["pauseFollowUpPlan"] == {"plan": {"key": "a-monthly", "active": False}, "errors": []}
+    assert await followups.run_plans(runtime, team.tenant_id, dt.datetime.now(dt.UTC) + dt.timedelta(days=15)) == 0
+    resumed = await team.call["mia"](OPERATIONS["ResumeFollowUpPlan"])
+    assert resumed["data"]["resumeFollowUpPlan"] == {"plan": {"key": "a-monthly", "active": True}, "errors": []}
+    assert await followups.run_plans(runtime, team.tenant_id, dt.datetime.now(dt.UTC) + dt.timedelta(days=15)) == 1
 
 
 async def test_the_documented_pool_runs(team: Team) -> None:
