@@ -49,7 +49,7 @@ def api_filter(runtime: Runtime, raw: Any) -> queries.CustomerFilter | None:
 
     coerced = coerce_input_value(raw, gql_type)
     definition: Any = schema.get_type_by_name("CustomerFilter")
-    value = convert_argument(coerced, definition.origin, schema.schema_converter.scalar_registry, schema.config)
+    value: Any = convert_argument(coerced, definition.origin, schema.schema_converter.scalar_registry, schema.config)
     extra = [f for _, part in contributions(runtime) for f in part.customer_filters]
     return core_filter(value, extra)
 

@@ -36,7 +36,7 @@ class PlanPatch(msgspec.Struct, kw_only=True):
     every_days: int | msgspec.UnsetType = msgspec.UNSET
     due_days: int | msgspec.UnsetType = msgspec.UNSET
     task_title: str | msgspec.UnsetType = msgspec.UNSET
-    filter: followups.PlanFilter | None | msgspec.UnsetType = msgspec.UNSET
+    filter: followups.PlanFilter | msgspec.UnsetType | None = msgspec.UNSET
 
 
 async def plan_by_key(tx: Tx, key: str) -> SalesFollowUpPlan:

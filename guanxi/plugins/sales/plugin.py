@@ -98,7 +98,8 @@ def guanxi_permissions() -> list[Permission]:
                 "Mutation.pauseFollowUpPlan",
                 "Mutation.resumeFollowUpPlan",
             ),
-            description="Create, change, pause and resume recurring follow-up plans (a task for each matching customer's owner every N days)",
+            description="Create, change, pause and resume recurring follow-up plans "
+            "(a task for each matching customer's owner every N days)",
         ),
         Permission(
             name="sales.followups.read",

@@ -42,9 +42,7 @@ def rows_of(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-async def test_a_salesperson_exports_their_own_customers_filtered_by_a_custom_field(
-    runtime: Runtime, team: Team, tmp_path: Path
-) -> None:
+async def test_a_salesperson_exports_their_own_customers_filtered_by_a_custom_field(runtime: Runtime, team: Team, tmp_path: Path) -> None:
     made = await _data(runtime, team)
     li = await api_key(runtime, team.tenant_id, "sales", user_id=team.users["li"])
     result = await invoke(cli_runtime(runtime), "--api-key", li)

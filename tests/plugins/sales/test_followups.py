@@ -138,7 +138,9 @@ async def _audit(runtime: Runtime, team: Team, prefix: str) -> list[tuple[str, d
     from guanxi.core.domain.models import AuditEvent
 
     async with runtime.session(team.tenant_id) as s:
-        rows = (await s.scalars(select(AuditEvent).where(AuditEvent.action.like(f"{prefix}%")).order_by(AuditEvent.occurred_at, AuditEvent.id))).all()
+        rows = (
+            await s.scalars(select(AuditEvent).where(AuditEvent.action.like(f"{prefix}%")).order_by(AuditEvent.occurred_at, AuditEvent.id))
+        ).all()
     return [(r.action, r.changes) for r in rows]
 
 
@@ -147,7 +149,13 @@ async def test_a_plan_is_changed_its_interval_counting_from_the_current_periods_
     assert (await team.call["mia"](CREATE, {"input": A_GRADE}))["data"]["createFollowUpPlan"]["errors"] == []
     now = dt.datetime.now(dt.UTC)
     assert await followups.run_plans(runtime, team.tenant_id, now) == 2  # period 0 of the 30-day plan
-    change = {"everyDays": 7, "dueDays": 1, "taskTitle": "每周回访", "name": "A 类周访", "filter": {"fields": [{"field": "grade", "in": ["A", "B"]}]}}
+    change = {
+        "everyDays": 7,
+        "dueDays": 1,
+        "taskTitle": "每周回访",
+        "name": "A 类周访",
+        "filter": {"fields": [{"field": "grade", "in": ["A", "B"]}]},
+    }
     payload = (await team.call["mia"](UPDATE, {"key": "a-monthly", "input": change}))["data"]["updateFollowUpPlan"]
     assert payload["errors"] == []
     plan = payload["plan"]
@@ -158,7 +166,7 @@ async def test_a_plan_is_changed_its_interval_counting_from_the_current_periods_
     assert await followups.run_plans(runtime, team.tenant_id, now + dt.timedelta(days=7)) == 3  # the next week's period
     wu = (await team.call["wu"](MY_TASKS))["data"]["myTasks"]
     assert [t["title"] for t in wu] == ["每周回访", "每周回访"] and {t["customer"]["displayName"] for t in wu} == {"B"}
-    ((action, data),) = await _audit(runtime, team, "sales.followup_plan.update")
+    ((_, data),) = await _audit(runtime, team, "sales.followup_plan.update")
     assert data["key"] == "a-monthly" and data["changed"]["every_days"] == [30, 7] and "filter" in data["changed"]
     same = (await team.call["mia"](UPDATE, {"key": "a-monthly", "input": {"everyDays": 7}}))["data"]["updateFollowUpPlan"]
     assert same["errors"] == [] and len(await _audit(runtime, team, "sales.followup_plan.update")) == 1  # no change, no entry
@@ -183,7 +191,9 @@ def test_a_new_interval_keeps_the_current_periods_first_day_and_number() -> None
 
 async def test_a_paused_plan_creates_no_task_and_resuming_does_not_make_up_missed_periods(runtime: Runtime, team: Team) -> None:
     await _graded(runtime, team)
-    assert (await team.call["mia"](CREATE, {"input": {**A_GRADE, "everyDays": 7, "dueDays": 1}}))["data"]["createFollowUpPlan"]["errors"] == []
+    assert (await team.call["mia"](CREATE, {"input": {**A_GRADE, "everyDays": 7, "dueDays": 1}}))["data"]["createFollowUpPlan"][
+        "errors"
+    ] == []
     now = dt.datetime.now(dt.UTC)
     assert await followups.run_plans(runtime, team.tenant_id, now) == 2
     paused = (await team.call["mia"](PAUSE, {"key": "a-monthly", "reason": "春节"}))["data"]["pauseFollowUpPlan"]
@@ -212,8 +222,18 @@ async def test_a_paused_plan_creates_no_task_and_resuming_does_not_make_up_misse
         (UPDATE, {"key": "a-monthly", "input": {"everyDays": 1}}, "VALIDATION", "dueDays"),  # the plan's due days (2) > 1
         (UPDATE, {"key": "a-monthly", "input": {"name": None}}, "VALIDATION", "name"),
         (UPDATE, {"key": "a-monthly", "input": {"taskTitle": " "}}, "VALIDATION", "taskTitle"),
-        (UPDATE, {"key": "a-monthly", "input": {"filter": {"fields": [{"field": "nope", "eq": "A"}]}}}, "VALIDATION", "filter.fields[0].field"),
-        (UPDATE, {"key": "a-monthly", "input": {"filter": {"fields": [{"field": "grade", "eq": "Z"}]}}}, "VALIDATION", "filter.fields[0].eq"),
+        (
+            UPDATE,
+            {"key": "a-monthly", "input": {"filter": {"fields": [{"field": "nope", "eq": "A"}]}}},
+            "VALIDATION",
+            "filter.fields[0].field",
+        ),
+        (
+            UPDATE,
+            {"key": "a-monthly", "input": {"filter": {"fields": [{"field": "grade", "eq": "Z"}]}}},
+            "VALIDATION",
+            "filter.fields[0].eq",
+        ),
         (PAUSE, {"key": "nope"}, "NOT_FOUND", "key"),
         (PAUSE, {"key": "a-monthly", "reason": "x" * 501}, "VALIDATION", "reason"),
         (RESUME, {"key": "nope"}, "NOT_FOUND", "key"),
@@ -235,6 +255,8 @@ async def test_bad_changes_are_refused_with_a_code_naming_the_field_and_change_n
 async def test_a_salesperson_may_not_change_pause_or_resume_a_plan(runtime: Runtime, team: Team, operation: str) -> None:
     await _graded(runtime, team)
     assert (await team.call["mia"](CREATE, {"input": A_GRADE}))["data"]["createFollowUpPlan"]["errors"] == []
-    body = await team.call["li"](operation, {"key": "a-monthly", "input": {"everyDays": 7}} if operation == UPDATE else {"key": "a-monthly"})
+    body = await team.call["li"](
+        operation, {"key": "a-monthly", "input": {"everyDays": 7}} if operation == UPDATE else {"key": "a-monthly"}
+    )
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert (await team.call["li"]("{ followUpPlans { everyDays active } }"))["data"]["followUpPlans"] == [{"everyDays": 30, "active": True}]

@@ -102,7 +102,8 @@ PLAN_ATTACKS: list[tuple[str, str]] = [
     ("followUpPlans", "{ followUpPlans { key name } }"),
     (
         "createFollowUpPlan",
-        'mutation { createFollowUpPlan(input: {key: "a-plan", name: "B own", everyDays: 7, taskTitle: "t"}) { plan { key name } errors { code } } }',
+        'mutation { createFollowUpPlan(input: {key: "a-plan", name: "B own", everyDays: 7, taskTitle: "t"}) '
+        "{ plan { key name } errors { code } } }",
     ),
     ("updateFollowUpPlan", 'mutation { updateFollowUpPlan(key: "a-plan", input: {name: "hijacked"}) { plan { name } errors { code } } }'),
     ("pauseFollowUpPlan", 'mutation { pauseFollowUpPlan(key: "a-plan") { plan { key } errors { code } } }'),
@@ -125,7 +126,9 @@ async def test_another_tenant_cannot_see_change_pause_or_resume_a_plan(
 ) -> None:
     from guanxi.plugins.sales.models import SalesFollowUpPlan
 
-    made = await team.call["mia"]('mutation { createFollowUpPlan(input: {key: "a-plan", name: "A-plan", everyDays: 30, taskTitle: "A-task"}) { errors { code } } }')
+    made = await team.call["mia"](
+        'mutation { createFollowUpPlan(input: {key: "a-plan", name: "A-plan", everyDays: 30, taskTitle: "A-task"}) { errors { code } } }'
+    )
     assert made["data"]["createFollowUpPlan"]["errors"] == []
 
     async def plans(tenant: uuid.UUID) -> list[tuple[str, str, int, bool]]:
