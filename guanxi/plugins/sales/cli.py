@@ -25,6 +25,7 @@ def api_filter(runtime: Runtime, raw: Any) -> queries.CustomerFilter | None:
     """The service filter for a ``CustomerFilter`` input given as JSON, coerced by the schema of
     this runtime (core's and every loaded plugin's filter fields). A bad value raises
     ``VALIDATION`` naming its path (``filter.fields[0].eq``)."""
+    from graphql import coerce_input_value
     from graphql.utilities import validate_input_value
     from strawberry.types.arguments import convert_argument
 
@@ -45,8 +46,6 @@ def api_filter(runtime: Runtime, raw: Any) -> queries.CustomerFilter | None:
     if problems:
         where, message = problems[0]
         raise ValidationError(f"{where}: {message}", field=where)
-    from graphql import coerce_input_value
-
     coerced = coerce_input_value(raw, gql_type)
     definition: Any = schema.get_type_by_name("CustomerFilter")
     value: Any = convert_argument(coerced, definition.origin, schema.schema_converter.scalar_registry, schema.config)
