@@ -14,7 +14,7 @@ from sqlalchemy import select
 from guanxi import RequestContext, Runtime, hookimpl
 from guanxi.core.base.context import Actor
 from guanxi.core.domain.access import Permission
-from guanxi.core.domain.contracts import ScoreComponent
+from guanxi.core.domain.contracts import Arrival, ScoreComponent
 from guanxi.core.domain.events import ContactArrived, ContactLeft, CustomerReferred, CustomersMerged, StageChanged
 from guanxi.core.domain.models import utcnow
 from guanxi.core.storage.tenancy import TenantSession
@@ -155,6 +155,15 @@ async def guanxi_customer_referred(runtime: Runtime, event: CustomerReferred) ->
             occurred_at=event.occurred_at,
         )
         await attribution.attribute(tx, arrival, settings)
+
+
+@hookimpl
+async def guanxi_assign_owner(session: TenantSession, arrival: Arrival | None) -> uuid.UUID | None:
+    """A customer who arrives through a salesperson's poster (their token as the channel's
+    ``state``) is that salesperson's, unless a rule of another plugin answers first."""
+    from guanxi.plugins.referral.owners import poster_owner
+
+    return await poster_owner(session, arrival)
 
 
 @hookimpl

@@ -1,14 +1,19 @@
-"""GraphQL of the recurring follow-up plans: ``followUpPlans`` and ``createFollowUpPlan``."""
+"""GraphQL of the recurring follow-up plans: ``followUpPlans``, ``createFollowUpPlan``,
+``updateFollowUpPlan``, ``pauseFollowUpPlan`` and ``resumeFollowUpPlan``."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+import msgspec
 import strawberry
 from strawberry.types import Info
 
+from guanxi.core.base.errors import ValidationError
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.inputs import FieldConditionInput
+from guanxi.plugins.sales import followup_changes as changes
 from guanxi.plugins.sales import followups as svc
 from guanxi.plugins.sales.models import SalesFollowUpPlan
 
@@ -63,6 +68,20 @@ class CreateFollowUpPlanInput:
     filter: FollowUpFilterInput | None = None
 
 
+@strawberry.input(description="Only the parts given are changed; a plan's key never changes.")
+class UpdateFollowUpPlanInput:
+    name: str | None = strawberry.UNSET
+    every_days: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="the new interval (1 to 366): the current period is re-measured from its first day with it",
+    )
+    due_days: int | None = strawberry.UNSET
+    task_title: str | None = strawberry.UNSET
+    filter: FollowUpFilterInput | None = strawberry.field(
+        default=strawberry.UNSET, description="the new filter; null follows up every owned customer"
+    )
+
+
 @strawberry.type
 class FollowUpPlanPayload:
     plan: FollowUpPlan | None = None
@@ -79,6 +98,25 @@ def _plan_filter(flt: FollowUpFilterInput | None) -> svc.PlanFilter:
             parts = {"eq": c.eq, "in": c.in_, "gt": c.gt, "gte": c.gte, "lt": c.lt, "lte": c.lte, "is_set": c.is_set}
             conditions.append({"field": c.field, **{k: v for k, v in parts.items() if v is not None}})
     return svc.PlanFilter(stages=flt.stages, tags_any=flt.tags_any, fields=conditions)
+
+
+def _given(value: Any, where: str) -> Any:
+    """UNSET stays UNSET (not changed); null is refused for a part that cannot be cleared."""
+    if value is strawberry.UNSET:
+        return msgspec.UNSET
+    if value is None:
+        raise ValidationError(f"{where} cannot be null (leave it out to keep it)", field=where)
+    return value
+
+
+def _patch(input: UpdateFollowUpPlanInput) -> changes.PlanPatch:
+    return changes.PlanPatch(
+        name=_given(input.name, "name"),
+        every_days=_given(input.every_days, "everyDays"),
+        due_days=_given(input.due_days, "dueDays"),
+        task_title=_given(input.task_title, "taskTitle"),
+        filter=msgspec.UNSET if input.filter is strawberry.UNSET else (_plan_filter(input.filter) if input.filter else None),
+    )
 
 
 @strawberry.type
@@ -107,6 +145,42 @@ class FollowUpMutation:
             )
             async with info.context.transaction() as tx:
                 plan = await svc.create_plan(tx, data)
+            return FollowUpPlanPayload(plan=FollowUpPlan.from_model(plan))
+
+        return await as_payload(run, FollowUpPlanPayload)
+
+    @strawberry.mutation(
+        description="Change a follow-up plan's name, interval, due days, task title or filter (managers and admins); audited."
+    )
+    async def update_follow_up_plan(self, info: Info, key: str, input: UpdateFollowUpPlanInput) -> FollowUpPlanPayload:
+        async def run() -> FollowUpPlanPayload:
+            patch = _patch(input)
+            async with info.context.transaction() as tx:
+                plan = await changes.update_plan(tx, key, patch)
+            return FollowUpPlanPayload(plan=FollowUpPlan.from_model(plan))
+
+        return await as_payload(run, FollowUpPlanPayload)
+
+    @strawberry.mutation(
+        description="Pause a follow-up plan: it creates no task until resumed (tasks already made stay). Audited; "
+        "pausing a paused plan changes nothing."
+    )
+    async def pause_follow_up_plan(self, info: Info, key: str, reason: str | None = None) -> FollowUpPlanPayload:
+        async def run() -> FollowUpPlanPayload:
+            async with info.context.transaction() as tx:
+                plan = await changes.set_active(tx, key, False, reason)
+            return FollowUpPlanPayload(plan=FollowUpPlan.from_model(plan))
+
+        return await as_payload(run, FollowUpPlanPayload)
+
+    @strawberry.mutation(
+        description="Resume a paused follow-up plan. Periods missed while paused are not made up: the next daily run "
+        "creates the current period's task for each matching customer who has none in it. Audited."
+    )
+    async def resume_follow_up_plan(self, info: Info, key: str) -> FollowUpPlanPayload:
+        async def run() -> FollowUpPlanPayload:
+            async with info.context.transaction() as tx:
+                plan = await changes.set_active(tx, key, True)
             return FollowUpPlanPayload(plan=FollowUpPlan.from_model(plan))
 
         return await as_payload(run, FollowUpPlanPayload)

@@ -83,26 +83,45 @@ def customer_filter(flt: PlanFilter) -> queries.CustomerFilter:
     return queries.CustomerFilter(stages=flt.stages, tags_any=flt.tags_any, fields=conditions or None, unassigned=False)
 
 
-async def create_plan(tx: Tx, data: PlanInput) -> SalesFollowUpPlan:
-    if not _KEY.match(data.key):
-        raise ValidationError("key must be lower case: a letter, then letters, digits, _ or -, at most 64", field="key")
-    name = " ".join(data.name.split())
+def clean_name(value: str) -> str:
+    name = " ".join(value.split())
     if not name or len(name) > 200:
         raise ValidationError("name must be 1 to 200 characters", field="name")
-    title = " ".join(data.task_title.split())
+    return name
+
+
+def clean_title(value: str) -> str:
+    title = " ".join(value.split())
     if not title or len(title) > 300:
         raise ValidationError("taskTitle must be 1 to 300 characters", field="taskTitle")
-    if not 1 <= data.every_days <= 366:
+    return title
+
+
+def check_days(every_days: int, due_days: int) -> None:
+    if not 1 <= every_days <= 366:
         raise ValidationError("everyDays must be 1 to 366", field="everyDays")
-    if not 0 <= data.due_days <= data.every_days:
+    if not 0 <= due_days <= every_days:
         raise ValidationError("dueDays must be 0 to everyDays", field="dueDays")
-    for i, c in enumerate(data.filter.fields or []):
+
+
+async def check_filter(session: TenantSession, flt: PlanFilter) -> None:
+    """Compile the filter now, so an unknown field or a value of the wrong type is refused
+    when the plan is made or changed (``VALIDATION`` naming ``filter.fields[i]…``)."""
+    for i, c in enumerate(flt.fields or []):
         unknown = set(c) - {"field", *_CONDITION_PARTS}
         if unknown:
             raise ValidationError(f"unknown condition part {sorted(unknown)[0]!r}", field=f"filter.fields[{i}]")
+    await queries.apply_filter(session, select(Customer.id), customer_filter(flt))
+
+
+async def create_plan(tx: Tx, data: PlanInput) -> SalesFollowUpPlan:
+    if not _KEY.match(data.key):
+        raise ValidationError("key must be lower case: a letter, then letters, digits, _ or -, at most 64", field="key")
+    name = clean_name(data.name)
+    title = clean_title(data.task_title)
+    check_days(data.every_days, data.due_days)
     session = tx.session
-    # the filter compiles now, so an unknown field or a value of the wrong type is refused here
-    await queries.apply_filter(session, select(Customer.id), customer_filter(data.filter))
+    await check_filter(session, data.filter)
     if (await session.execute(select(SalesFollowUpPlan.id).where(SalesFollowUpPlan.key == data.key))).first() is not None:
         raise ConflictError(f"a follow-up plan {data.key!r} exists already", field="key")
     today = dt.datetime.now(dt.UTC).astimezone(await tenant_zone(session)).date()

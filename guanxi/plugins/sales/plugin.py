@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import click
 from sqlalchemy import delete, select, update
 
 from guanxi import RequestContext, Runtime, Tx, hookimpl
@@ -16,7 +17,7 @@ from guanxi.core.domain.contracts import JobKind, JobRun, StaffHandover
 from guanxi.core.domain.events import CustomersMerged
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.graphql.contrib import GraphQLContribution
-from guanxi.plugins.sales import followups, pool
+from guanxi.plugins.sales import followups, merge_rows, pool
 from guanxi.plugins.sales.deals import contracts
 from guanxi.plugins.sales.deals import models as deal_models
 from guanxi.plugins.sales.deals.models import SalesDeal, SalesPayment
@@ -35,6 +36,13 @@ def guanxi_routes(runtime: Runtime) -> list[Any]:
     from guanxi.plugins.sales.routes import routes
 
     return routes(runtime)
+
+
+@hookimpl
+def guanxi_cli(group: click.Group) -> None:
+    from guanxi.plugins.sales.cli import sales
+
+    group.add_command(sales)
 
 
 @hookimpl
@@ -84,8 +92,14 @@ def guanxi_permissions() -> list[Permission]:
         Permission(
             name="sales.followups.manage",
             roles=("admin", "manager"),
-            fields=("Mutation.createFollowUpPlan",),
-            description="Create recurring follow-up plans (a task for each matching customer's owner every N days)",
+            fields=(
+                "Mutation.createFollowUpPlan",
+                "Mutation.updateFollowUpPlan",
+                "Mutation.pauseFollowUpPlan",
+                "Mutation.resumeFollowUpPlan",
+            ),
+            description="Create, change, pause and resume recurring follow-up plans "
+            "(a task for each matching customer's owner every N days)",
         ),
         Permission(
             name="sales.followups.read",
@@ -184,8 +198,8 @@ async def guanxi_staff_handover(tx: Tx, handover: StaffHandover) -> dict[str, in
 
 @hookimpl
 async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> None:
-    """The survivor takes the merged customer's pool history, deals, contracts and payments; the merged tombstone leaves its pool
-    (the survivor keeps its own place, or takes the merged one's when it had none)."""
+    """The survivor takes the merged customer's pool history, deals, contracts and payments and follow-up runs; the merged
+    tombstone leaves its pool (the survivor keeps its own place, or takes the merged one's when it had none)."""
     async with runtime.transaction(RequestContext(tenant_id=event.tenant_id, actor=MERGE_ACTOR)) as tx:
         s = tx.session
         await s.execute(update(SalesPoolMove).where(SalesPoolMove.customer_id == event.merged_id).values(customer_id=event.survivor_id))
@@ -196,6 +210,7 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
             await s.execute(update(SalesPoolLead).where(SalesPoolLead.customer_id == event.merged_id).values(customer_id=event.survivor_id))
         else:
             await s.execute(delete(SalesPoolLead).where(SalesPoolLead.customer_id == event.merged_id))
+        await merge_rows.move_rows(s, event.survivor_id, event.merged_id)  # the follow-up plans' runs
 
 
 def _lead_json(lead: SalesPoolLead) -> dict[str, Any]:
@@ -214,20 +229,22 @@ def _lead_json(lead: SalesPoolLead) -> dict[str, Any]:
 
 @hookimpl
 async def guanxi_merge_record(session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID) -> dict[str, Any] | None:
-    """What the merge hook above will move or drop: the merged customer's pool moves and place."""
+    """What the merge hook above will move or drop: the merged customer's pool moves and place,
+    its follow-up runs and deal rows (:mod:`merge_rows`)."""
+    rows = await merge_rows.record_rows(session, merged_id)
     moves = [str(i) for i in (await session.execute(select(SalesPoolMove.id).where(SalesPoolMove.customer_id == merged_id))).scalars()]
     lead = (await session.execute(select(SalesPoolLead).where(SalesPoolLead.customer_id == merged_id))).scalar_one_or_none()
     if not moves and lead is None:
-        return None
+        return rows or None
     had_place = (await session.execute(select(SalesPoolLead.customer_id).where(SalesPoolLead.customer_id == survivor_id))).first()
-    return {"moves": moves, "lead": _lead_json(lead) if lead else None, "survivor_had_place": had_place is not None}
+    return {"moves": moves, "lead": _lead_json(lead) if lead else None, "survivor_had_place": had_place is not None, **rows}
 
 
 @hookimpl
 async def guanxi_merge_undone(
     session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID, record: dict[str, Any]
 ) -> dict[str, int]:
-    """Give the merged customer back its pool moves and its place in a pool."""
+    """Give the merged customer back its pool moves and its place in a pool, its follow-up runs and deal rows."""
     import datetime as dt
 
     ids = [uuid.UUID(i) for i in record.get("moves", [])]
@@ -254,7 +271,8 @@ async def guanxi_merge_undone(
             )
         )
         await session.flush()
-    return {"pool_moves": int(result.rowcount or 0), "pool_places": int(lead is not None)}
+    rows = await merge_rows.restore_rows(session, survivor_id, merged_id, record)
+    return {"pool_moves": int(result.rowcount or 0), "pool_places": int(lead is not None), **rows}
 
 
 @hookimpl

@@ -137,6 +137,24 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
 
 
 @hookimpl
+async def guanxi_merge_record(session: TenantSession, merged_id: uuid.UUID) -> dict[str, Any]:
+    """Nothing to keep (scores are computed from the rows core gives back), but an answer asks
+    core to call ``guanxi_merge_undone`` on an undo: the merged customer's total is noted."""
+    from guanxi.plugins.scoring.models import ScoringScore
+
+    row = await session.get(ScoringScore, (session.tenant_id, merged_id))
+    return {"merged_total": row.total if row is not None else None}
+
+
+@hookimpl
+async def guanxi_merge_undone(runtime: Runtime, session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID) -> dict[str, int]:
+    """A merge was undone: both customers' scores are recomputed from their own timelines again."""
+    from guanxi.plugins.scoring.recompute import rescore_unmerge
+
+    return await rescore_unmerge(runtime, session, survivor_id, merged_id)
+
+
+@hookimpl
 async def guanxi_export_customer_data(session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
     from guanxi.plugins.scoring.privacy import export_customer
 

@@ -31,6 +31,7 @@ from guanxi.core.domain.contracts import ScoreComponent
 from guanxi.core.domain.models import Customer, UTCDateTime, utcnow
 from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Runtime, Tx
+from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.scoring import components
 from guanxi.plugins.scoring.components import Scope, ids_scope, range_scope
 from guanxi.plugins.scoring.models import ScoringHistory, ScoringPart, ScoringScore
@@ -206,6 +207,18 @@ async def rescore_merge(runtime: Runtime, tenant_id: uuid.UUID, survivor_id: uui
         await tx.session.execute(delete(ScoringPart).where(ScoringPart.customer_id == merged_id))
         await tx.session.execute(delete(ScoringScore).where(ScoringScore.customer_id == merged_id))
         await score_customers(tx, [survivor_id], cause="merge")
+
+
+async def rescore_unmerge(runtime: Runtime, session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID) -> dict[str, int]:
+    """After a merge is undone (inside the undo's transaction, each customer holding its own
+    interactions, identities and profile again): recompute both customers' scores, so the survivor
+    loses what the merged timeline gave it and the restored customer gets its score back. Stage
+    rules are not applied (an undo puts things back; it does not move customers on)."""
+    tx = Tx(runtime, session, RequestContext(tenant_id=session.tenant_id, actor=RULE_ACTOR))
+    ids = [survivor_id, merged_id]
+    totals = await score_set(tx, ids_scope(ids), ids, as_of=clock(), cause="unmerge")
+    RESCORED.labels("incremental").inc(len(totals))
+    return {"rescored": len(totals)}
 
 
 class RecomputeReport(msgspec.Struct, kw_only=True):

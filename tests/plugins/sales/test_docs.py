@@ -92,6 +92,14 @@ async def test_the_documented_follow_up_plan_runs(runtime: Runtime, team: Team) 
     assert await followups.run_plans(runtime, team.tenant_id, dt.datetime.now(dt.UTC)) == 1
     tasks = await team.call["li"]("{ myTasks { title } }")
     assert tasks["data"]["myTasks"] == [{"title": "月度回访"}]
+    changed = (await team.call["mia"](OPERATIONS["ChangeFollowUpPlan"]))["data"]["updateFollowUpPlan"]
+    assert changed["errors"] == [] and (changed["plan"]["everyDays"], changed["plan"]["taskTitle"]) == (14, "双周回访")
+    paused = await team.call["mia"](OPERATIONS["PauseFollowUpPlan"])
+    assert paused["data"]["pauseFollowUpPlan"] == {"plan": {"key": "a-monthly", "active": False}, "errors": []}
+    assert await followups.run_plans(runtime, team.tenant_id, dt.datetime.now(dt.UTC) + dt.timedelta(days=15)) == 0
+    resumed = await team.call["mia"](OPERATIONS["ResumeFollowUpPlan"])
+    assert resumed["data"]["resumeFollowUpPlan"] == {"plan": {"key": "a-monthly", "active": True}, "errors": []}
+    assert await followups.run_plans(runtime, team.tenant_id, dt.datetime.now(dt.UTC) + dt.timedelta(days=15)) == 1
 
 
 async def test_the_documented_pool_runs(team: Team) -> None:
@@ -129,3 +137,31 @@ async def test_the_documented_csv_export_runs(runtime: Runtime, team: Team, http
     assert response.status_code == 200, response.text
     lines = response.text.splitlines()
     assert len(lines) == 2 and lines[1].startswith(a) and lines[0].endswith(",grade")
+
+
+async def test_the_documented_export_command_runs(runtime: Runtime, team: Team, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``console`` example of the CSV export, run through the CLI as a salesperson's key."""
+    import shlex
+
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.services import fields
+    from guanxi.graphql.ids import from_global_id
+    from guanxi.testing.plugin import api_key
+    from tests.plugins.sales.test_export_cli import cli_runtime, invoke, rows_of
+
+    (block,) = re.findall(r"^```console\n(.*?)^```$", DOC.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+    key = await api_key(runtime, team.tenant_id, "sales", user_id=team.users["li"])
+    words = shlex.split(block.removeprefix("$ ").replace("\\\n", " ").replace('"$LI_KEY"', key))
+    assert words[:3] == ["guanxi", "sales", "export-customers"]
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        await fields.define_field(tx, fields.FieldInput(key="grade", label="客户等级", kind="single_choice", choices=["A", "B"]))
+    a = await new_customer(runtime, team.tenant_id, "王芳", owner=team.users["li"])
+    await new_customer(runtime, team.tenant_id, "B", owner=team.users["li"])  # no grade
+    w = await new_customer(runtime, team.tenant_id, "Wu's", owner=team.users["wu"])
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        await fields.set_customer_fields(tx, from_global_id(a, "Customer"), {"grade": "A"})
+        await fields.set_customer_fields(tx, from_global_id(w, "Customer"), {"grade": "A"})
+    monkeypatch.chdir(tmp_path)
+    result = await invoke(cli_runtime(runtime), *words[3:])
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in rows_of((tmp_path / "grade-a.csv").read_text(encoding="utf-8"))] == [a]  # not wu's

@@ -95,3 +95,61 @@ async def test_another_tenant_cannot_see_or_move_a_pools_leads(
         if field == "leadPools":
             assert answer["data"]["leadPools"] == []
     assert await _state(runtime, team.tenant_id) == before
+
+
+#: the follow-up plans' root fields, with tenant A's plan key
+PLAN_ATTACKS: list[tuple[str, str]] = [
+    ("followUpPlans", "{ followUpPlans { key name } }"),
+    (
+        "createFollowUpPlan",
+        'mutation { createFollowUpPlan(input: {key: "a-plan", name: "B own", everyDays: 7, taskTitle: "t"}) '
+        "{ plan { key name } errors { code } } }",
+    ),
+    ("updateFollowUpPlan", 'mutation { updateFollowUpPlan(key: "a-plan", input: {name: "hijacked"}) { plan { name } errors { code } } }'),
+    ("pauseFollowUpPlan", 'mutation { pauseFollowUpPlan(key: "a-plan") { plan { key } errors { code } } }'),
+    ("resumeFollowUpPlan", 'mutation { resumeFollowUpPlan(key: "a-plan") { plan { key } errors { code } } }'),
+]
+
+
+def test_every_follow_up_root_field_is_attacked() -> None:
+    from guanxi.plugins.sales.followup_graphql import FollowUpMutation, FollowUpQuery
+
+    fields = {f.python_name for t in (FollowUpQuery, FollowUpMutation) for f in t.__strawberry_definition__.fields}  # type: ignore[attr-defined]
+    camel = {"".join(w if i == 0 else w.title() for i, w in enumerate(f.split("_"))) for f in fields}
+    assert camel - {name for name, _ in PLAN_ATTACKS} == set()
+
+
+@pytest.mark.parametrize("role", ["admin", "manager"])
+@pytest.mark.parametrize(("field", "operation"), PLAN_ATTACKS, ids=[name for name, _ in PLAN_ATTACKS])
+async def test_another_tenant_cannot_see_change_pause_or_resume_a_plan(
+    runtime: Runtime, team: Team, http: httpx.AsyncClient, role: str, field: str, operation: str
+) -> None:
+    from guanxi.plugins.sales.models import SalesFollowUpPlan
+
+    made = await team.call["mia"](
+        'mutation { createFollowUpPlan(input: {key: "a-plan", name: "A-plan", everyDays: 30, taskTitle: "A-task"}) { errors { code } } }'
+    )
+    assert made["data"]["createFollowUpPlan"]["errors"] == []
+
+    async def plans(tenant: uuid.UUID) -> list[tuple[str, str, int, bool]]:
+        async with runtime.session(tenant) as s:
+            return [(p.key, p.name, p.every_days, p.active) for p in (await s.scalars(select(SalesFollowUpPlan))).all()]
+
+    before = await plans(team.tenant_id)
+    async with runtime.write_session(None) as session:
+        beta = await create_tenant(session, f"beta-{uuid.uuid4().hex[:8]}", "Beta")
+    user = await make_user(runtime, beta, f"{role}@beta.example", role)
+    key = await api_key(runtime, beta, role, user_id=user if role == "manager" else None)
+    response = await http.post("/graphql", json={"query": operation}, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+    answer = response.json()
+    text = json.dumps(answer, ensure_ascii=False)
+    assert "A-plan" not in text and "A-task" not in text, text
+    payload = answer["data"][field]
+    if field in ("updateFollowUpPlan", "pauseFollowUpPlan", "resumeFollowUpPlan"):
+        assert payload == {"plan": None, "errors": [{"code": "NOT_FOUND"}]}, answer
+    if field == "followUpPlans":
+        assert payload == []
+    if field == "createFollowUpPlan":  # keys are per tenant: beta makes its own plan, A's is untouched
+        assert payload == {"plan": {"key": "a-plan", "name": "B own"}, "errors": []}
+    assert await plans(team.tenant_id) == before

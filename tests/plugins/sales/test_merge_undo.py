@@ -5,6 +5,7 @@ managers may undo, salespeople may not."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -26,7 +27,9 @@ from guanxi.core.domain.models import (
 )
 from guanxi.core.services.merge_undo import row_json
 from guanxi.graphql.ids import from_global_id
-from guanxi.plugins.sales.models import SalesPoolLead, SalesPoolMove
+from guanxi.plugins.sales import followups
+from guanxi.plugins.sales.deals.models import CUSTOMER_TABLES as DEAL_TABLES
+from guanxi.plugins.sales.models import SalesFollowUpRun, SalesPoolLead, SalesPoolMove
 from tests.plugins.sales.conftest import Team
 
 pytestmark = pytest.mark.plugins("sales")
@@ -50,6 +53,8 @@ ROWS: list[Any] = [
     ContactPoint,
     SalesPoolMove,
     SalesPoolLead,
+    SalesFollowUpRun,
+    *DEAL_TABLES,
 ]
 
 
@@ -113,6 +118,16 @@ async def test_a_merge_then_its_undo_leaves_the_data_as_before(runtime: Runtime,
     await _ok(
         admin, 'mutation($c: ID!) { putLeadInPool(customerId: $c, pool: "north", reason: "cold") { errors { code } } }', {"c": merged}
     )
+    # follow-up runs: plan "all" gave both customers a task this period, plan "hot" the merged one only; and a deal
+    plan = "mutation($i: CreateFollowUpPlanInput!) { createFollowUpPlan(input: $i) { errors { code } } }"
+    await _ok(admin, plan, {"i": {"key": "all", "name": "All", "everyDays": 30, "taskTitle": "call"}})
+    await _ok(admin, plan, {"i": {"key": "hot", "name": "Hot", "everyDays": 30, "taskTitle": "call hot", "filter": {"tagsAny": ["hot"]}}})
+    for cid in (survivor, merged):
+        owner = "mutation($c: ID!, $o: ID!) { updateCustomer(id: $c, input: {ownerId: $o}) { errors { code } } }"
+        await _ok(admin, owner, {"c": cid, "o": team.gid("li")})
+    assert await followups.run_plans(runtime, team.tenant_id, dt.datetime.now(dt.UTC)) == 3
+    deal = 'mutation($c: ID!) { createDeal(input: {customerId: $c, title: "Course", amount: 800}) { errors { code } } }'
+    await _ok(admin, deal, {"c": merged})
     await runtime.drain()
     before = await dump(runtime, team.tenant_id)
 
@@ -122,6 +137,9 @@ async def test_a_merge_then_its_undo_leaves_the_data_as_before(runtime: Runtime,
     assert await dump(runtime, team.tenant_id) != before
     async with runtime.session(team.tenant_id) as s:
         assert (await s.scalars(select(SalesPoolLead.customer_id))).all() == [from_global_id(survivor, "Customer")]
+        runs = (await s.scalars(select(SalesFollowUpRun.customer_id))).all()
+        assert runs == [from_global_id(survivor, "Customer")] * 2  # its own of "all", the merged one's of "hot"
+    assert await followups.run_plans(runtime, team.tenant_id, dt.datetime.now(dt.UTC)) == 0  # no second task this period
 
     undone = await _ok(admin, UNDO, {"m": merged})
     assert undone["customer"]["id"] == merged and undone["customer"]["company"] == "Star Edu"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
+from typing import Any
 
 import pytest
 
@@ -191,3 +193,31 @@ class TestShortHalfLife:
         part = (await shop.parts(cid))[("engagement", "visit@shop")]
         assert part.count == 1 and 0 <= part.value < 1e-300
         assert ("engagement", "visit@*") not in await shop.parts(cid)
+
+
+async def test_a_merge_then_its_undo_leaves_both_scores_as_before(shop: Shop) -> None:
+    """guanxi_merge_undone: after the undo each customer's total and parts are what they were
+    before the merge (the survivor no longer counts the merged timeline; the restored customer
+    has its score back)."""
+    from guanxi.core.services.merge import merge_customers
+    from guanxi.core.services.merge_undo import undo_merge
+
+    survivor = await shop.customer("Li Lei", company="Acme")
+    merged = await shop.customer("李雷", emails=["lilei@example.com"])
+    await shop.interact(survivor, "visit")
+    await shop.interact(merged, "meeting")
+    await shop.interact(merged, "message_in", at=NOW - dt.timedelta(days=3))
+
+    async def scores() -> dict[uuid.UUID, Any]:
+        parts = {c: {k: (p.count, p.value, p.measure) for k, p in (await shop.parts(c)).items()} for c in (survivor, merged)}
+        return {c: (await shop.total(c), parts[c]) for c in (survivor, merged)}
+
+    before = await scores()
+    assert before[merged][0] is not None and before[merged][0] > 0
+    async with shop.runtime.transaction(shop.ctx) as tx:
+        await merge_customers(tx, survivor, merged)
+    merged_state = await scores()
+    assert merged_state[merged] == (None, {}) and merged_state[survivor][0] > before[survivor][0]  # type: ignore[operator]
+    async with shop.runtime.transaction(shop.ctx) as tx:
+        await undo_merge(tx, merged)
+    assert await scores() == before
