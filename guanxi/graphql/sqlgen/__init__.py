@@ -25,6 +25,7 @@ from graphql import GraphQLError, GraphQLSchema, parse
 from graphql.execution.values import get_variable_values
 from strawberry.types import ExecutionResult
 
+from guanxi.graphql.metrics import SQL_PATH
 from guanxi.graphql.sqlgen.build import Build, Fallback, customers_statement
 from guanxi.graphql.sqlgen.dialect import dialect_for, register_sqlite_functions
 from guanxi.graphql.sqlgen.plan import NotCompilableError, SqlPlan, compile_selection
@@ -96,22 +97,27 @@ class SqlLayer:
         self._plans.move_to_end(key)
         coerced = get_variable_values(self.schema, plan.operation.variable_definitions or (), variables or {})
         if isinstance(coerced, list):  # the present path reports these errors
-            self.stats["fallback"] += 1
+            self._fell_back()
             return None
         try:
             raw = await self._run(plan, coerced, context)
         except (Fallback, GraphQLError) as exc:
-            self.stats["fallback"] += 1
+            self._fell_back()
             log.debug("GraphQL SQL path fell back: %s", exc)
             return None
         except Exception:  # a bug of this layer: answer through the present path, say so once per query
-            self.stats["fallback"] += 1
+            self._fell_back()
             self.stats["failed"] = self.stats.get("failed", 0) + 1
             log.warning("GraphQL SQL path failed; the present path answers", exc_info=True)
             self._plans[key] = None
             return None
         self.stats["sql"] += 1
+        SQL_PATH.labels("sql").inc()
         return RawExecutionResult(raw)
+
+    def _fell_back(self) -> None:
+        self.stats["fallback"] += 1
+        SQL_PATH.labels("fallback").inc()
 
     async def _run(self, plan: SqlPlan, variables: Any, context: Any) -> bytes:
         runtime = context.rt
@@ -120,17 +126,19 @@ class SqlLayer:
         dialect = dialect_for(runtime.engine.dialect.name)
         build = Build(dialect, variables, settings.default_page_size, settings.max_page_size, dt.datetime.now(dt.UTC))
         statements = [
-            (root.key, await customers_statement(build, root, session) if root.name == "customers" else None) for root in plan.roots
+            (root.key, await customers_statement(build, root, session, plan.statements) if root.name == "customers" else None)
+            for root in plan.roots
         ]
         parts: list[bytes] = []
         try:
             if dialect.name == "sqlite":
                 await session.run_sync(lambda s: register_sqlite_functions(s.connection()))
-            for response_key, statement in statements:
-                if statement is None:
+            for response_key, built in statements:
+                if built is None:
                     value = b'"Query"'
                 else:
-                    text = (await session.execute(statement)).scalar_one()
+                    statement, params = built
+                    text = (await session.execute(statement, params)).scalar_one()
                     value = text.encode()
                 parts.append(_encode(response_key) + b":" + value)
         finally:

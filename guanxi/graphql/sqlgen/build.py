@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import FieldNode, GraphQLError, GraphQLField, get_argument_values
-from sqlalchemy import ColumnElement, Select, String, and_, case, false, func, literal, null, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, String, and_, bindparam, case, false, func, literal, null, or_, select
 from sqlalchemy.orm import aliased
 
 from guanxi.core.domain import models as m
@@ -291,7 +291,9 @@ class Build:
                 case "done":
                     return d.true_false(t.done_at.is_not(None))
                 case "overdue":
-                    return d.true_false(and_(t.done_at.is_(None), t.due_at.is_not(None), t.due_at < self.now))
+                    return d.true_false(
+                        and_(t.done_at.is_(None), t.due_at.is_not(None), t.due_at < bindparam(NOW, type_=m.Task.due_at.type))
+                    )
                 case "assignee":
                     return self.user(c, t.assignee_id)
                 case _:
@@ -381,8 +383,36 @@ def _filter(raw: Any) -> queries.CustomerFilter | None:
     return queries.CustomerFilter(**values)
 
 
-async def customers_statement(b: Build, sel: Sel, session: Any) -> Select[Any]:
-    """The statement whose one row is the JSON of a ``customers`` connection."""
+def _frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return getattr(value, "value", value)
+
+
+def _nested_args(b: Build, sel: Sel) -> tuple[Any, ...]:
+    """The argument values of every field below ``sel`` (part of a cached statement's key)."""
+    out: list[Any] = []
+    stack = list(sel.children)
+    while stack:
+        child = stack.pop()
+        if child.field_def is not None and child.field_def.args:
+            out.append((id(child), _frozen(b.args(child))))
+        stack.extend(child.children)
+    return tuple(out)
+
+
+#: the statement's parameters that vary between requests of one cached statement
+SIZE, LIMIT, AFTER, AFTER_ID, NOW = "gx_size", "gx_limit", "gx_after", "gx_after_id", "gx_now"
+
+
+async def customers_statement(b: Build, sel: Sel, session: Any, cache: dict[Any, Any]) -> tuple[Select[Any], dict[str, Any]]:
+    """The statement whose one row is the JSON of a ``customers`` connection, and its parameters.
+
+    Statements are kept in ``cache`` by their shape (the plan's field, the ordering, whether a
+    cursor is given, the filter and every nested argument); the page size, the cursor's values
+    and the current time are parameters."""
     args = b.args(sel)
     if args.get("last") is not None or args.get("before") is not None or args.get("orderByField") is not None:
         raise Fallback("backward paging or orderByField")
@@ -395,23 +425,38 @@ async def customers_statement(b: Build, sel: Sel, session: Any) -> Select[Any]:
         window = page_window(args.get("first"), args.get("after"), None, None, order.value, b.default_page_size, b.max_page_size)
     except Exception as exc:
         raise Fallback(str(exc)) from None
-    flt = _filter(args.get("filter"))
+    params: dict[str, Any] = {SIZE: window.size, LIMIT: window.size + 1, NOW: b.now}
+    if window.cursor is not None:
+        params[AFTER], params[AFTER_ID] = window.cursor
+    key = (id(sel), b.dialect.name, order, window.cursor is not None, _frozen(args.get("filter")), _nested_args(b, sel))
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = await _build_customers(b, sel, session, order, args.get("filter"), window.cursor is not None)
+        while len(cache) > 512:
+            cache.pop(next(iter(cache)))
+    return found, params
+
+
+async def _build_customers(b: Build, sel: Sel, session: Any, order: queries.CustomerOrder, raw_filter: Any, after: bool) -> Select[Any]:
+    flt = _filter(raw_filter)
     d = b.dialect
     col, desc = queries._order_columns(order)
-    size = window.size
+    size = bindparam(SIZE, type_=Integer)
     base = await queries.apply_filter(session, select(*_PAGE_COLUMNS, col.label("gx_sort")), flt)
     count = await queries.apply_filter(session, select(func.count()).select_from(m.Customer), flt)
     if base is None or count is None:  # pragma: no cover - only tag filters say "nothing", and they fall back
         raise Fallback("empty filter")
-    if window.cursor is not None:
-        value, last_id = window.cursor
+    if after:
+        value, last_id = bindparam(AFTER, type_=col.type), bindparam(AFTER_ID, type_=m.Customer.id.type)
         if desc:
             base = base.where(or_(col < value, and_(col == value, m.Customer.id < last_id)))
         else:
             base = base.where(or_(col > value, and_(col == value, m.Customer.id > last_id)))
     ordering = [col.desc(), m.Customer.id.desc()] if desc else [col.asc(), m.Customer.id.asc()]
-    rn = func.row_number().over(order_by=ordering).label("gx_rn")
-    page = base.add_columns(rn).order_by(*ordering).limit(size + 1).cte("gx_page").prefix_with("MATERIALIZED")
+    picked = base.order_by(*ordering).limit(bindparam(LIMIT, type_=Integer)).subquery("gx_pick")
+    again = [picked.c.gx_sort.desc(), picked.c.id.desc()] if desc else [picked.c.gx_sort.asc(), picked.c.id.asc()]
+    numbered = select(*picked.c, func.row_number().over(order_by=again).label("gx_rn"))
+    page = numbered.cte("gx_page").prefix_with("MATERIALIZED")
     row = aliased(m.Customer, page)
     kind = _ORDER_KIND[order]
     page_rn = page.c.gx_rn
@@ -447,7 +492,7 @@ async def customers_statement(b: Build, sel: Sel, session: Any) -> Select[Any]:
                 elif p.name == "hasNextPage":
                     info.append((p.key, more))
                 elif p.name == "hasPreviousPage":
-                    info.append((p.key, d.true_false(literal(window.given_cursor))))
+                    info.append((p.key, d.true_false(literal(after))))
                 elif p.name in ("startCursor", "endCursor"):
                     counted = select(func.count()).select_from(page).scalar_subquery()
                     last = case((counted < size, counted), else_=size)

@@ -96,6 +96,8 @@ class SqlPlan:
 
     operation: OperationDefinitionNode
     roots: list[Sel]
+    #: built statements by shape (see :func:`guanxi.graphql.sqlgen.build.customers_statement`)
+    statements: dict[Any, Any] = field(default_factory=dict)
 
 
 def _named(t: Any) -> Any:
