@@ -83,7 +83,7 @@ class Build:
 
     def _list(self, json: Any, where: list[Any], order: list[Any], limit: int | None = None) -> ColumnElement[Any]:
         """A JSON array of ``json`` for the rows matching ``where`` in ``order`` (first ``limit``)."""
-        rn = func.row_number().over(order_by=order).label("gx_rn")
+        rn = self.dialect.position(order)
         inner = select(json.label("gx_j"), rn).where(*where).order_by(*order).correlate(self.corr)
         if limit is not None:
             inner = inner.limit(limit)
@@ -143,7 +143,7 @@ class Build:
                     return getattr(t, c.name)
 
         json = self._obj(sel, "Tag", value)
-        rn = func.row_number().over(order_by=[t.group_name, t.name]).label("gx_rn")
+        rn = d.position([t.group_name, t.name])
         inner = (
             select(json.label("gx_j"), rn)
             .select_from(ct)

@@ -81,6 +81,11 @@ class Dialect:
     def json_column(self, column: Any) -> ColumnElement[Any]:
         return func.json(column)
 
+    def position(self, order: Sequence[Any]) -> ColumnElement[Any]:
+        """A row's position in a nested list (``gx_rn``): SQLite aggregates the derived table in
+        its own order and needs none (a window would sort each list once more)."""
+        return literal(0, Integer).label("gx_rn")
+
     def true_false(self, condition: Any) -> ColumnElement[Any]:
         return func.json(case((condition, "true"), else_="false"))
 
@@ -130,6 +135,9 @@ class PostgresDialect(Dialect):
 
     def json_column(self, column: Any) -> ColumnElement[Any]:
         return column
+
+    def position(self, order: Sequence[Any]) -> ColumnElement[Any]:
+        return func.row_number().over(order_by=list(order)).label("gx_rn")
 
     def true_false(self, condition: Any) -> ColumnElement[Any]:
         return cast(condition, Boolean)
