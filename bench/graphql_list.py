@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -38,6 +38,7 @@ from bench._smoke import add_smoke, parse  # noqa: E402
 from guanxi.core.base.ids import new_id  # noqa: E402
 from guanxi.core.domain import models as m  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
+from guanxi.graphql.sqlgen import sql_enabled  # noqa: E402
 from guanxi.testing.sql import count_statements  # noqa: E402
 
 #: The page query of tests/graphql/test_sql_statements.py (PAGE), copied verbatim.
@@ -182,22 +183,24 @@ async def seed(runtime: Runtime, slug: str, n: int, batch: int = 2000) -> uuid.U
 
 
 async def statements_by_page_size(runtime: Runtime, sizes: list[int], key: str) -> dict[str, int]:
-    """SQL statements of one page query, in-process, per page size (BEGIN/COMMIT/... ignored)."""
-    from litestar.testing import AsyncTestClient
+    """SQL statements of one page query, in-process, per page size (BEGIN/COMMIT/... ignored).
 
+    The app runs on this event loop (httpx's ASGI transport), where the runtime's engine was
+    created: asyncpg connections belong to the loop that opened them."""
     from guanxi.app import create_app
 
     out: dict[str, int] = {}
-    async with AsyncTestClient(app=create_app(runtime)) as client:
+    transport = httpx.ASGITransport(app=cast(Any, create_app(runtime)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
 
         async def page(n: int) -> dict[str, Any]:
             r = await client.post("/graphql", json={"query": PAGE, "variables": {"n": n}}, headers={"Authorization": f"Bearer {key}"})
             body = r.json()
             if r.status_code != 200 or body.get("errors"):
                 raise SystemExit(f"in-process page query failed: {r.status_code} {r.text[:500]}")
-            return body  # type: ignore[no-any-return]
+            return cast(dict[str, Any], body)
 
-        await page(sizes[0])  # warm-up: caches the tenant id and the stage list's compiled SQL
+        await page(sizes[0])  # warm-up: caches the tenant id, the stage list's compiled SQL, the query's plans
         for n in sizes:
             with count_statements(runtime.engine) as seen:
                 body = await page(n)
@@ -424,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         "errors": g.errors,
         "baseline_errors": bl.errors,
         "same_page": same,
+        "sql_layer": sql_enabled(),
         "truncated_by_time_limit": min(len(g.latencies), len(bl.latencies)) < planned,
         "seed_seconds": round(seed_seconds, 2),
         "total_seconds": round(time.perf_counter() - started, 1),

@@ -36,6 +36,7 @@ from guanxi.graphql.ide import graphiql_assets_router, offline_graphiql_html
 from guanxi.graphql.metrics import GraphQLMetrics
 from guanxi.graphql.operator import operator_controller
 from guanxi.graphql.schema import build_schema
+from guanxi.graphql.sqlgen import RawExecutionResult
 from guanxi.metrics import http_metrics_middleware, metrics_route
 from guanxi.observability import RequestIdMiddleware
 from guanxi.security import SCOPE_KEY, GraphQLAuthMiddleware
@@ -85,6 +86,14 @@ def graphql_error_response(status: int, message: str) -> Response[Any]:
     """A refused request in GraphQL's shape: ``{"errors": [{"message", "extensions": {"code"}}]}``."""
     code = _HTTP_CODES.get(status, "BAD_REQUEST")
     return Response({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status, media_type="application/json")
+
+
+class _RawBody(dict[str, Any]):
+    """A response body already encoded (by the database, :mod:`guanxi.graphql.sqlgen`)."""
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__()
+        self.raw = raw
 
 
 def _response_getter() -> Response[Any]:
@@ -241,7 +250,14 @@ def create_app(runtime: Runtime | None = None, *, manage_runtime: bool | None = 
             except MissingQueryError as exc:
                 raise HTTPException(400, "No GraphQL query found in the request") from exc
 
+        def encode_json(self, data: object) -> str | bytes:
+            if isinstance(data, _RawBody):
+                return data.raw  # the database's JSON, spliced into {"data": …}, sent as it is
+            return super().encode_json(data)
+
         async def process_result(self, request: Request[Any, Any, Any], result: ExecutionResult) -> GraphQLHTTPResponse:
+            if isinstance(result, RawExecutionResult):
+                return _RawBody(result.raw)  # type: ignore[return-value]
             # Every error leaves with a code; unexpected ones as "internal error" (see shape_error).
             if result.errors:
                 result.errors = [shape_error(e) for e in result.errors]

@@ -18,6 +18,11 @@ REQUESTS = counter(
 )
 DURATION = histogram("guanxi_graphql_request_duration_seconds", "Time to execute a GraphQL operation, by operation name", ["operation"])
 ERRORS = counter("guanxi_graphql_errors", "Errors in GraphQL answers, by error code (extensions.code)", ["code"])
+SQL_PATH = counter(
+    "guanxi_graphql_sql",
+    "Requests of queries planned for SQL (guanxi.graphql.sqlgen): answered by SQL (sql) or by the present path (fallback)",
+    ["outcome"],
+)
 
 
 class GraphQLMetrics:

@@ -45,6 +45,7 @@ from guanxi.graphql.nodes import NodeQuery, node_registry
 from guanxi.graphql.notifications import NotificationMutation, NotificationQuery, NotificationSubscription
 from guanxi.graphql.pipelines import PipelinesMutation
 from guanxi.graphql.query import Query, customers_query
+from guanxi.graphql.sqlgen import SqlLayer, sql_enabled
 from guanxi.graphql.subscriptions import Subscription
 from guanxi.graphql.tenant import TenantMutation, TenantQuery
 
@@ -140,6 +141,9 @@ class GuanxiSchema(strawberry.Schema):
     metrics: GraphQLMetrics | None = None
     #: the longest string accepted in an operation's input (``graphql.max_string_length``)
     max_string_length: int = 10_000
+    #: queries over core types answered by one SQL statement per root field (set by
+    #: :func:`build_schema`; None: off)
+    sql: SqlLayer | None = None
 
     def _too_long(self, query: str | None, variable_values: Any) -> GraphQLError | None:
         """A string in the input longer than :attr:`max_string_length`: refused before anything
@@ -241,6 +245,35 @@ class GuanxiSchema(strawberry.Schema):
         )
         if forbidden is not None:
             return StrawberryExecutionResult(data=None, errors=[forbidden], extensions={})
+        sql = self.sql
+        query_allowed = allowed_operation_types is None or OperationType.QUERY in allowed_operation_types
+        if sql is not None and isinstance(query, str) and isinstance(operation_name, str | None):
+            if query_allowed and (variable_values is None or isinstance(variable_values, dict)):
+                answered = await sql.run(query, operation_name, variable_values, context_value)
+                if answered is not None:
+                    return answered
+            if not sql.known(query, operation_name):
+                result = await self._execute_present(
+                    query, variable_values, context_value, root_value, operation_name, allowed_operation_types, operation_extensions
+                )
+                if type(result) is StrawberryExecutionResult and not result.errors and result.data is not None:
+                    sql.remember(query, operation_name)
+                return result
+        return await self._execute_present(
+            query, variable_values, context_value, root_value, operation_name, allowed_operation_types, operation_extensions
+        )
+
+    async def _execute_present(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None,
+        context_value: Any | None,
+        root_value: Any | None,
+        operation_name: str | None,
+        allowed_operation_types: Iterable[OperationType] | None,
+        operation_extensions: dict[str, Any] | None,
+    ) -> StrawberryExecutionResult:
+        """The present path: a compiled plan (:mod:`guanxi.graphql.compiled`) or graphql-core."""
         if not self.compile_operations or not isinstance(query, str) or not isinstance(operation_name, str | None):
             return await super().execute(
                 query, variable_values, context_value, root_value, operation_name, allowed_operation_types, operation_extensions
@@ -403,11 +436,13 @@ def _customer_list_extensions(parts: list[tuple[str, GraphQLContribution]]) -> t
     return filters, orderings
 
 
-def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawberry.Schema:
+def build_schema(runtime: Runtime, *, compile_operations: bool = True, compile_sql: bool = True) -> strawberry.Schema:
     """The schema for this runtime: core plus every enabled plugin's contribution.
 
     ``compile_operations``: run known queries through compiled plans (see :class:`GuanxiSchema`);
-    the environment variable ``GUANXI_GRAPHQL_COMPILE=0`` turns it off."""
+    the environment variable ``GUANXI_GRAPHQL_COMPILE=0`` turns it off. ``compile_sql``: answer
+    queries over core types with one SQL statement per root field (:mod:`guanxi.graphql.sqlgen`);
+    ``GUANXI_GRAPHQL_SQL=0`` turns it off."""
     parts = contributions(runtime)
     customers = customers_query(*_customer_list_extensions(parts))
     core_query = [
@@ -477,6 +512,8 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True) -> strawb
     schema.node_types = node_registry((name, n) for name, c in parts for n in c.nodes)
     if runtime.settings.metrics.enabled:
         schema.metrics = GraphQLMetrics(runtime.settings.metrics.max_operation_names)
+    if compile_sql and sql_enabled() and _compilable_extensions(schema):
+        schema.sql = SqlLayer(schema._schema)
     schema.max_string_length = settings.max_string_length
     return schema
 

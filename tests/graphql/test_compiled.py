@@ -38,6 +38,7 @@ class Pair:
 async def pair(runtime: Runtime, tenant_id: uuid.UUID, admin_key: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
     await use_tenant(runtime, tenant_id)
     monkeypatch.delenv("GUANXI_GRAPHQL_COMPILE", raising=False)
+    monkeypatch.setenv("GUANXI_GRAPHQL_SQL", "0")  # these tests pin the compiled plans (the SQL layer: test_sqlgen.py)
     fast_app = create_app(runtime)
     monkeypatch.setenv("GUANXI_GRAPHQL_COMPILE", "0")
     plain_app = create_app(runtime)

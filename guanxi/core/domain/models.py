@@ -303,6 +303,8 @@ class Customer(TenantScoped, Base):
         Index(None, "tenant_id", "owner_id"),
         Index(None, "tenant_id", "stage_id"),
         Index(None, "tenant_id", "display_name"),
+        # counting a tenant's live customers (totalCount) reads this index, not the rows
+        Index(None, "tenant_id", "merged_into_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
