@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         EntryPointRequest,
         JobKind,
         JourneyAction,
+        PoolReturnRule,
         ScoreComponent,
         StaffHandover,
     )
@@ -214,6 +215,20 @@ def guanxi_cli(group: click.Group) -> None:
 
     Called once when the CLI starts, only for enabled plugins. Name a command group after the
     plugin (``guanxi wecom sync``)."""
+
+
+@hookspec
+def guanxi_pool_return_rules(runtime: Runtime) -> list[PoolReturnRule] | None:
+    """Return the lead-pool return rules this plugin contributes (:class:`guanxi.PoolReturnRule`:
+    a key prefixed with the plugin's name, its text, its parameter's unit and range, and a SQL
+    condition "this customer's lead lapsed as of a time").
+
+    Called by the sales plugin, only for the plugins the tenant enabled, when a pool is created
+    (a pool names the rules it applies, each with its parameter; an unknown key is refused) and
+    on each run of its return job, which evaluates every rule of every pool in SQL: held leads
+    whose condition holds now go back to their pool, those whose condition holds a day later get
+    their holder warned. A key already taken fails with both owners named. Synchronous.
+    """
 
 
 @hookspec

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from guanxi import RequestContext, Runtime, Tx, hookimpl
+from guanxi import PoolReturnRule, RequestContext, Runtime, Tx, hookimpl
 from guanxi.core.base.context import Actor
 from guanxi.core.domain.access import ROLES, Permission
 from guanxi.core.domain.contracts import JobKind, JobRun, StaffHandover
@@ -65,7 +65,14 @@ def guanxi_permissions() -> list[Permission]:
         Permission(
             name="sales.pools.use",
             roles=("admin", "manager", "sales"),
-            fields=("Query.leadPools", "Query.poolLeads", "Mutation.claimLead", "Mutation.releaseLead", "Mutation.putLeadInPool"),
+            fields=(
+                "Query.leadPools",
+                "Query.poolLeads",
+                "Query.poolReturnRules",
+                "Mutation.claimLead",
+                "Mutation.releaseLead",
+                "Mutation.putLeadInPool",
+            ),
             description="See a pool's open leads (masked), claim them, release held leads, put one's customers in a pool",
         ),
         Permission(
@@ -158,7 +165,7 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
         JobKind(
             name=pool.RETURN_JOB,
             run=_run_return_rules,
-            description="Return held leads without follow-up to their pool; warn their holders a day before",
+            description="Return held leads to their pool by its return rules (no follow-up, contributed rules); warn holders a day before",
         ),
         JobKind(
             name=followups.PLAN_JOB,
@@ -171,6 +178,15 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
             description="Tell contract owners about instalments that fell due unpaid (once per instalment)",
         ),
     ]
+
+
+@hookimpl
+def guanxi_pool_return_rules(runtime: Runtime) -> list[PoolReturnRule]:
+    """The deals' return rules, offered to the lead pool like any other plugin's: "N days after
+    the last contract ended without a new one" and "no won deal N months after the first inquiry"."""
+    from guanxi.plugins.sales.deals.pool_rule import RULES
+
+    return list(RULES)
 
 
 @hookimpl

@@ -129,3 +129,26 @@ async def test_the_documented_csv_export_runs(runtime: Runtime, team: Team, http
     assert response.status_code == 200, response.text
     lines = response.text.splitlines()
     assert len(lines) == 2 and lines[1].startswith(a) and lines[0].endswith(",grade")
+
+
+async def test_the_documented_return_rules_run(team: Team) -> None:
+    """The rules the doc lists are offered, and the documented pool applies two of them."""
+    offered = await team.call["mia"](OPERATIONS["PoolReturnRules"])
+    assert [r["key"] for r in offered["data"]["poolReturnRules"]] == ["sales.contract_lapsed", "sales.no_won_deal"]
+    made = await team.call["mia"](OPERATIONS["CreateInquiryPool"])
+    assert made["data"]["createLeadPool"] == {
+        "pool": {
+            "key": "inquiries",
+            "returnAfterDays": 15,
+            "returnRules": [
+                {
+                    "rule": "sales.contract_lapsed",
+                    "value": 30,
+                    "unit": "DAYS",
+                    "text": "30 days after the last contract ended without a new one",
+                },
+                {"rule": "sales.no_won_deal", "value": 3, "unit": "MONTHS", "text": "no won deal 3 months after the first inquiry"},
+            ],
+        },
+        "errors": [],
+    }
