@@ -387,6 +387,18 @@ def guanxi_staff_handover(tx: Tx, handover: StaffHandover) -> dict[str, int] | N
     """
 
 
+@hookspec
+def guanxi_customers_scored(tx: Tx, totals: dict[uuid.UUID, float]) -> Any:
+    """A scoring plugin has just computed the score totals of some customers (``totals``: the
+    customer's id → its total, whether or not it changed), inside the transaction that stored
+    them: derive what depends on the score (a grade field, a flag) in the same transaction.
+
+    Called for one customer after an event, and once per batch (thousands of customers) by a
+    recompute: answer with set-based statements, a constant number per call, never one per
+    customer. May be ``async def``. An exception undoes the scores of the batch.
+    """
+
+
 # --------------------------------------------------------------------------------------------
 # Collections (every implementation answers; may be async)
 # --------------------------------------------------------------------------------------------

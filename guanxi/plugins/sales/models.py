@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Date, ForeignKeyConstraint, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKeyConstraint, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guanxi.models import PERSONAL, Base, CustomerOwned, TenantScoped, new_id, utcnow
@@ -118,3 +118,17 @@ class SalesFollowUpRun(CustomerOwned, TenantScoped, Base):
     period: Mapped[int] = mapped_column(Integer, primary_key=True)
     task_id: Mapped[uuid.UUID]
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SalesGradeRule(TenantScoped, Base):
+    """The tenant's rule deriving a grade (a single-choice custom field, e.g. ``grade``) from the
+    scoring total: ``bands`` ``[{"grade": "A", "min": 70}, …]`` highest first; a score below
+    every band gets ``otherwise`` (None: the field is cleared). One per tenant."""
+
+    __tablename__ = "sales_grade_rules"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),)
+
+    field_key: Mapped[str] = mapped_column(String(64))
+    bands: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    otherwise: Mapped[str | None] = mapped_column(String(1000))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import click
 from sqlalchemy import delete, select, update
 
 from guanxi import PoolReturnRule, RequestContext, Runtime, Tx, hookimpl
@@ -31,6 +32,13 @@ def guanxi_migrations() -> Path:
 
 
 @hookimpl
+def guanxi_cli(group: click.Group) -> None:
+    from guanxi.plugins.sales.cli import sales
+
+    group.add_command(sales)
+
+
+@hookimpl
 def guanxi_routes(runtime: Runtime) -> list[Any]:
     from guanxi.plugins.sales.routes import routes
 
@@ -42,13 +50,16 @@ def guanxi_graphql(runtime: Runtime) -> GraphQLContribution:
     from strawberry.tools import merge_types
 
     from guanxi.plugins.sales import followup_graphql as followups
+    from guanxi.plugins.sales import grading_graphql as grading
     from guanxi.plugins.sales import graphql as g
     from guanxi.plugins.sales.deals import graphql as deals
     from guanxi.plugins.sales.reports import graphql as reports
 
     return GraphQLContribution(
-        query=merge_types("SalesQuery", (g.SalesQuery, deals.DealsQuery, reports.ReportsQuery, followups.FollowUpQuery)),
-        mutation=merge_types("SalesMutation", (g.SalesMutation, deals.DealsMutation, followups.FollowUpMutation)),
+        query=merge_types(
+            "SalesQuery", (g.SalesQuery, deals.DealsQuery, reports.ReportsQuery, followups.FollowUpQuery, grading.GradingQuery)
+        ),
+        mutation=merge_types("SalesMutation", (g.SalesMutation, deals.DealsMutation, followups.FollowUpMutation, grading.GradingMutation)),
         extend={"Customer": g.CustomerSales},
     )
 
@@ -99,6 +110,18 @@ def guanxi_permissions() -> list[Permission]:
             roles=("admin", "manager", "sales"),
             fields=("Query.followUpPlans",),
             description="See the tenant's recurring follow-up plans",
+        ),
+        Permission(
+            name="sales.grading.manage",
+            roles=("admin", "manager"),
+            fields=("Mutation.setGradeRule", "Mutation.clearGradeRule"),
+            description="Set or clear the rule deriving the grade field from the score",
+        ),
+        Permission(
+            name="sales.grading.read",
+            roles=("admin", "manager", "sales", "marketing"),
+            fields=("Query.gradeRule",),
+            description="See the rule deriving the grade field from the score",
         ),
         Permission(
             name="sales.pools.history",
@@ -178,6 +201,14 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
             description="Tell contract owners about instalments that fell due unpaid (once per instalment)",
         ),
     ]
+
+
+@hookimpl
+async def guanxi_customers_scored(tx: Tx, totals: dict[uuid.UUID, float]) -> None:
+    """The tenant's grade rule sets the grade field from the scores just computed (set-based)."""
+    from guanxi.plugins.sales.grading import apply_rule
+
+    await apply_rule(tx, totals)
 
 
 @hookimpl

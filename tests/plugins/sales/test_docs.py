@@ -152,3 +152,19 @@ async def test_the_documented_return_rules_run(team: Team) -> None:
         },
         "errors": [],
     }
+
+
+async def test_the_documented_grade_rule_runs(runtime: Runtime, team: Team) -> None:
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.services import fields
+
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        await fields.define_field(tx, fields.FieldInput(key="grade", label="客户等级", kind="single_choice", choices=["A", "B", "C"]))
+    made = await team.call["mia"](OPERATIONS["SetGradeRule"])
+    assert made["data"]["setGradeRule"]["errors"] == [], made
+    read = await team.call["li"](OPERATIONS["GradeRule"])
+    assert read["data"]["gradeRule"] == {
+        "field": "grade",
+        "bands": [{"grade": "A", "minScore": 70.0}, {"grade": "B", "minScore": 40.0}],
+        "otherwise": "C",
+    }
