@@ -37,7 +37,16 @@ from guanxi.core.domain.channels import (
     StaffNotice,
     TransientDeliveryError,
 )
-from guanxi.core.domain.contracts import ActionRun, EntryPoint, EntryPointRequest, JobKind, JobRun, JourneyAction, ScoreComponent
+from guanxi.core.domain.contracts import (
+    ActionRun,
+    EntryPoint,
+    EntryPointRequest,
+    JobKind,
+    JobRun,
+    JourneyAction,
+    PoolReturnRule,
+    ScoreComponent,
+)
 from guanxi.core.domain.events import (
     ContactArrived,
     ContactLeft,
@@ -108,6 +117,7 @@ __all__ = [
     "Permission",
     "PluginDisabledError",
     "PluginError",
+    "PoolReturnRule",
     "ProfileInput",
     "Receipt",
     "Recipient",

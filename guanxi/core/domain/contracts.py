@@ -147,3 +147,29 @@ class StaffHandover(msgspec.Struct, frozen=True, kw_only=True):
     pool: str | None
     customer_ids: list[uuid.UUID]
     reason: str
+
+
+class PoolReturnRule(msgspec.Struct, frozen=True, kw_only=True):
+    """A return rule of the lead pool (公海) a plugin contributes through
+    ``guanxi_pool_return_rules``: when a held lead goes back to its pool.
+
+    ``key`` is unique, prefixed with the plugin's name (``sales.contract_lapsed``); a pool turns
+    the rule on by giving it a parameter, a whole number of ``unit`` (``"days"`` or
+    ``"months"``) between ``min_value`` and ``max_value``. ``text(value)`` says the rule in
+    words, e.g. "30 days after the last contract ended without a new one" (the lead's pool
+    history names it). ``condition(tenant_id, customer_id, as_of, value)`` returns a SQL boolean
+    over the outer query's ``tenant_id`` and ``customer_id`` columns that is true for a customer
+    whose lead has *lapsed as of* ``as_of`` (an aware datetime in the tenant's time zone:
+    ``as_of.date()`` is the tenant's day); it must not look at the lead itself. The pool
+    evaluates it with ``as_of`` now to return leads, and with ``as_of`` a day later to warn
+    their holders the day before; keep it one SQL expression (a correlated ``EXISTS`` or scalar
+    subquery), never a query per customer. ``warning(value)`` is the body of that notice."""
+
+    key: str
+    text: Callable[[int], str]
+    condition: Callable[[Any, Any, dt.datetime, int], Any]
+    unit: str = "days"
+    min_value: int = 1
+    max_value: int = 3650
+    warning: Callable[[int], str] | None = None
+    description: str = ""

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         EntryPointRequest,
         JobKind,
         JourneyAction,
+        PoolReturnRule,
         ScoreComponent,
         StaffHandover,
     )
@@ -217,6 +218,20 @@ def guanxi_cli(group: click.Group) -> None:
 
 
 @hookspec
+def guanxi_pool_return_rules(runtime: Runtime) -> list[PoolReturnRule] | None:
+    """Return the lead-pool return rules this plugin contributes (:class:`guanxi.PoolReturnRule`:
+    a key prefixed with the plugin's name, its text, its parameter's unit and range, and a SQL
+    condition "this customer's lead lapsed as of a time").
+
+    Called by the sales plugin, only for the plugins the tenant enabled, when a pool is created
+    (a pool names the rules it applies, each with its parameter; an unknown key is refused) and
+    on each run of its return job, which evaluates every rule of every pool in SQL: held leads
+    whose condition holds now go back to their pool, those whose condition holds a day later get
+    their holder warned. A key already taken fails with both owners named. Synchronous.
+    """
+
+
+@hookspec
 def guanxi_permissions() -> list[Permission] | None:
     """Declare this plugin's permissions: which roles may use which of its GraphQL fields.
 
@@ -369,6 +384,18 @@ def guanxi_staff_handover(tx: Tx, handover: StaffHandover) -> dict[str, int] | N
     transfer APIs) with ``tx.after_commit``. Called by the sales plugin's ``handOverCustomers``
     after core's owners and tasks moved. Return counts of what was handed over, or None. An
     exception undoes the whole handover.
+    """
+
+
+@hookspec
+def guanxi_customers_scored(tx: Tx, totals: dict[uuid.UUID, float]) -> Any:
+    """A scoring plugin has just computed the score totals of some customers (``totals``: the
+    customer's id → its total, whether or not it changed), inside the transaction that stored
+    them: derive what depends on the score (a grade field, a flag) in the same transaction.
+
+    Called for one customer after an event, and once per batch (thousands of customers) by a
+    recompute: answer with set-based statements, a constant number per call, never one per
+    customer. May be ``async def``. An exception undoes the scores of the batch.
     """
 
 

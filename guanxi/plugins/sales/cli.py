@@ -1,120 +1,114 @@
-"""``guanxi sales …`` commands: ``export-customers``, the CSV export of a filtered customer list
-(issue 20 item 8) from the command line.
-
-The command acts as the holder of an API key (or a JWT bearer token), so the key's role and
-ownership limits apply exactly as on ``GET /sales/customers.csv``: a salesperson's export holds
-their own customers, a manager's the team's. The filter is the ``CustomerFilter`` of GraphQL's
-``customers(filter:)`` as JSON (camelCase keys, custom-field conditions under ``fields``, the
-plugins' filter fields such as ``scoreGte``), checked against the running schema itself, so it
-means exactly what it means there. Rows are written a page at a time (:mod:`export`)."""
+"""``guanxi sales …``: the lead pools with their return rules, the return rules the tenant's
+plugins offer, creating a pool, and ``export-customers`` (:mod:`cli_export`) (the GraphQL ``leadPools``, ``poolReturnRules`` and
+``createLeadPool`` twins; a creation is audited as the CLI)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import click
 
-from guanxi.core.base.context import RequestContext
-from guanxi.core.base.errors import GuanxiError, NotFoundError, ValidationError
-from guanxi.core.runtime import Runtime
-from guanxi.core.services import queries
+from guanxi import Actor, RequestContext, Runtime, Tx
+
+CLI_ACTOR = Actor(kind="system", name="cli", roles=("admin",))
+T = TypeVar("T")
+TENANT = click.option("--tenant", "slug", default=None, help="Tenant slug (default: the configured tenant).")
 
 
-def api_filter(runtime: Runtime, raw: Any) -> queries.CustomerFilter | None:
-    """The service filter for a ``CustomerFilter`` input given as JSON, coerced by the schema of
-    this runtime (core's and every loaded plugin's filter fields). A bad value raises
-    ``VALIDATION`` naming its path (``filter.fields[0].eq``)."""
-    from graphql import coerce_input_value
-    from graphql.utilities import validate_input_value
-    from strawberry.types.arguments import convert_argument
+def _in_tx(ctx: click.Context, slug: str | None, fn: Callable[[Tx], Awaitable[T]]) -> T:
+    from guanxi.cli.common import run_async, runtime_of
 
-    from guanxi.graphql.query import core_filter
-    from guanxi.graphql.schema import build_schema, contributions
+    async def job(rt: Runtime) -> T:
+        async with rt.transaction(RequestContext(tenant_id=await rt.tenant_id(slug), actor=CLI_ACTOR)) as tx:
+            return await fn(tx)
 
-    if raw is None:
-        return None
-    schema = build_schema(runtime, compile_operations=False)
-    gql_type: Any = schema._schema.get_type("CustomerFilter")
-    problems: list[tuple[str, str]] = []
-
-    def on_error(error: Any, path: list[Any]) -> None:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-        problems.append((f"filter{where}", error.message))
-
-    validate_input_value(raw, gql_type, on_error)
-    if problems:
-        where, message = problems[0]
-        raise ValidationError(f"{where}: {message}", field=where)
-    coerced = coerce_input_value(raw, gql_type)
-    definition: Any = schema.get_type_by_name("CustomerFilter")
-    value: Any = convert_argument(coerced, definition.origin, schema.schema_converter.scalar_registry, schema.config)
-    extra = [f for _, part in contributions(runtime) for f in part.customer_filters]
-    return core_filter(value, extra)
+    return run_async(runtime_of(ctx), job)
 
 
-async def caller(runtime: Runtime, credential: str) -> RequestContext:
-    """The context of the key's (token's) holder; refused unless it may export."""
-    from guanxi.core.auth import authenticator_of
-    from guanxi.plugins.sales import export
-
-    ctx, _ = await authenticator_of(runtime).authenticate(f"Bearer {credential}")
-    if not await runtime.plugin_enabled("sales", ctx.tenant_id):
-        raise NotFoundError("the sales plugin is not enabled for this tenant")
-    if not set(ctx.actor.roles) & set(export.EXPORT_ROLES):
-        raise GuanxiError(f"exporting customers needs one of the roles {', '.join(export.EXPORT_ROLES)}", code="FORBIDDEN")
-    return ctx
-
-
-async def export_to(runtime: Runtime, credential: str, raw_filter: Any, output: str) -> None:
-    """Write the CSV to ``output`` (``-``: standard output), a page at a time. The file is
-    opened only once the filter compiled, so a bad filter leaves no file behind."""
-    from guanxi.plugins.sales import export
-
-    ctx = await caller(runtime, credential)
-    flt = api_filter(runtime, raw_filter)
-    rows = export.export_rows(runtime, ctx, flt)
-    header = await anext(rows)
-    with click.open_file(output, "wb") as out:
-        out.write(header.encode())
-        async for chunk in rows:
-            out.write(chunk.encode())
+def _rule_setting(raw: str) -> tuple[str, int]:
+    key, sep, value = raw.partition("=")
+    if not sep or not value.strip().lstrip("-").isdigit():
+        raise click.BadParameter(f"{raw!r}: give RULE=NUMBER, e.g. sales.no_won_deal=3", param_hint="--rule")
+    return key.strip(), int(value)
 
 
 @click.group("sales")
 def sales() -> None:
-    """The sales plugin: lead pools, deals, follow-up plans, exports."""
+    """The sales plugin: lead pools (公海) and their return rules, exports."""
 
 
-@sales.command("export-customers")
-@click.option(
-    "--api-key",
-    "credential",
-    envvar="GUANXI_API_KEY",
-    required=True,
-    help="API key (or JWT bearer token) to act as; its role and ownership limits apply. Env: GUANXI_API_KEY.",
-)
-@click.option(
-    "--filter",
-    "filter_json",
-    default=None,
-    help='the CustomerFilter of customers(filter:) as JSON, e.g. \'{"stages": ["lead"], "fields": [{"field": "grade", "eq": "A"}]}\'.',
-)
-@click.option("--output", "-o", default="-", show_default=True, help="CSV file to write ('-': standard output).")
+def _add_export() -> None:
+    from guanxi.plugins.sales.cli_export import export_customers
+
+    sales.add_command(export_customers)
+
+
+_add_export()
+
+
+@sales.command("pools")
+@TENANT
 @click.pass_context
-def export_customers(ctx: click.Context, credential: str, filter_json: str | None, output: str) -> None:
-    """Export a filtered customer list as CSV (UTF-8, custom fields as columns), streamed page by page."""
-    from guanxi.cli.common import run_async, runtime_of
+def pools_cmd(ctx: click.Context, slug: str | None) -> None:
+    """List the lead pools with their limits and return rules."""
+    from guanxi.plugins.sales import pool as svc
+    from guanxi.plugins.sales.pool_rules import available_rules
 
-    try:
-        raw = json.loads(filter_json) if filter_json is not None else None
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc.msg}", param_hint="--filter") from None
+    async def show(tx: Tx) -> list[str]:
+        rules = await available_rules(tx.runtime, tx.tenant_id, tx.session)
+        lines = []
+        for p in await svc.list_pools(tx.session):
+            parts = [f"hold limit {p.hold_limit}" if p.hold_limit else "no hold limit"]
+            if p.return_after_days:
+                parts.append(f"no follow-up for {p.return_after_days} days")
+            for key, value in (p.return_rules or {}).items():
+                rule = rules.get(key)
+                parts.append(f"{key}={value} ({rule.text(int(value)) if rule else 'not offered now: skipped'})")
+            lines.append(f"{p.key}  {p.name}  " + "; ".join(parts))
+        return lines
 
-    async def job(runtime: Runtime) -> None:
-        try:
-            await export_to(runtime, credential, raw, output)
-        except GuanxiError as exc:  # the code first: VALIDATION, FORBIDDEN, UNAUTHENTICATED …
-            raise click.ClickException(f"{exc.code}: {exc}") from None
+    for line in _in_tx(ctx, slug, show) or ["no lead pool"]:
+        click.echo(line)
 
-    run_async(runtime_of(ctx), job)
+
+@sales.command("pool-rules")
+@TENANT
+@click.pass_context
+def pool_rules_cmd(ctx: click.Context, slug: str | None) -> None:
+    """List the return rules the tenant's plugins offer to lead pools."""
+    from guanxi.plugins.sales.pool_rules import available_rules
+
+    async def show(tx: Tx) -> list[str]:
+        rules = await available_rules(tx.runtime, tx.tenant_id, tx.session)
+        return [f"{r.key}  {r.min_value}-{r.max_value} {r.unit}  {r.description}" for r in rules.values()]
+
+    for line in _in_tx(ctx, slug, show):
+        click.echo(line)
+
+
+@sales.command("create-pool")
+@TENANT
+@click.argument("key")
+@click.argument("name")
+@click.option("--hold-limit", type=int, default=None, help="Leads of this pool one salesperson may hold at once.")
+@click.option("--return-after-days", type=int, default=None, help="A held lead without follow-up for this many days returns.")
+@click.option("--rule", "rules", multiple=True, help="A contributed return rule with its parameter, RULE=NUMBER (repeatable).")
+@click.pass_context
+def create_pool_cmd(
+    ctx: click.Context, slug: str | None, key: str, name: str, hold_limit: int | None, return_after_days: int | None, rules: tuple[str, ...]
+) -> None:
+    """Create a lead pool, e.g. ``guanxi sales create-pool inquiries 询盘公海 --rule sales.no_won_deal=3``."""
+    from guanxi.plugins.sales import pool as svc
+
+    given = dict(_rule_setting(r) for r in rules)
+    if len(given) != len(rules):
+        raise click.BadParameter("a rule is named twice", param_hint="--rule")
+    data = svc.PoolInput(key=key, name=name, hold_limit=hold_limit, return_after_days=return_after_days, return_rules=given or None)
+
+    async def create(tx: Tx) -> str:
+        made = await svc.create_pool(tx, data)
+        applied = ", ".join(f"{k}={v}" for k, v in (made.return_rules or {}).items())
+        return f"lead pool {made.key} created" + (f" with {applied}" if applied else "")
+
+    click.echo(_in_tx(ctx, slug, create))

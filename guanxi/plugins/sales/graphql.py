@@ -4,6 +4,7 @@ release, putting a customer in a pool, and a customer's pool history."""
 from __future__ import annotations
 
 import datetime as dt
+from enum import Enum
 from typing import Any, cast
 from uuid import UUID
 
@@ -11,11 +12,16 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from guanxi import PoolReturnRule
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.types import Customer
 from guanxi.plugins.sales import pool as svc
 from guanxi.plugins.sales.models import SalesPool
+from guanxi.plugins.sales.pool_rules import available_rules
+
+#: the deals' contract rule, which the deprecated returnAfterContractDays stands for
+CONTRACT_RULE = "sales.contract_lapsed"
 
 
 @strawberry.type(description="A lead pool (公海): unowned leads salespeople claim.")
@@ -27,7 +33,11 @@ class LeadPool:
         description="a held lead without follow-up (an outbound or internal interaction) for this many days returns; null: never"
     )
     return_after_contract_days: int | None = strawberry.field(
-        description="a held lead whose last contract ended this many days ago without a new one returns; null: never"
+        description="a held lead whose last contract ended this many days ago without a new one returns; null: never",
+        deprecation_reason="the rule sales.contract_lapsed in returnRules",
+    )
+    return_rules: list[PoolReturnRuleSetting] = strawberry.field(
+        description="the return rules other plugins contribute (guanxi_pool_return_rules) that this pool applies"
     )
     claim_roles: list[str] = strawberry.field(description="roles that may claim from this pool")
     claim_teams: list[str] | None = strawberry.field(description="only users of these teams may claim; null: any team")
@@ -35,18 +45,53 @@ class LeadPool:
     created_at: dt.datetime
 
     @classmethod
-    def from_model(cls, p: SalesPool) -> LeadPool:
+    def from_model(cls, p: SalesPool, rules: dict[str, PoolReturnRule]) -> LeadPool:
+        given = dict(p.return_rules or {})
         return cls(
             key=p.key,
             name=p.name,
             hold_limit=p.hold_limit,
             return_after_days=p.return_after_days,
-            return_after_contract_days=p.return_after_contract_days,
+            return_after_contract_days=given.get(CONTRACT_RULE),
+            return_rules=[PoolReturnRuleSetting.of(key, int(value), rules.get(key)) for key, value in given.items()],
             claim_roles=list(p.claim_roles or svc.DEFAULT_CLAIM_ROLES),
             claim_teams=p.claim_teams,
             daily_claim_limits=[DailyClaimLimit(role=r, limit=int(n)) for r, n in (p.daily_claim_limits or {}).items()],
             created_at=p.created_at,
         )
+
+
+@strawberry.enum(description="The unit of a return rule's parameter.")
+class PoolRuleUnit(Enum):
+    DAYS = "days"
+    MONTHS = "months"
+
+
+@strawberry.type(description="A return rule a pool applies, with its parameter.")
+class PoolReturnRuleSetting:
+    rule: str = strawberry.field(description="the rule's key, e.g. sales.contract_lapsed")
+    value: int = strawberry.field(description="its parameter, in unit")
+    unit: PoolRuleUnit | None = strawberry.field(description="null: no enabled plugin offers the rule now (it is skipped)")
+    text: str | None = strawberry.field(description="the rule in words, as the lead's pool history names it")
+
+    @classmethod
+    def of(cls, key: str, value: int, rule: PoolReturnRule | None) -> PoolReturnRuleSetting:
+        return cls(rule=key, value=value, unit=PoolRuleUnit(rule.unit) if rule else None, text=rule.text(value) if rule else None)
+
+
+@strawberry.type(description="A return rule a plugin the tenant enabled offers to lead pools (guanxi_pool_return_rules).")
+class PoolReturnRuleInfo:
+    key: str
+    unit: PoolRuleUnit
+    min_value: int
+    max_value: int
+    description: str
+
+
+@strawberry.input(description="A return rule for a pool, with its parameter (in the rule's unit).")
+class PoolReturnRuleInput:
+    rule: str
+    value: int
 
 
 @strawberry.type(description="An open lead of a pool, as the pool shows it before anyone claims it: the phone masked.")
@@ -93,7 +138,12 @@ class CreateLeadPoolInput:
     name: str
     hold_limit: int | None = None
     return_after_days: int | None = None
-    return_after_contract_days: int | None = None
+    return_after_contract_days: int | None = strawberry.field(
+        default=None, deprecation_reason="give the rule sales.contract_lapsed in returnRules"
+    )
+    return_rules: list[PoolReturnRuleInput] | None = strawberry.field(
+        default=None, description="contributed return rules with their parameter (poolReturnRules lists them)"
+    )
     claim_roles: list[str] | None = strawberry.field(default=None, description="roles that may claim (default: sales, manager, admin)")
     claim_teams: list[str] | None = strawberry.field(default=None, description="only users of these teams may claim (default: any)")
     daily_claim_limits: list[DailyClaimLimitInput] | None = strawberry.field(
@@ -149,6 +199,26 @@ def _daily_limits(given: list[DailyClaimLimitInput] | None) -> dict[str, int] | 
     return out
 
 
+def _return_rules(input: CreateLeadPoolInput) -> dict[str, int] | None:
+    """The input's rules by key; the deprecated ``returnAfterContractDays`` is the contract rule."""
+    from guanxi.core.base.errors import ValidationError
+
+    out: dict[str, int] = {}
+    for item in input.return_rules or []:
+        if item.rule in out:
+            raise ValidationError(f"returnRules names {item.rule!r} twice", field="returnRules")
+        out[item.rule] = item.value
+    if input.return_after_contract_days is not None:
+        if CONTRACT_RULE in out:
+            raise ValidationError(f"give {CONTRACT_RULE} in returnRules or returnAfterContractDays, not both", field="returnRules")
+        out[CONTRACT_RULE] = input.return_after_contract_days
+    return out or None
+
+
+async def _rules(info: Info) -> dict[str, PoolReturnRule]:
+    return await available_rules(info.context.rt, info.context.tenant_id, info.context.session)
+
+
 def _cid(value: strawberry.ID) -> UUID:
     return from_global_id(value, "Customer", field="customerId")
 
@@ -158,9 +228,24 @@ class SalesQuery:
     @strawberry.field(description="The tenant's lead pools.")
     async def lead_pools(self, info: Info) -> list[LeadPool]:
         async with info.context.loaders.lock:
-            return [LeadPool.from_model(p) for p in await svc.list_pools(info.context.session)]
+            rules = await _rules(info)
+            return [LeadPool.from_model(p, rules) for p in await svc.list_pools(info.context.session)]
 
-    @strawberry.field(description="The open leads of a pool, oldest first; phones masked until claimed.")
+    @strawberry.field(description="The return rules lead pools may apply, offered by the plugins the tenant enabled.")
+    async def pool_return_rules(self, info: Info) -> list[PoolReturnRuleInfo]:
+        async with info.context.loaders.lock:
+            rules = await _rules(info)
+        return [
+            PoolReturnRuleInfo(
+                key=r.key, unit=PoolRuleUnit(r.unit), min_value=r.min_value, max_value=r.max_value, description=r.description
+            )
+            for r in rules.values()
+        ]
+
+    @strawberry.field(
+        description="The open leads of a pool, oldest first; phones masked until claimed. Only users the pool lets claim "
+        "(its roles and teams), managers and admins may list them (FORBIDDEN otherwise)."
+    )
     async def pool_leads(self, info: Info, pool: str, first: int = 50) -> list[PoolLead]:
         from guanxi.graphql.pagination import check_page_size
 
@@ -168,6 +253,7 @@ class SalesQuery:
         size = check_page_size(first, settings.default_page_size, settings.max_page_size)
         async with info.context.loaders.lock:
             found = await svc.pool_by_key(info.context.session, pool)
+            await svc.check_may_list(info.context.session, info.context.ctx.actor, found)
             rows = await svc.open_leads(info.context.session, found.id, size)
         return [
             PoolLead(
@@ -214,14 +300,15 @@ class SalesMutation:
                 name=input.name,
                 hold_limit=input.hold_limit,
                 return_after_days=input.return_after_days,
-                return_after_contract_days=input.return_after_contract_days,
+                return_rules=_return_rules(input),
                 claim_roles=input.claim_roles,
                 claim_teams=input.claim_teams,
                 daily_claim_limits=_daily_limits(input.daily_claim_limits),
             )
             async with info.context.transaction() as tx:
                 created = await svc.create_pool(tx, data)
-            return LeadPoolPayload(pool=LeadPool.from_model(created))
+                rules = await available_rules(tx.runtime, tx.tenant_id, tx.session)
+            return LeadPoolPayload(pool=LeadPool.from_model(created, rules))
 
         return await as_payload(run, LeadPoolPayload)
 

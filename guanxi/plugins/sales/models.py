@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Date, ForeignKeyConstraint, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKeyConstraint, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guanxi.models import PERSONAL, Base, CustomerOwned, TenantScoped, new_id, utcnow
@@ -18,7 +18,8 @@ class SalesPool(TenantScoped, Base):
 
     ``hold_limit``: how many leads of this pool one salesperson may hold at once (None: no limit).
     ``return_after_days``: a held lead without any interaction for that many days goes back to
-    the pool (None: never); its holder is notified a day before."""
+    the pool (None: never); its holder is notified a day before. ``return_rules``: the
+    contributed return rules it applies, each with its parameter."""
 
     __tablename__ = "sales_pools"
     __table_args__ = (UniqueConstraint("tenant_id", "key"), ForeignKeyConstraint(["tenant_id"], ["tenants.id"]))
@@ -28,8 +29,9 @@ class SalesPool(TenantScoped, Base):
     name: Mapped[str] = mapped_column(String(200))
     hold_limit: Mapped[int | None] = mapped_column(Integer)
     return_after_days: Mapped[int | None] = mapped_column(Integer)
-    #: a held lead whose last contract ended this many days ago without a new one returns (None: never)
-    return_after_contract_days: Mapped[int | None] = mapped_column(Integer)
+    #: the return rules other plugins contribute (``guanxi_pool_return_rules``) this pool applies,
+    #: with their parameter: ``{"sales.contract_lapsed": 30}`` (None: none)
+    return_rules: Mapped[dict[str, Any] | None]
     #: who may claim: users with one of these roles (None: sales, manager and admin)
     claim_roles: Mapped[list[str] | None]
     #: and/or users of one of these teams (None: any team)
@@ -116,3 +118,17 @@ class SalesFollowUpRun(CustomerOwned, TenantScoped, Base):
     period: Mapped[int] = mapped_column(Integer, primary_key=True)
     task_id: Mapped[uuid.UUID]
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SalesGradeRule(TenantScoped, Base):
+    """The tenant's rule deriving a grade (a single-choice custom field, e.g. ``grade``) from the
+    scoring total: ``bands`` ``[{"grade": "A", "min": 70}, …]`` highest first; a score below
+    every band gets ``otherwise`` (None: the field is cleared). One per tenant."""
+
+    __tablename__ = "sales_grade_rules"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),)
+
+    field_key: Mapped[str] = mapped_column(String(64))
+    bands: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    otherwise: Mapped[str | None] = mapped_column(String(1000))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

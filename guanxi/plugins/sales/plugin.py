@@ -10,7 +10,7 @@ from typing import Any
 import click
 from sqlalchemy import delete, select, update
 
-from guanxi import RequestContext, Runtime, Tx, hookimpl
+from guanxi import PoolReturnRule, RequestContext, Runtime, Tx, hookimpl
 from guanxi.core.base.context import Actor
 from guanxi.core.domain.access import ROLES, Permission
 from guanxi.core.domain.contracts import JobKind, JobRun, StaffHandover
@@ -32,13 +32,6 @@ def guanxi_migrations() -> Path:
 
 
 @hookimpl
-def guanxi_routes(runtime: Runtime) -> list[Any]:
-    from guanxi.plugins.sales.routes import routes
-
-    return routes(runtime)
-
-
-@hookimpl
 def guanxi_cli(group: click.Group) -> None:
     from guanxi.plugins.sales.cli import sales
 
@@ -46,17 +39,27 @@ def guanxi_cli(group: click.Group) -> None:
 
 
 @hookimpl
+def guanxi_routes(runtime: Runtime) -> list[Any]:
+    from guanxi.plugins.sales.routes import routes
+
+    return routes(runtime)
+
+
+@hookimpl
 def guanxi_graphql(runtime: Runtime) -> GraphQLContribution:
     from strawberry.tools import merge_types
 
     from guanxi.plugins.sales import followup_graphql as followups
+    from guanxi.plugins.sales import grading_graphql as grading
     from guanxi.plugins.sales import graphql as g
     from guanxi.plugins.sales.deals import graphql as deals
     from guanxi.plugins.sales.reports import graphql as reports
 
     return GraphQLContribution(
-        query=merge_types("SalesQuery", (g.SalesQuery, deals.DealsQuery, reports.ReportsQuery, followups.FollowUpQuery)),
-        mutation=merge_types("SalesMutation", (g.SalesMutation, deals.DealsMutation, followups.FollowUpMutation)),
+        query=merge_types(
+            "SalesQuery", (g.SalesQuery, deals.DealsQuery, reports.ReportsQuery, followups.FollowUpQuery, grading.GradingQuery)
+        ),
+        mutation=merge_types("SalesMutation", (g.SalesMutation, deals.DealsMutation, followups.FollowUpMutation, grading.GradingMutation)),
         extend={"Customer": g.CustomerSales},
     )
 
@@ -73,7 +76,14 @@ def guanxi_permissions() -> list[Permission]:
         Permission(
             name="sales.pools.use",
             roles=("admin", "manager", "sales"),
-            fields=("Query.leadPools", "Query.poolLeads", "Mutation.claimLead", "Mutation.releaseLead", "Mutation.putLeadInPool"),
+            fields=(
+                "Query.leadPools",
+                "Query.poolLeads",
+                "Query.poolReturnRules",
+                "Mutation.claimLead",
+                "Mutation.releaseLead",
+                "Mutation.putLeadInPool",
+            ),
             description="See a pool's open leads (masked), claim them, release held leads, put one's customers in a pool",
         ),
         Permission(
@@ -106,6 +116,18 @@ def guanxi_permissions() -> list[Permission]:
             roles=("admin", "manager", "sales"),
             fields=("Query.followUpPlans",),
             description="See the tenant's recurring follow-up plans",
+        ),
+        Permission(
+            name="sales.grading.manage",
+            roles=("admin", "manager"),
+            fields=("Mutation.setGradeRule", "Mutation.clearGradeRule"),
+            description="Set or clear the rule deriving the grade field from the score",
+        ),
+        Permission(
+            name="sales.grading.read",
+            roles=("admin", "manager", "sales", "marketing"),
+            fields=("Query.gradeRule",),
+            description="See the rule deriving the grade field from the score",
         ),
         Permission(
             name="sales.pools.history",
@@ -172,7 +194,7 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
         JobKind(
             name=pool.RETURN_JOB,
             run=_run_return_rules,
-            description="Return held leads without follow-up to their pool; warn their holders a day before",
+            description="Return held leads to their pool by its return rules (no follow-up, contributed rules); warn holders a day before",
         ),
         JobKind(
             name=followups.PLAN_JOB,
@@ -185,6 +207,23 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
             description="Tell contract owners about instalments that fell due unpaid (once per instalment)",
         ),
     ]
+
+
+@hookimpl
+async def guanxi_customers_scored(tx: Tx, totals: dict[uuid.UUID, float]) -> None:
+    """The tenant's grade rule sets the grade field from the scores just computed (set-based)."""
+    from guanxi.plugins.sales.grading import apply_rule
+
+    await apply_rule(tx, totals)
+
+
+@hookimpl
+def guanxi_pool_return_rules(runtime: Runtime) -> list[PoolReturnRule]:
+    """The deals' return rules, offered to the lead pool like any other plugin's: "N days after
+    the last contract ended without a new one" and "no won deal N months after the first inquiry"."""
+    from guanxi.plugins.sales.deals.pool_rule import RULES
+
+    return list(RULES)
 
 
 @hookimpl

@@ -15,6 +15,7 @@ Every move is a :class:`SalesPoolMove` (the customer's pool history) and an audi
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import uuid
 from typing import Any, Final
@@ -22,7 +23,7 @@ from typing import Any, Final
 import msgspec
 from sqlalchemy import and_, exists, func, select, update
 
-from guanxi import Runtime
+from guanxi import PoolReturnRule, Runtime
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ConflictError, GuanxiError, NotFoundError, ValidationError
 from guanxi.core.domain.models import Customer, Interaction, User, utcnow
@@ -32,9 +33,10 @@ from guanxi.core.services.customers import get_customer
 from guanxi.core.services.notifications import NotificationInput, notify
 from guanxi.core.services.schedule import schedule_job, tenant_zone
 from guanxi.core.storage.tenancy import ALL_OWNERS, TenantSession
-from guanxi.plugins.sales.deals.pool_rule import contract_lapsed, rule_text
 from guanxi.plugins.sales.models import SalesPool, SalesPoolLead, SalesPoolMove
+from guanxi.plugins.sales.pool_rules import available_rules, check_rules
 
+log = logging.getLogger(__name__)
 _KEY = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 EVERY_OWNER: Final = {ALL_OWNERS: True}
 RETURN_JOB: Final = "sales.pool_return"
@@ -49,8 +51,8 @@ class PoolInput(msgspec.Struct, kw_only=True):
     name: str
     hold_limit: int | None = None
     return_after_days: int | None = None
-    #: a held lead whose last contract ended this many days ago without a new one returns (deals)
-    return_after_contract_days: int | None = None
+    #: contributed return rules (``guanxi_pool_return_rules``) with their parameter: ``{"sales.contract_lapsed": 30}``
+    return_rules: dict[str, int] | None = None
     #: who may claim: these roles (None: sales, manager and admin) …
     claim_roles: list[str] | None = None
     #: … and, if given, only users of these teams
@@ -86,10 +88,9 @@ async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
         raise ValidationError("holdLimit must be at least 1 (or null: no limit)", field="holdLimit")
     if data.return_after_days is not None and not 1 <= data.return_after_days <= 3650:
         raise ValidationError("returnAfterDays must be 1 to 3650 (or null: never)", field="returnAfterDays")
-    if data.return_after_contract_days is not None and not 1 <= data.return_after_contract_days <= 3650:
-        raise ValidationError("returnAfterContractDays must be 1 to 3650 (or null: never)", field="returnAfterContractDays")
     claim_roles, claim_teams, daily = _claim_rules(data)
     session = tx.session
+    return_rules = check_rules(data.return_rules, await available_rules(tx.runtime, tx.tenant_id, session))
     if (await session.execute(select(SalesPool.id).where(SalesPool.key == data.key))).first() is not None:
         raise ConflictError(f"a lead pool {data.key!r} exists already", field="key")
     pool = SalesPool(
@@ -97,14 +98,14 @@ async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
         name=name,
         hold_limit=data.hold_limit,
         return_after_days=data.return_after_days,
-        return_after_contract_days=data.return_after_contract_days,
+        return_rules=return_rules,
         claim_roles=claim_roles,
         claim_teams=claim_teams,
         daily_claim_limits=daily,
     )
     session.add(pool)
     await session.flush()
-    if data.return_after_days is not None or data.return_after_contract_days is not None:
+    if data.return_after_days is not None or return_rules:
         await schedule_job(tx, RETURN_JOB, RETURN_JOB, cron=RETURN_CRON)
     audit(
         tx,
@@ -115,7 +116,7 @@ async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
             "key": pool.key,
             "hold_limit": pool.hold_limit,
             "return_after_days": pool.return_after_days,
-            "return_after_contract_days": pool.return_after_contract_days,
+            "return_rules": return_rules,
             "claim_roles": claim_roles,
             "claim_teams": claim_teams,
             "daily_claim_limits": daily,
@@ -150,23 +151,35 @@ def _claim_rules(data: PoolInput) -> tuple[list[str] | None, list[str] | None, d
     return roles, teams, daily
 
 
+async def check_may_list(session: TenantSession, actor: Actor, pool: SalesPool) -> None:
+    """The caller may list the pool's open leads: a manager or an admin, or a user the pool lets
+    claim (its roles and teams); anyone else gets ``FORBIDDEN``."""
+    if set(actor.roles) & {"admin", "manager"}:
+        return
+    await _check_role_and_team(session, actor, pool, "pool")
+
+
+async def _check_role_and_team(session: TenantSession, actor: Actor, pool: SalesPool, field: str) -> None:
+    allowed = set(pool.claim_roles or DEFAULT_CLAIM_ROLES)
+    user_id = actor.user_id
+    if not set(actor.roles) & allowed:
+        raise GuanxiError(f"pool {pool.key!r} may be claimed from by {', '.join(sorted(allowed))} only", code="FORBIDDEN", field=field)
+    if pool.claim_teams:
+        team = None
+        if user_id is not None:
+            team = (await session.execute(select(User.team).where(User.id == user_id))).scalar_one_or_none()
+        if team not in pool.claim_teams:
+            raise GuanxiError(
+                f"pool {pool.key!r} may be claimed from by the teams {', '.join(pool.claim_teams)} only", code="FORBIDDEN", field=field
+            )
+
+
 async def _check_claim_rights(tx: Tx, pool: SalesPool, user_id: uuid.UUID) -> None:
     """The caller may claim from this pool (role and team), and has not claimed its daily limit."""
     session = tx.session
     roles = set(tx.ctx.actor.roles)
     allowed = set(pool.claim_roles or DEFAULT_CLAIM_ROLES)
-    if not roles & allowed:
-        raise GuanxiError(
-            f"pool {pool.key!r} may be claimed from by {', '.join(sorted(allowed))} only", code="FORBIDDEN", field="customerId"
-        )
-    if pool.claim_teams:
-        team = (await session.execute(select(User.team).where(User.id == user_id))).scalar_one_or_none()
-        if team not in pool.claim_teams:
-            raise GuanxiError(
-                f"pool {pool.key!r} may be claimed from by the teams {', '.join(pool.claim_teams)} only",
-                code="FORBIDDEN",
-                field="customerId",
-            )
+    await _check_role_and_team(session, tx.ctx.actor, pool, "customerId")
     limits = pool.daily_claim_limits or {}
     if not limits or any(r not in limits for r in roles & allowed):
         return
@@ -323,9 +336,15 @@ async def run_return_rules(runtime: Runtime, tenant_id: uuid.UUID, now: dt.datet
     returned = warned = 0
     async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=ACTOR)) as tx:
         session = tx.session
+        rules = await available_rules(runtime, tenant_id, session)
+        as_of = now.astimezone(await tenant_zone(session))
         for pool in await list_pools(session):
-            if pool.return_after_contract_days is not None:
-                back, told = await _return_lapsed_contracts(tx, pool, now)
+            for key, value in (pool.return_rules or {}).items():
+                rule = rules.get(key)
+                if rule is None:  # its plugin was disabled or removed since: the pool keeps the setting
+                    log.warning("lead pool %s: return rule %r is not offered by any enabled plugin; skipped", pool.key, key)
+                    continue
+                back, told = await _return_by_rule(tx, pool, rule, int(value), as_of)
                 returned, warned = returned + back, warned + told
             if pool.return_after_days is None:
                 continue
@@ -370,34 +389,33 @@ async def _warn(tx: Tx, lead: SalesPoolLead, customer: Customer, pool: SalesPool
     return 1
 
 
-async def _return_lapsed_contracts(tx: Tx, pool: SalesPool, now: dt.datetime) -> tuple[int, int]:
-    """Held leads of the pool whose last contract ended ``return_after_contract_days`` days ago
-    (the tenant's day) without a new one go back to it (the deals' rule, one SQL condition); those
-    that go back tomorrow get their holder notified (once per hold, whichever rule warns first).
-    Returns (returned, warned)."""
-    days = pool.return_after_contract_days
-    assert days is not None
-    today = now.astimezone(await tenant_zone(tx.session)).date()
-    lapsed = contract_lapsed(SalesPoolLead.tenant_id, SalesPoolLead.customer_id, today, days)
-    stmt = (
-        select(SalesPoolLead, Customer)
-        .join(Customer, and_(Customer.tenant_id == SalesPoolLead.tenant_id, Customer.id == SalesPoolLead.customer_id))
-        .where(SalesPoolLead.pool_id == pool.id, SalesPoolLead.status == "held", lapsed)
-    )
-    rows = (await tx.session.execute(stmt)).all()
+async def _return_by_rule(tx: Tx, pool: SalesPool, rule: PoolReturnRule, value: int, as_of: dt.datetime) -> tuple[int, int]:
+    """Held leads of the pool whose customer lapsed under a contributed rule as of ``as_of`` go back
+    to it (one SQL condition); those that lapse a day later get their holder notified (once per
+    hold, whichever rule warns first). Returns (returned, warned)."""
+    text = rule.text(value)
+
+    def held(at: dt.datetime) -> Any:
+        return (
+            select(SalesPoolLead, Customer)
+            .join(Customer, and_(Customer.tenant_id == SalesPoolLead.tenant_id, Customer.id == SalesPoolLead.customer_id))
+            .where(
+                SalesPoolLead.pool_id == pool.id,
+                SalesPoolLead.status == "held",
+                rule.condition(SalesPoolLead.tenant_id, SalesPoolLead.customer_id, at, value),
+            )
+        )
+
+    rows = (await tx.session.execute(held(as_of))).all()
     for lead, customer in rows:
-        await _back_to_pool(tx, customer, lead, pool, "return", rule_text(days), rule=rule_text(days))
-    tomorrow = contract_lapsed(SalesPoolLead.tenant_id, SalesPoolLead.customer_id, today + dt.timedelta(days=1), days)
-    soon = (
-        select(SalesPoolLead, Customer)
-        .join(Customer, and_(Customer.tenant_id == SalesPoolLead.tenant_id, Customer.id == SalesPoolLead.customer_id))
-        .where(SalesPoolLead.pool_id == pool.id, SalesPoolLead.status == "held", SalesPoolLead.warned_at.is_(None), tomorrow)
-    )
+        await _back_to_pool(tx, customer, lead, pool, "return", text, rule=text[:100])
     warned = 0
+    soon = held(as_of + dt.timedelta(days=1)).where(SalesPoolLead.warned_at.is_(None))
     for lead, customer in (await tx.session.execute(soon)).all():
         lead.warned_at = utcnow()
-        body = f"Its last contract ended {days} days ago tomorrow without a new one. Sign a renewal to keep the lead."
-        warned += await _warn(tx, lead, customer, pool, body, "contract")
+        body = rule.warning(value) if rule.warning else f"It goes back tomorrow: {text}."
+        warned += await _warn(tx, lead, customer, pool, body, rule.key)
+    await tx.session.flush()
     return len(rows), warned
 
 

@@ -7,7 +7,8 @@ One pass over a set of customers, all in SQL:
 2. insert the parts of each component (:mod:`guanxi.plugins.scoring.components`), then the
    components other plugins return from ``guanxi_score_components`` (one call per set);
 3. insert a history row for each customer whose total changed;
-4. upsert the totals (``INSERT … SELECT … ON CONFLICT DO UPDATE … RETURNING``).
+4. upsert the totals (``INSERT … SELECT … ON CONFLICT DO UPDATE … RETURNING``);
+5. hand the totals to ``guanxi_customers_scored`` (other plugins derive a grade from them).
 
 Stage rules then run on the returned totals (:mod:`guanxi.plugins.scoring.stages`).
 """
@@ -173,7 +174,10 @@ async def score_set(
         set_={"total": new, "recorded_total": recorded, "computed_at": upsert.excluded.computed_at},
     ).returning(s.customer_id, s.total)
     rows = (await session.execute(upsert)).all()
-    return {r.customer_id: float(r.total) for r in rows}
+    totals = {r.customer_id: float(r.total) for r in rows}
+    if totals:  # what depends on the score (another plugin's grade field) follows in this transaction
+        await plugins.call_all((await tx.hooks()).guanxi_customers_scored, tx=tx, totals=totals)
+    return totals
 
 
 #: scoring throughput: customers scored, by path (incremental after an event, or recompute)

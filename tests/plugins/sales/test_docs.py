@@ -165,3 +165,41 @@ async def test_the_documented_export_command_runs(runtime: Runtime, team: Team, 
     result = await invoke(cli_runtime(runtime), *words[3:])
     assert result.exit_code == 0, result.output
     assert [r["id"] for r in rows_of((tmp_path / "grade-a.csv").read_text(encoding="utf-8"))] == [a]  # not wu's
+
+async def test_the_documented_return_rules_run(team: Team) -> None:
+    """The rules the doc lists are offered, and the documented pool applies two of them."""
+    offered = await team.call["mia"](OPERATIONS["PoolReturnRules"])
+    assert [r["key"] for r in offered["data"]["poolReturnRules"]] == ["sales.contract_lapsed", "sales.no_won_deal"]
+    made = await team.call["mia"](OPERATIONS["CreateInquiryPool"])
+    assert made["data"]["createLeadPool"] == {
+        "pool": {
+            "key": "inquiries",
+            "returnAfterDays": 15,
+            "returnRules": [
+                {
+                    "rule": "sales.contract_lapsed",
+                    "value": 30,
+                    "unit": "DAYS",
+                    "text": "30 days after the last contract ended without a new one",
+                },
+                {"rule": "sales.no_won_deal", "value": 3, "unit": "MONTHS", "text": "no won deal 3 months after the first inquiry"},
+            ],
+        },
+        "errors": [],
+    }
+
+
+async def test_the_documented_grade_rule_runs(runtime: Runtime, team: Team) -> None:
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.services import fields
+
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        await fields.define_field(tx, fields.FieldInput(key="grade", label="客户等级", kind="single_choice", choices=["A", "B", "C"]))
+    made = await team.call["mia"](OPERATIONS["SetGradeRule"])
+    assert made["data"]["setGradeRule"]["errors"] == [], made
+    read = await team.call["li"](OPERATIONS["GradeRule"])
+    assert read["data"]["gradeRule"] == {
+        "field": "grade",
+        "bands": [{"grade": "A", "minScore": 70.0}, {"grade": "B", "minScore": 40.0}],
+        "otherwise": "C",
+    }

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.plugins("sales")
 #: (root field, operation); ``$id`` is one of tenant A's customers, the pool key is A's
 ATTACKS: list[tuple[str, str]] = [
     ("leadPools", "{ leadPools { key name } }"),
+    ("poolReturnRules", "{ poolReturnRules { key unit minValue maxValue description } }"),
     ("duplicateSuggestions", "query($id: ID!) { duplicateSuggestions(customerId: $id) { customer { displayName } reasons } }"),
     ("poolLeads", '{ poolLeads(pool: "a-secret") { customerId displayName maskedPhones } }'),
     ("claimLead", "mutation($id: ID!) { claimLead(customerId: $id) { customer { displayName } errors { code } } }"),
@@ -92,6 +93,8 @@ async def test_another_tenant_cannot_see_or_move_a_pools_leads(
             assert answer["errors"][0]["extensions"]["code"] == "NOT_FOUND"
         if field == "duplicateSuggestions":
             assert answer["data"]["duplicateSuggestions"] == []
+        if field == "poolReturnRules":  # the rules the plugins offer, the same for every tenant: no pool of A in them
+            assert {r["key"] for r in answer["data"]["poolReturnRules"]} == {"sales.contract_lapsed", "sales.no_won_deal"}
         if field == "leadPools":
             assert answer["data"]["leadPools"] == []
     assert await _state(runtime, team.tenant_id) == before

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.plugins("sales")
 async def test_migrated_database_matches_the_sales_models(runtime: Runtime) -> None:
     """A change of the sales models without a migration fails here."""
     tables = {m.local_table.name for m in Base.registry.mappers if m.class_.__module__ == models.__name__}
-    assert tables == {"sales_pools", "sales_pool_leads", "sales_pool_moves", "sales_followup_plans", "sales_followup_runs"}
+    assert tables == {
+        "sales_pools", "sales_pool_leads", "sales_pool_moves", "sales_followup_plans", "sales_followup_runs", "sales_grade_rules"
+    }  # fmt: skip
 
     def sales_only(obj, name, type_, _r, _c):  # type: ignore[no-untyped-def]
         table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
@@ -49,3 +51,50 @@ async def test_migrated_database_matches_the_deal_models(runtime: Runtime) -> No
     async with runtime.engine.connect() as conn:
         changes = await conn.run_sync(diff)
     assert changes == []
+
+
+async def test_sales_0004_turns_the_contract_days_column_into_the_contract_rule_and_back(runtime: Runtime, tenant_id: object) -> None:
+    """A pool of before sales_0004 with ``return_after_contract_days = 45`` applies the rule
+    ``sales.contract_lapsed`` with 45 after the upgrade; a downgrade gives the column back."""
+    import uuid
+
+    import sqlalchemy as sa
+    from alembic import command
+
+    from guanxi.core.migrate import alembic_config, histories
+
+    ((_, versions, table),) = [h for h in histories(runtime) if h[0] == "sales"]
+    cfg = alembic_config(runtime, versions, table)
+
+    def migrate(target: str, down: bool) -> None:
+        def run(conn: sa.Connection) -> None:
+            cfg.attributes["connection"] = conn
+            try:
+                (command.downgrade if down else command.upgrade)(cfg, target)
+            finally:
+                cfg.attributes.pop("connection", None)
+
+        return run  # type: ignore[return-value]
+
+    pool_id = uuid.uuid4()
+    pools = sa.table(
+        "sales_pools", sa.column("tenant_id", sa.Uuid()), sa.column("id", sa.Uuid()), sa.column("key", sa.String()),
+        sa.column("name", sa.String()), sa.column("created_at", sa.DateTime(timezone=True)),
+        sa.column("return_after_contract_days", sa.Integer()), sa.column("return_rules", sa.JSON()),
+    )  # fmt: skip
+    try:
+        async with runtime.engine.begin() as conn:
+            await conn.run_sync(migrate("sales_0003_ops", down=True))
+            await conn.execute(
+                pools.insert().values(tenant_id=tenant_id, id=pool_id, key="legacy", name="Legacy", return_after_contract_days=45,
+                                      created_at=sa.func.current_timestamp())
+            )  # fmt: skip
+            await conn.run_sync(migrate("heads", down=False))
+            rules = (await conn.execute(sa.select(pools.c.return_rules).where(pools.c.id == pool_id))).scalar_one()
+            assert rules == {"sales.contract_lapsed": 45}
+            await conn.run_sync(migrate("sales_0003_ops", down=True))
+            days = (await conn.execute(sa.select(pools.c.return_after_contract_days).where(pools.c.id == pool_id))).scalar_one()
+            assert days == 45
+    finally:
+        async with runtime.engine.begin() as conn:
+            await conn.run_sync(migrate("heads", down=False))

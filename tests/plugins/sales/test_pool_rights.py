@@ -52,8 +52,52 @@ async def test_a_pool_names_the_roles_and_teams_that_may_claim(runtime: Runtime,
     refused = await _claim(team, "wu", a)  # a salesperson of no team
     assert refused[0]["code"] == "FORBIDDEN" and "north" in refused[0]["message"]
     assert await _claim(team, "li", a) == []
-    open_leads = (await team.call["wu"]('{ poolLeads(pool: "east") { customerId } }'))["data"]["poolLeads"]
+    open_leads = (await team.call["mia"]('{ poolLeads(pool: "east") { customerId } }'))["data"]["poolLeads"]
     assert [row["customerId"] for row in open_leads] == [b]  # the refused claims left b open
+
+
+LIST = '{ poolLeads(pool: "east") { customerId maskedPhones } }'
+
+
+async def _listing(team: Team, who: str) -> Any:
+    body = await team.call[who](LIST)
+    if "errors" in body:
+        (error,) = body["errors"]
+        assert body["data"] is None
+        return error["extensions"]["code"], error["message"]
+    return [row["customerId"] for row in body["data"]["poolLeads"]]
+
+
+async def test_only_users_the_pool_lets_claim_managers_and_admins_list_its_leads(runtime: Runtime, team: Team) -> None:
+    """poolLeads of a pool for the team "north" of sales: li (sales, north) lists it; wu (sales,
+    no team) gets FORBIDDEN naming the teams; the manager and the admin list it though the pool
+    does not let them claim; nothing of a lead is in a refusal."""
+    async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+        li = (await tx.session.scalars(select(User).where(User.id == team.users["li"]))).one()
+        li.team = "north"
+    await _pool(team, claimRoles=["sales"], claimTeams=["north"])
+    (lead,) = await _leads(runtime, team, 1)
+    assert await _listing(team, "li") == [lead]
+    assert await _listing(team, "mia") == [lead]
+    assert await _listing(team, "admin") == [lead]
+    code, message = await _listing(team, "wu")
+    assert code == "FORBIDDEN" and "north" in message and "Lead" not in message
+
+
+async def test_a_pool_for_managers_only_is_not_listed_to_salespeople(runtime: Runtime, team: Team) -> None:
+    """A pool whose claimRoles leave out sales: a salesperson's poolLeads is FORBIDDEN naming the
+    roles that may; a pool with the default roles is listed to every salesperson."""
+    await _pool(team, claimRoles=["manager"])
+    (lead,) = await _leads(runtime, team, 1)
+    for who in ("li", "wu"):
+        code, message = await _listing(team, who)
+        assert code == "FORBIDDEN" and "manager" in message
+    assert await _listing(team, "mia") == [lead]
+    body = await team.call["admin"](CREATE, {"input": {"key": "west", "name": "华西"}})
+    assert body["data"]["createLeadPool"]["errors"] == []
+    for who in ("li", "wu"):
+        listed = await team.call[who]('{ poolLeads(pool: "west") { customerId } }')
+        assert listed["data"]["poolLeads"] == []
 
 
 async def test_the_daily_claim_limit_of_a_role_is_named_when_reached(runtime: Runtime, team: Team) -> None:

@@ -133,3 +133,68 @@ async def test_the_holder_is_told_a_day_before_the_contract_rule_takes_a_lead_ba
         (note,) = (await s.scalars(select(Notification).where(Notification.user_id == team.users["li"]))).all()
         assert note.kind == svc.RETURN_NOTICE and "tomorrow" in note.title
     assert await svc.run_return_rules(runtime, team.tenant_id, now + dt.timedelta(days=1), "k3") == (1, 0)
+
+
+def test_months_before_keeps_the_wall_clock_and_clamps_the_day() -> None:
+    from guanxi.plugins.sales.deals.pool_rule import months_before
+
+    at = dt.datetime(2026, 3, 31, 9, 30, tzinfo=dt.UTC)
+    assert months_before(at, 1) == dt.datetime(2026, 2, 28, 9, 30, tzinfo=dt.UTC)
+    assert months_before(at, 13) == dt.datetime(2025, 2, 28, 9, 30, tzinfo=dt.UTC)
+    assert months_before(dt.datetime(2024, 5, 31, tzinfo=dt.UTC), 3) == dt.datetime(2024, 2, 29, tzinfo=dt.UTC)
+
+
+async def test_no_won_deal_months_after_the_first_inquiry_returns_leads_and_warns_a_day_before(runtime: Runtime, team: Team) -> None:
+    """``sales.no_won_deal`` (3 months): the first inquiry is the first inbound interaction, else
+    the customer's creation. Returned: asked 4 months ago and never won; entered by hand 4 months
+    ago and never wrote. Kept: asked 4 months ago and won a deal; entered 4 months ago but first
+    wrote a month ago. Warned: asked 3 months ago less half a day (lapses tomorrow)."""
+    from sqlalchemy import update
+
+    from guanxi.core.domain.models import Notification
+    from guanxi.core.services import interactions
+    from guanxi.plugins.sales import pool as svc
+    from guanxi.plugins.sales.deals.pool_rule import months_before, no_won_deal_text
+    from tests.plugins.sales.conftest import CLAIM, PUT
+
+    q = """mutation { createLeadPool(input: {key: "inbound", name: "询盘", returnRules: [{rule: "sales.no_won_deal", value: 3}]}) {
+      pool { returnRules { rule value unit text } } errors { code } } }"""
+    made = (await team.call["mia"](q))["data"]["createLeadPool"]
+    assert made["pool"]["returnRules"] == [{"rule": "sales.no_won_deal", "value": 3, "unit": "MONTHS", "text": no_won_deal_text(3)}]
+    now = dt.datetime.now(dt.UTC)
+    four_months = months_before(now, 4)
+    cases = {  # name: (first inbound, created, won a deal)
+        "asked-never-won": (four_months, None, False),
+        "hand-entered-old": (None, four_months, False),
+        "asked-and-won": (four_months, None, True),
+        "old-but-asked-lately": (now - dt.timedelta(days=30), four_months, False),
+        "lapses-tomorrow": (months_before(now, 3) + dt.timedelta(hours=12), None, False),
+    }
+    ids = {}
+    for name, (inbound, created, won) in cases.items():
+        cid = from_global_id(await new_customer(runtime, team.tenant_id, name, owner=team.users["li"]), "Customer")
+        async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
+            if created is not None:
+                await tx.session.execute(update(Customer).where(Customer.id == cid).values(created_at=created))
+            if inbound is not None:
+                await interactions.record_interaction(
+                    tx, interactions.InteractionInput(customer_id=cid, channel="web", kind="form", direction="in", occurred_at=inbound)
+                )
+            if won:
+                deal = await create_deal(tx, DealInput(customer_id=cid, title=name, amount=Decimal(100)))
+                await move_deal(tx, deal.id, "won")
+        gid = to_global_id("Customer", cid)
+        assert (await team.call["admin"](PUT, {"id": gid, "pool": "inbound"}))["data"]["putLeadInPool"]["errors"] == []
+        assert (await team.call["li"](CLAIM, {"id": gid}))["data"]["claimLead"]["errors"] == []
+        ids[name] = cid
+    assert await svc.run_return_rules(runtime, team.tenant_id, now, "k1") == (2, 1)
+    async with runtime.session(team.tenant_id) as s:
+        back = set((await s.execute(select(Customer.id).where(Customer.id.in_(ids.values()), Customer.owner_id.is_(None)))).scalars())
+        (note,) = (await s.scalars(select(Notification).where(Notification.user_id == team.users["li"]))).all()
+    assert back == {ids["asked-never-won"], ids["hand-entered-old"]}
+    assert note.title.startswith("lapses-tomorrow ") and "No won deal 3 months after the first inquiry" in note.body
+    history = await team.call["admin"](
+        "query($id: ID!) { customer(id: $id) { poolHistory { action rule } } }", {"id": to_global_id("Customer", ids["asked-never-won"])}
+    )
+    assert history["data"]["customer"]["poolHistory"][-1] == {"action": "return", "rule": "no won deal 3 months after the first inquiry"}
+    assert await svc.run_return_rules(runtime, team.tenant_id, now + dt.timedelta(days=1), "k2") == (1, 0)
