@@ -166,6 +166,7 @@ async def test_the_documented_export_command_runs(runtime: Runtime, team: Team, 
     assert result.exit_code == 0, result.output
     assert [r["id"] for r in rows_of((tmp_path / "grade-a.csv").read_text(encoding="utf-8"))] == [a]  # not wu's
 
+
 async def test_the_documented_return_rules_run(team: Team) -> None:
     """The rules the doc lists are offered, and the documented pool applies two of them."""
     offered = await team.call["mia"](OPERATIONS["PoolReturnRules"])
