@@ -68,7 +68,8 @@ async def edges_of(session: TenantSession, nodes: Iterable[uuid.UUID]) -> dict[u
             A.customer_id.in_(wanted[start : start + _CHUNK]), A.status == "active", A.inviter_customer_id.is_not(None)
         )
         for customer, inviter in (await session.execute(stmt.execution_options(guanxi_all_owners=True))).all():
-            out[customer] = inviter
+            if inviter is not None:
+                out[customer] = inviter
     return out
 
 

@@ -67,9 +67,7 @@ def _tree(roots: Sequence[uuid.UUID], max_depth: int, limited: bool) -> Any:
     )
 
 
-def referrals_page(
-    root: uuid.UUID, depth: int, size: int, after: tuple[int, uuid.UUID] | None, *, limited: bool = False
-) -> Select[Any]:
+def referrals_page(root: uuid.UUID, depth: int, size: int, after: tuple[int, uuid.UUID] | None, *, limited: bool = False) -> Select[Any]:
     """One page of a customer's referrals down to ``depth``, ordered by depth then customer id
     (UUIDv7: arrival order), keyset-paginated after ``(depth, id)``; ``size + 1`` rows tell
     whether there is a next page.

@@ -45,9 +45,7 @@ async def follow_merge(tx: Tx, survivor: uuid.UUID, merged: uuid.UUID) -> dict[s
     survivor_under_merged = await closure.is_ancestor(s, merged, survivor)
     own = (await s.execute(select(A.inviter_customer_id, A.status).where(A.customer_id == merged))).first()
     merged_inviter = own[0] if own is not None and own[1] == "active" else None
-    merged_own_loops = merged_inviter is not None and (
-        merged_inviter == survivor or await closure.is_ancestor(s, survivor, merged_inviter)
-    )
+    merged_own_loops = merged_inviter is not None and (merged_inviter == survivor or await closure.is_ancestor(s, survivor, merged_inviter))
     async with closure.rewiring(s, [*children, merged, survivor]):
         moved = await _rowcount(tx, update(A).where(A.inviter_customer_id == merged).values(inviter_customer_id=survivor))
         dropped = await _rowcount(tx, delete(A).where(A.customer_id == survivor, A.inviter_customer_id == survivor))

@@ -63,9 +63,7 @@ def transitive_closure(edges: dict[uuid.UUID, uuid.UUID]) -> set[tuple[uuid.UUID
 class World:
     def __init__(self, runtime: Runtime, tenant_id: uuid.UUID, people: list[uuid.UUID], campaign: ReferralCampaign, model: str) -> None:
         self.runtime, self.tenant_id, self.people, self.campaign = runtime, tenant_id, people, campaign
-        self.settings = msgspec.structs.replace(
-            runtime.plugin_settings("referral", tenant_id), attribution_model=model, cooldown_hours=0.0
-        )
+        self.settings = msgspec.structs.replace(runtime.plugin_settings("referral", tenant_id), attribution_model=model, cooldown_hours=0.0)
         self.clock = START
 
     def ctx(self) -> RequestContext:
@@ -106,7 +104,9 @@ class World:
                     )
                 )
             ).all()
-            closure = set((await s.execute(select(ReferralClosure.ancestor_id, ReferralClosure.descendant_id, ReferralClosure.depth))).all())
+            closure = set(
+                (await s.execute(select(ReferralClosure.ancestor_id, ReferralClosure.descendant_id, ReferralClosure.depth))).all()
+            )
         assert closure == transitive_closure({child: inviter for child, inviter in rows})
 
 
@@ -143,7 +143,9 @@ async def test_a_subtree_moves_with_its_root_when_a_later_touch_changes_its_invi
         await w.apply(op)
     await w.check()
     async with runtime.session(w.tenant_id) as s:
-        rows = (await s.execute(select(ReferralClosure.descendant_id, ReferralClosure.depth).where(ReferralClosure.ancestor_id == w.people[e]))).all()
+        rows = (
+            await s.execute(select(ReferralClosure.descendant_id, ReferralClosure.depth).where(ReferralClosure.ancestor_id == w.people[e]))
+        ).all()
         from_a = (await s.execute(select(ReferralClosure.descendant_id).where(ReferralClosure.ancestor_id == w.people[a]))).all()
     assert sorted(rows, key=lambda r: r[1]) == [(w.people[b], 1), (w.people[c], 2), (w.people[d], 3)]
     assert from_a == []
@@ -163,7 +165,13 @@ async def test_undoing_a_merge_gives_the_merged_customer_back_its_invitees_and_i
     await w.apply(("undo", m))
     await w.check()
     async with runtime.session(w.tenant_id) as s:
-        under_a = set((await s.execute(select(ReferralClosure.descendant_id, ReferralClosure.depth).where(ReferralClosure.ancestor_id == w.people[a]))).all())
+        under_a = set(
+            (
+                await s.execute(
+                    select(ReferralClosure.descendant_id, ReferralClosure.depth).where(ReferralClosure.ancestor_id == w.people[a])
+                )
+            ).all()
+        )
         under_s = set((await s.execute(select(ReferralClosure.descendant_id).where(ReferralClosure.ancestor_id == w.people[s_]))).scalars())
     assert under_a == {(w.people[m], 1), (w.people[x], 2), (w.people[y], 2)}
     assert under_s == set()

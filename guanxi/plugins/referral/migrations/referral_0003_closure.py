@@ -47,9 +47,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("tenant_id", "ancestor_id", "depth", "descendant_id", name="pk_referral_closure"),
     )
-    op.create_index(
-        "ix_referral_closure_tenant_id_descendant_id_depth", "referral_closure", ["tenant_id", "descendant_id", "depth"]
-    )
+    op.create_index("ix_referral_closure_tenant_id_descendant_id_depth", "referral_closure", ["tenant_id", "descendant_id", "depth"])
     op.execute(BACKFILL)
 
 
