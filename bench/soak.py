@@ -142,9 +142,8 @@ async def generate(args: argparse.Namespace) -> None:
             target = t0 + n / args.rate
             if target - t0 >= args.seconds:
                 break
-            delay = target - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # always yield: a generator behind its schedule must still let its requests run
+            await asyncio.sleep(max(0.0, target - time.perf_counter()))
             if in_flight >= MAX_IN_FLIGHT:  # the server is hopelessly behind: count, do not pile on
                 buckets[int((time.perf_counter() - t0) // args.interval)]["dropped"] += 1
             else:
