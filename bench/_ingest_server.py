@@ -1,17 +1,103 @@
-"""Servers for bench/ingest.py (and douyin_ingest.py): the Guanxi app with the plugins the
-environment enables (their signed webhook routes, the in-process inbox worker), and a bare
-Litestar endpoint that decodes the same JSON body with msgspec, as the baseline.
+"""Servers and the shared run code of the ingest benches (ingest.py, douyin_ingest.py,
+wecom_ingest.py): the Guanxi app with the plugins the environment enables (their signed webhook
+routes, the in-process inbox worker), and a bare Litestar endpoint per channel that decodes the
+same body the same way (JSON with msgspec; WeCom's XML envelope, signature, AES decryption and
+inner XML), with no database, as the baseline.
 
-    python -m bench._ingest_server --app guanxi|baseline|douyin-baseline --port N
+    python -m bench._ingest_server --app guanxi|baseline|douyin-baseline|wecom-baseline --port N
+
+The benches import :func:`spawn` (a server in its own process), :class:`Side` (one side's acks
+over the alternating rounds), :func:`context` and :func:`cli` from here, so they share one copy.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, get, post
+from litestar import Litestar, Request, Response, get, post
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spawn(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``app`` (see ``--app``) served on 127.0.0.1:``port`` by uvicorn in its own process, with
+    ``env`` over this process's environment."""
+    full = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench._ingest_server", "--app", app, "--port", str(port)], cwd=ROOT, env=full, start_new_session=True
+    )
+
+
+class Side:
+    """One side's acks over the alternating rounds: latencies (ms), time spent, refused answers."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.seconds = 0.0
+        self.errors = 0
+
+    def add(self, result: tuple[list[float], float, int]) -> None:
+        latencies, seconds, errors = result
+        self.latencies += latencies
+        self.seconds += seconds
+        self.errors += errors
+
+    @property
+    def per_s(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        from bench.graphql_list import pct
+
+        return round(pct(self.latencies, q), 2)
+
+
+def context(url: str) -> dict[str, Any]:
+    """The run's context fields: database, Python, cores."""
+    return {"database": url.split(":", 1)[0].split("+", maxsplit=1)[0], "python": platform.python_version(), "cpu_count": os.cpu_count()}
+
+
+def cli(
+    doc: str | None,
+    name: str,
+    run: Callable[[argparse.Namespace, str, Path], Coroutine[Any, Any, dict[str, Any]]],
+    argv: list[str] | None = None,
+) -> int:
+    """The ingest benches' command line: ``--events --concurrency --database-url --time-limit
+    --json --smoke``; the exit status is 1 unless every event was applied exactly once and no
+    answer was refused."""
+    from bench._smoke import add_smoke, parse
+    from bench.graphql_list import log
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    p.add_argument("--events", type=int, default=2000)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
+    p.add_argument("--time-limit", type=float, default=300.0, help="hard limit for the whole load, seconds")
+    p.add_argument("--json", action="store_true")
+    add_smoke(p, events=60, concurrency=4, time_limit=60.0)
+    args = parse(p, argv)
+    with tempfile.TemporaryDirectory(prefix=f"guanxi-{name}-") as tmp:
+        url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / f'{name}.db'}"
+        log(f"{name} bench on {url.split('://')[0]} with {args.events} events …")
+        result = asyncio.run(run(args, url, Path(tmp)))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value}")
+    return 0 if result["exactly_once"] and not result["errors"] and not result["baseline_errors"] else 1
 
 
 def baseline_app() -> Litestar:
@@ -46,11 +132,37 @@ def douyin_baseline_app() -> Litestar:
     return Litestar([receive, healthz])
 
 
+def wecom_baseline_app() -> Litestar:
+    """WeCom's decode, bare: the envelope's XML, the SHA-1 signature check, AES-256-CBC
+    decryption and the inner XML, with the plugin's own functions (the corp's token, key and id
+    from ``BENCH_WECOM_TOKEN``, ``BENCH_WECOM_AES_KEY``, ``BENCH_WECOM_CORP_ID``); WeCom's empty
+    200 answer. No database, no inbox."""
+
+    from guanxi.plugins.wecom.callbacks import parse_xml
+    from guanxi.plugins.wecom.crypto import WecomCrypto
+
+    crypto = WecomCrypto(os.environ["BENCH_WECOM_TOKEN"], os.environ["BENCH_WECOM_AES_KEY"], os.environ["BENCH_WECOM_CORP_ID"])
+
+    @post("/baseline", status_code=200)
+    async def receive(request: Request[Any, Any, Any]) -> Response[bytes]:
+        q = request.query_params
+        envelope = parse_xml(await request.body())
+        plain = crypto.verify_and_decrypt(q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""), envelope["Encrypt"])
+        parse_xml(plain)
+        return Response(b"", status_code=200)
+
+    @get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return Litestar([receive, healthz])
+
+
 def main() -> None:
     import uvicorn
 
     p = argparse.ArgumentParser()
-    p.add_argument("--app", choices=["guanxi", "baseline", "douyin-baseline"], required=True)
+    p.add_argument("--app", choices=["guanxi", "baseline", "douyin-baseline", "wecom-baseline"], required=True)
     p.add_argument("--port", type=int, required=True)
     args = p.parse_args()
     if args.app == "guanxi":
@@ -59,6 +171,8 @@ def main() -> None:
         app = create_app()  # configured by the environment: database, tenant, pigeon plugin
     elif args.app == "douyin-baseline":
         app = douyin_baseline_app()
+    elif args.app == "wecom-baseline":
+        app = wecom_baseline_app()
     else:
         app = baseline_app()
     uvicorn.run(app, host="127.0.0.1", port=args.port, http="httptools", loop="uvloop", log_level="warning", workers=1)

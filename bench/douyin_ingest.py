@@ -28,12 +28,9 @@ import argparse
 import asyncio
 import hashlib
 import json
-import os
-import platform
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,8 +41,8 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bench._smoke import add_smoke, parse  # noqa: E402
-from bench.graphql_list import cpu_seconds, free_port, log, pct, stop_server, wait_ready  # noqa: E402
+from bench._ingest_server import Side, cli, context, spawn  # noqa: E402
+from bench.graphql_list import cpu_seconds, free_port, stop_server, wait_ready  # noqa: E402
 from bench.ingest import blast, processed_count  # noqa: E402
 from guanxi.core.domain.models import Interaction  # noqa: E402
 from guanxi.core.migrate import upgrade  # noqa: E402
@@ -68,10 +65,7 @@ def environ(url: str) -> dict[str, str]:
 
 
 def start(app: str, port: int, url: str, slug: str, **extra: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GUANXI__TENANT": slug, **environ(url), **extra}
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench._ingest_server", "--app", app, "--port", str(port)], cwd=ROOT, env=env, start_new_session=True
-    )
+    return spawn(app, port, {"GUANXI__TENANT": slug, **environ(url), **extra})
 
 
 def delivery(n: int, run: str) -> tuple[bytes, dict[str, str]]:
@@ -100,7 +94,7 @@ def delivery(n: int, run: str) -> tuple[bytes, dict[str, str]]:
     return body, {"content-type": "application/json", "X-Douyin-Signature": signature, "Msg-Id": f"{run}-{n}"}
 
 
-async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+async def run(args: argparse.Namespace, url: str, _folder: Path) -> dict[str, Any]:
     from guanxi.core.services.pipelines import create_tenant
     from guanxi.plugins.douyin.models import DouyinAuthorization
 
@@ -129,24 +123,15 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         deadline = time.monotonic() + args.time_limit
         rounds = 4
         per = max(1, len(bodies) // rounds)
-        g_lat: list[float] = []
-        u_lat: list[float] = []
-        b_lat: list[float] = []
-        g_time = u_time = b_time = 0.0
-        g_err = u_err = b_err = 0
+        g, u, b = Side(), Side(), Side()
         g_cpu0 = cpu_seconds(guanxi_proc.pid)
         first_send = time.perf_counter()
         for r in range(rounds):  # alternate, so drift of the machine hits both
             chunk = bodies[r * per : (r + 1) * per] if r < rounds - 1 else bodies[r * per :]
-            lat, took, err = await blast(f"http://127.0.0.1:{gport}", [("/webhooks/douyin", *b) for b in chunk], args.concurrency, deadline)
-            g_lat, g_time, g_err = g_lat + lat, g_time + took, g_err + err
+            g.add(await blast(f"http://127.0.0.1:{gport}", [("/webhooks/douyin", *x) for x in chunk], args.concurrency, deadline))
             uncached = uncached_bodies[r * per : (r + 1) * per] if r < rounds - 1 else uncached_bodies[r * per :]
-            lat, took, err = await blast(
-                f"http://127.0.0.1:{uport}", [("/webhooks/douyin", *b) for b in uncached], args.concurrency, deadline
-            )
-            u_lat, u_time, u_err = u_lat + lat, u_time + took, u_err + err
-            lat, took, err = await blast(f"http://127.0.0.1:{bport}", [("/baseline", *b) for b in chunk], args.concurrency, deadline)
-            b_lat, b_time, b_err = b_lat + lat, b_time + took, b_err + err
+            u.add(await blast(f"http://127.0.0.1:{uport}", [("/webhooks/douyin", *x) for x in uncached], args.concurrency, deadline))
+            b.add(await blast(f"http://127.0.0.1:{bport}", [("/baseline", *x) for x in chunk], args.concurrency, deadline))
         g_cpu1 = cpu_seconds(guanxi_proc.pid)
         for _ in range(2):  # Douyin retries: the same deliveries (same Msg-Id) again
             await blast(f"http://127.0.0.1:{gport}", [("/webhooks/douyin", *b) for b in retries], args.concurrency, deadline)
@@ -160,36 +145,31 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             interactions = int(
                 (await s.execute(select(func.count()).select_from(Interaction).where(Interaction.channel == "douyin"))).scalar_one()
             )
-        events_per_s = len(g_lat) / g_time if g_time else 0.0
-        uncached_per_s = len(u_lat) / u_time if u_time else 0.0
-        baseline_rps = len(b_lat) / b_time if b_time else 0.0
         return {
             "events": args.events,
             "concurrency": args.concurrency,
-            "events_per_s": round(events_per_s, 1),
-            "p50_ack_ms": round(pct(g_lat, 0.5), 2),
-            "p99_ack_ms": round(pct(g_lat, 0.99), 2),
+            "events_per_s": round(g.per_s, 1),
+            "p50_ack_ms": g.pct(0.5),
+            "p99_ack_ms": g.pct(0.99),
             "processed": done,
             "processed_s": round(processed_s, 3),
             "processed_per_s": round(done / processed_s, 1) if processed_s else 0.0,
             "interactions": interactions,
             "exactly_once": interactions == 2 * len(bodies) == done,
             "duplicates_sent": 2 * len(retries),
-            "errors": g_err + u_err,
-            "uncached_events_per_s": round(uncached_per_s, 1),
-            "uncached_p99_ack_ms": round(pct(u_lat, 0.99), 2),
-            "lookup_cache_speedup": round(events_per_s / uncached_per_s, 3) if uncached_per_s else None,
+            "errors": g.errors + u.errors,
+            "uncached_events_per_s": round(u.per_s, 1),
+            "uncached_p99_ack_ms": u.pct(0.99),
+            "lookup_cache_speedup": round(g.per_s / u.per_s, 3) if u.per_s else None,
             "baseline": "bare msgspec decode of the same body (envelope and content), same uvicorn settings",
-            "baseline_rps": round(baseline_rps, 1),
-            "baseline_p99_ms": round(pct(b_lat, 0.99), 2),
-            "baseline_errors": b_err,
-            "ratio": round(events_per_s / baseline_rps, 4) if baseline_rps else None,
-            "server_cpu_ms_per_event": round((g_cpu1 - g_cpu0) * 1000 / len(g_lat), 3)
-            if g_cpu0 is not None and g_cpu1 is not None and g_lat
+            "baseline_rps": round(b.per_s, 1),
+            "baseline_p99_ms": b.pct(0.99),
+            "baseline_errors": b.errors,
+            "ratio": round(g.per_s / b.per_s, 4) if b.per_s else None,
+            "server_cpu_ms_per_event": round((g_cpu1 - g_cpu0) * 1000 / len(g.latencies), 3)
+            if g_cpu0 is not None and g_cpu1 is not None and g.latencies
             else None,
-            "database": url.split(":", 1)[0].split("+", maxsplit=1)[0],
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
+            **context(url),
         }
     finally:
         stop_server(guanxi_proc)
@@ -199,24 +179,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--events", type=int, default=2000)
-    p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
-    p.add_argument("--time-limit", type=float, default=300.0, help="hard limit for the whole load, seconds")
-    p.add_argument("--json", action="store_true")
-    add_smoke(p, events=60, concurrency=4, time_limit=60.0)
-    args = parse(p, argv)
-    with tempfile.TemporaryDirectory(prefix="guanxi-douyin-") as tmp:
-        url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'douyin.db'}"
-        log(f"douyin ingest bench on {url.split('://')[0]} with {args.events} events …")
-        result = asyncio.run(run(args, url))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>24}: {value}")
-    return 0 if result["exactly_once"] and not result["errors"] and not result["baseline_errors"] else 1
+    return cli(__doc__, "douyin", run, argv)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,9 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
-import platform
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,8 +36,8 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from bench._smoke import add_smoke, parse  # noqa: E402
-from bench.graphql_list import cpu_seconds, free_port, log, pct, stop_server, wait_ready  # noqa: E402
+from bench._ingest_server import cli, context, spawn  # noqa: E402
+from bench.graphql_list import cpu_seconds, free_port, pct, stop_server, wait_ready  # noqa: E402
 from guanxi import sign  # noqa: E402
 from guanxi.core.domain.models import InboxEvent, Interaction  # noqa: E402
 from guanxi.core.migrate import upgrade  # noqa: E402
@@ -52,17 +49,8 @@ SERVER_SECRET = secrets.token_hex(32)
 
 
 def start(app: str, port: int, url: str, slug: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "GUANXI_DATABASE_URL": url,
-        "GUANXI__TENANT": slug,
-        "GUANXI_PLUGINS": "pigeon",
-        "GUANXI__AUTH__SECRET": SERVER_SECRET,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench._ingest_server", "--app", app, "--port", str(port)], cwd=ROOT, env=env, start_new_session=True
-    )
+    env = {"GUANXI_DATABASE_URL": url, "GUANXI__TENANT": slug, "GUANXI_PLUGINS": "pigeon", "GUANXI__AUTH__SECRET": SERVER_SECRET}
+    return spawn(app, port, env)
 
 
 def delivery(n: int, run: str) -> tuple[bytes, dict[str, str]]:
@@ -123,7 +111,7 @@ async def processed_count(rt: Runtime, tenant_id: Any, channel: str | None = Non
         return int((await s.execute(stmt)).scalar_one())
 
 
-async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+async def run(args: argparse.Namespace, url: str, _folder: Path) -> dict[str, Any]:
     from guanxi.core.services.accounts import import_config_accounts
     from guanxi.core.services.pipelines import create_tenant
 
@@ -202,9 +190,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             "server_cpu_ms_per_event": round((g_cpu1 - g_cpu0) * 1000 / len(g_lat), 3)
             if g_cpu0 is not None and g_cpu1 is not None and g_lat
             else None,
-            "database": url.split(":", 1)[0].split("+", maxsplit=1)[0],
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
+            **context(url),
         }
     finally:
         stop_server(guanxi_proc)
@@ -213,24 +199,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--events", type=int, default=2000)
-    p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
-    p.add_argument("--time-limit", type=float, default=300.0, help="hard limit for the whole load, seconds")
-    p.add_argument("--json", action="store_true")
-    add_smoke(p, events=60, concurrency=4, time_limit=60.0)
-    args = parse(p, argv)
-    with tempfile.TemporaryDirectory(prefix="guanxi-ingest-") as tmp:
-        url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'ingest.db'}"
-        log(f"ingest bench on {url.split('://')[0]} with {args.events} events …")
-        result = asyncio.run(run(args, url))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>24}: {value}")
-    return 0 if result["exactly_once"] and not result["errors"] and not result["baseline_errors"] else 1
+    return cli(__doc__, "ingest", run, argv)
 
 
 if __name__ == "__main__":

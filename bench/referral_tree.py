@@ -7,10 +7,13 @@ forest (preferential attachment: people who already brought others in are likeli
 more), then asks the app in process (httpx on the ASGI app, no network) for
 ``referrals(depth: 5, first: 50)`` and ``referralStats`` of the inviter with the most direct
 referrals, authenticated with an admin API key like any client, and prints the p50/p99 times
-and the SQL statements per request (see bench/README.md). The baseline builds the same tree
-page with one hand-written recursive statement on the engine (no ORM, no GraphQL), encoded with
-msgspec; ``ratio`` = baseline p50 / GraphQL p50 (1.0 = as fast) and ``same_page`` says the two
-documents were equal. ``--smoke`` is a tiny run for CI.
+and the SQL statements per request (see bench/README.md). The API reads the tree from the
+plugin's closure table (``referral_closure``, seeded here as the migration backfills it). The
+baseline builds the same tree page the way the API did before the closure table, with one
+hand-written recursive statement over the attributions on the engine (no ORM, no GraphQL),
+encoded with msgspec; ``ratio`` = baseline p50 / GraphQL p50 (1.0 = as fast) and ``same_page``
+says the two documents were equal. ``--explain`` prints the query plan of the API's tree
+statement (as it ran, with its parameters) and of the baseline's. ``--smoke`` is a tiny run for CI.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from guanxi.core.base.ids import new_id  # noqa: E402
 from guanxi.core.domain import models as m  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
 from guanxi.graphql.ids import to_global_id  # noqa: E402
-from guanxi.plugins.referral.models import ReferralAttribution, ReferralCampaign, ReferralToken  # noqa: E402
+from guanxi.plugins.referral.models import ReferralAttribution, ReferralCampaign, ReferralClosure, ReferralToken  # noqa: E402
 from guanxi.testing.sql import count_statements  # noqa: E402
 
 TREE = """query($id: ID!) { customer(id: $id) {
@@ -142,7 +145,48 @@ async def seed(runtime: Runtime, slug: str, n: int, share: float, rng: random.Ra
         ]
         for start in range(0, len(token_rows), batch):
             await session.execute(insert(ReferralToken), token_rows[start : start + batch])
+        closure = closure_rows(tenant_id, {a["customer_id"]: a["inviter_customer_id"] for a in attributions})
+        for start in range(0, len(closure), 5 * batch):
+            await session.execute(insert(ReferralClosure), closure[start : start + 5 * batch])
     return tenant_id
+
+
+def closure_rows(tenant_id: uuid.UUID, inviter_of: dict[uuid.UUID, uuid.UUID]) -> list[dict[str, Any]]:
+    """Every (ancestor, descendant, steps) of the forest, as migration ``referral_0003`` backfills."""
+    rows = []
+    for child in inviter_of:
+        node, steps = child, 0
+        while node in inviter_of:
+            node, steps = inviter_of[node], steps + 1
+            rows.append({"tenant_id": tenant_id, "ancestor_id": node, "descendant_id": child, "depth": steps})
+    return rows
+
+
+async def explain(runtime: Runtime, statement: str, parameters: Any) -> list[str]:
+    """The plan of one statement with its parameters, on a plain connection."""
+    dialect = runtime.engine.dialect.name
+    prefix = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
+    async with runtime.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        if dialect == "sqlite":
+            cursor = await driver.execute(prefix + statement, parameters)
+            return [" | ".join(str(v) for v in row) for row in await cursor.fetchall()]
+        rows = await driver.fetch(prefix + statement, *parameters)
+        return [row[0] for row in rows]
+
+
+def capture(runtime: Runtime) -> tuple[list[tuple[str, Any]], Any]:
+    """Record the statements (text and parameters) the engine runs, until the listener is removed."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, Any]] = []
+
+    def listener(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", listener)
+    return seen, listener
 
 
 def baseline_tree(tenant_id: uuid.UUID, root: uuid.UUID, depth: int, size: int) -> Any:
@@ -269,6 +313,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             figures["baseline_p50_ms"] = round(statistics.median(times), 2)
             figures["baseline_p99_ms"] = round(times[min(len(times) - 1, int(len(times) * 0.99))], 2)
             figures["ratio"] = round(figures["baseline_p50_ms"] / figures["referrals_p50_ms"], 4) if figures["referrals_p50_ms"] else None
+            if args.explain:
+                from sqlalchemy import event
+
+                seen, listener = capture(runtime)
+                await ask(TREE)
+                await baseline_page(runtime, tenant_id, top)
+                event.remove(runtime.engine.sync_engine, "before_cursor_execute", listener)
+                api = next(x for x in seen if "referral_closure" in x[0])
+                for label, (statement, parameters) in (("api", api), ("baseline", seen[-1])):
+                    log(f"--- {label}: {statement}\n" + "\n".join(await explain(runtime, statement, parameters)))
         return {
             "customers": args.customers,
             "referred_share": args.share,
@@ -294,6 +348,7 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--show-sql", action="store_true", help="print the counted statements to stderr")
+    parser.add_argument("--explain", action="store_true", help="print the plans of the API's and the baseline's tree statements to stderr")
     add_smoke(parser, customers=200, requests=10)
     args = parse(parser)
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -29,6 +29,7 @@ def test_the_benches_are_found() -> None:
         "journey.py",
         "import_customers.py",
         "ack_group.py",
+        "soak.py",
     } <= set(SCRIPTS)
 
 
@@ -54,3 +55,24 @@ def test_each_bench_runs_at_its_smoke_size_and_prints_json_with_a_ratio(script: 
     if "ingest" in script:  # a ratio against a baseline that only answered errors means nothing
         assert result.get("errors") == 0, result
         assert result.get("baseline_errors") == 0, result
+
+
+def test_the_soak_reports_intervals_cpu_rss_backlog_and_what_grew(tmp_path: Path) -> None:
+    """``soak.py --smoke`` (15 s at 4 requests/s): every interval has throughput, latency, server
+    CPU, RSS and inbox backlog; the trend of CPU per request and the statement probes are there,
+    every request was answered, and the tenant grew by the webhooks' new senders."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUANXI")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "soak.py"), "--smoke"], check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["errors"] == 0 and result["dropped"] == 0
+    assert len(result["intervals"]) == 3
+    for interval in result["intervals"]:
+        assert {"rps", "page_p50_ms", "webhook_p99_ms", "server_cpu", "cpu_ms_per_request", "rss_mb", "inbox_backlog"} <= set(interval)
+        assert interval["rss_mb"] > 0
+    assert result["requests_answered"] == 60  # 4/s for 15 s, open loop: every scheduled request went out
+    assert result["customers_after"] > result["seeded_customers"]
+    assert result["cpu_ms_per_request_slope"] is not None
+    assert result["probe_start"] and result["probe_end"] and result["growth"]

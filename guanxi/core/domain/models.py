@@ -570,6 +570,9 @@ class InboxEvent(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "channel", "provider_event_id"),
         Index("ix_inbox_events_claim", "status", "next_attempt_at"),
+        # a claim of one tenant's rows: without it SQLite took (tenant_id, received_at) and read
+        # every inbox row the tenant ever received (the soak's growing statement, migration 0021_perf)
+        Index("ix_inbox_events_tenant_claim", "tenant_id", "status", "next_attempt_at"),
         Index(None, "tenant_id", "received_at"),
     )
 

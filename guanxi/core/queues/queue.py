@@ -49,7 +49,14 @@ async def claim(
     )
     # a suspended tenant's rows wait (stored, not processed) until the operator resumes it
     suspended = select(Tenant.id).where(Tenant.status == "suspended")
-    pick = select(t.c.tenant_id, t.c.id).where(due, t.c.tenant_id.not_in(suspended)).order_by(t.c.next_attempt_at).limit(limit)
+    # ``status IN (…)`` repeats the due condition's statuses so that a claim of one tenant's rows
+    # can search an index by (tenant_id, status) instead of reading every row of the tenant
+    pick = (
+        select(t.c.tenant_id, t.c.id)
+        .where(t.c.status.in_((due_status, busy_status)), due, t.c.tenant_id.not_in(suspended))
+        .order_by(t.c.next_attempt_at)
+        .limit(limit)
+    )
     if tenant_id is not None:
         pick = pick.where(t.c.tenant_id == tenant_id)
     if engine.dialect.name == "postgresql":

@@ -29,7 +29,7 @@ from guanxi.core.domain.models import ContactPoint, Identity
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer
-from guanxi.plugins.referral import graph, ledger
+from guanxi.plugins.referral import closure, graph, ledger
 from guanxi.plugins.referral.campaigns import token_by_value
 from guanxi.plugins.referral.models import ReferralAttribution, ReferralCampaign, ReferralToken
 from guanxi.plugins.referral.settings import ReferralSettings
@@ -134,6 +134,8 @@ async def attribute(tx: Tx, event: ContactArrived | Arrival, settings: ReferralS
             async with tx.savepoint():
                 tx.session.add(attribution)
                 await tx.session.flush()
+                if inviter_customer is not None:
+                    await closure.attach(tx.session, inviter_customer, invitee)
         except IntegrityError:  # the same person arrived twice at once: the other arrival won
             return "concurrent"
         audit(
@@ -158,8 +160,9 @@ async def attribute(tx: Tx, event: ContactArrived | Arrival, settings: ReferralS
         return await _refuse(tx, event, "cycle")
     existing.last_token_id, existing.last_channel, existing.last_at, existing.changed_at = token.id, event.channel, at, at
     if settings.attribution_model == "last_touch":
-        existing.inviter_customer_id, existing.inviter_user_id = inviter_customer, token.inviter_user_id
-        existing.campaign_id, existing.channel = campaign.id, event.channel
+        async with closure.rewiring(tx.session, [invitee]):  # the invitee's subtree moves with them
+            existing.inviter_customer_id, existing.inviter_user_id = inviter_customer, token.inviter_user_id
+            existing.campaign_id, existing.channel = campaign.id, event.channel
     audit(
         tx,
         "referral.touch",

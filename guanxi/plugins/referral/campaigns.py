@@ -203,7 +203,8 @@ async def mint_token(
         assert customer_id is not None
         customer: Customer = await get_customer(tx.session, customer_id)
         customer_id, staff = customer.id, customer.owner_id
-        key = inviter_key(customer_id=customer_id)
+        if inviter_key(customer_id=customer_id) != key:  # a merged customer: the survivor's token, if minted
+            return await mint_token(tx, campaign, customer_id=customer_id)
     token = ReferralToken(
         id=new_id(),
         token=new_token(),

@@ -1,9 +1,15 @@
-"""The referral graph: who brought whom, any depth, in one recursive SQL query each.
+"""The referral graph: who brought whom, any depth.
 
-Every query here is a single ``WITH RECURSIVE`` statement (SQLite and PostgreSQL). Each person
-has at most one inviter (one attribution row per customer) and attribution refuses cycles, so
-the graph is a forest; the depth bound stops the recursion in any case. Only ``active``
-attributions are edges: an invitee who left within the reversal window is no referral.
+Each person has at most one inviter (one attribution row per customer) and attribution refuses
+cycles, so the graph is a forest. Only ``active`` attributions with a customer inviter are edges:
+an invitee who left within the reversal window is no referral. Trees, counts and the cycle check
+read ``referral_closure`` (:mod:`guanxi.plugins.referral.closure` keeps it): a customer's tree
+down to ``depth`` is one range of its primary key, ordered as the page is.
+
+An ownership-limited caller (a salesperson) sees a tree only as far as the customers they may
+see: a descendant reached through someone else's customer is not theirs to count. That view walks
+the attributions with one ``WITH RECURSIVE`` statement (the owner predicate applies to every
+step), as before the closure; sales trees are small.
 ORM attributes are selected so that the tenant filter of :mod:`guanxi.core.storage.tenancy` applies.
 """
 
@@ -18,11 +24,10 @@ from sqlalchemy.orm import aliased
 
 from guanxi.core.domain.models import Customer, Stage
 from guanxi.core.services.queries import CUSTOMER_COLUMNS
-from guanxi.plugins.referral.models import ReferralAttribution
+from guanxi.plugins.referral.models import ReferralAttribution, ReferralClosure
 
 A = ReferralAttribution
-#: How far up a cycle check looks: the whole chain in practice (a bound only against bad data).
-ANCESTOR_LIMIT = 1000
+C = ReferralClosure
 
 
 def descendants(roots: Sequence[uuid.UUID], max_depth: int, *, name: str = "referral_tree") -> CTE:
@@ -41,41 +46,37 @@ def descendants(roots: Sequence[uuid.UUID], max_depth: int, *, name: str = "refe
     return tree.union_all(step)
 
 
-def ancestors(start: uuid.UUID, max_depth: int) -> CTE:
-    """A recursive CTE of ``(id, depth)``: the inviter of ``start`` (depth 1), their inviter,
-    and so on (customers only)."""
-    seed = select(A.inviter_customer_id.label("id"), literal(1).label("depth")).where(
-        A.customer_id == start, A.inviter_customer_id.is_not(None), A.status == "active"
-    )
-    up = seed.cte("referral_up", recursive=True)
-    parent = aliased(A, name="parent")
-    step = (
-        select(parent.inviter_customer_id, up.c.depth + 1)
-        .join(up, parent.customer_id == up.c.id)
-        .where(parent.inviter_customer_id.is_not(None), parent.status == "active", up.c.depth < max_depth)
-    )
-    return up.union_all(step)
-
-
 async def would_cycle(session: Any, invitee: uuid.UUID, inviter: uuid.UUID) -> bool:
     """Whether making ``inviter`` the inviter of ``invitee`` closes a loop: the invitee is the
-    inviter or one of the inviter's ancestors (one query)."""
+    inviter or one of the inviter's ancestors (one lookup in the closure)."""
     if invitee == inviter:
         return True
-    up = ancestors(inviter, ANCESTOR_LIMIT)
-    found = await session.execute(select(up.c.id).where(up.c.id == invitee).limit(1))
+    found = await session.execute(select(C.depth).where(C.ancestor_id == invitee, C.descendant_id == inviter).limit(1))
     return found.first() is not None
 
 
-def referrals_page(root: uuid.UUID, depth: int, size: int, after: tuple[int, uuid.UUID] | None) -> Select[Any]:
+def _tree(roots: Sequence[uuid.UUID], max_depth: int, limited: bool) -> Any:
+    """``(root, id, depth)`` rows of the trees of ``roots``: the closure, or for an
+    ownership-limited caller the recursive walk that stops at customers they may not see."""
+    if limited:
+        return descendants(roots, max_depth)
+    return (
+        select(C.ancestor_id.label("root"), C.descendant_id.label("id"), C.depth.label("depth"))
+        .where(C.ancestor_id.in_(list(roots)), C.depth <= max_depth)
+        .subquery("referral_tree")
+    )
+
+
+def referrals_page(root: uuid.UUID, depth: int, size: int, after: tuple[int, uuid.UUID] | None, *, limited: bool = False) -> Select[Any]:
     """One page of a customer's referrals down to ``depth``, ordered by depth then customer id
     (UUIDv7: arrival order), keyset-paginated after ``(depth, id)``; ``size + 1`` rows tell
     whether there is a next page.
 
     The tree's ids are ordered and cut to the page first; only the page's rows are then joined to
     their customers and attributions (joining every descendant first, then sorting the wide rows,
-    cost twice as much for an inviter with thousands of descendants)."""
-    tree = descendants([root], depth)
+    cost twice as much for an inviter with thousands of descendants). From the closure, the page
+    is a range of its primary key ``(tenant, ancestor, depth, descendant)`` read in order."""
+    tree = _tree([root], depth, limited)
     # the limit written into the SQL (an int): SQLite then plans the page as the small driving
     # table; as a bound parameter it scanned every customer of the tenant against the page
     page = select(tree.c.id, tree.c.depth).order_by(tree.c.depth, tree.c.id).limit(literal_column(str(int(size) + 1)))
@@ -92,10 +93,10 @@ def referrals_page(root: uuid.UUID, depth: int, size: int, after: tuple[int, uui
     )
 
 
-def stats_query(roots: Sequence[uuid.UUID], max_depth: int, converted_stage: str) -> Select[Any]:
+def stats_query(roots: Sequence[uuid.UUID], max_depth: int, converted_stage: str, *, limited: bool = False) -> Select[Any]:
     """Per root: ``direct`` (depth 1), ``indirect`` (deeper) and ``converted`` (any depth, in
     the configured stage) referrals, in one statement."""
-    tree = descendants(roots, max_depth)
+    tree = _tree(roots, max_depth, limited)
     converted = case((Stage.key == converted_stage, 1), else_=0)
     return (
         select(
@@ -122,5 +123,6 @@ class Stats:
 async def stats_of(session: Any, roots: Sequence[uuid.UUID], max_depth: int, converted_stage: str) -> dict[uuid.UUID, Stats]:
     if not roots:
         return {}
-    rows = (await session.execute(stats_query(roots, max_depth, converted_stage))).all()
+    limited = getattr(session, "owners", None) is not None
+    rows = (await session.execute(stats_query(roots, max_depth, converted_stage, limited=limited))).all()
     return {r.root: Stats(int(r.direct), int(r.indirect), int(r.converted), int(r.converted_direct)) for r in rows}

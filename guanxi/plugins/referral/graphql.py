@@ -108,7 +108,7 @@ class CustomerReferrals:
             last_touch=ReferralTouch(channel=a.last_channel, at=a.last_at),
         )
 
-    @strawberry.field(description="The customers this customer brought in, down to `depth` levels (one recursive query).")
+    @strawberry.field(description="The customers this customer brought in, down to `depth` levels (one query).")
     async def referrals(self, info: Info, depth: int = 1, first: int | None = None, after: str | None = None) -> ReferralConnection:
         settings = settings_of(info)
         if not 1 <= depth <= settings.max_depth:
@@ -118,7 +118,8 @@ class CustomerReferrals:
         if after:
             value, last = decode_cursor(after, "referrals")
             start = (int(value), last)
-        rows = (await _rows(info, graph.referrals_page(self.uuid, depth, size, start))).all()  # type: ignore[attr-defined]
+        limited = info.context.session.owners is not None
+        rows = (await _rows(info, graph.referrals_page(self.uuid, depth, size, start, limited=limited))).all()  # type: ignore[attr-defined]
         page = rows[:size]
         edges = [
             ReferralEdge(
@@ -140,7 +141,7 @@ class CustomerReferrals:
             ),
         )
 
-    @strawberry.field(description="Direct, indirect and converted referrals (one recursive query).")
+    @strawberry.field(description="Direct, indirect and converted referrals (one query).")
     async def referral_stats(self, info: Info) -> ReferralStats:
         settings = settings_of(info)
         async with info.context.loaders.lock:

@@ -17,6 +17,7 @@ from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.tasks import TaskInput, create_task
 from guanxi.plugins.referral.campaigns import in_window
+from guanxi.plugins.referral.closure import rewiring
 from guanxi.plugins.referral.models import (
     ReferralAttribution,
     ReferralCampaign,
@@ -148,7 +149,8 @@ async def reverse(tx: Tx, attribution: ReferralAttribution, at: dt.datetime) -> 
         return False
     if at - attribution.first_at > dt.timedelta(days=campaign.reversal_days):
         return False
-    attribution.status, attribution.left_at = "left", at
+    async with rewiring(tx.session, [attribution.customer_id]):  # no longer a referral: the edge goes
+        attribution.status, attribution.left_at = "left", at
     audit(tx, "referral.attribution.left", "customer", attribution.customer_id, {"campaign": campaign.key})
     credit_row = await tx.session.get(ReferralCredit, (tx.tenant_id, campaign.id, attribution.customer_id))
     if credit_row is None or credit_row.reversed_at is not None:

@@ -106,6 +106,27 @@ class ReferralAttribution(CustomerOwned, TenantScoped, Base):
     left_at: Mapped[dt.datetime | None]
 
 
+class ReferralClosure(TenantScoped, Base):
+    """The referral forest's transitive closure: one row per (ancestor, descendant) pair with the
+    number of steps between them (1: a direct referral). An edge is an ``active`` attribution with
+    a customer inviter; every write of attributions keeps these rows in the same transaction
+    (:mod:`guanxi.plugins.referral.closure`), so a tree down to any depth is one index range scan.
+
+    The key orders an inviter's descendants by depth, then id (the tree page's order); the second
+    index finds a customer's ancestors (cycle check, maintenance)."""
+
+    __tablename__ = "referral_closure"
+    __table_args__ = (
+        _fk("ancestor_id", "customers", "fk_referral_closure_ancestor_customers"),
+        _fk("descendant_id", "customers", "fk_referral_closure_descendant_customers"),
+        Index(None, "tenant_id", "descendant_id", "depth"),
+    )
+
+    ancestor_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    depth: Mapped[int] = mapped_column(Integer, primary_key=True)
+    descendant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+
 class ReferralCredit(CustomerOwned, TenantScoped, Base):
     """One qualified invite (``customer_id``, the invitee) counted for an inviter in a campaign;
     ``reversed_at`` is set when the invitee left within the reversal window."""
@@ -167,6 +188,7 @@ TABLES: tuple[type, ...] = (
     ReferralCampaign,
     ReferralToken,
     ReferralAttribution,
+    ReferralClosure,
     ReferralCredit,
     ReferralReward,
     ReferralCoupon,

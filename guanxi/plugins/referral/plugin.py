@@ -192,6 +192,19 @@ async def guanxi_customers_merged(runtime: Runtime, event: CustomersMerged) -> N
 
 
 @hookimpl
+async def guanxi_merge_record(session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID) -> dict[str, Any] | None:
+    """What the merge hook above will change in the referral graph, so an undo gives it back."""
+    return await merges.merge_record(session, survivor_id, merged_id)
+
+
+@hookimpl
+async def guanxi_merge_undone(
+    session: TenantSession, survivor_id: uuid.UUID, merged_id: uuid.UUID, record: dict[str, Any]
+) -> dict[str, int]:
+    return await merges.merge_undone(session, survivor_id, merged_id, record)
+
+
+@hookimpl
 async def guanxi_score_components(
     runtime: Runtime, session: TenantSession, customer_ids: list[uuid.UUID], as_of: dt.datetime
 ) -> list[ScoreComponent] | None:

@@ -19,6 +19,7 @@ async def test_the_migrated_tables_match_the_models(runtime: Runtime) -> None:
         "referral_campaigns",
         "referral_tokens",
         "referral_attributions",
+        "referral_closure",
         "referral_credits",
         "referral_rewards",
         "referral_coupons",
