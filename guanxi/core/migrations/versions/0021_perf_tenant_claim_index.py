@@ -8,7 +8,7 @@ most in ``bench/soak.py`` (300 SQLite virtual-machine steps at the start of a 10
 condition for one tenant.
 
 Revision ID: 0021_perf
-Revises: 0014_files
+Revises: 0016_compile
 Create Date: 2026-12-07 04:30:00
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0021_perf"
-down_revision: str | Sequence[str] | None = "0014_files"
+down_revision: str | Sequence[str] | None = "0016_compile"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
