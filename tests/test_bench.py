@@ -29,6 +29,7 @@ def test_the_benches_are_found() -> None:
         "journey.py",
         "import_customers.py",
         "ack_group.py",
+        "reports.py",
     } <= set(SCRIPTS)
 
 

@@ -83,7 +83,12 @@ async def funnel(
     next move). Rows of (group, label, pipeline key, stage key, stage name, position, category,
     entered, avg seconds in stage, left)."""
     nxt = func.lead(SalesDealMove.at).over(partition_by=SalesDealMove.deal_id, order_by=(SalesDealMove.at, SalesDealMove.id))
-    moves = select(SalesDealMove.deal_id, SalesDealMove.to_stage_id, SalesDealMove.at, nxt.label("left_at")).subquery("moves")
+    in_range = select(SalesDeal.id).where(SalesDeal.created_at >= start, SalesDeal.created_at < end)
+    moves = (
+        select(SalesDealMove.deal_id, SalesDealMove.to_stage_id, SalesDealMove.at, nxt.label("left_at"))
+        .where(SalesDealMove.deal_id.in_(in_range))  # the window sorts only the moves of the deals in the range
+        .subquery("moves")
+    )
     key, label = _group(by)
     stay = epoch(pg, moves.c.left_at) - epoch(pg, moves.c.at)
     stmt = (
