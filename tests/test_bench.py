@@ -30,6 +30,7 @@ def test_the_benches_are_found() -> None:
         "import_customers.py",
         "ack_group.py",
         "soak.py",
+        "reports.py",
     } <= set(SCRIPTS)
 
 

@@ -1,6 +1,7 @@
 """``guanxi sales …``: the lead pools with their return rules, the return rules the tenant's
-plugins offer, creating a pool, and ``export-customers`` (:mod:`cli_export`) (the GraphQL ``leadPools``, ``poolReturnRules`` and
-``createLeadPool`` twins; a creation is audited as the CLI)."""
+plugins offer, and creating a pool (the GraphQL ``leadPools``, ``poolReturnRules`` and
+``createLeadPool`` twins; a creation is audited as the CLI); the group also holds
+``export-customers`` (:mod:`cli_export`), ``deal-pipelines`` and ``products`` (:mod:`cli_deals`)."""
 
 from __future__ import annotations
 
@@ -35,16 +36,18 @@ def _rule_setting(raw: str) -> tuple[str, int]:
 
 @click.group("sales")
 def sales() -> None:
-    """The sales plugin: lead pools (公海) and their return rules, exports."""
+    """The sales plugin: lead pools (公海) and their return rules, deal pipelines, products, exports."""
 
 
-def _add_export() -> None:
+def _add_commands() -> None:
+    from guanxi.plugins.sales.cli_deals import deal_pipelines, products
     from guanxi.plugins.sales.cli_export import export_customers
 
-    sales.add_command(export_customers)
+    for command in (export_customers, deal_pipelines, products):
+        sales.add_command(command)
 
 
-_add_export()
+_add_commands()
 
 
 @sales.command("pools")

@@ -53,13 +53,17 @@ def guanxi_graphql(runtime: Runtime) -> GraphQLContribution:
     from guanxi.plugins.sales import grading_graphql as grading
     from guanxi.plugins.sales import graphql as g
     from guanxi.plugins.sales.deals import graphql as deals
+    from guanxi.plugins.sales.deals import stages_graphql as deal_stages
     from guanxi.plugins.sales.reports import graphql as reports
 
     return GraphQLContribution(
         query=merge_types(
             "SalesQuery", (g.SalesQuery, deals.DealsQuery, reports.ReportsQuery, followups.FollowUpQuery, grading.GradingQuery)
         ),
-        mutation=merge_types("SalesMutation", (g.SalesMutation, deals.DealsMutation, followups.FollowUpMutation, grading.GradingMutation)),
+        mutation=merge_types(
+            "SalesMutation",
+            (g.SalesMutation, deals.DealsMutation, deal_stages.DealStagesMutation, followups.FollowUpMutation, grading.GradingMutation),
+        ),
         extend={"Customer": g.CustomerSales},
     )
 
@@ -142,8 +146,19 @@ DEAL_PERMISSIONS = (
     Permission(
         name="sales.deals.configure",
         roles=("admin", "manager"),
-        fields=("Mutation.createDealPipeline", "Mutation.createProduct"),
-        description="Create deal pipelines (stages with probabilities) and products of the catalogue",
+        fields=(
+            "Mutation.createDealPipeline",
+            "Mutation.renameDealPipeline",
+            "Mutation.addDealStage",
+            "Mutation.updateDealStage",
+            "Mutation.reorderDealStages",
+            "Mutation.archiveDealStage",
+            "Mutation.deleteDealStage",
+            "Mutation.createProduct",
+            "Mutation.archiveProduct",
+        ),
+        description="Create and edit deal pipelines (stages with probabilities: add, rename, reorder, archive, delete) and the "
+        "product catalogue (add, archive)",
     ),
     Permission(
         name="sales.deals.use",

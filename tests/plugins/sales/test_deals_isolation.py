@@ -14,7 +14,16 @@ from sqlalchemy import func, select
 from guanxi import Runtime
 from guanxi.core.services.pipelines import create_tenant
 from guanxi.plugins.sales.deals.graphql import DealsMutation, DealsQuery
-from guanxi.plugins.sales.deals.models import SalesContract, SalesDeal, SalesDealPipeline, SalesInstalment, SalesPayment, SalesProduct
+from guanxi.plugins.sales.deals.models import (
+    SalesContract,
+    SalesDeal,
+    SalesDealPipeline,
+    SalesDealStage,
+    SalesInstalment,
+    SalesPayment,
+    SalesProduct,
+)
+from guanxi.plugins.sales.deals.stages_graphql import DealStagesMutation
 from guanxi.plugins.sales.reports.graphql import ReportsQuery
 from guanxi.testing.plugin import api_key
 from tests.access.conftest import make_user
@@ -46,12 +55,33 @@ ATTACKS: list[tuple[str, str]] = [
         'endsOn: "2026-02-01", instalments: [{amount: 1, dueOn: "2026-01-02"}]}) { errors { code } } }',
     ),
     ("recordPayment", "mutation($inst: ID!) { recordPayment(instalmentId: $inst, amount: -1) { errors { code } } }"),
+    ("salesPerformance", f"{{ salesPerformance({RANGE}, by: SOURCE) {{ key label dealsWon revenue }} }}"),
+    ("renameDealPipeline", 'mutation { renameDealPipeline(pipeline: "a-secret", name: "B") { pipeline { name } errors { code } } }'),
+    (
+        "addDealStage",
+        'mutation { addDealStage(pipeline: "a-secret", stage: {key: "b", name: "B", probability: 5}) { pipeline { name } '
+        "errors { code } } }",
+    ),
+    (
+        "updateDealStage",
+        'mutation { updateDealStage(pipeline: "a-secret", stage: "open-a", probability: 1) { pipeline { name } errors { code } } }',
+    ),
+    ("reorderDealStages", 'mutation { reorderDealStages(pipeline: "a-secret", keys: ["won"]) { pipeline { name } errors { code } } }'),
+    (
+        "archiveDealStage",
+        'mutation { archiveDealStage(pipeline: "a-secret", stage: "open-a", moveTo: "won") { stage moved errors { code } } }',
+    ),
+    ("deleteDealStage", 'mutation { deleteDealStage(pipeline: "a-secret", stage: "open-a") { stage moved errors { code } } }'),
+    ("archiveProduct", "mutation($prod: ID!) { archiveProduct(productId: $prod) { product { sku } errors { code } } }"),
 ]
+#: root fields only admins and managers may call: another tenant's salesperson is FORBIDDEN outright
+CONFIGURE = {"renameDealPipeline", "addDealStage", "updateDealStage", "reorderDealStages", "archiveDealStage", "deleteDealStage",
+             "archiveProduct"}  # fmt: skip
 
 
 def test_every_deals_and_reports_root_field_is_attacked() -> None:
     """A new root field of deals or reports cannot skip this suite."""
-    types = (DealsQuery, DealsMutation, ReportsQuery)
+    types = (DealsQuery, DealsMutation, DealStagesMutation, ReportsQuery)
     fields = {f.python_name for t in types for f in t.__strawberry_definition__.fields}  # type: ignore[attr-defined]
     camel = {"".join(w if i == 0 else w.title() for i, w in enumerate(f.split("_"))) for f in fields}
     assert camel == {name for name, _ in ATTACKS}
@@ -65,7 +95,12 @@ async def _state(runtime: Runtime, tenant_id: uuid.UUID) -> Any:
         ]
         deals = [(d.status, d.stage_id) for d in (await s.scalars(select(SalesDeal).order_by(SalesDeal.id))).all()]
         paid = [i.paid for i in (await s.scalars(select(SalesInstalment))).all()]
-    return counts, deals, paid
+        names = sorted((p.key, p.name) for p in (await s.scalars(select(SalesDealPipeline))).all())
+        stages = sorted(
+            (st.key, st.name, st.position, st.probability, st.archived_at) for st in (await s.scalars(select(SalesDealStage))).all()
+        )
+        products = sorted((p.sku, p.archived_at) for p in (await s.scalars(select(SalesProduct))).all())
+    return counts, deals, paid, names, stages, products
 
 
 @pytest.mark.parametrize("role", ["admin", "sales"])
@@ -81,7 +116,8 @@ async def test_another_tenant_cannot_see_or_change_deals_contracts_or_reports(
         {"s": stages},
     )
     assert made["data"]["createDealPipeline"]["errors"] == [], made
-    await team.call["admin"](PRODUCT, {"input": {"sku": "a-sku", "name": "A-product", "price": 1111}})
+    made_product = await team.call["admin"](PRODUCT, {"input": {"sku": "a-sku", "name": "A-product", "price": 1111}})
+    product = made_product["data"]["createProduct"]["product"]["id"]
     customer = await new_customer(runtime, team.tenant_id, "A-customer", owner=team.users["li"])
     deal = (await team.call["li"](DEAL, {"input": {"customerId": customer, "title": "A-deal", "amount": 1111}}))["data"]["createDeal"][
         "deal"
@@ -98,13 +134,22 @@ async def test_another_tenant_cannot_see_or_change_deals_contracts_or_reports(
         beta = await create_tenant(session, f"beta-{uuid.uuid4().hex[:8]}", "Beta")
     user = await make_user(runtime, beta, f"{role}@beta.example", role)
     key = await api_key(runtime, beta, role, user_id=user if role == "sales" else None)
-    variables = {name: value for name, value in (("id", customer), ("deal", deal["id"]), ("inst", inst)) if f"${name}" in operation}
+    variables = {
+        name: value
+        for name, value in (("id", customer), ("deal", deal["id"]), ("inst", inst), ("prod", product))
+        if f"${name}" in operation
+    }
     response = await http.post("/graphql", json={"query": operation, "variables": variables}, headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 200
     answer = response.json()
     body = json.dumps(answer, ensure_ascii=False)
     assert "A-" not in body and "1111" not in body, body
     payload = next(iter((answer.get("data") or {}).values()), None)
+    if field in CONFIGURE:
+        if role == "sales":
+            assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN", answer
+        else:
+            assert payload is not None and payload["errors"][0]["code"] in ("NOT_FOUND", "BAD_ID"), answer
     if field in ("createDeal", "moveDeal", "createContract", "recordPayment"):
         assert payload is not None and payload["errors"][0]["code"] == "NOT_FOUND", answer
     if field in ("dealPipelines", "products", "deals", "contracts", "salesFunnel", "repeatPurchase", "cohortRetention"):

@@ -59,6 +59,14 @@ async def test_the_deals_contracts_and_reports_examples_run(runtime: Runtime, te
     await run("Performance")
     await run("CustomerReports")
     assert {"Duplicates", "CreatePool", "EastPool"} <= set(OPERATIONS)
+    other = await new_customer(runtime, team.tenant_id, "李雷", owner=team.users["li"])
+    open_deal = 'mutation($c: ID!) { createDeal(input: {customerId: $c, title: "x", stage: "proposal"}) { errors { code } } }'
+    assert (await team.call["li"](open_deal, {"c": other}))["data"]["createDeal"]["errors"] == []
+    stages = (await run("AddDealStage"))["addDealStage"]["pipeline"]["stages"]
+    assert [s["key"] for s in stages] == ["qualify", "demo", "proposal", "negotiation", "won", "lost"]
+    archived = (await run("ArchiveDealStage"))["archiveDealStage"]
+    assert (archived["moved"], archived["movedTo"], archived["pipeline"]["archivedStages"]) == (1, "demo", [{"key": "proposal"}])
+    assert (await run("ArchiveProduct", productId=product["id"]))["archiveProduct"]["product"]["archived"] is True
 
 
 async def test_the_documented_handover_runs(runtime: Runtime, team: Team) -> None:

@@ -277,3 +277,86 @@ async def test_won_revenue_attribution_by_first_and_last_touch_agrees_with_hand_
     by_source = await demo.call["admin"](q.replace("touch: $touch", "touch: $touch, by: SOURCE"), {**RANGE, "touch": touch})
     sources = {r["key"] for r in by_source["data"]["wonRevenueAttribution"]["rows"]}
     assert "referral" in sources and by_source["data"]["wonRevenueAttribution"]["total"] == got["total"]
+
+
+def customer_key(by: str) -> str:
+    """The hand-written group of a customer ``c``: its source, the channel of its first
+    interaction, or its lifecycle pipeline's key."""
+    return {
+        "SOURCE": "c.source",
+        "CHANNEL": "(SELECT i1.channel FROM interactions i1 WHERE i1.tenant_id = c.tenant_id AND i1.customer_id = c.id "
+        "ORDER BY i1.occurred_at, i1.id LIMIT 1)",
+        "PIPELINE": "(SELECT p.key FROM stages s JOIN pipelines p ON p.tenant_id = s.tenant_id AND p.id = s.pipeline_id "
+        "WHERE s.tenant_id = c.tenant_id AND s.id = c.stage_id)",
+    }[by]
+
+
+def hand_performance_by_customer(runtime: Runtime, by: str, owners: str) -> str:
+    """Performance figures per group of customers, by hand: a grouped subquery per figure over
+    the customers ``owners`` (an SQL condition on ``c.owner_id``) may see, the response time by a
+    correlated lookup of the next outbound message."""
+    k = customer_key(by)
+    gap = seconds(runtime, "r.answered", "r.at")
+    visible = f"c.tenant_id = :t AND {owners}"
+    return f"""SELECT g.k, l.n, f.n, rs.avg_s, rs.n, w.n, w.amount, rv.amount, co.due, co.collected
+      FROM (SELECT DISTINCT {k} AS k FROM customers c WHERE {visible}) g
+      LEFT JOIN (SELECT {k} AS k, count(*) AS n FROM customers c WHERE {visible} AND c.created_at >= :a AND c.created_at < :b
+                 AND c.merged_into_id IS NULL GROUP BY 1) l ON l.k = g.k OR (l.k IS NULL AND g.k IS NULL)
+      LEFT JOIN (SELECT {k} AS k, count(*) AS n FROM interactions i JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id
+                 WHERE {visible} AND i.direction IN ('out', 'internal') AND i.occurred_at >= :a AND i.occurred_at < :b GROUP BY 1) f
+                 ON f.k = g.k OR (f.k IS NULL AND g.k IS NULL)
+      LEFT JOIN (SELECT r.k, avg({gap}) AS avg_s, count(r.answered) AS n FROM (
+                   SELECT {k} AS k, i.occurred_at AS at, (SELECT min(o.occurred_at) FROM interactions o WHERE o.tenant_id = i.tenant_id
+                     AND o.customer_id = i.customer_id AND o.kind = 'message_out' AND o.occurred_at >= i.occurred_at) AS answered
+                   FROM interactions i JOIN customers c ON c.tenant_id = i.tenant_id AND c.id = i.customer_id
+                   WHERE {visible} AND i.kind = 'message_in' AND i.occurred_at >= :a AND i.occurred_at < :b) r GROUP BY r.k) rs
+                 ON rs.k = g.k OR (rs.k IS NULL AND g.k IS NULL)
+      LEFT JOIN (SELECT {k} AS k, count(*) AS n, sum(d.amount) AS amount FROM sales_deals d
+                 JOIN customers c ON c.tenant_id = d.tenant_id AND c.id = d.customer_id
+                 WHERE {visible} AND d.status = 'won' AND d.closed_at >= :a AND d.closed_at < :b GROUP BY 1) w
+                 ON w.k = g.k OR (w.k IS NULL AND g.k IS NULL)
+      LEFT JOIN (SELECT {k} AS k, sum(p.amount) AS amount FROM sales_payments p JOIN customers c ON c.tenant_id = p.tenant_id
+                 AND c.id = p.customer_id WHERE {visible} AND p.received_at >= :a AND p.received_at < :b GROUP BY 1) rv
+                 ON rv.k = g.k OR (rv.k IS NULL AND g.k IS NULL)
+      LEFT JOIN (SELECT {k} AS k, sum(x.amount) AS due, sum(CASE WHEN x.paid > x.amount THEN x.amount ELSE x.paid END) AS collected
+                 FROM sales_instalments x JOIN customers c ON c.tenant_id = x.tenant_id AND c.id = x.customer_id
+                 WHERE {visible} AND x.due_on >= :da AND x.due_on < :db GROUP BY 1) co ON co.k = g.k OR (co.k IS NULL AND g.k IS NULL)"""
+
+
+@pytest.mark.parametrize("by", ["SOURCE", "CHANNEL", "PIPELINE"])
+@pytest.mark.parametrize("who", ["admin", "wang", "david"])
+async def test_performance_by_source_channel_and_pipeline_agrees_with_hand_written_sql_within_role_limits(
+    runtime: Runtime, demo: Demo, by: str, who: str
+) -> None:
+    """salesPerformance by a customer-level breakdown: every figure per group equals a hand-written
+    query over the customers the caller may see (all for an admin, wang.lei's own for him, the
+    華東 team's for its manager)."""
+    rows = (await demo.call[who](PERFORMANCE, {**RANGE, "by": by}))["data"]["salesPerformance"]
+    got = {
+        r["key"]: (r["newLeads"], r["followUps"], r["avgResponseMinutes"], r["responses"], r["dealsWon"], r["wonAmount"], r["revenue"],
+                   r["due"], r["collected"])
+        for r in rows
+    }  # fmt: skip
+    team = [demo.users[n] for n in ("wang.lei", "liu.yang", "david.chen")]
+    owners = {"admin": "1 = 1", "wang": "c.owner_id = :w", "david": "c.owner_id IN (:w, :l, :d)"}[who]
+    ids = {"admin": {}, "wang": {"w": team[0]}, "david": {"w": team[0], "l": team[1], "d": team[2]}}[who]
+    sql = hand_performance_by_customer(runtime, by, owners)
+    binds = [bindparam("a", type_=UTCDateTime()), bindparam("b", type_=UTCDateTime())]
+    binds += [bindparam(name, type_=Uuid()) for name in ("t", *ids)]
+    async with runtime.engine.connect() as conn:
+        params = {"a": START, "b": END, "t": demo.tenant_id, "da": START.date(), "db": END.date(), **ids}
+        hand_rows = (await conn.execute(text(sql).bindparams(*binds), params)).all()
+    want = {}
+    for k, leads, follow, avg_s, answered, won, won_amount, revenue, due, collected in hand_rows:
+        figures = (
+            int(leads or 0), int(follow or 0), None if avg_s is None else round(float(avg_s) / 60, 2), int(answered or 0),
+            int(won or 0), round(float(won_amount or 0), 2), round(float(revenue or 0), 2), round(float(due or 0), 2),
+            round(float(collected or 0), 2),
+        )  # fmt: skip
+        if any(figures):
+            want[None if k is None else str(k)] = figures
+    assert got == want and len(want) >= (1 if by == "PIPELINE" else 2)  # the demo has one lifecycle pipeline
+    assert sum(f[4] for f in want.values()) > 0 and sum(f[6] for f in want.values()) > 0
+    if who == "wang":  # the groups of his customers add up to his own row
+        (mine,) = (await demo.call["wang"](PERFORMANCE, RANGE))["data"]["salesPerformance"]
+        assert sum(f[0] for f in got.values()) == mine["newLeads"] and sum(f[4] for f in got.values()) == mine["dealsWon"]

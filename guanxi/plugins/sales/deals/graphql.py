@@ -45,17 +45,19 @@ class DealStage:
     name: str
     category: DealStatus = strawberry.field(description="OPEN, or WON / LOST: reaching it closes the deal")
     probability: int = strawberry.field(description="0 to 100 (percent)")
+    archived: bool = strawberry.field(description="an archived stage takes no deal; the deals and history that name it keep it")
 
     @classmethod
     def from_model(cls, s: SalesDealStage) -> DealStage:
-        return cls(key=s.key, name=s.name, category=DealStatus(s.category), probability=s.probability)
+        return cls(key=s.key, name=s.name, category=DealStatus(s.category), probability=s.probability, archived=s.archived_at is not None)
 
 
 @strawberry.type(description="A deal pipeline (new business, renewal…): the stages deals move through.")
 class DealPipeline:
     key: str
     name: str
-    stages: list[DealStage]
+    stages: list[DealStage] = strawberry.field(description="the live stages, in order")
+    archived_stages: list[DealStage] = strawberry.field(description="stages archived (history still names them)")
 
 
 @strawberry.type(description="A product of the catalogue, with its list price.")
@@ -65,10 +67,18 @@ class Product:
     name: str
     price: float
     currency: str
+    archived: bool = strawberry.field(description="an archived product cannot be added to new deals; deals that have it keep it")
 
     @classmethod
     def from_model(cls, p: SalesProduct) -> Product:
-        return cls(id=strawberry.ID(to_global_id("Product", p.id)), sku=p.sku, name=p.name, price=float(p.price), currency=p.currency)
+        return cls(
+            id=strawberry.ID(to_global_id("Product", p.id)),
+            sku=p.sku,
+            name=p.name,
+            price=float(p.price),
+            currency=p.currency,
+            archived=p.archived_at is not None,
+        )
 
 
 @strawberry.type(description="A product on a deal.")
@@ -108,7 +118,7 @@ async def deal_views(session: TenantSession, deals: list[SalesDeal]) -> list[Dea
     if not deals:
         return []
     pipelines = {p.id: p.key for p in await svc.list_pipelines(session)}
-    stages = {s.id: s for group in (await svc.stages_of(session, list(pipelines))).values() for s in group}
+    stages = {s.id: s for group in (await svc.stages_of(session, list(pipelines), archived=True)).values() for s in group}
     lines = await svc.lines_of(session, [d.id for d in deals])
     out = []
     for d in deals:
@@ -145,8 +155,16 @@ async def deal_views(session: TenantSession, deals: list[SalesDeal]) -> list[Dea
 
 
 async def pipeline_views(session: TenantSession, pipelines: list[SalesDealPipeline]) -> list[DealPipeline]:
-    stages = await svc.stages_of(session, [p.id for p in pipelines])
-    return [DealPipeline(key=p.key, name=p.name, stages=[DealStage.from_model(s) for s in stages[p.id]]) for p in pipelines]
+    stages = await svc.stages_of(session, [p.id for p in pipelines], archived=True)
+    return [
+        DealPipeline(
+            key=p.key,
+            name=p.name,
+            stages=[DealStage.from_model(s) for s in stages[p.id] if s.archived_at is None],
+            archived_stages=[DealStage.from_model(s) for s in stages[p.id] if s.archived_at is not None],
+        )
+        for p in pipelines
+    ]
 
 
 @strawberry.type(description="Open deals of one stage and their value.")
@@ -360,10 +378,10 @@ class DealsQuery:
             session = info.context.session
             return await pipeline_views(session, await svc.list_pipelines(session))
 
-    @strawberry.field(description="The product catalogue (archived products left out).")
-    async def products(self, info: Info) -> list[Product]:
+    @strawberry.field(description="The product catalogue (archived products left out unless includeArchived).")
+    async def products(self, info: Info, include_archived: bool = False) -> list[Product]:
         async with info.context.loaders.lock:
-            return [Product.from_model(p) for p in await svc.list_products(info.context.session)]
+            return [Product.from_model(p) for p in await svc.list_products(info.context.session, include_archived=include_archived)]
 
     @strawberry.field(description="Deals the caller may see (of their customers), newest first.")
     async def deals(

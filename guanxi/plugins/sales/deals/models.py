@@ -37,7 +37,8 @@ class SalesDealPipeline(TenantScoped, Base):
 
 class SalesDealStage(TenantScoped, Base):
     """A stage of a deal pipeline: ``category`` open, won or lost; ``probability`` (0–100) weighs
-    the open deals in it for the weighted pipeline value."""
+    the open deals in it for the weighted pipeline value. An archived stage (``archived_at``)
+    takes no deal; the deals and moves that name it keep it."""
 
     __tablename__ = "sales_deal_stages"
     __table_args__ = (
@@ -52,6 +53,7 @@ class SalesDealStage(TenantScoped, Base):
     position: Mapped[int] = mapped_column(Integer)
     category: Mapped[str] = mapped_column(String(8), default="open")
     probability: Mapped[int] = mapped_column(Integer, default=0)
+    archived_at: Mapped[dt.datetime | None]
 
 
 class SalesProduct(TenantScoped, Base):

@@ -145,10 +145,14 @@ async def list_pipelines(session: TenantSession) -> list[SalesDealPipeline]:
     return list((await session.scalars(select(SalesDealPipeline).order_by(SalesDealPipeline.created_at, SalesDealPipeline.key))).all())
 
 
-async def stages_of(session: TenantSession, pipeline_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[SalesDealStage]]:
-    rows = await session.scalars(
-        select(SalesDealStage).where(SalesDealStage.pipeline_id.in_(pipeline_ids)).order_by(SalesDealStage.position)
-    )
+async def stages_of(
+    session: TenantSession, pipeline_ids: list[uuid.UUID], *, archived: bool = False
+) -> dict[uuid.UUID, list[SalesDealStage]]:
+    """The pipelines' stages in order; archived ones (placed last) only with ``archived``."""
+    stmt = select(SalesDealStage).where(SalesDealStage.pipeline_id.in_(pipeline_ids)).order_by(SalesDealStage.position)
+    if not archived:
+        stmt = stmt.where(SalesDealStage.archived_at.is_(None))
+    rows = await session.scalars(stmt)
     out: dict[uuid.UUID, list[SalesDealStage]] = {p: [] for p in pipeline_ids}
     for s in rows:
         out[s.pipeline_id].append(s)
@@ -203,6 +207,24 @@ async def list_products(session: TenantSession, include_archived: bool = False) 
     return list((await session.scalars(stmt)).all())
 
 
+async def get_product(session: TenantSession, product_id: uuid.UUID, field: str = "productId") -> SalesProduct:
+    found = (await session.execute(select(SalesProduct).where(SalesProduct.id == product_id))).scalar_one_or_none()
+    if found is None:
+        raise NotFoundError("no such product in the catalogue", field=field)
+    return found
+
+
+async def archive_product(tx: Tx, product_id: uuid.UUID, archived: bool = True) -> SalesProduct:
+    """Archive a product (no new deal may take it; the deals that have it keep it, and reports
+    still count them) or bring it back."""
+    product = await get_product(tx.session, product_id)
+    if (product.archived_at is not None) != archived:
+        product.archived_at = utcnow() if archived else None
+        await tx.session.flush()
+        audit(tx, f"sales.product.{'archive' if archived else 'restore'}", "salesProduct", product.id, {"sku": product.sku})
+    return product
+
+
 # -- deals ----------------------------------------------------------------------------------------
 
 
@@ -227,7 +249,9 @@ async def create_deal(tx: Tx, data: DealInput) -> SalesDeal:
     else:
         stage = next((s for s in stages if s.key == data.stage), None)  # type: ignore[assignment]
         if stage is None:
-            raise NotFoundError(f"no stage {data.stage!r} in deal pipeline {pipeline.key!r}", field="stage")
+            raise NotFoundError(
+                f"no live stage {data.stage!r} in deal pipeline {pipeline.key!r} (archived stages take no deal)", field="stage"
+            )
     if stage.category != "open":
         raise ValidationError("a new deal starts in an open stage (move it to won or lost after)", field="stage")
     currency = _currency(data.currency) if data.currency else await tenant_currency(session)
@@ -237,8 +261,12 @@ async def create_deal(tx: Tx, data: DealInput) -> SalesDeal:
         products = {p.id: p for p in (await session.scalars(select(SalesProduct).where(SalesProduct.id.in_(ids)))).all()}
         for line in data.lines:
             product = products.get(line.product_id)
-            if product is None or product.archived_at is not None:
+            if product is None:
                 raise NotFoundError("no such product in the catalogue", field="lines.productId")
+            if product.archived_at is not None:
+                raise ConflictError(
+                    f"product {product.sku!r} is archived: new deals cannot take it (restore it, or pick another)", field="lines.productId"
+                )
             if not 1 <= line.quantity <= 1_000_000:
                 raise ValidationError("quantity must be 1 to 1000000", field="lines.quantity")
             if line.unit_price is None and product.currency != currency:
@@ -309,6 +337,8 @@ async def move_deal(tx: Tx, deal_id: uuid.UUID, stage_key: str, reason: str | No
     ).scalar_one_or_none()
     if stage is None:
         raise NotFoundError(f"no stage {stage_key!r} in the deal's pipeline", field="stage")
+    if stage.archived_at is not None:
+        raise ConflictError(f"stage {stage_key!r} is archived: deals cannot enter it", field="stage")
     if stage.id == deal.stage_id:
         raise ValidationError(f"the deal is in {stage_key!r} already", field="stage")
     reason = (reason or "").strip() or None
@@ -396,7 +426,7 @@ async def pipeline_value(session: TenantSession, pipeline_id: uuid.UUID, currenc
                 SalesDeal.currency == currency,
             ),
         )
-        .where(SalesDealStage.pipeline_id == pipeline_id, SalesDealStage.category == "open")
+        .where(SalesDealStage.pipeline_id == pipeline_id, SalesDealStage.category == "open", SalesDealStage.archived_at.is_(None))
         .group_by(SalesDealStage.key, SalesDealStage.name, SalesDealStage.probability, SalesDealStage.position)
         .order_by(SalesDealStage.position)
     )

@@ -110,11 +110,13 @@ async def cohorts(session: TenantSession, pg: bool, start: dt.datetime, end: dt.
     [start, end)) and, per later month, how many of them purchased in it. Rows of (group, label,
     cohort month index, months after, customers)."""
     p = purchases(pg)
-    first = select(p.c.customer_id, func.min(p.c.at).label("first_at")).group_by(p.c.customer_id).subquery("first_purchase")
+    # each purchase with its customer's first purchase beside it: one window over the purchases
+    # (read once), not a grouped subquery joined back to them (PostgreSQL chose a nested loop)
+    first_at = func.min(p.c.at).over(partition_by=p.c.customer_id)
+    first = select(p.c.customer_id, p.c.at, first_at.label("first_at")).subquery("first_purchase")
     cohort = month_index(pg, first.c.first_at)
     active = (
-        select(first.c.customer_id, cohort.label("cohort"), (month_index(pg, p.c.at) - cohort).label("offset"))
-        .join(p, p.c.customer_id == first.c.customer_id)
+        select(first.c.customer_id, cohort.label("cohort"), (month_index(pg, first.c.at) - cohort).label("offset"))
         .where(first.c.first_at >= start, first.c.first_at < end)
         .distinct()
         .subquery("active")

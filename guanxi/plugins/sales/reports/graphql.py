@@ -12,7 +12,7 @@ from strawberry.types import Info
 
 from guanxi.core.base.errors import ValidationError
 from guanxi.graphql.ids import to_global_id
-from guanxi.plugins.sales.reports import customers, sql
+from guanxi.plugins.sales.reports import customers, performance, sql
 
 MAX_RANGE = dt.timedelta(days=3660)
 
@@ -49,9 +49,9 @@ class FunnelGroup:
     win_rate: float | None = strawberry.field(description="won / (won + lost)")
 
 
-@strawberry.type(description="A salesperson's (or a team's) figures over the range.")
+@strawberry.type(description="A salesperson's (or a team's, or a group of customers') figures over the range.")
 class PerformanceRow:
-    key: str | None = strawberry.field(description="the user's id, or the team")
+    key: str | None = strawberry.field(description="the user's id, or the team, source, channel or pipeline key (null: none)")
     label: str | None
     new_leads: int
     follow_ups: int = strawberry.field(description="outbound and internal interactions (messages sent, calls, notes) on their customers")
@@ -208,19 +208,17 @@ class ReportsQuery:
 
     @strawberry.field(
         description="Salesperson performance over [from, to): new leads, follow-ups, response time to inbound messages, deals won, "
-        "revenue and collection rate, per salesperson (by: OWNER, default) or per team (by: TEAM). A salesperson sees their own row, "
-        "a manager the team's."
+        "revenue and collection rate, per salesperson (by: OWNER, default), per team (by: TEAM), or per group of customers: their "
+        "SOURCE, the CHANNEL of their first touch or their lifecycle PIPELINE. A salesperson sees their own figures, a manager the team's."
     )
     async def sales_performance(self, info: Info, from_: From, to: To, by: ReportBreakdown | None = None) -> list[PerformanceRow]:
         start, end = _range(from_, to)
-        if by not in (None, ReportBreakdown.OWNER, ReportBreakdown.TEAM):
-            raise ValidationError("salesPerformance is broken down by OWNER or TEAM", field="by")
-        team = by is ReportBreakdown.TEAM
+        by = by or ReportBreakdown.OWNER
         async with info.context.loaders.lock:
-            rows = await sql.performance(info.context.session, _pg(info), start, end, team)
+            rows = await performance.performance(info.context.session, _pg(info), start, end, by.value)
         return [
             PerformanceRow(
-                key=_key(r[0], None if team else ReportBreakdown.OWNER),
+                key=_key(r[0], by),
                 label=r[1],
                 new_leads=int(r[2]),
                 follow_ups=int(r[3]),

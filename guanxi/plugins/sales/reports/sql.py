@@ -18,13 +18,10 @@ from sqlalchemy.sql import ColumnElement
 from guanxi.core.domain.models import Customer, Interaction, User
 from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.sales.deals.models import (
-    SalesContract,
     SalesDeal,
     SalesDealMove,
     SalesDealPipeline,
     SalesDealStage,
-    SalesInstalment,
-    SalesPayment,
 )
 
 BREAKDOWNS: Final = ("owner", "team", "source", "channel", "pipeline")
@@ -86,7 +83,12 @@ async def funnel(
     next move). Rows of (group, label, pipeline key, stage key, stage name, position, category,
     entered, avg seconds in stage, left)."""
     nxt = func.lead(SalesDealMove.at).over(partition_by=SalesDealMove.deal_id, order_by=(SalesDealMove.at, SalesDealMove.id))
-    moves = select(SalesDealMove.deal_id, SalesDealMove.to_stage_id, SalesDealMove.at, nxt.label("left_at")).subquery("moves")
+    in_range = select(SalesDeal.id).where(SalesDeal.created_at >= start, SalesDeal.created_at < end)
+    moves = (
+        select(SalesDealMove.deal_id, SalesDealMove.to_stage_id, SalesDealMove.at, nxt.label("left_at"))
+        .where(SalesDealMove.deal_id.in_(in_range))  # the window sorts only the moves of the deals in the range
+        .subquery("moves")
+    )
     key, label = _group(by)
     stay = epoch(pg, moves.c.left_at) - epoch(pg, moves.c.at)
     stmt = (
@@ -114,114 +116,3 @@ async def funnel(
     )
     stmt = stmt.order_by(key, SalesDealPipeline.key, SalesDealStage.position)
     return list((await session.execute(stmt)).all())
-
-
-async def performance(session: TenantSession, pg: bool, start: dt.datetime, end: dt.datetime, team_only: bool) -> list[Any]:
-    stmt = performance_statement(session.owners, pg, start, end, team_only)
-    return list((await session.execute(stmt)).all())
-
-
-def performance_statement(owners: Any, pg: bool, start: dt.datetime, end: dt.datetime, team_only: bool) -> Any:
-    """Per salesperson (active users of role sales or manager the caller may see, or per team):
-    new leads (their customers created in the range), follow-ups (outbound and internal
-    interactions in the range on their customers), average response time in seconds (from a
-    customer's inbound message in the range to the next outbound message to that customer), deals
-    won in the range and their amount, revenue (net payments received in the range on their
-    contracts), and the collection rate of instalments due in the range (paid, capped at the
-    amount, over the amount due). One statement of grouped subqueries. Rows of (group, label,
-    new leads, follow-ups, avg response seconds, responses, deals won, won amount, revenue, due,
-    collected)."""
-    leads = (
-        select(Customer.owner_id.label("uid"), func.count().label("n"))
-        .where(Customer.created_at >= start, Customer.created_at < end, Customer.merged_into_id.is_(None))
-        .group_by(Customer.owner_id)
-        .subquery("leads")
-    )
-    follow = (
-        select(Customer.owner_id.label("uid"), func.count().label("n"))
-        .select_from(Interaction)
-        .join(Customer, and_(Customer.tenant_id == Interaction.tenant_id, Customer.id == Interaction.customer_id))
-        .where(Interaction.direction.in_(FOLLOW_UP_DIRECTIONS), Interaction.occurred_at >= start, Interaction.occurred_at < end)
-        .group_by(Customer.owner_id)
-        .subquery("follow")
-    )
-    # each message's next outbound message to the same customer: one window over the messages
-    # (sorted once), not a lookup per inbound message
-    answered = func.min(case((Interaction.direction == "out", Interaction.occurred_at))).over(
-        partition_by=Interaction.customer_id, order_by=(Interaction.occurred_at, Interaction.id), rows=(0, None)
-    )
-    messages = (
-        select(Interaction.customer_id, Interaction.kind, Interaction.occurred_at.label("at"), answered.label("answered_at"))
-        .where(Interaction.kind.in_(("message_in", "message_out")), Interaction.occurred_at >= start)
-        .subquery("messages")
-    )
-    inbound = (
-        select(Customer.owner_id.label("uid"), messages.c.at, messages.c.answered_at)
-        .select_from(messages)
-        .join(Customer, Customer.id == messages.c.customer_id)
-        .where(messages.c.kind == "message_in", messages.c.at < end)
-        .subquery("inbound")
-    )
-    response = (
-        select(
-            inbound.c.uid,
-            func.avg(epoch(pg, inbound.c.answered_at) - epoch(pg, inbound.c.at)).label("avg_s"),
-            func.count(inbound.c.answered_at).label("n"),
-        )
-        .group_by(inbound.c.uid)
-        .subquery("response")
-    )
-    won = (
-        select(SalesDeal.owner_id.label("uid"), func.count().label("n"), func.sum(SalesDeal.amount).label("amount"))
-        .where(SalesDeal.status == "won", SalesDeal.closed_at >= start, SalesDeal.closed_at < end)
-        .group_by(SalesDeal.owner_id)
-        .subquery("won")
-    )
-    revenue = (
-        select(SalesContract.owner_id.label("uid"), func.sum(SalesPayment.amount).label("amount"))
-        .select_from(SalesPayment)
-        .join(SalesContract, and_(SalesContract.tenant_id == SalesPayment.tenant_id, SalesContract.id == SalesPayment.contract_id))
-        .where(SalesPayment.received_at >= start, SalesPayment.received_at < end)
-        .group_by(SalesContract.owner_id)
-        .subquery("revenue")
-    )
-    collected = case((SalesInstalment.paid > SalesInstalment.amount, SalesInstalment.amount), else_=SalesInstalment.paid)
-    collection = (
-        select(SalesContract.owner_id.label("uid"), func.sum(SalesInstalment.amount).label("due"), func.sum(collected).label("collected"))
-        .select_from(SalesInstalment)
-        .join(SalesContract, and_(SalesContract.tenant_id == SalesInstalment.tenant_id, SalesContract.id == SalesInstalment.contract_id))
-        .where(SalesInstalment.due_on >= start.date(), SalesInstalment.due_on < end.date())
-        .group_by(SalesContract.owner_id)
-        .subquery("collection")
-    )
-    grp = User.team if team_only else User.id
-    label = User.team if team_only else User.name
-    zero = literal(0)
-    stmt = (
-        select(
-            grp.label("grp"),
-            label.label("label"),
-            func.sum(func.coalesce(leads.c.n, zero)),
-            func.sum(func.coalesce(follow.c.n, zero)),
-            func.sum(response.c.avg_s * response.c.n) / func.nullif(func.sum(response.c.n), 0),
-            func.sum(func.coalesce(response.c.n, zero)),
-            func.sum(func.coalesce(won.c.n, zero)),
-            func.sum(func.coalesce(won.c.amount, zero)),
-            func.sum(func.coalesce(revenue.c.amount, zero)),
-            func.sum(func.coalesce(collection.c.due, zero)),
-            func.sum(func.coalesce(collection.c.collected, zero)),
-        )
-        .select_from(User)
-        .outerjoin(leads, leads.c.uid == User.id)
-        .outerjoin(follow, follow.c.uid == User.id)
-        .outerjoin(response, response.c.uid == User.id)
-        .outerjoin(won, won.c.uid == User.id)
-        .outerjoin(revenue, revenue.c.uid == User.id)
-        .outerjoin(collection, collection.c.uid == User.id)
-        .where(User.active.is_(True), User.role.in_(("sales", "manager")))
-    )
-    if owners is not None:
-        stmt = stmt.where(User.id.in_(owners))
-    if team_only:
-        stmt = stmt.where(User.team.is_not(None))
-    return stmt.group_by(grp, label).order_by(label, grp)
