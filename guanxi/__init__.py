@@ -37,7 +37,16 @@ from guanxi.core.domain.channels import (
     StaffNotice,
     TransientDeliveryError,
 )
-from guanxi.core.domain.contracts import ActionRun, EntryPoint, EntryPointRequest, JobKind, JobRun, JourneyAction, ScoreComponent
+from guanxi.core.domain.contracts import (
+    ActionRun,
+    BackgroundWorker,
+    EntryPoint,
+    EntryPointRequest,
+    JobKind,
+    JobRun,
+    JourneyAction,
+    ScoreComponent,
+)
 from guanxi.core.domain.events import (
     ContactArrived,
     ContactLeft,
@@ -71,6 +80,7 @@ __all__ = [
     "ActionRun",
     "Actor",
     "Attachment",
+    "BackgroundWorker",
     "BusyError",
     "Capabilities",
     "CapabilityError",
