@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import msgspec
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -135,6 +136,8 @@ def files(runtime: Any, tmp_path: Any) -> Any:
     from guanxi.core.storage.files import LocalFileStore
 
     store = runtime.state["files"] = LocalFileStore(tmp_path / "files", 30 * 1024 * 1024)
+    # erasure deletes bytes stored just now (the grace protects references still on their way)
+    runtime.settings = msgspec.structs.replace(runtime.settings, files=msgspec.structs.replace(runtime.settings.files, orphan_grace_s=0))
     return store
 
 
