@@ -145,11 +145,13 @@ SCRIPT = Path(__file__).parents[3] / "scripts" / "imap-test-server.sh"
 
 
 class ImapServer:
-    def __init__(self, url: str, env: dict[str, str]) -> None:
+    def __init__(self, url: str, env: dict[str, str], tls_port: int | None = None) -> None:
         parts = urlsplit(url)
         assert parts.hostname and parts.port and parts.username and parts.password
         self.host, self.port, self.user, self.password = parts.hostname, parts.port, unquote(parts.username), parts.password
         self.env = env
+        #: the implicit-TLS port (a server this run started, with the run's certificate), else None
+        self.tls_port = tls_port
 
     def client(self) -> imaplib.IMAP4:
         c = imaplib.IMAP4(self.host, self.port, timeout=10)
@@ -174,10 +176,20 @@ class ImapServer:
 
 
 @pytest.fixture(scope="session")
-def imap_server() -> Iterator[ImapServer]:
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The run's self-signed certificate for 127.0.0.1 (cert, key): the TLS servers present it,
+    the plugin trusts it through ``tls_ca_file``."""
+    from tests.plugins.email.certs import self_signed
+
+    return self_signed(Path(tempfile.mkdtemp(prefix="guanxi-certs-")))
+
+
+@pytest.fixture(scope="session")
+def imap_server(tls_cert: tuple[Path, Path]) -> Iterator[ImapServer]:
     env = dict(os.environ)
     url = env.get("GUANXI_TEST_IMAP_URL")
     started = False
+    tls_port: int | None = None
     if not url:
         if shutil.which("dovecot") is None and not Path("/usr/sbin/dovecot").exists():
             reason = "no IMAP server: set GUANXI_TEST_IMAP_URL or install dovecot (scripts/imap-test-server.sh install)"
@@ -186,11 +198,14 @@ def imap_server() -> Iterator[ImapServer]:
             pytest.skip(reason)
         # not under pytest's own temp dir: as root, dovecot's users must reach the state dir
         env["IMAP_TEST_STATE_DIR"] = tempfile.mkdtemp(prefix="guanxi-imap-")
+        env["IMAP_TEST_TLS_CERT"], env["IMAP_TEST_TLS_KEY"] = str(tls_cert[0]), str(tls_cert[1])
         url = subprocess.run([str(SCRIPT), "start"], check=True, env=env, capture_output=True, text=True, timeout=60).stdout.strip()
         started = True
+        state = dict(line.split("=", 1) for line in (Path(env["IMAP_TEST_STATE_DIR"]) / "server.env").read_text().split())
+        tls_port = int(state["TLS_PORT"]) or None
     elif "IMAP_TEST_STATE_DIR" not in env:
         env["IMAP_TEST_STATE_DIR"] = str(SCRIPT.parents[1] / ".imapdata")
-    yield ImapServer(url, env)
+    yield ImapServer(url, env, tls_port)
     if started:
         subprocess.run([str(SCRIPT), "stop"], check=False, env=env, capture_output=True, timeout=60)
         shutil.rmtree(env["IMAP_TEST_STATE_DIR"], ignore_errors=True)
