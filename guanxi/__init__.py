@@ -39,6 +39,7 @@ from guanxi.core.domain.channels import (
 )
 from guanxi.core.domain.contracts import (
     ActionRun,
+    BackgroundWorker,
     EntryPoint,
     EntryPointRequest,
     JobKind,
@@ -80,6 +81,7 @@ __all__ = [
     "ActionRun",
     "Actor",
     "Attachment",
+    "BackgroundWorker",
     "BusyError",
     "Capabilities",
     "CapabilityError",

@@ -141,7 +141,9 @@ def start_workers(rt: Runtime) -> list[Any]:
     staff_worker = StaffDeliveryWorker(rt, staff_deliverer, poll_s=q.poll_s, lease_s=q.lease_s, batch=q.batch)
     rt.state["inbox_worker"], rt.state["outbox_worker"] = inbox_worker, outbox_worker
     rt.state["scheduler_worker"], rt.state["staff_worker"] = scheduler, staff_worker
-    workers = [inbox_worker, outbox_worker, scheduler, staff_worker]
+    workers: list[Any] = [inbox_worker, outbox_worker, scheduler, staff_worker]
+    for contributed in rt.pm.hook.guanxi_workers(runtime=rt):
+        workers.extend(contributed or [])
     for worker in workers:
         worker.start()
     return workers

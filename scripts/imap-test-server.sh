@@ -13,6 +13,9 @@
 #   url=$(scripts/imap-test-server.sh start); trap 'scripts/imap-test-server.sh stop' EXIT
 #   GUANXI_TEST_IMAP_URL=$url GUANXI_TEST_REQUIRE_IMAP=1 .venv/bin/pytest tests/plugins/email
 #
+# With IMAP_TEST_TLS_CERT and IMAP_TEST_TLS_KEY (PEM files) set at `start`, it also listens with
+# implicit TLS (imaps) on a second free port, TLS_PORT in $IMAP_TEST_STATE_DIR/server.env.
+#
 # The server listens on 127.0.0.1 only, without TLS, with one user whose password is random;
 # mail is kept as Maildir under the state dir. Its state (URL, config, mail) is kept in
 # $IMAP_TEST_STATE_DIR (default: .imapdata/ in the repository), so one server per checkout.
@@ -50,13 +53,18 @@ free_port() {
 }
 
 write_config() {
-    local port="$1" password="$2" internal login mail_uid mail_gid
+    local port="$1" password="$2" tls_port="${3:-0}" internal login mail_uid mail_gid ssl_conf="ssl = no"
     if [[ "$(id -u)" == 0 ]]; then
         internal=dovecot; login=dovenull
         mail_uid="$(id -u dovecot)"; mail_gid="$(id -g dovecot)"
     else
         internal="$(id -un)"; login="$(id -un)"
         mail_uid="$(id -u)"; mail_gid="$(id -g)"
+    fi
+    if [[ "$tls_port" != 0 ]]; then
+        ssl_conf="ssl = yes
+ssl_cert = <$IMAP_TEST_TLS_CERT
+ssl_key = <$IMAP_TEST_TLS_KEY"
     fi
     mkdir -p "$STATE_DIR/run" "$STATE_DIR/home" "$STATE_DIR/state"
     printf '%s:{PLAIN}%s\n' "$IMAP_USER" "$password" >"$STATE_DIR/users"
@@ -69,7 +77,7 @@ state_dir = $STATE_DIR/state
 log_path = $STATE_DIR/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+$ssl_conf
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = $internal
@@ -92,7 +100,8 @@ service imap-login {
     port = $port
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = $tls_port
   }
 }
 service anvil {
@@ -125,13 +134,14 @@ run_server() {
 cmd_start() {
     if cmd_status 2>/dev/null; then cmd_url; return; fi
     rm -rf "$STATE_DIR"
-    local port password
+    local port password tls_port=0
     port="${IMAP_TEST_PORT:-$(free_port)}"
+    if [[ -n "${IMAP_TEST_TLS_CERT:-}" && -n "${IMAP_TEST_TLS_KEY:-}" ]]; then tls_port="$(free_port)"; fi
     password="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-    write_config "$port" "$password"
+    write_config "$port" "$password" "$tls_port"
     run_server
     wait_ready "$port" || die "dovecot did not start (see $STATE_DIR/dovecot.log)"
-    printf 'PORT=%s\nPASSWORD=%s\n' "$port" "$password" >"$STATE_FILE"
+    printf 'PORT=%s\nPASSWORD=%s\nTLS_PORT=%s\n' "$port" "$password" "$tls_port" >"$STATE_FILE"
     cmd_url
 }
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import httpx
+import msgspec
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -97,6 +98,8 @@ class TestMailAttachmentsInS3:
         from tests.plugins.email.conftest import signed
 
         runtime.state["files"] = files = store(s3_url, prefix="")
+        grace = msgspec.structs.replace(runtime.settings.files, orphan_grace_s=0)  # bytes stored just now may go at once
+        runtime.settings = msgspec.structs.replace(runtime.settings, files=grace)
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "a@customer.test", "sales@shop.test", "Drawing", "<s3@customer.test>"
         msg.set_content("attached")
@@ -121,6 +124,8 @@ class TestMailAttachmentsInS3:
         from guanxi.plugins.email.settings import Mailbox
 
         runtime.state["files"] = files = store(s3_url, prefix="")
+        grace = msgspec.structs.replace(runtime.settings.files, orphan_grace_s=0)  # bytes stored just now may go at once
+        runtime.settings = msgspec.structs.replace(runtime.settings, files=grace)
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "b@customer.test", "sales@shop.test", "Plan", "<s3-erase@customer.test>"
         msg.set_content("attached")
@@ -148,3 +153,45 @@ async def _sender(session: Any) -> uuid.UUID:
 
     found: uuid.UUID = (await session.execute(select(FileRef.customer_id))).scalar_one()
     return found
+
+
+async def test_the_sweep_deletes_unreferenced_objects_after_the_grace_and_keeps_the_rest(
+    runtime: Runtime, tenant_id: uuid.UUID, s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same sweep on the S3 store: an object no reference holds goes once it was last stored
+    (written, or touched by a put of the same bytes) longer ago than the grace; referenced objects
+    stay, and a reference whose interaction is gone is deleted with its object."""
+    import time
+
+    import msgspec
+
+    from guanxi import RequestContext, add_file_ref
+    from guanxi.core.services import files as file_service
+
+    runtime.state["files"] = files = store(s3_url)
+    runtime.settings = msgspec.structs.replace(runtime.settings, files=msgspec.structs.replace(runtime.settings.files, orphan_grace_s=3600))
+    orphan, held, dangling = (files.put(b"%PDF-1.7 " + bytes([n]) * 100) for n in range(3))
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        await add_file_ref(tx, held, "material", uuid.uuid4(), size=109)
+        await add_file_ref(tx, dangling, "interaction", uuid.uuid4(), size=109)
+    first = await file_service.sweep(runtime)
+    assert (first.refs_dropped, first.files_deleted) == (1, 0)  # the dangling reference goes; all bytes are within the grace
+    assert files.delete_if_idle(orphan, time.time() - 60) is False and files.exists(orphan)
+    later = time.time() + 2 * 3600  # two hours on: everything is older than the grace
+    monkeypatch.setattr(file_service.time, "time", lambda: later)
+    result = await file_service.sweep(runtime)
+    assert (result.refs_dropped, result.files_deleted) == (0, 2)
+    assert [files.exists(k) for k in (orphan, held, dangling)] == [False, True, False]
+
+
+def test_storing_bytes_again_touches_the_object(s3_url: str) -> None:
+    """A put of bytes already there refreshes the object's time, so the sweep's grace starts again."""
+    import time
+
+    files = store(s3_url)
+    key = files.put(b"%PDF-1.7 touch" * 10)
+    first = files.client.head_object(Bucket=files.bucket, Key=files._name(key))["LastModified"]
+    time.sleep(1.1)  # S3 times have a one-second resolution
+    assert files.put(b"%PDF-1.7 touch" * 10) == key
+    second = files.client.head_object(Bucket=files.bucket, Key=files._name(key))["LastModified"]
+    assert second > first and files.get(key) == b"%PDF-1.7 touch" * 10

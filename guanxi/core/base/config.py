@@ -160,6 +160,10 @@ class FilesSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     #: object names are ``<prefix><sha256>``
     s3_prefix: str = ""
     s3_addressing_style: Literal["auto", "virtual", "path"] = "auto"
+    #: Stored bytes no reference holds are deleted once they were last stored longer ago than
+    #: this (by erasure at once, otherwise by the daily ``core.files_sweep`` job): bytes stored
+    #: for a message still on its way to its reference (the inbox) are never swept under it.
+    orphan_grace_s: Annotated[float, msgspec.Meta(ge=0)] = 86400.0
 
 
 class NotifySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

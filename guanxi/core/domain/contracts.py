@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -79,6 +79,17 @@ class JobRun(msgspec.Struct, frozen=True, kw_only=True):
     slot_at: dt.datetime
     attempt: int
     idempotency_key: str
+
+
+@runtime_checkable
+class BackgroundWorker(Protocol):
+    """A long-running loop of a plugin that runs in the worker processes (``guanxi_workers``):
+    started once, stopped (and awaited) on shutdown."""
+
+    name: str
+
+    def start(self) -> None: ...
+    async def stop(self) -> None: ...
 
 
 class JobKind(msgspec.Struct, frozen=True, kw_only=True):

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from guanxi.core.domain.channels import AccountSpec, Channel, InboundEvent, Receipt, StaffChannel
     from guanxi.core.domain.contracts import (
         Arrival,
+        BackgroundWorker,
         EntryPoint,
         EntryPointRequest,
         JobKind,
@@ -179,6 +180,20 @@ def guanxi_job_kinds(runtime: Runtime) -> list[JobKind] | None:
     :func:`guanxi.core.services.schedule.schedule_job` (at a time, or on a cron schedule in the
     tenant's time zone) and run by the scheduler worker, once per slot across processes. A name
     already taken (by core or another plugin) fails with both owners named. Synchronous.
+    """
+
+
+@hookspec
+def guanxi_workers(runtime: Runtime) -> list[BackgroundWorker] | None:
+    """Return background loops to run in the worker processes (:class:`guanxi.BackgroundWorker`:
+    ``name``, ``start()``, ``async stop()``): long-lived connections a job cannot hold, such as
+    an IMAP IDLE connection per mailbox.
+
+    Called when a process starts its workers (a server with ``queues.run_workers``, or ``guanxi
+    worker``), after core's inbox, outbox, scheduler and staff workers are started; each is
+    stopped with them on shutdown. Not called by other CLI commands. Several worker processes
+    each start theirs: coordinate through the database (a lease row) when one at a time must
+    do the work. Synchronous.
     """
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -18,7 +19,8 @@ import msgspec
 from sqlalchemy import delete, select
 
 from guanxi.core.base.errors import ValidationError
-from guanxi.core.domain.models import FileRef
+from guanxi.core.domain.contracts import JobRun
+from guanxi.core.domain.models import FileRef, Interaction, OutboxMessage
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.storage.files import KEY
 
@@ -116,14 +118,86 @@ async def erase_files(tx: Tx, customer_ids: list[uuid.UUID]) -> int:
 
 
 async def drop_unreferenced(runtime: Runtime, keys: list[str]) -> list[str]:
-    """Delete from the file store the bytes of those ``keys`` no tenant references; return them.
+    """Delete from the file store the bytes of those ``keys`` no tenant references and that were
+    last stored longer ago than ``files.orphan_grace_s``; return the keys deleted.
 
     Reads the references of every tenant on an engine connection (the tenancy chokepoint scopes
-    sessions; with row-level security, engine connections are the unscoped maintenance ones)."""
+    sessions; with row-level security, engine connections are the unscoped maintenance ones).
+    Bytes are stored before their reference commits (an inbound mail's attachment is stored when
+    the mail is parsed, referenced when the inbox applies it): the grace keeps a check that sees
+    no reference yet from deleting them, and the store's ``delete_if_idle`` re-reads the time of
+    the last ``put`` at the moment of deletion (see docs/operations.md, "Files")."""
+    cutoff = time.time() - runtime.settings.files.orphan_grace_s
     table = FileRef.__table__
     async with runtime.engine.connect() as conn:
         held = set((await conn.execute(select(table.c.file_key).where(table.c.file_key.in_(keys)).distinct())).scalars())
-    gone = [k for k in keys if k not in held]
-    for key in gone:
-        await asyncio.to_thread(runtime.files.delete, key)
+    gone = []
+    for key in (k for k in keys if k not in held):
+        if await asyncio.to_thread(runtime.files.delete_if_idle, key, cutoff):
+            gone.append(key)
     return gone
+
+
+class SweepResult(msgspec.Struct, frozen=True, kw_only=True):
+    refs_dropped: int
+    files_deleted: int
+
+
+#: the tables whose rows own references: a reference whose owner row is gone is dangling
+_OWNERS: dict[str, Any] = {"message": OutboxMessage, "interaction": Interaction}
+
+
+async def sweep(runtime: Runtime, *, batch: int = 500) -> SweepResult:
+    """Sweep the file store of every tenant (the ``core.files_sweep`` job):
+
+    1. references of messages and interactions that no longer exist (a row deleted without its
+       references) are deleted;
+    2. stored bytes no reference of any tenant holds (stored for a message that failed half-way,
+       a tenant purged, an erasure whose deletion failed) are deleted once they were last stored
+       longer ago than ``files.orphan_grace_s``.
+    """
+    refs = FileRef.__table__
+    dropped = 0
+    async with runtime.engine.begin() as conn:
+        for kind, model in _OWNERS.items():
+            alive = select(model.id).where(model.tenant_id == FileRef.tenant_id, model.id == FileRef.owner_id).exists()
+            result = await conn.execute(delete(FileRef).where(FileRef.owner_kind == kind, ~alive))
+            dropped += int(getattr(result, "rowcount", 0) or 0)
+    cutoff = time.time() - runtime.settings.files.orphan_grace_s
+    candidates = await asyncio.to_thread(lambda: list(runtime.files.stored_before(cutoff)))
+    deleted = 0
+    for start in range(0, len(candidates), batch):
+        chunk = candidates[start : start + batch]
+        async with runtime.engine.connect() as conn:
+            held = set((await conn.execute(select(refs.c.file_key).where(refs.c.file_key.in_(chunk)).distinct())).scalars())
+        for key in chunk:
+            if key not in held and await asyncio.to_thread(runtime.files.delete_if_idle, key, cutoff):
+                deleted += 1
+    if dropped or deleted:
+        log.info("file sweep: %d dangling references and %d unreferenced files deleted", dropped, deleted)
+    return SweepResult(refs_dropped=dropped, files_deleted=deleted)
+
+
+#: the job that sweeps the file store (once a day, for the whole deployment)
+SWEEP_JOB = "core.files_sweep"
+SWEEP_CRON = "17 3 * * *"
+
+
+async def run_sweep(job: JobRun) -> None:
+    await sweep(job.runtime)
+
+
+async def schedule_sweep(runtime: Runtime) -> bool:
+    """Schedule the daily sweep (``guanxi db upgrade`` does), carried by the configured tenant's
+    scheduler rows though it sweeps for every tenant; False while that tenant does not exist."""
+    from guanxi.core.base.context import RequestContext
+    from guanxi.core.base.errors import NotFoundError
+    from guanxi.core.services.schedule import schedule_job
+
+    try:
+        tenant_id = await runtime.tenant_id()
+    except NotFoundError:
+        return False
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        await schedule_job(tx, SWEEP_JOB, SWEEP_JOB, cron=SWEEP_CRON, max_attempts=3)
+    return True

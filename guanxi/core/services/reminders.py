@@ -19,7 +19,7 @@ from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.domain.contracts import JobKind, JobRun
 from guanxi.core.domain.models import Customer, Task, Tenant, User, utcnow
 from guanxi.core.runtime import Tx
-from guanxi.core.services import notifications, schedule
+from guanxi.core.services import files, notifications, schedule
 
 DUE_SOON = "core.task_due_soon"
 OVERDUE = "core.task_overdue"
@@ -92,4 +92,7 @@ async def _remind(job: JobRun) -> None:
 CORE_JOB_KINDS = {
     DUE_SOON: JobKind(name=DUE_SOON, run=_remind, description="Remind a task's assignee before the task is due"),
     OVERDUE: JobKind(name=OVERDUE, run=_remind, description="Tell a task's assignee the task is overdue"),
+    files.SWEEP_JOB: JobKind(
+        name=files.SWEEP_JOB, run=files.run_sweep, description="Delete stored files no reference holds any more", max_attempts=3
+    ),
 }

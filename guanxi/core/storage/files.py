@@ -12,10 +12,15 @@ type and the size in their own rows; the store knows only bytes.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import hashlib
 import os
 import re
 import tempfile
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,6 +60,8 @@ class FileStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def size(self, key: str) -> int | None: ...
+    def stored_before(self, cutoff: float) -> Iterator[str]: ...
+    def delete_if_idle(self, key: str, cutoff: float) -> bool: ...
 
 
 def check(data: bytes, max_bytes: int, *, allowed: frozenset[str] | None = None, field: str = "file") -> str:
@@ -104,8 +111,11 @@ class LocalFileStore:
         _check_size(data, self.max_bytes)
         key = hashlib.sha256(data).hexdigest()
         path = self._path(key)
-        if path.exists():
+        try:
+            os.utime(path)  # stored already: the grace before an unreferenced file is swept starts again
             return key
+        except FileNotFoundError:
+            pass  # not there (or swept this instant): write it
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
         try:
@@ -142,6 +152,38 @@ class LocalFileStore:
         no reference of any tenant holds (:func:`guanxi.core.services.files.drop_unreferenced`)."""
         if KEY.match(key):
             self._path(key).unlink(missing_ok=True)
+
+    def stored_before(self, cutoff: float) -> Iterator[str]:
+        """The keys of the files last stored (``put``) before ``cutoff`` (a Unix time)."""
+        if not self.root.is_dir():
+            return
+        for path in self.root.glob("??/??/*"):
+            if KEY.match(path.name):
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime < cutoff:
+                        yield path.name
+
+    def delete_if_idle(self, key: str, cutoff: float) -> bool:
+        """Delete the file of ``key`` if it was last stored before ``cutoff``; whether it was.
+
+        Race-free against a concurrent :meth:`put` of the same bytes: the file is first renamed
+        aside (atomic), then its time is read again. A ``put`` before the rename touched it (it is
+        put back); a ``put`` after it found no file and wrote a new one."""
+        if not KEY.match(key):
+            return False
+        path = self._path(key)
+        aside = path.with_name(f".sweep-{key}-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False
+        if aside.stat().st_mtime >= cutoff:  # stored again meanwhile: it stays
+            with contextlib.suppress(FileExistsError):  # a put may have written it anew (same bytes)
+                os.link(aside, path)
+            aside.unlink()
+            return False
+        aside.unlink()
+        return True
 
 
 class S3FileStore:
@@ -187,7 +229,16 @@ class S3FileStore:
     def put(self, data: bytes) -> str:
         _check_size(data, self.max_bytes)
         key = hashlib.sha256(data).hexdigest()
-        if not self.exists(key):
+        if self.exists(key):  # stored already: touch it (a copy onto itself), so the sweep's grace starts again
+            name = self._name(key)
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=name,
+                CopySource={"Bucket": self.bucket, "Key": name},
+                Metadata={"stored-at": str(int(time.time()))},
+                MetadataDirective="REPLACE",
+            )
+        else:
             self.client.put_object(Bucket=self.bucket, Key=self._name(key), Body=data, ChecksumAlgorithm="SHA256")
         return key
 
@@ -221,6 +272,34 @@ class S3FileStore:
         """Remove the object of ``key`` (S3 answers the same for one that is gone)."""
         if KEY.match(key):
             self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+
+    def stored_before(self, cutoff: float) -> Iterator[str]:
+        """The keys of the objects last stored (written or touched by ``put``) before ``cutoff``."""
+        limit = dt.datetime.fromtimestamp(cutoff, dt.UTC)
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"][len(self.prefix) :]
+                if KEY.match(key) and item["LastModified"] < limit:
+                    yield key
+
+    def delete_if_idle(self, key: str, cutoff: float) -> bool:
+        """Delete the object of ``key`` if it was last stored before ``cutoff`` (checked with a
+        ``HEAD`` just before the ``DELETE``); whether it was. S3 has no rename, so a ``put`` of
+        the same bytes between the two requests is the one window left (see docs/operations.md)."""
+        from botocore.exceptions import ClientError
+
+        if not KEY.match(key):
+            return False
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+        if head["LastModified"] >= dt.datetime.fromtimestamp(cutoff, dt.UTC):
+            return False
+        self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        return True
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

@@ -6,10 +6,12 @@ import uuid
 
 from guanxi import Capabilities, Channel, DeliveryResult, OutboundMessage, PermanentDeliveryError, Runtime
 from guanxi.core.services import accounts
+from guanxi.plugins.email import mailboxes
 from guanxi.plugins.email.compose import Draft, compose
 from guanxi.plugins.email.models import EmailDraft
 from guanxi.plugins.email.settings import CHANNEL, EmailSettings, Mailbox, MailboxSecrets
 from guanxi.plugins.email.smtp import MailboxPool
+from guanxi.plugins.email.tls import tls_context
 
 
 def _secrets(account: accounts.Account) -> MailboxSecrets:
@@ -46,7 +48,8 @@ class EmailChannel(Channel):
         secrets = _secrets(account)
         entry = self._pools.get((account.tenant_id, account.key))
         if entry is None or (entry[0], entry[1]) != (settings, secrets):  # new, or changed: a new pool
-            entry = (settings, secrets, MailboxPool(settings, secrets, timeout_s=self.settings.timeout_s))
+            pool = MailboxPool(settings, secrets, timeout_s=self.settings.timeout_s, tls_context=tls_context(self.settings))
+            entry = (settings, secrets, pool)
             self._pools[(account.tenant_id, account.key)] = entry
         return entry[2]
 
@@ -56,7 +59,16 @@ class EmailChannel(Channel):
         secrets = _secrets(account)
         base_url = self.settings.public_url.rstrip("/")
         data, sender, message_id = compose(self.runtime, message, draft, account.settings, secrets, base_url=base_url)
-        await self._pool(account).send(sender, [message.recipient], data)
+        pool = self._pool(account)
+        try:
+            await pool.send(sender, [message.recipient], data)
+        except PermanentDeliveryError as exc:
+            if exc.provider_code == "auth":  # the mailbox's fault, not the message's: show it on the mailbox
+                await mailboxes.record_smtp_error(self.runtime, message.tenant_id, account.key, str(exc))
+            raise
+        if pool.fresh:
+            pool.fresh = False
+            await mailboxes.record_smtp_error(self.runtime, message.tenant_id, account.key, None)
         return DeliveryResult(provider_message_id=message_id, payload={"mailbox": account.key})
 
     async def aclose(self) -> None:

@@ -22,7 +22,7 @@ from guanxi.graphql.contrib import GraphQLContribution
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id
 from guanxi.graphql.messaging import Message, SendMessagePayload
-from guanxi.plugins.email import imap, service
+from guanxi.plugins.email import imap, mailboxes, service
 from guanxi.plugins.email.models import EmailAddress
 from guanxi.plugins.email.settings import CHANNEL
 
@@ -132,6 +132,51 @@ class EmailPollPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.enum(description="How a mailbox receives mail from its IMAP folder.")
+class EmailReceiving(enum.Enum):
+    OFF = strawberry.enum_value("off", description="not from IMAP (no IMAP host, or `pollEmailMailbox` never switched it on)")
+    POLLING = strawberry.enum_value("polling", description="polled every minute (the server offers no IDLE, or IDLE is reconnecting)")
+    IDLE = strawberry.enum_value("idle", description="a worker holds an IMAP IDLE connection: new mail is read as it arrives")
+
+
+@strawberry.enum(description="Whether a mailbox works.")
+class EmailMailboxStatus(enum.Enum):
+    OK = strawberry.enum_value("ok", description="its last SMTP login, poll and IDLE connection worked")
+    FAILING = strawberry.enum_value("failing", description="something failed: see `lastError`")
+
+
+@strawberry.type(description="One of the tenant's mailboxes (an `email` channel account) and how it receives.")
+class EmailMailbox:
+    key: str
+    address: str
+    receiving: EmailReceiving
+    status: EmailMailboxStatus
+    last_error: str | None = strawberry.field(
+        description="The newest error of its SMTP login, IMAP poll or IDLE connection (never a secret)."
+    )
+    last_uid: int | None = strawberry.field(description="The highest IMAP UID of its folder stored in the inbox.")
+    polled_at: dt.datetime | None = strawberry.field(description="When its folder was last read.")
+
+    @classmethod
+    def of(cls, s: mailboxes.MailboxStatus) -> EmailMailbox:
+        return cls(
+            key=s.key,
+            address=s.address,
+            receiving=EmailReceiving(s.receiving),
+            status=EmailMailboxStatus.FAILING if s.failing else EmailMailboxStatus.OK,
+            last_error=s.last_error,
+            last_uid=s.last_uid,
+            polled_at=s.polled_at,
+        )
+
+
+@strawberry.type
+class EmailQuery:
+    @strawberry.field(description="The tenant's mailboxes: how each receives, and what last went wrong with it.")
+    async def email_mailboxes(self, info: Info) -> list[EmailMailbox]:
+        return [EmailMailbox.of(s) for s in await mailboxes.statuses(info.context.rt, info.context.ctx.tenant_id)]
+
+
 @strawberry.type
 class EmailMutation:
     @strawberry.mutation(
@@ -168,14 +213,17 @@ class EmailMutation:
 
         return await as_payload(run, SendMessagePayload)
 
-    @strawberry.mutation(description="Read a mailbox's IMAP folder into the inbox now, and poll it every minute from then on.")
+    @strawberry.mutation(
+        description="Read a mailbox's IMAP folder into the inbox now, and switch receiving on: a worker keeps an IMAP IDLE "
+        "connection where the server offers IDLE, and it is polled every minute otherwise."
+    )
     async def poll_email_mailbox(self, info: Info, mailbox: str) -> EmailPollPayload:
         async def run() -> EmailPollPayload:
             runtime, tenant_id = info.context.rt, info.context.ctx.tenant_id
             try:
                 result = await imap.poll(runtime, tenant_id, mailbox)
             except (OSError, imaplib.IMAP4.error) as exc:
-                raise DeliveryError(f"the IMAP server failed: {type(exc).__name__}: {exc}"[:300]) from None
+                raise DeliveryError(f"the IMAP server failed: {imap.error_text(exc)}"[:300]) from None
             await imap.schedule(runtime, tenant_id, mailbox)
             return EmailPollPayload(stored=result.stored, duplicates=result.duplicates, last_uid=result.last_uid)
 
@@ -183,4 +231,4 @@ class EmailMutation:
 
 
 def contribution() -> GraphQLContribution:
-    return GraphQLContribution(mutation=EmailMutation, extend={"Customer": CustomerEmailField})
+    return GraphQLContribution(query=EmailQuery, mutation=EmailMutation, extend={"Customer": CustomerEmailField})

@@ -12,19 +12,20 @@ import asyncio
 import imaplib
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any, Final
 
 import msgspec
 
-from guanxi import JobRun, RequestContext, Runtime, ValidationError, ingest
+from guanxi import RequestContext, Runtime, ValidationError, ingest
 from guanxi.core.domain.models import utcnow
 from guanxi.core.services import accounts
 from guanxi.core.services.schedule import schedule_job
 from guanxi.plugins.email import inbound
 from guanxi.plugins.email.models import EmailImapState
-from guanxi.plugins.email.settings import CHANNEL, Mailbox, MailboxSecrets
+from guanxi.plugins.email.settings import CHANNEL, EmailSettings, Mailbox, MailboxSecrets
+from guanxi.plugins.email.tls import tls_context
 
 POLL_JOB: Final = "email.imap_poll"
 POLL_CRON: Final = "* * * * *"
@@ -35,20 +36,38 @@ class PollResult(msgspec.Struct, frozen=True, kw_only=True):
     stored: int
     duplicates: int
     last_uid: int
+    #: more than a batch was waiting: poll again for the rest
+    more: bool = False
 
 
-def open_client(mailbox: Mailbox, secrets: MailboxSecrets, timeout_s: float) -> imaplib.IMAP4:
+class LoginRefused(imaplib.IMAP4.error):
+    """The server refused the mailbox's login: the message names the user and what the server
+    said, never the password."""
+
+    def __init__(self, user: str, answer: str) -> None:
+        super().__init__(
+            f"the IMAP server refused the login of {user!r}: check the mailbox's imap_username and imap_password ({answer[:200]})"
+        )
+
+
+def open_client(mailbox: Mailbox, secrets: MailboxSecrets, timeout_s: float, context: ssl.SSLContext | None = None) -> imaplib.IMAP4:
     """Connected and logged in (blocking: run it in a thread)."""
     assert mailbox.imap_host is not None
+    context = context or ssl.create_default_context()
     client: imaplib.IMAP4
     if mailbox.imap_security == "tls":
-        client = imaplib.IMAP4_SSL(mailbox.imap_host, mailbox.imap_port, ssl_context=ssl.create_default_context(), timeout=timeout_s)
+        client = imaplib.IMAP4_SSL(mailbox.imap_host, mailbox.imap_port, ssl_context=context, timeout=timeout_s)
     else:
         client = imaplib.IMAP4(mailbox.imap_host, mailbox.imap_port, timeout=timeout_s)
         if mailbox.imap_security == "starttls":
-            client.starttls(ssl.create_default_context())
+            client.starttls(context)
+    user = mailbox.imap_username or mailbox.address
     try:
-        client.login(mailbox.imap_username or mailbox.address, secrets.imap_password)
+        client.login(user, secrets.imap_password)
+    except imaplib.IMAP4.error as exc:
+        close(client)
+        answer = exc.args[0] if exc.args else ""
+        raise LoginRefused(user, answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)) from None
     except BaseException:
         close(client)
         raise
@@ -58,15 +77,6 @@ def open_client(mailbox: Mailbox, secrets: MailboxSecrets, timeout_s: float) -> 
 def close(client: imaplib.IMAP4) -> None:
     with suppress(imaplib.IMAP4.error, OSError):
         client.logout()
-
-
-@asynccontextmanager
-async def connect(mailbox: Mailbox, secrets: MailboxSecrets, timeout_s: float) -> AsyncIterator[imaplib.IMAP4]:
-    client = await asyncio.to_thread(open_client, mailbox, secrets, timeout_s)
-    try:
-        yield client
-    finally:
-        await asyncio.to_thread(close, client)
 
 
 def _check(answer: tuple[str, Sequence[Any]], what: str) -> Sequence[Any]:
@@ -112,7 +122,28 @@ async def _record(
         if row is None:
             row = EmailImapState(mailbox=key, folder=folder, uidvalidity=uidvalidity, last_uid=last_uid)
             tx.session.add(row)
+        if row.uidvalidity == uidvalidity:  # a poll never moves back what another (IDLE, a worker) got further with
+            last_uid = max(last_uid, row.last_uid)
         row.uidvalidity, row.last_uid, row.polled_at, row.last_error = uidvalidity, last_uid, utcnow(), error
+
+
+async def _record_error(runtime: Runtime, tenant_id: uuid.UUID, key: str, folder: str, error: str) -> None:
+    """Keep what went wrong before anything was read (a refused login, no server)."""
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        row = await tx.session.get(EmailImapState, (tenant_id, key, folder))
+        if row is None:
+            row = EmailImapState(mailbox=key, folder=folder, uidvalidity=0, last_uid=0)
+            tx.session.add(row)
+        row.polled_at, row.last_error = utcnow(), error
+
+
+def error_text(exc: BaseException) -> str:
+    """What the mailbox shows of a failed poll (never a secret: imaplib's errors hold server answers)."""
+    if isinstance(exc, LoginRefused):
+        return str(exc)[:500]
+    if isinstance(exc, TimeoutError):
+        return "the IMAP server did not answer in time"
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 async def poll(runtime: Runtime, tenant_id: uuid.UUID, key: str, *, timeout_s: float = 30.0) -> PollResult:
@@ -125,12 +156,23 @@ async def poll(runtime: Runtime, tenant_id: uuid.UUID, key: str, *, timeout_s: f
     folder = mailbox.imap_folder
     known_validity, last_uid = await _state(runtime, tenant_id, key, folder)
     stored = duplicates = 0
-    async with connect(mailbox, secrets, timeout_s) as client:
-        uidvalidity = await asyncio.to_thread(select_folder, client, folder)
+    settings: EmailSettings = runtime.plugin_settings(CHANNEL)
+    context = tls_context(settings) if mailbox.imap_security != "none" else None
+    try:
+        client = await asyncio.to_thread(open_client, mailbox, secrets, timeout_s, context)
+    except (imaplib.IMAP4.error, OSError) as exc:
+        await _record_error(runtime, tenant_id, key, folder, error_text(exc))
+        raise
+    try:
+        try:
+            uidvalidity = await asyncio.to_thread(select_folder, client, folder)
+        except (imaplib.IMAP4.error, OSError) as exc:
+            await _record_error(runtime, tenant_id, key, folder, error_text(exc))
+            raise
         if uidvalidity != known_validity:
             last_uid = 0  # a new folder generation: read it all again (dedupe drops what is known)
-        pending = await asyncio.to_thread(uids_after, client, last_uid)
         try:
+            pending = await asyncio.to_thread(uids_after, client, last_uid)
             for uid in pending[:BATCH]:
                 raw = await asyncio.to_thread(fetch, client, uid)
                 if raw is not None:
@@ -141,18 +183,16 @@ async def poll(runtime: Runtime, tenant_id: uuid.UUID, key: str, *, timeout_s: f
                 last_uid = uid
                 await _record(runtime, tenant_id, key, folder, uidvalidity, last_uid, None)
         except (imaplib.IMAP4.error, OSError) as exc:
-            await _record(runtime, tenant_id, key, folder, uidvalidity, last_uid, f"{type(exc).__name__}: {exc}"[:500])
+            await _record(runtime, tenant_id, key, folder, uidvalidity, last_uid, error_text(exc))
             raise
         if not pending:
             await _record(runtime, tenant_id, key, folder, uidvalidity, last_uid, None)
-    return PollResult(stored=stored, duplicates=duplicates, last_uid=last_uid)
+    finally:
+        await asyncio.to_thread(close, client)
+    return PollResult(stored=stored, duplicates=duplicates, last_uid=last_uid, more=len(pending) > BATCH)
 
 
 async def schedule(runtime: Runtime, tenant_id: uuid.UUID, key: str) -> None:
     """Poll the mailbox every minute from now on (the job of ``email.imap_poll``)."""
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
         await schedule_job(tx, POLL_JOB, f"{POLL_JOB}:{key}", cron=POLL_CRON, payload={"mailbox": key}, max_attempts=3)
-
-
-async def run_job(job: JobRun) -> None:
-    await poll(job.runtime, job.tenant_id, str(job.payload["mailbox"]))

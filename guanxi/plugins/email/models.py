@@ -63,3 +63,23 @@ class EmailImapState(TenantScoped, Base):
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     polled_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class EmailMailboxState(TenantScoped, Base):
+    """How a mailbox receives and what last went wrong with it: ``receiving`` is ``idle`` while
+    a worker process holds an IMAP IDLE connection to its folder (``idle_holder`` until
+    ``idle_until``, a lease renewed while the connection lives, so one process at a time holds
+    it), ``polling`` when the server offers no IDLE (or the connection keeps failing); the last
+    SMTP error that is the mailbox's fault (a refused login) is kept until a login succeeds."""
+
+    __tablename__ = "email_mailbox_state"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),)
+
+    mailbox: Mapped[str] = mapped_column(String(64), primary_key=True)
+    receiving: Mapped[str] = mapped_column(String(16), default="polling")
+    idle_holder: Mapped[str | None] = mapped_column(String(64))
+    idle_until: Mapped[dt.datetime | None]
+    idle_error: Mapped[str | None] = mapped_column(Text)
+    smtp_error: Mapped[str | None] = mapped_column(Text)
+    smtp_error_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -9,11 +9,11 @@ from typing import Any
 import msgspec
 from sqlalchemy import delete, select
 
-from guanxi import AccountSpec, Channel, InboundApplied, InboundEvent, JobKind, Receipt, Runtime, Tx, hookimpl
+from guanxi import AccountSpec, BackgroundWorker, Channel, InboundApplied, InboundEvent, JobKind, Receipt, Runtime, Tx, hookimpl
 from guanxi.core.domain.access import Permission
 from guanxi.core.domain.models import OutboxMessage
 from guanxi.core.storage.tenancy import TenantSession
-from guanxi.plugins.email import imap, service, suppression
+from guanxi.plugins.email import idle, imap, service, suppression
 from guanxi.plugins.email.channel import EmailChannel
 from guanxi.plugins.email.models import EmailAddress, EmailDraft
 from guanxi.plugins.email.routes import routes
@@ -59,7 +59,13 @@ def guanxi_graphql(runtime: Runtime) -> Any:
 
 @hookimpl
 def guanxi_job_kinds(runtime: Runtime) -> list[JobKind]:
-    return [JobKind(name=imap.POLL_JOB, run=imap.run_job, description="Read a mailbox's IMAP folder into the inbox", max_attempts=3)]
+    return [JobKind(name=imap.POLL_JOB, run=idle.run_poll_job, description="Read a mailbox's IMAP folder into the inbox", max_attempts=3)]
+
+
+@hookimpl
+def guanxi_workers(runtime: Runtime) -> list[BackgroundWorker]:
+    """The IMAP IDLE connections of the receiving mailboxes (one per mailbox across processes)."""
+    return [idle.IdleSupervisor(runtime)] if _settings(runtime).imap_idle else []
 
 
 @hookimpl
@@ -74,8 +80,8 @@ def guanxi_permissions() -> list[Permission]:
         Permission(
             name="email.mailboxes",
             roles=("admin", "manager"),
-            fields=("Mutation.pollEmailMailbox",),
-            description="Poll a mailbox's IMAP folder now and every minute from then on.",
+            fields=("Mutation.pollEmailMailbox", "Query.emailMailboxes"),
+            description="Switch receiving on for a mailbox (IMAP IDLE, or a poll every minute) and see how its mailboxes receive.",
         ),
     ]
 

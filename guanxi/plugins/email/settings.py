@@ -57,6 +57,10 @@ class EmailSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     #: The public base URL of this server: unsubscribe links, the open pixel and click redirects.
     public_url: str = "http://localhost:8000"
     timeout_s: float = 10.0
+    #: A PEM file of CA certificates trusted for SMTP and IMAP TLS besides the system's ("": the system's only).
+    tls_ca_file: str = ""
+    #: Keep an IMAP IDLE connection per receiving mailbox in the worker processes (new mail read at once).
+    imap_idle: bool = True
     #: soft bounces (4.x.x) of one address before it is suppressed
     soft_bounce_threshold: Annotated[int, msgspec.Meta(ge=1)] = 3
     #: the largest raw message the inbound route takes (attachments of 25 MB, base64-encoded)

@@ -3,6 +3,7 @@ messages), a rate limit per mailbox, and the SMTP answers mapped onto the delive
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Sequence
 
@@ -22,6 +23,16 @@ def delivery_error(exc: Exception) -> TransientDeliveryError | PermanentDelivery
         if codes and all(500 <= c < 600 for c in codes):
             return PermanentDeliveryError(f"SMTP refused the recipient: {detail}", provider_code=str(codes[0]))
         return TransientDeliveryError(f"SMTP deferred the recipient: {detail}", provider_code=str(codes[0]) if codes else None)
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return PermanentDeliveryError(
+            f"the SMTP server refused the mailbox's login ({exc.code} {exc.message}): check its smtp_username and smtp_password",
+            provider_code="auth",
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(exc.__cause__, ssl.SSLCertVerificationError):
+        reason = exc if isinstance(exc, ssl.SSLCertVerificationError) else exc.__cause__
+        return TransientDeliveryError(
+            f"the SMTP server's TLS certificate is not trusted: {getattr(reason, 'verify_message', '') or reason}"
+        )
     if isinstance(exc, aiosmtplib.SMTPResponseException) and not isinstance(exc, aiosmtplib.SMTPServerDisconnected):
         if 500 <= exc.code < 600:
             return PermanentDeliveryError(f"SMTP answered {exc.code} {exc.message}", provider_code=str(exc.code))
@@ -39,8 +50,13 @@ class MailboxPool:
     """Idle SMTP connections of one mailbox; a connection that failed is dropped, never reused,
     and one idle for longer than ``FRESH_S`` is checked with NOOP before it is."""
 
-    def __init__(self, mailbox: Mailbox, secrets: MailboxSecrets, *, timeout_s: float, size: int = 4) -> None:
+    def __init__(
+        self, mailbox: Mailbox, secrets: MailboxSecrets, *, timeout_s: float, size: int = 4, tls_context: ssl.SSLContext | None = None
+    ) -> None:
         self.mailbox, self.secrets, self.timeout_s, self.size = mailbox, secrets, timeout_s, size
+        self.tls_context = tls_context
+        #: no message has gone out through this pool yet (the mailbox's last SMTP error is cleared after the first)
+        self.fresh = True
         self.idle: list[tuple[aiosmtplib.SMTP, float]] = []
         self.bucket = TokenBucket(mailbox.rate_per_s)
 
@@ -52,6 +68,7 @@ class MailboxPool:
             use_tls=mb.smtp_security == "tls",
             start_tls=mb.smtp_security == "starttls",
             timeout=self.timeout_s,
+            tls_context=self.tls_context if mb.smtp_security != "none" else None,
         )
         await client.connect()
         if mb.smtp_username:

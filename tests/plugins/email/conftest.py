@@ -1,20 +1,37 @@
 """A real SMTP server on 127.0.0.1 (aiosmtpd, in its own thread) that the email channel sends to;
-each test scripts its next answers and reads what it received."""
+each test scripts its next answers and reads what it received. And a real IMAP server (Debian's
+dovecot, started by scripts/imap-test-server.sh): from ``GUANXI_TEST_IMAP_URL``, or started for
+the session when dovecot is installed; otherwise the IMAP tests skip, unless
+``GUANXI_TEST_REQUIRE_IMAP=1`` (CI) makes that a failure."""
 
 from __future__ import annotations
 
 import asyncio
 import email
+import imaplib
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterator
 from email.message import Message
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+import msgspec
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import func, select
+
+from guanxi import RequestContext, Runtime
+from guanxi.core.domain.models import InboxEvent
+from guanxi.core.services import accounts
 
 INBOUND_SECRET = "test-inbound-secret"
 ADDRESS = "sales@shop.test"
@@ -119,4 +136,102 @@ def files(runtime: Any, tmp_path: Any) -> Any:
     from guanxi.core.storage.files import LocalFileStore
 
     store = runtime.state["files"] = LocalFileStore(tmp_path / "files", 30 * 1024 * 1024)
+    # erasure deletes bytes stored just now (the grace protects references still on their way)
+    runtime.settings = msgspec.structs.replace(runtime.settings, files=msgspec.structs.replace(runtime.settings.files, orphan_grace_s=0))
     return store
+
+
+SCRIPT = Path(__file__).parents[3] / "scripts" / "imap-test-server.sh"
+
+
+class ImapServer:
+    def __init__(self, url: str, env: dict[str, str], tls_port: int | None = None) -> None:
+        parts = urlsplit(url)
+        assert parts.hostname and parts.port and parts.username and parts.password
+        self.host, self.port, self.user, self.password = parts.hostname, parts.port, unquote(parts.username), parts.password
+        self.env = env
+        #: the implicit-TLS port (a server this run started, with the run's certificate), else None
+        self.tls_port = tls_port
+
+    def client(self) -> imaplib.IMAP4:
+        c = imaplib.IMAP4(self.host, self.port, timeout=10)
+        c.login(self.user, self.password)
+        return c
+
+    def new_folder(self) -> str:
+        folder = f"t{uuid.uuid4().hex[:12]}"
+        c = self.client()
+        assert c.create(folder)[0] == "OK"
+        c.logout()
+        return folder
+
+    def deliver(self, folder: str, *raws: bytes) -> None:
+        c = self.client()
+        for raw in raws:
+            assert c.append(folder, None, None, raw.replace(b"\n", b"\r\n"))[0] == "OK"
+        c.logout()
+
+    def restart(self) -> None:
+        subprocess.run([str(SCRIPT), "restart"], check=True, env=self.env, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The run's self-signed certificate for 127.0.0.1 (cert, key): the TLS servers present it,
+    the plugin trusts it through ``tls_ca_file``."""
+    from tests.plugins.email.certs import self_signed
+
+    return self_signed(Path(tempfile.mkdtemp(prefix="guanxi-certs-")))
+
+
+@pytest.fixture(scope="session")
+def imap_server(tls_cert: tuple[Path, Path]) -> Iterator[ImapServer]:
+    env = dict(os.environ)
+    url = env.get("GUANXI_TEST_IMAP_URL")
+    started = False
+    tls_port: int | None = None
+    if not url:
+        if shutil.which("dovecot") is None and not Path("/usr/sbin/dovecot").exists():
+            reason = "no IMAP server: set GUANXI_TEST_IMAP_URL or install dovecot (scripts/imap-test-server.sh install)"
+            if env.get("GUANXI_TEST_REQUIRE_IMAP") == "1":
+                pytest.fail(reason + " (GUANXI_TEST_REQUIRE_IMAP=1)")
+            pytest.skip(reason)
+        # not under pytest's own temp dir: as root, dovecot's users must reach the state dir
+        env["IMAP_TEST_STATE_DIR"] = tempfile.mkdtemp(prefix="guanxi-imap-")
+        env["IMAP_TEST_TLS_CERT"], env["IMAP_TEST_TLS_KEY"] = str(tls_cert[0]), str(tls_cert[1])
+        url = subprocess.run([str(SCRIPT), "start"], check=True, env=env, capture_output=True, text=True, timeout=60).stdout.strip()
+        started = True
+        state = dict(line.split("=", 1) for line in (Path(env["IMAP_TEST_STATE_DIR"]) / "server.env").read_text().split())
+        tls_port = int(state["TLS_PORT"]) or None
+    elif "IMAP_TEST_STATE_DIR" not in env:
+        env["IMAP_TEST_STATE_DIR"] = str(SCRIPT.parents[1] / ".imapdata")
+    yield ImapServer(url, env, tls_port)
+    if started:
+        subprocess.run([str(SCRIPT), "stop"], check=False, env=env, capture_output=True, timeout=60)
+        shutil.rmtree(env["IMAP_TEST_STATE_DIR"], ignore_errors=True)
+
+
+async def connect_mailbox(
+    runtime: Runtime, tenant_id: uuid.UUID, smtp: FakeSmtp, server: ImapServer, *, password: str | None = None, **imap: Any
+) -> str:
+    """Save the tenant's mailbox ``main`` reading a new folder of the server (``imap``: other
+    settings, e.g. ``imap_security="tls", imap_port=...``); return the folder."""
+    folder = server.new_folder()
+    settings = (
+        mailbox(smtp, imap_host=server.host, imap_port=server.port, imap_security="none", imap_username=server.user, imap_folder=folder)
+        | imap
+    )
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        secret = server.password if password is None else password
+        await accounts.save_account(tx, "email", "main", settings=settings, secrets={"imap_password": secret})
+    return folder
+
+
+def mail(n: int) -> bytes:
+    message_id = f"<imap-{n}-{uuid.uuid4().hex}@customer.test>"
+    return f"From: c{n}@customer.test\nTo: sales@shop.test\nSubject: Q{n}\nMessage-ID: {message_id}\n\nQuestion {n}\n".encode()
+
+
+async def inbox_rows(runtime: Runtime, tenant_id: uuid.UUID) -> int:
+    async with runtime.session(tenant_id) as s:
+        return int((await s.execute(select(func.count()).select_from(InboxEvent))).scalar_one())

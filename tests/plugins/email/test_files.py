@@ -168,10 +168,10 @@ async def test_a_store_that_fails_to_delete_does_not_fail_the_committed_erasure(
     customer = await receive(runtime, tenant_id, mail("mei@customer.test", PDF, "offer.pdf"))
     key = files.put(PDF)
 
-    def down(key: str) -> None:
+    def down(key: str, cutoff: float) -> bool:
         raise ConnectionError("the store is down")
 
-    monkeypatch.setattr(files, "delete", down)
+    monkeypatch.setattr(files, "delete_if_idle", down)
     erased = await erase(runtime, tenant_id, customer)
     assert erased["files"] == 1 and await refs(runtime, tenant_id) == 0 and files.exists(key)
     assert "could not delete 1 unreferenced files" in caplog.text and "store is down" not in caplog.text

@@ -17,7 +17,7 @@ from guanxi.core.domain.models import InboxEvent, OutboxMessage
 from guanxi.core.services import accounts
 from guanxi.core.services.pipelines import create_tenant
 from guanxi.graphql.ids import to_global_id
-from guanxi.plugins.email.graphql import EmailMutation
+from guanxi.plugins.email.graphql import EmailMutation, EmailQuery
 from guanxi.testing.plugin import api_key
 from tests.access.conftest import make_user
 from tests.plugins.email.conftest import FakeSmtp, email_config, mailbox, signed
@@ -43,8 +43,28 @@ def plugin_config(smtp: FakeSmtp) -> dict[str, dict[str, Any]]:
 def test_every_email_root_field_is_attacked() -> None:
     """A new email root field cannot skip this suite."""
     fields = {f.python_name for f in EmailMutation.__strawberry_definition__.fields}  # type: ignore[attr-defined]
+    fields |= {f.python_name for f in EmailQuery.__strawberry_definition__.fields}  # type: ignore[attr-defined]
     camel = {"".join(w if i == 0 else w.title() for i, w in enumerate(f.split("_"))) for f in fields}
-    assert camel - {name for name, _ in ATTACKS} == set()
+    assert camel - {name for name, _ in ATTACKS} - {"emailMailboxes"} == set()  # emailMailboxes: the test below
+
+
+@pytest.mark.parametrize("role", ["admin", "sales"])
+async def test_another_tenant_sees_none_of_a_tenants_mailboxes(
+    runtime: Runtime, tenant_id: uuid.UUID, anonymous_client: httpx.AsyncClient, role: str
+) -> None:
+    async with runtime.write_session(None) as session:
+        beta = await create_tenant(session, f"beta-{uuid.uuid4().hex[:8]}", "Beta")
+    user = await make_user(runtime, beta, f"{role}@beta.example", role)
+    key = await api_key(runtime, beta, role, user_id=user if role == "sales" else None)
+    query = "{ emailMailboxes { key address lastError } }"
+    mine = await api_key(runtime, tenant_id, "admin")
+    own = (await anonymous_client.post("/graphql", json={"query": query}, headers={"Authorization": f"Bearer {mine}"})).json()
+    assert [m["key"] for m in own["data"]["emailMailboxes"]] == ["main"]  # the tenant's own mailbox is there
+    answer = (await anonymous_client.post("/graphql", json={"query": query}, headers={"Authorization": f"Bearer {key}"})).json()
+    if role == "sales":
+        assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN", answer
+    else:
+        assert answer["data"]["emailMailboxes"] == [], answer
 
 
 async def _counts(runtime: Runtime, tenant_id: uuid.UUID) -> tuple[int, int]:
