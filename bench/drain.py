@@ -138,6 +138,22 @@ async def set_status(rt: Runtime, tenant_id: uuid.UUID, status: str) -> None:
         await conn.execute(update(Tenant).where(Tenant.id == tenant_id).values(status=status))
 
 
+async def refuse_foreign_backlog(rt: Runtime, ours: list[uuid.UUID]) -> None:
+    """The workers claim due rows of every tenant: another active tenant's backlog in the same
+    database would be timed as ours, so the run stops."""
+    from guanxi.core.domain.models import Tenant
+
+    async with rt.engine.connect() as conn:
+        stmt = (
+            select(func.count())
+            .select_from(InboxEvent)
+            .join(Tenant, Tenant.id == InboxEvent.tenant_id)
+            .where(InboxEvent.status.in_(("pending", "processing")), Tenant.status != "suspended", InboxEvent.tenant_id.not_in(ours))
+        )
+        if (n := int((await conn.execute(stmt)).scalar_one())) > 0:
+            raise SystemExit(f"the database has {n} inbox rows of other tenants waiting: the workers would apply them too")
+
+
 async def count(rt: Runtime, tenant_id: uuid.UUID, table: Any, *where: Any) -> int:
     async with rt.engine.connect() as conn:
         stmt = select(func.count()).select_from(table).where(table.tenant_id == tenant_id, *where)
@@ -330,6 +346,7 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
             tenants.append(await create_tenant(s, f"drain-{side}-{run_id}", f"Drain bench ({side})"))
         await import_config_accounts(rt, tenant_id=tenants[-1])
     worker_tenant, base_tenant = tenants
+    await refuse_foreign_backlog(rt, tenants)
     events = [pigeon_event(i, run_id, args.senders) if args.channel == "pigeon" else wecom_event(i, run_id) for i in range(args.events)]
     duplicates = max(1, args.events // 20)
     try:
@@ -352,6 +369,8 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
         base_done = await count(rt, base_tenant, InboxEvent, InboxEvent.status == "done")
         base_interactions = await count(rt, base_tenant, Interaction)
     finally:
+        for tid in tenants:  # what a failed run leaves behind is never claimed by a later one
+            await set_status(rt, tid, "suspended")
         await rt.engine.dispose()
     eps = done / took if took else 0.0
     base_eps = args.events / base_s if base_s else 0.0
