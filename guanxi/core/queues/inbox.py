@@ -277,6 +277,8 @@ async def _apply_batch(
                 try:
                     one = await _apply(tx, inbox_id, lookups)
                 except Exception as exc:
+                    if is_busy(exc):
+                        raise  # another process holds SQLite's write lock: the worker backs off
                     raise _BatchEventError(inbox_id, exc) from exc
                 if one is not None:
                     applied.append(one)
