@@ -93,7 +93,7 @@ async def clone_tenant(runtime: Runtime, source: uuid.UUID) -> uuid.UUID:
                 await conn.exec_driver_sql(f"SELECT {', '.join(cols)} FROM {table} WHERE tenant_id = {_ph(runtime, 1)}", (raw(source),))
             ).all()
             at = cols.index("tenant_id")
-            values = [tuple(raw(target) if i == at else v for i, v in enumerate(r)) for r in rows]
+            values = [tuple(raw(target) if i == at else _json(v) for i, v in enumerate(r)) for r in rows]
             await conn.exec_driver_sql(_insert_sql(runtime, table, cols), values)
     return target
 

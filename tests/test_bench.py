@@ -31,6 +31,7 @@ def test_the_benches_are_found() -> None:
         "ack_group.py",
         "soak.py",
         "reports.py",
+        "drain.py",
     } <= set(SCRIPTS)
 
 
@@ -56,6 +57,8 @@ def test_each_bench_runs_at_its_smoke_size_and_prints_json_with_a_ratio(script: 
     if "ingest" in script:  # a ratio against a baseline that only answered errors means nothing
         assert result.get("errors") == 0, result
         assert result.get("baseline_errors") == 0, result
+    if script == "drain.py":  # the worker and the hand-written baseline each applied every event once
+        assert result["exactly_once"] and result["baseline_exactly_once"], result
 
 
 def test_the_soak_reports_intervals_cpu_rss_backlog_and_what_grew(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from guanxi.core.services import quotas
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer, merge_patch, search_text, snapshot
 from guanxi.core.services.fields import Row as FieldRow
+from guanxi.core.storage.bulk import insert_rows
 from guanxi.importer.matching import chunks, existing_keys
 from guanxi.importer.validation import Lookups, Row
 
@@ -203,8 +204,7 @@ class Writer:
             (_STAGE_CHANGES, batch.stage_changes),
             (_CUSTOMER_TAGS, batch.customer_tags),
         ):
-            if values:
-                await session.execute(insert(table), values)
+            await insert_rows(session, table, values)
         await self._write_custom()
         audit(
             self.tx, "customer.import", "customer", None,

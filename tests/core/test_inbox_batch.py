@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from guanxi import hookimpl
 from guanxi.core.domain.channels import InboundEvent, ProfileInput
-from guanxi.core.domain.models import InboxEvent
+from guanxi.core.domain.models import Customer, InboxEvent, Interaction
 from guanxi.core.queues import inbox
 from guanxi.core.runtime import Runtime
 from guanxi.testing.sql import count_statements
@@ -86,18 +86,47 @@ async def _statements_of_one_batch(runtime: Runtime, tenant_id: uuid.UUID, expec
 
 
 async def test_the_worker_applies_a_batch_in_a_fixed_number_of_statements_per_event(runtime: Runtime, tenant_id: uuid.UUID) -> None:
-    """N+1 guard for ingest: the claim, one read of the batch's rows and one executemany marking
-    them done are per batch; per event, a new person costs 14 statements (identity lookups,
-    customer, identity, stage history, interaction, audit, contact points, search text) and a
-    known person 3 (the identity lookup, the interaction, the last interaction time)."""
+    """N+1 guard for ingest. Per batch: the claim, one read of the batch's rows, one lookup of the
+    accounts they name (and one of those accounts' customers), one of their dedupe keys, the
+    arrival pipeline and stage (read once per batch), one multi-row INSERT of the interactions,
+    one executemany of the customers' last interaction times and one marking the rows done. Per
+    event: a new person costs 8 statements (customer, stage history, identity, audits, search
+    text: the ORM's flushes of create_customer and the identity), a known person none."""
     counts = {}
     for n in (4, 8):
         await _ingest(runtime, tenant_id, f"new{n}", [f"new-{n}-{i}" for i in range(n)])
         counts[n] = await _statements_of_one_batch(runtime, tenant_id, n)
-    assert (counts[8] - counts[4]) / 4 == 14
-    assert counts[4] - 4 * 14 == 3  # the claim, one read of the rows, one executemany marking them done
+    assert (counts[8] - counts[4]) / 4 == 8
+    assert counts[4] - 4 * 8 == 7  # claim, rows, accounts, dedupe keys, pipeline, stage, done marks
     known = {}
     for n in (4, 8):
         await _ingest(runtime, tenant_id, f"known{n}", [f"new-8-{i}" for i in range(n)])
         known[n] = await _statements_of_one_batch(runtime, tenant_id, n)
-    assert (known[8] - known[4]) / 4 == 3
+    # claim, rows, accounts, customers, dedupe keys, interactions, done marks (these events are
+    # not newer than the customers' last interactions: no update of the last times)
+    assert known[8] == known[4] == 7
+
+
+async def test_a_new_person_writing_twice_in_one_batch_becomes_one_customer_with_two_interactions(
+    runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
+    """The batch's account lookup learns the identity its first event attached: the second event
+    of the same new person finds it (no second customer, no unique-key clash)."""
+    await _ingest(runtime, tenant_id, "twice", ["alice", "bob", "alice"])
+    assert await inbox.run_once(runtime, tenant_id=tenant_id, limit=10) == 3
+    async with runtime.session(tenant_id) as s:
+        people = (await s.execute(select(Customer.display_name).order_by(Customer.display_name))).scalars().all()
+        timeline = (await s.execute(select(Interaction.customer_id))).scalars().all()
+        states = set((await s.execute(select(InboxEvent.status))).scalars())
+    assert people == ["alice", "bob"] and len(timeline) == 3 and len(set(timeline)) == 2 and states == {"done"}
+
+
+async def test_the_worker_claims_bigger_batches_while_a_backlog_lasts_and_small_ones_after(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    """``InboxWorker.size``: doubled after a full batch (up to ``MAX_BATCH``), back to
+    ``queues.batch`` after one that was not full."""
+    await _ingest(runtime, tenant_id, "backlog", [f"p-{i}" for i in range(7)])
+    worker = inbox.InboxWorker(runtime, batch=2)
+    sizes = []
+    while await worker.run_batch():
+        sizes.append(worker.size)
+    assert sizes == [4, 8, 2]  # 2 of 7 (full): next 4; 4 (full): next 8; the last 1: back to 2

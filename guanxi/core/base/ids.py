@@ -41,11 +41,14 @@ def new_id() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+_UNKNOWN = uuid.SafeUUID.unknown  # an enum member looked up once, not per id
+
+
 def _uuid_of(value: int) -> uuid.UUID:
     """``uuid.UUID(int=value)`` without re-checking a value built here (a third of the cost)."""
     u = object.__new__(uuid.UUID)
     object.__setattr__(u, "int", value)
-    object.__setattr__(u, "is_safe", uuid.SafeUUID.unknown)
+    object.__setattr__(u, "is_safe", _UNKNOWN)
     return u
 
 

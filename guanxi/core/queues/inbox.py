@@ -34,10 +34,16 @@ from guanxi.core.queues.queue import QueueWorker, backoff, claim
 from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import identities, interactions
+from guanxi.core.services.customers import ENTRY_STAGES
 from guanxi.core.storage.db import is_busy, write_transaction
 
 log = logging.getLogger("guanxi.inbox")
 CHANNEL_ACTOR = Actor(kind="system", name="inbox")
+#: the largest claim of the inbox worker working through a backlog (see ``InboxWorker.size``): a
+#: batch costs a fixed handful of statements however many events it holds, so a backlog drains
+#: in big batches, while a trickle goes in batches of ``queues.batch`` (on SQLite an ack waits
+#: for the batch being written)
+MAX_BATCH = 200
 
 
 #: errors that fail again on every retry: the event (or what it refers to) is wrong, not the moment
@@ -115,19 +121,49 @@ async def ingest(runtime: Runtime, tenant_id: uuid.UUID, event: InboundEvent | R
 Applied = tuple[InboxEvent, uuid.UUID | None, uuid.UUID | None]
 
 
-async def _apply(tx: Tx, inbox_id: uuid.UUID) -> Applied | None:
+class BatchLookups(msgspec.Struct, kw_only=True):
+    """What a batch of the inbox looked up for all its rows at once."""
+
+    #: the accounts the rows name (:func:`guanxi.core.services.identities.prefetch_identities`)
+    known: identities.KnownIdentities
+    #: the rows' interaction dedupe keys no interaction carries yet (inserted without a check)
+    unrecorded: set[str] = msgspec.field(default_factory=set)
+
+
+def dedupe_key(event: InboundEvent) -> str:
+    """The interaction dedupe key of an inbound event: its effect happens once."""
+    return f"inbox:{event.channel}:{event.provider_event_id}"
+
+
+async def _lookups(tx: Tx, rows: list[InboxEvent], *, defer_inserts: bool) -> BatchLookups:
+    keys: set[tuple[str, str]] = set()
+    dedupe_keys: list[str] = []
+    for row in rows:
+        event = row.event
+        if row.status == "done" or event.get("type") == "receipt" or not isinstance(identity := event.get("identity"), dict):
+            continue
+        channel, external_id = event.get("channel"), identity.get("external_id")
+        if isinstance(channel, str) and isinstance(external_id, str):
+            keys.add((channel, external_id))
+            dedupe_keys.append(f"inbox:{channel}:{event.get('provider_event_id')}")
+    known = await identities.prefetch_identities(tx, keys)
+    unrecorded = await interactions.unrecorded_keys(tx, dedupe_keys) if defer_inserts else set()
+    return BatchLookups(known=known, unrecorded=unrecorded)
+
+
+async def _apply(tx: Tx, inbox_id: uuid.UUID, lookups: BatchLookups | None = None) -> Applied | None:
     """The whole effect of one inbox row, inside the caller's transaction; the caller marks the
-    row done (:func:`_done`) in the same transaction."""
+    row done (:func:`_done`) in the same transaction. ``lookups``: what its batch looked up at once."""
     row = await tx.session.get(InboxEvent, (tx.tenant_id, inbox_id))
     if row is None or row.status == "done":
         return None
     # the trace of the webhook that stored the row goes on here (tracing on)
     with tracing.continued(row.trace_context, "guanxi.inbox.apply", channel=row.channel, inbox_id=str(row.id)):
-        customer_id, interaction_id = await _apply_row(tx, row)
+        customer_id, interaction_id = await _apply_row(tx, row, lookups)
     return row, customer_id, interaction_id
 
 
-async def _apply_row(tx: Tx, row: InboxEvent) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+async def _apply_row(tx: Tx, row: InboxEvent, lookups: BatchLookups | None) -> tuple[uuid.UUID | None, uuid.UUID | None]:
     if row.event.get("type") == "receipt":
         message = await lifecycle.apply_receipt(tx, msgspec.convert(row.event, Receipt))
         return message.customer_id, message.interaction_id
@@ -147,7 +183,9 @@ async def _apply_row(tx: Tx, row: InboxEvent) -> tuple[uuid.UUID | None, uuid.UU
             email=ident.email,
         ),
         arrival=Arrival(channel=event.channel, external_id=ident.external_id, payload=dict(event.payload)),
+        known=lookups.known if lookups is not None else None,
     )
+    key = dedupe_key(event)
     interaction, new = await interactions.record_interaction(
         tx,
         interactions.InteractionInput(
@@ -159,8 +197,9 @@ async def _apply_row(tx: Tx, row: InboxEvent) -> tuple[uuid.UUID | None, uuid.UU
             occurred_at=event.occurred_at,
             text=event.text,
             payload=dict(event.payload),
-            dedupe_key=f"inbox:{event.channel}:{event.provider_event_id}",
+            dedupe_key=key,
         ),
+        unrecorded=lookups is not None and key in lookups.unrecorded,
     )
     if identity.unreachable_at is not None and event.direction == "in":  # it wrote in: reachable again
         identity.unreachable_at = None
@@ -194,26 +233,65 @@ async def process_one(runtime: Runtime, tenant_id: uuid.UUID, inbox_id: uuid.UUI
             _done(*applied)
 
 
-async def process_batch(runtime: Runtime, tenant_id: uuid.UUID, inbox_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, Exception]]:
-    """Apply several claimed rows of one tenant in one transaction (group commit), each in its
-    own savepoint: a failing row is rolled back alone (with the events it queued) and returned
-    with its error; the others commit together.
+class _BatchEventError(Exception):
+    """An event of a batch applied without savepoints failed: the batch's transaction is rolled
+    back and the batch applied again, each event in a savepoint."""
 
-    The rows are read in one statement and marked done together after the last one (one
-    ``UPDATE`` executemany at the commit, not one per row): the marks commit with the effects,
-    so each event still takes effect exactly once."""
+    def __init__(self, inbox_id: uuid.UUID, error: Exception) -> None:
+        super().__init__(f"inbox event {inbox_id} failed: {error!r}")
+        self.inbox_id, self.error = inbox_id, error
+
+
+async def process_batch(runtime: Runtime, tenant_id: uuid.UUID, inbox_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, Exception]]:
+    """Apply several claimed rows of one tenant in one transaction (group commit); return the
+    rows that failed, with their errors (the others commit together).
+
+    The rows are read in one statement, the accounts they name looked up together (identities
+    and their customers: two statements), and the rows marked done together after the last one
+    (one ``UPDATE`` executemany at the commit): the marks commit with the effects, so each event
+    still takes effect exactly once. The events are applied one after the other without
+    savepoints; when one fails, the whole transaction is rolled back and the batch applied again
+    with each event in a savepoint of its own, so a failing row is rolled back alone (with the
+    events it queued) and the others commit."""
+    try:
+        return await _apply_batch(runtime, tenant_id, inbox_ids, savepoints=False)
+    except _BatchEventError as retry:
+        log.info("inbox batch of %d events: %s; applying them again one savepoint each", len(inbox_ids), retry)
+        return await _apply_batch(runtime, tenant_id, inbox_ids, savepoints=True)
+
+
+async def _apply_batch(
+    runtime: Runtime, tenant_id: uuid.UUID, inbox_ids: list[uuid.UUID], *, savepoints: bool
+) -> list[tuple[uuid.UUID, Exception]]:
     failures: list[tuple[uuid.UUID, Exception]] = []
     applied: list[Applied] = []
     async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=CHANNEL_ACTOR)) as tx:
         # each _apply finds its row in the session (kept referenced here)
-        rows = (await tx.session.execute(select(InboxEvent).where(InboxEvent.id.in_(inbox_ids)))).scalars().all()
+        rows = list((await tx.session.execute(select(InboxEvent).where(InboxEvent.id.in_(inbox_ids)))).scalars().all())
+        # without savepoints, the interactions of new dedupe keys are inserted together at the
+        # commit; with them, each event's is inserted in its savepoint (ON CONFLICT DO NOTHING)
+        tx.session.info[ENTRY_STAGES] = {}  # new customers of the batch enter by the same stages
+        lookups = await _lookups(tx, rows, defer_inserts=not savepoints)
         for inbox_id in inbox_ids:
+            if not savepoints:
+                try:
+                    one = await _apply(tx, inbox_id, lookups)
+                except Exception as exc:
+                    if is_busy(exc):
+                        raise  # another process holds SQLite's write lock: the worker backs off
+                    raise _BatchEventError(inbox_id, exc) from exc
+                if one is not None:
+                    applied.append(one)
+                continue
             try:
                 async with tx.savepoint():
-                    if (one := await _apply(tx, inbox_id)) is not None:
+                    if (one := await _apply(tx, inbox_id, lookups)) is not None:
                         applied.append(one)
             except Exception as exc:
                 failures.append((inbox_id, exc))
+                # what the savepoint undid may be in the map (an identity attached by the event)
+                tx.session.info[ENTRY_STAGES] = {}
+                lookups = await _lookups(tx, rows, defer_inserts=False)
         for one in applied:
             _done(*one)
         del rows
@@ -322,6 +400,11 @@ class InboxWorker(QueueWorker):
     def __init__(self, runtime: Runtime, *, poll_s: float = 1.0, batch: int = 50, lease_s: float = 60.0, max_attempts: int = 5) -> None:
         super().__init__(poll_s=poll_s, batch=batch, lease_s=lease_s)
         self.runtime, self.max_attempts = runtime, max_attempts
+        #: the size of the next claim: ``batch``, doubled after each full batch up to
+        #: ``max(batch, MAX_BATCH)`` while a backlog lasts, back to ``batch`` once one was not full
+        self.size = batch
 
     async def run_batch(self) -> int:
-        return await run_once(self.runtime, limit=self.batch, lease_s=self.lease_s, max_attempts=self.max_attempts)
+        n = await run_once(self.runtime, limit=self.size, lease_s=self.lease_s, max_attempts=self.max_attempts)
+        self.size = min(max(self.batch, MAX_BATCH), self.size * 2) if n >= self.size else self.batch
+        return n

@@ -132,8 +132,13 @@ async def _check_owner(session: TenantSession, owner_id: uuid.UUID) -> None:
         raise ValidationError(f"owner {owner_id} is not an active user of this tenant", field="ownerId")
 
 
-async def _sync_contact_points(session: TenantSession, customer: Customer) -> None:
-    await session.execute(delete(ContactPoint).where(ContactPoint.customer_id == customer.id))
+async def _sync_contact_points(session: TenantSession, customer: Customer, *, new: bool = False) -> None:
+    """Make the customer's contact points its phones and e-mails (a ``new`` customer has none
+    to delete yet)."""
+    if not new:
+        await session.execute(delete(ContactPoint).where(ContactPoint.customer_id == customer.id))
+    elif not customer.phones and not customer.emails:
+        return
     for kind, values in (("phone", customer.phones), ("email", customer.emails)):
         for value in values:
             session.add(ContactPoint(customer_id=customer.id, kind=kind, value=value))
@@ -213,6 +218,27 @@ def _refuse_duplicate(found: list[tuple[uuid.UUID, str, str]], visible: uuid.UUI
     raise ConflictError(f"another customer{whose} has the {kind} {value}", field=field, code="DUPLICATE")
 
 
+#: ``session.info`` key: a dict that keeps, for the session's transaction, the stage new
+#: customers enter by (pipeline, stage, source); a batch of the inbox sets it (every new
+#: customer of the batch would read the same pipelines and stages again)
+ENTRY_STAGES = "guanxi.entry_stages"
+
+
+async def _entry_stage(session: TenantSession, data: CustomerInput) -> Stage:
+    memo: dict[tuple[str | None, str | None, str | None], Stage] | None = session.info.get(ENTRY_STAGES)
+    key = (data.pipeline, data.stage, None if data.pipeline is not None else data.source)
+    if memo is not None and (stage := memo.get(key)) is not None:
+        return stage
+    if data.pipeline is not None:
+        pipeline = await pipeline_by_key(session, data.pipeline)
+    else:
+        pipeline = await arrival_pipeline(session, data.source)
+    stage = await target_stage(session, pipeline, data.stage)
+    if memo is not None:
+        memo[key] = stage
+    return stage
+
+
 async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
     session = tx.session
     await quotas.check_new_customers(tx)
@@ -235,11 +261,7 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
         created_at=utcnow(),
         updated_at=utcnow(),
     )
-    if data.pipeline is not None:
-        pipeline = await pipeline_by_key(session, data.pipeline)
-    else:
-        pipeline = await arrival_pipeline(session, data.source)
-    stage = await target_stage(session, pipeline, data.stage)
+    stage = await _entry_stage(session, data)
     if customer.owner_id is None and tx.ctx.owners is not None and tx.ctx.actor.user_id is not None:
         # a salesperson's (or manager's) new customer is theirs, or they could not see it
         customer.owner_id = tx.ctx.actor.user_id
@@ -267,7 +289,7 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
     customer.search_text = search_text(customer)
     session.add(customer)
     await session.flush()
-    await _sync_contact_points(session, customer)
+    await _sync_contact_points(session, customer, new=True)
     await move_stage(tx, customer, stage, reason="created")
     audit(
         tx,

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationError
 from guanxi.core.base.ids import new_id
@@ -78,6 +78,12 @@ async def attach_identity(tx: Tx, customer_id: uuid.UUID, data: IdentityInput) -
         if _apply_profile(identity, data):
             audit(tx, "identity.refresh", "customer", customer.id, {"channel": data.channel, "nickname": identity.nickname})
         return identity
+    return await _attach_new(tx, customer, data, new_customer=False)
+
+
+async def _attach_new(tx: Tx, customer: Customer, data: IdentityInput, *, new_customer: bool) -> Identity:
+    """Attach an account known not to be attached yet (a ``new_customer`` has no other
+    identity, so its search text needs no read of their nicknames)."""
     identity = Identity(
         id=new_id(),
         customer_id=customer.id,
@@ -91,8 +97,12 @@ async def attach_identity(tx: Tx, customer_id: uuid.UUID, data: IdentityInput) -
     tx.session.add(identity)
     await tx.session.flush()
     if identity.nickname:
-        nicks = (await tx.session.execute(select(Identity.nickname).where(Identity.customer_id == customer.id))).scalars()
-        customer.search_text = search_text(customer, [n for n in nicks if n])
+        if new_customer:
+            nicknames = [identity.nickname]
+        else:
+            nicks = (await tx.session.execute(select(Identity.nickname).where(Identity.customer_id == customer.id))).scalars()
+            nicknames = [n for n in nicks if n]
+        customer.search_text = search_text(customer, nicknames)
     audit(tx, "identity.attach", "customer", customer.id, {"channel": data.channel, "external_id": data.external_id})
     tx.emit(
         "guanxi_identity_attached",
@@ -138,16 +148,55 @@ async def _match_core(tx: Tx, data: IdentityInput) -> uuid.UUID | None:
     return None
 
 
+class KnownIdentities(dict[tuple[str, str], "Identity | None"]):
+    """Identities already looked up in this transaction by (channel, external id); None: no
+    identity has the account. Holds their customers too, so the session keeps them (its
+    identity map holds objects weakly) and :func:`get_customer` finds them without a statement."""
+
+    customers: list[Customer]
+
+
+async def prefetch_identities(tx: Tx, keys: set[tuple[str, str]]) -> KnownIdentities:
+    """Look up many accounts at once (a batch of the inbox): the identities, and their
+    customers into the session, in two statements; every key gets an entry (None: not attached).
+    Pass the result to :func:`resolve_identity` as ``known``."""
+    known = KnownIdentities(dict.fromkeys(keys))
+    known.customers = []
+    if not keys:
+        return known
+    stmt = select(Identity).where(tuple_(Identity.channel, Identity.external_id).in_(sorted(keys)))
+    found = (await tx.session.execute(stmt.execution_options(**{ALL_OWNERS: True}))).scalars().all()
+    for identity in found:
+        known[(identity.channel, identity.external_id)] = identity
+    customer_ids = sorted({identity.customer_id for identity in found})
+    if customer_ids:
+        stmt_customers = select(Customer).where(Customer.id.in_(customer_ids)).execution_options(**{ALL_OWNERS: True})
+        known.customers = list((await tx.session.execute(stmt_customers)).scalars())
+    return known
+
+
 async def resolve_identity(
-    tx: Tx, data: IdentityInput, *, display_name: str | None = None, source: str | None = None, arrival: Arrival | None = None
+    tx: Tx,
+    data: IdentityInput,
+    *,
+    display_name: str | None = None,
+    source: str | None = None,
+    arrival: Arrival | None = None,
+    known: KnownIdentities | None = None,
 ) -> tuple[Customer, Identity, bool]:
     """Find or create the customer behind a channel account.
 
     Order: the account itself; core matching (union id on any channel, then a unique phone or
     email); the ``guanxi_resolve_customer`` hook; else a new customer. Returns
-    ``(customer, identity, customer_created)``."""
+    ``(customer, identity, customer_created)``. ``known`` (from :func:`prefetch_identities`, in
+    this transaction) answers the account lookup without a statement when it holds the key, and
+    learns the identity attached here."""
     _validate(data)
-    identity = await find_identity(tx, data.channel, data.external_id)
+    key = (data.channel, data.external_id)
+    if known is not None and key in known:
+        identity = known[key]
+    else:
+        identity = await find_identity(tx, data.channel, data.external_id)
     if identity is not None:
         _apply_profile(identity, data)
         return await get_customer(tx.session, identity.customer_id), identity, False
@@ -180,5 +229,10 @@ async def resolve_identity(
             ),
         )
         customer_id, created = customer.id, True
-    identity = await attach_identity(tx, customer_id, data)
+    if created:  # the account was looked up above: attach it without a second look
+        identity = await _attach_new(tx, customer, data, new_customer=True)
+    else:
+        identity = await attach_identity(tx, customer_id, data)
+    if known is not None:
+        known[key] = identity
     return await get_customer(tx.session, customer_id), identity, created

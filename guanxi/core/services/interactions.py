@@ -18,6 +18,7 @@ from guanxi.core.domain.models import Interaction, utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.core.services.customers import get_customer
+from guanxi.core.storage.tenancy import ALL_OWNERS
 
 DIRECTIONS = frozenset({"in", "out", "internal"})
 #: Kinds core knows; plugins may record others (lower_snake_case).
@@ -68,9 +69,22 @@ def _validate(data: InteractionInput) -> None:
         raise ValidationError("occurredAt must carry a time zone", field="occurredAt")
 
 
-async def record_interaction(tx: Tx, data: InteractionInput) -> tuple[Interaction, bool]:
+async def unrecorded_keys(tx: Tx, keys: list[str]) -> set[str]:
+    """Those of ``keys`` (dedupe keys) no interaction of the tenant carries yet: one statement."""
+    if not keys:
+        return set()
+    stmt = select(Interaction.dedupe_key).where(Interaction.dedupe_key.in_(keys)).execution_options(**{ALL_OWNERS: True})
+    return set(keys) - set((await tx.session.execute(stmt)).scalars())
+
+
+async def record_interaction(tx: Tx, data: InteractionInput, *, unrecorded: bool = False) -> tuple[Interaction, bool]:
     """Append an interaction. Returns ``(interaction, created)``: with a ``dedupe_key`` already
-    recorded, the existing row comes back with ``created=False`` and no event fires."""
+    recorded, the existing row comes back with ``created=False`` and no event fires.
+
+    ``unrecorded``: the caller found the dedupe key unused in this transaction
+    (:func:`unrecorded_keys`), so the row is added to the session and inserted at its next flush,
+    with the other rows of a batch in one statement (a writer that recorded the key meanwhile
+    makes that flush fail on the unique key, and the caller's transaction with it)."""
     _validate(data)
     session = tx.session
     customer = await get_customer(session, data.customer_id)
@@ -89,9 +103,10 @@ async def record_interaction(tx: Tx, data: InteractionInput) -> tuple[Interactio
         dedupe_key=data.dedupe_key,
         actor_id=tx.ctx.actor.user_id,
     )
-    if data.dedupe_key is None:
+    if data.dedupe_key is None or unrecorded:
         session.add(row)
-        await session.flush()
+        if not unrecorded:
+            await session.flush()
     else:
         # One statement: a replay (or a concurrent writer with the same key) inserts nothing.
         insert = pg_insert if tx.runtime.engine.dialect.name == "postgresql" else sqlite_insert

@@ -56,6 +56,9 @@ UNSCOPED_KEY = "guanxi.unscoped"
 UNSCOPED = "guanxi_unscoped"
 #: set on every statement that went through :func:`_scope_statement` (see :func:`_guard_cursor`)
 _CHECKED = "guanxi_tenant_checked"
+#: execution option of driver-level SQL that stamps the session's tenant itself
+#: (:func:`guanxi.core.storage.bulk.insert_rows`): the cursor guard lets it through
+TENANT_STAMPED = _CHECKED
 #: the session whose transaction a pooled connection is in (see :func:`_guard_cursor`)
 _SESSION_REF = "guanxi.session"
 
