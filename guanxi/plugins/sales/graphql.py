@@ -312,6 +312,29 @@ class SalesMutation:
 
         return await as_payload(run, LeadPoolPayload)
 
+    @strawberry.mutation(
+        description="Change the lead pool named by input.key: every setting (name, holdLimit, returnAfterDays, returnRules, "
+        "claimRoles, claimTeams, dailyClaimLimits) becomes the input's. Held leads stay held."
+    )
+    async def update_lead_pool(self, info: Info, input: CreateLeadPoolInput) -> LeadPoolPayload:
+        async def run() -> LeadPoolPayload:
+            data = svc.PoolInput(
+                key=input.key,
+                name=input.name,
+                hold_limit=input.hold_limit,
+                return_after_days=input.return_after_days,
+                return_rules=_return_rules(input),
+                claim_roles=input.claim_roles,
+                claim_teams=input.claim_teams,
+                daily_claim_limits=_daily_limits(input.daily_claim_limits),
+            )
+            async with info.context.transaction() as tx:
+                changed = await svc.update_pool(tx, data)
+                rules = await available_rules(tx.runtime, tx.tenant_id, tx.session)
+            return LeadPoolPayload(pool=LeadPool.from_model(changed, rules))
+
+        return await as_payload(run, LeadPoolPayload)
+
     @strawberry.mutation(description="Put a customer into a lead pool: its owner is cleared and it can be claimed.")
     async def put_lead_in_pool(self, info: Info, customer_id: strawberry.ID, pool: str, reason: str | None = None) -> LeadPayload:
         async def run() -> LeadPayload:

@@ -74,8 +74,8 @@ def guanxi_permissions() -> list[Permission]:
         Permission(
             name="sales.pools.manage",
             roles=("admin", "manager"),
-            fields=("Mutation.createLeadPool",),
-            description="Create lead pools (公海)",
+            fields=("Mutation.createLeadPool", "Mutation.updateLeadPool"),
+            description="Create and change lead pools (公海)",
         ),
         Permission(
             name="sales.pools.use",

@@ -78,9 +78,8 @@ def mask_phone(phone: str) -> str:
     return phone[:-8] + phone[-8:-4].translate(str.maketrans("0123456789", "**********")) + phone[-4:]
 
 
-async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
-    if not _KEY.match(data.key):
-        raise ValidationError("key must be lower case: a letter, then letters, digits, _ or -, at most 64", field="key")
+async def _settings(tx: Tx, data: PoolInput) -> dict[str, Any]:
+    """A pool's settings from the input, checked (everything but the key)."""
     name = data.name.strip()
     if not name or len(name) > 200:
         raise ValidationError("name must be 1 to 200 characters", field="name")
@@ -89,39 +88,63 @@ async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
     if data.return_after_days is not None and not 1 <= data.return_after_days <= 3650:
         raise ValidationError("returnAfterDays must be 1 to 3650 (or null: never)", field="returnAfterDays")
     claim_roles, claim_teams, daily = _claim_rules(data)
+    return_rules = check_rules(data.return_rules, await available_rules(tx.runtime, tx.tenant_id, tx.session))
+    return {
+        "name": name,
+        "hold_limit": data.hold_limit,
+        "return_after_days": data.return_after_days,
+        "return_rules": return_rules,
+        "claim_roles": claim_roles,
+        "claim_teams": claim_teams,
+        "daily_claim_limits": daily,
+    }
+
+
+def _audited(pool: SalesPool) -> dict[str, Any]:
+    return {
+        "key": pool.key,
+        "name": pool.name,
+        "hold_limit": pool.hold_limit,
+        "return_after_days": pool.return_after_days,
+        "return_rules": pool.return_rules,
+        "claim_roles": pool.claim_roles,
+        "claim_teams": pool.claim_teams,
+        "daily_claim_limits": pool.daily_claim_limits,
+    }
+
+
+async def create_pool(tx: Tx, data: PoolInput) -> SalesPool:
+    if not _KEY.match(data.key):
+        raise ValidationError("key must be lower case: a letter, then letters, digits, _ or -, at most 64", field="key")
+    settings = await _settings(tx, data)
     session = tx.session
-    return_rules = check_rules(data.return_rules, await available_rules(tx.runtime, tx.tenant_id, session))
     if (await session.execute(select(SalesPool.id).where(SalesPool.key == data.key))).first() is not None:
         raise ConflictError(f"a lead pool {data.key!r} exists already", field="key")
-    pool = SalesPool(
-        key=data.key,
-        name=name,
-        hold_limit=data.hold_limit,
-        return_after_days=data.return_after_days,
-        return_rules=return_rules,
-        claim_roles=claim_roles,
-        claim_teams=claim_teams,
-        daily_claim_limits=daily,
-    )
+    pool = SalesPool(key=data.key, **settings)
     session.add(pool)
     await session.flush()
-    if data.return_after_days is not None or return_rules:
+    if pool.return_after_days is not None or pool.return_rules:
         await schedule_job(tx, RETURN_JOB, RETURN_JOB, cron=RETURN_CRON)
-    audit(
-        tx,
-        "sales.pool.create",
-        "salesPool",
-        pool.id,
-        {
-            "key": pool.key,
-            "hold_limit": pool.hold_limit,
-            "return_after_days": pool.return_after_days,
-            "return_rules": return_rules,
-            "claim_roles": claim_roles,
-            "claim_teams": claim_teams,
-            "daily_claim_limits": daily,
-        },
-    )
+    audit(tx, "sales.pool.create", "salesPool", pool.id, _audited(pool))
+    return pool
+
+
+async def update_pool(tx: Tx, data: PoolInput) -> SalesPool:
+    """Replace every setting of the pool ``data.key`` (name, limits, return rules, who may claim).
+    Leads held now stay held: a lower hold limit refuses new claims until holds drop under it; a
+    new return rule applies from the next run of the return job."""
+    session = tx.session
+    pool = await pool_by_key(session, data.key, field="key")
+    settings = await _settings(tx, data)
+    before = _audited(pool)
+    for name, value in settings.items():
+        setattr(pool, name, value)
+    await session.flush()
+    if pool.return_after_days is not None or pool.return_rules:
+        await schedule_job(tx, RETURN_JOB, RETURN_JOB, cron=RETURN_CRON)
+    after = _audited(pool)
+    changed = {k: {"from": before[k], "to": v} for k, v in after.items() if before[k] != v}
+    audit(tx, "sales.pool.update", "salesPool", pool.id, {"key": pool.key, "changed": changed})
     return pool
 
 

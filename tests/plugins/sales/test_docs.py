@@ -124,6 +124,17 @@ async def test_the_documented_pool_runs(team: Team) -> None:
         },
         "errors": [],
     }
+    changed = await team.call["mia"](OPERATIONS["ChangePool"])
+    assert changed["data"]["updateLeadPool"] == {
+        "pool": {
+            "key": "east",
+            "holdLimit": 20,
+            "returnAfterDays": 10,
+            "claimTeams": ["east", "north"],
+            "dailyClaimLimits": [{"role": "sales", "limit": 10}],
+        },
+        "errors": [],
+    }
 
 
 async def test_the_documented_csv_export_runs(runtime: Runtime, team: Team, http: Any) -> None:

@@ -36,6 +36,10 @@ ATTACKS: list[tuple[str, str]] = [
         'pool: "a-secret", customerIds: [$id], reason: "x"}) { result { customers } errors { code } } }',
     ),
     ("createLeadPool", 'mutation { createLeadPool(input: {key: "a-secret", name: "B own"}) { pool { key name } errors { code } } }'),
+    (
+        "updateLeadPool",
+        'mutation { updateLeadPool(input: {key: "a-secret", name: "B took it", holdLimit: 1}) { pool { key name } errors { code } } }',
+    ),
 ]
 
 
@@ -87,6 +91,9 @@ async def test_another_tenant_cannot_see_or_move_a_pools_leads(
         text = json.dumps(answer, ensure_ascii=False)
         assert "A-" not in text and "1111" not in text, text
         payload = next(iter((answer.get("data") or {}).values()), None)
+        if field == "updateLeadPool":  # B's admin: no such pool in B; B's salesperson may not change pools at all
+            code = payload["errors"][0]["code"] if payload is not None else answer["errors"][0]["extensions"]["code"]
+            assert code == ("NOT_FOUND" if role == "admin" else "FORBIDDEN"), answer
         if field in ("claimLead", "releaseLead", "putLeadInPool"):
             assert payload is not None and payload["errors"][0]["code"] in ("NOT_FOUND", "NOT_A_USER"), answer
         if field == "poolLeads":

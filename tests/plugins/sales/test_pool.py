@@ -169,3 +169,73 @@ async def test_return_rules_send_quiet_leads_back_and_warn_their_holder_a_day_be
     history = await team.call["admin"](q, {"id": leads[0]["customerId"]})
     last = history["data"]["customer"]["poolHistory"][-1]
     assert last == {"action": "return", "rule": "no follow-up for 7 days", "userId": None}
+
+
+UPDATE_POOL = """mutation($input: CreateLeadPoolInput!) { updateLeadPool(input: $input) {
+  pool { key name holdLimit returnAfterDays claimRoles returnRules { rule value } } errors { field code message } } }"""
+
+
+async def test_a_manager_changes_a_pools_settings_audited_and_held_leads_stay(runtime: Runtime, team: Team) -> None:
+    """updateLeadPool replaces the pool's settings (limit, rules, who may claim); the change is in
+    the audit trail with what it was before; a lead held under the old settings stays held, and
+    the new hold limit refuses the next claim."""
+    await _pool(team, hold_limit=3)
+    held = await _lead(runtime, team, "王芳")
+    assert (await team.call["li"](CLAIM, {"id": held}))["data"]["claimLead"]["errors"] == []
+    other = await _lead(runtime, team, "李雷", "+8613900002222")
+    changed = await team.call["mia"](
+        UPDATE_POOL,
+        {
+            "input": {
+                "key": "east",
+                "name": "华东大区",
+                "holdLimit": 1,
+                "returnAfterDays": 10,
+                "claimRoles": ["sales"],
+                "returnRules": [{"rule": "sales.no_won_deal", "value": 2}],
+            }
+        },
+    )
+    assert changed["data"]["updateLeadPool"] == {
+        "pool": {
+            "key": "east",
+            "name": "华东大区",
+            "holdLimit": 1,
+            "returnAfterDays": 10,
+            "claimRoles": ["sales"],
+            "returnRules": [{"rule": "sales.no_won_deal", "value": 2}],
+        },
+        "errors": [],
+    }
+    async with runtime.session(team.tenant_id) as s:
+        customer = await s.get(Customer, (team.tenant_id, from_global_id(held, "Customer")))
+        assert customer is not None and customer.owner_id == from_global_id(team.gid("li"), "User")
+        [entry] = (await s.execute(select(AuditEvent).where(AuditEvent.action == "sales.pool.update"))).scalars().all()
+    assert entry.changes["changed"]["hold_limit"] == {"from": 3, "to": 1}
+    assert entry.changes["changed"]["name"] == {"from": "华东", "to": "华东大区"}
+    refused = (await team.call["li"](CLAIM, {"id": other}))["data"]["claimLead"]
+    assert refused["errors"][0]["code"] == "LIMIT_REACHED"
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "field"),
+    [
+        ({"key": "nowhere"}, "NOT_FOUND", "key"),
+        ({"holdLimit": 0}, "VALIDATION", "holdLimit"),
+        ({"returnRules": [{"rule": "sales.no_such_rule", "value": 3}]}, "VALIDATION", "returnRules"),
+        ({"claimRoles": ["wizard"]}, "VALIDATION", "claimRoles"),
+    ],
+)
+async def test_a_bad_pool_change_is_refused_naming_the_field_and_changes_nothing(team: Team, change: dict, code: str, field: str) -> None:
+    await _pool(team)
+    body = await team.call["mia"](UPDATE_POOL, {"input": {"key": "east", "name": "华东"} | change})
+    [error] = body["data"]["updateLeadPool"]["errors"]
+    assert (error["code"], error["field"]) == (code, field), error
+    pools = (await team.call["mia"]("{ leadPools { key holdLimit claimRoles } }"))["data"]["leadPools"]
+    assert pools == [{"key": "east", "holdLimit": 2, "claimRoles": ["admin", "manager", "sales"]}]
+
+
+async def test_a_salesperson_may_not_change_a_pool(team: Team) -> None:
+    await _pool(team)
+    body = await team.call["li"](UPDATE_POOL, {"input": {"key": "east", "name": "mine now", "holdLimit": 99}})
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
