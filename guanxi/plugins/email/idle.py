@@ -250,7 +250,10 @@ class Watcher:
             await mark(self.runtime, self.tenant_id, self.key, self.holder, receiving="idle", error=None)
             await self._read(settings)  # catch up by UID
             while not self.stopping.is_set():
-                idle = await client.idle_start(timeout=self.renew_s)
+                try:  # aioimaplib waits for the server's continuation without a limit: a cut connection must not hang us
+                    idle = await asyncio.wait_for(client.idle_start(timeout=self.renew_s), timeout=settings.timeout_s)
+                except TimeoutError:
+                    raise ConnectionError("the IMAP server did not acknowledge IDLE") from None
                 news = await self._wait(client, lost)
                 client.idle_done()
                 with contextlib.suppress(TimeoutError):
@@ -331,10 +334,19 @@ class IdleSupervisor:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="guanxi-email-idle")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Stop the watchers: they log out and give up their leases; one still busy after
+        ``grace_s`` (a connection that stopped answering) is cancelled (its lease runs out)."""
         self._stopping.set()
         if self._task is not None:
-            await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=grace_s)
+            except TimeoutError:
+                for _, task in self.watchers.values():
+                    task.cancel()
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
 
     def watching(self) -> list[tuple[uuid.UUID, str]]:
         """The mailboxes this process holds an IDLE watcher for."""
