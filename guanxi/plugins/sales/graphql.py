@@ -4,6 +4,7 @@ release, putting a customer in a pool, and a customer's pool history."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any, cast
 from uuid import UUID
@@ -12,7 +13,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from guanxi import PoolReturnRule
+from guanxi import PoolReturnRule, Tx
 from guanxi.graphql.errors import UserError, as_payload
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.graphql.types import Customer
@@ -290,50 +291,40 @@ class SalesQuery:
         ]
 
 
+async def _save_pool(info: Info, input: CreateLeadPoolInput, save: Callable[[Tx, svc.PoolInput], Awaitable[SalesPool]]) -> LeadPoolPayload:
+    """Create or change a pool from the GraphQL input (the same input and checks for both)."""
+
+    async def run() -> LeadPoolPayload:
+        data = svc.PoolInput(
+            key=input.key,
+            name=input.name,
+            hold_limit=input.hold_limit,
+            return_after_days=input.return_after_days,
+            return_rules=_return_rules(input),
+            claim_roles=input.claim_roles,
+            claim_teams=input.claim_teams,
+            daily_claim_limits=_daily_limits(input.daily_claim_limits),
+        )
+        async with info.context.transaction() as tx:
+            saved = await save(tx, data)
+            rules = await available_rules(tx.runtime, tx.tenant_id, tx.session)
+        return LeadPoolPayload(pool=LeadPool.from_model(saved, rules))
+
+    return await as_payload(run, LeadPoolPayload)
+
+
 @strawberry.type
 class SalesMutation:
     @strawberry.mutation(description="Create a lead pool (managers and admins).")
     async def create_lead_pool(self, info: Info, input: CreateLeadPoolInput) -> LeadPoolPayload:
-        async def run() -> LeadPoolPayload:
-            data = svc.PoolInput(
-                key=input.key,
-                name=input.name,
-                hold_limit=input.hold_limit,
-                return_after_days=input.return_after_days,
-                return_rules=_return_rules(input),
-                claim_roles=input.claim_roles,
-                claim_teams=input.claim_teams,
-                daily_claim_limits=_daily_limits(input.daily_claim_limits),
-            )
-            async with info.context.transaction() as tx:
-                created = await svc.create_pool(tx, data)
-                rules = await available_rules(tx.runtime, tx.tenant_id, tx.session)
-            return LeadPoolPayload(pool=LeadPool.from_model(created, rules))
-
-        return await as_payload(run, LeadPoolPayload)
+        return await _save_pool(info, input, svc.create_pool)
 
     @strawberry.mutation(
         description="Change the lead pool named by input.key: every setting (name, holdLimit, returnAfterDays, returnRules, "
         "claimRoles, claimTeams, dailyClaimLimits) becomes the input's. Held leads stay held."
     )
     async def update_lead_pool(self, info: Info, input: CreateLeadPoolInput) -> LeadPoolPayload:
-        async def run() -> LeadPoolPayload:
-            data = svc.PoolInput(
-                key=input.key,
-                name=input.name,
-                hold_limit=input.hold_limit,
-                return_after_days=input.return_after_days,
-                return_rules=_return_rules(input),
-                claim_roles=input.claim_roles,
-                claim_teams=input.claim_teams,
-                daily_claim_limits=_daily_limits(input.daily_claim_limits),
-            )
-            async with info.context.transaction() as tx:
-                changed = await svc.update_pool(tx, data)
-                rules = await available_rules(tx.runtime, tx.tenant_id, tx.session)
-            return LeadPoolPayload(pool=LeadPool.from_model(changed, rules))
-
-        return await as_payload(run, LeadPoolPayload)
+        return await _save_pool(info, input, svc.update_pool)
 
     @strawberry.mutation(description="Put a customer into a lead pool: its owner is cleared and it can be claimed.")
     async def put_lead_in_pool(self, info: Info, customer_id: strawberry.ID, pool: str, reason: str | None = None) -> LeadPayload:
