@@ -34,6 +34,11 @@ REQUIRE_PG_ENV = "GUANXI_TEST_REQUIRE_POSTGRES"
 BASE_URL = "http://testserver.local"
 #: the server secret of test runtimes (API key hashes); never a production value
 TEST_SECRET = "guanxi-test-secret-" + "0" * 32
+#: how long a test runtime's SQLite write waits for its turn (``database.busy_timeout_ms``; the
+#: default is 5 s). The session database is shared by the whole run, and a loaded CI machine can
+#: stall a write for seconds (a WAL checkpoint's fsync): a test pins behaviour, not latency. A
+#: write that waits for itself still fails (later), and the log names the task holding the slot.
+TEST_BUSY_TIMEOUT_MS = 30_000
 
 #: ``await graphql(query, variables=None, *, ok=True)``: the type of the ``graphql`` fixture.
 GraphQL = Callable[..., Awaitable[dict[str, Any]]]
@@ -156,12 +161,18 @@ async def runtime(
 ) -> AsyncIterator[Runtime]:
     """A started runtime on the session database, migrated for the enabled plugins (core, then
     each plugin's own history). It reads only the test's own config file, never a
-    ``guanxi.toml`` of the working directory or ``GUANXI_*`` variables of the environment."""
+    ``guanxi.toml`` of the working directory or ``GUANXI_*`` variables of the environment.
+    SQLite writes wait up to :data:`TEST_BUSY_TIMEOUT_MS` for their turn (see there)."""
     from guanxi.core.migrate import upgrade
     from guanxi.core.runtime import Runtime
 
     config = write_config(tmp_path / "guanxi-test.toml", plugin_config)
-    environ = {"GUANXI_DATABASE_URL": database_url, "GUANXI_PLUGINS": ",".join(plugin_names), "GUANXI__AUTH__SECRET": TEST_SECRET}
+    environ = {
+        "GUANXI_DATABASE_URL": database_url,
+        "GUANXI_PLUGINS": ",".join(plugin_names),
+        "GUANXI__AUTH__SECRET": TEST_SECRET,
+        "GUANXI__DATABASE__BUSY_TIMEOUT_MS": str(TEST_BUSY_TIMEOUT_MS),
+    }
     rt = Runtime.from_config(config, environ=environ, extra_plugins=extra_plugins)
     await upgrade(rt)
     await rt.start()

@@ -264,3 +264,30 @@ async def test_inbox_rows_claimed_while_busy_are_not_marked_failed(rt: Runtime, 
     assert await inbox.run_once(rt, tenant_id=tenant_id) == 1
     async with rt.session(tenant_id) as s:
         assert (await s.execute(select(InboxEvent.status))).scalar_one() == "done"
+
+
+async def test_a_write_that_waits_past_the_busy_timeout_for_the_process_slot_is_busy_and_names_the_holder(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The in-process write slot waits as long as ``database.busy_timeout_ms`` (300 ms here), not
+    a fixed time; the warning names the task that held it."""
+    from guanxi.core.base.errors import BusyError
+
+    tenant_id = await rt.tenant_id()
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with rt.write_session(tenant_id):
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold(), name="slow-writer")
+    await holding.wait()
+    with caplog.at_level(logging.WARNING, logger="guanxi.core.storage.db"), pytest.raises(BusyError):
+        async with rt.write_session(tenant_id):
+            pass
+    release.set()
+    await holder
+    assert "no SQLite write slot within 0.3 s: task 'slow-writer' has held it for" in caplog.text
+    async with rt.write_session(tenant_id):  # the slot is free again
+        pass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from guanxi.core.base.config import DatabaseSettings
 from guanxi.core.base.errors import BusyError, ConfigError
 from guanxi.core.storage.tenancy import RLS_KEY, TenantSession
+
+log = logging.getLogger(__name__)
 
 
 def is_sqlite(url: str) -> bool:
@@ -69,6 +73,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         raise ConfigError(f"invalid config at `$.database.url`: driver missing: {exc.name}{hint}") from None
     if backend == "sqlite":
         busy = int(settings.busy_timeout_ms)
+        _slot_timeouts[engine.sync_engine] = busy / 1000
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -130,31 +135,45 @@ WRITE = "guanxi_write"
 #: counts in tests leave them out (:func:`guanxi.testing.sql.count_statements`).
 BOOKKEEPING = "guanxi_bookkeeping"
 _write_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+#: per engine: how long a write waits for the process's write slot (``database.busy_timeout_ms``)
+_slot_timeouts: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+#: per engine: which task holds the write slot, since when (monotonic): named when a write times out
+_holders: weakref.WeakKeyDictionary[Any, tuple[str, float]] = weakref.WeakKeyDictionary()
 
 
 @asynccontextmanager
-async def sqlite_writer(engine: AsyncEngine, timeout_s: float = 5.0) -> AsyncIterator[None]:
+async def sqlite_writer(engine: AsyncEngine, timeout_s: float | None = None) -> AsyncIterator[None]:
     """On SQLite, one write transaction at a time per process, first come first served.
 
     SQLite has one writer per database; left to its busy handler, waiting writers poll with
     growing sleeps and a burst of webhooks waits seconds behind the inbox worker. An asyncio lock
-    hands the write lock over in order instead. No-op on PostgreSQL. A write transaction must
-    not open another one inside it (it would wait for itself): after ``timeout_s`` that raises."""
+    hands the write lock over in order instead. No-op on PostgreSQL. A write waits for its turn
+    up to ``timeout_s`` (default: the engine's ``database.busy_timeout_ms``, the same patience
+    SQLite's own busy handler has), then raises :class:`BusyError`; the log names the task that
+    held the slot and for how long. A write transaction must not open another one inside it (it
+    would wait for itself)."""
     if engine.dialect.name != "sqlite":
         yield
         return
-    lock = _write_locks.get(engine.sync_engine)
+    key = engine.sync_engine
+    lock = _write_locks.get(key)
     if lock is None:
-        lock = _write_locks[engine.sync_engine] = asyncio.Lock()
+        lock = _write_locks[key] = asyncio.Lock()
+    wait_s = timeout_s if timeout_s is not None else _slot_timeouts.get(key, 5.0)
     try:
-        await asyncio.wait_for(lock.acquire(), timeout_s)
+        await asyncio.wait_for(lock.acquire(), wait_s)
     except TimeoutError:
+        holder, since = _holders.get(key, ("?", time.monotonic()))
+        log.warning("no SQLite write slot within %g s: task %r has held it for %.1f s", wait_s, holder, time.monotonic() - since)
         raise BusyError(
-            f"the database is busy: no write slot within {timeout_s:g} s (another write of this process is running); retry in a few seconds"
+            f"the database is busy: no write slot within {wait_s:g} s (another write of this process is running); retry in a few seconds"
         ) from None
+    task = asyncio.current_task()
+    _holders[key] = (task.get_name() if task is not None else "?", time.monotonic())
     try:
         yield
     finally:
+        _holders.pop(key, None)
         lock.release()
 
 

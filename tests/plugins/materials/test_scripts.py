@@ -96,7 +96,7 @@ async def test_a_missing_variable_is_a_validation_error_naming_it_and_nothing_is
 )
 async def test_bad_script_input_names_the_field(marketing: Staff, data: dict[str, str], field: str) -> None:
     errors = (await marketing.gql(CREATE, {"input": data}))["data"]["createScript"]["errors"]
-    assert errors[0]["field"] == field and errors[0]["code"] == "VALIDATION"
+    assert errors[0]["field"] == field and errors[0]["code"] == "VALIDATION", errors
 
 
 async def test_search_matches_every_word_in_title_or_text_and_costs_fixed_statements(runtime: Runtime, marketing: Staff) -> None:
