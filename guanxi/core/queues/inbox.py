@@ -130,6 +130,8 @@ class BatchLookups(msgspec.Struct, kw_only=True):
     unrecorded: set[str] = msgspec.field(default_factory=set)
     #: the rows' inbound events, decoded once (by inbox row id)
     events: dict[uuid.UUID, InboundEvent] = msgspec.field(default_factory=dict)
+    #: the batch's inbox rows (by id), read in one statement
+    rows: dict[uuid.UUID, InboxEvent] = msgspec.field(default_factory=dict)
 
 
 def dedupe_key(event: InboundEvent) -> str:
@@ -178,7 +180,7 @@ async def _lookups(tx: Tx, rows: list[InboxEvent], *, defer_inserts: bool) -> Ba
     events = _decoded(rows)
     keys = {(event.channel, event.identity.external_id) for event in events.values()}
     known = await identities.prefetch_identities(tx, keys)
-    lookups = BatchLookups(known=known, events=events)
+    lookups = BatchLookups(known=known, events=events, rows={row.id: row for row in rows})
     if not defer_inserts:
         return lookups
     lookups.unrecorded = await interactions.unrecorded_keys(tx, [dedupe_key(event) for event in events.values()])
@@ -191,7 +193,9 @@ async def _lookups(tx: Tx, rows: list[InboxEvent], *, defer_inserts: bool) -> Ba
 async def _apply(tx: Tx, inbox_id: uuid.UUID, lookups: BatchLookups | None = None) -> Applied | None:
     """The whole effect of one inbox row, inside the caller's transaction; the caller marks the
     row done (:func:`_done`) in the same transaction. ``lookups``: what its batch looked up at once."""
-    row = await tx.session.get(InboxEvent, (tx.tenant_id, inbox_id))
+    row = lookups.rows.get(inbox_id) if lookups is not None else None
+    if row is None:
+        row = await tx.session.get(InboxEvent, (tx.tenant_id, inbox_id))
     if row is None or row.status == "done":
         return None
     # the trace of the webhook that stored the row goes on here (tracing on)

@@ -8,6 +8,8 @@ from typing import Any, Final
 
 import msgspec
 from sqlalchemy import and_, delete, select, tuple_
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm.util import identity_key
 
 from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationError
 from guanxi.core.base.ids import new_id
@@ -156,13 +158,26 @@ async def _sync_contact_points(session: TenantSession, customer: Customer, *, ne
 async def get_customer(session: TenantSession, customer_id: uuid.UUID, *, follow_merges: bool = True) -> Customer:
     """Load a customer of the session's tenant; a merged id leads to the surviving customer."""
     for _ in range(16):
-        customer = await session.get(Customer, (session.tenant_id, customer_id))
+        customer = _loaded(session, customer_id)
+        if customer is None:
+            customer = await session.get(Customer, (session.tenant_id, customer_id))
         if customer is None:
             raise NotFoundError(f"customer {customer_id} not found")
         if customer.merged_into_id is None or not follow_merges:
             return customer
         customer_id = customer.merged_into_id
     raise NotFoundError(f"customer {customer_id} merge chain is too long")
+
+
+def _loaded(session: TenantSession, customer_id: uuid.UUID) -> Customer | None:
+    """The customer, when the session holds it loaded and current: what ``session.get`` would
+    answer from its identity map, without its trip through the async layer (the inbox asks for
+    a batch's customers several times per event)."""
+    found = session.sync_session.identity_map.get(identity_key(Customer, (session.tenant_id, customer_id)))
+    if not isinstance(found, Customer):
+        return None
+    state = sa_inspect(found)
+    return None if state.expired_attributes or state.deleted or state.was_deleted else found
 
 
 ON_DUPLICATE = frozenset({"create", "refuse", "link"})
