@@ -57,16 +57,18 @@ from guanxi.core.runtime import Runtime  # noqa: E402
 
 SERVER_SECRET = secrets.token_hex(32)
 PIGEON_SECRET = secrets.token_hex(16)
-CORP_ID = "wwdrainbench0001"
+#: the corp of a run is ``CORP_ID`` + the run's id: a corp (and its account key) belongs to one
+#: tenant of a database, and each run makes new tenants in the database of the earlier runs
+CORP_ID = "wwdrain"
 TOKEN = "drainbenchtoken"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 
-def config_file(folder: Path) -> Path:
+def config_file(folder: Path, run: str) -> Path:
     path = folder / "guanxi-drain.toml"
     path.write_text(
         "[plugins.wecom]\ntimestamp_window_s = 3600\nfetch_profiles = false\n"
-        f'[[plugins.wecom.corps]]\nkey = "bench"\ncorp_id = "{CORP_ID}"\ntoken = "{TOKEN}"\nencoding_aes_key = "{AES_KEY}"\n'
+        f'[[plugins.wecom.corps]]\nkey = "bench-{run}"\ncorp_id = "{CORP_ID}{run}"\ntoken = "{TOKEN}"\nencoding_aes_key = "{AES_KEY}"\n'
         f'[plugins.pigeon]\nwebhook_secret = "{PIGEON_SECRET}"\n',
         encoding="utf-8",
     )
@@ -106,13 +108,13 @@ def wecom_event(n: int, run: str) -> Any:
     from guanxi.plugins.wecom import callbacks
 
     xml = (
-        f"<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+        f"<xml><ToUserName><![CDATA[{CORP_ID}{run}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
         f"<CreateTime>{1765000000 + n}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
         "<Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[add_external_contact]]></ChangeType>"
         f"<UserID><![CDATA[staff{n % 20}]]></UserID><ExternalUserID><![CDATA[wm{run}{n:07d}]]></ExternalUserID>"
         f"<State><![CDATA[bench-{n % 7}]]></State></xml>"
     )
-    return callbacks.to_inbound(CORP_ID, callbacks.parse_xml(xml))
+    return callbacks.to_inbound(CORP_ID + run, callbacks.parse_xml(xml))
 
 
 async def prefill(rt: Runtime, tenant_id: uuid.UUID, events: list[Any], duplicates: int) -> int:
@@ -336,10 +338,10 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
     from guanxi.core.services.pipelines import create_tenant
     from guanxi.plugins.wecom.models import WecomFollow
 
-    config = config_file(folder)
+    run_id = secrets.token_hex(3)
+    config = config_file(folder, run_id)
     rt = Runtime.from_config(config, environ=environ(url, config, None))
     await upgrade(rt)
-    run_id = secrets.token_hex(3)
     tenants = []
     for side in ("worker", "baseline"):
         async with rt.session(None) as s, s.begin():

@@ -8,8 +8,8 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import msgspec
@@ -56,6 +56,23 @@ class Tx:
         """Run a callback once the transaction has committed (before the event hooks); an
         ``async def`` one is awaited."""
         self._callbacks.append(callback)
+
+    @contextmanager
+    def holding_events(self) -> Iterator[list[tuple[str, Event, Any]]]:
+        """Take the events queued inside the block out of the queue, into the yielded list, to be
+        queued later with :meth:`release_events` (a batch that prepares the work of several
+        items at once queues each item's events when the item itself is applied)."""
+        mark = len(self._events)
+        held: list[tuple[str, Event, Any]] = []
+        try:
+            yield held
+        finally:
+            held.extend(self._events[mark:])
+            del self._events[mark:]
+
+    def release_events(self, held: list[tuple[str, Event, Any]]) -> None:
+        """Queue events taken out by :meth:`holding_events`."""
+        self._events.extend(held)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:

@@ -379,6 +379,21 @@ def guanxi_inbound_applied(tx: Tx, event: InboundEvent, applied: InboundApplied)
 
 
 @hookspec
+def guanxi_inbound_prefetch(tx: Tx, events: list[InboundEvent]) -> Any:
+    """The inbox is about to apply ``events`` (a batch, in order) one after the other in ``tx``,
+    without savepoints; look up at once what your ``guanxi_inbound_applied`` will need for them
+    (rows, settings) and keep it for this transaction (``tx.session.info``), so that each event
+    costs no statement of its own.
+
+    Called once per batch before its first event, and only when the batch is applied in one go:
+    when an event fails, the batch is rolled back and applied again with a savepoint per event,
+    without this call, so ``guanxi_inbound_applied`` must also work without what you kept. Every
+    implementation sees every channel's events (filter on ``event.channel``). May be ``async
+    def``. An exception sends the batch to the one-savepoint-per-event path.
+    """
+
+
+@hookspec
 def guanxi_receipt_applied(tx: Tx, receipt: Receipt, message: OutboxMessage, previous_status: str) -> Any:
     """Core applied a receipt (a delivery report, a bounce, a complaint) from the inbox to its
     outbox ``message``; add the channel's own bookkeeping (bounce counts, suppression) in the same

@@ -128,6 +128,10 @@ class BatchLookups(msgspec.Struct, kw_only=True):
     known: identities.KnownIdentities
     #: the rows' interaction dedupe keys no interaction carries yet (inserted without a check)
     unrecorded: set[str] = msgspec.field(default_factory=set)
+    #: the rows' inbound events, decoded once (by inbox row id)
+    events: dict[uuid.UUID, InboundEvent] = msgspec.field(default_factory=dict)
+    #: the batch's inbox rows (by id), read in one statement
+    rows: dict[uuid.UUID, InboxEvent] = msgspec.field(default_factory=dict)
 
 
 def dedupe_key(event: InboundEvent) -> str:
@@ -135,26 +139,63 @@ def dedupe_key(event: InboundEvent) -> str:
     return f"inbox:{event.channel}:{event.provider_event_id}"
 
 
-async def _lookups(tx: Tx, rows: list[InboxEvent], *, defer_inserts: bool) -> BatchLookups:
-    keys: set[tuple[str, str]] = set()
-    dedupe_keys: list[str] = []
+def _identity_input(event: InboundEvent) -> identities.IdentityInput:
+    ident = event.identity
+    return identities.IdentityInput(
+        channel=event.channel,
+        external_id=ident.external_id,
+        union_id=ident.union_id,
+        nickname=ident.nickname,
+        avatar_url=ident.avatar_url,
+        follower_count=ident.follower_count,
+        profile=dict(ident.profile),
+        phone=ident.phone,
+        email=ident.email,
+    )
+
+
+def _arrival(event: InboundEvent) -> Arrival:
+    return Arrival(channel=event.channel, external_id=event.identity.external_id, payload=dict(event.payload))
+
+
+def _decoded(rows: list[InboxEvent]) -> dict[uuid.UUID, InboundEvent]:
+    """The inbound events of the rows still to apply (receipts and rows that no longer decode
+    left out: they are applied, or fail, one by one)."""
+    found: dict[uuid.UUID, InboundEvent] = {}
     for row in rows:
-        event = row.event
-        if row.status == "done" or event.get("type") == "receipt" or not isinstance(identity := event.get("identity"), dict):
+        if row.status == "done" or row.event.get("type") == "receipt":
             continue
-        channel, external_id = event.get("channel"), identity.get("external_id")
-        if isinstance(channel, str) and isinstance(external_id, str):
-            keys.add((channel, external_id))
-            dedupe_keys.append(f"inbox:{channel}:{event.get('provider_event_id')}")
+        try:
+            found[row.id] = msgspec.convert(row.event, InboundEvent)
+        except msgspec.ValidationError:
+            continue
+    return found
+
+
+async def _lookups(tx: Tx, rows: list[InboxEvent], *, defer_inserts: bool) -> BatchLookups:
+    """The batch's set-based work before its events are applied one after the other: the
+    accounts the events name, their dedupe keys and, without savepoints (``defer_inserts``),
+    the plugins' ``guanxi_inbound_prefetch`` and the batch's new customers, created together
+    (:func:`guanxi.core.services.identities.create_new_people`)."""
+    events = _decoded(rows)
+    keys = {(event.channel, event.identity.external_id) for event in events.values()}
     known = await identities.prefetch_identities(tx, keys)
-    unrecorded = await interactions.unrecorded_keys(tx, dedupe_keys) if defer_inserts else set()
-    return BatchLookups(known=known, unrecorded=unrecorded)
+    lookups = BatchLookups(known=known, events=events, rows={row.id: row for row in rows})
+    if not defer_inserts:
+        return lookups
+    lookups.unrecorded = await interactions.unrecorded_keys(tx, [dedupe_key(event) for event in events.values()])
+    ordered = [events[row.id] for row in rows if row.id in events]
+    await plugins.call_all((await tx.hooks()).guanxi_inbound_prefetch, tx=tx, events=ordered)
+    await identities.create_new_people(tx, [(_identity_input(event), _arrival(event)) for event in ordered], known)
+    return lookups
 
 
 async def _apply(tx: Tx, inbox_id: uuid.UUID, lookups: BatchLookups | None = None) -> Applied | None:
     """The whole effect of one inbox row, inside the caller's transaction; the caller marks the
     row done (:func:`_done`) in the same transaction. ``lookups``: what its batch looked up at once."""
-    row = await tx.session.get(InboxEvent, (tx.tenant_id, inbox_id))
+    row = lookups.rows.get(inbox_id) if lookups is not None else None
+    if row is None:
+        row = await tx.session.get(InboxEvent, (tx.tenant_id, inbox_id))
     if row is None or row.status == "done":
         return None
     # the trace of the webhook that stored the row goes on here (tracing on)
@@ -167,23 +208,11 @@ async def _apply_row(tx: Tx, row: InboxEvent, lookups: BatchLookups | None) -> t
     if row.event.get("type") == "receipt":
         message = await lifecycle.apply_receipt(tx, msgspec.convert(row.event, Receipt))
         return message.customer_id, message.interaction_id
-    event = msgspec.convert(row.event, InboundEvent)
-    ident = event.identity
+    event = lookups.events.get(row.id) if lookups is not None else None
+    if event is None:
+        event = msgspec.convert(row.event, InboundEvent)
     customer, identity, created = await identities.resolve_identity(
-        tx,
-        identities.IdentityInput(
-            channel=event.channel,
-            external_id=ident.external_id,
-            union_id=ident.union_id,
-            nickname=ident.nickname,
-            avatar_url=ident.avatar_url,
-            follower_count=ident.follower_count,
-            profile=dict(ident.profile),
-            phone=ident.phone,
-            email=ident.email,
-        ),
-        arrival=Arrival(channel=event.channel, external_id=ident.external_id, payload=dict(event.payload)),
-        known=lookups.known if lookups is not None else None,
+        tx, _identity_input(event), arrival=_arrival(event), known=lookups.known if lookups is not None else None
     )
     key = dedupe_key(event)
     interaction, new = await interactions.record_interaction(
@@ -271,7 +300,13 @@ async def _apply_batch(
         # without savepoints, the interactions of new dedupe keys are inserted together at the
         # commit; with them, each event's is inserted in its savepoint (ON CONFLICT DO NOTHING)
         tx.session.info[ENTRY_STAGES] = {}  # new customers of the batch enter by the same stages
-        lookups = await _lookups(tx, rows, defer_inserts=not savepoints)
+        try:
+            lookups = await _lookups(tx, rows, defer_inserts=not savepoints)
+        except Exception as exc:
+            if savepoints or is_busy(exc):
+                raise
+            # an event's new customer (or a plugin's look-up) failed: each event on its own
+            raise _BatchEventError(inbox_ids[0], exc) from exc
         for inbox_id in inbox_ids:
             if not savepoints:
                 try:

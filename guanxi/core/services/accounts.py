@@ -39,6 +39,8 @@ from guanxi.core.storage.tenancy import TenantSession, unscoped
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SPECS = "guanxi.account_specs"
 _SEALER = "guanxi.sealer"
+#: ``session.info`` key: the accounts a session read, by channel (see :func:`tenant_accounts`)
+_CACHE = "guanxi.channel_accounts"
 
 
 class Account(msgspec.Struct, frozen=True, kw_only=True):
@@ -140,12 +142,18 @@ async def tenant_accounts(
     runtime: Runtime, tenant_id: uuid.UUID, channel: str | None = None, *, session: TenantSession | None = None
 ) -> list[Account]:
     """The tenant's accounts (of one channel, or all), by key. The one way a plugin finds the
-    accounts of a tenant's work: scoped by the tenant chokepoint."""
+    accounts of a tenant's work: scoped by the tenant chokepoint. Read (and their secrets
+    opened) once per ``session``: a batch of the inbox asks for them per event; the session's
+    own changes (:func:`save_account`, :func:`delete_account`) forget them."""
     stmt = select(ChannelAccount).order_by(ChannelAccount.channel, ChannelAccount.key)
     if channel is not None:
         stmt = stmt.where(ChannelAccount.channel == channel)
     if session is not None:
-        rows = (await session.execute(stmt)).scalars().all()
+        cache: dict[str | None, list[Account]] = session.info.setdefault(_CACHE, {})
+        if (cached := cache.get(channel)) is None:
+            rows = (await session.execute(stmt)).scalars().all()
+            cached = cache[channel] = [_account(runtime, row) for row in rows]
+        return list(cached)
     else:
         async with runtime.session(tenant_id) as own:
             rows = (await own.execute(stmt)).scalars().all()
@@ -185,6 +193,7 @@ async def save_account(
     if not KEY.match(key):
         raise ValidationError("key must be 1 to 64 characters of a-z, 0-9, _ and -, starting with a letter or digit", field="key")
     session = tx.session
+    session.info.pop(_CACHE, None)
     row = (await session.execute(_by_key(channel, key))).scalar_one_or_none()
     if row is None and settings is None:
         raise ValidationError("settings are required to create an account", field="settings")
@@ -268,6 +277,7 @@ async def _check_unique(tx: Tx, channel: str, key: str, provider_id: str, own_id
 
 async def delete_account(tx: Tx, channel: str, key: str) -> None:
     """Remove one of the tenant's accounts (its webhooks answer 404 from then on), audited."""
+    tx.session.info.pop(_CACHE, None)
     row = (await tx.session.execute(_by_key(channel, key))).scalar_one_or_none()
     if row is None:
         raise NotFoundError(f"no {channel} account {key!r} in this tenant", field="key")

@@ -8,6 +8,8 @@ from typing import Any, Final
 
 import msgspec
 from sqlalchemy import and_, delete, select, tuple_
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm.util import identity_key
 
 from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationError
 from guanxi.core.base.ids import new_id
@@ -18,7 +20,7 @@ from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Tx
 from guanxi.core.services import quotas
 from guanxi.core.services.audit import audit
-from guanxi.core.services.pipelines import move_stage
+from guanxi.core.services.pipelines import move_stage, record_stage_change
 from guanxi.core.services.stages import arrival_pipeline, pipeline_by_key, target_stage
 from guanxi.core.storage.tenancy import ALL_OWNERS, TenantSession
 
@@ -126,8 +128,16 @@ def snapshot(customer: Customer) -> CustomerData:
     )
 
 
+#: ``session.info`` key: the owners :func:`_check_owner` loaded, kept referenced so that the
+#: session's identity map (which holds objects weakly) answers for them again without a statement
+#: (a batch of the inbox gives many new customers the same owners)
+_OWNERS_SEEN = "guanxi.owners_seen"
+
+
 async def _check_owner(session: TenantSession, owner_id: uuid.UUID) -> None:
     user = await session.get(User, (session.tenant_id, owner_id))
+    if user is not None:
+        session.info.setdefault(_OWNERS_SEEN, {})[owner_id] = user
     if user is None or not user.active:
         raise ValidationError(f"owner {owner_id} is not an active user of this tenant", field="ownerId")
 
@@ -148,13 +158,26 @@ async def _sync_contact_points(session: TenantSession, customer: Customer, *, ne
 async def get_customer(session: TenantSession, customer_id: uuid.UUID, *, follow_merges: bool = True) -> Customer:
     """Load a customer of the session's tenant; a merged id leads to the surviving customer."""
     for _ in range(16):
-        customer = await session.get(Customer, (session.tenant_id, customer_id))
+        customer = _loaded(session, customer_id)
+        if customer is None:
+            customer = await session.get(Customer, (session.tenant_id, customer_id))
         if customer is None:
             raise NotFoundError(f"customer {customer_id} not found")
         if customer.merged_into_id is None or not follow_merges:
             return customer
         customer_id = customer.merged_into_id
     raise NotFoundError(f"customer {customer_id} merge chain is too long")
+
+
+def _loaded(session: TenantSession, customer_id: uuid.UUID) -> Customer | None:
+    """The customer, when the session holds it loaded and current: what ``session.get`` would
+    answer from its identity map, without its trip through the async layer (the inbox asks for
+    a batch's customers several times per event)."""
+    found = session.sync_session.identity_map.get(identity_key(Customer, (session.tenant_id, customer_id)))
+    if not isinstance(found, Customer):
+        return None
+    state = sa_inspect(found)
+    return None if state.expired_attributes or state.deleted or state.was_deleted else found
 
 
 ON_DUPLICATE = frozenset({"create", "refuse", "link"})
@@ -242,6 +265,20 @@ async def _entry_stage(session: TenantSession, data: CustomerInput) -> Stage:
 async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
     session = tx.session
     await quotas.check_new_customers(tx)
+    customer, stage = await new_customer(tx, data)
+    session.add(customer)
+    await session.flush()
+    await _sync_contact_points(session, customer, new=True)
+    await move_stage(tx, customer, stage, reason="created")
+    _record_created(tx, customer)
+    return customer
+
+
+async def new_customer(tx: Tx, data: CustomerInput) -> tuple[Customer, Stage]:
+    """A customer built from ``data`` (validated, its owner chosen: the caller's, else the
+    ``guanxi_assign_owner`` hook), not added to the session yet, and the stage it enters by.
+    :func:`create_customer` writes it; a batch (:func:`add_new_customers`) writes many together."""
+    session = tx.session
     if data.on_duplicate == "refuse":
         found = await duplicates_of(
             session, _dedupe([normalize_phone(p) for p in data.phones]), _dedupe([normalize_email(e) for e in data.emails])
@@ -287,10 +324,31 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
             arrival=data.arrival,
         )
     customer.search_text = search_text(customer)
-    session.add(customer)
-    await session.flush()
-    await _sync_contact_points(session, customer, new=True)
-    await move_stage(tx, customer, stage, reason="created")
+    return customer, stage
+
+
+async def add_new_customers(tx: Tx, built: list[tuple[Customer, Stage]]) -> None:
+    """Insert customers made by :func:`new_customer` (the caller checked the quota for all of
+    them), each already at its entry stage: one multi-row ``INSERT`` now (no ``UPDATE`` after);
+    then the caller calls :func:`enter_new_customer` for each (their contact points, stage
+    history and audit rows are inserted together at the session's next flush)."""
+    for customer, stage in built:
+        customer.stage_id = stage.id
+        tx.session.add(customer)
+    await tx.session.flush()
+
+
+def enter_new_customer(tx: Tx, customer: Customer, stage: Stage) -> None:
+    """What :func:`create_customer` records after the customer's row, for a customer inserted
+    by :func:`add_new_customers`: contact points, entry into ``stage``, audit, events."""
+    for kind, values in (("phone", customer.phones), ("email", customer.emails)):
+        for value in values:
+            tx.session.add(ContactPoint(customer_id=customer.id, kind=kind, value=value))
+    record_stage_change(tx, customer, stage, None, None, reason="created")
+    _record_created(tx, customer)
+
+
+def _record_created(tx: Tx, customer: Customer) -> None:
     audit(
         tx,
         "customer.create",
@@ -299,7 +357,6 @@ async def create_customer(tx: Tx, data: CustomerInput) -> Customer:
         {"display_name": customer.display_name, "phones": customer.phones, "emails": customer.emails, "source": customer.source},
     )
     tx.emit("guanxi_customer_created", CustomerCreated(tenant_id=tx.tenant_id, actor=tx.ctx.actor, customer=snapshot(customer)))
-    return customer
 
 
 async def update_customer(tx: Tx, customer_id: uuid.UUID, patch: CustomerPatch) -> Customer:

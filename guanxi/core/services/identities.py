@@ -12,11 +12,22 @@ from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationErro
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.contracts import Arrival
 from guanxi.core.domain.events import IdentityAttached
-from guanxi.core.domain.models import ContactPoint, Customer, Identity, utcnow
+from guanxi.core.domain.models import ContactPoint, Customer, Identity, Stage, utcnow
 from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Tx
+from guanxi.core.services import quotas
 from guanxi.core.services.audit import audit
-from guanxi.core.services.customers import CustomerInput, create_customer, get_customer, normalize_email, normalize_phone, search_text
+from guanxi.core.services.customers import (
+    CustomerInput,
+    add_new_customers,
+    create_customer,
+    enter_new_customer,
+    get_customer,
+    new_customer,
+    normalize_email,
+    normalize_phone,
+    search_text,
+)
 from guanxi.core.storage.tenancy import ALL_OWNERS
 
 
@@ -81,9 +92,10 @@ async def attach_identity(tx: Tx, customer_id: uuid.UUID, data: IdentityInput) -
     return await _attach_new(tx, customer, data, new_customer=False)
 
 
-async def _attach_new(tx: Tx, customer: Customer, data: IdentityInput, *, new_customer: bool) -> Identity:
+async def _attach_new(tx: Tx, customer: Customer, data: IdentityInput, *, new_customer: bool, flush: bool = True) -> Identity:
     """Attach an account known not to be attached yet (a ``new_customer`` has no other
-    identity, so its search text needs no read of their nicknames)."""
+    identity, so its search text needs no read of their nicknames). ``flush=False``: the
+    identity is inserted at the session's next flush (with a batch's others)."""
     identity = Identity(
         id=new_id(),
         customer_id=customer.id,
@@ -95,7 +107,8 @@ async def _attach_new(tx: Tx, customer: Customer, data: IdentityInput, *, new_cu
     )
     _apply_profile(identity, data)
     tx.session.add(identity)
-    await tx.session.flush()
+    if flush:
+        await tx.session.flush()
     if identity.nickname:
         if new_customer:
             nicknames = [identity.nickname]
@@ -154,6 +167,12 @@ class KnownIdentities(dict[tuple[str, str], "Identity | None"]):
     identity map holds objects weakly) and :func:`get_customer` finds them without a statement."""
 
     customers: list[Customer]
+    #: accounts :func:`create_new_people` attached to new customers, with the events their
+    #: creation queued: the first :func:`resolve_identity` of the account queues them and
+    #: answers ``customer_created=True``
+    fresh: dict[tuple[str, str], list[tuple[str, Any, Any]]]
+    #: accounts a ``guanxi_resolve_customer`` implementation placed with a customer
+    placed: dict[tuple[str, str], uuid.UUID]
 
 
 async def prefetch_identities(tx: Tx, keys: set[tuple[str, str]]) -> KnownIdentities:
@@ -161,7 +180,7 @@ async def prefetch_identities(tx: Tx, keys: set[tuple[str, str]]) -> KnownIdenti
     customers into the session, in two statements; every key gets an entry (None: not attached).
     Pass the result to :func:`resolve_identity` as ``known``."""
     known = KnownIdentities(dict.fromkeys(keys))
-    known.customers = []
+    known.customers, known.fresh, known.placed = [], {}, {}
     if not keys:
         return known
     stmt = select(Identity).where(tuple_(Identity.channel, Identity.external_id).in_(sorted(keys)))
@@ -199,22 +218,16 @@ async def resolve_identity(
         identity = await find_identity(tx, data.channel, data.external_id)
     if identity is not None:
         _apply_profile(identity, data)
-        return await get_customer(tx.session, identity.customer_id), identity, False
-    customer_id = await _match_core(tx, data)
+        held = known.fresh.pop(key, None) if known is not None else None
+        if held is not None:  # created for this account by create_new_people
+            tx.release_events(held)
+        return await get_customer(tx.session, identity.customer_id), identity, held is not None
+    # an account create_new_people saw placed by a plugin (it has no union id, phone or e-mail)
+    customer_id = known.placed.get(key) if known is not None else None
     if customer_id is None:
-
-        async def live_customer(answer: object) -> bool:
-            if not isinstance(answer, uuid.UUID):
-                return False
-            try:
-                await get_customer(tx.session, answer)
-            except NotFoundError:
-                return False
-            return True
-
-        customer_id = await plugins.call_first(
-            (await tx.hooks()).guanxi_resolve_customer, accept=live_customer, session=tx.session, identity=data
-        )
+        customer_id = await _match_core(tx, data)
+    if customer_id is None:
+        customer_id = await _placed_by_plugin(tx, data)
     created = False
     if customer_id is None:
         name = display_name or data.nickname or f"{data.channel}:{data.external_id}"
@@ -236,3 +249,64 @@ async def resolve_identity(
     if known is not None:
         known[key] = identity
     return await get_customer(tx.session, customer_id), identity, created
+
+
+async def _placed_by_plugin(tx: Tx, data: IdentityInput) -> uuid.UUID | None:
+    async def live_customer(answer: object) -> bool:
+        if not isinstance(answer, uuid.UUID):
+            return False
+        try:
+            await get_customer(tx.session, answer)
+        except NotFoundError:
+            return False
+        return True
+
+    found: uuid.UUID | None = await plugins.call_first(
+        (await tx.hooks()).guanxi_resolve_customer, accept=live_customer, session=tx.session, identity=data
+    )
+    return found
+
+
+async def create_new_people(tx: Tx, people: list[tuple[IdentityInput, Arrival | None]], known: KnownIdentities) -> int:
+    """Create, together, the customers of a batch's accounts that :func:`resolve_identity`
+    would create one by one: accounts ``known`` says are not attached, without a union id, phone
+    or e-mail (core matching is left to :func:`resolve_identity`), that no
+    ``guanxi_resolve_customer`` implementation places (its answer is kept in ``known.placed``).
+    The customers are inserted in one statement, then their identities, stage history, contact
+    points and audit rows in one each; each account's events are held in ``known.fresh``
+    until its first :func:`resolve_identity`. ``people``: (account, arrival) in the batch's order
+    (the first of an account names its customer and owner, as one by one). Returns how many
+    customers were created."""
+    todo: dict[tuple[str, str], tuple[IdentityInput, Arrival | None]] = {}
+    for data, arrival in people:
+        key = (data.channel, data.external_id)
+        if key in todo or key not in known or known[key] is not None or key in known.placed:
+            continue
+        _validate(data)
+        if data.union_id or data.phone or data.email:
+            continue
+        todo[key] = (data, arrival)
+    for key, (data, _) in list(todo.items()):
+        placed = await _placed_by_plugin(tx, data)
+        if placed is not None:
+            known.placed[key] = placed
+            del todo[key]
+    if not todo:
+        return 0
+    await quotas.check_new_customers(tx, len(todo))
+    built: list[tuple[Customer, Stage]] = []
+    for data, arrival in todo.values():
+        name = data.nickname or f"{data.channel}:{data.external_id}"
+        customer, stage = await new_customer(tx, CustomerInput(display_name=name, source=data.channel, arrival=arrival))
+        if data.nickname:  # as _attach_new will make it: inserted so, not updated after
+            customer.search_text = search_text(customer, [data.nickname])
+        built.append((customer, stage))
+    await add_new_customers(tx, built)
+    for (key, (data, _)), (customer, stage) in zip(todo.items(), built, strict=True):
+        with tx.holding_events() as held:
+            enter_new_customer(tx, customer, stage)
+            known[key] = await _attach_new(tx, customer, data, new_customer=True, flush=False)
+        known.fresh[key] = held
+        known.customers.append(customer)
+    await tx.session.flush()  # the identities (and the rest), together; the session now knows them
+    return len(built)

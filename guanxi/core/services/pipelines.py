@@ -102,10 +102,29 @@ async def move_stage(
     if customer.stage_id is not None:
         previous = await tx.session.get(Stage, (tx.tenant_id, customer.stage_id))
         previous_key = previous.key if previous else None
+    from_stage_id = customer.stage_id
+    customer.stage_id = stage.id
+    customer.updated_at = utcnow()
+    return record_stage_change(tx, customer, stage, from_stage_id, previous_key, reason=reason, rule=rule)
+
+
+def record_stage_change(
+    tx: Tx,
+    customer: Customer,
+    stage: Stage,
+    from_stage_id: uuid.UUID | None,
+    previous_key: str | None,
+    *,
+    reason: str | None = None,
+    rule: str | None = None,
+) -> StageChange:
+    """Record that ``customer`` (already at ``stage``) came from ``from_stage_id`` (key
+    ``previous_key``): the history row, the audit row and ``guanxi_stage_changed``. A new
+    customer inserted at its entry stage records its entry with it (no UPDATE of the row)."""
     change = StageChange(
         id=new_id(),
         customer_id=customer.id,
-        from_stage_id=customer.stage_id,
+        from_stage_id=from_stage_id,
         to_stage_id=stage.id,
         changed_at=utcnow(),
         actor_id=tx.ctx.actor.user_id,
@@ -113,8 +132,6 @@ async def move_stage(
         reason=reason,
     )
     tx.session.add(change)
-    customer.stage_id = stage.id
-    customer.updated_at = utcnow()
     audit(tx, "customer.stage", "customer", customer.id, {"from": previous_key, "to": stage.key, "rule": rule, "reason": reason})
     tx.emit(
         "guanxi_stage_changed",

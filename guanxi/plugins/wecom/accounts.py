@@ -21,6 +21,9 @@ from guanxi.core.storage.tenancy import TenantSession
 from guanxi.plugins.wecom.callbacks import CHANNEL
 from guanxi.plugins.wecom.settings import CorpSettings, WecomSettings
 
+#: ``session.info`` key: the corps made from the session's accounts (see :func:`tenant_corps`)
+_CORPS = "wecom.corps"
+
 
 class CorpAccount(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The public settings of a corp's account (readable back through the API)."""
@@ -99,8 +102,16 @@ async def tenant_corp_accounts(runtime: Runtime, tenant_id: uuid.UUID, *, sessio
 async def tenant_corps(runtime: Runtime, tenant_id: uuid.UUID, *, session: TenantSession | None = None) -> list[CorpSettings]:
     """The corps the tenant connected and can use (broken accounts left out): the one place a
     corp is chosen for a tenant's work, through the tenant chokepoint, so another tenant's corp
-    is invisible (not merely refused)."""
-    return [corp_of(a) for a in await tenant_corp_accounts(runtime, tenant_id, session=session) if a.broken is None]
+    is invisible (not merely refused). With a ``session``, made once per session for the same
+    accounts (which core reads once per session)."""
+    found = await tenant_corp_accounts(runtime, tenant_id, session=session)
+    if session is None:
+        return [corp_of(a) for a in found if a.broken is None]
+    cached: tuple[list[accounts.Account], list[CorpSettings]] | None = session.info.get(_CORPS)
+    # the same account objects (the session's cached ones, kept referenced here): the same corps
+    if cached is None or len(cached[0]) != len(found) or any(a is not b for a, b in zip(cached[0], found, strict=True)):
+        cached = session.info[_CORPS] = (found, [corp_of(a) for a in found if a.broken is None])
+    return list(cached[1])
 
 
 async def tenant_corp_by_id(

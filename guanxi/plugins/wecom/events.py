@@ -9,7 +9,7 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -55,21 +55,28 @@ async def _remember_staff(session: TenantSession, corp: CorpSettings, userid: st
     await session.execute(stmt.on_conflict_do_nothing())
 
 
+#: ``session.info`` keys: the members' users a session found (:func:`staff_user`), and the follow
+#: rows an inbox batch looked up (:func:`prefetch`; None: no such row)
+STAFF_USERS = "wecom.staff_users"
+FOLLOWS = "wecom.follows"
+
+
 async def staff_user(session: TenantSession, corp: CorpSettings, userid: str) -> uuid.UUID | None:
     """The Guanxi user behind a corp member: the ``wecom_staff`` row, else the ``staff`` map of
-    the corp's config (UserID → email), remembered in ``wecom_staff`` on first use."""
+    the corp's config (UserID → email), remembered in ``wecom_staff`` on first use. Answered
+    once per session (a batch of the inbox asks per event)."""
+    known: dict[tuple[str, str], uuid.UUID | None] = session.info.setdefault(STAFF_USERS, {})
+    if (corp.corp_id, userid) in known:
+        return known[(corp.corp_id, userid)]
     found = (
         await session.execute(select(WecomStaff.user_id).where(WecomStaff.corp_id == corp.corp_id, WecomStaff.userid == userid))
     ).scalar_one_or_none()
-    if found is not None:
-        return found
-    email = corp.staff.get(userid)
-    if not email:
-        return None
-    user_id = (await session.execute(select(User.id).where(User.email == email.strip().lower()))).scalar_one_or_none()
-    if user_id is not None:
-        await _remember_staff(session, corp, userid, user_id)
-    return user_id
+    if found is None and (email := corp.staff.get(userid)):
+        found = (await session.execute(select(User.id).where(User.email == email.strip().lower()))).scalar_one_or_none()
+        if found is not None:
+            await _remember_staff(session, corp, userid, found)
+    known[(corp.corp_id, userid)] = found
+    return found
 
 
 async def wecom_userid(session: TenantSession, corp: CorpSettings, user_id: uuid.UUID) -> str | None:
@@ -249,6 +256,47 @@ async def _apply_tag(tx: Tx, corp: CorpSettings, fields: dict[str, str]) -> bool
 # -- in the inbox transaction, after core applied a customer event --------------------------------
 
 
+def _contact_events(events: list[InboundEvent]) -> list[InboundEvent]:
+    return [e for e in events if e.channel == CHANNEL and "change_type" in e.payload]
+
+
+async def prefetch(tx: Tx, events: list[InboundEvent]) -> None:
+    """Before a batch of the inbox: the tenant's corps (kept for the transaction), the staff
+    mappings and the follow rows its contact events name, in one statement each."""
+    contacts = _contact_events(events)
+    if not contacts:
+        return
+    session = tx.session
+    corps = {c.corp_id: c for c in await corp_accounts.tenant_corps(tx.runtime, tx.tenant_id, session=session)}
+    members: set[tuple[str, str]] = set()
+    relations: set[tuple[str, str, str]] = set()
+    for event in contacts:
+        corp_id, userid = str(event.payload.get("corp_id", "")), str(event.payload.get("userid", ""))
+        if corp_id not in corps or not userid:
+            continue
+        members.add((corp_id, userid))
+        if str(event.payload["change_type"]) in FOLLOW_STATUS:
+            relations.add((corp_id, event.identity.external_id, userid))
+    if members:
+        staff: dict[tuple[str, str], uuid.UUID | None] = session.info.setdefault(STAFF_USERS, {})
+        stmt = select(WecomStaff.corp_id, WecomStaff.userid, WecomStaff.user_id).where(
+            tuple_(WecomStaff.corp_id, WecomStaff.userid).in_(sorted(members))
+        )
+        for corp_id, userid, user_id in await session.execute(stmt):
+            staff[(corp_id, userid)] = user_id
+        for corp_id, userid in members - staff.keys():
+            if not corps[corp_id].staff.get(userid):
+                staff[(corp_id, userid)] = None  # no row, no mapping in the corp's settings
+    if relations:
+        follows: dict[tuple[str, str, str], WecomFollow | None] = dict.fromkeys(relations)
+        stmt_follows = select(WecomFollow).where(
+            tuple_(WecomFollow.corp_id, WecomFollow.external_userid, WecomFollow.userid).in_(sorted(relations))
+        )
+        for row in (await session.execute(stmt_follows)).scalars():
+            follows[(row.corp_id, row.external_userid, row.userid)] = row
+        session.info[FOLLOWS] = follows
+
+
 async def on_inbound(tx: Tx, event: InboundEvent, applied: InboundApplied) -> None:
     """Update the follow relation for a contact event and queue the cross-plugin events, in the
     inbox's transaction (a failure undoes the event, which the inbox retries); fetch the profile
@@ -294,11 +342,33 @@ async def apply_contact_change(
     status = FOLLOW_STATUS.get(change)
     if status is None:  # edit, transfer_fail: no relation change, nothing to report
         return
-    pk = (tx.tenant_id, corp.corp_id, identity.external_id, userid)
-    follow = await tx.session.get(WecomFollow, pk)
+    key = (corp.corp_id, identity.external_id, userid)
+    # a batch of the inbox looked its follow rows up (prefetch); absent ones are inserted together
+    batch: dict[tuple[str, str, str], WecomFollow | None] | None = tx.session.info.get(FOLLOWS)
+    looked_up = batch is not None and key in batch
+    follow = batch[key] if batch is not None and looked_up else await tx.session.get(WecomFollow, (tx.tenant_id, *key))
     previous = follow.status if follow is not None else None
     reported = follow is not None and follow.arrived_at is not None
-    if follow is None:
+    if follow is None and batch is not None and looked_up:
+        follow = batch[key] = WecomFollow(
+            corp_id=corp.corp_id,
+            external_userid=identity.external_id,
+            userid=userid,
+            customer_id=customer_id,
+            status=status,
+            state=None,
+            add_way=None,
+            remark=None,
+            description=None,
+            remark_mobiles=[],
+            tag_ids=[],
+            followed_at=None,
+            removed_at=None,
+            arrived_at=None,
+            updated_at=utcnow(),
+        )
+        tx.session.add(follow)
+    elif follow is None:
         follow = await ensure_row(
             tx,
             WecomFollow,
@@ -333,7 +403,8 @@ async def apply_contact_change(
     arrived = adding and (previous not in ("active", "half") or not reported)
     if adding:
         follow.arrived_at = occurred_at
-    await tx.session.flush()
+    if not looked_up:  # a batch's rows are written at its next flush, together
+        await tx.session.flush()
     left = not adding and previous != status
     if arrived and state_value:
         tx.emit(

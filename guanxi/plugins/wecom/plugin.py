@@ -128,6 +128,14 @@ async def guanxi_shutdown(runtime: Runtime) -> None:
 
 
 @hookimpl
+async def guanxi_inbound_prefetch(tx: Tx, events: list[InboundEvent]) -> None:
+    """The corps, staff mappings and follow rows of a batch of the inbox, looked up at once."""
+    from guanxi.plugins.wecom.events import prefetch
+
+    await prefetch(tx, events)
+
+
+@hookimpl
 async def guanxi_inbound_applied(tx: Tx, event: InboundEvent, applied: InboundApplied) -> None:
     await events.on_inbound(tx, event, applied)
 
