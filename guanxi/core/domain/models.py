@@ -346,7 +346,11 @@ class Identity(CustomerOwned, TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "channel", "external_id"),
         _fk(["tenant_id", "customer_id"], "customers"),
-        Index(None, "tenant_id", "customer_id"),
+        # with the channel: a customer's identities grouped per channel (scoring's social
+        # component) are a range of this index; SQLite, without statistics, otherwise chose the
+        # unique (tenant, channel, external id) index for the GROUP BY order and read every
+        # identity of the tenant (migration 0022_import)
+        Index(None, "tenant_id", "customer_id", "channel"),
         Index(None, "tenant_id", "union_id"),
     )
 
