@@ -332,6 +332,7 @@ class ContactPoint(CustomerOwned, TenantScoped, Base):
     __table_args__ = (
         _fk(["tenant_id", "customer_id"], "customers"),
         Index(None, "tenant_id", "kind", "value", "customer_id"),  # covering: lookups read the customer id
+        {"sqlite_with_rowid": False},  # the row is its key: stored once (migration 0022_import)
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -434,6 +435,7 @@ class CustomerTag(CustomerOwned, TenantScoped, Base):
         _fk(["tenant_id", "customer_id"], "customers"),
         _fk(["tenant_id", "tag_id"], "tags"),
         Index(None, "tenant_id", "tag_id"),
+        {"sqlite_with_rowid": False},  # the row is its key: stored once (migration 0022_import)
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
