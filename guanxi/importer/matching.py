@@ -58,7 +58,7 @@ async def existing_keys(session: TenantSession, rows: list[Row]) -> tuple[dict[K
         by_kind["email"] += row.emails
         by_kind["phone"] += row.phones
     known_identities: set[tuple[str, str]] = set()
-    dialect = session.bind.dialect.name
+    dialect = (await session.connection()).dialect.name
     for channel, ext_ids in by_channel.items():
         wanted = one_of(Identity.external_id, list(dict.fromkeys(ext_ids)), dialect)
         stmt = select(Identity.external_id, Identity.customer_id).where(Identity.channel == channel, wanted)

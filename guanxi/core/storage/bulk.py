@@ -98,7 +98,8 @@ async def insert_rows(session: TenantSession, table: Table, rows: Sequence[dict[
     sql = _statement(table, columns, dialect.paramstyle)  # checks the columns left out, for COPY too
     records = [(raw_tenant, *r) for r in body]
     if dialect.name == "postgresql" and not session.info.get(RLS_KEY):
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=list(columns))
+        driver = (await conn.get_raw_connection()).driver_connection  # asyncpg's, in the session's transaction
+        assert driver is not None
+        await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
         return
     await conn.exec_driver_sql(sql, records, execution_options={TENANT_STAMPED: True})
