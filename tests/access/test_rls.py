@@ -94,3 +94,24 @@ async def test_raw_sql_through_a_session_sees_only_its_tenant(runtime: Runtime, 
             )
         ).json()
     assert body["data"]["customers"]["totalCount"] == 1  # the application works as usual under the policies
+
+
+async def test_an_import_under_row_level_security_writes_its_tenant_s_rows(app_runtime: Runtime, tmp_path: object) -> None:
+    """The CSV import writes by COPY on PostgreSQL, which PostgreSQL refuses for a table with
+    row-level security: under the policies it inserts by executemany instead, and its rows are
+    the tenant's (the policies would refuse any other)."""
+    from pathlib import Path
+
+    from guanxi.core.storage.tenancy import unscoped
+    from guanxi.importer.csv_import import import_customers
+
+    async with app_runtime.session(None) as s, s.begin():
+        with unscoped(s):
+            tenant = await create_tenant(s, f"rls-import-{secrets.token_hex(3)}", "import")
+    path = Path(str(tmp_path)) / "customers.csv"
+    path.write_text("name,phone,email,tags\nLi Lei,+86 13800000001,li@example.com,vip\nHan Meimei,,han@example.com,vip\n")
+    report = await import_customers(app_runtime, tenant, path)
+    assert (report.created, report.error_count) == (2, 0)
+    async with app_runtime.session(tenant) as s:
+        rows = (await s.execute(text("SELECT kind, value FROM contact_points").execution_options(**{UNSCOPED: True}))).all()
+    assert sorted(rows) == [("email", "han@example.com"), ("email", "li@example.com"), ("phone", "+8613800000001")]

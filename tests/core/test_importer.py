@@ -403,7 +403,10 @@ async def test_each_write_batch_costs_the_same_statements_however_many_rows_it_h
         paths[batches, size] = write_csv(tmp_path / f"{batches}x{size}.csv", header, _numbered_rows(start, batches * size))
         start += batches * size
         counts[batches, size] = await _import_statements(runtime, ctx, paths[batches, size], size)
-    assert counts[3, 20] - counts[2, 20] == 9
+    # on PostgreSQL (no row-level security here) the five tables' rows go in by COPY, which is
+    # one call per table and batch too but no cursor statement: 4 statements are left
+    copies = 5 if runtime.engine.dialect.name == "postgresql" and not runtime.settings.database.row_level_security else 0
+    assert counts[3, 20] - counts[2, 20] == 9 - copies
     assert counts[3, 60] == counts[3, 20]
     again = {key: await _import_statements(runtime, ctx, path, key[1]) for key, path in paths.items()}
     assert again[3, 20] - again[2, 20] == 7

@@ -332,6 +332,7 @@ class ContactPoint(CustomerOwned, TenantScoped, Base):
     __table_args__ = (
         _fk(["tenant_id", "customer_id"], "customers"),
         Index(None, "tenant_id", "kind", "value", "customer_id"),  # covering: lookups read the customer id
+        {"sqlite_with_rowid": False},  # the row is its key: stored once (migration 0022_import)
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -346,7 +347,11 @@ class Identity(CustomerOwned, TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "channel", "external_id"),
         _fk(["tenant_id", "customer_id"], "customers"),
-        Index(None, "tenant_id", "customer_id"),
+        # with the channel: a customer's identities grouped per channel (scoring's social
+        # component) are a range of this index; SQLite, without statistics, otherwise chose the
+        # unique (tenant, channel, external id) index for the GROUP BY order and read every
+        # identity of the tenant (migration 0022_import)
+        Index(None, "tenant_id", "customer_id", "channel"),
         Index(None, "tenant_id", "union_id"),
     )
 
@@ -430,6 +435,7 @@ class CustomerTag(CustomerOwned, TenantScoped, Base):
         _fk(["tenant_id", "customer_id"], "customers"),
         _fk(["tenant_id", "tag_id"], "tags"),
         Index(None, "tenant_id", "tag_id"),
+        {"sqlite_with_rowid": False},  # the row is its key: stored once (migration 0022_import)
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
