@@ -75,8 +75,20 @@ SQL_INTERACTIONS = (
 )
 
 
-async def baseline_page(runtime: Runtime, first: int, interactions: int = 5) -> dict[str, Any]:
-    """The page as plain dicts, shaped like the GraphQL response."""
+SQL_CHANNELS = (
+    text(
+        """SELECT customer_id, channel, count(*) AS n, max(occurred_at) AS last_at FROM interactions
+WHERE tenant_id = :tid AND customer_id IN :ids AND direction = 'in'
+GROUP BY customer_id, channel"""
+    )
+    .bindparams(bindparam("tid", type_=_T), bindparam("ids", type_=_T, expanding=True))
+    .columns(customer_id=_T, last_at=_TS)
+)
+
+
+async def baseline_page(runtime: Runtime, first: int, interactions: int = 5, channels: bool = False) -> dict[str, Any]:
+    """The page as plain dicts, shaped like the GraphQL response; with ``channels``, each
+    customer's inbound channels too (the insights plugin's ``insights { channels }``)."""
     tid = await runtime.tenant_id()
     async with runtime.engine.connect() as conn:
         rows = (await conn.execute(SQL_PAGE, {"tid": tid, "n": first})).all()
@@ -85,6 +97,7 @@ async def baseline_page(runtime: Runtime, first: int, interactions: int = 5) -> 
         tags: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
         idents: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
         inter: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+        active: dict[uuid.UUID, list[tuple[int, str, Any]]] = defaultdict(list)
         if ids:
             for cid, name in (await conn.execute(SQL_TAGS, {"tid": tid, "ids": ids})).all():
                 tags[cid].append({"name": name})
@@ -92,6 +105,9 @@ async def baseline_page(runtime: Runtime, first: int, interactions: int = 5) -> 
                 idents[cid].append({"channel": channel, "nickname": nickname})
             for cid, kind, txt, at in (await conn.execute(SQL_INTERACTIONS, {"tid": tid, "ids": ids, "k": interactions})).all():
                 inter[cid].append({"node": {"kind": kind, "text": txt, "occurredAt": at.isoformat()}})
+            if channels:
+                for cid, channel, n, last_at in (await conn.execute(SQL_CHANNELS, {"tid": tid, "ids": ids})).all():
+                    active[cid].append((-n, channel, last_at))
     edges = [
         {
             "node": {
@@ -106,6 +122,10 @@ async def baseline_page(runtime: Runtime, first: int, interactions: int = 5) -> 
         }
         for cid, name, stage, owner in rows
     ]
+    if channels:
+        for edge, (cid, *_) in zip(edges, rows, strict=True):
+            found = sorted(active.get(cid, []), key=lambda a: (a[0], a[1]))
+            edge["node"]["insights"] = {"channels": [{"channel": c, "inbound": -n, "lastAt": at.isoformat()} for n, c, at in found]}
     return {"data": {"customers": {"totalCount": total, "edges": edges}}}
 
 
@@ -114,8 +134,8 @@ def build_app() -> Litestar:
     app = create_app(runtime, manage_runtime=True)
 
     @get("/baseline", include_in_schema=False)
-    async def baseline(first: int = 50) -> Response[bytes]:
-        return Response(msgspec.json.encode(await baseline_page(runtime, first)), media_type="application/json")
+    async def baseline(first: int = 50, channels: bool = False) -> Response[bytes]:
+        return Response(msgspec.json.encode(await baseline_page(runtime, first, channels=channels)), media_type="application/json")
 
     app.register(baseline)
     return app

@@ -51,7 +51,23 @@ PAGE = """query($n: Int!) { customers(first: $n) {
   } }
 } }"""
 
+#: ``--plugin-field``: the same page with a plugin's field (insights: each customer's inbound
+#: channels, one batched statement per page), against the baseline computing it too
+PLUGIN_PAGE = PAGE.replace(
+    "interactions(first: 5) { edges { node { kind text occurredAt } } }",
+    "interactions(first: 5) { edges { node { kind text occurredAt } } }\n    insights(days: 365) { channels { channel inbound lastAt } }",
+)
+
 INTERACTIONS_PER_CUSTOMER = 7
+
+
+def page_query(args: argparse.Namespace) -> str:
+    return PLUGIN_PAGE if args.plugin_field else PAGE
+
+
+def plugins_of(args: argparse.Namespace) -> str:
+    """The plugins the run enables (GUANXI_PLUGINS): none, or insights for ``--plugin-field``."""
+    return "insights" if args.plugin_field else ""
 
 
 def log(msg: str) -> None:
@@ -65,8 +81,11 @@ def log(msg: str) -> None:
 BENCH_SECRET = secrets.token_hex(32)
 
 
-def make_runtime(url: str, slug: str) -> Runtime:
-    return Runtime.from_config(None, environ={"GUANXI_DATABASE_URL": url, "GUANXI__TENANT": slug, "GUANXI__AUTH__SECRET": BENCH_SECRET})
+def make_runtime(url: str, slug: str, plugins: str = "") -> Runtime:
+    environ = {"GUANXI_DATABASE_URL": url, "GUANXI__TENANT": slug, "GUANXI__AUTH__SECRET": BENCH_SECRET}
+    if plugins:
+        environ["GUANXI_PLUGINS"] = plugins
+    return Runtime.from_config(None, environ=environ)
 
 
 async def admin_key(runtime: Runtime, tenant_id: uuid.UUID) -> str:
@@ -182,7 +201,7 @@ async def seed(runtime: Runtime, slug: str, n: int, batch: int = 2000) -> uuid.U
     return tenant_id
 
 
-async def statements_by_page_size(runtime: Runtime, sizes: list[int], key: str) -> dict[str, int]:
+async def statements_by_page_size(runtime: Runtime, sizes: list[int], key: str, query: str = PAGE) -> dict[str, int]:
     """SQL statements of one page query, in-process, per page size (BEGIN/COMMIT/... ignored).
 
     The app runs on this event loop (httpx's ASGI transport), where the runtime's engine was
@@ -194,7 +213,7 @@ async def statements_by_page_size(runtime: Runtime, sizes: list[int], key: str) 
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
 
         async def page(n: int) -> dict[str, Any]:
-            r = await client.post("/graphql", json={"query": PAGE, "variables": {"n": n}}, headers={"Authorization": f"Bearer {key}"})
+            r = await client.post("/graphql", json={"query": query, "variables": {"n": n}}, headers={"Authorization": f"Bearer {key}"})
             body = r.json()
             if r.status_code != 200 or body.get("errors"):
                 raise SystemExit(f"in-process page query failed: {r.status_code} {r.text[:500]}")
@@ -218,9 +237,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(url: str, slug: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, slug: str, port: int, plugins: str = "") -> subprocess.Popen[bytes]:
     env = {**os.environ, "GUANXI_DATABASE_URL": url, "GUANXI__TENANT": slug, "GUANXI__AUTH__SECRET": BENCH_SECRET, "PYTHONPATH": str(ROOT)}
     env.pop("GUANXI_PLUGINS", None)
+    if plugins:
+        env["GUANXI_PLUGINS"] = plugins
     return subprocess.Popen(
         [sys.executable, "-m", "bench._server", "--port", str(port)],
         cwd=ROOT,
@@ -305,9 +326,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def drive(base: str, pid: int, args: argparse.Namespace, key: str) -> tuple[Side, Side, bool]:
-    gql_body = msgspec.json.encode({"query": PAGE, "variables": {"n": args.page}})
+    gql_body = msgspec.json.encode({"query": page_query(args), "variables": {"n": args.page}})
     headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
-    baseline_path = f"/baseline?first={args.page}"
+    baseline_path = f"/baseline?first={args.page}" + ("&channels=true" if args.plugin_field else "")
 
     async def gql(client: httpx.AsyncClient) -> httpx.Response:
         return await client.post("/graphql", content=gql_body, headers=headers)
@@ -350,7 +371,7 @@ async def drive(base: str, pid: int, args: argparse.Namespace, key: str) -> tupl
 async def prepare(url: str, slug: str, args: argparse.Namespace) -> tuple[float, dict[str, int], str]:
     from guanxi.core.migrate import upgrade
 
-    runtime = make_runtime(url, slug)
+    runtime = make_runtime(url, slug, plugins_of(args))
     try:
         await upgrade(runtime)
         t0 = time.perf_counter()
@@ -359,7 +380,7 @@ async def prepare(url: str, slug: str, args: argparse.Namespace) -> tuple[float,
         key = await admin_key(runtime, tenant_id)
         sizes = sorted({10, args.page} if args.page != 10 else {10, 50})
         sizes = [s for s in sizes if s <= min(args.customers, runtime.settings.graphql.max_page_size)]
-        counts = await statements_by_page_size(runtime, sizes, key)
+        counts = await statements_by_page_size(runtime, sizes, key, page_query(args))
     finally:
         await runtime.engine.dispose()
     return seed_seconds, counts, key
@@ -374,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds per side")
     p.add_argument("--time-limit", type=float, default=120.0, help="hard limit in seconds for the measured rounds")
     p.add_argument("--database-url", help="use this database (e.g. PostgreSQL) instead of a fresh SQLite file")
+    p.add_argument("--plugin-field", action="store_true", help="select a plugin's field too (insights { channels }), the baseline likewise")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_smoke(p, customers=150, page=10, requests=20, concurrency=2, rounds=2, time_limit=60.0)
     args = parse(p, argv)
@@ -392,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"seeded in {seed_seconds:.1f}s; SQL statements per page: {counts}")
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            proc = start_server(url, slug, port)
+            proc = start_server(url, slug, port, plugins_of(args))
             asyncio.run(wait_ready(proc, base))
             log(f"server pid {proc.pid} on {base}; driving load ...")
             g, bl, same = asyncio.run(drive(base, proc.pid, args, key))
@@ -428,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_errors": bl.errors,
         "same_page": same,
         "sql_layer": sql_enabled(),
+        "plugin_field": args.plugin_field,
         "truncated_by_time_limit": min(len(g.latencies), len(bl.latencies)) < planned,
         "seed_seconds": round(seed_seconds, 2),
         "total_seconds": round(time.perf_counter() - started, 1),

@@ -32,6 +32,7 @@ def test_the_benches_are_found() -> None:
         "soak.py",
         "reports.py",
         "drain.py",
+        "customer_count.py",
     } <= set(SCRIPTS)
 
 

@@ -508,12 +508,15 @@ def build_schema(runtime: Runtime, *, compile_operations: bool = True, compile_s
     declared = [("core", p) for p in CORE_PERMISSIONS]
     for name, permissions in per_plugin(runtime.pm.hook.guanxi_permissions):
         declared += [(name, p) for p in permissions]
-    schema.policy = AccessPolicy(schema._schema, declared, plugin_coordinates(schema, parts))
+    owners = plugin_coordinates(schema, parts)
+    schema.policy = AccessPolicy(schema._schema, declared, owners)
     schema.node_types = node_registry((name, n) for name, c in parts for n in c.nodes)
     if runtime.settings.metrics.enabled:
         schema.metrics = GraphQLMetrics(runtime.settings.metrics.max_operation_names)
     if compile_sql and sql_enabled() and _compilable_extensions(schema):
-        schema.sql = SqlLayer(schema._schema)
+        # the plugins' fields on Customer are resolved by their resolvers and merged per customer
+        merged = frozenset(c.split(".", 1)[1] for c in owners if c.startswith("Customer."))
+        schema.sql = SqlLayer(schema._schema, merged_fields=merged, executor_class=schema.execution_context_class)
     schema.max_string_length = settings.max_string_length
     return schema
 

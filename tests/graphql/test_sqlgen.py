@@ -1,10 +1,12 @@
 """GraphQL compiled to SQL (guanxi.graphql.sqlgen) answers exactly what the present path answers.
 
 A differential test (hypothesis) generates queries over the compiled subset of the schema
-(random field subsets, aliases, fragments, first/after, filters, orderings, variables) and some
-outside it (a plugin-free but uncompiled field, a bad cursor, a page too large, a forbidden root
-field), and requires equal JSON from the app with the SQL layer and the app without it, for an
-admin key and for a sales key (who sees only the customers they own). A second test walks every
+(random field subsets, aliases, fragments, first/after, filters, orderings, variables), with
+plugin fields on ``Customer`` (scoring, insights, sales: resolved by their batched resolvers and
+merged into the database's JSON; wecom: disabled for the tenant, an error) and some outside it
+(an uncompiled field, a bad cursor, a page too large, a plugin argument out of range, a forbidden
+root field), and requires equal JSON from the app with the SQL layer and the app without it, for
+an admin key and for a sales key (who sees only the customers they own). A second test walks every
 statement the layer sends and requires the tenant predicate on every tenant table in it (and the
 owner predicate for the sales key).
 """
@@ -28,12 +30,15 @@ from guanxi.app import create_app
 from guanxi.core.base.context import RequestContext
 from guanxi.core.domain import models as m
 from guanxi.core.runtime import Runtime
-from guanxi.core.services import consent, customers, interactions, merge, pipelines
+from guanxi.core.services import consent, customers, interactions, merge, pipelines, tenant_plugins
 from guanxi.core.storage.tenancy import _tenant_tables
 from guanxi.graphql.schema import GuanxiSchema
 from guanxi.testing.plugin import api_key
 from tests.graphql import test_compiled
 from tests.graphql.conftest import use_tenant
+
+#: plugins adding fields to Customer (wecom is disabled for the test's tenant)
+pytestmark = pytest.mark.plugins("scoring", "insights", "sales", "wecom")
 
 
 @dataclass
@@ -74,6 +79,8 @@ async def sides(runtime: Runtime, tenant_id: uuid.UUID, admin_key: str, monkeypa
         other = await pipelines.create_tenant(session, f"o-{uuid.uuid4().hex[:8]}", "Other")
     await test_compiled._seed(runtime, other)
     keys = {"admin": admin_key, "sales": await api_key(runtime, tenant_id, "sales", user_id=owner)}
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        await tenant_plugins.set_plugin_enabled(tx, "wecom", False)
     monkeypatch.setenv("GUANXI_GRAPHQL_SQL", "0")
     plain_app = create_app(runtime)
     monkeypatch.delenv("GUANXI_GRAPHQL_SQL")
@@ -135,6 +142,42 @@ def _fields(draw: Any, type_name: str, extra: list[str] | None = None) -> str:
     return " ".join(out)
 
 
+@st.composite
+def plugin_fields(draw: Any) -> list[str]:
+    """Plugins' fields on Customer, merged into the SQL page: some with arguments out of range
+    (the resolver's error: the present path answers) and wecom's, disabled for the tenant."""
+    out: list[str] = []
+    if draw(st.booleans()):
+        history = f" history(first: {draw(st.integers(1, 3))}) {{ total cause }}" if draw(st.booleans()) else ""
+        components = " components { name value reasons }" if draw(st.booleans()) else ""
+        alias = draw(st.sampled_from(["", "sc: "]))
+        out.append(f"{alias}score {{ total updatedAt{components}{history} }}")
+    if draw(st.booleans()):
+        days = draw(st.sampled_from([1, 30, 365, 400]))  # 400: out of range, an error
+        parts = draw(
+            st.lists(
+                st.sampled_from(
+                    [
+                        "sentiment { texts average negative alerts trend { day texts } }",
+                        "channels { channel inbound lastAt }",
+                        "activeHours { hour inbound }",
+                        "tags { tag rule reason }",
+                        f"lastTouches(first: {draw(st.sampled_from([1, 3, 0]))}) {{ channel kind direction occurredAt sentiment score }}",
+                    ]
+                ),
+                min_size=1,
+                max_size=3,
+                unique=True,
+            )
+        )
+        out.append(f"insights(days: {days}) {{ {' '.join(parts)} }}")
+    if draw(st.booleans()):
+        out.append("poolHistory { pool action userId rule reason at }")
+    if draw(st.integers(0, 7)) == 0:
+        out.append("wecom { state addWay tags }")  # wecom is disabled for the tenant: PLUGIN_DISABLED
+    return out
+
+
 @dataclass
 class Query:
     text: str
@@ -189,6 +232,7 @@ def queries(draw: Any, cursors: list[str], stages: list[str], owner_gid: str) ->
     if draw(st.integers(0, 9)) == 0:
         node.append("stageHistory { reason }")  # not compiled: the present path answers
         compiled = False
+    node += draw(plugin_fields())
     body = " ".join(draw(st.permutations(node)))
     fragment = ""
     style = draw(st.sampled_from(["plain", "inline", "named"]))
@@ -367,3 +411,43 @@ async def test_errors_and_uncompiled_fields_come_from_the_present_path(sides: Si
     got = await _post(sides.sql["sales"], forbidden)
     assert got == await _post(sides.plain["sales"], forbidden)
     assert got["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+PLUGIN_PAGE = """query Q($n: Int) { customers(first: $n) { totalCount edges { node { id displayName tags { name }
+  score { total components { name value } } insights(days: 30) { sentiment { texts average } channels { channel inbound } }
+  poolHistory { pool action } } } } }"""
+
+
+async def test_a_page_with_plugin_fields_costs_a_fixed_number_of_statements(runtime: Runtime, sides: Sides) -> None:
+    """A page selecting plugin fields is one SQL statement for the core part plus one batched
+    statement per plugin aspect (scores, components, sentiment, channels, pool moves), whatever the page
+    size, and equals the present path's answer."""
+    from guanxi.testing.sql import count_statements
+
+    counts = {}
+    for n in (1, 5):
+        q = Query(PLUGIN_PAGE, {"n": n}, True)
+        want = await _post(sides.plain["admin"], q)
+        await _post(sides.sql["admin"], q)  # the present path: validates and plans
+        before = sides.schema.sql.stats["sql"]  # type: ignore[union-attr]
+        with count_statements(runtime.engine) as seen:
+            got = await _post(sides.sql["admin"], q)
+        assert sides.schema.sql.stats["sql"] == before + 1  # type: ignore[union-attr]
+        assert got == want
+        nodes = [e["node"] for e in got["data"]["customers"]["edges"]]
+        assert len(nodes) == n
+        assert any(node["score"] is not None for node in nodes), nodes
+        assert any(node["insights"]["channels"] for node in nodes), nodes
+        counts[n] = len(seen)
+    # 1 (the page's JSON) + scores + score components + sentiment + channels + pool moves
+    assert counts == {1: 6, 5: 6}, counts
+
+
+async def test_only_the_placeholders_of_this_request_are_replaced() -> None:
+    """A stored text shaped like a placeholder (another nonce) is sent as it is: the nonce is
+    random per request, so stored text cannot pass for a plugin field's placeholder."""
+    from guanxi.graphql.sqlgen.merge import merge_plugin_fields
+
+    hex_id = uuid.uuid4().hex
+    document = b'{"data":{"a":"0011223344556677:0:' + hex_id.encode() + b'"}}'
+    assert await merge_plugin_fields(document, "8899aabbccddeeff", [], None, None) == document

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -323,6 +324,24 @@ class Customer(TenantScoped, Base):
     last_interaction_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CustomerCount(TenantScoped, Base):
+    """A tenant's live customers (not merged away), kept by triggers on ``customers`` (migration
+    ``0023_counts``), so an unfiltered ``totalCount`` reads a few rows whatever the tenant's size:
+    the count is ``sum(n)`` of the tenant's rows. Never written by the application.
+
+    On PostgreSQL the triggers add to the row ``slot = pg_backend_pid() % 16``: concurrent
+    writers on other connections update other rows (no single hot row for imports and ingest),
+    each transaction's delta commits or rolls back with its customers (so a snapshot's sum is
+    exactly its count), inserts and deletes are counted once per statement (transition tables),
+    merges and unmerges once per row whose liveness changed. On SQLite (one writer at a time)
+    every change goes to slot 0."""
+
+    __tablename__ = "customer_counts"
+
+    slot: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class ContactPoint(CustomerOwned, TenantScoped, Base):

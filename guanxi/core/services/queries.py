@@ -14,7 +14,7 @@ import msgspec
 from sqlalchemy import ColumnElement, Select, and_, case, distinct, func, literal, or_, select
 
 from guanxi.core.base.errors import ValidationError
-from guanxi.core.domain.models import Customer, CustomerTag, Identity, Pipeline, Stage, StageChange, Tag
+from guanxi.core.domain.models import Customer, CustomerCount, CustomerTag, Identity, Pipeline, Stage, StageChange, Tag
 from guanxi.core.services.fields import FieldCondition, apply_conditions
 from guanxi.core.services.tags import split_tag
 from guanxi.core.storage.tenancy import TenantSession
@@ -238,7 +238,27 @@ async def list_customers(
     return page, len(rows) > first
 
 
+def unfiltered(flt: CustomerFilter | None) -> bool:
+    """Whether the filter sets no condition (all customers but those merged away)."""
+    if flt is None:
+        return True
+    values = msgspec.structs.asdict(flt)
+    return not values.pop("conditions") and all(v is None for v in values.values())
+
+
+def live_count() -> Select[Any]:
+    """The tenant's live customers from the counts the triggers keep (``CustomerCount``): a few
+    rows read whatever the tenant's size. Only for a session seeing every customer of its tenant
+    (a session limited to some owners counts its customers with ``count(*)``)."""
+    return select(func.coalesce(func.sum(CustomerCount.n), 0))
+
+
 async def count_customers(session: TenantSession, flt: CustomerFilter | None = None) -> int:
+    """The customers matching ``flt`` that the session sees: exact under filters and ownership
+    (``count(*)`` with the filter's conditions and the chokepoint's predicates); without a filter,
+    for a session that sees every customer of its tenant, the maintained count (:func:`live_count`)."""
+    if session.owners is None and unfiltered(flt):
+        return int((await session.execute(live_count())).scalar_one())
     stmt = await apply_filter(session, select(func.count()).select_from(Customer), flt)
     if stmt is None:
         return 0

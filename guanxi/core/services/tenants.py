@@ -24,7 +24,7 @@ from sqlalchemy import delete, func, select
 
 from guanxi.core.base.context import RequestContext
 from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationError
-from guanxi.core.domain.models import Base, Tenant, TenantPlugin, TenantScoped, utcnow
+from guanxi.core.domain.models import Base, CustomerCount, Tenant, TenantPlugin, TenantScoped, utcnow
 from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Runtime
 from guanxi.core.services.pipelines import create_tenant as create_tenant_row
@@ -186,9 +186,12 @@ def _ordered(models: Iterable[Any]) -> list[Any]:
 
 
 def core_models() -> list[Any]:
-    """Core's tenant-owned tables, referenced ones first."""
+    """Core's tenant-owned tables, referenced ones first (not ``customer_counts``: derived from
+    ``customers`` by triggers, neither exported nor reported; :func:`purge_tenant` removes it)."""
     found = [
-        m.class_ for m in Base.registry.mappers if issubclass(m.class_, TenantScoped) and m.class_.__module__ == "guanxi.core.domain.models"
+        m.class_
+        for m in Base.registry.mappers
+        if issubclass(m.class_, TenantScoped) and m.class_.__module__ == "guanxi.core.domain.models" and m.class_ is not CustomerCount
     ]
     return _ordered(found)
 
@@ -243,6 +246,7 @@ async def purge_tenant(runtime: Runtime, tenant_id: uuid.UUID) -> dict[str, int]
         for name, deleted in await plugins.collect(runtime.pm.hook.guanxi_purge_tenant, runtime=runtime, session=session):
             counts |= {f"{name}.{table}": n for table, n in deleted.items()}
         counts |= await purge_models(session, core_models())
+        await session.execute(delete(CustomerCount))  # after the customers: their triggers write to it
         with unscoped(session):
             await session.execute(delete(Tenant).where(Tenant.id == tenant_id))
     runtime.forget_tenant(tenant_id)

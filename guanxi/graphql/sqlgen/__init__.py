@@ -17,17 +17,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import secrets
 from collections import OrderedDict
 from typing import Any
 
 import msgspec
 from graphql import GraphQLError, GraphQLSchema, parse
 from graphql.execution.values import get_variable_values
+from strawberry.execution import optimized_is_awaitable
 from strawberry.types import ExecutionResult
 
+from guanxi.graphql.compiled import NotCompilableError as CompiledNotCompilableError
 from guanxi.graphql.metrics import SQL_PATH
 from guanxi.graphql.sqlgen.build import Build, Fallback, customers_statement
 from guanxi.graphql.sqlgen.dialect import dialect_for, register_sqlite_functions
+from guanxi.graphql.sqlgen.merge import MergeFallback, merge_plugin_fields, resolvers_for
 from guanxi.graphql.sqlgen.plan import NotCompilableError, SqlPlan, compile_selection
 
 log = logging.getLogger("guanxi.graphql.sql")
@@ -59,8 +63,13 @@ def sql_enabled() -> bool:
 class SqlLayer:
     """The compiled-SQL path of one schema."""
 
-    def __init__(self, schema: GraphQLSchema, cache_size: int = 256) -> None:
+    def __init__(
+        self, schema: GraphQLSchema, cache_size: int = 256, *, merged_fields: frozenset[str] = frozenset(), executor_class: Any = None
+    ) -> None:
         self.schema = schema
+        #: the plugins' fields on ``Customer``, resolved by their resolvers and merged (:mod:`.merge`)
+        self.merged_fields = merged_fields if executor_class is not None else frozenset()
+        self.executor_class = executor_class
         self._plans: OrderedDict[tuple[str, str | None], SqlPlan | None] = OrderedDict()
         self._max = cache_size
         #: sql: answered by SQL; fallback: a plan existed, the present path answered;
@@ -77,8 +86,10 @@ class SqlLayer:
             return
         plan: SqlPlan | None
         try:
-            plan = compile_selection(self.schema, parse(query), operation_name)
-        except NotCompilableError as exc:
+            document = parse(query)
+            plan = compile_selection(self.schema, document, operation_name, self.merged_fields)
+            plan.resolvers = resolvers_for(self.schema, document, plan.operation, plan.merged)
+        except (NotCompilableError, CompiledNotCompilableError) as exc:
             log.debug("GraphQL not compiled to SQL: %s", exc)
             plan = None
         self.stats["compiled" if plan is not None else "not_compilable"] += 1
@@ -100,8 +111,8 @@ class SqlLayer:
             self._fell_back()
             return None
         try:
-            raw = await self._run(plan, coerced, context)
-        except (Fallback, GraphQLError) as exc:
+            raw = await self._run(plan, coerced, variables, context)
+        except (Fallback, MergeFallback, GraphQLError) as exc:
             self._fell_back()
             log.debug("GraphQL SQL path fell back: %s", exc)
             return None
@@ -119,12 +130,13 @@ class SqlLayer:
         self.stats["fallback"] += 1
         SQL_PATH.labels("fallback").inc()
 
-    async def _run(self, plan: SqlPlan, variables: Any, context: Any) -> bytes:
+    async def _run(self, plan: SqlPlan, variables: Any, raw_variables: dict[str, Any] | None, context: Any) -> bytes:
         runtime = context.rt
         settings = runtime.settings.graphql
         session = context.session
         dialect = dialect_for(runtime.engine.dialect.name)
-        build = Build(dialect, variables, settings.default_page_size, settings.max_page_size, dt.datetime.now(dt.UTC))
+        nonce = secrets.token_hex(8)
+        build = Build(dialect, variables, settings.default_page_size, settings.max_page_size, dt.datetime.now(dt.UTC), nonce)
         statements = [
             (root.key, await customers_statement(build, root, session, plan.statements) if root.name == "customers" else None)
             for root in plan.roots
@@ -141,9 +153,23 @@ class SqlLayer:
                     text = (await session.execute(statement, params)).scalar_one()
                     value = text.encode()
                 parts.append(_encode(response_key) + b":" + value)
+            document = b'{"data":{' + b",".join(parts) + b"}}"
+            if plan.merged:
+                executor = self.executor_class.build(
+                    self.schema,
+                    plan.document,
+                    None,
+                    context,
+                    raw_variables,
+                    plan.operation.name and plan.operation.name.value,
+                    is_awaitable=optimized_is_awaitable,
+                )
+                if isinstance(executor, list):  # pragma: no cover - the variables coerced above
+                    raise Fallback("variables do not coerce")
+                document = await merge_plugin_fields(document, nonce, plan.resolvers, executor, context)
         finally:
             await context.close()
-        return b'{"data":{' + b",".join(parts) + b"}}"
+        return document
 
 
 __all__ = ["RawExecutionResult", "SqlLayer", "sql_enabled"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import FieldNode, GraphQLError, GraphQLField, get_argument_values
-from sqlalchemy import ColumnElement, Integer, Select, String, and_, bindparam, case, false, func, literal, null, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, String, Text, and_, bindparam, case, cast, false, func, literal, null, or_, select
 from sqlalchemy.orm import aliased
 
 from guanxi.core.domain import models as m
@@ -58,6 +58,8 @@ class Build:
     default_page_size: int
     max_page_size: int
     now: dt.datetime
+    #: the random part of this request's placeholders of plugin fields (:mod:`.merge`)
+    nonce: str = ""
     #: the customer row nested lists belong to: their derived tables correlate to it
     corr: Any = None
 
@@ -324,6 +326,9 @@ class Build:
         self.corr = row
 
         def value(c: Sel) -> Any:
+            if c.merged:  # a plugin's field: a placeholder its resolver's value replaces (sqlgen.merge)
+                head = bindparam(NONCE, type_=String).op("||", return_type=String)(literal(f":{c.slot}:", String))
+                return head.op("||", return_type=String)(cast(row.id, Text))
             match c.name:
                 case "id":
                     return d.global_id("Customer", row.id)
@@ -397,6 +402,8 @@ def _nested_args(b: Build, sel: Sel) -> tuple[Any, ...]:
     stack = list(sel.children)
     while stack:
         child = stack.pop()
+        if child.merged:  # its arguments are its resolver's: the statement does not depend on them
+            continue
         if child.field_def is not None and child.field_def.args:
             out.append((id(child), _frozen(b.args(child))))
         stack.extend(child.children)
@@ -404,7 +411,7 @@ def _nested_args(b: Build, sel: Sel) -> tuple[Any, ...]:
 
 
 #: the statement's parameters that vary between requests of one cached statement
-SIZE, LIMIT, AFTER, AFTER_ID, NOW = "gx_size", "gx_limit", "gx_after", "gx_after_id", "gx_now"
+SIZE, LIMIT, AFTER, AFTER_ID, NOW, NONCE = "gx_size", "gx_limit", "gx_after", "gx_after_id", "gx_now", "gx_nonce"
 
 
 async def customers_statement(b: Build, sel: Sel, session: Any, cache: dict[Any, Any]) -> tuple[Select[Any], dict[str, Any]]:
@@ -425,25 +432,29 @@ async def customers_statement(b: Build, sel: Sel, session: Any, cache: dict[Any,
         window = page_window(args.get("first"), args.get("after"), None, None, order.value, b.default_page_size, b.max_page_size)
     except Exception as exc:
         raise Fallback(str(exc)) from None
-    params: dict[str, Any] = {SIZE: window.size, LIMIT: window.size + 1, NOW: b.now}
+    params: dict[str, Any] = {SIZE: window.size, LIMIT: window.size + 1, NOW: b.now, NONCE: b.nonce}
     if window.cursor is not None:
         params[AFTER], params[AFTER_ID] = window.cursor
-    key = (id(sel), b.dialect.name, order, window.cursor is not None, _frozen(args.get("filter")), _nested_args(b, sel))
+    # a session limited to some owners counts with count(*), others read the maintained count
+    counted = session.owners is None and not any(v is not None for v in (args.get("filter") or {}).values())
+    key = (id(sel), b.dialect.name, order, window.cursor is not None, _frozen(args.get("filter")), _nested_args(b, sel), counted)
     found = cache.get(key)
     if found is None:
-        found = cache[key] = await _build_customers(b, sel, session, order, args.get("filter"), window.cursor is not None)
+        found = cache[key] = await _build_customers(b, sel, session, order, args.get("filter"), window.cursor is not None, counted)
         while len(cache) > 512:
             cache.pop(next(iter(cache)))
     return found, params
 
 
-async def _build_customers(b: Build, sel: Sel, session: Any, order: queries.CustomerOrder, raw_filter: Any, after: bool) -> Select[Any]:
+async def _build_customers(
+    b: Build, sel: Sel, session: Any, order: queries.CustomerOrder, raw_filter: Any, after: bool, counted: bool
+) -> Select[Any]:
     flt = _filter(raw_filter)
     d = b.dialect
     col, desc = queries._order_columns(order)
     size = bindparam(SIZE, type_=Integer)
     base = await queries.apply_filter(session, select(*_PAGE_COLUMNS, col.label("gx_sort")), flt)
-    count = await queries.apply_filter(session, select(func.count()).select_from(m.Customer), flt)
+    count = queries.live_count() if counted else await queries.apply_filter(session, select(func.count()).select_from(m.Customer), flt)
     if base is None or count is None:  # pragma: no cover - only tag filters say "nothing", and they fall back
         raise Fallback("empty filter")
     if after:
@@ -494,8 +505,8 @@ async def _build_customers(b: Build, sel: Sel, session: Any, order: queries.Cust
                 elif p.name == "hasPreviousPage":
                     info.append((p.key, d.true_false(literal(after))))
                 elif p.name in ("startCursor", "endCursor"):
-                    counted = select(func.count()).select_from(page).scalar_subquery()
-                    last = case((counted < size, counted), else_=size)
+                    in_page = select(func.count()).select_from(page).scalar_subquery()
+                    last = case((in_page < size, in_page), else_=size)
                     at = 1 if p.name == "startCursor" else last
                     info.append((p.key, select(cursor(page.c.gx_sort, page.c.id)).where(page_rn == at, page_rn <= size).scalar_subquery()))
             pairs.append((c.key, d.obj(info)))

@@ -85,6 +85,12 @@ class Sel:
     field_def: GraphQLField | None
     type_name: str | None  # the named object type below (None for leaves and __typename)
     children: list[Sel] = field(default_factory=list)
+    #: a plugin's field on ``Customer``: resolved by its own (batched) resolver and merged into
+    #: the database's JSON (see :mod:`guanxi.graphql.sqlgen.merge`); ``nodes`` are its field nodes
+    #: (one per fragment that selects it), ``slot`` its number in the plan
+    merged: bool = False
+    nodes: list[FieldNode] = field(default_factory=list)
+    slot: int = -1
 
     def child(self, name: str) -> list[Sel]:
         return [c for c in self.children if c.name == name]
@@ -98,6 +104,11 @@ class SqlPlan:
     roots: list[Sel]
     #: built statements by shape (see :func:`guanxi.graphql.sqlgen.build.customers_statement`)
     statements: dict[Any, Any] = field(default_factory=dict)
+    #: the plugin fields merged per customer, by slot (:attr:`Sel.slot`)
+    merged: list[Sel] = field(default_factory=list)
+    #: how each merged field is resolved (set by :class:`guanxi.graphql.sqlgen.SqlLayer`)
+    resolvers: list[Any] = field(default_factory=list)
+    document: DocumentNode | None = None
 
 
 def _named(t: Any) -> Any:
@@ -112,6 +123,7 @@ def _collect(
     selection_set: SelectionSetNode,
     fragments: dict[str, FragmentDefinitionNode],
     out: dict[str, Sel],
+    merged: frozenset[str],
     depth: int = 0,
 ) -> None:
     if depth > 32:
@@ -124,6 +136,14 @@ def _collect(
             key = selection.alias.value if selection.alias else name
             if name == "__typename":
                 out.setdefault(key, Sel(key, name, selection, None, None))
+                continue
+            if parent.name == "Customer" and name in merged:
+                found = out.get(key)
+                if found is None:
+                    found = out[key] = Sel(key, name, selection, parent.fields[name], None, merged=True)
+                elif not found.merged or found.name != name:
+                    raise NotCompilableError("conflicting fields")  # validation refuses it anyway
+                found.nodes.append(selection)
                 continue
             if name not in FIELDS.get(parent.name, frozenset()):
                 raise NotCompilableError(f"{parent.name}.{name}")
@@ -138,18 +158,18 @@ def _collect(
             if selection.selection_set is not None:
                 if not isinstance(named, GraphQLObjectType):
                     raise NotCompilableError(f"abstract type {named}")
-                merged = {c.key: c for c in sel.children}
-                _collect(schema, named, selection.selection_set, fragments, merged, depth + 1)
-                sel.children = list(merged.values())
+                below = {c.key: c for c in sel.children}
+                _collect(schema, named, selection.selection_set, fragments, below, merged, depth + 1)
+                sel.children = list(below.values())
         elif isinstance(selection, InlineFragmentNode):
             if selection.type_condition is not None and selection.type_condition.name.value != parent.name:
                 raise NotCompilableError("fragment on another type")
-            _collect(schema, parent, selection.selection_set, fragments, out, depth)
+            _collect(schema, parent, selection.selection_set, fragments, out, merged, depth)
         elif isinstance(selection, FragmentSpreadNode):
             fragment = fragments.get(selection.name.value)
             if fragment is None or fragment.type_condition.name.value != parent.name:
                 raise NotCompilableError("fragment on another type")
-            _collect(schema, parent, fragment.selection_set, fragments, out, depth)
+            _collect(schema, parent, fragment.selection_set, fragments, out, merged, depth)
         else:  # pragma: no cover - the AST has no other selection
             raise NotCompilableError(type(selection).__name__)
 
@@ -161,9 +181,12 @@ def _check_sizes(sel: Sel) -> None:
         _check_sizes(child)
 
 
-def compile_selection(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> SqlPlan:
+def compile_selection(
+    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, merged: frozenset[str] = frozenset()
+) -> SqlPlan:
     """The plan of one operation of a (valid) document; :class:`NotCompilableError` if any part
-    of it is not compiled."""
+    of it is not compiled. ``merged``: the plugins' fields on ``Customer`` that are resolved by
+    their resolvers and merged into the JSON (anywhere else, or any other field, is not compiled)."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [o for o in operations if o.name is not None and o.name.value == operation_name]
@@ -197,10 +220,20 @@ def compile_selection(schema: GraphQLSchema, document: DocumentNode, operation_n
         sel = roots.get(key) or roots.setdefault(key, Sel(key, name, selection, field_def, named.name))
         if sel.name != name or selection.selection_set is None:
             raise NotCompilableError("conflicting fields")
-        merged = {c.key: c for c in sel.children}
-        _collect(schema, named, selection.selection_set, fragments, merged)
-        sel.children = list(merged.values())
-    plan = SqlPlan(operation, list(roots.values()))
+        below = {c.key: c for c in sel.children}
+        _collect(schema, named, selection.selection_set, fragments, below, merged)
+        sel.children = list(below.values())
+    plan = SqlPlan(operation, list(roots.values()), document=document)
     for root in plan.roots:
         _check_sizes(root)
+        _number_merged(root, plan.merged)
     return plan
+
+
+def _number_merged(sel: Sel, out: list[Sel]) -> None:
+    for child in sel.children:
+        if child.merged:
+            child.slot = len(out)
+            out.append(child)
+        else:
+            _number_merged(child, out)

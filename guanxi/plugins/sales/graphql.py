@@ -10,6 +10,7 @@ from typing import Any, cast
 from uuid import UUID
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -388,13 +389,27 @@ async def _hand_over(info: Info, input: HandOverInput) -> HandOverPayload:
     return await as_payload(run, HandOverPayload)
 
 
+def _pool_moves(info: Info) -> DataLoader[UUID, list[Any]]:
+    """The request's loader of pool moves: one statement for every customer of a page."""
+    state = info.context.state
+    loader = state.get("sales_pool_moves")
+    if loader is None:
+
+        async def load(ids: list[UUID]) -> list[list[Any]]:
+            async with info.context.loaders.lock:
+                found = await svc.moves_of(info.context.session, list(ids))
+            return [found.get(i, []) for i in ids]
+
+        loader = state["sales_pool_moves"] = DataLoader(load_fn=load)
+    return cast(DataLoader[UUID, list[Any]], loader)
+
+
 @strawberry.type
 class CustomerSales:
     @strawberry.field(description="The customer's moves in and out of lead pools, oldest first.")
     async def pool_history(self, info: Info) -> list[PoolMove]:
         me: Any = self
-        async with info.context.loaders.lock:
-            found = await svc.moves_of(info.context.session, [me.uuid])
+        found = await _pool_moves(info).load(me.uuid)
         return [
             PoolMove(
                 pool=key,
@@ -404,5 +419,5 @@ class CustomerSales:
                 reason=m.reason,
                 at=m.at,
             )
-            for m, key in found.get(me.uuid, [])
+            for m, key in found
         ]
