@@ -53,7 +53,8 @@ async def test_a_secret_saved_or_an_account_deleted_in_this_process_applies_to_t
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
         await accounts.save_account(tx, "wecom", CORP_KEY, secrets={"token": "a-new-callback-token"})
     changed = await accounts.account_by_key(runtime, "wecom", CORP_KEY)
-    assert changed is not None and changed.secrets.token == "a-new-callback-token"
+    assert changed is not None and changed.secrets is not None
+    assert changed.secrets.token == "a-new-callback-token"
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
         await accounts.delete_account(tx, "wecom", CORP_KEY)
     assert await accounts.account_by_key(runtime, "wecom", CORP_KEY) is None
