@@ -25,7 +25,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,10 +144,13 @@ async def at_load(
     sides: tuple[tuple[str, Build], tuple[str, Build]],
     args: argparse.Namespace,
     baseline_rps: float,
+    drained: Callable[[int], Awaitable[bool]],
     ok: Callable[[httpx.Response], bool] = accepted,
 ) -> dict[str, Any]:
     """The open-loop part of a run: ``--paced-seconds`` at ``--rate`` requests/s (default half
-    the bare endpoint's closed-loop rate: the ratio-0.5 load), in 2 alternating rounds per side;
+    the bare endpoint's closed-loop rate: the ratio-0.5 load), in 2 alternating rounds per side,
+    each Guanxi round once the inbox worker has applied the events sent before (``drained(n)``), so
+    the latency is that of the load at this rate, not of the closed-loop rounds' backlog;
     ``sides``: Guanxi's and the bare endpoint's base URL and request builder (``build(start, n)``:
     the requests of events ``start`` … ``start + n - 1``, numbered after the closed-loop ones)."""
     (gbase, guanxi), (bbase, bare) = sides
@@ -156,7 +159,14 @@ async def at_load(
     g_lat: list[float] = []
     b_lat: list[float] = []
     g_err = b_err = 0
+    waited = 0.0
     for r in range(2):
+        t = time.perf_counter()
+        while time.perf_counter() - t < args.time_limit / 4:  # polling another process's progress
+            if await drained(args.events + r * per_round):
+                break
+            await asyncio.sleep(0.05)
+        waited += time.perf_counter() - t
         lat, _, err = await paced(gbase, guanxi(args.events + r * per_round, per_round), rate, ok)
         g_lat, g_err = g_lat + lat, g_err + err
         lat, _, err = await paced(bbase, bare(args.events + r * per_round, per_round), rate, ok)
@@ -171,6 +181,7 @@ async def at_load(
         "paced_baseline_p50_ms": round(pct(b_lat, 0.5), 2),
         "paced_baseline_p99_ms": round(pct(b_lat, 0.99), 2),
         "paced_baseline_errors": b_err,
+        "paced_drain_wait_s": round(waited, 1),
     }
 
 
@@ -237,7 +248,11 @@ async def run(args: argparse.Namespace, url: str, _folder: Path) -> dict[str, An
             return lambda start, n: [(path, *delivery(i, run_id)) for i in range(start, start + n)]
 
         sides = ((f"http://127.0.0.1:{gport}", calls("/webhooks/pigeon/main")), (f"http://127.0.0.1:{bport}", calls("/baseline")))
-        load = await at_load(sides, args, baseline_rps)
+
+        async def drained(n: int) -> bool:
+            return await processed_count(rt, tenant_id) >= n
+
+        load = await at_load(sides, args, baseline_rps, drained)
         total = len(bodies) + load["paced_events"]
         for _ in range(2):  # providers retry: the same deliveries again
             await blast(f"http://127.0.0.1:{gport}", [("/webhooks/pigeon/main", *b) for b in retries], args.concurrency, deadline)

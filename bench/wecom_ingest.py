@@ -104,6 +104,10 @@ def wecom_callback(n: int, run: str, created: int) -> tuple[str, bytes, dict[str
     return f"/wecom/callback/bench?{query}", body.encode(), {"content-type": "text/xml"}
 
 
+async def drained(rt: Runtime, tenant_id: Any, n: int) -> bool:
+    return await processed_count(rt, tenant_id, "wecom") >= n
+
+
 def empty_ack(response: Any) -> bool:
     """WeCom's contract: 200 with an empty body."""
     return bool(response.status_code == 200 and not response.content)
@@ -155,6 +159,7 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
             ((base, lambda start, n: [wecom_callback(i, run_id, created + i) for i in range(start, start + n)]), (bare, bare_calls)),
             args,
             baseline.per_s,
+            lambda n: drained(rt, tenant_id, n),
             ok=empty_ack,
         )
         total = args.events + load["paced_events"]
