@@ -85,8 +85,10 @@ def cli(
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
     p.add_argument("--time-limit", type=float, default=300.0, help="hard limit for the whole load, seconds")
+    p.add_argument("--rate", type=float, default=0.0, help="open-loop rate of the paced part, requests/s (default: half the bare rate)")
+    p.add_argument("--paced-seconds", type=float, default=10.0, help="length of the open-loop part per side, seconds")
     p.add_argument("--json", action="store_true")
-    add_smoke(p, events=60, concurrency=4, time_limit=60.0)
+    add_smoke(p, events=60, concurrency=4, time_limit=60.0, rate=20.0, paced_seconds=2.0)
     args = parse(p, argv)
     with tempfile.TemporaryDirectory(prefix=f"guanxi-{name}-") as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / f'{name}.db'}"
@@ -97,7 +99,8 @@ def cli(
     else:
         for key, value in result.items():
             print(f"{key:>24}: {value}")
-    return 0 if result["exactly_once"] and not result["errors"] and not result["baseline_errors"] else 1
+    refused = result["errors"] or result["baseline_errors"] or result.get("paced_errors") or result.get("paced_baseline_errors")
+    return 0 if result["exactly_once"] and not refused else 1
 
 
 def baseline_app() -> Litestar:

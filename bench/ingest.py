@@ -25,7 +25,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,89 @@ async def blast(
         return latencies, time.perf_counter() - t0, errors
 
 
+async def paced(
+    base: str,
+    requests: list[tuple[str, bytes, dict[str, str]]],
+    rate: float,
+    ok: Callable[[httpx.Response], bool] = accepted,
+) -> tuple[list[float], float, int]:
+    """Open loop: POST ``requests[i]`` at ``i / rate`` seconds from the start whether or not the
+    earlier ones were answered (as a provider delivers), so the latency at a given load is the
+    server's and not the client's queue; return the latencies (ms, from each request's send),
+    the seconds the sends took and the count of answers ``ok`` refuses."""
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+
+        async def one(path: str, body: bytes, headers: dict[str, str]) -> None:
+            nonlocal errors
+            t = time.perf_counter()
+            response = await client.post(path, content=body, headers=headers)
+            latencies.append((time.perf_counter() - t) * 1000)
+            if not ok(response):
+                errors += 1
+
+        tasks = []
+        t0 = time.perf_counter()
+        for i, request in enumerate(requests):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(*request)))
+        took = time.perf_counter() - t0
+        await asyncio.gather(*tasks)
+        return latencies, took, errors
+
+
+Build = Callable[[int, int], list[tuple[str, bytes, dict[str, str]]]]
+
+
+async def at_load(
+    sides: tuple[tuple[str, Build], tuple[str, Build]],
+    args: argparse.Namespace,
+    baseline_rps: float,
+    drained: Callable[[int], Awaitable[bool]],
+    ok: Callable[[httpx.Response], bool] = accepted,
+) -> dict[str, Any]:
+    """The open-loop part of a run: ``--paced-seconds`` at ``--rate`` requests/s (default half
+    the bare endpoint's closed-loop rate: the ratio-0.5 load), in 2 alternating rounds per side,
+    each Guanxi round once the inbox worker has applied the events sent before (``drained(n)``), so
+    the latency is that of the load at this rate, not of the closed-loop rounds' backlog;
+    ``sides``: Guanxi's and the bare endpoint's base URL and request builder (``build(start, n)``:
+    the requests of events ``start`` … ``start + n - 1``, numbered after the closed-loop ones)."""
+    (gbase, guanxi), (bbase, bare) = sides
+    rate = args.rate or max(1.0, round(baseline_rps / 2, 1))
+    per_round = max(1, int(rate * args.paced_seconds / 2))
+    g_lat: list[float] = []
+    b_lat: list[float] = []
+    g_err = b_err = 0
+    waited = 0.0
+    for r in range(2):
+        t = time.perf_counter()
+        while time.perf_counter() - t < args.time_limit / 4:  # polling another process's progress
+            if await drained(args.events + r * per_round):
+                break
+            await asyncio.sleep(0.05)
+        waited += time.perf_counter() - t
+        lat, _, err = await paced(gbase, guanxi(args.events + r * per_round, per_round), rate, ok)
+        g_lat, g_err = g_lat + lat, g_err + err
+        lat, _, err = await paced(bbase, bare(args.events + r * per_round, per_round), rate, ok)
+        b_lat, b_err = b_lat + lat, b_err + err
+    return {
+        "paced_rate": rate,
+        "paced_events": 2 * per_round,
+        "paced_p50_ack_ms": round(pct(g_lat, 0.5), 2),
+        "paced_p99_ack_ms": round(pct(g_lat, 0.99), 2),
+        "paced_max_ack_ms": round(max(g_lat), 2) if g_lat else None,
+        "paced_errors": g_err,
+        "paced_baseline_p50_ms": round(pct(b_lat, 0.5), 2),
+        "paced_baseline_p99_ms": round(pct(b_lat, 0.99), 2),
+        "paced_baseline_errors": b_err,
+        "paced_drain_wait_s": round(waited, 1),
+    }
+
+
 async def processed_count(rt: Runtime, tenant_id: Any, channel: str | None = None) -> int:
     """Inbox rows of the tenant (of one channel, if given) the worker has applied."""
     stmt = select(func.count()).select_from(InboxEvent).where(InboxEvent.status == "done")
@@ -159,10 +242,22 @@ async def run(args: argparse.Namespace, url: str, _folder: Path) -> dict[str, An
             b_time += took
             b_err += err
         g_cpu1 = cpu_seconds(guanxi_proc.pid)
+        baseline_rps = len(b_lat) / b_time if b_time else 0.0
+
+        def calls(path: str) -> Build:
+            return lambda start, n: [(path, *delivery(i, run_id)) for i in range(start, start + n)]
+
+        sides = ((f"http://127.0.0.1:{gport}", calls("/webhooks/pigeon/main")), (f"http://127.0.0.1:{bport}", calls("/baseline")))
+
+        async def drained(n: int) -> bool:
+            return await processed_count(rt, tenant_id) >= n
+
+        load = await at_load(sides, args, baseline_rps, drained)
+        total = len(bodies) + load["paced_events"]
         for _ in range(2):  # providers retry: the same deliveries again
             await blast(f"http://127.0.0.1:{gport}", [("/webhooks/pigeon/main", *b) for b in retries], args.concurrency, deadline)
         while time.monotonic() < deadline:  # polling another process's progress in the database
-            if await processed_count(rt, tenant_id) >= len(bodies):
+            if await processed_count(rt, tenant_id) >= total:
                 break
             await asyncio.sleep(0.05)
         done = await processed_count(rt, tenant_id)
@@ -170,7 +265,6 @@ async def run(args: argparse.Namespace, url: str, _folder: Path) -> dict[str, An
         async with rt.session(tenant_id) as s:
             interactions = int((await s.execute(select(func.count()).select_from(Interaction))).scalar_one())
         events_per_s = len(g_lat) / g_time if g_time else 0.0
-        baseline_rps = len(b_lat) / b_time if b_time else 0.0
         return {
             "events": args.events,
             "concurrency": args.concurrency,
@@ -180,13 +274,14 @@ async def run(args: argparse.Namespace, url: str, _folder: Path) -> dict[str, An
             "processed": done,
             "processed_per_s": round(done / processed_s, 1) if processed_s else 0.0,
             "interactions": interactions,
-            "exactly_once": interactions == len(bodies) == done,
+            "exactly_once": interactions == total == done,
             "duplicates_sent": 2 * len(retries),
             "errors": g_err,
             "baseline_rps": round(baseline_rps, 1),
             "baseline_p99_ms": round(pct(b_lat, 0.99), 2),
             "baseline_errors": b_err,
             "ratio": round(events_per_s / baseline_rps, 4) if baseline_rps else None,
+            **load,
             "server_cpu_ms_per_event": round((g_cpu1 - g_cpu0) * 1000 / len(g_lat), 3)
             if g_cpu0 is not None and g_cpu1 is not None and g_lat
             else None,

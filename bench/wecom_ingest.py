@@ -44,7 +44,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 from bench._ingest_server import Side, cli, context, spawn  # noqa: E402
 from bench.graphql_list import cpu_seconds, free_port, stop_server, wait_ready  # noqa: E402
-from bench.ingest import blast, processed_count  # noqa: E402
+from bench.ingest import at_load, blast, processed_count  # noqa: E402
 from guanxi.core.domain.models import Interaction  # noqa: E402
 from guanxi.core.migrate import upgrade  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
@@ -104,6 +104,10 @@ def wecom_callback(n: int, run: str, created: int) -> tuple[str, bytes, dict[str
     return f"/wecom/callback/bench?{query}", body.encode(), {"content-type": "text/xml"}
 
 
+async def drained(rt: Runtime, tenant_id: Any, n: int) -> bool:
+    return await processed_count(rt, tenant_id, "wecom") >= n
+
+
 def empty_ack(response: Any) -> bool:
     """WeCom's contract: 200 with an empty body."""
     return bool(response.status_code == 200 and not response.content)
@@ -144,12 +148,27 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
             same = [(path.replace("/wecom/callback/bench", "/baseline"), body, headers) for path, body, headers in events]
             baseline.add(await blast(bare, same, args.concurrency, deadline, ok=empty_ack))
         cpu1 = cpu_seconds(proc.pid)
+
+        def bare_calls(start: int, n: int) -> list[tuple[str, bytes, dict[str, str]]]:
+            return [
+                (path.replace("/wecom/callback/bench", "/baseline"), body, headers)
+                for path, body, headers in (wecom_callback(i, run_id, created + i) for i in range(start, start + n))
+            ]
+
+        load = await at_load(
+            ((base, lambda start, n: [wecom_callback(i, run_id, created + i) for i in range(start, start + n)]), (bare, bare_calls)),
+            args,
+            baseline.per_s,
+            lambda n: drained(rt, tenant_id, n),
+            ok=empty_ack,
+        )
+        total = args.events + load["paced_events"]
         retries = max(1, args.events // 20)
         for _ in range(2):  # WeCom retries: the same events, signed afresh
             again = [wecom_callback(i, run_id, created + i) for i in range(retries)]
             await blast(base, again, args.concurrency, deadline, ok=empty_ack)
         while time.monotonic() < deadline:
-            if await processed_count(rt, tenant_id, "wecom") >= args.events:
+            if await processed_count(rt, tenant_id, "wecom") >= total:
                 break
             await asyncio.sleep(0.05)
         done = await processed_count(rt, tenant_id, "wecom")
@@ -169,7 +188,7 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
             "processed_per_s": round(done / processed_s, 1) if processed_s else 0.0,
             "interactions": interactions,
             "follows": follows,
-            "exactly_once": interactions == follows == done == args.events,
+            "exactly_once": interactions == follows == done == total,
             "duplicates_sent": 2 * retries,
             "errors": wecom.errors,
             "baseline": "bare endpoint: envelope XML, SHA-1 signature, AES-256-CBC decryption, inner XML; no database",
@@ -177,6 +196,7 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
             "baseline_p99_ms": baseline.pct(0.99),
             "baseline_errors": baseline.errors,
             "ratio": round(wecom.per_s / baseline.per_s, 4) if baseline.per_s else None,
+            **load,
             "server_cpu_ms_per_event": round((cpu1 - cpu0) * 1000 / len(wecom.latencies), 3)
             if cpu0 is not None and cpu1 is not None and wecom.latencies
             else None,

@@ -191,7 +191,7 @@ async def tenant_id(runtime: Runtime) -> AsyncIterator[uuid.UUID]:
     from sqlalchemy import delete
 
     from guanxi.core.domain.models import ChannelAccount
-    from guanxi.core.services.accounts import import_config_accounts
+    from guanxi.core.services.accounts import forget_accounts, import_config_accounts
     from guanxi.core.services.pipelines import create_tenant
 
     async with runtime.write_session(None) as session:
@@ -202,6 +202,7 @@ async def tenant_id(runtime: Runtime) -> AsyncIterator[uuid.UUID]:
     finally:
         async with runtime.write_session(tid) as session:
             await session.execute(delete(ChannelAccount))
+        forget_accounts(runtime)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guanxi.core.domain.models import InboxEvent
-from guanxi.core.storage.db import write_transaction
+from guanxi.core.storage.db import background_writes, write_transaction
 
 #: at most this many rows per statement (SQLite binds at most 32,766 parameters; a row has ~10)
 MAX_GROUP = 500
@@ -35,6 +35,7 @@ class _Group:
         self.task: asyncio.Task[None] | None = None
 
     async def flush(self, engine: AsyncEngine) -> None:
+        background_writes.set(False)  # acks, even when a background task ingests: requests go first
         try:
             while self.pending:
                 await self._write(engine)

@@ -35,7 +35,7 @@ from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import identities, interactions
 from guanxi.core.services.customers import ENTRY_STAGES
-from guanxi.core.storage.db import is_busy, write_transaction
+from guanxi.core.storage.db import is_busy, write_slot, write_transaction
 
 log = logging.getLogger("guanxi.inbox")
 CHANNEL_ACTOR = Actor(kind="system", name="inbox")
@@ -44,6 +44,11 @@ CHANNEL_ACTOR = Actor(kind="system", name="inbox")
 #: in big batches, while a trickle goes in batches of ``queues.batch`` (on SQLite an ack waits
 #: for the batch being written)
 MAX_BATCH = 200
+#: on SQLite, how long the inbox worker's claim and batch may hold the write slot while webhook
+#: acks wait for it (:func:`next_claim_size`): an ack waits for at most one batch (requests go
+#: before the worker's next one, :class:`~guanxi.core.storage.db.WriteSlot`), so this bounds
+#: what a batch adds to an ack's latency
+ACK_BUDGET_S = 0.02
 
 
 #: errors that fail again on every retry: the event (or what it refers to) is wrong, not the moment
@@ -427,6 +432,19 @@ async def depth(runtime: Runtime, tenant_id: uuid.UUID | None = None) -> dict[st
     )
 
 
+def next_claim_size(size: int, batch: int, claimed: int, *, held_s: float | None = None, acks_waited: bool = False) -> int:
+    """The inbox worker's next claim after one of ``size`` that claimed ``claimed`` rows:
+    doubled after a full batch, up to ``max(batch, MAX_BATCH)``, back to ``batch`` after one that
+    was not full. When requests (webhook acks) waited for SQLite's write slot while the batch
+    held it for ``held_s`` seconds, the next claim is also cut to the rows that fit in
+    :data:`ACK_BUDGET_S` at that batch's pace (at least 1): a backlog then drains in batches an
+    ack can wait behind, and grows back to big batches once no ack waits."""
+    grown = min(max(batch, MAX_BATCH), size * 2) if claimed >= size else batch
+    if acks_waited and claimed and held_s:
+        return max(1, min(grown, int(ACK_BUDGET_S * claimed / held_s)))
+    return grown
+
+
 class InboxWorker(QueueWorker):
     """Processes the inbox in the background of the app process."""
 
@@ -435,11 +453,16 @@ class InboxWorker(QueueWorker):
     def __init__(self, runtime: Runtime, *, poll_s: float = 1.0, batch: int = 50, lease_s: float = 60.0, max_attempts: int = 5) -> None:
         super().__init__(poll_s=poll_s, batch=batch, lease_s=lease_s)
         self.runtime, self.max_attempts = runtime, max_attempts
-        #: the size of the next claim: ``batch``, doubled after each full batch up to
-        #: ``max(batch, MAX_BATCH)`` while a backlog lasts, back to ``batch`` once one was not full
+        #: the size of the next claim (:func:`next_claim_size`)
         self.size = batch
 
     async def run_batch(self) -> int:
+        slot = write_slot(self.runtime.engine)  # SQLite: whether acks waited behind this batch, and for how long
+        waits, held = (slot.request_waits, slot.background_held_s) if slot is not None else (0, 0.0)
         n = await run_once(self.runtime, limit=self.size, lease_s=self.lease_s, max_attempts=self.max_attempts)
-        self.size = min(max(self.batch, MAX_BATCH), self.size * 2) if n >= self.size else self.batch
+        if slot is None:
+            self.size = next_claim_size(self.size, self.batch, n)
+        else:
+            waited = slot.request_waits > waits
+            self.size = next_claim_size(self.size, self.batch, n, held_s=slot.background_held_s - held, acks_waited=waited)
         return n

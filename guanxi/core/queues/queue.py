@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, or_, select, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from guanxi.core.domain.models import Tenant, utcnow
-from guanxi.core.storage.db import is_busy, write_transaction
+from guanxi.core.storage.db import background_writes, is_busy, write_transaction
 
 log = logging.getLogger("guanxi.queue")
 #: longest pause of a worker that keeps meeting a busy database
@@ -141,6 +141,7 @@ class QueueWorker:
             await self._task
 
     async def _loop(self) -> None:
+        background_writes.set(True)  # this task's writes yield SQLite's write slot to requests
         busy_streak = 0
         while not self._stopping:
             wait = self.poll_s

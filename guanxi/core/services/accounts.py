@@ -19,6 +19,7 @@ through the API (fingerprints only). An account whose secrets do not open is ret
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -38,6 +39,7 @@ from guanxi.core.storage.tenancy import TenantSession, unscoped
 
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SPECS = "guanxi.account_specs"
+_BY_KEY = "guanxi.accounts_by_key"
 _SEALER = "guanxi.sealer"
 #: ``session.info`` key: the accounts a session read, by channel (see :func:`tenant_accounts`)
 _CACHE = "guanxi.channel_accounts"
@@ -120,9 +122,19 @@ def _account(runtime: Runtime, row: ChannelAccount) -> Account:
 async def account_by_key(runtime: Runtime, channel: str, key: str) -> Account | None:
     """The account a webhook URL names (``/wecom/callback/<key>``), and so its tenant; None when
     there is none. Only the tenant id is looked up across tenants; the row is read through
-    the tenant's session."""
+    the tenant's session.
+
+    Every delivery of a webhook asks for it, so a process keeps an account it found for
+    ``plugins.tenant_cache_s`` seconds (as it keeps a tenant's plugin choices): a change made
+    in another process applies here within that time, one made in this process
+    (:func:`save_account`, :func:`delete_account`, :func:`rekey`) at once."""
     if not KEY.match(key):
         return None
+    cache = _found(runtime)
+    now = time.monotonic()
+    hit = cache.get((channel, key))
+    if hit is not None and hit[0] > now:
+        return hit[1]
     async with runtime.session(None) as session, unscoped(session):
         tenant_id = (
             await session.execute(select(ChannelAccount.tenant_id).where(ChannelAccount.channel == channel, ChannelAccount.key == key))
@@ -131,7 +143,32 @@ async def account_by_key(runtime: Runtime, channel: str, key: str) -> Account | 
         return None
     async with runtime.session(tenant_id) as session:
         row = (await session.execute(_by_key(channel, key))).scalar_one()
-        return _account(runtime, row)
+        account = _account(runtime, row)
+    if runtime.settings.plugins.tenant_cache_s > 0:
+        cache[(channel, key)] = (now + runtime.settings.plugins.tenant_cache_s, account)
+    return account
+
+
+def _found(runtime: Runtime) -> dict[tuple[str, str], tuple[float, Account]]:
+    """This process's accounts found by :func:`account_by_key`: (channel, key) → (expiry, account)."""
+    cache: dict[tuple[str, str], tuple[float, Account]] = runtime.state.setdefault(_BY_KEY, {})
+    return cache
+
+
+def forget_accounts(runtime: Runtime) -> None:
+    """Drop every account this process keeps from :func:`account_by_key` (after accounts were
+    removed other than by :func:`delete_account`: a purged tenant, rows deleted directly)."""
+    _found(runtime).clear()
+
+
+def _forget(tx: Tx, channel: str, key: str) -> None:
+    """Drop this process's copy of an account that is changing: now, and once the change committed."""
+
+    def forget() -> None:
+        _found(tx.runtime).pop((channel, key), None)
+
+    forget()
+    tx.after_commit(forget)
 
 
 def _by_key(channel: str, key: str) -> Any:
@@ -192,6 +229,7 @@ async def save_account(
     await runtime.require_plugin(plugin, tx.tenant_id)
     if not KEY.match(key):
         raise ValidationError("key must be 1 to 64 characters of a-z, 0-9, _ and -, starting with a letter or digit", field="key")
+    _forget(tx, channel, key)
     session = tx.session
     session.info.pop(_CACHE, None)
     row = (await session.execute(_by_key(channel, key))).scalar_one_or_none()
@@ -283,6 +321,7 @@ async def delete_account(tx: Tx, channel: str, key: str) -> None:
         raise NotFoundError(f"no {channel} account {key!r} in this tenant", field="key")
     audit(tx, "channel_account.delete", "channel_account", row.id, {"channel": channel, "key": key})
     await tx.session.delete(row)
+    _forget(tx, channel, key)
 
 
 async def rekey(runtime: Runtime) -> tuple[int, int]:
@@ -291,6 +330,7 @@ async def rekey(runtime: Runtime) -> tuple[int, int]:
     are left as they are."""
     box = sealer(runtime)
     resealed = broken = 0
+    forget_accounts(runtime)
     async with runtime.write_session(None) as session, unscoped(session):
         for row in (await session.execute(select(ChannelAccount))).scalars().all():
             if not row.secrets or Sealer.key_of(row.secrets) == box.key_id:

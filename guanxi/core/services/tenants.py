@@ -27,6 +27,7 @@ from guanxi.core.base.errors import ConflictError, NotFoundError, ValidationErro
 from guanxi.core.domain.models import Base, CustomerCount, Tenant, TenantPlugin, TenantScoped, utcnow
 from guanxi.core.hooks import manager as plugins
 from guanxi.core.runtime import Runtime
+from guanxi.core.services.accounts import forget_accounts
 from guanxi.core.services.pipelines import create_tenant as create_tenant_row
 from guanxi.core.services.tenant_plugins import check_loaded
 from guanxi.core.storage.tenancy import TenantSession, unscoped
@@ -250,6 +251,7 @@ async def purge_tenant(runtime: Runtime, tenant_id: uuid.UUID) -> dict[str, int]
         with unscoped(session):
             await session.execute(delete(Tenant).where(Tenant.id == tenant_id))
     runtime.forget_tenant(tenant_id)
+    forget_accounts(runtime)
     runtime._tenant_ids = {slug: tid for slug, tid in runtime._tenant_ids.items() if tid != tenant_id}
     return counts
 

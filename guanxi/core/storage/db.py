@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import msgspec
@@ -134,34 +137,124 @@ WRITE = "guanxi_write"
 #: (cache refreshes of tenant plugin choices and API keys, ``last_used_at`` writes): statement
 #: counts in tests leave them out (:func:`guanxi.testing.sql.count_statements`).
 BOOKKEEPING = "guanxi_bookkeeping"
-_write_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+#: True inside a background worker (a queue worker's batches, :class:`~guanxi.core.queues.queue.QueueWorker`):
+#: its write transactions on SQLite yield the write slot to requests (:class:`WriteSlot`)
+background_writes: ContextVar[bool] = ContextVar("guanxi_background_writes", default=False)
+
+
+class WriteSlot:
+    """One process's turn at SQLite's write lock, handed over in order, requests first.
+
+    Requests (webhook acks, mutations) wait for the transaction holding the slot and then go
+    before every background writer that waits (a queue worker's claim or batch,
+    :data:`background_writes`); among requests, and among background writers, first come first
+    served. A background writer is passed over at most :attr:`max_overtakes` times in a row, so
+    a stream of requests cannot starve the workers. :attr:`request_waits` counts the requests
+    that had to wait while a background writer held the slot and :attr:`background_held_s` the
+    time background writers held it: the inbox worker sizes its batches from them
+    (:func:`guanxi.core.queues.inbox.next_claim_size`)."""
+
+    max_overtakes = 4
+
+    def __init__(self) -> None:
+        #: who holds the slot: None (free), True (a background writer), False (a request)
+        self.holder: bool | None = None
+        self._requests: deque[asyncio.Future[None]] = deque()
+        self._background: deque[asyncio.Future[None]] = deque()
+        self._overtakes = 0
+        self._since = 0.0
+        self.request_waits = 0
+        self.background_held_s = 0.0
+
+    @property
+    def waiting(self) -> tuple[int, int]:
+        """How many requests and background writers wait for the slot."""
+        return sum(not f.done() for f in self._requests), sum(not f.done() for f in self._background)
+
+    async def acquire(self, background: bool) -> None:
+        if self.holder is None:
+            self._take(background)
+            return
+        if not background and self.holder:
+            self.request_waits += 1
+        queue = self._background if background else self._requests
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(fut)
+        try:
+            await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed over just as the waiter gave up: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(fut)
+            raise
+
+    def release(self) -> None:
+        if self.holder:
+            self.background_held_s += time.perf_counter() - self._since
+        fut, background = self._next()
+        if fut is None:
+            self.holder = None
+            return
+        self._take(background)
+        fut.set_result(None)
+
+    def _take(self, background: bool) -> None:
+        self.holder = background
+        self._since = time.perf_counter()
+
+    def _next(self) -> tuple[asyncio.Future[None] | None, bool]:
+        for queue in (self._requests, self._background):
+            while queue and queue[0].done():
+                queue.popleft()
+        if self._requests and (not self._background or self._overtakes < self.max_overtakes):
+            if self._background:
+                self._overtakes += 1
+            return self._requests.popleft(), False
+        if self._background:
+            self._overtakes = 0
+            return self._background.popleft(), True
+        return None, False
+
+
+_write_slots: weakref.WeakKeyDictionary[Any, WriteSlot] = weakref.WeakKeyDictionary()
 #: per engine: how long a write waits for the process's write slot (``database.busy_timeout_ms``)
 _slot_timeouts: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 #: per engine: which task holds the write slot, since when (monotonic): named when a write times out
 _holders: weakref.WeakKeyDictionary[Any, tuple[str, float]] = weakref.WeakKeyDictionary()
 
 
+def write_slot(engine: AsyncEngine) -> WriteSlot | None:
+    """This process's :class:`WriteSlot` of a SQLite engine; None on PostgreSQL (no slot)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    slot = _write_slots.get(engine.sync_engine)
+    if slot is None:
+        slot = _write_slots[engine.sync_engine] = WriteSlot()
+    return slot
+
+
 @asynccontextmanager
 async def sqlite_writer(engine: AsyncEngine, timeout_s: float | None = None) -> AsyncIterator[None]:
-    """On SQLite, one write transaction at a time per process, first come first served.
+    """On SQLite, one write transaction at a time per process, requests before background work.
 
     SQLite has one writer per database; left to its busy handler, waiting writers poll with
-    growing sleeps and a burst of webhooks waits seconds behind the inbox worker. An asyncio lock
-    hands the write lock over in order instead. No-op on PostgreSQL. A write waits for its turn
-    up to ``timeout_s`` (default: the engine's ``database.busy_timeout_ms``, the same patience
-    SQLite's own busy handler has), then raises :class:`BusyError`; the log names the task that
-    held the slot and for how long. A write transaction must not open another one inside it (it
-    would wait for itself)."""
-    if engine.dialect.name != "sqlite":
+    growing sleeps and a burst of webhooks waits seconds behind the inbox worker. A
+    :class:`WriteSlot` hands the write lock over in order instead, a request (an ack) before a
+    worker's next batch. No-op on PostgreSQL. A write waits for its turn up to ``timeout_s``
+    (default: the engine's ``database.busy_timeout_ms``, the same patience SQLite's own busy
+    handler has), then raises :class:`BusyError`; the log names the task that held the slot and
+    for how long. A write transaction must not open another one inside it (it would wait for
+    itself)."""
+    slot = write_slot(engine)
+    if slot is None:
         yield
         return
     key = engine.sync_engine
-    lock = _write_locks.get(key)
-    if lock is None:
-        lock = _write_locks[key] = asyncio.Lock()
     wait_s = timeout_s if timeout_s is not None else _slot_timeouts.get(key, 5.0)
     try:
-        await asyncio.wait_for(lock.acquire(), wait_s)
+        await asyncio.wait_for(slot.acquire(background_writes.get()), wait_s)
     except TimeoutError:
         holder, since = _holders.get(key, ("?", time.monotonic()))
         log.warning("no SQLite write slot within %g s: task %r has held it for %.1f s", wait_s, holder, time.monotonic() - since)
@@ -174,7 +267,7 @@ async def sqlite_writer(engine: AsyncEngine, timeout_s: float | None = None) -> 
         yield
     finally:
         _holders.pop(key, None)
-        lock.release()
+        slot.release()
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ The table starts with each tenant's present count, computed in the same transact
 triggers are created (creating a trigger locks ``customers`` against writes on PostgreSQL).
 
 Revision ID: 0023_counts
-Revises: 0021_perf
+Revises: 0022_import
 Create Date: 2026-12-07 07:00:00
 """
 
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0023_counts"
-down_revision: str | Sequence[str] | None = "0021_perf"
+down_revision: str | Sequence[str] | None = "0022_import"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
