@@ -148,7 +148,8 @@ async def test_demo_rows_keep_the_service_invariants_and_look_like_a_real_funnel
         assert points[c.id] == {("phone", p) for p in c.phones} | {("email", e) for e in c.emails}
         assert times[c.id] and c.last_interaction_at == max(times[c.id])
         assert c.created_at < min(times[c.id]) <= NOW
-        assert c.search_text == search_text(c, nicknames[c.id])
+        # the nicknames in any order: the rows come back in whatever order the planner reads them
+        assert c.search_text in {search_text(c, list(p)) for p in itertools.permutations(nicknames[c.id])}
         assert c.owner_id is None or c.owner_id in sales
         assert all(p.startswith("+") for p in c.phones)
 
