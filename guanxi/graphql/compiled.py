@@ -432,15 +432,21 @@ class _Run:
                 append(self.complete(item, v, None, items, index))  # type: ignore[arg-type]
         return items
 
-    async def settle(self) -> None:
-        """Await every queued awaitable, completing what they give, level by level."""
+    async def settle(self, *, cancel_siblings: bool = True) -> None:
+        """Await every queued awaitable, completing what they give, level by level.
+
+        ``cancel_siblings=False``: when one awaitable of a level raises, the others still run to
+        their end before the error is raised (none is cancelled in the middle of a query on a
+        session that stays in use)."""
         is_awaitable = self.is_awaitable
         while self.pending:
             batch, self.pending = self.pending, []
             if len(batch) == 1:
                 values = [await batch[0][0]]
-            else:
+            elif cancel_siblings:
                 values = await gather_with_cancel(*(p[0] for p in batch))
+            else:
+                values = await _gather_all(*(p[0] for p in batch))
             for (_, out, path, container, key), value in zip(batch, values, strict=True):
                 if is_awaitable(value):  # graphql-core awaits once
                     raise FallbackError("awaitable resolved to an awaitable")
@@ -460,6 +466,17 @@ class _Run:
             import asyncio
 
             await asyncio.gather(*others, return_exceptions=True)
+
+
+async def _gather_all(*awaitables: Awaitable[Any]) -> list[Any]:
+    """Every awaitable run to its end; then the first error, if any, is raised."""
+    import asyncio
+
+    values = await asyncio.gather(*awaitables, return_exceptions=True)
+    for value in values:
+        if isinstance(value, BaseException):
+            raise value
+    return values
 
 
 async def run_plan(

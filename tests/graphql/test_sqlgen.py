@@ -451,3 +451,35 @@ async def test_only_the_placeholders_of_this_request_are_replaced() -> None:
     hex_id = uuid.uuid4().hex
     document = b'{"data":{"a":"0011223344556677:0:' + hex_id.encode() + b'"}}'
     assert await merge_plugin_fields(document, "8899aabbccddeeff", [], None, None) == document
+
+
+async def test_a_merge_that_falls_back_waits_for_its_own_resolvers_only(sides: Sides) -> None:
+    """A plugin field raising (insights' ``days`` out of range) while its siblings (scores, pool
+    moves) query: the layer lets those siblings finish (none is cancelled mid-query) and answers
+    through the present path, with its error, without waiting for anything else of the process:
+    here another request's DataLoader batch that never ends (waiting for every batch of the
+    process once hung the suite)."""
+    import asyncio
+
+    from strawberry.dataloader import DataLoader
+
+    page = PLUGIN_PAGE.replace("insights(days: 30)", "insights(days: $d)").replace("query Q($n: Int)", "query Q($n: Int, $d: Int!)")
+    await _post(sides.sql["admin"], Query(page, {"n": 5, "d": 30}, True))  # the present path: validates and plans
+    q = Query(page, {"n": 5, "d": 400}, True)
+    release = asyncio.Event()
+
+    async def stuck(keys: list[int]) -> list[int]:
+        await release.wait()
+        return keys
+
+    other = asyncio.ensure_future(DataLoader(load_fn=stuck).load(1))
+    await asyncio.sleep(0.01)  # its batch is dispatched and waits
+    try:
+        before = sides.schema.sql.stats["fallback"]  # type: ignore[union-attr]
+        got = await asyncio.wait_for(_post(sides.sql["admin"], q), 20)
+        assert sides.schema.sql.stats["fallback"] > before  # type: ignore[union-attr]
+    finally:
+        release.set()
+        assert await other == 1
+    assert got == await _post(sides.plain["admin"], q)
+    assert got["errors"][0]["extensions"]["code"] == "VALIDATION", got

@@ -14,7 +14,6 @@ raises :class:`MergeFallback`: the present path answers the request, with its ow
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections.abc import Sequence
@@ -51,20 +50,6 @@ class _PageCustomer:
 
     def __getattr__(self, name: str) -> Any:
         raise MergeFallback(f"a merged plugin field read Customer.{name}")
-
-
-async def _settle_loaders() -> None:
-    """Wait for the DataLoader batches the abandoned resolvers started: they run as tasks of their
-    own (``gather_with_cancel`` cancels its awaitables, not the batches they wait for) and query
-    the request's session, which is closed before the present path answers."""
-    await asyncio.sleep(0)  # a loader schedules its batch's task with call_soon
-    batches = [
-        t
-        for t in asyncio.all_tasks()
-        if not t.done() and getattr(t.get_coro(), "__qualname__", "") == "dispatch_batch" and t is not asyncio.current_task()
-    ]
-    if batches:
-        await asyncio.gather(*batches, return_exceptions=True)
 
 
 def resolvers_for(
@@ -105,10 +90,9 @@ async def merge_plugin_fields(
             plan = plans[int(slot)]
             path = Path(Path(None, index, None), plan.fields[0].key, "Customer")
             values[(slot, raw_id)] = run.complete_object(plan, source, path)
-        await run.settle()
+        await run.settle(cancel_siblings=False)
     except BaseException as exc:
         await run.abandon()
-        await _settle_loaders()
         if isinstance(exc, Exception):
             raise MergeFallback(f"{type(exc).__name__}: {exc}") from None
         raise
