@@ -13,6 +13,10 @@ from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.storage.tenancy import TenantSession
 
 
+class RequestEndedError(RuntimeError):
+    """A resolver still running after its operation was answered asked for the session."""
+
+
 class GraphQLContext(BaseContext, kw_only=True):
     """Available to resolvers as ``info.context``."""
 
@@ -21,6 +25,8 @@ class GraphQLContext(BaseContext, kw_only=True):
     #: a WebSocket's connection_init payload (where a browser sends its credentials)
     connection_params: Any = None
     _session: Any = None
+    #: the operation is over (:meth:`end`): no session may be opened any more
+    _ended: bool = False
     _loaders: Any = None
     state: dict[str, Any] = {}  # noqa: RUF012 - msgspec copies mutable defaults per instance
 
@@ -40,6 +46,8 @@ class GraphQLContext(BaseContext, kw_only=True):
     def session(self) -> TenantSession:
         """The request's read session (opened on first use, closed after the operation)."""
         if self._session is None:
+            if self._ended:
+                raise RequestEndedError("this GraphQL operation is over: its database session is closed")
             self._session = self.rt.session(self.tenant_id, self.ctx.owners)
         return self._session
 
@@ -60,6 +68,20 @@ class GraphQLContext(BaseContext, kw_only=True):
         reads are forgotten first, since the mutation changes what they saw."""
         self.reset_reads()
         return self.rt.transaction(self.ctx)
+
+    def start(self) -> None:
+        """An operation starts (a WebSocket's context serves one after another)."""
+        self._ended = False
+
+    async def end(self) -> None:
+        """The operation is over: close the session, and open none for a resolver still running.
+
+        When a resolver raises, graphql-core nulls its parent and answers; sibling resolvers it
+        started may still be running and read the session after that. Without this, such a
+        straggler opened a new session nobody closed, and its connection was left to the garbage
+        collector: a stream of requests with a bad argument could exhaust the pool."""
+        self._ended = True
+        await self.close()
 
     async def close(self) -> None:
         if self._session is not None:

@@ -36,16 +36,19 @@ def shape_error(error: GraphQLError) -> GraphQLError:
 
 
 class RequestLifecycle(SchemaExtension):
-    """Closes the request's database session after the operation and shapes its errors
+    """Ends the request's database session after the operation (``GraphQLContext.end``) and shapes its errors
     (the HTTP view shapes parse and validation errors, which never reach an operation)."""
 
     async def on_operation(self) -> AsyncIterator[None]:
+        start = getattr(self.execution_context.context, "start", None)
+        if start is not None:
+            start()
         try:
             yield
         finally:
-            close = getattr(self.execution_context.context, "close", None)
-            if close is not None:
-                await close()
+            end = getattr(self.execution_context.context, "end", None)
+            if end is not None:
+                await end()
             result = self.execution_context.result
             if result is not None and result.errors:
                 result.errors = [shape_error(e) for e in result.errors]

@@ -483,3 +483,24 @@ async def test_a_merge_that_falls_back_waits_for_its_own_resolvers_only(sides: S
         assert await other == 1
     assert got == await _post(sides.plain["admin"], q)
     assert got["errors"][0]["extensions"]["code"] == "VALIDATION", got
+
+
+async def test_failing_plugin_fields_leave_no_connection_to_the_garbage_collector(sides: Sides) -> None:
+    """When a plugin field raises (an argument out of range), graphql-core answers while sibling
+    resolvers (``totalCount``) may still run; once the operation is over they get no new session
+    (``GraphQLContext.end``), so twenty such requests leave no pooled connection for the garbage
+    collector (SQLAlchemy warns when it has to end one; enough of them exhausted the pool and
+    made later requests wait 30 s and fail), on both paths."""
+    import gc
+    import warnings
+
+    q = Query(PLUGIN_PAGE.replace("insights(days: 30)", "insights(days: 400)"), {"n": 5}, True)
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(10):
+            for side in (sides.plain, sides.sql):
+                got = await _post(side["admin"], q)
+                assert got["errors"][0]["extensions"]["code"] == "VALIDATION", got
+        gc.collect()
+    assert not [str(w.message) for w in caught if "non-checked-in connection" in str(w.message)]

@@ -53,7 +53,9 @@ async def test_a_page_of_profiles_costs_a_fixed_number_of_statements(runtime: Ru
             await box.say("太差了", who=f"c{n}")
         with count_statements(runtime.engine) as seen:
             edges = (await graphql(PROFILE))["data"]["customers"]["edges"]
-        selects = [s for s in seen if s.lstrip().upper().startswith(("SELECT", "WITH")) and "FROM tenants" not in s and "FROM api_keys" not in s]
+        selects = [
+            s for s in seen if s.lstrip().upper().startswith(("SELECT", "WITH")) and "FROM tenants" not in s and "FROM api_keys" not in s
+        ]
         counts.append((len(edges), len(selects)))
     assert counts == [(9, 5), (15, 5)]
 
