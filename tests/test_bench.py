@@ -81,3 +81,22 @@ def test_the_soak_reports_intervals_cpu_rss_backlog_and_what_grew(tmp_path: Path
     assert result["customers_after"] > result["seeded_customers"]
     assert result["cpu_ms_per_request_slope"] is not None
     assert result["probe_start"] and result["probe_end"] and result["growth"]
+
+
+def test_the_page_bench_with_a_plugin_field_runs_at_its_smoke_size_without_errors(tmp_path: Path) -> None:
+    """``graphql_list.py --plugin-field`` (the page with ``insights { channels }``, merged into the
+    SQL layer's JSON) runs at its smoke size: same page as the baseline, no failed request."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUANXI")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "graphql_list.py"), "--smoke", "--plugin-field"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads([line for line in proc.stdout.splitlines() if line.strip()][-1])
+    assert result["plugin_field"] and result["same_page"] and result["sql_layer"], result
+    assert result["errors"] == 0 and result["baseline_errors"] == 0, result
