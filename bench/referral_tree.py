@@ -46,6 +46,7 @@ from bench.graphql_list import admin_key  # noqa: E402
 from guanxi.core.base.ids import new_id  # noqa: E402
 from guanxi.core.domain import models as m  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
+from guanxi.core.storage.statistics import refresh_statistics  # noqa: E402
 from guanxi.graphql.ids import to_global_id  # noqa: E402
 from guanxi.plugins.referral.models import ReferralAttribution, ReferralCampaign, ReferralClosure, ReferralToken  # noqa: E402
 from guanxi.testing.sql import count_statements  # noqa: E402
@@ -248,12 +249,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         tenant_id = await seed(runtime, f"bench-{secrets.token_hex(4)}", args.customers, args.share, rng)
         seed_s = time.perf_counter() - t0
-        if runtime.engine.dialect.name == "postgresql":
-            # fresh bulk-loaded tables have no planner statistics until autovacuum gets to them;
-            # without them PostgreSQL guesses one row per inviter and walks the tree with a nested
-            # loop over every attribution (about 100x slower). ANALYZE is transactional: commit it.
-            async with runtime.engine.begin() as conn:
-                await conn.exec_driver_sql("ANALYZE")
+        # fresh bulk-loaded tables have no planner statistics until autovacuum gets to them;
+        # without them PostgreSQL guesses one row per inviter and walks the tree with a nested
+        # loop over every attribution (about 100x slower)
+        async with runtime.engine.begin() as conn:
+            await refresh_statistics(conn)
         async with runtime.session(tenant_id) as session:
             top, direct = (
                 await session.execute(

@@ -56,6 +56,7 @@ from guanxi.core.base.ids import new_id  # noqa: E402
 from guanxi.core.domain import models as m  # noqa: E402
 from guanxi.core.migrate import upgrade  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
+from guanxi.core.storage.statistics import refresh_statistics  # noqa: E402
 from guanxi.plugins.scoring.settings import PERIOD_SECONDS, ScoringSettings  # noqa: E402
 from guanxi.plugins.scoring.sql import LN2, LN10, epoch_seconds  # noqa: E402
 from guanxi.testing.sql import count_statements  # noqa: E402
@@ -278,6 +279,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         tenant_id = await seed(runtime, args.customers, args.interactions, args.seed)
         seed_s = time.perf_counter() - t0
         log(f"seeded in {seed_s:.1f} s")
+        async with runtime.engine.begin() as conn:
+            await refresh_statistics(conn)  # PostgreSQL: statistics that know the seeded tenant
         dialect = runtime.engine.dialect.name
         tid_param = tenant_id.hex if dialect == "sqlite" else tenant_id
         await runtime.tenant_plugins(tenant_id)  # loads the tenant's settings

@@ -59,6 +59,7 @@ from bench.graphql_list import seed as seed_customers  # noqa: E402
 from guanxi import sign  # noqa: E402
 from guanxi.core.domain.models import Customer, InboxEvent, Interaction  # noqa: E402
 from guanxi.core.runtime import Runtime  # noqa: E402
+from guanxi.core.storage.statistics import refresh_statistics  # noqa: E402
 
 SECRET = secrets.token_hex(16)
 SERVER_SECRET = secrets.token_hex(32)
@@ -338,9 +339,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         tenant_id = await seed_customers(rt, slug, args.customers)
         await import_config_accounts(rt, tenant_id=tenant_id)
         await use_tenant(rt, tenant_id)
-        if rt.engine.dialect.name == "postgresql":
-            async with rt.engine.begin() as conn:
-                await conn.exec_driver_sql("ANALYZE")
+        async with rt.engine.begin() as conn:
+            await refresh_statistics(conn)
         key = await admin_key(rt, tenant_id)
         run_id = secrets.token_hex(3)
         probe_start = await probe(rt, tenant_id, key, run_id + "a")

@@ -17,16 +17,18 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import JSON, String, and_, any_, bindparam, func, select, text
+from sqlalchemy import JSON, String, and_, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from guanxi.core.domain.models import ContactPoint, Customer, Identity
-from guanxi.core.storage.tenancy import UNSCOPED, TenantSession
+from guanxi.core.storage.statistics import refresh_statistics as analyze
+from guanxi.core.storage.tenancy import TenantSession
 from guanxi.importer.validation import Row
 
 log = logging.getLogger("guanxi.import")
+#: the tables whose statistics an import refreshes as it grows
+IMPORT_TABLES = ("customers", "contact_points", "identities", "customer_tags")
 CHUNK = 1000  # values per IN (...) list, well under every driver's parameter limit
 
 #: a matching key: ("i", channel, external id), ("email", value) or ("phone", value)
@@ -88,13 +90,7 @@ async def refresh_statistics(session: TenantSession, dialect: str) -> None:
     planner believes the tenant has ~1 row and may scan every row of it per lookup, which makes
     a large import quadratic. ANALYZE counts the rows of its own transaction; it runs after
     2,000, 4,000, 8,000 ... rows (a few dozen times for a million rows). Without the privilege
-    to ANALYZE, the import goes on with the old statistics."""
-    if dialect != "postgresql":
-        return
-    for table in ("customers", "contact_points", "identities", "customer_tags"):
-        try:
-            async with session.begin_nested():
-                # statistics of the whole table, not rows of a tenant: marked as such for the chokepoint
-                await session.execute(text(f"ANALYZE {table}").execution_options(**{UNSCOPED: True}))
-        except DBAPIError:
-            log.warning("could not ANALYZE %s during the import; lookups may get slower", table)
+    to ANALYZE, the import goes on with the old statistics (see
+    :mod:`guanxi.core.storage.statistics`)."""
+    if dialect == "postgresql":
+        await analyze(session, IMPORT_TABLES)
