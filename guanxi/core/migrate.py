@@ -96,6 +96,29 @@ async def upgrade(runtime: Runtime) -> dict[str, list[str]]:
     return await current(runtime)
 
 
+async def migrate_to(runtime: Runtime, owner: str, target: str) -> None:
+    """Move one history (``core`` or an enabled plugin's) to ``target``: a revision, ``heads``,
+    or ``base``; up or down, whichever it is from where the history stands. For a plugin's own
+    tests of a data migration: go back before it, write rows as they were, come up again."""
+    found = [(versions, table) for name, versions, table in histories(runtime) if name == owner]
+    if not found:
+        raise PluginError(f"no migration history named {owner!r} (core, or an enabled plugin with migrations)")
+    ((versions, table),) = found
+    cfg = alembic_config(runtime, versions, table)
+
+    def move(conn: Connection) -> None:
+        heads = _current_heads(conn, table)
+        below = target == "base"
+        if target not in ("heads", "base"):
+            script = ScriptDirectory.from_config(cfg)
+            passed = {r.revision for head in heads for r in script.iterate_revisions(head, "base")}
+            below = target in passed and target not in heads
+        (command.downgrade if below else command.upgrade)(cfg, target)
+
+    async with migration_lock(runtime), runtime.engine.begin() as conn:
+        await conn.run_sync(_with_connection(cfg, move))
+
+
 def _current_heads(conn: Connection, version_table: str) -> tuple[str, ...]:
     return MigrationContext.configure(conn, opts={"version_table": version_table}).get_current_heads()
 

@@ -102,3 +102,36 @@ def test_a_negative_retention_is_a_configuration_problem() -> None:
     assert DouyinSettings(ignored_event_retention_days=-1).problems() == [
         "`$.plugins.douyin.ignored_event_retention_days` must be >= 0 (0 keeps ignored events)"
     ]
+
+
+async def test_douyin_0003_schedules_the_purge_for_a_tenant_connected_before_the_job_existed(
+    anonymous_client: httpx.AsyncClient, runtime: Runtime, tenant_id: uuid.UUID, business: str
+) -> None:
+    """A tenant whose account was connected before the purge job existed had no job, so its
+    ignored events were kept for ever; douyin_0003 schedules it (once: a tenant that has it keeps
+    its one job), and it purges like a job the plugin scheduled."""
+    from sqlalchemy import delete
+
+    from guanxi.core.migrate import migrate_to
+
+    body = envelope("im_group_receive_msg", {"text": "kept too long"}, from_user="cust-s", to_user=business)
+    assert (await deliver(anonymous_client, body, msg_id="LEGACY-0")).status_code == 200
+    try:
+        await migrate_to(runtime, "douyin", "douyin_0002")
+        async with runtime.write_session(tenant_id) as s:  # as a tenant connected before douyin_0002
+            await s.execute(delete(ScheduledJob).where(ScheduledJob.kind == PURGE_JOB))
+            await s.execute(update(DouyinEvent).values(received_at=utcnow() - dt.timedelta(days=31)))
+    finally:
+        await migrate_to(runtime, "douyin", "heads")
+    async with runtime.session(tenant_id) as s:
+        (job,) = (await s.execute(select(ScheduledJob).where(ScheduledJob.kind == PURGE_JOB))).scalars()
+    assert (job.key, job.cron, job.status, job.runs) == (PURGE_JOB, "23 3 * * *", "scheduled", 0)
+    assert job.next_attempt_at <= utcnow()  # due at once, daily after that
+
+    assert await scheduler.run_once(runtime, tenant_id=tenant_id) == 1
+    assert "msg:LEGACY-0" not in await kept(runtime, tenant_id)
+    await migrate_to(runtime, "douyin", "douyin_0002")
+    await migrate_to(runtime, "douyin", "heads")
+    async with runtime.session(tenant_id) as s:
+        jobs = (await s.execute(select(ScheduledJob).where(ScheduledJob.kind == PURGE_JOB))).scalars().all()
+    assert [j.id for j in jobs] == [job.id]

@@ -59,22 +59,8 @@ async def test_sales_0004_turns_the_contract_days_column_into_the_contract_rule_
     import uuid
 
     import sqlalchemy as sa
-    from alembic import command
 
-    from guanxi.core.migrate import alembic_config, histories
-
-    ((_, versions, table),) = [h for h in histories(runtime) if h[0] == "sales"]
-    cfg = alembic_config(runtime, versions, table)
-
-    def migrate(target: str, down: bool) -> None:
-        def run(conn: sa.Connection) -> None:
-            cfg.attributes["connection"] = conn
-            try:
-                (command.downgrade if down else command.upgrade)(cfg, target)
-            finally:
-                cfg.attributes.pop("connection", None)
-
-        return run  # type: ignore[return-value]
+    from guanxi.core.migrate import migrate_to
 
     pool_id = uuid.uuid4()
     pools = sa.table(
@@ -83,18 +69,19 @@ async def test_sales_0004_turns_the_contract_days_column_into_the_contract_rule_
         sa.column("return_after_contract_days", sa.Integer()), sa.column("return_rules", sa.JSON()),
     )  # fmt: skip
     try:
+        await migrate_to(runtime, "sales", "sales_0003_ops")
         async with runtime.engine.begin() as conn:
-            await conn.run_sync(migrate("sales_0003_ops", down=True))
             await conn.execute(
                 pools.insert().values(tenant_id=tenant_id, id=pool_id, key="legacy", name="Legacy", return_after_contract_days=45,
                                       created_at=sa.func.current_timestamp())
             )  # fmt: skip
-            await conn.run_sync(migrate("heads", down=False))
+        await migrate_to(runtime, "sales", "heads")
+        async with runtime.engine.connect() as conn:
             rules = (await conn.execute(sa.select(pools.c.return_rules).where(pools.c.id == pool_id))).scalar_one()
-            assert rules == {"sales.contract_lapsed": 45}
-            await conn.run_sync(migrate("sales_0003_ops", down=True))
+        assert rules == {"sales.contract_lapsed": 45}
+        await migrate_to(runtime, "sales", "sales_0003_ops")
+        async with runtime.engine.connect() as conn:
             days = (await conn.execute(sa.select(pools.c.return_after_contract_days).where(pools.c.id == pool_id))).scalar_one()
-            assert days == 45
+        assert days == 45
     finally:
-        async with runtime.engine.begin() as conn:
-            await conn.run_sync(migrate("heads", down=False))
+        await migrate_to(runtime, "sales", "heads")
