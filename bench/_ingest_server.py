@@ -87,6 +87,11 @@ def cli(
     p.add_argument("--time-limit", type=float, default=300.0, help="hard limit for the whole load, seconds")
     p.add_argument("--rate", type=float, default=0.0, help="open-loop rate of the paced part, requests/s (default: half the bare rate)")
     p.add_argument("--paced-seconds", type=float, default=10.0, help="length of the open-loop part per side, seconds")
+    p.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="ingest.py: apply the inbox in a `guanxi worker` process (queues.run_workers = false in the server), not in the web process",
+    )
     p.add_argument("--json", action="store_true")
     add_smoke(p, events=60, concurrency=4, time_limit=60.0, rate=20.0, paced_seconds=2.0)
     args = parse(p, argv)
@@ -183,3 +188,45 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+async def use_config_accounts(runtime: Any, tenant_id: Any) -> None:
+    """Import the config's channel accounts into the bench's tenant, as ``guanxi db upgrade``
+    does, and stop if one of them already belongs to another tenant of the database (an earlier
+    run that did not release it): its webhooks would reach that tenant, and every ack would be
+    refused."""
+    from sqlalchemy import select
+
+    from guanxi.core.domain.models import ChannelAccount, Tenant
+    from guanxi.core.services.accounts import import_config_accounts, specs
+    from guanxi.core.storage.tenancy import unscoped
+
+    await import_config_accounts(runtime, tenant_id=tenant_id)
+    wanted = [(spec.channel, account.key) for _plugin, spec in specs(runtime).values() for account in spec.config_accounts]
+    async with runtime.session(None) as session, unscoped(session):
+        for channel, key in wanted:
+            owner = (
+                await session.execute(
+                    select(Tenant.id, Tenant.slug).join(ChannelAccount, ChannelAccount.tenant_id == Tenant.id)
+                    .where(ChannelAccount.channel == channel, ChannelAccount.key == key)
+                )
+            ).first()  # fmt: skip
+            if owner is not None and owner.id != tenant_id:
+                raise SystemExit(
+                    f"the {channel} account {key!r} belongs to tenant {owner.slug!r} of this database: "
+                    "delete that account (or use a fresh database) and run again"
+                )
+
+
+async def release_accounts(runtime: Any, tenant_ids: list[Any]) -> None:
+    """Delete the channel accounts of the bench's tenants, so a later run (of any bench) on the
+    same database can import the same account keys."""
+    from sqlalchemy import delete
+
+    from guanxi.core.domain.models import ChannelAccount
+    from guanxi.core.services.accounts import forget_accounts
+
+    for tid in tenant_ids:
+        async with runtime.write_session(tid) as session:
+            await session.execute(delete(ChannelAccount))
+    forget_accounts(runtime)

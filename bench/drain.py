@@ -47,6 +47,7 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import Table, bindparam, func, select, tuple_, update  # noqa: E402
 
+from bench._ingest_server import release_accounts  # noqa: E402
 from bench._smoke import add_smoke, parse  # noqa: E402
 from bench.graphql_list import log, stop_server  # noqa: E402
 from guanxi.core.domain.models import Base, Customer, Identity, InboxEvent, Interaction, utcnow  # noqa: E402
@@ -373,6 +374,7 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
     finally:
         for tid in tenants:  # what a failed run leaves behind is never claimed by a later one
             await set_status(rt, tid, "suspended")
+        await release_accounts(rt, tenants)  # the account keys are free for the next bench
         await rt.engine.dispose()
     eps = done / took if took else 0.0
     base_eps = args.events / base_s if base_s else 0.0

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -36,7 +37,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from bench._ingest_server import cli, context, spawn  # noqa: E402
+from bench._ingest_server import cli, context, release_accounts, spawn, use_config_accounts  # noqa: E402
 from bench.graphql_list import cpu_seconds, free_port, pct, stop_server, wait_ready  # noqa: E402
 from guanxi import sign  # noqa: E402
 from guanxi.core.domain.models import InboxEvent, Interaction  # noqa: E402
@@ -48,9 +49,19 @@ SECRET = secrets.token_hex(16)
 SERVER_SECRET = secrets.token_hex(32)
 
 
-def start(app: str, port: int, url: str, slug: str) -> subprocess.Popen[bytes]:
-    env = {"GUANXI_DATABASE_URL": url, "GUANXI__TENANT": slug, "GUANXI_PLUGINS": "pigeon", "GUANXI__AUTH__SECRET": SERVER_SECRET}
-    return spawn(app, port, env)
+def environ(url: str, slug: str) -> dict[str, str]:
+    return {"GUANXI_DATABASE_URL": url, "GUANXI__TENANT": slug, "GUANXI_PLUGINS": "pigeon", "GUANXI__AUTH__SECRET": SERVER_SECRET}
+
+
+def start(app: str, port: int, url: str, slug: str, worker_process: bool = False) -> subprocess.Popen[bytes]:
+    return spawn(app, port, environ(url, slug) | ({"GUANXI__QUEUES__RUN_WORKERS": "false"} if worker_process else {}))
+
+
+def start_worker(url: str, slug: str) -> subprocess.Popen[bytes]:
+    """``guanxi worker`` (inbox, outbox, scheduler) in its own process, for ``--worker-process``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **environ(url, slug)}
+    cmd = [sys.executable, "-m", "guanxi", "worker"]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
 
 
 def delivery(n: int, run: str) -> tuple[bytes, dict[str, str]]:
@@ -195,7 +206,6 @@ async def processed_count(rt: Runtime, tenant_id: Any, channel: str | None = Non
 
 
 async def run(args: argparse.Namespace, url: str, _folder: Path) -> dict[str, Any]:
-    from guanxi.core.services.accounts import import_config_accounts
     from guanxi.core.services.pipelines import create_tenant
 
     slug = f"ingest-{secrets.token_hex(3)}"
@@ -210,10 +220,11 @@ async def run(args: argparse.Namespace, url: str, _folder: Path) -> dict[str, An
     await upgrade(rt)
     async with rt.session(None) as s, s.begin():
         tenant_id = await create_tenant(s, slug, "Ingest benchmark")
-    await import_config_accounts(rt, tenant_id=tenant_id)  # Pigeon's account "main", as `guanxi db upgrade` does
+    await use_config_accounts(rt, tenant_id)  # Pigeon's account "main", as `guanxi db upgrade` does
     gport, bport = free_port(), free_port()
-    guanxi_proc = start("guanxi", gport, url, slug)
+    guanxi_proc = start("guanxi", gport, url, slug, args.worker_process)
     base_proc = start("baseline", bport, url, slug)
+    worker_proc = start_worker(url, slug) if args.worker_process else None
     try:
         await wait_ready(guanxi_proc, f"http://127.0.0.1:{gport}")
         await wait_ready(base_proc, f"http://127.0.0.1:{bport}")
@@ -285,11 +296,15 @@ async def run(args: argparse.Namespace, url: str, _folder: Path) -> dict[str, An
             "server_cpu_ms_per_event": round((g_cpu1 - g_cpu0) * 1000 / len(g_lat), 3)
             if g_cpu0 is not None and g_cpu1 is not None and g_lat
             else None,
+            "worker_process": args.worker_process,
             **context(url),
         }
     finally:
         stop_server(guanxi_proc)
         stop_server(base_proc)
+        if worker_proc is not None:
+            stop_server(worker_proc)
+        await release_accounts(rt, [tenant_id])  # the account keys are free for the next bench
         await rt.engine.dispose()
 
 

@@ -52,7 +52,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from sqlalchemy import event, func, select  # noqa: E402
 
-from bench._ingest_server import context, spawn  # noqa: E402
+from bench._ingest_server import context, release_accounts, spawn, use_config_accounts  # noqa: E402
 from bench._smoke import add_smoke, parse  # noqa: E402
 from bench.graphql_list import PAGE, admin_key, cpu_seconds, free_port, log, pct, stop_server, wait_ready  # noqa: E402
 from bench.graphql_list import seed as seed_customers  # noqa: E402
@@ -331,7 +331,6 @@ async def backlog(runtime: Runtime, tenant_id: uuid.UUID) -> int:
 
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     from guanxi.core.migrate import upgrade
-    from guanxi.core.services.accounts import import_config_accounts
     from guanxi.testing.plugin import use_tenant
 
     slug = f"soak-{secrets.token_hex(3)}"
@@ -339,9 +338,10 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     await upgrade(rt)
     await rt.start()
     proc = gen = None
+    tenant_id: uuid.UUID | None = None
     try:
         tenant_id = await seed_customers(rt, slug, args.customers)
-        await import_config_accounts(rt, tenant_id=tenant_id)
+        await use_config_accounts(rt, tenant_id)
         await use_tenant(rt, tenant_id)
         async with rt.engine.begin() as conn:
             await refresh_statistics(conn)
@@ -432,6 +432,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         if gen is not None and gen.poll() is None:
             gen.kill()
         stop_server(proc)
+        if tenant_id is not None:
+            await release_accounts(rt, [tenant_id])  # the account keys are free for the next bench
         await rt.stop()
 
 

@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bench._ingest_server import Side, cli, context, spawn  # noqa: E402
+from bench._ingest_server import Side, cli, context, release_accounts, spawn, use_config_accounts  # noqa: E402
 from bench.graphql_list import cpu_seconds, free_port, stop_server, wait_ready  # noqa: E402
 from bench.ingest import at_load, blast, processed_count  # noqa: E402
 from guanxi.core.domain.models import Interaction  # noqa: E402
@@ -114,7 +114,6 @@ def empty_ack(response: Any) -> bool:
 
 
 async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
-    from guanxi.core.services.accounts import import_config_accounts
     from guanxi.core.services.pipelines import create_tenant
 
     slug = f"wecom-{secrets.token_hex(3)}"
@@ -124,7 +123,7 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
     await upgrade(rt)
     async with rt.session(None) as s, s.begin():
         tenant_id = await create_tenant(s, slug, "WeCom ingest benchmark")
-    await import_config_accounts(rt, tenant_id=tenant_id)  # the config file's corp becomes the new tenant's account
+    await use_config_accounts(rt, tenant_id)  # the config file's corp becomes the new tenant's account
     gport, bport = free_port(), free_port()
     proc = start("guanxi", gport, url, slug, config)
     base_proc = start("wecom-baseline", bport, url, slug, config)
@@ -205,6 +204,7 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any
     finally:
         stop_server(proc)
         stop_server(base_proc)
+        await release_accounts(rt, [tenant_id])  # the account keys are free for the next bench
         await rt.engine.dispose()
 
 

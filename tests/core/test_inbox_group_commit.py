@@ -1,4 +1,4 @@
-"""Webhook acks that arrive together share one write (group commit of the inbox on SQLite)."""
+"""Webhook acks that arrive together share one write (group commit of the inbox)."""
 
 from __future__ import annotations
 
@@ -30,27 +30,16 @@ def event(n: int) -> InboundEvent:
 
 async def test_concurrent_acks_store_each_event_once_and_flag_repeats(runtime: Runtime, tenant_id: uuid.UUID) -> None:
     """20 deliveries at once, 5 of them repeating an event of the same burst: 15 rows, each
-    repeat answered as a duplicate, and on SQLite one INSERT statement for the whole burst."""
+    repeat answered as a duplicate (the first delivery of an event is the one stored), and one
+    INSERT statement for the whole burst."""
     sent = [event(n) for n in range(15)] + [event(n) for n in range(5)]
     with count_statements(runtime.engine) as seen:
         results = await asyncio.gather(*(inbox.ingest(runtime, tenant_id, e) for e in sent))
-    # each event is stored by exactly one of its deliveries (on PostgreSQL, where each ack has its
-    # own transaction, either delivery of a repeated event may be the one that lands first)
-    stored_by = {}
-    for n, r in enumerate(results):
-        key = n % 15
-        assert (r.inbox_id is None) == r.duplicate
-        if not r.duplicate:
-            assert key not in stored_by, f"event {key} stored twice"
-            stored_by[key] = r.inbox_id
-    assert sorted(stored_by) == list(range(15)) and sum(r.duplicate for r in results) == 5
-    if runtime.engine.dialect.name == "sqlite":  # one group, in arrival order: the first delivery wins
-        assert [r.duplicate for r in results] == [False] * 15 + [True] * 5
+    assert [r.duplicate for r in results] == [False] * 15 + [True] * 5
+    assert all((r.inbox_id is None) == r.duplicate for r in results)
+    stored_by = {n: r.inbox_id for n, r in enumerate(results[:15])}
     inserts = [s for s in seen if s.lstrip().upper().startswith("INSERT")]
-    if runtime.engine.dialect.name == "sqlite":
-        assert len(inserts) == 1
-    else:
-        assert len(inserts) == 20
+    assert len(inserts) == 1
     async with runtime.session(tenant_id) as s:
         stored = (await s.execute(select(InboxEvent.provider_event_id, InboxEvent.id))).all()
     assert {p: i for p, i in stored} == {f"grp-{n}": stored_by[n] for n in range(15)}
@@ -63,20 +52,32 @@ async def test_concurrent_acks_store_each_event_once_and_flag_repeats(runtime: R
 async def test_a_bad_row_in_a_burst_fails_only_its_own_delivery(runtime: Runtime, tenant_id: uuid.UUID) -> None:
     """When the shared insert fails (here a trigger refuses one row of the burst), each row is
     stored on its own: the others are acknowledged and stored, only the bad one's delivery fails."""
-    if runtime.engine.dialect.name != "sqlite":
-        return  # the group commit is SQLite's; PostgreSQL stores each row in its own transaction
+    sqlite = runtime.engine.dialect.name == "sqlite"
     async with runtime.engine.begin() as conn:
-        await conn.exec_driver_sql(
-            "CREATE TRIGGER refuse_grp_200 BEFORE INSERT ON inbox_events WHEN NEW.provider_event_id = 'grp-200' "
-            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
-        )
+        if sqlite:
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_grp_200 BEFORE INSERT ON inbox_events WHEN NEW.provider_event_id = 'grp-200' "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        else:
+            await conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_grp_200() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.provider_event_id = 'grp-200' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"
+            )
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_grp_200 BEFORE INSERT ON inbox_events FOR EACH ROW EXECUTE FUNCTION refuse_grp_200()"
+            )
     try:
         good = [inbox.ingest(runtime, tenant_id, event(100 + n)) for n in range(4)]
         bad = inbox.ingest(runtime, tenant_id, event(200))
         results = await asyncio.gather(*good, bad, return_exceptions=True)
     finally:
         async with runtime.engine.begin() as conn:
-            await conn.exec_driver_sql("DROP TRIGGER refuse_grp_200")
+            if sqlite:
+                await conn.exec_driver_sql("DROP TRIGGER refuse_grp_200")
+            else:
+                await conn.exec_driver_sql("DROP TRIGGER refuse_grp_200 ON inbox_events")
+                await conn.exec_driver_sql("DROP FUNCTION refuse_grp_200()")
     assert [isinstance(r, Exception) for r in results] == [False, False, False, False, True]
     assert "refused" in str(results[4])
     async with runtime.session(tenant_id) as s:
