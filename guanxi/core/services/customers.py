@@ -7,7 +7,7 @@ import uuid
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import and_, delete, select, tuple_
+from sqlalchemy import and_, delete, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm.util import identity_key
 
@@ -186,17 +186,26 @@ ON_DUPLICATE = frozenset({"create", "refuse", "link"})
 async def duplicates_of(session: TenantSession, phones: list[str], emails: list[str]) -> list[tuple[uuid.UUID, str, str]]:
     """Live customers of the tenant (every owner's) holding one of these phones or e-mails, as
     (customer id, kind, value), oldest customer first."""
-    wanted = [("phone", p) for p in phones] + [("email", e) for e in emails]
-    if not wanted:
-        return []
-    stmt = (
-        select(ContactPoint.customer_id, ContactPoint.kind, ContactPoint.value)
-        .join(Customer, and_(Customer.tenant_id == ContactPoint.tenant_id, Customer.id == ContactPoint.customer_id))
-        .where(tuple_(ContactPoint.kind, ContactPoint.value).in_(wanted), Customer.merged_into_id.is_(None), Customer.erased_at.is_(None))
-        .order_by(Customer.created_at, Customer.id)
-        .execution_options(**{ALL_OWNERS: True})
-    )
-    return [(r[0], r[1], r[2]) for r in (await session.execute(stmt)).all()]
+    # per kind ``kind = ? AND value IN (…)``: a lookup in the (tenant, kind, value) index; SQLite
+    # planned ``(kind, value) IN (VALUES …)`` as a walk over every customer of the tenant
+    found: list[tuple[uuid.UUID, str, str, Any, uuid.UUID]] = []
+    for kind, values in (("phone", phones), ("email", emails)):
+        if not values:
+            continue
+        stmt = (
+            select(ContactPoint.customer_id, ContactPoint.kind, ContactPoint.value, Customer.created_at, Customer.id)
+            .join(Customer, and_(Customer.tenant_id == ContactPoint.tenant_id, Customer.id == ContactPoint.customer_id))
+            .where(
+                ContactPoint.kind == kind,
+                ContactPoint.value.in_(sorted(set(values))),
+                Customer.merged_into_id.is_(None),
+                Customer.erased_at.is_(None),
+            )
+            .execution_options(**{ALL_OWNERS: True})
+        )
+        found.extend((r[0], r[1], r[2], r[3], r[4]) for r in (await session.execute(stmt)).all())
+    found.sort(key=lambda r: (r[3], r[4], r[1] != "phone", r[2]))  # oldest customer first
+    return [(r[0], r[1], r[2]) for r in found]
 
 
 async def _visible(session: TenantSession, customer_id: uuid.UUID) -> Customer | None:

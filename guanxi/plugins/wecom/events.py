@@ -9,7 +9,7 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -279,21 +279,26 @@ async def prefetch(tx: Tx, events: list[InboundEvent]) -> None:
             relations.add((corp_id, event.identity.external_id, userid))
     if members:
         staff: dict[tuple[str, str], uuid.UUID | None] = session.info.setdefault(STAFF_USERS, {})
-        stmt = select(WecomStaff.corp_id, WecomStaff.userid, WecomStaff.user_id).where(
-            tuple_(WecomStaff.corp_id, WecomStaff.userid).in_(sorted(members))
-        )
-        for corp_id, userid, user_id in await session.execute(stmt):
-            staff[(corp_id, userid)] = user_id
+        # per corp ``corp_id = ? AND userid IN (…)``, a range of the key: SQLite planned the
+        # tuple ``IN (VALUES …)`` as a scan of every staff row (and follow row, below) of the tenant
+        for corp in sorted({c for c, _ in members}):
+            stmt = select(WecomStaff.corp_id, WecomStaff.userid, WecomStaff.user_id).where(
+                WecomStaff.corp_id == corp, WecomStaff.userid.in_(sorted(u for c, u in members if c == corp))
+            )
+            for corp_id, userid, user_id in await session.execute(stmt):
+                staff[(corp_id, userid)] = user_id
         for corp_id, userid in members - staff.keys():
             if not corps[corp_id].staff.get(userid):
                 staff[(corp_id, userid)] = None  # no row, no mapping in the corp's settings
     if relations:
         follows: dict[tuple[str, str, str], WecomFollow | None] = dict.fromkeys(relations)
-        stmt_follows = select(WecomFollow).where(
-            tuple_(WecomFollow.corp_id, WecomFollow.external_userid, WecomFollow.userid).in_(sorted(relations))
-        )
-        for row in (await session.execute(stmt_follows)).scalars():
-            follows[(row.corp_id, row.external_userid, row.userid)] = row
+        for corp in sorted({c for c, _, _ in relations}):
+            stmt_follows = select(WecomFollow).where(
+                WecomFollow.corp_id == corp, WecomFollow.external_userid.in_(sorted({e for c, e, _ in relations if c == corp}))
+            )
+            for row in (await session.execute(stmt_follows)).scalars():
+                if (key := (row.corp_id, row.external_userid, row.userid)) in follows:
+                    follows[key] = row
         session.info[FOLLOWS] = follows
 
 

@@ -83,3 +83,24 @@ async def test_an_add_and_a_removal_of_one_contact_in_one_batch_end_as_one_remov
         follows = (await s.execute(select(WecomFollow.status, WecomFollow.removed_at))).all()
         customers = (await s.execute(select(Customer.id))).scalars().all()
     assert len(customers) == 1 and len(follows) == 1 and follows[0][0] == "removed_staff" and follows[0][1] is not None
+
+
+async def test_the_batch_finds_staff_and_follow_rows_by_their_key_not_the_tenant(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    """The prefetch names the corp with ``=`` and the member / contact with ``IN``, a range of
+    each table's key: the tuple ``IN (VALUES …)`` it sent before walked every staff and follow row
+    of the tenant on SQLite, so a WeCom batch cost more as the tenant grew."""
+    from tests.core.test_lookup_plans import plans
+
+    await _ingest(runtime, tenant_id, ["wmPLAN1", "wmPLAN2"])
+
+    async def drain() -> None:
+        while await inbox.run_once(runtime, tenant_id=tenant_id):
+            pass
+
+    staff = await plans(runtime, "SELECT wecom_staff.", drain)
+    await _ingest(runtime, tenant_id, ["wmPLAN3"])
+    follows = await plans(runtime, "SELECT wecom_follows.", drain)
+    for plan in staff:
+        assert "(tenant_id=? AND corp_id=? AND userid=?)" in plan, plan
+    for plan in follows:
+        assert "(tenant_id=? AND corp_id=? AND external_userid=?)" in plan, plan
