@@ -309,6 +309,9 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                         recompute_rounds.append(time.perf_counter() - t0)
                     finally:
                         progress.stop()
+                    if r == 0:  # PostgreSQL: the score rows the UPDATE joins were just created
+                        async with runtime.engine.begin() as conn:
+                            await refresh_statistics(conn)
                 else:
                     log(f"round {r + 1}: the hand-written UPDATE")
                     as_of_param = as_of.replace(tzinfo=None).isoformat(sep=" ") if dialect == "sqlite" else as_of
