@@ -8,11 +8,27 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+
+
+def smoke(script: str, cwd: Path, *args: str) -> dict[str, Any]:
+    """Run ``bench/<script> --smoke *args`` without the caller's GUANXI settings (a bench
+    configures itself); it must exit 0, and its last output line is its JSON object."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUANXI")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), "--smoke", *args], check=False, capture_output=True, text=True, cwd=cwd, timeout=300, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert lines, proc.stderr[-3000:]
+    result = json.loads(lines[-1])
+    assert isinstance(result, dict)
+    return result
 
 
 def test_the_benches_are_found() -> None:
@@ -38,21 +54,7 @@ def test_the_benches_are_found() -> None:
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_each_bench_runs_at_its_smoke_size_and_prints_json_with_a_ratio(script: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUANXI")}  # a bench configures itself
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / script), "--smoke"],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    assert lines, proc.stderr[-3000:]
-    result = json.loads(lines[-1])
-    assert isinstance(result, dict)
+    result = smoke(script, tmp_path)
     ratio = result.get("ratio")
     assert isinstance(ratio, int | float) and not isinstance(ratio, bool) and ratio > 0, result
     if "ingest" in script:  # a ratio against a baseline that only answered errors means nothing
@@ -66,12 +68,7 @@ def test_the_soak_reports_intervals_cpu_rss_backlog_and_what_grew(tmp_path: Path
     """``soak.py --smoke`` (15 s at 4 requests/s): every interval has throughput, latency, server
     CPU, RSS and inbox backlog; the trend of CPU per request and the statement probes are there,
     every request was answered, and the tenant grew by the webhooks' new senders."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUANXI")}
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "soak.py"), "--smoke"], check=False, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.splitlines()[-1])
+    result = smoke("soak.py", tmp_path)
     assert result["errors"] == 0 and result["dropped"] == 0
     assert len(result["intervals"]) == 3
     for interval in result["intervals"]:
@@ -86,17 +83,6 @@ def test_the_soak_reports_intervals_cpu_rss_backlog_and_what_grew(tmp_path: Path
 def test_the_page_bench_with_a_plugin_field_runs_at_its_smoke_size_without_errors(tmp_path: Path) -> None:
     """``graphql_list.py --plugin-field`` (the page with ``insights { channels }``, merged into the
     SQL layer's JSON) runs at its smoke size: same page as the baseline, no failed request."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUANXI")}
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "graphql_list.py"), "--smoke", "--plugin-field"],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads([line for line in proc.stdout.splitlines() if line.strip()][-1])
+    result = smoke("graphql_list.py", tmp_path, "--plugin-field")
     assert result["plugin_field"] and result["same_page"] and result["sql_layer"], result
     assert result["errors"] == 0 and result["baseline_errors"] == 0, result
