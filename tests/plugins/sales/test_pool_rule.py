@@ -13,6 +13,7 @@ from sqlalchemy import select
 from guanxi.core.base.context import RequestContext
 from guanxi.core.domain.models import Customer
 from guanxi.core.runtime import Runtime
+from guanxi.core.services.schedule import tenant_zone
 from guanxi.graphql.ids import from_global_id, to_global_id
 from guanxi.plugins.sales.deals.models import SalesContract, SalesDeal
 from guanxi.plugins.sales.deals.pool_rule import contract_lapsed, rule_text
@@ -105,16 +106,22 @@ async def test_a_pool_with_the_contract_rule_takes_back_a_lead_whose_contract_la
 
 
 async def test_the_holder_is_told_a_day_before_the_contract_rule_takes_a_lead_back(runtime: Runtime, team: Team) -> None:
-    """A lead whose last contract ended 29 days ago under a 30-day rule stays, and its holder is
-    notified once (a second run tells nobody); the next day it returns."""
+    """A lead whose last contract ended 30 days ago on the tenant's calendar (not UTC's: Shanghai
+    is a day ahead from 16:00 UTC on) under a 30-day rule stays, and its holder is notified once
+    (a second run tells nobody); the next day it returns."""
     from guanxi.core.domain.models import Notification
     from guanxi.plugins.sales import pool as svc
     from tests.plugins.sales.conftest import CLAIM, PUT
 
     q = 'mutation { createLeadPool(input: {key: "renewals", name: "续约", returnAfterContractDays: 30}) { errors { code } } }'
     assert (await team.call["admin"](q))["data"]["createLeadPool"]["errors"] == []
-    now = dt.datetime.now(dt.UTC)
-    today = now.date()
+    # 17:00 UTC is 01:00 of the next day in Shanghai (the tenant's zone): the run falls on the
+    # edge where the two calendars differ, every time the test runs, not only in the evening.
+    now = dt.datetime.combine(dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1), dt.time(17), dt.UTC)
+    async with runtime.session(team.tenant_id) as s:
+        zone = await tenant_zone(s)
+    assert zone.key == "Asia/Shanghai"
+    today = now.astimezone(zone).date()  # the rule counts days on the tenant's calendar
     cid = from_global_id(await new_customer(runtime, team.tenant_id, "soon", owner=team.users["li"]), "Customer")
     async with runtime.transaction(RequestContext(tenant_id=team.tenant_id)) as tx:
         deal = await create_deal(tx, DealInput(customer_id=cid, title="soon", amount=Decimal(100)))
