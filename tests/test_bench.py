@@ -62,6 +62,8 @@ def test_each_bench_runs_at_its_smoke_size_and_prints_json_with_a_ratio(script: 
         assert result.get("baseline_errors") == 0, result
     if script == "drain.py":  # the worker and the hand-written baseline each applied every event once
         assert result["exactly_once"] and result["baseline_exactly_once"], result
+    if script == "scoring.py":  # the recompute and the hand-written UPDATE gave everyone the same total
+        assert result["same_totals"] and result["first_recompute_s"] > 0 and result["first_ratio"] > 0, result
 
 
 def test_the_soak_reports_intervals_cpu_rss_backlog_and_what_grew(tmp_path: Path) -> None:

@@ -420,7 +420,7 @@ PLUGIN_PAGE = """query Q($n: Int) { customers(first: $n) { totalCount edges { no
 
 async def test_a_page_with_plugin_fields_costs_a_fixed_number_of_statements(runtime: Runtime, sides: Sides) -> None:
     """A page selecting plugin fields is one SQL statement for the core part plus one batched
-    statement per plugin aspect (scores, components, sentiment, channels, pool moves), whatever the page
+    statement per plugin aspect (scores with their components, sentiment, channels, pool moves), whatever the page
     size, and equals the present path's answer."""
     from guanxi.testing.sql import count_statements
 
@@ -439,8 +439,8 @@ async def test_a_page_with_plugin_fields_costs_a_fixed_number_of_statements(runt
         assert any(node["score"] is not None for node in nodes), nodes
         assert any(node["insights"]["channels"] for node in nodes), nodes
         counts[n] = len(seen)
-    # 1 (the page's JSON) + scores + score components + sentiment + channels + pool moves
-    assert counts == {1: 6, 5: 6}, counts
+    # 1 (the page's JSON) + scores with their components + sentiment + channels + pool moves
+    assert counts == {1: 5, 5: 5}, counts
 
 
 async def test_only_the_placeholders_of_this_request_are_replaced() -> None:

@@ -1,11 +1,13 @@
-"""The scoring plugin's own components, each one ``INSERT INTO scoring_parts … SELECT`` over a
-set of customers (a list of ids, or an id range for the batch recompute).
+"""The scoring plugin's own components, each a list of selects of part rows (the columns of
+:data:`PART_COLUMNS`) over a set of customers (a list of ids, or an id range for the batch
+recompute). :mod:`guanxi.plugins.scoring.recompute` unions them, sums them per customer and stores
+them as the score's parts, in one statement.
 
-Every statement aggregates per customer in SQL: no row is fetched into Python. The parts they
-write are the explanation of the score (see :mod:`guanxi.plugins.scoring.explain`).
+Every select aggregates per customer in SQL: no row is fetched into Python. The parts are the
+explanation of the score (see :mod:`guanxi.plugins.scoring.explain`).
 
 ``INSERT … SELECT`` is not covered by core's automatic tenant filter (it filters ORM selects,
-updates and deletes), so each inner select here names the tenant itself.
+updates and deletes), so each select here names the tenant itself.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, Uuid, and_, case, cast, func, insert, literal, null, select, union_all
+import msgspec
+from sqlalchemy import JSON, Float, Integer, String, Uuid, and_, bindparam, case, cast, column, func, literal, null, select
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
 from guanxi.core.domain.models import Customer, Identity, Interaction, UTCDateTime
-from guanxi.plugins.scoring.models import ScoringPart
 from guanxi.plugins.scoring.settings import PERIOD_SECONDS, ScoringSettings
 from guanxi.plugins.scoring.sql import Dialect, epoch_seconds
 
@@ -34,10 +36,13 @@ def ids_scope(ids: list[uuid.UUID]) -> Scope:
     return lambda col: col.in_(ids)
 
 
-def range_scope(after: uuid.UUID | None, last: uuid.UUID) -> Scope:
-    """Customers with ``after < id <= last`` (``after`` None: from the first)."""
-    if after is None:
+def range_scope(*, first: bool) -> Scope:
+    """Customers of an id range given at run time: ``after < id <= last`` (bind parameters
+    ``after`` and ``last``), or ``id <= last`` for the ``first`` range."""
+    last = bindparam("last", type_=Uuid)
+    if first:
         return lambda col: col <= last
+    after = bindparam("after", type_=Uuid)
     return lambda col: and_(col > after, col <= last)
 
 
@@ -71,20 +76,70 @@ def _row(
     ]
 
 
-def _insert(selects: list[Select[Any]]) -> Any | None:
-    if not selects:
-        return None
-    source = selects[0] if len(selects) == 1 else union_all(*selects)
-    return insert(ScoringPart).from_select(list(PART_COLUMNS), source)
+def plugin_document(d: Dialect, rows: list[dict[str, Any]]) -> str:
+    """Other plugins' parts (computed in Python: ``customer_id``, ``component``, ``count``,
+    ``value``, ``reasons``) as the JSON document :func:`plugin_rows` reads."""
+    return msgspec.json.encode(
+        [
+            {
+                # SQLite keeps a uuid as 32 hex digits, PostgreSQL as a uuid
+                "customer_id": str(r["customer_id"]) if d.pg else r["customer_id"].hex,
+                "component": r["component"],
+                "count": int(r["count"]),
+                "value": float(r["value"]),
+                "reasons": list(r["reasons"]),
+            }
+            for r in rows
+        ]
+    ).decode()
 
 
-def engagement(d: Dialect, tenant_id: uuid.UUID, scope: Scope, as_of: dt.datetime, settings: ScoringSettings) -> Any | None:
+def plugin_rows(d: Dialect, tenant_id: uuid.UUID, document: Any) -> list[Select[Any]]:
+    """Other plugins' parts as part rows, read from one JSON document (``document``: a bind
+    parameter holding :func:`plugin_document`, however many rows: ``json_to_recordset`` on
+    PostgreSQL, ``json_each`` on SQLite)."""
+    if d.pg:
+        record = (
+            func.json_to_recordset(cast(document, JSON))
+            .table_valued(
+                column("customer_id", Uuid),
+                column("component", String),
+                column("count", Integer),
+                column("value", Float),
+                column("reasons", JSON),
+            )
+            .render_derived(name="plugin_parts", with_types=True)
+        )
+        fields: dict[str, Any] = {k: record.c[k] for k in ("customer_id", "component", "count", "value", "reasons")}
+        source: Any = record
+    else:
+        each = func.json_each(document).table_valued("value", name="plugin_parts")
+        fields = {k: func.json_extract(each.c.value, f"$.{k}") for k in ("customer_id", "component", "count", "value", "reasons")}
+        source = each
+    return [
+        select(
+            literal(tenant_id, Uuid).label("tenant_id"),
+            cast(fields["customer_id"], Uuid).label("customer_id") if d.pg else fields["customer_id"].label("customer_id"),
+            cast(fields["component"], String).label("component"),
+            literal("", String).label("item"),
+            cast(fields["count"], Integer).label("count"),
+            cast(literal(0), Integer).label("skipped"),
+            cast(fields["value"], Float).label("value"),
+            cast(null(), Float).label("measure"),
+            cast(null(), UTCDateTime()).label("first_at"),
+            cast(null(), UTCDateTime()).label("last_at"),
+            fields["reasons"].label("reasons"),
+        ).select_from(source)
+    ]
+
+
+def engagement(d: Dialect, tenant_id: uuid.UUID, scope: Scope, as_of: dt.datetime, settings: ScoringSettings) -> list[Select[Any]]:
     """Points per interaction kind (and channel), at most ``cap`` interactions per period
     bucket, each decayed by its age at ``as_of``. One part per customer and rule."""
     cfg = settings.engagement
     rules = list(enumerate(cfg.rules))
     if not rules:
-        return None
+        return []
     ix = Interaction
     # channel-specific rules win over any-channel rules for the same kind
     ordered = sorted(rules, key=lambda pair: pair[1].channel is None)
@@ -101,6 +156,7 @@ def engagement(d: Dialect, tenant_id: uuid.UUID, scope: Scope, as_of: dt.datetim
             ix.kind.in_(sorted({r.kind for _, r in rules})),
             ix.occurred_at <= as_of,
         )
+        .offset(0)  # the rule of each interaction worked out once (see purchase())
         .subquery("matched")
     )
     m = matched.c
@@ -144,30 +200,39 @@ def engagement(d: Dialect, tenant_id: uuid.UUID, scope: Scope, as_of: dt.datetim
             last_at=func.max(r_.occurred_at),
         )
     ).group_by(r_.customer_id, r_.rule)
-    return _insert([stmt])
+    return [stmt]
 
 
-def purchase(d: Dialect, tenant_id: uuid.UUID, scope: Scope, as_of: dt.datetime, settings: ScoringSettings) -> Any | None:
+def purchase(d: Dialect, tenant_id: uuid.UUID, scope: Scope, as_of: dt.datetime, settings: ScoringSettings) -> list[Select[Any]]:
     """Recency (decayed points for the last purchase), frequency (points per purchase up to a
     cap) and monetary value (points per decade of the amount spent, net of refunds) of money
     received: interactions of ``settings.purchase.kinds`` (``purchase`` and ``payment``)."""
     cfg = settings.purchase
     if not (cfg.recency_points or cfg.frequency_points or cfg.monetary_points_per_decade):
-        return None
+        return []
     ix = Interaction
     amount = func.coalesce(*[d.json_number(ix.payload[k]) for k in cfg.amount_keys], literal(0.0, Float))
-    bought = amount >= 0  # a refund (negative) lowers the money spent; it is no purchase
+    # the amount of each purchase, read once: OFFSET 0 keeps both databases from merging this
+    # select into the aggregate below, where the amount is used five times and each use parsed
+    # the payload again (PostgreSQL's json is text: every ->> parses it)
+    rows = (
+        select(ix.customer_id, ix.occurred_at, d.epoch(ix.occurred_at).label("occ"), amount.label("amount"))
+        .where(ix.tenant_id == tenant_id, scope(ix.customer_id), ix.kind.in_(cfg.kinds), ix.occurred_at <= as_of)
+        .offset(0)
+        .subquery("purchase_rows")
+    )
+    r = rows.c
+    bought = r.amount >= 0  # a refund (negative) lowers the money spent; it is no purchase
     sub = (
         select(
-            ix.customer_id,
+            r.customer_id,
             func.count(case((bought, 1))).label("n"),
-            d.greatest(func.sum(amount), literal(0.0, Float)).label("spent"),
-            func.max(case((bought, d.epoch(ix.occurred_at)))).label("last_occ"),
-            func.min(case((bought, ix.occurred_at))).label("first_at"),
-            func.max(case((bought, ix.occurred_at))).label("last_at"),
+            d.greatest(func.sum(r.amount), literal(0.0, Float)).label("spent"),
+            func.max(case((bought, r.occ))).label("last_occ"),
+            func.min(case((bought, r.occurred_at))).label("first_at"),
+            func.max(case((bought, r.occurred_at))).label("last_at"),
         )
-        .where(ix.tenant_id == tenant_id, scope(ix.customer_id), ix.kind.in_(cfg.kinds), ix.occurred_at <= as_of)
-        .group_by(ix.customer_id)
+        .group_by(r.customer_id)
         .having(func.count(case((bought, 1))) > 0)
         # a CTE: recency, frequency and monetary value read it three times; both databases
         # materialise a CTE referenced more than once, so the purchases are aggregated once
@@ -188,10 +253,10 @@ def purchase(d: Dialect, tenant_id: uuid.UUID, scope: Scope, as_of: dt.datetime,
     if cfg.monetary_points_per_decade:
         value = literal(cfg.monetary_points_per_decade, Float) * d.log10_1p(s.spent)
         selects.append(select(*_row(tenant_id, s.customer_id, "purchase", "monetary", s.n, 0, value, s.spent, s.first_at, s.last_at)))
-    return _insert(selects)
+    return selects
 
 
-def social(d: Dialect, tenant_id: uuid.UUID, scope: Scope, settings: ScoringSettings) -> Any | None:
+def social(d: Dialect, tenant_id: uuid.UUID, scope: Scope, settings: ScoringSettings) -> list[Select[Any]]:
     """Per channel: log-scaled followers (capped) and the profile's engagement rate."""
     cfg = settings.social
     idt = Identity
@@ -226,10 +291,10 @@ def social(d: Dialect, tenant_id: uuid.UUID, scope: Scope, settings: ScoringSett
             .where(*base, raw > 0)
             .group_by(idt.customer_id, idt.channel)
         )
-    return _insert(selects)
+    return selects
 
 
-def profile(d: Dialect, tenant_id: uuid.UUID, scope: Scope, settings: ScoringSettings) -> Any | None:
+def profile(d: Dialect, tenant_id: uuid.UUID, scope: Scope, settings: ScoringSettings) -> list[Select[Any]]:
     """Completeness (points per filled field) and attribute rules."""
     cfg = settings.profile
     c = Customer
@@ -249,4 +314,4 @@ def profile(d: Dialect, tenant_id: uuid.UUID, scope: Scope, settings: ScoringSet
         cond = text.is_not(None) if rule.equals is None else text == rule.equals
         item = f"attribute:{rule.key}" if rule.equals is None else f"attribute:{rule.key}={rule.equals}"
         selects.append(select(*_row(tenant_id, c.id, "profile", item[:100], 1, 0, literal(rule.points, Float))).where(*live, cond))
-    return _insert(selects)
+    return selects

@@ -2,7 +2,7 @@
 their reasons, history), ``myPriorityQueue`` and the ``scoreGte`` / ``scoreLte`` filters and
 ``SCORE_DESC`` / ``SCORE_ASC`` orderings of ``customers``.
 
-A page of customers with their scores costs two statements (scores, parts) whatever its size:
+A page of customers with their scores costs one statement (scores, with their parts) whatever its size:
 the fields resolve through DataLoaders kept on the request context.
 """
 
@@ -25,7 +25,8 @@ from guanxi.core.domain.models import Customer as Customer_
 from guanxi.graphql.pagination import check_page_size
 from guanxi.graphql.types import Customer
 from guanxi.plugins.scoring import explain
-from guanxi.plugins.scoring.models import ScoringHistory, ScoringPart, ScoringScore
+from guanxi.plugins.scoring import parts as parts_json
+from guanxi.plugins.scoring.models import ScoringHistory, ScoringScore
 from guanxi.plugins.scoring.queue import priority_queue
 from guanxi.plugins.scoring.settings import ScoringSettings
 
@@ -100,11 +101,6 @@ class ScoreLoaders:
         execute = self._context.loaders.execute
         wanted = set(ids)
         scores = {r.customer_id: r for r in (await execute(select(ScoringScore).where(ScoringScore.customer_id.in_(wanted)))).scalars()}
-        parts: dict[uuid.UUID, list[Any]] = defaultdict(list)
-        if scores:
-            stmt = select(ScoringPart).where(ScoringPart.customer_id.in_(scores)).order_by(ScoringPart.component, ScoringPart.item)
-            for p in (await execute(stmt)).scalars():
-                parts[p.customer_id].append(p)
         settings: ScoringSettings = self._context.rt.plugin_settings("scoring", self._context.tenant_id)
         out: list[Score | None] = []
         for i in ids:
@@ -131,7 +127,7 @@ class ScoreLoaders:
                         for p, words in lines
                     ],
                 )
-                for name, value, lines in explain.components(parts[i], settings)
+                for name, value, lines in explain.components(parts_json.decode(s.parts), settings)
             ]
             out.append(Score(customer_uuid=i, total=round(s.total, 4), updated_at=s.computed_at, components=comps))
         return out

@@ -1,4 +1,4 @@
-"""The scoring plugin's tables: current scores, the parts they are made of, and their history.
+"""The scoring plugin's tables: current scores (each with the parts it is made of) and their history.
 
 Every key starts with ``tenant_id``; every row belongs to one customer (``CustomerOwned``), so a
 caller who may not see a customer sees none of its score rows either.
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKeyConstraint, Index, Integer, String
+from sqlalchemy import JSON, Float, ForeignKeyConstraint, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guanxi.core.domain.models import Base, CustomerOwned, TenantScoped
@@ -20,7 +21,8 @@ def _customer_fk() -> ForeignKeyConstraint:
 
 
 class ScoringScore(TenantScoped, CustomerOwned, Base):
-    """A customer's current score: the sum of its parts as of ``computed_at``."""
+    """A customer's current score: the sum of its parts as of ``computed_at``. ``parts`` holds
+    the explanation, one JSON object per rule or fact (:mod:`guanxi.plugins.scoring.parts`)."""
 
     __tablename__ = "scoring_scores"
     __table_args__ = (_customer_fk(), Index(None, "tenant_id", "total", "customer_id"))
@@ -29,29 +31,7 @@ class ScoringScore(TenantScoped, CustomerOwned, Base):
     total: Mapped[float] = mapped_column(Float)
     recorded_total: Mapped[float] = mapped_column(Float)  # the total of the latest history row
     computed_at: Mapped[dt.datetime]
-
-
-class ScoringPart(TenantScoped, CustomerOwned, Base):
-    """One line of a score's explanation: ``component`` (engagement, profile, social, purchase,
-    or a plugin's ``<plugin>.<part>``), ``item`` (the rule or fact: ``message_in@wecom``,
-    ``followers@douyin``, ``recency``), how many events ``count`` (and how many were over a cap,
-    ``skipped``), the quantity measured (``measure``: followers, an engagement rate, the amount
-    spent), the time span of those events, and the points. ``reasons`` holds the words of a
-    plugin-contributed component."""
-
-    __tablename__ = "scoring_parts"
-    __table_args__ = (_customer_fk(),)
-
-    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    component: Mapped[str] = mapped_column(String(64), primary_key=True)
-    item: Mapped[str] = mapped_column(String(100), primary_key=True)
-    count: Mapped[int] = mapped_column(Integer, default=0)
-    skipped: Mapped[int] = mapped_column(Integer, default=0)
-    value: Mapped[float] = mapped_column(Float)
-    measure: Mapped[float | None] = mapped_column(Float)  # followers, engagement rate, amount spent
-    first_at: Mapped[dt.datetime | None]
-    last_at: Mapped[dt.datetime | None]
-    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    parts: Mapped[list[list[Any]]] = mapped_column(JSON, default=list)
 
 
 class ScoringHistory(TenantScoped, CustomerOwned, Base):
@@ -81,7 +61,6 @@ class ScoringAssignment(TenantScoped, Base):
 #: every table of the plugin (tenant export and purge)
 TABLES: tuple[type, ...] = (
     ScoringScore,
-    ScoringPart,
     ScoringHistory,
     ScoringAssignment,
 )

@@ -9,21 +9,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import String, cast, select, update
+import msgspec
+from sqlalchemy import select
 
 from guanxi.core.storage.tenancy import TenantSession
-from guanxi.plugins.scoring.models import ScoringHistory, ScoringPart, ScoringScore
+from guanxi.plugins.scoring.models import ScoringHistory, ScoringScore
+from guanxi.plugins.scoring.parts import decode, encode
 
 
 async def export_customer(session: TenantSession, customer_id: uuid.UUID) -> dict[str, Any] | None:
     score = await session.get(ScoringScore, (session.tenant_id, customer_id))
     if score is None:
         return None
-    parts = (
-        await session.execute(
-            select(ScoringPart).where(ScoringPart.customer_id == customer_id).order_by(ScoringPart.component, ScoringPart.item)
-        )
-    ).scalars()
+    parts = decode(score.parts)
     history = (
         await session.execute(select(ScoringHistory).where(ScoringHistory.customer_id == customer_id).order_by(ScoringHistory.at))
     ).scalars()
@@ -46,10 +44,13 @@ async def export_customer(session: TenantSession, customer_id: uuid.UUID) -> dic
 
 
 async def erase_customer(session: TenantSession, customer_id: uuid.UUID) -> dict[str, int]:
-    parts = await session.execute(
-        update(ScoringPart)
-        .where(ScoringPart.customer_id == customer_id, ScoringPart.item == "", cast(ScoringPart.reasons, String) != "[]")
-        .values(reasons=[])
-        .execution_options(synchronize_session=False)
-    )
-    return {"score_reasons": int(getattr(parts, "rowcount", 0) or 0)}
+    """Blank the reasons of other plugins' parts (``item`` empty); every number stays."""
+    score = await session.get(ScoringScore, (session.tenant_id, customer_id))
+    if score is None:
+        return {"score_reasons": 0}
+    parts = decode(score.parts)
+    blanked = sum(1 for p in parts if p.item == "" and p.reasons)
+    if blanked:
+        score.parts = encode(msgspec.structs.replace(p, reasons=[]) if p.item == "" else p for p in parts)
+        await session.flush()
+    return {"score_reasons": blanked}

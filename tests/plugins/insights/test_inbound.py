@@ -103,13 +103,15 @@ async def test_with_scoring_an_unhappy_customer_gets_a_negative_sentiment_compon
     from guanxi.core.base.context import RequestContext
     from guanxi.core.services.customers import CustomerInput, create_customer
     from guanxi.core.services.interactions import InteractionInput, record_interaction
-    from guanxi.plugins.scoring.models import ScoringPart
+    from guanxi.plugins.scoring.models import ScoringScore
+    from guanxi.plugins.scoring.parts import decode
 
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
         customer = await create_customer(tx, CustomerInput(display_name="Li Lei"))
     async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
         await record_interaction(tx, InteractionInput(customer_id=customer.id, channel="email", kind="message_in", text="太差了，烂透了😡"))
-    [part] = [p for p in await rows(runtime, tenant_id, ScoringPart) if p.component == "insights.sentiment"]
+    [score] = await rows(runtime, tenant_id, ScoringScore)
+    [part] = [p for p in decode(score.parts) if p.component == "insights.sentiment"]
     assert part.value < -5
     assert part.reasons and part.reasons[0].startswith("1 texts in 30 days, mean sentiment -")
 

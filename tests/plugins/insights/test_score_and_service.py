@@ -7,9 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from sqlalchemy import select
 
@@ -48,19 +50,23 @@ async def say(runtime: Runtime, tenant_id: uuid.UUID, who: str, text: str, days_
 
 
 async def parts(runtime: Runtime, tenant_id: uuid.UUID, component: str) -> dict[str, Any]:
-    """The customers' parts of one component, by display name."""
+    """The customers' parts of one component, by display name (each with its ``customer_id``)."""
     from guanxi.core.domain.models import Customer
-    from guanxi.plugins.scoring.models import ScoringPart
+    from guanxi.plugins.scoring.models import ScoringScore
+    from guanxi.plugins.scoring.parts import decode
 
     async with runtime.session(tenant_id) as s:
         rows = (
             await s.execute(
-                select(Customer.display_name, ScoringPart)
-                .join(Customer, Customer.id == ScoringPart.customer_id)
-                .where(ScoringPart.component == component)
+                select(Customer.display_name, Customer.id, ScoringScore.parts).join(Customer, Customer.id == ScoringScore.customer_id)
             )
         ).all()
-    return {name: part for name, part in rows}
+    return {
+        name: SimpleNamespace(customer_id=cid, **msgspec.structs.asdict(part))
+        for name, cid, stored in rows
+        for part in decode(stored)
+        if part.component == component
+    }
 
 
 async def test_a_customer_turning_unhappy_loses_points_through_the_trend_component(runtime: Runtime, tenant_id: uuid.UUID) -> None:

@@ -14,7 +14,8 @@ from guanxi.core.runtime import Runtime
 from guanxi.core.services.customers import CustomerInput, create_customer
 from guanxi.core.services.identities import IdentityInput
 from guanxi.core.services.interactions import InteractionInput, record_interaction
-from guanxi.plugins.scoring.models import ScoringPart, ScoringScore
+from guanxi.plugins.scoring.models import ScoringScore
+from guanxi.plugins.scoring.parts import decode
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
@@ -55,8 +56,8 @@ class Shop:
 
     async def parts(self, customer_id: uuid.UUID) -> dict[tuple[str, str], Any]:
         async with self.runtime.session(self.ctx.tenant_id) as s:
-            rows = (await s.execute(select(ScoringPart).where(ScoringPart.customer_id == customer_id))).scalars()
-            return {(p.component, p.item): p for p in rows}
+            score = (await s.execute(select(ScoringScore).where(ScoringScore.customer_id == customer_id))).scalar_one_or_none()
+            return {(p.component, p.item): p for p in decode(score.parts if score else [])}
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.plugins("scoring")
 
 async def test_migrated_scoring_tables_match_the_models(runtime: Runtime) -> None:
     ours = {t for t in Base.metadata.tables if t.startswith("scoring_")}
-    assert ours == {"scoring_scores", "scoring_parts", "scoring_history", "scoring_assignments"}
+    assert ours == {"scoring_scores", "scoring_history", "scoring_assignments"}
 
     def diff(conn):  # type: ignore[no-untyped-def]
         ctx = MigrationContext.configure(
@@ -99,3 +99,41 @@ async def test_export_lists_score_parts_and_history_and_erasure_keeps_the_number
     parts = await shop.parts(cid)
     assert parts[("gossip.said", "")].reasons == [] and parts[("gossip.said", "")].value == 1
     assert await shop.total(cid) == pytest.approx(11)
+
+
+async def test_scoring_0002_moves_the_parts_onto_the_score_and_back(shop: Shop, runtime: Runtime) -> None:
+    """A downgrade to scoring_0001 writes each part of the stored arrays back as a row of
+    ``scoring_parts`` (engagement with its span of dates, the purchase measure, the profile);
+    the upgrade puts those rows back into the arrays, giving the same parts as before."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from guanxi.core.migrate import migrate_to
+    from tests.plugins.scoring.conftest import NOW
+
+    cid = await shop.customer(company="ACME", emails=["li@example.com"])
+    await shop.interact(cid, "message_in", at=NOW - dt.timedelta(days=2))
+    await shop.interact(cid, "message_in", at=NOW)
+    await shop.interact(cid, "purchase", at=NOW, amount=99.5)
+    before = await shop.parts(cid)
+    assert ("engagement", "message_in@*") in before and before[("purchase", "monetary")].measure == 99.5
+    rows = sa.table(
+        "scoring_parts", sa.column("customer_id", sa.Uuid()), sa.column("component", sa.String()), sa.column("item", sa.String()),
+        sa.column("count", sa.Integer()), sa.column("value", sa.Float()), sa.column("measure", sa.Float()),
+        sa.column("first_at", sa.DateTime(timezone=True)), sa.column("last_at", sa.DateTime(timezone=True)),
+    )  # fmt: skip
+    try:
+        await migrate_to(runtime, "scoring", "scoring_0001")
+        async with runtime.engine.connect() as conn:
+            found = {(r.component, r.item): r for r in (await conn.execute(sa.select(rows).where(rows.c.customer_id == cid))).all()}
+        assert set(found) == set(before)
+        engagement = found[("engagement", "message_in@*")]
+        assert (engagement.count, round(engagement.value, 9)) == (2, round(before[("engagement", "message_in@*")].value, 9))
+        first, last = (t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t for t in (engagement.first_at, engagement.last_at))
+        assert (first, last) == (NOW - dt.timedelta(days=2), NOW)
+        assert found[("purchase", "monetary")].measure == 99.5
+        await migrate_to(runtime, "scoring", "heads")
+        assert await shop.parts(cid) == before
+    finally:
+        await migrate_to(runtime, "scoring", "heads")
