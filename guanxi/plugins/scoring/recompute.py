@@ -219,18 +219,22 @@ class ScorePass:
             totals = _BATCH
         s = ScoringScore
         threshold = literal(max(history_min_change, EPSILON), Float)
+        # the recorded total before this pass (NULL: no score yet), one primary-key probe per
+        # customer: as a join, PostgreSQL planned a tenant's first recompute on statistics that
+        # saw scoring_scores empty and hashed the whole, growing table in every batch (O(n²):
+        # 38 s instead of 12 s at 200,000 customers)
+        previous = select(s.recorded_total).where(s.tenant_id == tenant_id, s.customer_id == totals.c.customer_id).scalar_subquery()
         changed = (
             select(
                 literal(tenant_id).label("tenant_id"),
                 totals.c.customer_id,
                 bindparam("at", type_=UTCDateTime()).label("at"),
                 totals.c.total,
-                s.recorded_total.label("previous"),
+                previous.label("previous"),
                 literal(cause[:200]).label("cause"),
             )
             .select_from(totals)
-            .outerjoin(s, (s.tenant_id == tenant_id) & (s.customer_id == totals.c.customer_id))
-            .where(s.customer_id.is_(None) | (func.abs(s.recorded_total - totals.c.total) > threshold))
+            .where(previous.is_(None) | (func.abs(previous - totals.c.total) > threshold))
         )
         dialect_insert = _dialect_insert(runtime)
         history = (
