@@ -41,12 +41,12 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
-    text,
     true,
     union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.schema import CreateTable
 
 from guanxi.core.base import metrics
 from guanxi.core.base.context import Actor, RequestContext
@@ -135,9 +135,7 @@ _BATCH = Table(
     Column("parts", JSON, nullable=False),
     prefixes=["TEMPORARY"],
 )
-_BATCH_DDL = (
-    "CREATE TEMP TABLE IF NOT EXISTS scoring_batch (customer_id CHAR(32) NOT NULL PRIMARY KEY, total FLOAT NOT NULL, parts JSON NOT NULL)"
-)
+_BATCH_DDL = CreateTable(_BATCH, if_not_exists=True)
 
 
 def _totals(d: Dialect, tenant_id: uuid.UUID, scope: Scope, selects: list[Any]) -> Any:
@@ -215,7 +213,7 @@ class ScorePass:
         else:
             # the totals go to a scratch table of the connection first, so that the history and
             # the upsert read them without computing them twice
-            self.scratch = [text(_BATCH_DDL), delete(_BATCH), insert(_BATCH).from_select(["customer_id", "total", "parts"], computed)]
+            self.scratch = [_BATCH_DDL, delete(_BATCH), insert(_BATCH).from_select(["customer_id", "total", "parts"], computed)]
             totals = _BATCH
         s = ScoringScore
         threshold = literal(max(history_min_change, EPSILON), Float)
