@@ -25,11 +25,11 @@ def db() -> None:
 def db_upgrade(ctx: click.Context) -> None:
     """Apply core's and the enabled plugins' pending migrations."""
     from guanxi.core import migrate
-    from guanxi.core.services import accounts, files
+    from guanxi.core.services import accounts, reminders
 
     async def run(rt: Runtime) -> tuple[dict[str, list[str]], tuple[list[str], list[str]]]:
         heads = await migrate.upgrade(rt)
-        await files.schedule_sweep(rt)  # the daily sweep of unreferenced stored files
+        await reminders.schedule_deployment_jobs(rt)  # the file sweep, the count fold
         return heads, await accounts.import_config_accounts(rt)
 
     heads, (imported, skipped) = run_async(runtime_of(ctx), run, start_plugins=False, needs_tables=False)

@@ -789,8 +789,8 @@ async def load_demo(
         ):
             if rows and model is Customer:
                 # one statement for all of them (COPY on PostgreSQL): the live-customer count's
-                # statement trigger (0023_counts) fires once, where an executemany fired it per
-                # row, each update a new version of the same count row within one transaction
+                # statement trigger fires once (one count row), where an executemany fires it per
+                # row (a count row per customer until the fold)
                 await insert_rows(session, cast(Any, Customer).__table__, rows)
             elif rows:
                 await session.execute(insert(model), rows, execution_options={"render_nulls": True})

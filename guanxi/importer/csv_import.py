@@ -85,6 +85,7 @@ from pathlib import Path
 from guanxi.core.base.context import Actor, RequestContext
 from guanxi.core.base.errors import ValidationError
 from guanxi.core.runtime import Runtime, Tx
+from guanxi.core.services import counts
 from guanxi.core.storage.db import WRITE
 from guanxi.importer.events import fire_events
 from guanxi.importer.matching import refresh_statistics
@@ -138,6 +139,7 @@ async def import_customers(
         writer = await _write(runtime, tenant_id, actor or IMPORT_ACTOR, lk, path.name, spool, dry_run, progress)
     report.created, report.updated = writer.created, writer.updated
     if not dry_run:
+        await counts.fold(runtime, tenant_id)  # the count's row per write batch into one (PostgreSQL)
         await fire_events(runtime, tenant_id, writer.tx.ctx.actor, writer)
     report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -18,7 +18,7 @@ from guanxi.core.base.context import RequestContext
 from guanxi.core.base.ids import new_id
 from guanxi.core.domain.models import Customer, CustomerCount, utcnow
 from guanxi.core.runtime import Runtime
-from guanxi.core.services import customers, merge, merge_undo, pipelines, privacy, queries
+from guanxi.core.services import counts, customers, merge, merge_undo, pipelines, privacy, queries
 from guanxi.importer.csv_import import import_customers
 from guanxi.testing.sql import count_statements
 
@@ -123,9 +123,38 @@ async def test_the_count_stays_exact_under_concurrent_writers(runtime: Runtime, 
     await asyncio.gather(*(writer(k) for k in range(6)))
     # per writer: 2 + 1 (merged) + 2 (odd writers roll back their last round)
     await _assert_exact(runtime, tenant_id, 3 * (2 + 1 + 2) + 3 * (2 + 1))
+    assert await _rows(runtime, tenant_id) >= 1
+    await counts.fold(runtime)  # the job core.counts_fold: one row per tenant, the same count
+    assert await _rows(runtime, tenant_id) == 1
+    await _assert_exact(runtime, tenant_id, 3 * (2 + 1 + 2) + 3 * (2 + 1))
+
+
+async def _rows(runtime: Runtime, tenant_id: uuid.UUID) -> int:
     async with runtime.session(tenant_id) as s:
-        slots = int((await s.execute(select(func.count()).select_from(CustomerCount))).scalar_one())
-    assert 1 <= slots <= 16
+        return int((await s.execute(select(func.count()).select_from(CustomerCount))).scalar_one())
+
+
+async def test_customers_inserted_a_statement_each_in_one_transaction_append_count_rows_that_fold_into_one(
+    runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
+    """A driver's ``executemany`` runs the insert once per row, in one transaction. On PostgreSQL
+    each firing of the count trigger appends a row (updating one row again and again made every
+    update walk the versions before it: quadratic); the fold (the job ``core.counts_fold``, and
+    the end of an import) makes them one row per tenant, the count unchanged throughout. On SQLite
+    the trigger updates one row in place."""
+    before = (await _kept_and_counted(runtime, tenant_id))[0]
+    await counts.fold(runtime)
+    rows_before = await _rows(runtime, tenant_id)
+    async with runtime.write_session(tenant_id) as s:
+        for i in range(200):
+            await s.execute(insert(Customer), [{"tenant_id": tenant_id, "id": new_id(), "display_name": f"row {i}"}])
+        assert (await _kept_and_counted(runtime, tenant_id)) == (before, before)  # another snapshot: none of them yet
+    await _assert_exact(runtime, tenant_id, before + 200)
+    postgres = runtime.engine.dialect.name == "postgresql"
+    assert await _rows(runtime, tenant_id) == (rows_before + 200 if postgres else 1)
+    assert await counts.fold(runtime, tenant_id) == (rows_before + 200 if postgres else 0)
+    assert await _rows(runtime, tenant_id) == 1
+    await _assert_exact(runtime, tenant_id, before + 200)
 
 
 async def test_an_unfiltered_total_count_reads_the_maintained_count_and_scoped_counts_stay_exact(
@@ -163,3 +192,30 @@ async def test_an_unfiltered_total_count_reads_the_maintained_count_and_scoped_c
         with count_statements(runtime.engine) as seen:
             assert await total({"f": None}, sales) == 2
         assert not any("customer_counts" in s for s in seen), seen
+
+
+async def test_0024_count_deltas_down_and_up_keeps_every_tenants_count(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    """Downgrading ``0024_count_deltas`` folds the appended rows into 0023's slot 0 and restores
+    the update-in-place triggers; upgrading again appends. The count is exact at each step, and
+    the triggers installed at each step keep counting."""
+    from guanxi.core.migrate import migrate_to
+
+    ctx = RequestContext(tenant_id=tenant_id)
+
+    async def create(name: str) -> None:
+        async with runtime.transaction(ctx) as tx:
+            await customers.create_customer(tx, customers.CustomerInput(display_name=name))
+
+    await create("first")
+    await create("second")
+    base = (await _kept_and_counted(runtime, tenant_id))[0]
+    try:
+        await migrate_to(runtime, "core", "0023_counts")
+        await _assert_exact(runtime, tenant_id, base)
+        assert await _rows(runtime, tenant_id) == 1  # folded into slot 0
+        await create("under 0023")
+        await _assert_exact(runtime, tenant_id, base + 1)
+    finally:
+        await migrate_to(runtime, "core", "heads")
+    await create("under 0024")
+    await _assert_exact(runtime, tenant_id, base + 2)

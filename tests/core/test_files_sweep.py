@@ -21,6 +21,7 @@ from guanxi import RequestContext, Runtime, add_file_ref
 from guanxi.core.domain.models import FileRef, ScheduledJob
 from guanxi.core.queues.scheduler import job_kinds
 from guanxi.core.services import files as file_service
+from guanxi.core.services import reminders
 from guanxi.core.storage import files as storage
 from guanxi.core.storage.files import LocalFileStore
 from guanxi.testing import use_tenant
@@ -132,8 +133,8 @@ async def test_erasure_leaves_bytes_stored_within_the_grace_to_the_sweep(
 async def test_guanxi_db_upgrade_schedules_the_daily_sweep_as_a_core_job(runtime: Runtime, tenant_id: uuid.UUID) -> None:
     assert file_service.SWEEP_JOB in job_kinds(runtime) and job_kinds(runtime)[file_service.SWEEP_JOB][0] == "core"
     await use_tenant(runtime, tenant_id)
-    assert await file_service.schedule_sweep(runtime)
-    assert await file_service.schedule_sweep(runtime)  # again: the same job
+    assert await reminders.schedule_deployment_jobs(runtime)
+    assert await reminders.schedule_deployment_jobs(runtime)  # again: the same job
     async with runtime.session(tenant_id) as s:
         (job,) = (await s.execute(select(ScheduledJob).where(ScheduledJob.kind == file_service.SWEEP_JOB))).scalars()
     assert (job.key, job.cron, job.status) == ("core.files_sweep", "17 3 * * *", "scheduled")

@@ -327,16 +327,19 @@ class Customer(TenantScoped, Base):
 
 
 class CustomerCount(TenantScoped, Base):
-    """A tenant's live customers (not merged away), kept by triggers on ``customers`` (migration
-    ``0023_counts``), so an unfiltered ``totalCount`` reads a few rows whatever the tenant's size:
-    the count is ``sum(n)`` of the tenant's rows. Never written by the application.
+    """A tenant's live customers (not merged away), kept by triggers on ``customers`` (migrations
+    ``0023_counts``, ``0024_count_deltas``), so an unfiltered ``totalCount`` reads a few rows
+    whatever the tenant's size: the count is ``sum(n)`` of the tenant's rows. Never written by the
+    application.
 
-    On PostgreSQL the triggers add to the row ``slot = pg_backend_pid() % 16``: concurrent
-    writers on other connections update other rows (no single hot row for imports and ingest),
-    each transaction's delta commits or rolls back with its customers (so a snapshot's sum is
-    exactly its count), inserts and deletes are counted once per statement (transition tables),
-    merges and unmerges once per row whose liveness changed. On SQLite (one writer at a time)
-    every change goes to slot 0."""
+    On PostgreSQL each trigger firing appends a row with a new ``slot`` (sequence
+    ``customer_counts_slot``): no writer waits on another, no transaction updates one row again
+    and again (a per-row ``executemany`` of customers would walk ever more row versions), each
+    transaction's rows commit or roll back with its customers (so a snapshot's sum is exactly its
+    count); inserts and deletes are counted once per statement (transition tables), merges and
+    unmerges once per row whose liveness changed. The job ``core.counts_fold`` folds a tenant's
+    rows into one (:mod:`guanxi.core.services.counts`). On SQLite (one writer at a time) every
+    change updates slot 0 in place."""
 
     __tablename__ = "customer_counts"
 

@@ -185,19 +185,3 @@ SWEEP_CRON = "17 3 * * *"
 
 async def run_sweep(job: JobRun) -> None:
     await sweep(job.runtime)
-
-
-async def schedule_sweep(runtime: Runtime) -> bool:
-    """Schedule the daily sweep (``guanxi db upgrade`` does), carried by the configured tenant's
-    scheduler rows though it sweeps for every tenant; False while that tenant does not exist."""
-    from guanxi.core.base.context import RequestContext
-    from guanxi.core.base.errors import NotFoundError
-    from guanxi.core.services.schedule import schedule_job
-
-    try:
-        tenant_id = await runtime.tenant_id()
-    except NotFoundError:
-        return False
-    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
-        await schedule_job(tx, SWEEP_JOB, SWEEP_JOB, cron=SWEEP_CRON, max_attempts=3)
-    return True

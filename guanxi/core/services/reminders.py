@@ -16,10 +16,11 @@ import uuid
 from sqlalchemy import select
 
 from guanxi.core.base.context import Actor, RequestContext
+from guanxi.core.base.errors import NotFoundError
 from guanxi.core.domain.contracts import JobKind, JobRun
 from guanxi.core.domain.models import Customer, Task, Tenant, User, utcnow
-from guanxi.core.runtime import Tx
-from guanxi.core.services import files, notifications, schedule
+from guanxi.core.runtime import Runtime, Tx
+from guanxi.core.services import counts, files, notifications, schedule
 
 DUE_SOON = "core.task_due_soon"
 OVERDUE = "core.task_overdue"
@@ -95,4 +96,23 @@ CORE_JOB_KINDS = {
     files.SWEEP_JOB: JobKind(
         name=files.SWEEP_JOB, run=files.run_sweep, description="Delete stored files no reference holds any more", max_attempts=3
     ),
+    counts.FOLD_JOB: JobKind(
+        name=counts.FOLD_JOB, run=counts.run_fold, description="Fold each tenant's customer-count rows into one", max_attempts=3
+    ),
 }
+
+#: core's jobs for the whole deployment, by cron schedule (``guanxi db upgrade`` schedules them)
+DEPLOYMENT_JOBS = {files.SWEEP_JOB: files.SWEEP_CRON, counts.FOLD_JOB: counts.FOLD_CRON}
+
+
+async def schedule_deployment_jobs(runtime: Runtime) -> bool:
+    """Schedule :data:`DEPLOYMENT_JOBS` (again: the same jobs). They act for every tenant but are
+    carried by the configured tenant's scheduler rows; False while that tenant does not exist."""
+    try:
+        tenant_id = await runtime.tenant_id()
+    except NotFoundError:
+        return False
+    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
+        for kind, cron in DEPLOYMENT_JOBS.items():
+            await schedule.schedule_job(tx, kind, kind, cron=cron, max_attempts=CORE_JOB_KINDS[kind].max_attempts)
+    return True
