@@ -52,6 +52,9 @@ class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     busy_timeout_ms: Annotated[int, msgspec.Meta(ge=0)] = 5000
     # PostgreSQL: set the tenant on every transaction for the policies of `guanxi db rls enable`
     row_level_security: bool = False
+    # PostgreSQL: let the server JIT-compile queries whose estimated cost passes jit_above_cost
+    # (off: Guanxi's statements are short, and a compile cost more than the statement saved)
+    jit: bool = False
 
 
 class PluginSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
