@@ -4,7 +4,7 @@ On PostgreSQL the triggers on ``customers`` append a row per statement that chan
 live customers (migration ``0024_count_deltas``), so a tenant's count is the sum of a growing
 number of rows. :func:`fold` replaces each tenant's rows by one holding their sum, in one
 statement: readers see either the rows or their sum, the same number. The job
-``core.counts_fold`` folds every tenant every five minutes; an import folds its tenant when it
+``core.counts_fold`` folds every tenant every minute; an import folds its tenant when it
 ends. On SQLite the triggers update one row per tenant in place, and there is nothing to fold.
 """
 
@@ -19,7 +19,7 @@ from guanxi.core.runtime import Runtime
 
 #: the job that folds every tenant's count rows (for the whole deployment)
 FOLD_JOB = "core.counts_fold"
-FOLD_CRON = "*/5 * * * *"
+FOLD_CRON = "* * * * *"
 
 #: one fold at a time (two folds deleting the same rows in different orders could deadlock)
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('guanxi.customer_counts'))"

@@ -12,7 +12,7 @@ nothing reads or updates an earlier row, so each costs the same however many cam
 the transaction, and concurrent writers never wait on each other (not even two connections whose
 pids fell on the same slot). The count is still ``sum(n)`` of the tenant's rows, exact in every
 snapshot. The rows are folded into one per tenant by the job ``core.counts_fold``
-(:func:`guanxi.core.services.counts.fold`), every few minutes, and by an import when it ends.
+(:func:`guanxi.core.services.counts.fold`), every minute, and by an import when it ends.
 
 SQLite is unchanged: its row triggers update slot 0 in place (no versions to walk).
 
