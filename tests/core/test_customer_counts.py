@@ -151,8 +151,10 @@ async def test_customers_inserted_a_statement_each_in_one_transaction_append_cou
         assert (await _kept_and_counted(runtime, tenant_id)) == (before, before)  # another snapshot: none of them yet
     await _assert_exact(runtime, tenant_id, before + 200)
     postgres = runtime.engine.dialect.name == "postgresql"
-    assert await _rows(runtime, tenant_id) == (rows_before + 200 if postgres else 1)
-    assert await counts.fold(runtime, tenant_id) == (rows_before + 200 if postgres else 0)
+    rows_after = await _rows(runtime, tenant_id)
+    # a row per statement (two that drew the same random slot of 2³¹ add up in one: rare)
+    assert rows_before + 190 <= rows_after <= rows_before + 200 if postgres else rows_after == 1
+    assert await counts.fold(runtime, tenant_id) == (rows_after if postgres else 0)
     assert await _rows(runtime, tenant_id) == 1
     await _assert_exact(runtime, tenant_id, before + 200)
 

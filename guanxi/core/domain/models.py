@@ -332,8 +332,8 @@ class CustomerCount(TenantScoped, Base):
     whatever the tenant's size: the count is ``sum(n)`` of the tenant's rows. Never written by the
     application.
 
-    On PostgreSQL each trigger firing appends a row with a new ``slot`` (sequence
-    ``customer_counts_slot``): no writer waits on another, no transaction updates one row again
+    On PostgreSQL each trigger firing appends a row with a random ``slot`` (two that draw the
+    same one add up in it; a fold puts a tenant's sum in slot 0): no writer waits on another, no transaction updates one row again
     and again (a per-row ``executemany`` of customers would walk ever more row versions), each
     transaction's rows commit or roll back with its customers (so a snapshot's sum is exactly its
     count); inserts and deletes are counted once per statement (transition tables), merges and

@@ -3,7 +3,8 @@
 On PostgreSQL the triggers on ``customers`` append a row per statement that changed a tenant's
 live customers (migration ``0024_count_deltas``), so a tenant's count is the sum of a growing
 number of rows. :func:`fold` replaces each tenant's rows by one holding their sum, in one
-statement: readers see either the rows or their sum, the same number. The job
+statement, into slot 0 (the triggers never draw it): readers see either the rows or their sum,
+the same number. The job
 ``core.counts_fold`` folds every tenant every minute; an import folds its tenant when it
 ends. On SQLite the triggers update one row per tenant in place, and there is nothing to fold.
 """
@@ -29,8 +30,7 @@ WITH many AS (
 ), gone AS (
     DELETE FROM customer_counts c USING many WHERE c.tenant_id = many.tenant_id RETURNING c.tenant_id, c.n
 ), folded AS (
-    INSERT INTO customer_counts (tenant_id, slot, n)
-    SELECT tenant_id, nextval('customer_counts_slot'), sum(n) FROM gone GROUP BY tenant_id
+    INSERT INTO customer_counts (tenant_id, slot, n) SELECT tenant_id, 0, sum(n) FROM gone GROUP BY tenant_id
     RETURNING 1
 )
 SELECT count(*) FROM gone"""

@@ -7,10 +7,12 @@ row once per customer. PostgreSQL cannot prune the versions a transaction still 
 every update walked all the earlier ones: quadratic. A raw ``executemany`` of a million customers
 had written ~410,000 of them in 9 minutes, slowing down.
 
-Now every firing **inserts** a row with a new slot from the sequence ``customer_counts_slot``:
-nothing reads or updates an earlier row, so each costs the same however many came before it in
-the transaction, and concurrent writers never wait on each other (not even two connections whose
-pids fell on the same slot). The count is still ``sum(n)`` of the tenant's rows, exact in every
+Now every firing **inserts** a row with a random slot (16 to 2³¹−1): nothing reads or updates an
+earlier row, so each costs the same however many came before it in the transaction, and
+concurrent writers do not wait on each other (not even two connections whose pids fell on the
+same slot). Two firings that draw the same slot add up in one row (``ON CONFLICT … DO UPDATE``,
+as before): rare, and still exact. (Not a sequence: an application role granted only the tables
+could not call ``nextval``, and every insert of a customer would fail.) The count is still ``sum(n)`` of the tenant's rows, exact in every
 snapshot. The rows are folded into one per tenant by the job ``core.counts_fold``
 (:func:`guanxi.core.services.counts.fold`), every minute, and by an import when it ends.
 
@@ -57,12 +59,13 @@ END $$""",
     ]
 
 
-#: 0023's slots are 0–15: the sequence starts above them
-APPEND = _functions("nextval('customer_counts_slot')", "")
+_ADD = "\nON CONFLICT (tenant_id, slot) DO UPDATE SET n = c.n + EXCLUDED.n"
+#: a random slot above 0023's 0–15 (0 is where a fold puts a tenant's sum)
+APPEND = _functions("16 + floor(random() * 2147483631)::int", _ADD)
 #: 0023_counts' functions, for the downgrade
-UPDATE_IN_PLACE = _functions("pg_backend_pid() % 16", "\nON CONFLICT (tenant_id, slot) DO UPDATE SET n = c.n + EXCLUDED.n")
+UPDATE_IN_PLACE = _functions("pg_backend_pid() % 16", _ADD)
 
-#: every tenant's rows into one (the downgrade's slot 0 is one of 0023's slots)
+#: every tenant's rows into one, slot 0 (one of 0023's slots)
 _FOLD_TO_ZERO = """
 WITH gone AS (DELETE FROM customer_counts RETURNING tenant_id, n)
 INSERT INTO customer_counts (tenant_id, slot, n) SELECT tenant_id, 0, sum(n) FROM gone GROUP BY tenant_id"""
@@ -71,7 +74,6 @@ INSERT INTO customer_counts (tenant_id, slot, n) SELECT tenant_id, 0, sum(n) FRO
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute("CREATE SEQUENCE customer_counts_slot START WITH 16")
     for statement in APPEND:
         op.execute(statement)
 
@@ -82,4 +84,3 @@ def downgrade() -> None:
     for statement in UPDATE_IN_PLACE:
         op.execute(statement)
     op.execute(_FOLD_TO_ZERO)
-    op.execute("DROP SEQUENCE customer_counts_slot")
