@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 from guanxi import RequestContext, Runtime, add_file_ref
 from guanxi.core.domain.models import FileRef, ScheduledJob
 from guanxi.core.queues.scheduler import job_kinds
+from guanxi.core.services import counts, reminders
 from guanxi.core.services import files as file_service
-from guanxi.core.services import reminders
 from guanxi.core.storage import files as storage
 from guanxi.core.storage.files import LocalFileStore
 from guanxi.testing import use_tenant
@@ -130,11 +130,15 @@ async def test_erasure_leaves_bytes_stored_within_the_grace_to_the_sweep(
     assert await file_service.drop_unreferenced(runtime, [key]) == [key] and not store.exists(key)
 
 
-async def test_guanxi_db_upgrade_schedules_the_daily_sweep_as_a_core_job(runtime: Runtime, tenant_id: uuid.UUID) -> None:
-    assert file_service.SWEEP_JOB in job_kinds(runtime) and job_kinds(runtime)[file_service.SWEEP_JOB][0] == "core"
+async def test_guanxi_db_upgrade_schedules_the_daily_sweep_and_the_count_fold_as_core_jobs(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+    for kind in (file_service.SWEEP_JOB, counts.FOLD_JOB):
+        assert kind in job_kinds(runtime) and job_kinds(runtime)[kind][0] == "core"
     await use_tenant(runtime, tenant_id)
     assert await reminders.schedule_deployment_jobs(runtime)
-    assert await reminders.schedule_deployment_jobs(runtime)  # again: the same job
+    assert await reminders.schedule_deployment_jobs(runtime)  # again: the same jobs
     async with runtime.session(tenant_id) as s:
-        (job,) = (await s.execute(select(ScheduledJob).where(ScheduledJob.kind == file_service.SWEEP_JOB))).scalars()
-    assert (job.key, job.cron, job.status) == ("core.files_sweep", "17 3 * * *", "scheduled")
+        jobs = (await s.execute(select(ScheduledJob).order_by(ScheduledJob.key))).scalars().all()
+    assert [(j.key, j.kind, j.cron, j.status) for j in jobs] == [
+        ("core.counts_fold", "core.counts_fold", "* * * * *", "scheduled"),
+        ("core.files_sweep", "core.files_sweep", "17 3 * * *", "scheduled"),
+    ]

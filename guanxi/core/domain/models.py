@@ -333,10 +333,10 @@ class CustomerCount(TenantScoped, Base):
     application.
 
     On PostgreSQL each trigger firing appends a row with a random ``slot`` (two that draw the
-    same one add up in it; a fold puts a tenant's sum in slot 0): no writer waits on another, no transaction updates one row again
-    and again (a per-row ``executemany`` of customers would walk ever more row versions), each
-    transaction's rows commit or roll back with its customers (so a snapshot's sum is exactly its
-    count); inserts and deletes are counted once per statement (transition tables), merges and
+    same one add up in it; a fold puts a tenant's sum in slot 0): no writer waits on another, no
+    transaction updates one row again and again (a per-row ``executemany`` of customers would
+    walk ever more row versions), each transaction's rows commit or roll back with its customers
+    (so a snapshot's sum is exactly its count); inserts and deletes are counted once per statement (transition tables), merges and
     unmerges once per row whose liveness changed. The job ``core.counts_fold`` folds a tenant's
     rows into one (:mod:`guanxi.core.services.counts`). On SQLite (one writer at a time) every
     change updates slot 0 in place."""

@@ -4,9 +4,9 @@ On PostgreSQL the triggers on ``customers`` append a row per statement that chan
 live customers (migration ``0024_count_deltas``), so a tenant's count is the sum of a growing
 number of rows. :func:`fold` replaces each tenant's rows by one holding their sum, in one
 statement, into slot 0 (the triggers never draw it): readers see either the rows or their sum,
-the same number. The job
-``core.counts_fold`` folds every tenant every minute; an import folds its tenant when it
-ends. On SQLite the triggers update one row per tenant in place, and there is nothing to fold.
+the same number. The job ``core.counts_fold`` folds every tenant every minute; an import folds
+its tenant when it ends. On SQLite the triggers update one row per tenant in place, and there is
+nothing to fold.
 """
 
 from __future__ import annotations

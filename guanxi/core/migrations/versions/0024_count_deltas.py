@@ -12,8 +12,8 @@ earlier row, so each costs the same however many came before it in the transacti
 concurrent writers do not wait on each other (not even two connections whose pids fell on the
 same slot). Two firings that draw the same slot add up in one row (``ON CONFLICT … DO UPDATE``,
 as before): rare, and still exact. (Not a sequence: an application role granted only the tables
-could not call ``nextval``, and every insert of a customer would fail.) The count is still ``sum(n)`` of the tenant's rows, exact in every
-snapshot. The rows are folded into one per tenant by the job ``core.counts_fold``
+could not call ``nextval``, and every insert of a customer would fail.) The count is still
+``sum(n)`` of the tenant's rows, exact in every snapshot. The rows are folded into one per tenant by the job ``core.counts_fold``
 (:func:`guanxi.core.services.counts.fold`), every minute, and by an import when it ends.
 
 SQLite is unchanged: its row triggers update slot 0 in place (no versions to walk).
