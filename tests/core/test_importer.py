@@ -411,3 +411,27 @@ async def test_each_write_batch_costs_the_same_statements_however_many_rows_it_h
     again = {key: await _import_statements(runtime, ctx, path, key[1]) for key, path in paths.items()}
     assert again[3, 20] - again[2, 20] == 7
     assert again[3, 60] == again[3, 20]
+
+
+@pytest.mark.parametrize("tuning", [True, False])
+async def test_import_runs_with_the_collector_tuned_and_restores_it(
+    runtime: Runtime, ctx: RequestContext, tmp_path: Path, tuning: bool
+) -> None:
+    """With ``server.gc_tuning`` (the default) both passes run with the heap frozen and the
+    server's thresholds; Python's settings are back when the import returns. Off: untouched."""
+    import gc
+
+    import msgspec
+
+    from guanxi.core.base.collector import THRESHOLDS
+
+    runtime.settings = msgspec.structs.replace(runtime.settings, server=msgspec.structs.replace(runtime.settings.server, gc_tuning=tuning))
+    path = write_csv(tmp_path / "c.csv", ["display_name", "email"], [[f"C{i}", f"c{i}@example.com"] for i in range(30)])
+    before = (gc.get_threshold(), gc.get_freeze_count())
+    seen: set[tuple[tuple[int, int, int], bool]] = set()
+    report = await import_customers(
+        runtime, ctx.tenant_id, path, batch_size=10, on_progress=lambda *_: seen.add((gc.get_threshold(), gc.get_freeze_count() > 0))
+    )
+    assert report.created == 30
+    assert seen == ({(THRESHOLDS, True)} if tuning else {(before[0], before[1] > 0)})
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
