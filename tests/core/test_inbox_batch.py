@@ -31,9 +31,25 @@ class PickyResolver:
         self.created.append(event.customer.display_name)
 
 
+class CountingApplier:
+    """An in-transaction hook with an effect outside the transaction (``calls``) and one queued
+    through it (``committed``)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.committed: list[str] = []
+
+    @hookimpl
+    def guanxi_inbound_applied(self, tx: Any, event: InboundEvent, applied: Any) -> None:
+        self.calls.append(event.provider_event_id)
+        if event.identity.external_id == "bad":
+            raise RuntimeError("cannot apply 'bad'")
+        tx.after_commit(lambda: self.committed.append(event.provider_event_id))
+
+
 @pytest.fixture
 def extra_plugins() -> dict[str, object]:
-    return {"picky": PickyResolver()}
+    return {"picky": PickyResolver(), "applier": CountingApplier()}
 
 
 @pytest.mark.plugins("picky")
@@ -58,6 +74,26 @@ async def test_a_failing_event_in_a_batch_is_rolled_back_alone_with_its_events(r
     assert "cannot resolve 'bad'" in (rows["b-1"].last_error or "")
     plugin = runtime.pm.get_plugin("picky")
     assert plugin.created == ["good-1", "good-2"]  # the failed event's customer_created never fired
+
+
+@pytest.mark.plugins("applier")
+async def test_a_failure_mid_batch_calls_earlier_hooks_again_but_their_queued_work_happens_once(
+    runtime: Runtime, tenant_id: uuid.UUID
+) -> None:
+    """As docs/plugins/hooks.md says of guanxi_inbound_applied: the events before a failing one
+    are applied again (one savepoint each), so the hook runs twice for them, while what it
+    queued through ``tx`` (after_commit here) runs once, after the commit."""
+    t0 = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    for n, who in enumerate(["good-1", "bad", "good-2"]):
+        event = InboundEvent(channel="web", provider_event_id=f"a-{n}", occurred_at=t0, identity=ProfileInput(external_id=who), kind="visit")
+        await inbox.ingest(runtime, tenant_id, event)
+    assert await inbox.run_once(runtime, tenant_id=tenant_id) == 3
+    plugin = runtime.pm.get_plugin("applier")
+    assert plugin.calls == ["a-0", "a-1", "a-0", "a-1", "a-2"]
+    assert plugin.committed == ["a-0", "a-2"]
+    async with runtime.session(tenant_id) as s:
+        statuses = {r.provider_event_id: r.status for r in (await s.execute(select(InboxEvent))).scalars()}
+    assert statuses == {"a-0": "done", "a-1": "pending", "a-2": "done"}
 
 
 async def _ingest(runtime: Runtime, tenant_id: uuid.UUID, prefix: str, people: list[str]) -> None:
