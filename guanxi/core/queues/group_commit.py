@@ -39,6 +39,20 @@ def _insert(engine: AsyncEngine) -> Any:
     return pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
 
 
+def _statement(engine: AsyncEngine) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id``, built once per dialect. Executed with a
+    list of rows, SQLAlchemy sends them as one multi-row ``VALUES`` ("insertmanyvalues") from a
+    statement compiled once: a ``.values(rows)`` statement was compiled again for every group
+    (about a sixth of the CPU of an ack)."""
+    stmt = _statements.get(engine.dialect.name)
+    if stmt is None:
+        stmt = _statements[engine.dialect.name] = _insert(engine)(InboxEvent).on_conflict_do_nothing().returning(InboxEvent.id)
+    return stmt
+
+
+_statements: dict[str, Any] = {}
+
+
 def _key(values: dict[str, Any]) -> tuple[str, str, str]:
     """The inbox's unique key (tenant, channel, provider event id): the order rows are inserted in."""
     return (str(values["tenant_id"]), values["channel"], values["provider_event_id"])
@@ -65,8 +79,7 @@ class _Group:
                 # the rows that queued while this waited for the write slot go in with it
                 taken, self.pending = self.pending[:MAX_GROUP], self.pending[MAX_GROUP:]
                 rows = sorted((v for v, _ in taken), key=_key)
-                stmt = _insert(engine)(InboxEvent).values(rows).on_conflict_do_nothing().returning(InboxEvent.id)
-                new = set((await conn.execute(stmt)).scalars())
+                new = set((await conn.execute(_statement(engine), rows)).scalars())
         except Exception as exc:
             if not taken:  # no write slot: the waiting requests get the error (busy)
                 taken, self.pending = self.pending, []
