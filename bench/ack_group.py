@@ -1,6 +1,6 @@
-"""The webhook ack's write on SQLite: group commit vs one transaction per ack, in process.
+"""The webhook ack's write: group commit vs one transaction per ack, in process.
 
-    python bench/ack_group.py [--events 2000] [--concurrency 16] [--rounds 4] [--json]
+    python bench/ack_group.py [--events 2000] [--concurrency 16] [--rounds 4] [--json] [--database-url URL]
 
 Seeds nothing but a tenant, then stores ``--events`` distinct inbound events per side with
 ``--concurrency`` concurrent callers, in alternating rounds (so the machine's drift hits both):
@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import msgspec  # noqa: E402
+from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: E402
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: E402
 
 from bench._smoke import add_smoke, parse  # noqa: E402
@@ -78,7 +79,8 @@ async def per_ack(rt: Runtime, tenant_id: uuid.UUID, e: InboundEvent) -> None:
         "event": msgspec.to_builtins(e),
         "trace_context": None,
     }
-    stmt = sqlite_insert(InboxEvent).values(**values).on_conflict_do_nothing().returning(InboxEvent.id)
+    insert = pg_insert if rt.engine.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(InboxEvent).values(**values).on_conflict_do_nothing().returning(InboxEvent.id)
     async with write_transaction(rt.engine) as conn:
         (await conn.execute(stmt)).scalar_one_or_none()
 
@@ -99,10 +101,10 @@ async def drive(events: list[InboundEvent], concurrency: int, store: Callable[[I
     return time.perf_counter() - t0, latencies
 
 
-async def run(args: argparse.Namespace, db: Path) -> dict[str, Any]:
+async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     from guanxi.core.services.pipelines import create_tenant
 
-    rt = Runtime.from_config(None, environ={"GUANXI_DATABASE_URL": f"sqlite+aiosqlite:///{db}"})
+    rt = Runtime.from_config(None, environ={"GUANXI_DATABASE_URL": url})
     try:
         await upgrade(rt)
         async with rt.session(None) as s, s.begin():
@@ -136,7 +138,7 @@ async def run(args: argparse.Namespace, db: Path) -> dict[str, Any]:
             "baseline_p99_ms": round(pct(lat["per_ack"], 0.99), 2),
             "ratio": round(grouped / base, 3),
             "inserts_per_ack": round(inserts / acks, 3),
-            "database": "sqlite",
+            "database": rt.engine.dialect.name,
         }
     finally:
         await rt.engine.dispose()
@@ -147,11 +149,12 @@ def main() -> None:
     p.add_argument("--events", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
     p.add_argument("--json", action="store_true")
     add_smoke(p, events=80, rounds=2)
     args = parse(p)
     with tempfile.TemporaryDirectory(prefix="guanxi-ack-") as tmp:
-        result = asyncio.run(run(args, Path(tmp) / "ack.db"))
+        result = asyncio.run(run(args, args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'ack.db'}"))
     if args.json:
         print(json.dumps(result))
     else:
