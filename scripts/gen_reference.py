@@ -49,6 +49,7 @@ CHANNEL_NAMES = [
 ]
 FIXTURES = [
     "database_url",
+    "own_database_url",
     "plugin_names",
     "extra_plugins",
     "plugin_config",

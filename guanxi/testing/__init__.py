@@ -7,6 +7,8 @@ Installing Guanxi registers the pytest plugin :mod:`guanxi.testing.plugin` (entr
   fresh ``guanxi_test_<random>`` database on the PostgreSQL server named by
   ``GUANXI_TEST_DATABASE_URL`` (dropped at the end). ``GUANXI_TEST_REQUIRE_POSTGRES=1`` fails the
   run when that variable is missing instead of falling back to SQLite.
+* ``own_database_url``: an empty database of the test alone, of the same kind (for a test of
+  what workers do across every tenant, where other tests' rows would be in the way).
 * ``runtime``: a started :class:`~guanxi.core.runtime.Runtime` on that database, migrated for the
   enabled plugins. Enable plugins with ``@pytest.mark.plugins("name", ...)``, give them settings
   by overriding ``plugin_config`` (``{"name": {"key": value}}``), register uninstalled plugin

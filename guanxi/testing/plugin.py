@@ -101,6 +101,25 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@_async_fixture
+async def own_database_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of this test alone, on the session database's kind (a SQLite file, or a
+    database created on the same PostgreSQL server and dropped afterwards), for a test about the
+    deployment as a whole (what the workers do across tenants), where rows other tests left in
+    the session database would be in the way. Not migrated: give it to a runtime and upgrade."""
+    from sqlalchemy.engine import make_url
+
+    if not database_url.startswith("postgresql"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'own.db'}"
+        return
+    name = f"guanxi_own_{secrets.token_hex(4)}"
+    await _pg_admin(database_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _pg_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 # -- runtime ----------------------------------------------------------------------------------
 
 

@@ -18,13 +18,12 @@ import pytest
 from sqlalchemy import func, select
 
 from guanxi import RequestContext, Runtime, add_file_ref
-from guanxi.core.domain.models import FileRef, ScheduledJob
+from guanxi.core.domain.models import FileRef
 from guanxi.core.queues.scheduler import job_kinds
 from guanxi.core.services import counts, reminders
 from guanxi.core.services import files as file_service
 from guanxi.core.storage import files as storage
 from guanxi.core.storage.files import LocalFileStore
-from guanxi.testing import use_tenant
 
 HOUR = 3600.0
 
@@ -130,15 +129,7 @@ async def test_erasure_leaves_bytes_stored_within_the_grace_to_the_sweep(
     assert await file_service.drop_unreferenced(runtime, [key]) == [key] and not store.exists(key)
 
 
-async def test_guanxi_db_upgrade_schedules_the_daily_sweep_and_the_count_fold_as_core_jobs(runtime: Runtime, tenant_id: uuid.UUID) -> None:
+async def test_the_daily_sweep_and_the_count_fold_are_core_job_kinds_of_the_deployment(runtime: Runtime) -> None:
+    """Registered as core's; tests/core/test_deployment_jobs.py covers how they are scheduled."""
     for kind in (file_service.SWEEP_JOB, counts.FOLD_JOB):
-        assert kind in job_kinds(runtime) and job_kinds(runtime)[kind][0] == "core"
-    await use_tenant(runtime, tenant_id)
-    assert await reminders.schedule_deployment_jobs(runtime)
-    assert await reminders.schedule_deployment_jobs(runtime)  # again: the same jobs
-    async with runtime.session(tenant_id) as s:
-        jobs = (await s.execute(select(ScheduledJob).order_by(ScheduledJob.key))).scalars().all()
-    assert [(j.key, j.kind, j.cron, j.status) for j in jobs] == [
-        ("core.counts_fold", "core.counts_fold", "* * * * *", "scheduled"),
-        ("core.files_sweep", "core.files_sweep", "17 3 * * *", "scheduled"),
-    ]
+        assert kind in reminders.DEPLOYMENT_JOBS and job_kinds(runtime)[kind][0] == "core"

@@ -85,7 +85,9 @@ async def test_a_failure_mid_batch_calls_earlier_hooks_again_but_their_queued_wo
     queued through ``tx`` (after_commit here) runs once, after the commit."""
     t0 = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
     for n, who in enumerate(["good-1", "bad", "good-2"]):
-        event = InboundEvent(channel="web", provider_event_id=f"a-{n}", occurred_at=t0, identity=ProfileInput(external_id=who), kind="visit")
+        event = InboundEvent(
+            channel="web", provider_event_id=f"a-{n}", occurred_at=t0, identity=ProfileInput(external_id=who), kind="visit"
+        )
         await inbox.ingest(runtime, tenant_id, event)
     assert await inbox.run_once(runtime, tenant_id=tenant_id) == 3
     plugin = runtime.pm.get_plugin("applier")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 import traceback
 import uuid
 
@@ -33,10 +34,13 @@ from guanxi.core.domain.models import ScheduledJob, utcnow
 from guanxi.core.queues.queue import QueueWorker, backoff, claim
 from guanxi.core.queues.queue import depth as queue_depth
 from guanxi.core.runtime import Runtime
-from guanxi.core.services.reminders import CORE_JOB_KINDS
+from guanxi.core.services.reminders import CORE_JOB_KINDS, schedule_deployment_jobs
 from guanxi.core.services.schedule import next_slot, tenant_zone
 
 log = logging.getLogger("guanxi.scheduler")
+#: how often a scheduler worker checks that the deployment's jobs (the file sweep, the count
+#: fold) are scheduled and carried by an active tenant, seconds
+DEPLOYMENT_CHECK_S = 300.0
 
 
 def job_kinds(runtime: Runtime) -> dict[str, tuple[str, JobKind]]:
@@ -157,6 +161,23 @@ class SchedulerWorker(QueueWorker):
     def __init__(self, runtime: Runtime, *, poll_s: float = 1.0, batch: int = 10, lease_s: float = 120.0, timeout_s: float = 60.0) -> None:
         super().__init__(poll_s=poll_s, batch=batch, lease_s=lease_s)
         self.runtime, self.timeout_s = runtime, timeout_s
+        #: when (monotonic) to check the deployment's jobs next; 0: at the first batch
+        self.deployment_check_at = 0.0
 
     async def run_batch(self) -> int:
+        if time.monotonic() >= self.deployment_check_at:
+            await self.check_deployment_jobs()
         return await run_once(self.runtime, limit=self.batch, lease_s=self.lease_s, timeout_s=self.timeout_s)
+
+    async def check_deployment_jobs(self) -> None:
+        """Schedule a deployment job that is missing or whose tenant was suspended
+        (:func:`~guanxi.core.services.reminders.schedule_deployment_jobs`): at the worker's first
+        batch, then every :data:`DEPLOYMENT_CHECK_S`, or a minute after a check that failed."""
+        try:
+            ok = await schedule_deployment_jobs(self.runtime, replace=False)
+        except Exception:
+            log.exception("checking the deployment's jobs failed; trying again in a minute")
+            self.deployment_check_at = time.monotonic() + 60
+            return
+        # no active tenant yet: look again soon, the first one may come any moment
+        self.deployment_check_at = time.monotonic() + (DEPLOYMENT_CHECK_S if ok else 60)

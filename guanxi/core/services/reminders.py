@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any, cast
 
 from sqlalchemy import select
 
 from guanxi.core.base.context import Actor, RequestContext
-from guanxi.core.base.errors import NotFoundError
 from guanxi.core.domain.contracts import JobKind, JobRun
-from guanxi.core.domain.models import Customer, Task, Tenant, User, utcnow
+from guanxi.core.domain.models import Customer, ScheduledJob, Task, Tenant, User, utcnow
 from guanxi.core.runtime import Runtime, Tx
 from guanxi.core.services import counts, files, notifications, schedule
+from guanxi.core.storage.db import write_transaction
+from guanxi.core.storage.tenancy import unscoped
 
 DUE_SOON = "core.task_due_soon"
 OVERDUE = "core.task_overdue"
@@ -101,18 +103,58 @@ CORE_JOB_KINDS = {
     ),
 }
 
-#: core's jobs for the whole deployment, by cron schedule (``guanxi db upgrade`` schedules them)
+#: core's jobs for the whole deployment, by cron schedule (see :func:`schedule_deployment_jobs`)
 DEPLOYMENT_JOBS = {files.SWEEP_JOB: files.SWEEP_CRON, counts.FOLD_JOB: counts.FOLD_CRON}
 
 
-async def schedule_deployment_jobs(runtime: Runtime) -> bool:
-    """Schedule :data:`DEPLOYMENT_JOBS` (again: the same jobs). They act for every tenant but are
-    carried by the configured tenant's scheduler rows; False while that tenant does not exist."""
-    try:
-        tenant_id = await runtime.tenant_id()
-    except NotFoundError:
-        return False
-    async with runtime.transaction(RequestContext(tenant_id=tenant_id)) as tx:
-        for kind, cron in DEPLOYMENT_JOBS.items():
-            await schedule.schedule_job(tx, kind, kind, cron=cron, max_attempts=CORE_JOB_KINDS[kind].max_attempts)
+async def schedule_deployment_jobs(runtime: Runtime, *, replace: bool = True) -> bool:
+    """Keep one job of each of :data:`DEPLOYMENT_JOBS` scheduled for the deployment.
+
+    They act for every tenant, but a scheduler row belongs to a tenant, and the scheduler skips
+    the rows of a suspended tenant and a deleted tenant takes its rows with it. So each job is
+    carried by an *active* tenant: the one that holds it now, else the configured tenant, else
+    the oldest active tenant; a copy held by any other tenant (a suspended one, or one that was
+    the configured tenant before) is deleted. ``guanxi db upgrade`` calls this with ``replace``
+    (a job that exists is scheduled again, so a new cron or attempt limit takes effect); the
+    scheduler worker calls it without, when it starts and every
+    :data:`~guanxi.core.queues.scheduler.DEPLOYMENT_CHECK_S`: a job that is missing, was
+    cancelled (a tenant admin may cancel the jobs of the tenant that carries them) or whose
+    tenant was suspended is scheduled; one that is scheduled or running is left alone. So the jobs also
+    start on a database whose first tenant was created after the upgrade (``make run``: the
+    demo). False while no active tenant exists."""
+    jobs = cast(Any, ScheduledJob).__table__
+    async with runtime.session(None) as session, unscoped(session):
+        held: dict[str, list[tuple[uuid.UUID, bool, bool]]] = {}  # key -> (tenant, tenant active, job live)
+        stmt = (
+            select(ScheduledJob.key, ScheduledJob.tenant_id, Tenant.status, ScheduledJob.status)
+            .join(Tenant, Tenant.id == ScheduledJob.tenant_id)
+            .where(ScheduledJob.key.in_(list(DEPLOYMENT_JOBS)))
+            .order_by(ScheduledJob.created_at)
+        )
+        for key, tenant_id, tenant_status, job_status in await session.execute(stmt):
+            held.setdefault(key, []).append((tenant_id, tenant_status == "active", job_status in ("scheduled", "running")))
+        active = (
+            await session.execute(select(Tenant.id, Tenant.slug).where(Tenant.status == "active").order_by(Tenant.created_at, Tenant.id))
+        ).all()
+    configured = [tid for tid, slug in active if slug == runtime.settings.tenant]
+    candidates = configured or [tid for tid, _ in active]
+    default = candidates[0] if candidates else None
+    to_schedule: dict[uuid.UUID, list[str]] = {}
+    stale: list[tuple[str, uuid.UUID]] = []
+    for kind in DEPLOYMENT_JOBS:
+        holders = held.get(kind, [])
+        carrier = next((tid for tid, is_active, _ in holders if is_active), default)
+        if carrier is None:
+            return False
+        stale += [(kind, tid) for tid, _, _ in holders if tid != carrier]
+        if replace or not any(tid == carrier and live for tid, _, live in holders):
+            to_schedule.setdefault(carrier, []).append(kind)
+    for tenant_id, kinds in to_schedule.items():
+        async with runtime.transaction(RequestContext(tenant_id=tenant_id, actor=ACTOR)) as tx:
+            for kind in kinds:
+                await schedule.schedule_job(tx, kind, kind, cron=DEPLOYMENT_JOBS[kind], max_attempts=CORE_JOB_KINDS[kind].max_attempts)
+    if stale:
+        async with write_transaction(runtime.engine) as conn:  # across tenants on purpose: the copies no active tenant carries
+            for kind, tenant_id in stale:
+                await conn.execute(jobs.delete().where(jobs.c.tenant_id == tenant_id, jobs.c.key == kind))
     return True
