@@ -1,5 +1,5 @@
-"""The materials plugin in the GraphQL schema: ``Query.materials``, ``Mutation.createMaterial``
-and ``Mutation.shareMaterial``."""
+"""The materials plugin in the GraphQL schema: ``Query.materials``, ``Mutation.createMaterial``,
+``Mutation.archiveMaterial`` / ``restoreMaterial`` and ``Mutation.shareMaterial``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,9 @@ class MaterialType(Node):
     appid: str | None = strawberry.field(description="a mini-program card's app id")
     page_path: str | None = strawberry.field(description="a mini-program card's page (the share's card adds the radar token)")
     created_at: dt.datetime
+    archived_at: dt.datetime | None = strawberry.field(
+        description="when it was archived (archiveMaterial): out of the library, not shared again; its links stay open"
+    )
 
     @classmethod
     def from_model(cls, m: Material) -> MaterialType:
@@ -59,6 +62,7 @@ class MaterialType(Node):
             appid=m.appid,
             page_path=m.page_path,
             created_at=m.created_at,
+            archived_at=m.archived_at,
         )
 
 
@@ -184,13 +188,23 @@ def _roles(info: Info) -> tuple[str, ...]:
 
 @strawberry.type
 class MaterialsQuery:
-    @strawberry.field(description="Materials the caller's roles may see, newest first; filter by folder, tag or kind.")
+    @strawberry.field(
+        description="Materials the caller's roles may see, newest first; filter by folder, tag or kind. "
+        "archived: false (the library, default), true (the archived ones) or null (both)."
+    )
     async def materials(
-        self, info: Info, folder: str | None = None, tag: str | None = None, kind: str | None = None, first: int = 20
+        self,
+        info: Info,
+        folder: str | None = None,
+        tag: str | None = None,
+        kind: str | None = None,
+        first: int = 20,
+        archived: bool | None = False,
     ) -> list[MaterialType]:
         if not 0 < first <= MAX_PAGE:
             raise ValidationError(f"first must be between 1 and {MAX_PAGE}", field="first")
-        rows = await info.context.loaders.execute(library.list_stmt(_roles(info), folder=folder, tag=tag, kind=kind).limit(first))
+        stmt = library.list_stmt(_roles(info), folder=folder, tag=tag, kind=kind, archived=archived)
+        rows = await info.context.loaders.execute(stmt.limit(first))
         return [MaterialType.from_model(m) for m in rows.scalars()]
 
     @strawberry.field(description="Views, unique viewers, average read time and forwards per material or per salesperson.")
@@ -283,6 +297,17 @@ class MaterialsMutation:
 
         return await as_payload(run, MaterialPayload)
 
+    @strawberry.mutation(
+        description="Archive a material: out of the library (materials(archived: true) lists it) and not shared again; "
+        "the radar links already sent stay open and its views stay in the report."
+    )
+    async def archive_material(self, info: Info, id: strawberry.ID) -> MaterialPayload:
+        return await _set_archived(info, id, True)
+
+    @strawberry.mutation(description="Bring an archived material back into the library.")
+    async def restore_material(self, info: Info, id: strawberry.ID) -> MaterialPayload:
+        return await _set_archived(info, id, False)
+
     @strawberry.mutation(description="A radar link of a material for a customer (or for anyone, without customerId).")
     async def share_material(
         self, info: Info, material_id: strawberry.ID, customer_id: strawberry.ID | None = None
@@ -306,8 +331,18 @@ class MaterialsMutation:
         return await as_payload(run, MaterialSharePayload)
 
 
+async def _set_archived(info: Info, id: strawberry.ID, archived: bool) -> MaterialPayload:
+    async def run() -> MaterialPayload:
+        mid = from_global_id(id, "Material", field="id")
+        async with info.context.transaction() as tx:
+            row = await library.set_archived(tx, mid, _roles(info), archived)
+        return MaterialPayload(material=MaterialType.from_model(row))
+
+    return await as_payload(run, MaterialPayload)
+
+
 async def _by_id(info: Info, ids: list[uuid.UUID]) -> dict[uuid.UUID, MaterialType]:
-    rows = await info.context.loaders.execute(library.list_stmt(_roles(info)).where(Material.id.in_(ids)))
+    rows = await info.context.loaders.execute(library.list_stmt(_roles(info), archived=None).where(Material.id.in_(ids)))
     return {m.id: MaterialType.from_model(m) for m in rows.scalars()}
 
 

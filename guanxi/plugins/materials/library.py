@@ -13,6 +13,7 @@ from sqlalchemy import Select, or_, select
 
 from guanxi import add_file_ref
 from guanxi.core.base.errors import NotFoundError, ValidationError
+from guanxi.core.domain.models import utcnow
 from guanxi.core.runtime import Tx
 from guanxi.core.services.audit import audit
 from guanxi.plugins.materials.models import Material
@@ -132,8 +133,14 @@ def visible(stmt: Select[Any], roles: tuple[str, ...]) -> Select[Any]:
     return stmt.where(or_(Material.roles == "", *[Material.roles.contains(f",{r},") for r in roles]))
 
 
-def list_stmt(roles: tuple[str, ...], *, folder: str | None = None, tag: str | None = None, kind: str | None = None) -> Select[Any]:
+def list_stmt(
+    roles: tuple[str, ...], *, folder: str | None = None, tag: str | None = None, kind: str | None = None, archived: bool | None = False
+) -> Select[Any]:
+    """The materials ``roles`` may see, newest first; ``archived``: only archived ones (True),
+    only the others (False, the library), or both (None)."""
     stmt = select(Material)
+    if archived is not None:
+        stmt = stmt.where(Material.archived_at.is_not(None) if archived else Material.archived_at.is_(None))
     if folder is not None:
         stmt = stmt.where(Material.folder == folder.strip("/ "))
     if tag is not None:
@@ -148,3 +155,14 @@ async def material_for(session: Any, material_id: uuid.UUID, roles: tuple[str, .
     if found is None:
         raise NotFoundError("material not found")
     return found
+
+
+async def set_archived(tx: Tx, material_id: uuid.UUID, roles: tuple[str, ...], archived: bool) -> Material:
+    """Archive a material (out of the library, no new radar links; the links sent stay open, its
+    views and report stay) or restore it. Doing it twice changes nothing and is not audited again."""
+    material = await material_for(tx.session, material_id, roles)
+    if (material.archived_at is not None) != archived:
+        material.archived_at = utcnow() if archived else None
+        await tx.session.flush()
+        audit(tx, "material.archive" if archived else "material.restore", "material", material.id, {"title": material.title})
+    return material

@@ -48,6 +48,8 @@ class Material(TenantScoped, Base):
     roles: Mapped[str] = mapped_column(String(200), default="")
     owner_id: Mapped[uuid.UUID | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: archived: out of the library's lists and not shared again; the links already sent stay open
+    archived_at: Mapped[dt.datetime | None]
 
 
 class MaterialShare(TenantScoped, Base):

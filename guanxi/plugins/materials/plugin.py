@@ -56,8 +56,11 @@ def guanxi_permissions() -> list[Permission]:
         Permission(
             name="materials.manage",
             roles=MANAGE_ROLES,
-            fields=("Mutation.createMaterial", "Mutation.createScript"),
-            description="Add articles, videos, link cards (uploads: POST /materials/upload) and scripts to the library",
+            fields=("Mutation.createMaterial", "Mutation.archiveMaterial", "Mutation.restoreMaterial", "Mutation.createScript"),
+            description=(
+                "Add articles, videos, link cards (uploads: POST /materials/upload) and scripts to the library; "
+                "archive and restore materials"
+            ),
         ),
         Permission(
             name="materials.share",

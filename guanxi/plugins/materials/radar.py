@@ -66,6 +66,8 @@ async def share(tx: Tx, material: Material, customer_id: uuid.UUID | None) -> Ma
     sharer = tx.ctx.actor.user_id
     if sharer is None:
         raise ValidationError("only a staff user can share a material (this caller is not a user)", field="materialId")
+    if material.archived_at is not None:
+        raise ValidationError("the material is archived: restore it (restoreMaterial) to share it again", field="materialId")
     if customer_id is not None and await tx.session.get(Customer, (tx.tenant_id, customer_id)) is None:
         raise NotFoundError("customer not found")
     row = MaterialShare(id=uuid.uuid4(), material_id=material.id, sharer_id=sharer, customer_id=customer_id)

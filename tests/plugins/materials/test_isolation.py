@@ -16,6 +16,7 @@ from guanxi.core.services.pipelines import create_tenant
 from guanxi.graphql.ids import to_global_id
 from guanxi.plugins.materials import library, scripts
 from guanxi.plugins.materials.graphql import MaterialsMutation, MaterialsQuery
+from guanxi.plugins.materials.models import Material
 from guanxi.testing.plugin import api_key
 from tests.access.conftest import make_user
 from tests.plugins.materials.conftest import LIST, SHARE
@@ -30,6 +31,14 @@ ATTACKS: dict[str, tuple[str, Callable[[str, str], dict[str, Any]]]] = {
     "createMaterial": (
         'mutation { createMaterial(input: {kind: "link", title: "x", url: "https://a.example"}) { material { id } errors { code } } }',
         lambda mid, sid: {},
+    ),
+    "archiveMaterial": (
+        "mutation($id: ID!) { archiveMaterial(id: $id) { material { title } errors { code } } }",
+        lambda mid, sid: {"id": mid},
+    ),
+    "restoreMaterial": (
+        "mutation($id: ID!) { restoreMaterial(id: $id) { material { title } errors { code } } }",
+        lambda mid, sid: {"id": mid},
     ),
     "scripts": ("query { scripts { title text } }", lambda mid, sid: {}),
     "renderScript": ("query($s: ID!, $c: ID!) { renderScript(scriptId: $s, customerId: $c) }", lambda mid, sid: {"s": sid, "c": NOBODY}),
@@ -79,8 +88,11 @@ async def test_another_tenant_sees_nothing_of_a_material(
     text = response.text
     assert response.status_code == 200 and "A's secret" not in text
     body = response.json()
-    if field in ("shareMaterial", "sendScript"):
+    if field in ("shareMaterial", "sendScript") or (field in ("archiveMaterial", "restoreMaterial") and role == "admin"):
         assert body["data"][field]["errors"][0]["code"] == "NOT_FOUND"
+    if field in ("archiveMaterial", "restoreMaterial"):
+        async with runtime.session(tenant_id) as s:
+            assert (await s.get(Material, (tenant_id, material))).archived_at is None  # A's material untouched
     if field == "renderScript":
         assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     if field in ("materials", "materialReport", "scripts") and "data" in body and body["data"]:
