@@ -6,6 +6,7 @@ tenant, so tenants and jobs other tests left in the session database would be in
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -116,3 +117,13 @@ async def test_the_periodic_check_schedules_a_cancelled_job_again(rt: Runtime) -
         await s.execute(update(ScheduledJob).where(ScheduledJob.key == "core.files_sweep").values(status="cancelled"))
     await SchedulerWorker(rt).check_deployment_jobs()
     assert await carried(rt) == [("main", key, cron, "scheduled") for key, cron in JOBS]
+
+
+async def test_two_workers_starting_together_leave_one_job_of_each(rt: Runtime) -> None:
+    """Several processes start their scheduler at once: whichever schedules a job first, the
+    others find it or lose the race on its unique key, and none of them fails."""
+    await tenant(rt, "main")
+    workers = [SchedulerWorker(rt) for _ in range(4)]
+    await asyncio.gather(*(w.check_deployment_jobs() for w in workers))
+    assert await carried(rt) == [("main", key, cron, "scheduled") for key, cron in JOBS]
+    assert all(w.deployment_check_at > time.monotonic() for w in workers)

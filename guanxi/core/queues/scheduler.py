@@ -29,6 +29,8 @@ import time
 import traceback
 import uuid
 
+from sqlalchemy.exc import IntegrityError
+
 from guanxi.core.domain.contracts import JobKind, JobRun
 from guanxi.core.domain.models import ScheduledJob, utcnow
 from guanxi.core.queues.queue import QueueWorker, backoff, claim
@@ -175,6 +177,12 @@ class SchedulerWorker(QueueWorker):
         batch, then every :data:`DEPLOYMENT_CHECK_S`, or a minute after a check that failed."""
         try:
             ok = await schedule_deployment_jobs(self.runtime, replace=False)
+        except IntegrityError:
+            # another process scheduled the same job at the same moment (its key is unique per
+            # tenant): nothing is wrong, the next check finds it there
+            log.info("another process scheduled the deployment's jobs meanwhile; checking again in a minute")
+            self.deployment_check_at = time.monotonic() + 60
+            return
         except Exception:
             log.exception("checking the deployment's jobs failed; trying again in a minute")
             self.deployment_check_at = time.monotonic() + 60
