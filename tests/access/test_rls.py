@@ -115,3 +115,41 @@ async def test_an_import_under_row_level_security_writes_its_tenant_s_rows(app_r
     async with app_runtime.session(tenant) as s:
         rows = (await s.execute(text("SELECT kind, value FROM contact_points").execution_options(**{UNSCOPED: True}))).all()
     assert sorted(rows) == [("email", "han@example.com"), ("email", "li@example.com"), ("phone", "+8613800000001")]
+
+
+async def test_the_deployment_jobs_are_kept_under_row_level_security(runtime: Runtime, app_runtime: Runtime) -> None:
+    """The scheduler's check of the deployment's jobs reads and deletes across tenants: as an
+    ordinary role under the policies it still leaves one job of each kind, carried by an active
+    tenant, and moves one off a suspended tenant (other tests' tenants share this database, so
+    the test checks that rule rather than which tenant carries them)."""
+    from guanxi.core.services import reminders
+    from guanxi.core.storage.tenancy import unscoped
+
+    async with app_runtime.session(None) as s, s.begin():
+        with unscoped(s):
+            await create_tenant(s, f"rls-jobs-{secrets.token_hex(3)}", "jobs")
+
+    async def carriers() -> dict[str, list[tuple[uuid.UUID, str]]]:
+        sql = "SELECT j.key, j.tenant_id, t.status FROM scheduled_jobs j JOIN tenants t ON t.id = j.tenant_id WHERE j.key = ANY(:k)"
+        async with runtime.engine.connect() as conn:  # the owner: sees every row
+            rows = (await conn.execute(text(sql), {"k": list(reminders.DEPLOYMENT_JOBS)})).all()
+        out: dict[str, list[tuple[uuid.UUID, str]]] = {}
+        for key, tenant_id, status in rows:
+            out.setdefault(key, []).append((tenant_id, status))
+        return out
+
+    assert await reminders.schedule_deployment_jobs(app_runtime, replace=False)
+    before = await carriers()
+    assert sorted(before) == sorted(reminders.DEPLOYMENT_JOBS)
+    assert all(len(held) == 1 and held[0][1] == "active" for held in before.values())
+    suspended = before["core.counts_fold"][0][0]
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text("UPDATE tenants SET status = 'suspended' WHERE id = :t"), {"t": suspended})
+    try:
+        assert await reminders.schedule_deployment_jobs(app_runtime, replace=False)
+        after = await carriers()
+    finally:
+        async with runtime.engine.begin() as conn:
+            await conn.execute(text("UPDATE tenants SET status = 'active' WHERE id = :t"), {"t": suspended})
+    assert all(len(held) == 1 and held[0][1] == "active" for held in after.values())
+    assert after["core.counts_fold"][0][0] != suspended
