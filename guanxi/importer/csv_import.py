@@ -65,8 +65,8 @@ one lookup per key kind, one Core executemany per table, one audit entry), so th
 stays flat as the file grows. Both passes run with the garbage collector tuned as in a server
 (:func:`~guanxi.core.base.collector.tuned_gc`: the heap alive at the start frozen, the young
 generation collected less often; ``server.gc_tuning = false`` keeps Python's defaults), which
-took a sixth off the time of an import on SQLite. ``bench/import_customers.py`` compares an import with a raw
-``executemany`` of the same rows into the same tables. On PostgreSQL the import refreshes the
+took a sixth off the time of an import on SQLite. ``bench/import_customers.py`` compares an
+import with a raw ``executemany`` of the same rows into the same tables. On PostgreSQL the import refreshes the
 planner statistics (``ANALYZE``) as the tenant grows inside the transaction, see
 :func:`~guanxi.importer.matching.refresh_statistics`.
 

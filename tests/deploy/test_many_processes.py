@@ -30,14 +30,13 @@ import msgspec
 import pytest
 import websockets
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from guanxi import sign
 from guanxi.core.domain.models import InboxEvent, Interaction
 from guanxi.core.runtime import Runtime
 from guanxi.core.services.accounts import import_config_accounts
 from guanxi.core.services.pipelines import create_tenant
-from guanxi.testing.plugin import PG_ENV, TEST_SECRET, _pg_admin, api_key
+from guanxi.testing.plugin import PG_ENV, TEST_SECRET, api_key
 
 pytestmark = [
     pytest.mark.plugins("pigeon", "loyalty"),
@@ -91,23 +90,16 @@ class Processes:
 
 
 @pytest.fixture
-async def own_database(database_url: str, plugin_names: list[str]) -> AsyncIterator[str]:
+async def own_database(own_database_url: str, plugin_names: list[str]) -> str:
     """A database of this test alone (workers claim the rows of every tenant, so rows other
     tests left in the session database must not be there), migrated for pigeon and loyalty."""
     from guanxi.core.migrate import upgrade
 
-    name = f"guanxi_mp_{uuid.uuid4().hex[:8]}"
-    await _pg_admin(database_url, f'CREATE DATABASE "{name}"')
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    rt = Runtime.from_config(
-        environ={"GUANXI_DATABASE_URL": url, "GUANXI_PLUGINS": ",".join(plugin_names), "GUANXI__AUTH__SECRET": TEST_SECRET}
-    )
+    environ = {"GUANXI_DATABASE_URL": own_database_url, "GUANXI_PLUGINS": ",".join(plugin_names), "GUANXI__AUTH__SECRET": TEST_SECRET}
+    rt = Runtime.from_config(environ=environ)
     await upgrade(rt)
     await rt.engine.dispose()
-    try:
-        yield url
-    finally:
-        await _pg_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return own_database_url
 
 
 @pytest.fixture

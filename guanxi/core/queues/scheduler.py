@@ -172,20 +172,18 @@ class SchedulerWorker(QueueWorker):
         return await run_once(self.runtime, limit=self.batch, lease_s=self.lease_s, timeout_s=self.timeout_s)
 
     async def check_deployment_jobs(self) -> None:
-        """Schedule a deployment job that is missing or whose tenant was suspended
+        """Schedule a deployment job that is missing, was cancelled or whose tenant was suspended
         (:func:`~guanxi.core.services.reminders.schedule_deployment_jobs`): at the worker's first
-        batch, then every :data:`DEPLOYMENT_CHECK_S`, or a minute after a check that failed."""
+        batch, then every :data:`DEPLOYMENT_CHECK_S`; a minute after a check that failed or found
+        no active tenant (the first one may come any moment)."""
         try:
             ok = await schedule_deployment_jobs(self.runtime, replace=False)
         except IntegrityError:
             # another process scheduled the same job at the same moment (its key is unique per
             # tenant): nothing is wrong, the next check finds it there
             log.info("another process scheduled the deployment's jobs meanwhile; checking again in a minute")
-            self.deployment_check_at = time.monotonic() + 60
-            return
+            ok = False
         except Exception:
             log.exception("checking the deployment's jobs failed; trying again in a minute")
-            self.deployment_check_at = time.monotonic() + 60
-            return
-        # no active tenant yet: look again soon, the first one may come any moment
+            ok = False
         self.deployment_check_at = time.monotonic() + (DEPLOYMENT_CHECK_S if ok else 60)

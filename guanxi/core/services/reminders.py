@@ -119,9 +119,9 @@ async def schedule_deployment_jobs(runtime: Runtime, *, replace: bool = True) ->
     scheduler worker calls it without, when it starts and every
     :data:`~guanxi.core.queues.scheduler.DEPLOYMENT_CHECK_S`: a job that is missing, was
     cancelled (a tenant admin may cancel the jobs of the tenant that carries them) or whose
-    tenant was suspended is scheduled; one that is scheduled or running is left alone. So the jobs also
-    start on a database whose first tenant was created after the upgrade (``make run``: the
-    demo). False while no active tenant exists."""
+    tenant was suspended is scheduled; one that is scheduled or running is left alone. So the
+    jobs also start on a database whose first tenant was created after the upgrade (``make
+    run``: the demo). False while no active tenant exists."""
     jobs = cast(Any, ScheduledJob).__table__
     async with runtime.session(None) as session, unscoped(session):
         held: dict[str, list[tuple[uuid.UUID, bool, bool]]] = {}  # key -> (tenant, tenant active, job live)
