@@ -88,3 +88,15 @@ def test_the_page_bench_with_a_plugin_field_runs_at_its_smoke_size_without_error
     result = smoke("graphql_list.py", tmp_path, "--plugin-field")
     assert result["plugin_field"] and result["same_page"] and result["sql_layer"], result
     assert result["errors"] == 0 and result["baseline_errors"] == 0, result
+
+
+@pytest.mark.parametrize("script", ["ack_group.py", "import_customers.py"])
+async def test_a_bench_runs_on_postgresql_with_its_database_url(script: str, own_database_url: str, tmp_path: Path) -> None:
+    """The PostgreSQL path of a bench (``--database-url``) runs at its smoke size on a database of
+    its own, in CI's PostgreSQL leg."""
+    import asyncio
+
+    if not own_database_url.startswith("postgresql"):
+        pytest.skip("a bench's PostgreSQL path: CI's PostgreSQL leg runs it (GUANXI_TEST_DATABASE_URL)")
+    result = await asyncio.to_thread(smoke, script, tmp_path, "--database-url", own_database_url)
+    assert result["database"] == "postgresql" and result["ratio"] > 0, result
